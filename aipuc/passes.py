@@ -1,0 +1,24 @@
+"""Registry of every project pass by its kebab-case xdsl-opt name.
+
+Each entry imports its pass lazily so `xdsl-opt --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+from xdsl.passes import ModulePass
+
+# pass name -> "module:ClassName"
+_PASS_LOCATIONS: dict[str, str] = {}
+
+
+def _loader(location: str) -> Callable[[], type[ModulePass]]:
+    module, cls = location.split(":")
+    return lambda: getattr(import_module(module), cls)
+
+
+PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    name: _loader(location) for name, location in _PASS_LOCATIONS.items()
+}

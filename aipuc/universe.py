@@ -1,0 +1,40 @@
+"""The `xdsl.universe` entry point: makes aipuc's dialects and passes known to xdsl-opt."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.ir import Dialect
+from xdsl.passes import ModulePass
+from xdsl.universe import Universe
+
+
+def _axq() -> Dialect:
+    from aipuc.dialects.axq import AXQ
+
+    return AXQ
+
+
+def _aipu() -> Dialect:
+    from aipuc.dialects.aipu import AIPU
+
+    return AIPU
+
+
+def _mem() -> Dialect:
+    from aipuc.dialects.mem import MEM
+
+    return MEM
+
+
+def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Every project pass by its kebab-case name, imported lazily."""
+    from aipuc.passes import PASSES
+
+    return PASSES
+
+
+AIPUC_UNIVERSE = Universe(
+    all_dialects={"axq": _axq, "aipu": _aipu, "mem": _mem},
+    all_passes=get_all_passes(),
+)
