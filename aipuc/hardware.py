@@ -8,10 +8,10 @@ Memory sizes that the user may change live in CompilerConfig, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class MemorySpace(str, Enum):
+class MemorySpace(StrEnum):
     """Memory levels; values are the config spelling of the pools."""
 
     DDR = "global.ddr"
@@ -19,7 +19,7 @@ class MemorySpace(str, Enum):
     L1 = "global.l1"
 
 
-class Unit(str, Enum):
+class Unit(StrEnum):
     """Compute units of one AI core."""
 
     MVM = "mvm"  # in-memory-compute matrix-vector unit
