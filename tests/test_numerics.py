@@ -1,0 +1,389 @@
+"""Tests of the shared numerics against independent exact (Fraction) and pure-Python references."""
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aipuc import numerics as nx
+from aipuc.hardware import AIPU
+
+MANTISSA_BITS = AIPU.float18_mantissa_bits
+LANES = AIPU.dpu_lanes
+F18_MIN_EXPONENT = -126  # float18 shares float32's exponent range
+F18_OVERFLOW = Fraction(2) ** 128
+
+int32s = st.integers(-(2**31), 2**31 - 1)
+real_multipliers = st.floats(2.0**-32, 2.0**15)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def round_half_up_shift(value: int, shift: int) -> int:
+    """The documented requantization rounding, computed exactly."""
+    return math.floor(Fraction(value, 2**shift) + Fraction(1, 2))
+
+
+def f18_reference(exact: Fraction) -> float:
+    """Correctly rounded float18 (ties to even, gradual underflow, overflow to inf)."""
+    if exact == 0:
+        return 0.0
+    magnitude = abs(exact)
+    exponent = magnitude.numerator.bit_length() - magnitude.denominator.bit_length()
+    if Fraction(2) ** exponent > magnitude:
+        exponent -= 1
+    ulp = Fraction(2) ** (max(exponent, F18_MIN_EXPONENT) - MANTISSA_BITS)
+    rounded = round(magnitude / ulp) * ulp  # Fraction.__round__ ties to even
+    result = math.inf if rounded >= F18_OVERFLOW else float(rounded)
+    return math.copysign(result, exact)
+
+
+def f18_values(rng: np.random.Generator, size: int, low_exp: int, high_exp: int) -> np.ndarray:
+    """Random float18 values with exponents in [low_exp, high_exp)."""
+    mantissa = 1 + rng.integers(0, 2**MANTISSA_BITS, size) / 2**MANTISSA_BITS
+    sign = rng.choice([-1.0, 1.0], size)
+    return (sign * np.ldexp(mantissa, rng.integers(low_exp, high_exp, size))).astype(np.float32)
+
+
+def f18_sum_loop(row: list[float]) -> float:
+    """f18_sum's documented order, one scalar at a time, rounded by the Fraction reference."""
+
+    def add(a: float, b: float) -> float:
+        return f18_reference(Fraction(a) + Fraction(b))
+
+    groups = max(1, -(-len(row) // LANES))
+    padded = row + [0.0] * (groups * LANES - len(row))
+    acc = padded[:LANES]
+    for group in range(1, groups):
+        acc = [add(acc[lane], padded[group * LANES + lane]) for lane in range(LANES)]
+    width = LANES
+    while width > 1:
+        width //= 2
+        acc = [add(acc[lane], acc[lane + width]) for lane in range(width)]
+    return acc[0]
+
+
+# --------------------------------------------------------------------------- quantization
+
+
+@given(
+    st.floats(-1e4, 1e4),
+    st.floats(-1e4, 1e4),
+    st.lists(st.floats(0, 1), min_size=1, max_size=50),
+)
+def test_quantize_round_trip_within_half_a_step(a, b, fractions):
+    lo, hi = min(a, b), max(a, b)
+    scale, zp = nx.choose_qparams_asymmetric(lo, hi)
+    assert scale > 0 and -128 <= zp <= 127
+    assert nx.dequantize(nx.quantize(0.0, scale, zp), scale, zp) == 0  # 0 is exact
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    x = np.float32(lo + np.array(fractions) * (hi - lo))
+    q = nx.quantize(x, scale, zp)
+    assert q.dtype == np.int8
+    error = np.abs(nx.dequantize(q, scale, zp).astype(np.float64) - x)
+    assert np.all(error <= scale / 2 * (1 + 1e-5) + 1e-6 * np.abs(x))
+
+
+def test_quantize_rounds_half_to_even_and_clamps():
+    q = nx.quantize([0.5, 1.5, 2.5, -0.5, -1.5, 1e9, -1e9, np.inf], 1.0, 0)
+    assert q.tolist() == [0, 2, 2, 0, -2, 127, -128, 127]
+    assert nx.quantize([1e12], 1.0, 0, qmin=-(2**31), qmax=2**31 - 1).dtype == np.int32
+
+
+def test_qparams_of_all_zero_tensor_have_positive_scale():
+    scale, zp = nx.choose_qparams_asymmetric(0.0, 0.0)
+    assert scale > 0 and zp == -128
+    weight_scales = nx.choose_qparams_symmetric_per_channel(np.zeros((3, 4)), axis=0)
+    assert np.all(weight_scales > 0)
+
+
+def test_choose_qparams_asymmetric_per_channel_arrays():
+    lo, hi = np.array([-64.0, 0.5, -3.0]), np.array([191.0, 2.0, -1.0])
+    scale, zp = nx.choose_qparams_asymmetric(lo, hi)
+    assert scale.dtype == np.float32 and zp.dtype == np.int32
+    np.testing.assert_allclose(scale, [1.0, 2 / 255, 3 / 255], rtol=1e-6)
+    assert zp.tolist() == [-64, -128, 127]
+
+
+def test_symmetric_per_channel_weights_use_full_range_and_round_trip():
+    rng = np.random.default_rng(1)
+    w = rng.normal(size=(8, 3, 3, 5)).astype(np.float32) * rng.uniform(0.01, 10, (8, 1, 1, 1))
+    scales = nx.choose_qparams_symmetric_per_channel(w, axis=0)
+    q = nx.quantize(w, scales, 0, axis=0, qmin=-127, qmax=127)
+    assert np.abs(q).reshape(8, -1).max(axis=1).tolist() == [127] * 8
+    error = np.abs(nx.dequantize(q, scales, 0, axis=0) - w)
+    assert np.all(error <= scales[:, None, None, None] / 2 * (1 + 1e-5))
+    np.testing.assert_array_equal(nx.choose_qparams_symmetric_per_channel(w.T, axis=-1), scales)
+
+
+# --------------------------------------------------------------------------- requantization
+
+
+def test_quantize_multiplier_relative_error_and_normalisation():
+    real = np.concatenate([np.geomspace(1e-9, 2.0**15, 5000), [1.0, 0.5, 2.0**-32, 1 - 2**-40]])
+    multiplier, shift = nx.quantize_multiplier(real)
+    assert multiplier.dtype == np.int32
+    assert np.all((multiplier >= 2**30) & (multiplier.astype(np.int64) < 2**31))
+    approx = multiplier.astype(np.float64) * np.ldexp(1.0, -shift.astype(np.int64))
+    assert np.max(np.abs(approx / real - 1)) < 2.0**-30
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf, 2.0**30, 1e-12])
+def test_quantize_multiplier_rejects_out_of_range(bad):
+    with pytest.raises(ValueError):
+        nx.quantize_multiplier([0.5, bad])
+
+
+def test_requantize_matches_exact_rounding_rule_elementwise():
+    rng = np.random.default_rng(2)
+    acc = np.concatenate(
+        [
+            rng.integers(-(2**31), 2**31, 2000),
+            rng.integers(-5000, 5000, 2000),
+            [-(2**31), 2**31 - 1],
+        ]
+    )
+    real = np.exp(rng.uniform(np.log(1e-9), np.log(2.0**15), acc.size))
+    multiplier, shift = nx.quantize_multiplier(real)
+    zp = rng.integers(-128, 128, acc.size)
+    out = nx.requantize(acc, multiplier, shift, zp)
+    expected = [
+        min(127, max(-128, round_half_up_shift(int(a) * int(m), int(s)) + int(z)))
+        for a, m, s, z in zip(acc, multiplier, shift, zp, strict=True)
+    ]
+    assert out.dtype == np.int8
+    assert out.tolist() == expected
+
+
+def test_requantize_ties_round_half_up():
+    acc = np.arange(-7, 8)  # acc * 2**30 / 2**31 = acc / 2: every odd acc is a tie
+    out = nx.requantize(acc, 2**30, 31, 0)
+    assert out.tolist() == [-3, -3, -2, -2, -1, -1, 0, 0, 1, 1, 2, 2, 3, 3, 4]
+    assert out.tolist() == [round_half_up_shift(int(a) * 2**30, 31) for a in acc]
+
+
+@given(int32s, real_multipliers, st.integers(-128, 127))
+def test_requantize_scalar_property(acc, real, zp):
+    multiplier, shift = nx.quantize_multiplier(real)
+    expected = round_half_up_shift(acc * int(multiplier), int(shift)) + zp
+    assert nx.requantize(np.int32(acc), multiplier, shift, zp) == min(127, max(-128, expected))
+
+
+def test_requantize_per_channel_along_axis():
+    rng = np.random.default_rng(3)
+    acc = rng.integers(-(2**20), 2**20, (2, 6, 4, 4)).astype(np.int32)
+    multiplier, shift = nx.quantize_multiplier(rng.uniform(1e-5, 1e-3, 6))
+    out = nx.requantize(acc, multiplier, shift, -3, axis=1)
+    for channel in range(6):
+        per_tensor = nx.requantize(acc[:, channel], multiplier[channel], shift[channel], -3)
+        np.testing.assert_array_equal(out[:, channel], per_tensor)
+    expected = [
+        min(127, max(-128, round_half_up_shift(int(a) * int(multiplier[c]), int(shift[c])) - 3))
+        for (_, c, _, _), a in np.ndenumerate(acc)
+    ]
+    assert out.ravel().tolist() == expected
+
+
+def test_requantize_rejects_accumulators_beyond_int32():
+    with pytest.raises(ValueError):
+        nx.requantize(np.array([2**31], np.int64), 2**30, 31, 0)
+    with pytest.raises(TypeError):
+        nx.requantize(np.array([1.5]), 2**30, 31, 0)
+
+
+@given(st.integers(-(2**40), 2**40), st.integers(0, 20))
+def test_rounding_right_shift_is_round_half_up(x, shift):
+    assert nx.rounding_right_shift(x, shift) == round_half_up_shift(x, shift)
+
+
+def test_rounding_right_shift_examples_and_range():
+    out = nx.rounding_right_shift([5, -5, 7, -6, -7], [1, 1, 0, 2, 2])
+    assert out.tolist() == [3, -2, 7, -1, -2]
+    with pytest.raises(ValueError):
+        nx.rounding_right_shift(1, 63)
+
+
+# --------------------------------------------------------------------------- float18
+
+
+def test_to_float18_is_exact_on_representable_values():
+    rng = np.random.default_rng(4)
+    bits = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32)
+    bits &= np.uint32(~((1 << (23 - MANTISSA_BITS)) - 1) & 0xFFFFFFFF)
+    values = bits.view(np.float32)
+    values = values[~np.isnan(values)]
+    np.testing.assert_array_equal(nx.to_float18(values), values)
+
+
+def test_to_float18_matches_exact_rounding_on_random_bit_patterns():
+    rng = np.random.default_rng(5)
+    bits = rng.integers(0, 2**32, 3000, dtype=np.uint64).astype(np.uint32)
+    bits[:500] &= np.uint32(0x80FFFFFF)  # many subnormals and tiny normals
+    values = bits.view(np.float32)
+    values = values[np.isfinite(values)]
+    expected = [f18_reference(Fraction(float(v))) for v in values]
+    np.testing.assert_array_equal(nx.to_float18(values), np.array(expected, np.float32))
+
+
+def test_to_float18_ties_to_even_and_special_values():
+    ulp = 2.0**-MANTISSA_BITS
+    ties = np.float32([1 + ulp / 2, 1 + 3 * ulp / 2, -(1 + ulp / 2), 2 - ulp / 2])
+    np.testing.assert_array_equal(nx.to_float18(ties), [1.0, 1 + 2 * ulp, -1.0, 2.0])
+    largest = (2 - 2 * ulp) * 2.0**127
+    overflow = nx.to_float18(np.float32([largest, np.finfo(np.float32).max, -np.inf]))
+    np.testing.assert_array_equal(overflow, [largest, np.inf, -np.inf])
+    assert np.isnan(nx.to_float18(np.float32(np.nan)))
+
+
+def test_to_float18_is_monotonic_with_bounded_relative_error():
+    rng = np.random.default_rng(6)
+    values = np.sort(
+        (rng.choice([-1, 1], 200_000) * np.exp(rng.uniform(-80, 80, 200_000))).astype(np.float32)
+    )
+    rounded = nx.to_float18(values)
+    assert np.all(np.diff(rounded) >= 0)
+    relative = np.abs(rounded.astype(np.float64) / values - 1)
+    assert relative.max() <= 2.0 ** -(MANTISSA_BITS + 1)
+
+
+def test_f18_arithmetic_is_correctly_rounded():
+    rng = np.random.default_rng(7)
+    a, b = f18_values(rng, 2000, -20, 20), f18_values(rng, 2000, -20, 20)
+    b[:500] = nx.to_float18(-a[:500] * np.float32(1 + 2.0**-MANTISSA_BITS))  # cancellation
+    sums, products, reciprocals = nx.f18_add(a, b), nx.f18_mul(a, b), nx.f18_reciprocal(a)
+    for i in range(a.size):
+        fa, fb = Fraction(float(a[i])), Fraction(float(b[i]))
+        assert sums[i] == f18_reference(fa + fb)
+        assert products[i] == f18_reference(fa * fb)
+        assert reciprocals[i] == f18_reference(1 / fa)
+    assert nx.f18_reciprocal(np.float32(0)) == np.inf
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 200), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_f18_sum_equals_loop_in_documented_order(length, rows, seed):
+    rng = np.random.default_rng(seed)
+    x = f18_values(rng, rows * length, -8, 8).reshape(rows, length)
+    total = nx.f18_sum(x.T, axis=0)
+    np.testing.assert_array_equal(total, nx.f18_sum(x, axis=-1))
+    assert total.tolist() == [f18_sum_loop(row) for row in x.tolist()]
+
+
+def test_f18_sum_order_matters_and_is_fixed():
+    x = np.float32([2.0**10] + [1.0] * 127)  # each 1 alone vanishes against 2**10
+    assert nx.f18_sum(x) == f18_sum_loop(x.tolist())
+    assert nx.f18_sum(x) != f18_reference(Fraction(2**10 + 127))  # not the exact sum
+    np.testing.assert_array_equal(nx.f18_sum(np.tile(x, (3, 1)), axis=1), [nx.f18_sum(x)] * 3)
+
+
+# --------------------------------------------------------------------------- unary functions, LUTs
+
+MONOTONE = "relu sigmoid tanh hardsigmoid leakyrelu elu softplus exp erf sqrt identity".split()
+
+
+def test_erf_accuracy_against_math_erf():
+    x = np.concatenate([np.linspace(-9, 9, 200_001), [0.0, -0.0, 1e-300, 40.0, -np.inf]])
+    expected = np.array([math.erf(v) for v in x])
+    assert np.max(np.abs(nx.erf(x) - expected)) < 1e-7
+
+
+def test_unary_function_definitions():
+    fns = {name: factory() for name, factory in nx.UNARY_FUNCTIONS.items() if name != "clip"}
+    x = np.array([-2.0, 0.0, 3.0])
+    np.testing.assert_allclose(fns["hardswish"](x), [-1 / 3, 0, 3])
+    np.testing.assert_allclose(fns["hardsigmoid"](x), [0.1, 0.5, 1.0])
+    np.testing.assert_allclose(fns["leakyrelu"](x), [-0.02, 0, 3])
+    gelu_expected = [-(1 - math.erf(2**0.5)), 0, 3 * 0.998650102]
+    np.testing.assert_allclose(fns["gelu"](x), gelu_expected, rtol=1e-7)
+    np.testing.assert_allclose(fns["softplus"](np.array([-800.0, 0, 800])), [0, math.log(2), 800])
+    np.testing.assert_allclose(fns["silu"](x), x / (1 + np.exp(-x)))
+    np.testing.assert_allclose(fns["elu"](x), [math.expm1(-2), 0, 3])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["leakyrelu"](alpha=0.5)(x), [-1, 0, 3])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["clip"](min_value=0, max_value=6)(x), [0, 0, 3])
+
+
+@pytest.mark.parametrize("name", MONOTONE)
+def test_luts_of_monotone_functions_are_monotone(name):
+    table = nx.build_lut(nx.UNARY_FUNCTIONS[name](), 0.05, 7, 0.02, -10)
+    assert table.shape == (256,) and table.dtype == np.int8
+    assert np.all(np.diff(table.astype(int)) >= 0)
+
+
+def test_lut_exact_points_and_lookup():
+    codes = np.arange(-128, 128)
+    identity = nx.build_lut(nx.UNARY_FUNCTIONS["identity"](), 0.1, 3, 0.1, 3)
+    np.testing.assert_array_equal(identity, codes)
+    neg = nx.build_lut(nx.UNARY_FUNCTIONS["neg"](), 0.1, 0, 0.1, 0)
+    np.testing.assert_array_equal(neg, np.minimum(-codes, 127))
+    relu = nx.build_lut(nx.UNARY_FUNCTIONS["relu"](), 0.1, 5, 0.1, -128)
+    assert relu[5 + 128] == -128 and relu[127 + 128] == -128 + 122
+    sigmoid = nx.build_lut(nx.UNARY_FUNCTIONS["sigmoid"](), 0.05, 0, 1 / 256, -128)
+    assert sigmoid[128] == 0  # sigmoid(0) = 0.5 -> code 128 - 128
+    reciprocal = nx.build_lut(nx.UNARY_FUNCTIONS["reciprocal"](), 0.1, 0, 0.1, 0)
+    assert reciprocal[128] == 127  # 1/0 saturates
+    q = np.random.default_rng(8).integers(-128, 128, (3, 50)).astype(np.int8)
+    np.testing.assert_array_equal(nx.apply_lut(q, sigmoid), sigmoid[q.astype(int) + 128])
+
+
+def test_lut_rejects_nan_and_bad_tables():
+    with pytest.raises(ValueError):
+        nx.build_lut(np.log, 0.1, 0, 0.1, 0)
+    with pytest.raises(ValueError):
+        nx.apply_lut(np.int8([1]), np.zeros(255, np.int8))
+
+
+# --------------------------------------------------------------------------- softmax
+
+OUT_SCALE, OUT_ZP = 1 / 256, -128
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.floats(0.005, 0.5),
+    st.integers(-128, 127),
+    st.integers(1, 300),
+    st.integers(0, 2**32 - 1),
+)
+def test_softmax_int8_close_to_float_softmax(in_scale, in_zp, length, seed):
+    q = np.random.default_rng(seed).integers(-128, 128, (3, length)).astype(np.int8)
+    out = nx.softmax_int8(q, in_scale, in_zp, OUT_SCALE, OUT_ZP, axis=-1)
+    assert out.dtype == np.int8
+    expected = nx.softmax_float_reference(nx.dequantize(q, in_scale, in_zp), axis=-1)
+    steps = np.abs(nx.dequantize(out, OUT_SCALE, OUT_ZP) - expected) / OUT_SCALE
+    assert steps.max() <= 2
+
+
+def test_softmax_padding_with_neutral_value_does_not_change_bits():
+    rng = np.random.default_rng(9)
+    for length in (1, 63, 64, 100, 130):
+        q = rng.integers(-128, 128, (4, length)).astype(np.int8)
+        plain = nx.softmax_int8(q, 0.07, -5, OUT_SCALE, OUT_ZP)
+        for padded_length in (-(-length // LANES) * LANES, length + 2 * LANES):
+            garbage = rng.integers(-128, 128, (4, padded_length - length)).astype(np.int8)
+            padded = np.concatenate([q, garbage], axis=1)
+            out = nx.softmax_int8(padded, 0.07, -5, OUT_SCALE, OUT_ZP, valid_length=length)
+            np.testing.assert_array_equal(out[:, :length], plain)
+            assert np.all(out[:, length:] == OUT_ZP)
+
+
+def test_softmax_axis_determinism_and_table():
+    q = np.random.default_rng(10).integers(-128, 128, (2, 70, 5)).astype(np.int8)
+    out = nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, axis=1)
+    np.testing.assert_array_equal(out, nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, axis=1))
+    moved = nx.softmax_int8(np.moveaxis(q, 1, -1), 0.1, 0, OUT_SCALE, OUT_ZP)
+    np.testing.assert_array_equal(np.moveaxis(out, 1, -1), moved)
+    table = nx.softmax_exp_table(0.1)
+    assert table[0] == 1 and table.shape == (256,)
+    np.testing.assert_array_equal(table, nx.to_float18(table))
+
+
+def test_softmax_rejects_neutral_value_inside_the_table():
+    q = np.zeros((1, 64), np.int8)
+    with pytest.raises(ValueError, match="not negative enough"):
+        nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, neutral_value=-30.0, valid_length=10)
+    with pytest.raises(ValueError):
+        nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, valid_length=0)
