@@ -1,0 +1,68 @@
+"""aipuc: an xDSL compiler for an int8 edge AI accelerator with a bit-exact NumPy simulator.
+
+Public API:
+    CompilerConfig                                  the configuration (one definition)
+    import_model(model, ...) -> Graph               ONNX / torch -> axq, runnable in float
+    compile(model, config=None, calibration=None)   -> CompiledModel
+    load(output_dir)                                -> CompiledModel
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aipuc.config import CompilerConfig
+from aipuc.errors import AipucError
+
+if TYPE_CHECKING:
+    from aipuc.compiled import CompiledModel
+    from aipuc.graph import Graph
+
+__all__ = ["AipucError", "CompilerConfig", "compile", "import_model", "load"]
+__version__ = "0.1.0"
+
+
+def import_model(
+    model: object,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    example_input: object = None,
+    config: CompilerConfig | None = None,
+) -> Graph:
+    """Import an ONNX model (path, bytes, ModelProto) or a torch.nn.Module with an example input.
+
+    The whole model becomes one axq graph (host-side operators as `axq.host` ops);
+    `Graph.run(inputs)` interprets it in float32.
+    """
+    from aipuc.frontend.loader import load_model
+    from aipuc.frontend.onnx_import import import_onnx
+
+    config = CompilerConfig() if config is None else config
+    onnx_model = load_model(model, input_shapes=input_shapes, opset=config.onnx_opset_version,
+                            example_input=example_input)
+    return import_onnx(onnx_model, propagate_span_information=config.propagate_span_information)
+
+
+def compile(  # noqa: A001 - the public name the API promises
+    model: object,
+    config: CompilerConfig | None = None,
+    calibration: object = None,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    example_input: object = None,
+) -> CompiledModel:
+    """Compile `model` with `config`, calibrating on `calibration` (iterable of input dicts,
+    or a folder of .npy/.npz files). Writes `config.output_dir` and returns its CompiledModel."""
+    from aipuc.driver import compile_model
+
+    return compile_model(model, config, calibration, input_shapes=input_shapes,
+                         example_input=example_input)
+
+
+def load(output_dir: str | Path) -> CompiledModel:
+    """The CompiledModel of an output folder written by `compile`."""
+    from aipuc.compiled import CompiledModel
+
+    return CompiledModel.load(output_dir)

@@ -1,0 +1,257 @@
+"""The `aipuc` command: compile, run, config, example.
+
+A user error prints one line, `aipuc: error: ...`, and exits non-zero; the traceback is
+shown only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aipuc.errors import AipucError, ConfigError
+
+EXAMPLE_MODEL = "resnet18"
+EXAMPLE_SAMPLES = 8
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Subcommands accept --debug too; SUPPRESS keeps them from resetting the global flag.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logging")
+
+    def config_options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-c", "--config", type=Path, help="CompilerConfig file (.toml/.json)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[],
+                            metavar="KEY=VALUE", help="override one config field (repeatable)")
+
+    parser = argparse.ArgumentParser(prog="aipuc",
+                                     description="Compiler for the AIPU int8 edge accelerator.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    compile_cmd = commands.add_parser("compile", parents=[common], help="compile an ONNX model")
+    compile_cmd.add_argument("model", help="ONNX file, its folder, or (lower_only) an output folder")
+    config_options(compile_cmd)
+    compile_cmd.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
+    calibration = compile_cmd.add_mutually_exclusive_group()
+    calibration.add_argument("--calibration", type=Path,
+                             help="folder of .npy/.npz calibration samples")
+    calibration.add_argument("--synthetic-calibration", type=int, metavar="N",
+                             help="calibrate on N seeded random samples (no real data: "
+                                  "for trying the compiler, not for deployment)")
+    compile_cmd.add_argument("--input-shape", action="append", default=[],
+                             metavar="NAME=DIMS", help="fix a dynamic input, e.g. input=1x3x224x224")
+
+    run_cmd = commands.add_parser("run", parents=[common],
+                                  help="run a compiled model on inputs")
+    run_cmd.add_argument("output_dir", type=Path)
+    run_cmd.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE",
+                         help=".npy (for NAME, or the only input) or .npz keyed by input names")
+    run_cmd.add_argument("--quantized", action="store_true",
+                         help="run the integer reference instead of the instruction stream")
+    run_cmd.add_argument("--save", type=Path, help="write the outputs to this .npz file")
+
+    config_cmd = commands.add_parser("config", parents=[common], help="inspect configurations")
+    config_actions = config_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_actions.add_parser("schema", parents=[common], help="print the JSON Schema")
+    show = config_actions.add_parser("show", parents=[common], help="print the effective config")
+    config_options(show)
+    check = config_actions.add_parser("check", parents=[common], help="validate a config file")
+    check.add_argument("file", type=Path)
+
+    example = commands.add_parser("example", parents=[common],
+                                  help="compile a built-in model on synthetic data")
+    example.add_argument("--model", default=EXAMPLE_MODEL, help=f"zoo model ({EXAMPLE_MODEL})")
+    example.add_argument("--samples", type=int, default=EXAMPLE_SAMPLES,
+                         help="synthetic calibration samples")
+    config_options(example)
+    example.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
+    return parser
+
+
+def _load_config(args: argparse.Namespace, output_dir: Path | None = None):
+    from aipuc.config import CompilerConfig
+
+    config = CompilerConfig.load(args.config) if args.config else CompilerConfig()
+    overrides = list(args.overrides)
+    if output_dir is not None:
+        overrides.append(f"output_dir={json.dumps(str(output_dir))}")
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, _, dims = spec.rpartition("=")
+        try:
+            shapes[name] = [int(d) for d in dims.lower().split("x")]
+        except ValueError:
+            name = ""
+        if not name or not shapes.get(name) or min(shapes[name]) < 1:
+            raise ConfigError(f"--input-shape '{spec}' is not NAME=DIMS with positive dims, "
+                              "e.g. input=1x3x224x224")
+    return shapes
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    if sys.stderr.isatty() or done == total or done % max(1, total // 4) == 0:
+        end = "\n" if done == total else "\r" if sys.stderr.isatty() else "\n"
+        print(f"  {stage}: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The human summary of compilation_report.json."""
+    lines = [f"model      {report.get('model_name')}   (compiler_mode "
+             f"{report.get('compiler_mode')}, status {report.get('status')})"]
+    model = report.get("model", {})
+    for entry in model.get("inputs", []):
+        lines.append(f"input      {entry['name']}: {entry['dtype']}{entry['shape']}")
+    for entry in model.get("outputs", []):
+        lines.append(f"output     {entry['name']}: {entry['dtype']}{entry['shape']}")
+    lines.append("stages")
+    for stage in report.get("stages", []):
+        extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
+        detail = "  " + json.dumps(extra) if extra else ""
+        lines.append(f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s"
+                     f"{detail}")
+    quant = report.get("quantization")
+    if quant and "output_sqnr_db" in quant:
+        sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
+        lines.append(f"int8 vs float32 output SQNR ({quant['scheme']}, "
+                     f"{quant['calibration_samples']} calibration samples): {sqnr}")
+    if any(s["status"] == "not_built" for s in report.get("stages", [])):
+        lines.append("stopped after quantization: lowering to the instruction stream is not "
+                     "built yet (run_quantized gives the bit-exact integer reference)")
+    return "\n".join(lines)
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from aipuc.driver import compile_model
+
+    config = _load_config(args, args.output_dir)
+    calibration: Any = args.calibration
+    if args.synthetic_calibration is not None:
+        calibration = _synthetic_calibration(args.model, args.synthetic_calibration,
+                                             _parse_shapes(args.input_shape))
+    compiled = compile_model(args.model, config, calibration,
+                             input_shapes=_parse_shapes(args.input_shape) or None,
+                             progress=_progress)
+    print(format_report(compiled.report))
+    print(f"outputs in {compiled.output_dir}")
+    return 0
+
+
+def _synthetic_calibration(model: str, count: int, shapes: dict[str, list[int]]):
+    from aipuc.frontend.loader import load_model
+    from aipuc.models import sample_inputs
+
+    if count < 1:
+        raise ConfigError("--synthetic-calibration needs at least 1 sample")
+    onnx_model = load_model(model, input_shapes=shapes or None)
+    print(f"calibrating on {count} seeded synthetic samples (not real data)", file=sys.stderr)
+    return [sample_inputs(onnx_model, seed=seed) for seed in range(count)]
+
+
+def _example(args: argparse.Namespace) -> int:
+    from aipuc.driver import compile_model
+    from aipuc.models import build_model, sample_inputs
+
+    config = _load_config(args, args.output_dir)
+    model = build_model(args.model)
+    if not config.model_name:
+        config = config.with_overrides([f"model_name={json.dumps(args.model)}"])
+    print(f"aipuc example: built-in {args.model} (seeded random weights, built in code); "
+          f"calibrating on {args.samples} seeded synthetic samples, not real data", file=sys.stderr)
+    samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]
+    compiled = compile_model(model, config, samples, progress=_progress)
+    print(format_report(compiled.report))
+    print(f"outputs in {compiled.output_dir}")
+    return 0
+
+
+def _read_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
+    inputs: dict[str, np.ndarray] = {}
+    for spec in specs:
+        name, _, file = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        path = Path(file)
+        try:
+            loaded = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"--input '{spec}': cannot read {path}: {error}") from None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            inputs.update({key: loaded[key] for key in loaded.files})
+        else:
+            inputs[name or ""] = loaded
+    return inputs
+
+
+def _run(args: argparse.Namespace) -> int:
+    from aipuc.compiled import CompiledModel
+
+    compiled = CompiledModel.load(args.output_dir)
+    inputs = _read_inputs(args.input)
+    expected = [entry["name"] for entry in compiled.report["model"]["inputs"]]
+    if "" in inputs:
+        if len(expected) != 1:
+            raise ConfigError(f"the model has inputs {', '.join(expected)}: name them as "
+                              "--input NAME=FILE.npy")
+        inputs[expected[0]] = inputs.pop("")
+    results = compiled.run_quantized(inputs) if args.quantized else compiled.run(inputs)
+    for name, value in results.items():
+        print(f"{name}: {value.dtype}{list(value.shape)} min {value.min():.6g} "
+              f"max {value.max():.6g} mean {value.mean():.6g}")
+    if args.save:
+        np.savez(args.save, **results)
+        print(f"saved {args.save}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from aipuc.config import CompilerConfig
+
+    if args.action == "schema":
+        print(json.dumps(CompilerConfig.json_schema(), indent=2))
+    elif args.action == "show":
+        print(_load_config(args).show(), end="")
+    else:
+        CompilerConfig.load(args.file)
+        print(f"{args.file}: valid")
+    return 0
+
+
+COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _example}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except AipucError as error:
+        if args.debug:
+            raise
+        print(f"aipuc: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("aipuc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a compiler bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"aipuc: internal error: {type(error).__name__}: {error} "
+              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

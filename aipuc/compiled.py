@@ -1,0 +1,171 @@
+"""`CompiledModel`: a compilation's output folder, loaded and runnable.
+
+`run_quantized` runs the host preamble, the integer reference of the accelerated core and
+the host postamble: the level-2 semantics that the instruction stream must equal bit for
+bit. `run` executes the instruction stream on the simulator once lowering is built; until
+then it says so instead of pretending.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.func import FuncOp
+
+from aipuc import outputs
+from aipuc.dialects.axq import NAME_ATTR, QuantizedType, element_type, shape_of
+from aipuc.dialects.tensors import dtype_of
+from aipuc.errors import AipucError, ConfigError, ModelError
+
+
+def _main(module: ModuleOp) -> FuncOp:
+    for op in module.ops:
+        if isinstance(op, FuncOp):
+            return op
+    raise ModelError("the module holds no graph function")
+
+
+def _names(attrs, count: int, prefix: str) -> list[str]:
+    if attrs is None:
+        return [f"{prefix}{i}" for i in range(count)]
+    return [a.data[NAME_ATTR].data if NAME_ATTR in a.data else f"{prefix}{i}"  # type: ignore
+            for i, a in enumerate(attrs.data)]
+
+
+def _describe(name: str, type_) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": name, "shape": list(shape_of(type_)),
+                             "dtype": dtype_of(element_type(type_)).name}
+    element = element_type(type_)
+    if isinstance(element, QuantizedType):
+        entry["scale"] = element.scale_array().tolist()
+        entry["zero_point"] = element.zero_point_array().tolist()
+        if element.is_per_axis:
+            entry["axis"] = element.axis_index
+    return entry
+
+
+def io_manifest(module: ModuleOp) -> dict[str, Any]:
+    """Inputs and outputs of the graph: ONNX names, shapes, dtypes, and scales when int8."""
+    func = _main(module)
+    in_types, out_types = func.function_type.inputs.data, func.function_type.outputs.data
+    in_names = _names(func.arg_attrs, len(in_types), "input")
+    out_names = _names(func.res_attrs, len(out_types), "output")
+    return {
+        "inputs": [_describe(n, t) for n, t in zip(in_names, in_types, strict=True)],
+        "outputs": [_describe(n, t) for n, t in zip(out_names, out_types, strict=True)],
+    }
+
+
+def _quantized_entries(module: ModuleOp, side: str) -> dict[str, QuantizedType]:
+    func = _main(module)
+    types = func.function_type.inputs.data if side == "inputs" else func.function_type.outputs.data
+    entries = io_manifest(module)[side]
+    return {e["name"]: element_type(t) for e, t in zip(entries, types, strict=True)
+            if isinstance(element_type(t), QuantizedType)}
+
+
+def quantize_inputs(module: ModuleOp, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Float inputs of int8 graph inputs (remove_io_quantization) quantized with their scales."""
+    from aipuc.numerics import quantize
+
+    quantized = _quantized_entries(module, "inputs")
+    result = dict(inputs)
+    for name, qtype in quantized.items():
+        value = np.asarray(inputs[name])
+        if np.issubdtype(value.dtype, np.floating):
+            result[name] = quantize(value, qtype.scale, qtype.zero_point)
+    return result
+
+
+def dequantize_outputs(module: ModuleOp, values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Outputs as float: int8 graph outputs (remove_io_quantization) dequantized."""
+    from aipuc.numerics import dequantize
+
+    quantized = _quantized_entries(module, "outputs")
+    return {name: dequantize(value, quantized[name].scale, quantized[name].zero_point)
+            if name in quantized else value for name, value in values.items()}
+
+
+class CompiledModel:
+    """The result of `aipuc.compile`, or of `aipuc.load(output_dir)`."""
+
+    def __init__(self, output_dir: Path, report: dict[str, Any]):
+        self.output_dir = output_dir
+        self.report = report
+        self._runners: dict[str, Any] = {}
+        self._core = None
+
+    @classmethod
+    def load(cls, output_dir: str | Path) -> CompiledModel:
+        output_dir = Path(output_dir)
+        report_file = output_dir / outputs.REPORT_FILE
+        if not report_file.is_file():
+            raise ConfigError(f"'{output_dir}' is not an aipuc output folder (no "
+                              f"{outputs.REPORT_FILE}); compile a model into it first")
+        report = json.loads(report_file.read_text())
+        if report.get("status") != "ok":
+            error = report.get("error", {})
+            raise ModelError(f"the compilation in '{output_dir}' failed in stage "
+                             f"{error.get('stage', '?')}: {error.get('message', '')}")
+        return cls(output_dir, report)
+
+    @property
+    def core(self):
+        """The quantized core graph (axq, integer semantics), parsed on first use."""
+        if self._core is None:
+            from aipuc.quantization.artifacts import load_quantized_model
+
+            self._core = load_quantized_model(self.output_dir / outputs.QUANTIZED_MODEL)
+        return self._core
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return io_manifest(self.core.module)
+
+    def _host(self, part: str):
+        path = self.output_dir / outputs.INPUT_MODEL / f"{part}.onnx"
+        if not path.is_file():
+            return None
+        if part not in self._runners:
+            import onnx
+
+            from aipuc.runtime.host import HostRunner
+
+            self._runners[part] = HostRunner(onnx.load(str(path)))
+        return self._runners[part]
+
+    def run_quantized(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host preamble, integer reference of the core, host postamble.
+
+        Inputs are keyed by the ONNX model's input names. Graph inputs that are int8
+        (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
+        """
+        values = dict(inputs)
+        preamble = self._host("preamble")
+        if preamble is not None:
+            values = {**values, **preamble.run(values)}
+        core = self.core
+        core_inputs = quantize_inputs(core.module, {name: values[name] for name in core.inputs
+                                                    if name in values})
+        missing = [name for name in core.inputs if name not in core_inputs]
+        if missing:
+            raise ModelError(f"missing model input(s) {', '.join(missing)}; expected "
+                             f"{', '.join(core.inputs)}")
+        values.update(core.run(core_inputs))
+        postamble = self._host("postamble")
+        if postamble is not None:
+            values.update(postamble.run(values))
+        return {entry["name"]: values[entry["name"]]
+                for entry in self.report["model"]["outputs"]}
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the instruction stream on the simulator (not built yet: says so)."""
+        raise AipucError(
+            "this build has no instruction stream: lowering (axq -> aipu -> mem -> stream) and "
+            "the stream simulator are not built yet; use run_quantized() for the bit-exact "
+            "integer reference", stage="run")

@@ -1,0 +1,431 @@
+"""The compilation driver: runs the pipeline stages a CompilerConfig asks for.
+
+The driver is where the tooling fields of the config are read (output_dir,
+remove_output_dir, model_name, compiler_mode, trace_tvm_passes, save_error_artifact,
+randomize_onnx_model) and where every other field is handed, once, to the stage that
+honours it. Stages write into a staging folder that is committed at the end, so a failed
+compilation never leaves half-written outputs (see `aipuc.outputs`).
+
+The pipeline is built up to quantization; lowering to the instruction stream is reported
+as not built yet, plainly, in the report and on the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import traceback
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from aipuc import outputs
+from aipuc.compiled import CompiledModel, dequantize_outputs, io_manifest, quantize_inputs
+from aipuc.config import CompilerConfig, CompilerMode
+from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
+
+logger = logging.getLogger("aipuc")
+
+ProgressCallback = Callable[[str, int, int], None]
+"""progress(stage, done, total): called while long stages run (calibration)."""
+
+DEFAULT_OUTPUT_DIR = Path("aipuc-out")
+NOT_BUILT = "not_built"
+
+
+@dataclass
+class StageRecord:
+    name: str
+    status: str = "running"
+    seconds: float = 0.0
+    start: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Compilation:
+    """State shared by the stages of one compilation: config, staging folder, log, report."""
+
+    config: CompilerConfig
+    staged: outputs.StagedOutput
+    model_name: str
+    stages: list[StageRecord] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        logger.info(message)
+        self.log_lines.append(f"[{time.strftime('%H:%M:%S')}] {message}")
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[StageRecord]:
+        record = StageRecord(name, start=time.time())
+        self.stages.append(record)
+        self.log(f"stage {name}: start")
+        started = time.perf_counter()
+        try:
+            yield record
+        except AipucError as error:
+            record.status = "error"
+            if error.stage == AipucError.stage:
+                error.stage = name
+            raise
+        except Exception as error:  # a compiler bug: keep the stage, wrap for the report
+            record.status = "error"
+            raise CompilationError(
+                f"internal error in stage '{name}': {type(error).__name__}: {error} "
+                "(please report it with compilation_log.txt)",
+                stage=name,
+            ) from error
+        finally:
+            record.seconds = time.perf_counter() - started
+        record.status = "ok"
+        self.log(f"stage {name}: ok in {record.seconds:.2f} s")
+
+    def stage_table(self) -> list[dict[str, Any]]:
+        return [
+            {"stage": s.name, "status": s.status, "seconds": round(s.seconds, 4), **s.detail}
+            for s in self.stages
+        ]
+
+
+def resolve_output_dir(config: CompilerConfig, model_name: str) -> Path:
+    return Path(config.output_dir) if config.output_dir else DEFAULT_OUTPUT_DIR / model_name
+
+
+def _model_name(config: CompilerConfig, model: object) -> str:
+    if config.model_name:
+        return config.model_name
+    if isinstance(model, (str, Path)):
+        return Path(model).stem or "model"
+    if isinstance(model, onnx.ModelProto) and model.graph.name:
+        return model.graph.name
+    return "model"
+
+
+def compile_model(
+    model: object,
+    config: CompilerConfig | None = None,
+    calibration: object = None,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    example_input: object = None,
+    progress: ProgressCallback | None = None,
+):
+    """Compile `model` as `config` says; returns the `CompiledModel` of the output folder."""
+    config = CompilerConfig() if config is None else config
+    model_name = _model_name(config, model)
+    output_dir = resolve_output_dir(config, model_name)
+    staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
+    compilation = Compilation(config, staged, model_name)
+    compilation.log(f"aipuc compiling '{model_name}' into {output_dir} "
+                    f"(compiler_mode={config.compiler_mode})")
+    started = time.perf_counter()
+    try:
+        if config.compiler_mode == CompilerMode.LOWER_ONLY:
+            _lower_only(compilation, model)
+        else:
+            _quantize(compilation, model, calibration, input_shapes, example_input, progress)
+            if config.compiler_mode == CompilerMode.QUANTIZE_AND_LOWER:
+                _lower(compilation)
+        compilation.report["status"] = "ok"
+    except AipucError as error:
+        compilation.log(f"error in stage {error.stage}: {error}")
+        compilation.log_lines.append(traceback.format_exc())
+        _finish(compilation, time.perf_counter() - started, error=error)
+        staged.discard()
+        _write_failure(compilation, model, error)
+        raise
+    except BaseException:
+        staged.discard()
+        raise
+    _finish(compilation, time.perf_counter() - started)
+    staged.commit()
+    return CompiledModel.load(output_dir)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _quantize(compilation: Compilation, model, calibration, input_shapes, example_input,
+              progress) -> None:
+    from aipuc.frontend.graph_cleaner import clean_graph
+    from aipuc.frontend.loader import load_model
+    from aipuc.frontend.onnx_import import import_onnx
+    from aipuc.frontend.support import validate_operators
+    from aipuc.quantization.artifacts import (
+        export_quantized_graph,
+        quantization_debug_report,
+        quantize_graph,
+        save_quantized_model,
+    )
+    from aipuc.quantization.calibration import load_calibration
+    from aipuc.runtime.host import HostRunner
+
+    config, staged = compilation.config, compilation.staged
+
+    with compilation.stage("load"):
+        onnx_model = load_model(model, input_shapes=input_shapes,
+                                opset=config.onnx_opset_version, example_input=example_input)
+        onnx.save(onnx_model, staged.path(outputs.INPUT_MODEL, "model.onnx"))
+        compilation.report["model"] = _io_description(onnx_model)
+
+    with compilation.stage("clean") as record:
+        if config.run_graph_cleaner:
+            cleaned = clean_graph(
+                onnx_model,
+                split_pre_post_processing=config.graph_cleaner_split_pre_post_processing,
+                condition=config.graph_cleaner_condition,
+                node_type=config.graph_cleaner_node,
+                threshold=config.graph_cleaner_threshold,
+                remove_layout_transform_from_preamble=config.remove_layout_transform_from_preamble,
+                dump_core_onnx=_optional_inside(staged, config.graph_cleaner_dump_core_onnx,
+                                                "graph_cleaner_dump_core_onnx"),
+                dump_full_opt_onnx=_optional_inside(staged,
+                                                    config.graph_cleaner_dump_full_opt_onnx,
+                                                    "graph_cleaner_dump_full_opt_onnx"),
+            )
+            preamble, core, postamble = cleaned.preamble, cleaned.core, cleaned.postamble
+        else:
+            preamble, core, postamble = None, onnx_model, None
+        for part_name, part in (("preamble", preamble), ("core", core), ("postamble", postamble)):
+            if part is not None:
+                onnx.save(part, staged.path(outputs.INPUT_MODEL, f"{part_name}.onnx"))
+        record.detail["nodes"] = {name: len(part.graph.node) if part is not None else 0
+                                  for name, part in (("preamble", preamble), ("core", core),
+                                                     ("postamble", postamble))}
+        if config.validate_operators:
+            violations = validate_operators(core)
+            if violations:
+                listed = "; ".join(f"{v.node} ({v.op_type}): {v.reason}" for v in violations[:5])
+                more = f" and {len(violations) - 5} more" if len(violations) > 5 else ""
+                raise ModelError(
+                    f"{len(violations)} operator(s) in the accelerated core are not supported: "
+                    f"{listed}{more}; enable run_graph_cleaner to move them to the host or "
+                    "set validate_operators=false", stage="validate")
+
+    with compilation.stage("import") as record:
+        float_graph = import_onnx(core,
+                                  propagate_span_information=config.propagate_span_information)
+        record.detail["ops"] = sum(1 for _ in float_graph.module.walk()) - 2
+
+    with compilation.stage("quantize") as record:
+        samples = load_calibration(calibration, _full_inputs(onnx_model))
+        if preamble is not None:
+            runner = HostRunner(preamble)
+            samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
+        compilation.log(f"calibrating with {len(samples)} sample(s)")
+        record.detail["calibration_samples"] = len(samples)
+        quant_graph, stats = quantize_graph(
+            float_graph, samples,
+            quantization_scheme=str(config.quantization_scheme),
+            quantize_dw_channel_wise=config.quantize_dw_channel_wise,
+            remove_io_quantization=config.remove_io_quantization,
+            progress=(lambda done, total: progress("calibrate", done, total))
+            if progress else None,
+        )
+        save_quantized_model(staged.path(outputs.QUANTIZED_MODEL), quant_graph.module, stats)
+        if config.quantized_graph_export:
+            staged.write_json(export_quantized_graph(quant_graph.module),
+                              outputs.QUANTIZED_MODEL, "quantized_graph.json")
+        accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
+        record.detail["output_sqnr_db"] = accuracy
+        compilation.report["quantization"] = {
+            "scheme": str(config.quantization_scheme),
+            "calibration_samples": len(samples),
+            "output_sqnr_db": accuracy,
+            "remove_io_quantization": config.remove_io_quantization,
+        }
+        if config.quantization_debug:
+            debug_dir = _optional_inside(staged, config.model_debug_save_dir or "quantization_debug",
+                                         "model_debug_save_dir")
+            table = quantization_debug_report(float_graph, quant_graph, samples[:1], debug_dir)
+            compilation.report["quantization"]["debug_dir"] = str(
+                Path(debug_dir).relative_to(staged.root))
+            compilation.report["quantization"]["worst_layers"] = sorted(
+                table, key=lambda row: row["sqnr_db"])[:5]
+        staged.write_json(io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL,
+                          outputs.MANIFEST_FILE)
+
+
+def _lower_only(compilation: Compilation, model) -> None:
+    from aipuc.quantization.artifacts import load_quantized_model
+
+    with compilation.stage("load"):
+        source = Path(model) if isinstance(model, (str, Path)) else None
+        if source is None or not source.is_dir():
+            raise ConfigError(
+                "compiler_mode 'lower_only' needs the output folder of a 'quantize_only' "
+                f"run (holding {outputs.QUANTIZED_MODEL}/), got {model!r}")
+        quantized_dir = source / outputs.QUANTIZED_MODEL
+        if not (quantized_dir / outputs.QUANTIZED_IR).is_file():
+            raise ConfigError(
+                f"compiler_mode 'lower_only': '{source}' holds no "
+                f"{outputs.QUANTIZED_MODEL}/{outputs.QUANTIZED_IR}; run with "
+                "compiler_mode=quantize_only first")
+        graph = load_quantized_model(quantized_dir)
+        for entry in (outputs.INPUT_MODEL, outputs.QUANTIZED_MODEL):
+            if (source / entry).is_dir():
+                _copy_tree(source / entry, compilation.staged.path(entry))
+        compilation.report["quantization"] = {"loaded_from": str(quantized_dir)}
+        compilation.report["model"] = io_manifest(graph.module)
+    _lower(compilation)
+
+
+def _lower(compilation: Compilation) -> None:
+    """Lowering to aipu/mem and the instruction stream is the next milestone."""
+    compilation.stages.append(StageRecord("lower", status=NOT_BUILT))
+    compilation.log("stage lower: not built yet (axq -> aipu -> mem -> instruction stream); "
+                    "stopped after quantization")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _finish(compilation: Compilation, seconds: float, error: AipucError | None = None) -> None:
+    config = compilation.config
+    report = compilation.report
+    report.update({
+        "model_name": compilation.model_name,
+        "compiler_mode": str(config.compiler_mode),
+        "status": "error" if error else report.get("status", "ok"),
+        "stages": compilation.stage_table(),
+        "seconds": round(seconds, 3),
+        "last_stage_built": _last_completed(compilation),
+    })
+    if error is not None:
+        report["error"] = {"stage": error.stage, "code": f"E_{error.stage.upper()}",
+                           "message": str(error)}
+    compilation.report = report
+    staged = compilation.staged
+    staged.write_json(config.model_dump(mode="json"), "compiler_config_final.json")
+    staged.write_json(report, outputs.REPORT_FILE)
+    staged.path(outputs.LOG_FILE).write_text("\n".join(compilation.log_lines) + "\n")
+    if config.trace_tvm_passes:
+        staged.write_json(_pass_trace(compilation), "pass_dependency_graph.json")
+
+
+def _last_completed(compilation: Compilation) -> str | None:
+    done = [s.name for s in compilation.stages if s.status == "ok"]
+    return done[-1] if done else None
+
+
+def _pass_trace(compilation: Compilation) -> dict[str, Any]:
+    """pass_dependency_graph.json: one node per stage, children in pipeline order."""
+    nodes = [
+        {"name": s.name, "status": s.status, "start": s.start, "end": s.start + s.seconds,
+         "parent": "compile", "opt_level": 0}
+        for s in compilation.stages
+    ]
+    edges = [[a["name"], b["name"]] for a, b in zip(nodes, nodes[1:], strict=False)]
+    return {"root": "compile", "passes": nodes, "dependencies": edges}
+
+
+def _write_failure(compilation: Compilation, model: object, error: AipucError) -> None:
+    """A failed run leaves only complete report and log files (and the error artifact)."""
+    output_dir = compilation.staged.output_dir
+    outputs.write_json_file(output_dir / outputs.REPORT_FILE, compilation.report)
+    (output_dir / outputs.LOG_FILE).write_text("\n".join(compilation.log_lines) + "\n")
+    if compilation.config.save_error_artifact:
+        _save_error_artifact(compilation, model, output_dir / "error_artifact.zip")
+
+
+def _save_error_artifact(compilation: Compilation, model: object, target: Path) -> None:
+    """Archive the report, the log and the input model (weights randomised if asked)."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(outputs.REPORT_FILE, json.dumps(compilation.report, indent=2,
+                                                         default=str))
+        archive.writestr(outputs.LOG_FILE, "\n".join(compilation.log_lines))
+        onnx_model = _as_onnx(model)
+        if onnx_model is not None:
+            if compilation.config.randomize_onnx_model:
+                onnx_model = _randomized(onnx_model)
+            archive.writestr("model.onnx", onnx_model.SerializeToString())
+
+
+def _as_onnx(model: object) -> onnx.ModelProto | None:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        with contextlib.suppress(Exception):
+            return onnx.load(str(model), load_external_data=False)
+    return None
+
+
+def _randomized(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose float initializers hold seeded noise of the same shape and scale."""
+    randomized = onnx.ModelProto()
+    randomized.CopyFrom(model)
+    rng = np.random.default_rng(0)
+    for tensor in randomized.graph.initializer:
+        if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
+                                onnx.TensorProto.DOUBLE) and not tensor.external_data:
+            values = onnx.numpy_helper.to_array(tensor)
+            noise = rng.standard_normal(values.shape) * (float(np.std(values)) or 1.0)
+            tensor.CopyFrom(onnx.numpy_helper.from_array(noise.astype(values.dtype),
+                                                         tensor.name))
+    return randomized
+
+
+def _optional_inside(staged: outputs.StagedOutput, relative: str | None, what: str):
+    if relative is None:
+        return None
+    target = outputs.inside(staged.output_dir, relative, what)
+    return staged.root / target.relative_to(staged.output_dir)
+
+
+def _copy_tree(source: Path, destination: Path) -> None:
+    import shutil
+
+    shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=False)
+
+
+def _io_description(model: onnx.ModelProto) -> dict[str, Any]:
+    def describe(values: Iterable[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
+        return [{"name": v.name,
+                 "shape": [d.dim_value for d in v.type.tensor_type.shape.dim],
+                 "dtype": onnx.helper.tensor_dtype_to_np_dtype(
+                     v.type.tensor_type.elem_type).name}
+                for v in values]
+
+    initializers = {t.name for t in model.graph.initializer}
+    return {"inputs": describe(v for v in model.graph.input if v.name not in initializers),
+            "outputs": describe(model.graph.output),
+            "nodes": len(model.graph.node)}
+
+
+def _full_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    initializers = {t.name for t in model.graph.initializer}
+    return {
+        v.name: (tuple(d.dim_value for d in v.type.tensor_type.shape.dim),
+                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))
+        for v in model.graph.input if v.name not in initializers
+    }
+
+
+def _select(values: Mapping[str, np.ndarray], wanted: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {name: values[name] for name in wanted}
+
+
+def _output_sqnr(float_graph, quant_graph, samples) -> dict[str, float]:
+    """SQNR in dB of each quantized core output against float, over a few samples."""
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    for sample in samples:
+        expected = float_graph.run(sample)
+        actual = dequantize_outputs(quant_graph.module,
+                                    quant_graph.run(quantize_inputs(quant_graph.module, sample)))
+        for name, value in expected.items():
+            got = actual[name]
+            signal[name] = signal.get(name, 0.0) + float(np.sum(np.square(value, dtype=np.float64)))
+            noise[name] = noise.get(name, 0.0) + float(np.sum(np.square(value - got)))
+    return {name: round(10 * np.log10(signal[name] / max(noise[name], 1e-30)), 2)
+            for name in signal}
+
