@@ -1,0 +1,349 @@
+"""Layout-level NumPy kernels shared by the float interpreter and the integer reference.
+
+Kernels take arrays and plain Python parameters (never xDSL ops), NCHW activations and
+OIHW weights, with ONNX semantics. Convolutions are im2col over a strided window view
+plus one BLAS GEMM per group (a single batched `np.matmul` call); depthwise convolutions
+contract the window view with `einsum`, so no kernel loops over pixels or channels.
+
+Integer GEMMs in NumPy have no BLAS. With `exact_integer=True` the weighted kernels run
+the GEMM in float64 instead: every product and partial sum of integer operands is an
+integer below 2**53 for any realistic depth, so float64 sums them exactly, and the
+result comes back as int64 (design.md, "Fast NumPy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from aipuc.dialects.axq import conv_output_size
+
+FLOAT64_EXACT_LIMIT = 2**53
+"""Integers of smaller magnitude are exact in float64, whatever the summation order."""
+
+
+# --------------------------------------------------------------------------- exact GEMM
+
+
+def _max_magnitude(array: np.ndarray) -> int:
+    if array.size == 0:
+        return 0
+    return max(abs(int(array.min())), abs(int(array.max())))
+
+
+def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> None:
+    """Fail unless a float64 dot product of `depth` terms of `a` and `b` is exact.
+
+    The bound uses the operands' actual magnitudes, so int8 (|q| <= 128) allows
+    depth < 2**53 / 2**14, i.e. any realistic K.
+    """
+    for name, array in (("lhs", a), ("rhs", b)):
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"exact integer GEMM needs integer operands, {name} is {array.dtype}")
+    bound = depth * _max_magnitude(a) * _max_magnitude(b)
+    if bound >= FLOAT64_EXACT_LIMIT:
+        raise ValueError(
+            f"exact integer GEMM of depth {depth} could reach {bound} >= 2**53; "
+            "float64 accumulation would round"
+        )
+
+
+def _to_int64(exact: np.ndarray) -> np.ndarray:
+    """float64 values that are exact integers, as int64 (no rounding needed)."""
+    return exact.astype(np.int64)
+
+
+def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
+    """`np.matmul` of integer arrays at BLAS speed, exact, returned as int64."""
+    check_exact_integer_depth(a_int, b_int, a_int.shape[-1])
+    return _to_int64(np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
+
+
+def _compute_dtype(exact_integer: bool, accumulate_dtype: np.dtype | type) -> np.dtype:
+    return np.dtype(np.float64 if exact_integer else accumulate_dtype)
+
+
+def _add_bias(out: np.ndarray, bias: np.ndarray | None, exact_integer: bool,
+              channel_axis: int) -> np.ndarray:
+    if exact_integer:
+        out = _to_int64(out)
+    if bias is None:
+        return out
+    if exact_integer and not np.issubdtype(bias.dtype, np.integer):
+        raise TypeError(f"exact integer kernels need an integer bias, got {bias.dtype}")
+    shape = [1] * out.ndim
+    shape[channel_axis] = bias.shape[0]
+    return out + bias.astype(out.dtype).reshape(shape)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, accumulate_dtype=np.float32,
+           exact_integer: bool = False) -> np.ndarray:
+    """Batched matrix product with NumPy/ONNX MatMul broadcasting."""
+    if exact_integer:
+        return exact_int_matmul(a, b)
+    return np.matmul(a.astype(accumulate_dtype, copy=False), b.astype(accumulate_dtype, copy=False))
+
+
+def dense(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
+          accumulate_dtype=np.float32, exact_integer: bool = False) -> np.ndarray:
+    """Fully connected layer `x @ w.T + bias`, weight of shape [N, K]."""
+    out = matmul(x, w.T, accumulate_dtype=accumulate_dtype, exact_integer=exact_integer)
+    return _add_bias(out, bias, exact_integer, channel_axis=out.ndim - 1)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def _pad_hw(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value) -> np.ndarray:
+    if not any(begin) and not any(end):
+        return x
+    widths = ((0, 0), (0, 0), (begin[0], end[0]), (begin[1], end[1]))
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def _windows(padded: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+             dilations: Sequence[int], out_hw: Sequence[int]) -> np.ndarray:
+    """A strided (copy-free) view [N, C, out_h, out_w, kh, kw] of the sliding windows."""
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
+    view = sliding_window_view(padded, spans, axis=(2, 3))
+    view = view[:, :, ::strides[0], ::strides[1], ::dilations[0], ::dilations[1]]
+    return view[:, :, :out_hw[0], :out_hw[1]]
+
+
+def _window_geometry(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+                     pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool = False
+                     ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Output size and the extra end padding that ceil_mode's last window reaches into."""
+    out_hw, extra = [], []
+    for axis in range(2):
+        size = conv_output_size(in_hw[axis], kernel[axis], strides[axis], pads[axis],
+                                pads[axis + 2], dilations[axis], ceil_mode)
+        needed = (size - 1) * strides[axis] + dilations[axis] * (kernel[axis] - 1) + 1
+        out_hw.append(size)
+        extra.append(max(0, needed - (in_hw[axis] + pads[axis] + pads[axis + 2])))
+    return (out_hw[0], out_hw[1]), (extra[0], extra[1])
+
+
+# --------------------------------------------------------------------------- convolutions
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
+           pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
+           group: int = 1, accumulate_dtype=np.float32, *, bias: np.ndarray | None = None,
+           exact_integer: bool = False, pad_value: float = 0) -> np.ndarray:
+    """ONNX Conv on NCHW input and OIHW weight; pads are [top, left, bottom, right].
+
+    `pad_value` fills the border (the integer path pads with the input zero point).
+    Returns `accumulate_dtype`, or int64 with `exact_integer`.
+    """
+    n, channels, height, width = x.shape
+    out_channels, group_channels, kh, kw = w.shape
+    (out_h, out_w), _ = _window_geometry((height, width), (kh, kw), strides, pads, dilations)
+    padded = _pad_hw(x, pads[:2], pads[2:], pad_value)
+    if exact_integer:
+        check_exact_integer_depth(padded, w, group_channels * kh * kw)
+    dtype = _compute_dtype(exact_integer, accumulate_dtype)
+    padded = padded.astype(dtype, copy=False)
+    windows = _windows(padded, (kh, kw), strides, dilations, (out_h, out_w))
+    weight = w.astype(dtype, copy=False)
+    if group_channels == 1 and group > 1:
+        # Depthwise (channel multiplier m): contract the window view directly.
+        multiplier = out_channels // channels
+        out = np.einsum("nchwij,cmij->ncmhw", windows,
+                        weight.reshape(channels, multiplier, kh, kw), optimize=True)
+    else:
+        group_out = out_channels // group
+        depth = group_channels * kh * kw
+        cols = (windows.reshape(n, group, group_channels, out_h, out_w, kh, kw)
+                .transpose(1, 0, 3, 4, 2, 5, 6).reshape(group, n * out_h * out_w, depth))
+        out = np.matmul(cols, weight.reshape(group, group_out, depth).transpose(0, 2, 1))
+        out = out.reshape(group, n, out_h, out_w, group_out).transpose(1, 0, 4, 2, 3)
+    out = out.reshape(n, out_channels, out_h, out_w)
+    return _add_bias(out, bias, exact_integer, channel_axis=1)
+
+
+def conv_transpose2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
+                     pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
+                     output_padding: Sequence[int] = (0, 0), group: int = 1,
+                     accumulate_dtype=np.float32, *, bias: np.ndarray | None = None,
+                     exact_integer: bool = False) -> np.ndarray:
+    """ONNX ConvTranspose with weight [C_in, C_out / group, kh, kw].
+
+    One GEMM per group gives every input pixel's contribution to every kernel tap; the
+    taps are then scattered into the output with one strided add each (kh * kw adds).
+    """
+    n, channels, height, width = x.shape
+    _, group_out, kh, kw = w.shape
+    group_channels = channels // group
+    dtype = _compute_dtype(exact_integer, accumulate_dtype)
+    if exact_integer:
+        check_exact_integer_depth(x, w, group_channels * kh * kw)
+    cols = (x.astype(dtype, copy=False).reshape(n, group, group_channels, height * width)
+            .transpose(1, 0, 3, 2).reshape(group, n * height * width, group_channels))
+    weight = w.astype(dtype, copy=False).reshape(group, group_channels, group_out * kh * kw)
+    taps = np.matmul(cols, weight).reshape(group, n, height, width, group_out, kh, kw)
+    taps = taps.transpose(1, 0, 4, 5, 6, 2, 3).reshape(n, group * group_out, kh, kw, height,
+                                                       width)
+    full = [strides[a] * (size - 1) + dilations[a] * (k - 1) + 1 + output_padding[a]
+            for a, (size, k) in enumerate(((height, kh), (width, kw)))]
+    out = np.zeros((n, group * group_out, *full), dtype=dtype)
+    rows_span = strides[0] * (height - 1) + 1
+    cols_span = strides[1] * (width - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dilations[0], j * dilations[1]
+            out[:, :, top:top + rows_span:strides[0], left:left + cols_span:strides[1]] += (
+                taps[:, :, i, j])
+    out = out[:, :, pads[0]:full[0] - pads[2], pads[1]:full[1] - pads[3]]
+    return _add_bias(out, bias, exact_integer, channel_axis=1)
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _lowest(dtype: np.dtype):
+    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+
+
+def max_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
+               pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
+               ceil_mode: bool = False) -> np.ndarray:
+    """ONNX MaxPool (storage order 0, no indices); keeps the input dtype."""
+    out_hw, extra = _window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    end = (pads[2] + extra[0], pads[3] + extra[1])
+    padded = _pad_hw(x, pads[:2], end, _lowest(x.dtype))
+    return _windows(padded, kernel, strides, dilations, out_hw).max(axis=(-2, -1))
+
+
+def avg_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
+               pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
+               ceil_mode: bool = False, count_include_pad: bool = False,
+               accumulate_dtype=np.float64) -> np.ndarray:
+    """ONNX AveragePool, returned in `accumulate_dtype`.
+
+    The divisor counts the window's taps inside the input, plus those on the explicit
+    pads with `count_include_pad`; taps that only ceil_mode's last window reaches
+    never count (ONNX and PyTorch agree on this).
+    """
+    height, width = x.shape[2:]
+    out_hw, extra = _window_geometry((height, width), kernel, strides, pads, dilations,
+                                     ceil_mode)
+    end = (pads[2] + extra[0], pads[3] + extra[1])
+    padded = _pad_hw(x.astype(accumulate_dtype, copy=False), pads[:2], end, 0)
+    sums = _windows(padded, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
+    counted = np.zeros((1, 1, *padded.shape[2:]), dtype=accumulate_dtype)
+    if count_include_pad:
+        counted[:, :, :height + pads[0] + pads[2], :width + pads[1] + pads[3]] = 1
+    else:
+        counted[:, :, pads[0]:pads[0] + height, pads[1]:pads[1] + width] = 1
+    divisor = _windows(counted, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
+    return sums / divisor
+
+
+def global_pool(x: np.ndarray, kind: str, accumulate_dtype=np.float64) -> np.ndarray:
+    """Average ("avg") or max ("max") over every axis after N and C, kept as size 1."""
+    axes = tuple(range(2, x.ndim))
+    if kind == "max":
+        return x.max(axis=axes, keepdims=True)
+    if kind == "avg":
+        return x.mean(axis=axes, keepdims=True, dtype=accumulate_dtype)
+    raise ValueError(f"unknown global pool kind {kind!r}; expected 'avg' or 'max'")
+
+
+# --------------------------------------------------------------------------- resize
+
+
+def _source_coordinates(out_len: int, in_len: int, scale: float, transform: str) -> np.ndarray:
+    """Input coordinate of each output index along one axis, as onnx.reference maps it.
+
+    Like onnx.reference, align_corners and pytorch_half_pixel use the unrounded
+    resized length `scale * in_len`.
+    """
+    resized = np.arange(out_len, dtype=np.float64)
+    resized_len = scale * in_len
+    if transform == "half_pixel":
+        return (resized + 0.5) / scale - 0.5
+    if transform == "pytorch_half_pixel":
+        if resized_len == 1:
+            return np.full(out_len, -0.5)
+        return (resized + 0.5) / scale - 0.5
+    if transform == "align_corners":
+        if resized_len == 1:
+            return np.zeros(out_len)
+        return resized * (in_len - 1) / (resized_len - 1)
+    if transform == "asymmetric":
+        return resized / scale
+    raise ValueError(f"unknown coordinate transform {transform!r}")
+
+
+def _nearest_indices(coords: np.ndarray, rounding: str) -> np.ndarray:
+    if rounding == "round_prefer_floor":
+        rounded = np.ceil(coords - 0.5)
+    elif rounding == "round_prefer_ceil":
+        rounded = np.floor(coords + 0.5)
+    elif rounding == "floor":
+        rounded = np.floor(coords)
+    elif rounding == "ceil":
+        rounded = np.ceil(coords)
+    else:
+        raise ValueError(f"unknown nearest rounding {rounding!r}")
+    return rounded.astype(np.intp)
+
+
+def _axis_shape(axis: int, ndim: int, length: int) -> tuple[int, ...]:
+    return (1,) * axis + (length,) + (1,) * (ndim - axis - 1)
+
+
+def resize(x: np.ndarray, mode: str, scales: Sequence[float],
+           coordinate_transform: str = "half_pixel",
+           nearest_rounding: str = "round_prefer_floor") -> np.ndarray:
+    """ONNX Resize ("nearest" or "linear") by per-axis scales; output length floor(n * s).
+
+    Resize is separable: each axis with a scale other than 1 is one gather (nearest) or
+    two gathers and a blend (linear), with indices clamped to the edge. Linear results
+    come back in float64.
+    """
+    out = x
+    for axis, scale in enumerate(scales):
+        in_len = x.shape[axis]
+        if scale == 1.0:
+            continue  # every coordinate transform maps an unscaled axis onto itself
+        out_len = int(np.floor(in_len * scale))
+        coords = _source_coordinates(out_len, in_len, scale, coordinate_transform)
+        if mode == "nearest":
+            indices = np.clip(_nearest_indices(coords, nearest_rounding), 0, in_len - 1)
+            out = np.take(out, indices, axis=axis)
+        elif mode == "linear":
+            low = np.floor(coords)
+            fraction = (coords - low).reshape(_axis_shape(axis, x.ndim, out_len))
+            low_index = np.clip(low.astype(np.intp), 0, in_len - 1)
+            high_index = np.clip(low.astype(np.intp) + 1, 0, in_len - 1)
+            out = (np.take(out, low_index, axis=axis) * (1.0 - fraction)
+                   + np.take(out, high_index, axis=axis) * fraction)
+        else:
+            raise ValueError(f"unknown resize mode {mode!r}; expected 'nearest' or 'linear'")
+    return out
+
+
+# --------------------------------------------------------------------------- pad
+
+
+def pad(x: np.ndarray, pads: Sequence[int], mode: str = "constant",
+        value: float = 0.0) -> np.ndarray:
+    """ONNX Pad, pads [begin_0, ..., begin_n, end_0, ..., end_n]; negative pads crop.
+
+    Modes "constant", "reflect" and "edge" are NumPy's modes of the same names.
+    """
+    rank = x.ndim
+    begins, ends = list(pads[:rank]), list(pads[rank:])
+    crop = tuple(slice(max(-b, 0), size - max(-e, 0))
+                 for b, e, size in zip(begins, ends, x.shape, strict=True))
+    cropped = x[crop]
+    widths = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends, strict=True)]
+    if mode == "constant":
+        return np.pad(cropped, widths, mode="constant", constant_values=value)
+    if mode in ("reflect", "edge"):
+        return np.pad(cropped, widths, mode=mode)
+    raise ValueError(f"unknown pad mode {mode!r}; expected 'constant', 'reflect' or 'edge'")
