@@ -1,0 +1,191 @@
+// RUN: xdsl-opt %s --split-input-file --verify-diagnostics --parsing-diagnostics | filecheck %s
+
+// Verifier errors of the aipu and mem dialects, one representative rule per op; the pytest
+// suite (tests/test_dialect_aipu_mem.py) checks every rule.
+
+// CHECK: an L1 pool belongs to one core: give `core` for L1 only
+mem.pool @l1 global.l1 capacity 4096
+
+// -----
+
+// CHECK: core 4 out of range: the AIPU has 4 cores
+mem.pool @l1 global.l1 core 4 capacity 4096
+
+// -----
+
+// CHECK: buffer [4096, 8192) overflows pool @l1 of 4096 bytes
+mem.pool @l1 global.l1 core 0 capacity 4096
+%x = mem.buffer @l1 size 4096 align 64 offset 4096 : !mem.buffer<4096xi8, global.l1>
+
+// -----
+
+// CHECK: buffer in global.l2 but pool @l1 is global.l1
+mem.pool @l1 global.l1 core 0 capacity 4096
+%x = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l2>
+
+// -----
+
+// CHECK: offset 32 is not a multiple of alignment 64
+mem.pool @l1 global.l1 core 0 capacity 4096
+%x = mem.buffer @l1 size 64 align 64 offset 32 : !mem.buffer<64xi8, global.l1>
+
+// -----
+
+// CHECK: view out of bounds in dimension 1: elements 0..59 of a buffer of size 56
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 200704 align 64 : !mem.buffer<1x56x56x64xi8, global.l1>
+aipu.core 0 {
+  aipu.tile_loop %i = 0 to 15 {
+    %v = mem.view %x[0, 4 * %i, 0, 0] : !mem.buffer<1x56x56x64xi8, global.l1> -> !mem.view<1x4x56x64xi8, global.l1>
+  }
+}
+
+// -----
+
+// CHECK: a view has the element type and memory space of its buffer
+mem.pool @l1 global.l1 core 0 capacity 4096
+%x = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
+%v = mem.view %x[0] : !mem.buffer<64xi8, global.l1> -> !mem.view<16xi32, global.l1>
+
+// -----
+
+// CHECK: core 1 uses a buffer in @l1_core0, the L1 of core 0
+mem.pool @l1_core0 global.l1 core 0 capacity 4096
+%w = mem.buffer @l1_core0 size 4096 align 64 : !mem.buffer<64x64xi8, global.l1>
+aipu.core 1 {
+  %t = aipu.imc_load ins(%w : !mem.buffer<64x64xi8, global.l1>) weightset 0
+}
+
+// -----
+
+// CHECK: tile loop needs 0 <= lb < ub, got 3 to 3
+aipu.core 0 {
+  aipu.tile_loop %i = 3 to 3 {
+  }
+}
+
+// -----
+
+// CHECK: 'aipu.tile_loop' expects ancestor op 'aipu.core'
+aipu.tile_loop %i = 0 to 3 {
+}
+
+// -----
+
+// CHECK: weightset 4 out of range 0..3
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%w = mem.buffer @l1 size 4096 align 64 : !mem.buffer<64x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.imc_load ins(%w : !mem.buffer<64x64xi8, global.l1>) weightset 4
+}
+
+// -----
+
+// CHECK: ICR factor 4 with N 32 does not fit the 64 MVM columns
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+%y = mem.buffer @l1 size 4096 align 64 : !mem.buffer<1x4x8x32xi32, global.l1>
+aipu.core 0 {
+  %t = aipu.mvm ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%y : !mem.buffer<1x4x8x32xi32, global.l1>) weightset 0 k 64 n 32 icr 4
+}
+
+// -----
+
+// CHECK: output height 4 does not match input height 4 (expected 2)
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dwpu max ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%x : !mem.buffer<1x4x8x64xi8, global.l1>) kernel [3, 3]
+}
+
+// -----
+
+// CHECK: the system DMA moves data between DDR and L2, not L1
+mem.pool @l1 global.l1 core 0 capacity 4096
+mem.pool @ddr global.ddr capacity 4096
+%a = mem.buffer @ddr size 64 align 64 : !mem.buffer<64xi8, global.ddr>
+%b = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dma system ins(%a : !mem.buffer<64xi8, global.ddr>) outs(%b : !mem.buffer<64xi8, global.l1>)
+}
+
+// -----
+
+// CHECK: token 32 out of range 0..31
+aipu.core 0 {
+  %t = aipu.token_wait dpu 32
+}
+
+// -----
+
+// CHECK: dpu cannot signal completion of a mvm task
+mem.pool @l1 global.l1 core 0 capacity 4096
+%w = mem.buffer @l1 size 4096 align 64 : !mem.buffer<64x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.imc_load ins(%w : !mem.buffer<64x64xi8, global.l1>) weightset 0
+  aipu.token_signal dpu 0 after %t
+}
+
+// -----
+
+// CHECK: aipu.imc_load runs on mvm but waits on a token_wait of dpu
+mem.pool @l1 global.l1 core 0 capacity 4096
+%w = mem.buffer @l1 size 4096 align 64 : !mem.buffer<64x64xi8, global.l1>
+aipu.core 0 {
+  %go = aipu.token_wait dpu 0
+  %t = aipu.imc_load ins(%w : !mem.buffer<64x64xi8, global.l1>) weightset 0 after %go
+}
+
+// -----
+
+// CHECK: loaded tile [1, 2, 8, 64] does not broadcast to [1, 4, 8, 64]
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 1024 align 64 : !mem.buffer<1x2x8x64xi8, global.l1>
+%y = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dpu {
+    %a = aipu.dpu.load %x : !mem.buffer<1x2x8x64xi8, global.l1>
+    aipu.dpu.store %a, %y : !mem.buffer<1x4x8x64xi8, global.l1>
+  }
+}
+
+// -----
+
+// CHECK: a LUT has 256 entries, got shape [128]
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%y = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+%lut = mem.buffer @l1 size 128 align 64 : !mem.buffer<128xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dpu {
+    %a = aipu.dpu.load %y : !mem.buffer<1x4x8x64xi8, global.l1>
+    %b = aipu.dpu.lut %a, %lut : !mem.buffer<128xi8, global.l1>
+    aipu.dpu.store %b, %y : !mem.buffer<1x4x8x64xi8, global.l1>
+  }
+}
+
+// -----
+
+// CHECK: zero point 200 out of int8 range
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%y = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dpu {
+    %a = aipu.dpu.load %y : !mem.buffer<1x4x8x64xi8, global.l1>
+    %b = aipu.dpu.requant %a scale 1.0 zero_point 200
+    aipu.dpu.store %b, %y : !mem.buffer<1x4x8x64xi8, global.l1>
+  }
+}
+
+// -----
+
+// Parse errors: memory spaces and units are enums.
+// CHECK: Expected `global.ddr`, `global.l2`, or `global.l1`
+%x = "test.op"() : () -> !mem.buffer<64xi8, global.l3>
+
+// -----
+
+// CHECK: 'aipu.dpu.add' expects parent op 'aipu.dpu'
+aipu.core 0 {
+  %a = "test.op"() : () -> !aipu.vreg
+  %b = aipu.dpu.add %a, %a
+}
