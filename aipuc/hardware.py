@@ -52,6 +52,7 @@ class HardwareModel:
     core_dma_ddr_l1_bytes_per_cycle: int = 32  # chosen
     sysdma_ddr_l2_bytes_per_cycle: int = 32  # chosen
     dma_setup_cycles: int = 64  # chosen
+    core_dma_channels: int = 2  # chosen: the second is used with dma_dual_channel
     hw_tokens_per_core: int = 32  # chosen
     control_core_sync_cycles: int = 100  # chosen: sync cost without hardware tokens
     host_link_bytes_per_second: float = 3.5e9  # chosen: PCIe Gen3 x4

@@ -83,10 +83,6 @@ from aipuc.dialects.mem import (
 from aipuc.hardware import AIPU as HW
 from aipuc.hardware import MemorySpace, Unit
 
-CORE_DMA_CHANNELS = 2
-"""Channels of the core DMA (design.md: "two with `dma_dual_channel`").
-TODO: move into `aipuc.hardware.HardwareModel`, the one home of hardware numbers."""
-
 _INT8_MIN, _INT8_MAX = -128, 127
 
 
@@ -664,8 +660,8 @@ class DmaOp(IRDLOperation):
             raise VerifyException("the core DMA moves data to or from the core's L1")
         if self.engine.data == DmaEngine.SYSTEM and touches_l1:
             raise VerifyException("the system DMA moves data between DDR and L2, not L1")
-        if not 0 <= (channel := _int(self.channel)) < CORE_DMA_CHANNELS:
-            raise VerifyException(f"DMA channel {channel} out of range 0..{CORE_DMA_CHANNELS - 1}")
+        if not 0 <= (channel := _int(self.channel)) < HW.core_dma_channels:
+            raise VerifyException(f"DMA channel {channel} out of range 0..{HW.core_dma_channels - 1}")
         _verify_deps(self, self.UNIT, self.deps)
 
 
