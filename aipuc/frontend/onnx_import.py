@@ -1,0 +1,987 @@
+"""ONNX -> axq: one axq op per ONNX node (or a documented decomposition).
+
+The input is a loaded, version-converted (opset >= 17), shape-inferred model with static
+shapes (`aipuc.frontend.loader` produces it). Every node is handled in this order:
+
+1. its input count is checked against the operator schema (`ModelError` if wrong);
+2. `Shape`/`Size` are answered from the static shapes, and a deterministic node whose
+   inputs are all constant is folded with `onnx.reference`, so shape arithmetic never
+   reaches the IR;
+3. a node with a converter in `CONVERTERS` and float32 outputs becomes axq ops;
+4. anything else that `onnx.reference` can run becomes `axq.host`, which keeps the ONNX
+   op type, opset and attributes; the rest is an `UnsupportedOperatorError`.
+
+Choices worth knowing:
+- Relu is `axq.clip(0, inf)`: a clamp, which later fuses into the producer's requantization.
+- MatMul with a constant 2-D right operand is `axq.dense` (weight = B^T, zero bias), so it is
+  quantized per output channel like Gemm; any other MatMul is `axq.matmul`.
+- Gemm with a constant B is `axq.dense` with alpha folded into the weight and beta * C into
+  the bias (or an `axq.add` when C varies along M); transA=1 adds an `axq.transpose` in
+  front. A non-constant B gives `axq.matmul` plus `axq.mul`/`axq.add` for alpha and C.
+- BatchNormalization folds into the preceding Conv when that Conv's output has no other
+  use; otherwise it is `axq.mul` and `axq.add` by [1, C, 1, ...] constants.
+- Div by a constant is `axq.mul` by its reciprocal; Identity and inference Dropout vanish.
+- Slice ends that run past index 0 with a negative step are stored as -(dim + 1), the
+  NumPy spelling of "through index 0" that `axq.slice`'s index() relies on.
+- Constants take the location of their ONNX tensor name; ops take their node's name
+  (the first output's name for an unnamed node).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import NodeProto, TensorProto, helper, numpy_helper
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    LocationAttr,
+    ModuleOp,
+    NameLoc,
+    NoneAttr,
+    StringAttr,
+    TensorType,
+    UnknownLoc,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from aipuc.dialects import axq
+from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
+from aipuc.errors import ModelError, UnsupportedOperatorError
+from aipuc.frontend.onnx_attributes import to_builtin
+from aipuc.graph import Graph
+from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
+
+_NONDETERMINISTIC = frozenset(
+    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
+     "Multinomial"})
+_SHAPE_ONLY = frozenset({"Shape", "Size"})
+
+
+@dataclass
+class _Node:
+    """An ONNX node with its attributes decoded, and the name used to report it."""
+
+    proto: NodeProto
+    name: str
+    attrs: dict[str, Any]
+
+    @property
+    def op_type(self) -> str:
+        return self.proto.op_type
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.proto.input)
+
+    @property
+    def outputs(self) -> list[str]:
+        return list(self.proto.output)
+
+    def input(self, index: int) -> str:
+        """The input at `index`, or '' when it is omitted."""
+        return self.proto.input[index] if index < len(self.proto.input) else ""
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return self.attrs.get(name, default)
+
+    def describe(self) -> str:
+        return f"node '{self.name}' ({self.op_type})"
+
+    def unsupported(self, reason: str) -> UnsupportedOperatorError:
+        return UnsupportedOperatorError(f"{self.describe()}: {reason}")
+
+
+def _decode_attrs(node: NodeProto) -> dict[str, Any]:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+@dataclass
+class _Importer:
+    """The state of one import: ONNX tensor names -> SSA values, constants and types."""
+
+    graph: onnx.GraphProto
+    opsets: dict[str, int]
+    propagate_span_information: bool
+    block: Block = field(default_factory=Block)
+    types: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
+    values: dict[str, SSAValue] = field(default_factory=dict)
+    consumers: dict[str, list[int]] = field(default_factory=dict)
+    graph_outputs: set[str] = field(default_factory=set)
+    absorbed: set[int] = field(default_factory=set)
+    nodes: list[_Node] = field(default_factory=list)
+    location: LocationAttr = field(default_factory=UnknownLoc)
+
+    # ------------------------------------------------------------------ tensors
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        if name in self.constants:
+            return self.constants[name].shape
+        return self._static_type(name)[0]
+
+    def _static_type(self, name: str) -> tuple[tuple[int, ...], int]:
+        if name not in self.types:
+            raise ModelError(
+                f"tensor '{name}' has no static shape; give the model static input shapes "
+                f"and run ONNX shape inference (aipuc.frontend.loader does both)")
+        return self.types[name]
+
+    def tensor_type(self, name: str) -> TensorType:
+        shape, onnx_type = self._static_type(name)
+        return tensor_type(shape, _element_type(onnx_type, name))
+
+    def is_float(self, name: str) -> bool:
+        if name in self.constants:
+            return self.constants[name].dtype == np.float32
+        return self._static_type(name)[1] == TensorProto.FLOAT
+
+    def is_constant(self, name: str) -> bool:
+        return name in self.constants
+
+    def constant(self, node: _Node, name: str, what: str) -> np.ndarray:
+        """The value of a constant input; `what` says why it must be constant."""
+        if name not in self.constants:
+            raise node.unsupported(f"{what} must be constant, but '{name}' is computed at run "
+                                   f"time; make it an initializer or a constant expression")
+        return self.constants[name]
+
+    def value(self, name: str) -> SSAValue:
+        """The SSA value of a tensor, materialising a constant on its first use."""
+        if name not in self.values:
+            if name not in self.constants:
+                raise ModelError(f"tensor '{name}' is used before any node produces it; "
+                                 f"the graph must be topologically sorted")
+            op = axq.ConstantOp(dense_from_numpy(self.constants[name]))
+            if self.propagate_span_information:
+                op.location = NameLoc(StringAttr(name), NoneAttr())
+            self.block.add_op(op)
+            self.values[name] = op.result
+        return self.values[name]
+
+    def new_constant(self, array: np.ndarray) -> SSAValue:
+        """A constant computed by a converter (folded weights, zero bias, ...)."""
+        return self.emit(axq.ConstantOp(dense_from_numpy(array))).results[0]
+
+    def emit(self, op: Operation) -> Operation:
+        op.location = self.location
+        self.block.add_op(op)
+        return op
+
+    def bind(self, name: str, value: SSAValue) -> None:
+        self.values[name] = value
+
+    def sole_consumer(self, name: str) -> int | None:
+        """Index of the one node reading `name`, if the tensor has no other use."""
+        readers = self.consumers.get(name, [])
+        if name in self.graph_outputs or len(readers) != 1:
+            return None
+        return readers[0]
+
+    # ------------------------------------------------------------------ nodes
+
+    def import_node(self, index: int, node: _Node) -> None:
+        if index in self.absorbed:
+            return
+        self._check_arity(node)
+        self.location = (NameLoc(StringAttr(node.name), NoneAttr())
+                         if self.propagate_span_information else UnknownLoc())
+        present = [name for name in node.inputs if name]
+        if node.op_type in _SHAPE_ONLY:
+            self._fold_shape(node)
+        elif (all(self.is_constant(name) for name in present)
+              and node.op_type not in _NONDETERMINISTIC):
+            self._fold(node)
+        elif node.op_type in CONVERTERS and self.is_float(node.outputs[0]):
+            CONVERTERS[node.op_type](self, node)
+        else:
+            convert_to_host(self, node)
+
+    def _domain(self, node: _Node) -> str:
+        return "" if node.proto.domain == "ai.onnx" else node.proto.domain
+
+    def opset(self, node: _Node) -> int:
+        domain = self._domain(node)
+        if domain not in self.opsets:
+            raise ModelError(f"{node.describe()}: the model imports no opset for domain "
+                             f"'{domain}'")
+        return self.opsets[domain]
+
+    def _check_arity(self, node: _Node) -> None:
+        domain, opset = self._domain(node), self.opset(node)
+        try:
+            schema = onnx.defs.get_schema(node.op_type, opset, domain)
+        except onnx.defs.SchemaError:
+            raise node.unsupported(
+                f"no operator {node.op_type} in domain '{domain or 'ai.onnx'}' at opset "
+                f"{opset}; neither the accelerator nor the host reference can run it") from None
+        version = f"{node.op_type}-{schema.since_version}"
+        n_inputs, n_outputs = len(node.inputs), len(node.outputs)
+        if not schema.min_input <= n_inputs <= schema.max_input:
+            raise ModelError(f"{node.describe()} has {n_inputs} inputs, but {version} takes "
+                             f"{_arity(schema.min_input, schema.max_input)}")
+        if not schema.min_output <= n_outputs <= schema.max_output:
+            raise ModelError(f"{node.describe()} has {n_outputs} outputs, but {version} gives "
+                             f"{_arity(schema.min_output, schema.max_output)}")
+
+    def _fold_shape(self, node: _Node) -> None:
+        """Shape and Size only read the static shape of their input."""
+        shape = np.array(self.shape(node.inputs[0]), dtype=np.int64)
+        if node.op_type == "Size":
+            self.constants[node.outputs[0]] = np.array(shape.prod(), dtype=np.int64)
+            return
+        rank = len(shape)
+        start = _clamp_axis(node.attr("start", 0), rank)
+        end = _clamp_axis(node.attr("end", rank), rank)
+        self.constants[node.outputs[0]] = shape[start:end]
+
+    def _fold(self, node: _Node) -> None:
+        present = [name for name in node.inputs if name]
+        arrays = [self.constants[name] for name in present]
+        try:
+            evaluator = reference_evaluator(
+                node.proto, [(a.dtype, a.shape) for a in arrays], self.opsets)
+            results = run_reference(evaluator, arrays)
+        except Exception as error:
+            raise node.unsupported(f"constant folding with onnx.reference failed: {error}") \
+                from error
+        for name, result in zip([n for n in node.outputs if n], results, strict=True):
+            self.constants[name] = result
+
+
+def _arity(low: int, high: int) -> str:
+    if low == high:
+        return str(low)
+    return f"at least {low}" if high >= 2**31 - 1 else f"{low} to {high}"
+
+
+def _clamp_axis(axis: int, rank: int) -> int:
+    return min(max(axis + rank if axis < 0 else axis, 0), rank)
+
+
+def _element_type(onnx_type: int, name: str) -> Attribute:
+    try:
+        return element_type_of(helper.tensor_dtype_to_np_dtype(onnx_type))
+    except (TypeError, KeyError):
+        raise UnsupportedOperatorError(
+            f"tensor '{name}' has element type {TensorProto.DataType.Name(onnx_type)}, which "
+            f"aipuc does not support") from None
+
+
+def _normalise_axis(node: _Node, axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise ModelError(f"{node.describe()}: axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+# ====================================================================== host
+
+
+def _dtype_limits(dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.array(info.min, dtype), np.array(info.max, dtype)
+    return np.array(-np.inf, dtype), np.array(np.inf, dtype)
+
+
+_OMITTED_INPUTS: dict[tuple[str, int], Callable[[np.dtype], np.ndarray]] = {
+    ("Clip", 1): lambda dtype: _dtype_limits(dtype)[0],
+    ("Clip", 2): lambda dtype: _dtype_limits(dtype)[1],
+    ("Pad", 2): lambda dtype: np.zeros((), dtype),
+    ("Resize", 1): lambda dtype: np.zeros(0, np.float32),
+    ("Resize", 2): lambda dtype: np.zeros(0, np.float32),
+}
+"""(op type, input index) -> the value an omitted optional input stands for, by data dtype.
+
+`axq.host` operands are positional without gaps, so an omitted input before a present one
+is passed as the value ONNX gives it (Clip bounds: the dtype's limits; Pad: zero; Resize
+roi/scales: the empty tensor the spec allows).
+"""
+
+
+def convert_to_host(ctx: _Importer, node: _Node) -> None:
+    """Keeps the node as ONNX, to be run on the host by onnx.reference."""
+    outputs = _rstrip_empty(node.outputs)
+    if "" in outputs:
+        raise node.unsupported("an omitted optional output before a present one cannot be "
+                               "kept on the host")
+    try:
+        attributes = {a.name: to_builtin(a) for a in node.proto.attribute}
+    except UnsupportedOperatorError as error:
+        raise node.unsupported(str(error)) from None
+    values: list[SSAValue] = []
+    input_types: list[tuple[np.dtype, tuple[int, ...]]] = []
+    for index, name in enumerate(_rstrip_empty(node.inputs)):
+        if name:
+            values.append(ctx.value(name))
+            input_types.append((_np_dtype(ctx, name), ctx.shape(name)))
+            continue
+        default = _OMITTED_INPUTS.get((node.op_type, index))
+        if default is None:
+            raise node.unsupported(f"input {index} is omitted before a present one, which "
+                                   f"cannot be kept on the host")
+        array = default(_np_dtype(ctx, node.inputs[0]))
+        values.append(ctx.new_constant(array))
+        input_types.append((array.dtype, array.shape))
+    complete = NodeProto()
+    complete.CopyFrom(node.proto)
+    complete.input[:] = [name or f"omitted_{i}" for i, name in enumerate(complete.input)]
+    del complete.input[len(values):]
+    try:
+        reference_evaluator(complete, input_types, ctx.opsets)
+    except Exception as error:
+        raise node.unsupported(f"onnx.reference cannot run it: {error}") from None
+    op = axq.HostOp(node.op_type, values, [ctx.tensor_type(n) for n in outputs], attributes,
+                    ctx.opset(node), ctx._domain(node))
+    ctx.emit(op)
+    for name, result in zip(outputs, op.results, strict=True):
+        ctx.bind(name, result)
+
+
+def _rstrip_empty(names: Sequence[str]) -> list[str]:
+    names = list(names)
+    while names and not names[-1]:
+        names.pop()
+    return names
+
+
+def _np_dtype(ctx: _Importer, name: str) -> np.dtype:
+    if name in ctx.constants:
+        return ctx.constants[name].dtype
+    return helper.tensor_dtype_to_np_dtype(ctx._static_type(name)[1])
+
+
+# ====================================================================== geometry
+
+
+def _explicit_pads(node: _Node, spatial: Sequence[int], kernel: Sequence[int],
+                   strides: Sequence[int], dilations: Sequence[int]) -> list[int]:
+    """ONNX auto_pad resolved to explicit [begin..., end...] pads."""
+    auto_pad = node.attr("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    rank = len(spatial)
+    if auto_pad == "NOTSET":
+        pads = list(node.attr("pads", [0] * 2 * rank))
+        if len(pads) != 2 * rank:
+            raise ModelError(f"{node.describe()}: needs {2 * rank} pads, got {pads}")
+        return pads
+    if auto_pad == "VALID":
+        return [0] * 2 * rank
+    if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        raise node.unsupported(f"auto_pad '{auto_pad}' is not an ONNX padding mode")
+    begins, ends = [], []
+    for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
+        out = -(-size // s)
+        total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+        small, large = total // 2, total - total // 2
+        begins.append(small if auto_pad == "SAME_UPPER" else large)
+        ends.append(large if auto_pad == "SAME_UPPER" else small)
+    return begins + ends
+
+
+def _window(node: _Node, spatial: Sequence[int], kernel: Sequence[int]):
+    """(strides, dilations, pads) of a 2-D sliding-window node."""
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    pads = _explicit_pads(node, spatial, kernel, strides, dilations)
+    return strides, dilations, pads
+
+
+def _require_2d(node: _Node, rank: int, what: str) -> None:
+    if rank != 4:
+        raise node.unsupported(f"{rank - 2}-D {what} is not supported, only 2-D (NCHW) "
+                               f"{what}; reshape the model to 2-D")
+
+
+# ====================================================================== converters
+
+
+def _bias_or_zeros(ctx: _Importer, node: _Node, index: int, channels: int) -> SSAValue:
+    name = node.input(index)
+    if name:
+        return ctx.value(name)
+    return ctx.new_constant(np.zeros(channels, np.float32))
+
+
+def _foldable_batchnorm(ctx: _Importer, conv: _Node) -> tuple[int, _Node] | None:
+    """The BatchNormalization that alone reads a Conv's output, if it can fold into it."""
+    if not ctx.is_constant(conv.input(1)) or (conv.input(2) and not ctx.is_constant(
+            conv.input(2))):
+        return None
+    bn_index = ctx.sole_consumer(conv.outputs[0])
+    if bn_index is None:
+        return None
+    bn = ctx.nodes[bn_index]
+    if bn.op_type != "BatchNormalization" or bn.inputs[0] != conv.outputs[0]:
+        return None
+    if bn.attr("training_mode", 0) or not all(ctx.is_constant(n) for n in bn.inputs[1:5]):
+        return None
+    if any(name and ctx.consumers.get(name) for name in bn.outputs[1:]):
+        return None
+    return bn_index, bn
+
+
+def _batchnorm_scale_shift(ctx: _Importer, bn: _Node) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (scale, shift) of y = scale * x + shift, computed in float64."""
+    gamma, beta, mean, var = (ctx.constants[name].astype(np.float64) for name in bn.inputs[1:5])
+    scale = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
+    return scale, beta - mean * scale
+
+
+def convert_conv(ctx: _Importer, node: _Node) -> None:
+    """Conv -> axq.conv2d, with a following BatchNormalization folded in when possible."""
+    weight_shape = ctx.shape(node.inputs[1])
+    _require_2d(node, len(weight_shape), "convolution")
+    strides, dilations, pads = _window(node, ctx.shape(node.inputs[0])[2:], weight_shape[2:])
+    out_channels, output = weight_shape[0], node.outputs[0]
+    folded = _foldable_batchnorm(ctx, node)
+    if folded is None:
+        weight = ctx.value(node.inputs[1])
+        bias = _bias_or_zeros(ctx, node, 2, out_channels)
+    else:
+        bn_index, bn = folded
+        ctx.absorbed.add(bn_index)
+        scale, shift = _batchnorm_scale_shift(ctx, bn)
+        raw_weight = ctx.constants[node.inputs[1]].astype(np.float64)
+        raw_bias = (ctx.constants[node.inputs[2]].astype(np.float64) if node.input(2)
+                    else np.zeros(out_channels))
+        weight = ctx.new_constant((raw_weight * scale[:, None, None, None]).astype(np.float32))
+        bias = ctx.new_constant((raw_bias * scale + shift).astype(np.float32))
+        output = bn.outputs[0]
+    op = axq.Conv2dOp(ctx.value(node.inputs[0]), weight, bias, ctx.tensor_type(output),
+                      strides=strides, pads=pads, dilations=dilations,
+                      group=node.attr("group", 1))
+    ctx.bind(output, ctx.emit(op).results[0])
+
+
+def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
+    """ConvTranspose -> axq.conv_transpose2d, with output_shape/auto_pad as explicit pads."""
+    input_shape, weight_shape = ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1])
+    _require_2d(node, len(weight_shape), "transposed convolution")
+    group = node.attr("group", 1)
+    strides = list(node.attr("strides", [1, 1]))
+    dilations = list(node.attr("dilations", [1, 1]))
+    output_padding = list(node.attr("output_padding", [0, 0]))
+    auto_pad = node.attr("auto_pad", b"NOTSET").decode()
+    output_shape = node.attr("output_shape")
+    if output_shape is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        output_shape = [size * s for size, s in zip(input_shape[2:], strides, strict=True)]
+    if output_shape is None:
+        pads = [0] * 4 if auto_pad == "VALID" else list(node.attr("pads", [0] * 4))
+    else:
+        begins, ends = [], []
+        for i, target in enumerate(output_shape[-2:]):
+            total = (strides[i] * (input_shape[2 + i] - 1) + output_padding[i]
+                     + (weight_shape[2 + i] - 1) * dilations[i] + 1 - target)
+            if total < 0:  # a larger output_shape extends the end, like output_padding
+                output_padding[i] -= total
+                total = 0
+            small, large = total // 2, total - total // 2
+            begins.append(small if auto_pad == "SAME_UPPER" else large)
+            ends.append(large if auto_pad == "SAME_UPPER" else small)
+        pads = begins + ends
+    op = axq.ConvTranspose2dOp(
+        ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
+        _bias_or_zeros(ctx, node, 2, weight_shape[1] * group), ctx.tensor_type(node.outputs[0]),
+        strides=strides, pads=pads, dilations=dilations, output_padding=output_padding,
+        group=group)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_batchnorm(ctx: _Importer, node: _Node) -> None:
+    """BatchNormalization that did not fold into a Conv: x * scale + shift per channel."""
+    if node.attr("training_mode", 0):
+        raise node.unsupported("training_mode=1 is not supported; export the model in "
+                               "inference (eval) mode")
+    if not all(ctx.is_constant(name) for name in node.inputs[1:5]):
+        convert_to_host(ctx, node)
+        return
+    scale, shift = _batchnorm_scale_shift(ctx, node)
+    rank = len(ctx.shape(node.inputs[0]))
+    channel_shape = (1, scale.size) + (1,) * (rank - 2)
+    result_type = ctx.tensor_type(node.outputs[0])
+    scaled = ctx.emit(axq.MulOp(ctx.value(node.inputs[0]),
+                                ctx.new_constant(scale.astype(np.float32).reshape(channel_shape)),
+                                result_type)).results[0]
+    shifted = ctx.emit(axq.AddOp(scaled,
+                                 ctx.new_constant(shift.astype(np.float32).reshape(channel_shape)),
+                                 result_type)).results[0]
+    ctx.bind(node.outputs[0], shifted)
+
+
+def _transpose_2d(ctx: _Importer, value: SSAValue) -> SSAValue:
+    rows, cols = axq.shape_of(value)
+    op = axq.TransposeOp(value, tensor_type((cols, rows), axq.element_type(value)), [1, 0])
+    return ctx.emit(op).results[0]
+
+
+def _dense(ctx: _Importer, input: SSAValue, weight: np.ndarray, bias: np.ndarray,
+           result_type: Attribute) -> SSAValue:
+    op = axq.DenseOp(input, ctx.new_constant(weight.astype(np.float32)),
+                     ctx.new_constant(bias.astype(np.float32)), result_type)
+    return ctx.emit(op).results[0]
+
+
+def convert_gemm(ctx: _Importer, node: _Node) -> None:
+    """Gemm: alpha * op(A) @ op(B) + beta * C."""
+    alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    result_type = ctx.tensor_type(node.outputs[0])
+    rows, cols = ctx.shape(node.outputs[0])
+    a = ctx.value(node.inputs[0])
+    if node.attr("transA", 0):
+        a = _transpose_2d(ctx, a)
+    c_name = node.input(2) if beta != 0 else ""
+    if ctx.is_constant(node.inputs[1]):
+        b = ctx.constants[node.inputs[1]].astype(np.float64)
+        weight = alpha * (b if node.attr("transB", 0) else b.T)
+        c = ctx.constants.get(c_name) if c_name else None
+        if c is not None and (c.ndim < 2 or c.shape[0] == 1):
+            bias, c_name = beta * np.broadcast_to(c, (rows, cols))[0], ""
+        else:
+            bias = np.zeros(cols)
+        y = _dense(ctx, a, weight, bias, result_type)
+    else:
+        b = ctx.value(node.inputs[1])
+        if node.attr("transB", 0):
+            b = _transpose_2d(ctx, b)
+        y = ctx.emit(axq.MatMulOp(a, b, result_type)).results[0]
+        if alpha != 1.0:
+            y = ctx.emit(axq.MulOp(y, ctx.new_constant(np.float32(alpha)), result_type)).results[0]
+    if c_name:
+        c_value = (ctx.new_constant((beta * ctx.constants[c_name]).astype(np.float32))
+                   if ctx.is_constant(c_name) else ctx.value(c_name))
+        if not ctx.is_constant(c_name) and beta != 1.0:
+            c_value = ctx.emit(axq.MulOp(c_value, ctx.new_constant(np.float32(beta)),
+                                         ctx.tensor_type(c_name))).results[0]
+        y = ctx.emit(axq.AddOp(y, c_value, result_type)).results[0]
+    ctx.bind(node.outputs[0], y)
+
+
+def convert_matmul(ctx: _Importer, node: _Node) -> None:
+    """MatMul: axq.dense for a constant 2-D right operand, axq.matmul otherwise."""
+    a_name, b_name = node.inputs
+    result_type = ctx.tensor_type(node.outputs[0])
+    if ctx.is_constant(b_name) and ctx.constants[b_name].ndim == 2:
+        b = ctx.constants[b_name]
+        y = _dense(ctx, ctx.value(a_name), b.T, np.zeros(b.shape[1]), result_type)
+    else:
+        y = ctx.emit(axq.MatMulOp(ctx.value(a_name), ctx.value(b_name), result_type)).results[0]
+    ctx.bind(node.outputs[0], y)
+
+
+def _binary(op_class: type[axq._BinaryOp]) -> Callable[[_Importer, _Node], None]:
+    def convert(ctx: _Importer, node: _Node) -> None:
+        op = op_class(ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
+                      ctx.tensor_type(node.outputs[0]))
+        ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+    convert.__doc__ = f"{op_class.name}: elementwise with ONNX (NumPy) broadcasting."
+    return convert
+
+
+def convert_div(ctx: _Importer, node: _Node) -> None:
+    """Div by a constant is a multiplication by its reciprocal; other Div runs on the host."""
+    divisor = node.inputs[1]
+    if not ctx.is_constant(divisor):
+        convert_to_host(ctx, node)
+        return
+    reciprocal = (1.0 / ctx.constants[divisor].astype(np.float64)).astype(np.float32)
+    op = axq.MulOp(ctx.value(node.inputs[0]), ctx.new_constant(reciprocal),
+                   ctx.tensor_type(node.outputs[0]))
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def _lut(function: axq.UnaryFunction, **defaults: float) -> Callable[[_Importer, _Node], None]:
+    """A converter to axq.lut whose parameters are the ONNX attributes named in defaults."""
+
+    def convert(ctx: _Importer, node: _Node) -> None:
+        params = {name: float(node.attr(name, value)) for name, value in defaults.items()}
+        op = axq.LutOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), function,
+                       params)
+        ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+    convert.__doc__ = f"axq.lut {function.value} with parameters {sorted(defaults)}."
+    return convert
+
+
+def convert_gelu(ctx: _Importer, node: _Node) -> None:
+    """Exact (erf) Gelu is a LUT; the tanh approximation runs on the host."""
+    if node.attr("approximate", b"none") != b"none":
+        convert_to_host(ctx, node)
+        return
+    _lut(axq.UnaryFunction.GELU)(ctx, node)
+
+
+def _clip(ctx: _Importer, node: _Node, low: float, high: float) -> None:
+    op = axq.ClipOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), low, high)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_relu(ctx: _Importer, node: _Node) -> None:
+    """Relu is a clamp to [0, inf)."""
+    _clip(ctx, node, 0.0, float("inf"))
+
+
+def convert_clip(ctx: _Importer, node: _Node) -> None:
+    """Clip with constant bounds (inputs since opset 11; absent bound = unbounded)."""
+    bounds = []
+    for index, unbounded in ((1, -np.inf), (2, np.inf)):
+        name = node.input(index)
+        if not name:
+            bounds.append(float(unbounded))
+            continue
+        bound = ctx.constant(node, name, "the clip bound")
+        if bound.size != 1:
+            raise ModelError(f"{node.describe()}: clip bounds must be scalars, got shape "
+                             f"{bound.shape}")
+        bounds.append(float(bound.reshape(())))
+    low, high = bounds
+    _clip(ctx, node, min(low, high), high)  # ONNX: min > max clips everything to max
+
+
+def convert_prelu(ctx: _Importer, node: _Node) -> None:
+    """PRelu: the slope broadcasts onto the input (scalar or per channel)."""
+    op = axq.PReluOp(ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
+                     ctx.tensor_type(node.outputs[0]))
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_softmax(ctx: _Importer, node: _Node) -> None:
+    rank = len(ctx.shape(node.inputs[0]))
+    axis = _normalise_axis(node, node.attr("axis", -1), rank)
+    op = axq.SoftmaxOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), axis)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def _pool_geometry(ctx: _Importer, node: _Node):
+    input_shape = ctx.shape(node.inputs[0])
+    _require_2d(node, len(input_shape), "pooling")
+    kernel = list(node.attr("kernel_shape"))
+    strides, dilations, pads = _window(node, input_shape[2:], kernel)
+    return kernel, strides, dilations, pads, bool(node.attr("ceil_mode", 0))
+
+
+def convert_max_pool(ctx: _Importer, node: _Node) -> None:
+    if node.attr("storage_order", 0) != 0:
+        raise node.unsupported("storage_order=1 (column-major indices) is not supported")
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise node.unsupported("the Indices output of MaxPool is not supported")
+    kernel, strides, dilations, pads, ceil_mode = _pool_geometry(ctx, node)
+    op = axq.MaxPoolOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), kernel,
+                       strides, pads, dilations, ceil_mode)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_avg_pool(ctx: _Importer, node: _Node) -> None:
+    kernel, strides, dilations, pads, ceil_mode = _pool_geometry(ctx, node)
+    if any(d != 1 for d in dilations):
+        raise node.unsupported(f"dilated average pooling (dilations {dilations}) is not "
+                               f"supported")
+    op = axq.AvgPoolOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), kernel,
+                       strides, pads, ceil_mode, bool(node.attr("count_include_pad", 0)))
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def _global_pool(kind: axq.PoolKind) -> Callable[[_Importer, _Node], None]:
+    def convert(ctx: _Importer, node: _Node) -> None:
+        op = axq.GlobalPoolOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), kind)
+        ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+    convert.__doc__ = f"axq.global_pool {kind.value}."
+    return convert
+
+
+def _scales_from_sizes(in_shape: Sequence[int], sizes: Sequence[int]) -> list[float]:
+    """Scales out/in, nudged up by an ulp where floor(in * scale) would fall short of out."""
+    scales = []
+    for n, m in zip(in_shape, sizes, strict=True):
+        scale = m / n
+        while int(np.floor(n * scale)) < m:
+            scale = float(np.nextafter(scale, np.inf))
+        scales.append(scale)
+    return scales
+
+
+def _emit_resize(ctx: _Importer, node: _Node, mode: axq.ResizeMode, scales: Sequence[float],
+                 transform: axq.CoordinateTransform, rounding: axq.NearestRounding) -> None:
+    op = axq.ResizeOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), mode,
+                      [float(s) for s in scales], transform, rounding)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_resize(ctx: _Importer, node: _Node) -> None:
+    """Resize with nearest or linear interpolation and constant scales or sizes."""
+    mode = node.attr("mode", b"nearest").decode()
+    transform = node.attr("coordinate_transformation_mode", b"half_pixel").decode()
+    if mode not in ("nearest", "linear"):
+        raise node.unsupported(f"mode '{mode}' is not supported, only nearest and linear")
+    if transform not in {t.value for t in axq.CoordinateTransform}:
+        raise node.unsupported(f"coordinate_transformation_mode '{transform}' is not supported")
+    if node.attr("antialias", 0):
+        raise node.unsupported("antialias=1 is not supported")
+    in_shape = ctx.shape(node.inputs[0])
+    rank = len(in_shape)
+    axes = [_normalise_axis(node, a, rank) for a in node.attr("axes", range(rank))]
+    scales_name, sizes_name = node.input(2), node.input(3)
+    if scales_name and ctx.shape(scales_name) != (0,):
+        given = ctx.constant(node, scales_name, "the scales input").astype(np.float64)
+        scales = [1.0] * rank
+        for axis, scale in zip(axes, given, strict=True):
+            scales[axis] = float(scale)
+    elif sizes_name:
+        ctx.constant(node, sizes_name, "the sizes input")
+        if node.attr("keep_aspect_ratio_policy", b"stretch") != b"stretch":
+            raise node.unsupported("keep_aspect_ratio_policy other than 'stretch' is not "
+                                   "supported")
+        scales = _scales_from_sizes(in_shape, ctx.shape(node.outputs[0]))
+    else:
+        raise ModelError(f"{node.describe()}: needs a scales or a sizes input")
+    rounding = node.attr("nearest_mode", b"round_prefer_floor").decode()
+    _emit_resize(ctx, node, axq.ResizeMode(mode), scales, axq.CoordinateTransform(transform),
+                 axq.NearestRounding(rounding))
+
+
+def convert_upsample(ctx: _Importer, node: _Node) -> None:
+    """Upsample (deprecated) is Resize with asymmetric coordinates and floor rounding."""
+    mode = node.attr("mode", b"nearest").decode()
+    if mode not in ("nearest", "linear"):
+        raise node.unsupported(f"mode '{mode}' is not supported, only nearest and linear")
+    scales = ctx.constant(node, node.inputs[1], "the scales input")
+    _emit_resize(ctx, node, axq.ResizeMode(mode), scales.astype(np.float64).tolist(),
+                 axq.CoordinateTransform.ASYMMETRIC, axq.NearestRounding.FLOOR)
+
+
+def convert_pad(ctx: _Importer, node: _Node) -> None:
+    """Pad with constant pads (and axes), modes constant/reflect/edge."""
+    mode = node.attr("mode", b"constant").decode()
+    if mode not in {m.value for m in axq.PadMode}:
+        raise node.unsupported(f"pad mode '{mode}' is not supported, only constant, reflect "
+                               f"and edge")
+    rank = len(ctx.shape(node.inputs[0]))
+    given = ctx.constant(node, node.inputs[1], "the pads input").astype(np.int64).tolist()
+    axes = list(range(rank))
+    if node.input(3):
+        axes = [_normalise_axis(node, int(a), rank)
+                for a in ctx.constant(node, node.input(3), "the axes input").ravel()]
+    if len(given) != 2 * len(axes):
+        raise ModelError(f"{node.describe()}: needs {2 * len(axes)} pads, got {len(given)}")
+    if min(given, default=0) < 0:
+        raise node.unsupported(f"negative pads {given} (cropping) are not supported")
+    pads = [0] * 2 * rank
+    for i, axis in enumerate(axes):
+        pads[axis], pads[axis + rank] = given[i], given[i + len(axes)]
+    value = 0.0
+    if node.input(2):
+        value = float(ctx.constant(node, node.input(2), "the constant_value input").reshape(()))
+    op = axq.PadOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), pads, value,
+                   axq.PadMode(mode))
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def _normalise_slice(dim: int, start: int, end: int, step: int) -> tuple[int, int]:
+    """ONNX Slice clamping; 'through index 0' with a negative step becomes -(dim + 1)."""
+    start += dim if start < 0 else 0
+    end += dim if end < 0 else 0
+    if step > 0:
+        return min(max(start, 0), dim), min(max(end, 0), dim)
+    start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return start, -(dim + 1) if end == -1 else end
+
+
+def convert_slice(ctx: _Importer, node: _Node) -> None:
+    """Slice with constant starts/ends/axes/steps, normalised and clamped like ONNX."""
+    shape = ctx.shape(node.inputs[0])
+    rank = len(shape)
+    starts = ctx.constant(node, node.inputs[1], "starts").astype(np.int64).tolist()
+    ends = ctx.constant(node, node.inputs[2], "ends").astype(np.int64).tolist()
+    axes = (ctx.constant(node, node.input(3), "axes").astype(np.int64).tolist()
+            if node.input(3) else list(range(len(starts))))
+    steps = (ctx.constant(node, node.input(4), "steps").astype(np.int64).tolist()
+             if node.input(4) else [1] * len(starts))
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise ModelError(f"{node.describe()}: starts, ends, axes and steps differ in length")
+    if 0 in steps:
+        raise ModelError(f"{node.describe()}: a slice step must not be 0")
+    axes = [_normalise_axis(node, a, rank) for a in axes]
+    bounds = [_normalise_slice(shape[a], s, e, st)
+              for a, s, e, st in zip(axes, starts, ends, steps, strict=True)]
+    op = axq.SliceOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]),
+                     [b[0] for b in bounds], [b[1] for b in bounds], axes, steps)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_split(ctx: _Importer, node: _Node) -> None:
+    """Split; the piece sizes are those of the shape-inferred outputs."""
+    axis = _normalise_axis(node, node.attr("axis", 0), len(ctx.shape(node.inputs[0])))
+    if node.input(1):
+        ctx.constant(node, node.input(1), "the split input")
+    op = axq.SplitOp(ctx.value(node.inputs[0]), [ctx.tensor_type(n) for n in node.outputs], axis)
+    ctx.emit(op)
+    for name, result in zip(node.outputs, op.results, strict=True):
+        ctx.bind(name, result)
+
+
+def convert_concat(ctx: _Importer, node: _Node) -> None:
+    rank = len(ctx.shape(node.inputs[0]))
+    axis = _normalise_axis(node, node.attr("axis"), rank)
+    op = axq.ConcatOp([ctx.value(n) for n in node.inputs], ctx.tensor_type(node.outputs[0]),
+                      axis)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_reshape(ctx: _Importer, node: _Node) -> None:
+    """Reshape, Flatten, Squeeze, Unsqueeze: the target is the static output shape."""
+    op = axq.ReshapeOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]))
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_transpose(ctx: _Importer, node: _Node) -> None:
+    rank = len(ctx.shape(node.inputs[0]))
+    perm = list(node.attr("perm", range(rank - 1, -1, -1)))
+    op = axq.TransposeOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), perm)
+    ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def convert_identity(ctx: _Importer, node: _Node) -> None:
+    """Identity is dropped: its output names the input's value."""
+    ctx.bind(node.outputs[0], ctx.value(node.inputs[0]))
+
+
+def convert_dropout(ctx: _Importer, node: _Node) -> None:
+    """Inference Dropout is the identity; a mask output or training mode is not supported."""
+    if len(node.outputs) > 1 and node.outputs[1]:
+        raise node.unsupported("the mask output of Dropout is not supported")
+    training = node.input(2)
+    if training and bool(ctx.constant(node, training, "training_mode").reshape(())):
+        raise node.unsupported("training_mode=true is not supported; export in inference mode")
+    convert_identity(ctx, node)
+
+
+_U = axq.UnaryFunction
+
+CONVERTERS: dict[str, Callable[[_Importer, _Node], None]] = {
+    "Conv": convert_conv,
+    "ConvTranspose": convert_conv_transpose,
+    "BatchNormalization": convert_batchnorm,
+    "Gemm": convert_gemm,
+    "MatMul": convert_matmul,
+    "Add": _binary(axq.AddOp),
+    "Sub": _binary(axq.SubOp),
+    "Mul": _binary(axq.MulOp),
+    "Div": convert_div,
+    "PRelu": convert_prelu,
+    "Relu": convert_relu,
+    "Clip": convert_clip,
+    "LeakyRelu": _lut(_U.LEAKYRELU, alpha=0.01),
+    "Sigmoid": _lut(_U.SIGMOID),
+    "Tanh": _lut(_U.TANH),
+    "HardSwish": _lut(_U.HARDSWISH),
+    "HardSigmoid": _lut(_U.HARDSIGMOID, alpha=0.2, beta=0.5),
+    "Elu": _lut(_U.ELU, alpha=1.0),
+    "Softplus": _lut(_U.SOFTPLUS),
+    "Exp": _lut(_U.EXP),
+    "Erf": _lut(_U.ERF),
+    "Sqrt": _lut(_U.SQRT),
+    "Reciprocal": _lut(_U.RECIPROCAL),
+    "Abs": _lut(_U.ABS),
+    "Neg": _lut(_U.NEG),
+    "Gelu": convert_gelu,
+    "Softmax": convert_softmax,
+    "MaxPool": convert_max_pool,
+    "AveragePool": convert_avg_pool,
+    "GlobalAveragePool": _global_pool(axq.PoolKind.AVG),
+    "GlobalMaxPool": _global_pool(axq.PoolKind.MAX),
+    "Resize": convert_resize,
+    "Upsample": convert_upsample,
+    "Pad": convert_pad,
+    "Slice": convert_slice,
+    "Split": convert_split,
+    "Concat": convert_concat,
+    "Reshape": convert_reshape,
+    "Flatten": convert_reshape,
+    "Squeeze": convert_reshape,
+    "Unsqueeze": convert_reshape,
+    "Transpose": convert_transpose,
+    "Identity": convert_identity,
+    "Dropout": convert_dropout,
+}
+"""ONNX op type -> converter of one float32 node to axq ops."""
+
+
+# ====================================================================== entry point
+
+
+def _static_types(graph: onnx.GraphProto) -> dict[str, tuple[tuple[int, ...], int]]:
+    """name -> (shape, ONNX element type) of every tensor whose shape is fully static."""
+    types = {}
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        tensor = info.type.tensor_type
+        if not info.type.HasField("tensor_type") or not tensor.HasField("shape"):
+            continue
+        dims = tensor.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            types[info.name] = (tuple(d.dim_value for d in dims), tensor.elem_type)
+    return types
+
+
+def _node_name(node: NodeProto, index: int) -> str:
+    if node.name:
+        return node.name
+    return next((name for name in node.output if name), f"{node.op_type}_{index}")
+
+
+def _names_attr(names: Sequence[str]) -> ArrayAttr[DictionaryAttr]:
+    return ArrayAttr([DictionaryAttr({axq.NAME_ATTR: StringAttr(n)}) for n in names])
+
+
+def _verify(module: ModuleOp, main: func.FuncOp) -> None:
+    """Verifies every op once, naming the failing op and its ONNX node in the error."""
+    for op in main.body.block.ops:
+        try:
+            op.verify()
+        except VerifyException as error:
+            raise ModelError(f"imported {describe(op)} does not verify: {error}") from None
+    main.verify(verify_nested_ops=False)
+    module.verify(verify_nested_ops=False)
+
+
+def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = True) -> Graph:
+    """Imports a shape-inferred, static-shape ONNX model (opset >= 17) as an axq `Graph`."""
+    graph = model.graph
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
+              for o in model.opset_import}
+    ctx = _Importer(graph, opsets, propagate_span_information)
+    ctx.types = _static_types(graph)
+    for initializer in graph.initializer:
+        ctx.constants[initializer.name] = numpy_helper.to_array(initializer)
+    ctx.nodes = [_Node(node, _node_name(node, i), _decode_attrs(node))
+                 for i, node in enumerate(graph.node)]
+    for index, node in enumerate(graph.node):
+        for name in set(node.input):
+            ctx.consumers.setdefault(name, []).append(index)
+    ctx.graph_outputs = {output.name for output in graph.output}
+
+    input_names = [i.name for i in graph.input if i.name not in ctx.constants]
+    ctx.block = Block(arg_types=[ctx.tensor_type(name) for name in input_names])
+    for name, arg in zip(input_names, ctx.block.args, strict=True):
+        ctx.bind(name, arg)
+
+    for index, node in enumerate(ctx.nodes):
+        ctx.import_node(index, node)
+
+    output_names = [output.name for output in graph.output]
+    results = [ctx.value(name) for name in output_names]
+    ctx.location = UnknownLoc()
+    ctx.block.add_op(func.ReturnOp(*results))
+    main = func.FuncOp("main", ([a.type for a in ctx.block.args], [r.type for r in results]),
+                       Region(ctx.block), arg_attrs=_names_attr(input_names),
+                       res_attrs=_names_attr(output_names))
+    module = ModuleOp([main])
+    _verify(module, main)
+    return Graph(module)
