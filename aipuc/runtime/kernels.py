@@ -204,7 +204,9 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 
 
 
 def _lowest(dtype: np.dtype):
-    return -np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
+    """The max-pool border value: the lowest finite value, so a window that sees only
+    padding yields it, as in onnxruntime."""
+    return np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
 def max_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
@@ -316,10 +318,10 @@ def resize(x: np.ndarray, mode: str, scales: Sequence[float],
             indices = np.clip(_nearest_indices(coords, nearest_rounding), 0, in_len - 1)
             out = np.take(out, indices, axis=axis)
         elif mode == "linear":
-            low = np.floor(coords)
+            low = np.floor(coords).astype(np.intp)
             fraction = (coords - low).reshape(_axis_shape(axis, x.ndim, out_len))
-            low_index = np.clip(low.astype(np.intp), 0, in_len - 1)
-            high_index = np.clip(low.astype(np.intp) + 1, 0, in_len - 1)
+            low_index = np.clip(low, 0, in_len - 1)
+            high_index = np.clip(low + 1, 0, in_len - 1)
             out = (np.take(out, low_index, axis=axis) * (1.0 - fraction)
                    + np.take(out, high_index, axis=axis) * fraction)
         else:
