@@ -9,11 +9,13 @@ function each time, so a pass that rewrites the module (e.g. quantization) keeps
 from __future__ import annotations
 
 from collections.abc import Mapping
+from io import StringIO
 
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Attribute
+from xdsl.printer import Printer
 
 from aipuc.dialects.axq import NAME_ATTR, QuantizedType
 from aipuc.dialects.tensors import dtype_of
@@ -102,4 +104,7 @@ class Graph:
         return dict(zip(self.outputs, results, strict=True))
 
     def __str__(self) -> str:
-        return str(self.module)
+        """The IR with op locations (the ONNX node names), in a form xdsl-opt parses."""
+        text = StringIO()
+        Printer(stream=text, print_debuginfo=True).print_op(self.module)
+        return text.getvalue()

@@ -106,7 +106,6 @@ def _decode_attrs(node: NodeProto) -> dict[str, Any]:
 class _Importer:
     """The state of one import: ONNX tensor names -> SSA values, constants and types."""
 
-    graph: onnx.GraphProto
     opsets: dict[str, int]
     propagate_span_information: bool
     block: Block = field(default_factory=Block)
@@ -124,9 +123,9 @@ class _Importer:
     def shape(self, name: str) -> tuple[int, ...]:
         if name in self.constants:
             return self.constants[name].shape
-        return self._static_type(name)[0]
+        return self.static_type(name)[0]
 
-    def _static_type(self, name: str) -> tuple[tuple[int, ...], int]:
+    def static_type(self, name: str) -> tuple[tuple[int, ...], int]:
         if name not in self.types:
             raise ModelError(
                 f"tensor '{name}' has no static shape; give the model static input shapes "
@@ -134,13 +133,13 @@ class _Importer:
         return self.types[name]
 
     def tensor_type(self, name: str) -> TensorType:
-        shape, onnx_type = self._static_type(name)
+        shape, onnx_type = self.static_type(name)
         return tensor_type(shape, _element_type(onnx_type, name))
 
     def is_float(self, name: str) -> bool:
         if name in self.constants:
             return self.constants[name].dtype == np.float32
-        return self._static_type(name)[1] == TensorProto.FLOAT
+        return self.static_type(name)[1] == TensorProto.FLOAT
 
     def is_constant(self, name: str) -> bool:
         return name in self.constants
@@ -203,18 +202,18 @@ class _Importer:
         else:
             convert_to_host(self, node)
 
-    def _domain(self, node: _Node) -> str:
+    def domain(self, node: _Node) -> str:
         return "" if node.proto.domain == "ai.onnx" else node.proto.domain
 
     def opset(self, node: _Node) -> int:
-        domain = self._domain(node)
+        domain = self.domain(node)
         if domain not in self.opsets:
             raise ModelError(f"{node.describe()}: the model imports no opset for domain "
                              f"'{domain}'")
         return self.opsets[domain]
 
     def _check_arity(self, node: _Node) -> None:
-        domain, opset = self._domain(node), self.opset(node)
+        domain, opset = self.domain(node), self.opset(node)
         try:
             schema = onnx.defs.get_schema(node.op_type, opset, domain)
         except onnx.defs.SchemaError:
@@ -338,7 +337,7 @@ def convert_to_host(ctx: _Importer, node: _Node) -> None:
     except Exception as error:
         raise node.unsupported(f"onnx.reference cannot run it: {error}") from None
     op = axq.HostOp(node.op_type, values, [ctx.tensor_type(n) for n in outputs], attributes,
-                    ctx.opset(node), ctx._domain(node))
+                    ctx.opset(node), ctx.domain(node))
     ctx.emit(op)
     for name, result in zip(outputs, op.results, strict=True):
         ctx.bind(name, result)
@@ -354,7 +353,7 @@ def _rstrip_empty(names: Sequence[str]) -> list[str]:
 def _np_dtype(ctx: _Importer, name: str) -> np.dtype:
     if name in ctx.constants:
         return ctx.constants[name].dtype
-    return helper.tensor_dtype_to_np_dtype(ctx._static_type(name)[1])
+    return helper.tensor_dtype_to_np_dtype(ctx.static_type(name)[1])
 
 
 # ====================================================================== geometry
@@ -956,7 +955,7 @@ def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = Tr
     graph = model.graph
     opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
               for o in model.opset_import}
-    ctx = _Importer(graph, opsets, propagate_span_information)
+    ctx = _Importer(opsets, propagate_span_information)
     ctx.types = _static_types(graph)
     for initializer in graph.initializer:
         ctx.constants[initializer.name] = numpy_helper.to_array(initializer)
