@@ -1,0 +1,110 @@
+"""Running the host parts of a model (the graph cleaner's preamble and postamble) on the CPU.
+
+`HostRunner` uses onnxruntime when it is installed and onnx's reference implementation
+otherwise. onnxruntime runs with graph optimisations off and one thread: every node then runs
+the same kernel whether it sits in the whole model or in one part of it, so a model cut into
+preamble -> core -> postamble computes bit for bit what the uncut model computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from aipuc.errors import AipucError
+
+if TYPE_CHECKING:
+    from aipuc.frontend.graph_cleaner import CleanedModel
+
+Arrays = dict[str, np.ndarray]
+
+
+def _onnxruntime() -> ModuleType | None:
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+class HostRunner:
+    """Runs one ONNX model on the host; the session is built once and reused."""
+
+    def __init__(self, model: onnx.ModelProto):
+        constants = {tensor.name for tensor in model.graph.initializer}
+        self.input_types = {
+            value.name: helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+            for value in model.graph.input if value.name not in constants}
+        self.output_names = [value.name for value in model.graph.output]
+        onnxruntime = _onnxruntime()
+        if onnxruntime is None:
+            from onnx.reference import ReferenceEvaluator
+
+            self.engine = "onnx.reference"
+            self._session = ReferenceEvaluator(model)
+            return
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        self.engine = "onnxruntime"
+        try:
+            self._session = onnxruntime.InferenceSession(
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own pybind exception types
+            raise AipucError(f"onnxruntime cannot load host model '{model.graph.name}': "
+                             f"{str(error).strip().splitlines()[0]}", stage="run") from None
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.input_types)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
+        """Runs on the named inputs it needs (extra entries are ignored); returns all outputs."""
+        feeds = {}
+        for name, dtype in self.input_types.items():
+            if name not in inputs:
+                raise AipucError(f"host model needs input '{name}'; got {sorted(inputs)}",
+                                 stage="run")
+            array = np.asarray(inputs[name])
+            if array.dtype != dtype:
+                if not np.can_cast(array.dtype, dtype, "same_kind"):
+                    raise AipucError(f"input '{name}' must be {dtype}, got {array.dtype}",
+                                     stage="run")
+                array = array.astype(dtype)
+            feeds[name] = array
+        results = self._session.run(self.output_names, feeds)
+        return {name: np.asarray(value)
+                for name, value in zip(self.output_names, results, strict=True)}
+
+
+class SplitModelRunner:
+    """Runs a cleaned model stage by stage: host preamble, core, host postamble.
+
+    `run_core` computes the core's outputs from its inputs (the accelerator simulator, say);
+    by default the float core model runs on the host too.
+    """
+
+    def __init__(self, cleaned: CleanedModel,
+                 run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None):
+        self.outputs = list(cleaned.outputs)
+        self.core_inputs = list(cleaned.core_inputs)
+        self._stages: list[Callable[[Arrays], Mapping[str, np.ndarray]]] = []
+        if cleaned.preamble is not None:
+            self._stages.append(HostRunner(cleaned.preamble).run)
+        if cleaned.core is not None:
+            core = run_core or HostRunner(cleaned.core).run
+            self._stages.append(lambda env: core({name: env[name] for name in self.core_inputs}))
+        if cleaned.postamble is not None:
+            self._stages.append(HostRunner(cleaned.postamble).run)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
+        values = dict(inputs)
+        for stage in self._stages:
+            values.update(stage(values))
+        return {name: np.asarray(values[name]) for name in self.outputs}
