@@ -248,10 +248,15 @@ class _Importer:
                 node.proto, [(a.dtype, a.shape) for a in arrays], self.opsets)
             results = run_reference(evaluator, arrays)
         except Exception as error:
-            raise node.unsupported(f"constant folding with onnx.reference failed: {error}") \
-                from error
+            raise node.unsupported(f"constant folding with onnx.reference failed: "
+                                   f"{_first_line(error)}") from None
         for name, result in zip([n for n in node.outputs if n], results, strict=True):
             self.constants[name] = result
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _arity(low: int, high: int) -> str:
@@ -335,7 +340,7 @@ def convert_to_host(ctx: _Importer, node: _Node) -> None:
     try:
         reference_evaluator(complete, input_types, ctx.opsets)
     except Exception as error:
-        raise node.unsupported(f"onnx.reference cannot run it: {error}") from None
+        raise node.unsupported(f"onnx.reference cannot run it: {_first_line(error)}") from None
     op = axq.HostOp(node.op_type, values, [ctx.tensor_type(n) for n in outputs], attributes,
                     ctx.opset(node), ctx.domain(node))
     ctx.emit(op)
@@ -976,7 +981,6 @@ def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = Tr
 
     output_names = [output.name for output in graph.output]
     results = [ctx.value(name) for name in output_names]
-    ctx.location = UnknownLoc()
     ctx.block.add_op(func.ReturnOp(*results))
     main = func.FuncOp("main", ([a.type for a in ctx.block.args], [r.type for r in results]),
                        Region(ctx.block), arg_attrs=_names_attr(input_names),
