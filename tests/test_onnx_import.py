@@ -42,16 +42,6 @@ from aipuc.models import ZOO, build_model, sample_inputs
 from aipuc.runtime.float_interpreter import FLOAT_KERNELS
 from aipuc.runtime.interpreter import host_evaluator, run_function
 
-HOST_OP_BUG = pytest.mark.xfail(
-    reason="axq bug: HostOp's 'attributes' property shadows Operation.attributes, so no "
-           "axq.host op can be built (fix: onnx_attributes = prop_def(DictionaryAttr, "
-           "prop_name='attributes'))", strict=True)
-"""Temporary, strict: a fix of axq.HostOp shows up as XPASS and this mark must go."""
-
-CEIL_MODE_BUG = pytest.mark.xfail(
-    reason="axq bug: _WindowOp.verify_ tests ceil_mode.value.data == 1, but xDSL stores an "
-           "i1 true as -1", strict=True)
-
 RNG = np.random.default_rng(0)
 W = functools.partial(RNG.standard_normal, dtype=np.float32)
 
@@ -262,11 +252,7 @@ CASES = {
 }
 
 
-BLOCKED_CASES = {"max_pool_ceil": CEIL_MODE_BUG, "avg_pool_ceil": CEIL_MODE_BUG}
-
-
-@pytest.mark.parametrize("case", [pytest.param(name, marks=BLOCKED_CASES.get(name, []))
-                                  for name in sorted(CASES)])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_converter_matches_onnxruntime(case):
     nodes, inputs, initializers, expected_ops, options = CASES[case]
     model = make_model(nodes, inputs, options.get("outputs", ["y"]), initializers,
@@ -288,7 +274,6 @@ HOST_CASES = {
 }
 
 
-@HOST_OP_BUG
 @pytest.mark.parametrize("case", sorted(HOST_CASES))
 def test_host_ops_match_onnxruntime(case):
     nodes, inputs, initializers, options = HOST_CASES[case]
@@ -299,7 +284,6 @@ def test_host_ops_match_onnxruntime(case):
     assert all(op.opset.value.data == options.get("opset", 17) for op in hosts)
 
 
-@HOST_OP_BUG
 def test_host_op_keeps_attributes_and_caches_its_evaluator():
     model = make_model([node("ReduceMax", ["x"], axes=[1], keepdims=0)], {"x": (2, 3)}, ["y"])
     graph = import_onnx(model)
@@ -587,7 +571,6 @@ def test_kernel_errors_carry_the_op_location():
 
 # ================================================================== zoo
 
-HOST_ZOO_MODELS = {"yolov5s_head", "attention_block"}
 
 
 @functools.cache
@@ -596,9 +579,7 @@ def _zoo_model(name: str) -> onnx.ModelProto:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[HOST_OP_BUG] if name in HOST_ZOO_MODELS else [])
-    for name in sorted(ZOO)])
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_model_matches_onnxruntime(name):
     model = _zoo_model(name)
     start = time.perf_counter()

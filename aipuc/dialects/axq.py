@@ -817,7 +817,7 @@ class _WindowOp(_UnaryOp):
         _require(len(in_shape) == 4, f"{self.name} works on 4-D NCHW tensors")
         k, s = self.kernel.get_values(), self.strides.get_values()
         p, d = self.pads.get_values(), self.dilations.get_values()
-        ceil_mode = self.ceil_mode.value.data == 1
+        ceil_mode = self.ceil_mode.value.data != 0  # xDSL stores a true i1 as -1
         expected = in_shape[:2] + tuple(
             conv_output_size(in_shape[2 + i], k[i], s[i], p[i], p[i + 2], d[i], ceil_mode)
             for i in range(2))
@@ -964,7 +964,7 @@ class HostOp(_AxqOp):
     op_type = prop_def(StringAttr)
     domain = prop_def(StringAttr)
     opset = prop_def(IntegerAttr)
-    attributes = prop_def(DictionaryAttr)
+    onnx_attributes = prop_def(DictionaryAttr, prop_name="attributes")
     assembly_format = "$op_type `(` $inputs `)` attr-dict `:` functional-type($inputs, $outputs)"
 
     def __init__(self, op_type: str, inputs: Sequence[SSAValue],
