@@ -193,8 +193,14 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
                                                     "graph_cleaner_dump_full_opt_onnx"),
             )
             preamble, core, postamble = cleaned.preamble, cleaned.core, cleaned.postamble
+            for node_name, reason in cleaned.host_reasons.items():
+                compilation.log(f"host: {node_name}: {reason}")
         else:
             preamble, core, postamble = None, onnx_model, None
+        if core is None:
+            raise ModelError("no operator of the model can run on the accelerator: the graph "
+                             "cleaner moved every node to the host (see compilation_log.txt)",
+                             stage="clean")
         for part_name, part in (("preamble", preamble), ("core", core), ("postamble", postamble)):
             if part is not None:
                 onnx.save(part, staged.path(outputs.INPUT_MODEL, f"{part_name}.onnx"))
