@@ -11,7 +11,9 @@ from importlib import import_module
 from xdsl.passes import ModulePass
 
 # pass name -> "module:ClassName"
-_PASS_LOCATIONS: dict[str, str] = {}
+_PASS_LOCATIONS: dict[str, str] = {
+    "axq-quantize": "aipuc.transforms.quantize:QuantizePass",
+}
 
 
 def _loader(location: str) -> Callable[[], type[ModulePass]]:

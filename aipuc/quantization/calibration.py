@@ -1,0 +1,454 @@
+"""Calibration: run the float graph on sample inputs and record every tensor's range.
+
+`calibrate` runs the float interpreter over the samples and feeds each float tensor that
+an accelerated (non-host) op reads or writes to three observers: min-max, PyTorch's
+histogram observer, and, for tensors whose channels matter to the hybrid scheme (inputs
+of depthwise convolutions and what they share their quantization with), a per-channel
+min-max. `annotate` writes the resulting ranges onto the IR as the discardable
+`axq.calibration` attribute, so quantization itself is a pure IR -> IR pass:
+
+    func.func @main(%x: tensor<...> {axq.calibration = {histogram = array<f64: -2.1, 2.3>,
+                                                         min_max = array<f64: -2.6, 2.4>},
+                                      axq.name = "input"})
+    %3 = axq.conv2d ... {axq.calibration = [{histogram = ..., min_max = ...,
+                                             channel_min = array<f64: ...>,
+                                             channel_max = array<f64: ...>}]}
+
+An op carries one dictionary per result (empty for results that need no range). Tensors
+are identified by position (`arg<i>`, `op<i>.<result>` over @main's body), which survives
+cloning and printing, and named after their ONNX tensor for people.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseArrayBase,
+    DictionaryAttr,
+    ModuleOp,
+    NameLoc,
+    StringAttr,
+    TensorType,
+    f64,
+)
+from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
+
+from aipuc.dialects import axq
+from aipuc.errors import QuantizationError
+from aipuc.quantization.observers import (
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+)
+
+CALIBRATION_ATTR = "axq.calibration"
+CHANNEL_AXIS = 1
+
+InputSpecs = Mapping[str, tuple[tuple[int, ...], np.dtype]]
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def main_function(module: ModuleOp) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise QuantizationError("the module has no func.func @main to quantize")
+
+
+def value_keys(func_op: func.FuncOp) -> dict[SSAValue, str]:
+    """Stable position keys: `arg<i>` for arguments, `op<i>.<r>` for op results."""
+    keys: dict[SSAValue, str] = {arg: f"arg{arg.index}" for arg in func_op.body.block.args}
+    for index, op in enumerate(func_op.body.block.ops):
+        for result in op.results:
+            keys[result] = f"op{index}.{result.index}"
+    return keys
+
+
+_HELPER_OPS = (axq.ConstantOp, axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp)
+
+
+def tensor_names(func_op: func.FuncOp) -> dict[SSAValue, str]:
+    """Readable unique names: ONNX names of arguments, op locations (node names) else op kinds.
+
+    Compute ops are named first, so an op keeps its name whatever constants or conversions
+    sit around it (a float graph and its quantized graph name their ops alike); constants
+    and conversions are named `<location>.<kind>`. Duplicates get `#<n>` suffixes and the
+    results of multi-result ops `:<index>`.
+    """
+    names: dict[SSAValue, str] = {}
+    taken: set[str] = set()
+
+    def claim(value: SSAValue, base: str) -> None:
+        name, count = base, 1
+        while name in taken:
+            count += 1
+            name = f"{base}#{count}"
+        taken.add(name)
+        names[value] = name
+
+    arg_attrs = func_op.arg_attrs.data if func_op.arg_attrs is not None else ()
+    for arg in func_op.body.block.args:
+        entry = arg_attrs[arg.index].data.get(axq.NAME_ATTR) if arg.index < len(arg_attrs) else None
+        claim(arg, entry.data if isinstance(entry, StringAttr) else f"arg{arg.index}")
+    ops = list(func_op.body.block.ops)
+    for helpers in (False, True):
+        for index, op in enumerate(ops):
+            if isinstance(op, _HELPER_OPS) != helpers:
+                continue
+            kind = op.name.split(".")[-1]
+            if isinstance(op.location, NameLoc):
+                base = op.location.desc.data + (f".{kind}" if helpers else "")
+            else:
+                base = f"{kind}_{index}"
+            for result in op.results:
+                claim(result, base if len(op.results) == 1 else f"{base}:{result.index}")
+    return names
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def _float_array(values: Sequence[float]) -> DenseArrayBase:
+    return DenseArrayBase.from_list(f64, [float(v) for v in values])
+
+
+@dataclass(frozen=True, eq=False)
+class TensorStats:
+    """The observed ranges of one tensor: [lo, hi] pairs and optional per-channel ranges."""
+
+    min_max: tuple[float, float]
+    histogram: tuple[float, float]
+    channel_min: np.ndarray | None = None
+    channel_max: np.ndarray | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TensorStats):
+            return NotImplemented
+        return self.to_json() == other.to_json()
+
+    def to_attr(self) -> DictionaryAttr:
+        entries: dict[str, Attribute] = {"min_max": _float_array(self.min_max),
+                                         "histogram": _float_array(self.histogram)}
+        if self.channel_min is not None and self.channel_max is not None:
+            entries["channel_min"] = _float_array(self.channel_min)
+            entries["channel_max"] = _float_array(self.channel_max)
+        return DictionaryAttr(entries)
+
+    @staticmethod
+    def from_attr(attr: Attribute) -> TensorStats | None:
+        """The stats of an `axq.calibration` entry; None for an empty entry."""
+        if not isinstance(attr, DictionaryAttr) or not attr.data:
+            return None
+        data = attr.data
+
+        def pair(key: str) -> tuple[float, float]:
+            entry = data.get(key)
+            if not isinstance(entry, DenseArrayBase) or len(entry.get_values()) != 2:
+                raise QuantizationError(
+                    f"{CALIBRATION_ATTR} needs '{key} = array<f64: lo, hi>', got {entry}")
+            low, high = entry.get_values()
+            return float(low), float(high)
+
+        def channels(key: str) -> np.ndarray | None:
+            entry = data.get(key)
+            return None if not isinstance(entry, DenseArrayBase) else np.asarray(
+                entry.get_values(), np.float64)
+
+        return TensorStats(pair("min_max"), pair("histogram"), channels("channel_min"),
+                           channels("channel_max"))
+
+    def to_json(self) -> dict:
+        entry: dict = {"min_max": list(self.min_max), "histogram": list(self.histogram)}
+        if self.channel_min is not None and self.channel_max is not None:
+            entry["channel_min"] = [float(v) for v in self.channel_min]
+            entry["channel_max"] = [float(v) for v in self.channel_max]
+        return entry
+
+    @staticmethod
+    def from_json(entry: Mapping) -> TensorStats:
+        channel_min, channel_max = entry.get("channel_min"), entry.get("channel_max")
+        return TensorStats(
+            tuple(entry["min_max"]), tuple(entry["histogram"]),  # type: ignore[arg-type]
+            None if channel_min is None else np.asarray(channel_min, np.float64),
+            None if channel_max is None else np.asarray(channel_max, np.float64))
+
+
+@dataclass
+class CalibrationStats:
+    """Ranges of every calibrated tensor of @main, by position key (see `value_keys`)."""
+
+    samples: int
+    tensors: dict[str, TensorStats] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"samples": self.samples,
+                "tensors": {key: {"name": self.names.get(key, key), **stats.to_json()}
+                            for key, stats in self.tensors.items()}}
+
+    @staticmethod
+    def from_json(data: Mapping) -> CalibrationStats:
+        tensors = data.get("tensors", {})
+        return CalibrationStats(
+            int(data.get("samples", 0)),
+            {key: TensorStats.from_json(entry) for key, entry in tensors.items()},
+            {key: entry.get("name", key) for key, entry in tensors.items()})
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _describe(spec: tuple[tuple[int, ...], np.dtype]) -> str:
+    return f"{np.dtype(spec[1])} of shape {tuple(spec[0])}"
+
+
+def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[str, np.ndarray]:
+    if not isinstance(sample, Mapping):
+        raise QuantizationError(
+            f"{where} is a {type(sample).__name__}; each calibration sample must be a dict "
+            "of input name -> array")
+    arrays = {str(name): np.asarray(value) for name, value in sample.items()}
+    if expected is None:
+        return arrays
+    missing = [name for name in expected if name not in arrays]
+    unknown = [name for name in arrays if name not in expected]
+    if missing or unknown:
+        raise QuantizationError(
+            f"{where}: the model's inputs are {list(expected)}; missing {missing}, "
+            f"unknown {unknown}")
+    checked = {}
+    for name, (shape, dtype) in expected.items():
+        array = arrays[name]
+        dtype = np.dtype(dtype)
+        same_kind = (np.issubdtype(array.dtype, np.floating) and np.issubdtype(dtype, np.floating))
+        if tuple(array.shape) != tuple(shape) or not (array.dtype == dtype or same_kind):
+            raise QuantizationError(
+                f"{where}: input '{name}' must be {_describe((shape, dtype))}, got "
+                f"{array.dtype} of shape {array.shape}")
+        checked[name] = array.astype(dtype, copy=False)
+    return checked
+
+
+def _load_file(path: Path, expected: InputSpecs | None) -> dict[str, np.ndarray]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise QuantizationError(f"calibration file '{path}' cannot be read: {error}") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            return {key: loaded[key] for key in loaded.files}
+    if expected is None or len(expected) != 1:
+        raise QuantizationError(
+            f"calibration file '{path}' is a .npy array, which only names the input of a "
+            "single-input model; use .npz files keyed by input name")
+    return {next(iter(expected)): loaded}
+
+
+def load_calibration(source: object, expected: InputSpecs | None = None
+                     ) -> list[dict[str, np.ndarray]]:
+    """Calibration samples from an iterable of input dicts or a folder of .npy/.npz files.
+
+    A folder is read in file-name order: `.npz` files are keyed by input name, `.npy` files
+    hold the single input of a single-input model. With `expected` (input name -> (shape,
+    dtype)), every sample is checked; float arrays are cast to the expected float dtype.
+    """
+    if source is None:
+        raise QuantizationError(
+            "post-training quantization needs calibration data: pass an iterable of input "
+            "dicts or a folder of .npy/.npz files (e.g. --calibration samples/)")
+    if isinstance(source, (str, os.PathLike)):
+        folder = Path(source)
+        if folder.is_file():
+            raise QuantizationError(f"calibration source '{folder}' is a file; give the folder "
+                                    "of .npy/.npz files that holds it")
+        if not folder.is_dir():
+            raise QuantizationError(f"calibration folder '{folder}' does not exist or is not "
+                                    "a folder of .npy/.npz files")
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
+        if not files:
+            raise QuantizationError(f"calibration folder '{folder}' holds no .npy/.npz files")
+        return [_validated(_load_file(p, expected), f"calibration file '{p.name}'", expected)
+                for p in files]
+    if isinstance(source, Mapping):
+        source = [source]
+    if not isinstance(source, Iterable):
+        raise QuantizationError(
+            f"calibration data is a {type(source).__name__}; pass an iterable of input dicts "
+            "or a folder of .npy/.npz files")
+    samples = [_validated(sample, f"calibration sample {index}", expected)
+               for index, sample in enumerate(source)]
+    if not samples:
+        raise QuantizationError("calibration data is empty; give at least one sample")
+    return samples
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+class _Observers:
+    def __init__(self, per_channel: bool):
+        self.min_max = MinMaxObserver()
+        self.histogram = HistogramObserver()
+        self.channels = PerChannelMinMaxObserver(CHANNEL_AXIS) if per_channel else None
+
+    def observe(self, array: np.ndarray) -> None:
+        self.min_max.observe(array)
+        self.histogram.observe(array)
+        if self.channels is not None:
+            self.channels.observe(array)
+
+    def stats(self) -> TensorStats:
+        channel_min = channel_max = None
+        if self.channels is not None:
+            channel_min, channel_max = self.channels.range()
+        return TensorStats(self.min_max.range(), self.histogram.range(), channel_min,
+                           channel_max)
+
+
+def _is_float_tensor(value: SSAValue) -> bool:
+    return isinstance(value.type, TensorType) and not isinstance(
+        value.type.element_type, axq.QuantizedType) and np.issubdtype(
+        _dtype(value), np.floating)
+
+
+def _dtype(value: SSAValue) -> np.dtype:
+    from aipuc.dialects.tensors import dtype_of
+
+    return dtype_of(value.type.element_type)  # type: ignore[attr-defined]
+
+
+def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
+              progress: Progress | None = None) -> CalibrationStats:
+    """Run the float `graph` on `samples` and observe every accelerated float tensor."""
+    from aipuc.runtime.float_interpreter import FLOAT_KERNELS
+    from aipuc.runtime.interpreter import run_function
+    from aipuc.transforms.quantize import calibrated_operands, channel_calibrated_values
+
+    func_op = graph.main
+    expected = graph.inputs
+    samples = [_validated(s, f"calibration sample {i}", expected) for i, s in enumerate(samples)]
+    if not samples:
+        raise QuantizationError("calibration data is empty; give at least one sample")
+    per_channel = channel_calibrated_values(func_op)
+    observers: dict[SSAValue, _Observers] = {}
+    seen: set[SSAValue] = set()
+
+    def observe(value: SSAValue, array: np.ndarray) -> None:
+        if value in seen or not _is_float_tensor(value):
+            return
+        seen.add(value)
+        if value not in observers:
+            observers[value] = _Observers(value in per_channel)
+        observers[value].observe(array)
+
+    def observing(kernel):
+        def run(op: Operation, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+            for operand, array in zip(op.operands, inputs, strict=True):
+                if operand in calibrated_operands(op):
+                    observe(operand, array)
+            results = kernel(op, inputs)
+            for result, array in zip(op.results, results, strict=True):
+                observe(result, array)
+            return results
+        return run
+
+    kernels = {op_type: observing(kernel) for op_type, kernel in FLOAT_KERNELS.items()}
+    for done, sample in enumerate(samples, start=1):
+        seen.clear()
+        run_function(func_op, [sample[name] for name in expected], kernels)
+        if progress is not None:
+            progress(done, len(samples))
+    keys, names = value_keys(func_op), tensor_names(func_op)
+    ordered = sorted(observers, key=lambda value: _position(keys[value]))
+    return CalibrationStats(
+        len(samples),
+        {keys[value]: observers[value].stats() for value in ordered},
+        {keys[value]: names[value] for value in ordered})
+
+
+def _position(key: str) -> tuple[int, int, int]:
+    """Sort order of position keys: arguments first, then ops in program order."""
+    if key.startswith("arg"):
+        return (0, int(key[3:]), 0)
+    op_index, result_index = key[2:].split(".")
+    return (1, int(op_index), int(result_index))
+
+
+# --------------------------------------------------------------------------- IR
+
+
+def annotate(module: ModuleOp, stats: CalibrationStats) -> None:
+    """Write `stats` onto @main as `axq.calibration` attributes (replacing older ones)."""
+    func_op = main_function(module)
+    by_key = {key: value for value, key in value_keys(func_op).items()}
+    unknown = [key for key in stats.tensors if key not in by_key]
+    if unknown:
+        raise QuantizationError(
+            f"calibration stats name tensors {unknown[:3]} that @main does not have; "
+            "calibrate the same graph you annotate")
+    per_op: dict[Operation, dict[int, DictionaryAttr]] = {}
+    arg_entries: dict[int, DictionaryAttr] = {}
+    for key, tensor in stats.tensors.items():
+        value = by_key[key]
+        if isinstance(value, BlockArgument):
+            arg_entries[value.index] = tensor.to_attr()
+        else:
+            per_op.setdefault(value.owner, {})[value.index] = tensor.to_attr()  # type: ignore
+    for op in func_op.body.block.ops:
+        op.attributes.pop(CALIBRATION_ATTR, None)
+    for op, entries in per_op.items():
+        op.attributes[CALIBRATION_ATTR] = ArrayAttr(
+            [entries.get(index, DictionaryAttr({})) for index in range(len(op.results))])
+    arg_count = len(func_op.body.block.args)
+    old = func_op.arg_attrs.data if func_op.arg_attrs is not None else [DictionaryAttr({})] * (
+        arg_count)
+    new_attrs = []
+    for index, entry in enumerate(old):
+        data = {k: v for k, v in entry.data.items() if k != CALIBRATION_ATTR}
+        if index in arg_entries:
+            data[CALIBRATION_ATTR] = arg_entries[index]
+        new_attrs.append(DictionaryAttr(data))
+    func_op.arg_attrs = ArrayAttr(new_attrs)
+
+
+def read_annotations(func_op: func.FuncOp) -> dict[SSAValue, TensorStats]:
+    """The `axq.calibration` ranges on @main's arguments and op results."""
+    stats: dict[SSAValue, TensorStats] = {}
+    if func_op.arg_attrs is not None:
+        for arg, entry in zip(func_op.body.block.args, func_op.arg_attrs.data, strict=True):
+            found = TensorStats.from_attr(entry.data.get(CALIBRATION_ATTR, DictionaryAttr({})))
+            if found is not None:
+                stats[arg] = found
+    for op in func_op.body.block.ops:
+        entries = op.attributes.get(CALIBRATION_ATTR)
+        if entries is None:
+            continue
+        if not isinstance(entries, ArrayAttr) or len(entries.data) != len(op.results):
+            raise QuantizationError(
+                f"{op.name}: {CALIBRATION_ATTR} must be an array with one dictionary per "
+                "result")
+        for result, entry in zip(op.results, entries.data, strict=True):
+            found = TensorStats.from_attr(entry)
+            if found is not None:
+                stats[result] = found
+    return stats
+
+
+def strip_annotations(func_op: func.FuncOp) -> None:
+    """Remove every `axq.calibration` attribute (quantization has consumed them)."""
+    for op in func_op.body.block.ops:
+        op.attributes.pop(CALIBRATION_ATTR, None)
+    if func_op.arg_attrs is not None:
+        func_op.arg_attrs = ArrayAttr([
+            DictionaryAttr({k: v for k, v in entry.data.items() if k != CALIBRATION_ATTR})
+            for entry in func_op.arg_attrs.data])

@@ -1,0 +1,235 @@
+"""Calibration observers: they watch float tensors and propose a quantization range.
+
+The vendor's quantizer is PyTorch-based, so the observers follow PyTorch's
+(``torch.ao.quantization.observer``):
+
+- ``MinMaxObserver``: the running minimum and maximum (``MinMaxObserver``).
+- ``PerChannelMinMaxObserver``: the same per index of one axis.
+- ``HistogramObserver``: PyTorch's ``HistogramObserver``. It keeps a running histogram of
+  2048 equal bins over the running [min, max]. When a batch widens the range, the old
+  histogram is re-binned into the new range: every old bin is split into 16 equal
+  sub-bins (``upsample_rate``) whose mass moves to the new bin holding the sub-bin's
+  midpoint. The range is chosen by ``_non_linear_param_search``, a port of Caffe2's
+  ``NormMinimization::NonlinearQuantizationParamsSearch``: starting from the full range,
+  it moves the lower or the upper end inwards, one bin at a time, by quantiles in steps of
+  1e-5 of the total mass (whichever end the next quantile step moves further), and keeps
+  going while the L2 error of quantizing the histogram onto 256 levels in the shrunk range
+  decreases. The error of one source bin treats its mass as uniformly spread and
+  integrates ``x**2`` of the distance to the centre of the destination bin(s) it falls in.
+
+Storage and comparisons follow PyTorch's float32 tensors (histogram, cumulative sums,
+range ends, ``histc`` bin positions); the quantization error itself is evaluated in
+float64 where PyTorch uses float32, which can only matter on exact ties. Non-finite
+values are ignored (PyTorch's histogram observer drops infinities too). Everything is
+deterministic: the same batches in the same order give the same range, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aipuc.errors import QuantizationError
+
+HISTOGRAM_BINS = 2048
+UPSAMPLE_RATE = 16
+QUANTIZED_LEVELS = 256  # int8 destination bins of the error model
+SEARCH_STEP = 1e-5
+
+
+def _finite_float32(x: np.ndarray) -> np.ndarray:
+    values = np.asarray(x, dtype=np.float32).ravel()
+    if not np.all(np.isfinite(values)):
+        values = values[np.isfinite(values)]
+    return values
+
+
+class MinMaxObserver:
+    """Running minimum and maximum of everything observed."""
+
+    def __init__(self) -> None:
+        self.min_val = np.float32(np.inf)
+        self.max_val = np.float32(-np.inf)
+
+    def observe(self, x: np.ndarray) -> None:
+        values = _finite_float32(x)
+        if values.size:
+            self.min_val = min(self.min_val, values.min())
+            self.max_val = max(self.max_val, values.max())
+
+    @property
+    def observed(self) -> bool:
+        return bool(self.min_val <= self.max_val)
+
+    def range(self) -> tuple[float, float]:
+        if not self.observed:
+            raise QuantizationError("observer saw no finite values; calibrate on real data")
+        return float(self.min_val), float(self.max_val)
+
+
+class PerChannelMinMaxObserver:
+    """Running minimum and maximum per index of `axis` (the channel axis)."""
+
+    def __init__(self, axis: int = 1) -> None:
+        self.axis = axis
+        self.min_val: np.ndarray | None = None
+        self.max_val: np.ndarray | None = None
+
+    def observe(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        channels = np.moveaxis(x, self.axis, 0).reshape(x.shape[self.axis], -1)
+        finite = np.isfinite(channels)
+        batch_min = np.where(finite, channels, np.inf).min(axis=1).astype(np.float32)
+        batch_max = np.where(finite, channels, -np.inf).max(axis=1).astype(np.float32)
+        if self.min_val is None or self.max_val is None:
+            self.min_val, self.max_val = batch_min, batch_max
+            return
+        if batch_min.shape != self.min_val.shape:
+            raise QuantizationError(
+                f"per-channel observer saw {batch_min.shape[0]} channels after "
+                f"{self.min_val.shape[0]}; calibration samples must share one shape")
+        self.min_val = np.minimum(self.min_val, batch_min)
+        self.max_val = np.maximum(self.max_val, batch_max)
+
+    def range(self) -> tuple[np.ndarray, np.ndarray]:
+        """float64 arrays (min per channel, max per channel); unseen channels give [0, 0]."""
+        if self.min_val is None or self.max_val is None:
+            raise QuantizationError("per-channel observer saw no data")
+        seen = self.min_val <= self.max_val
+        return (np.where(seen, self.min_val, 0).astype(np.float64),
+                np.where(seen, self.max_val, 0).astype(np.float64))
+
+
+def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.ndarray:
+    """``torch.histc``: equal bins over [low, high], values outside dropped, float32 counts.
+
+    Bin positions are computed in float32 as PyTorch's CPU kernel does; the top edge is
+    inclusive; an empty range is widened to [low - 1, high + 1].
+    """
+    low, high = np.float32(low), np.float32(high)
+    if low == high:
+        low, high = low - np.float32(1), high + np.float32(1)
+    inside = x[(x >= low) & (x <= high)]
+    position = ((inside - low) * np.float32(bins) / (high - low)).astype(np.int64)
+    position = np.minimum(position, bins - 1)
+    return np.bincount(position, minlength=bins).astype(np.float32)
+
+
+class HistogramObserver:
+    """PyTorch's HistogramObserver: running 2048-bin histogram, L2-optimal clipping range."""
+
+    def __init__(self, bins: int = HISTOGRAM_BINS, upsample_rate: int = UPSAMPLE_RATE,
+                 quantized_levels: int = QUANTIZED_LEVELS) -> None:
+        self.bins = bins
+        self.upsample_rate = upsample_rate
+        self.quantized_levels = quantized_levels
+        self.histogram = np.zeros(bins, dtype=np.float32)
+        self.min_val = np.float32(np.inf)
+        self.max_val = np.float32(-np.inf)
+
+    @property
+    def observed(self) -> bool:
+        return bool(self.min_val <= self.max_val)
+
+    def observe(self, x: np.ndarray) -> None:
+        values = _finite_float32(x)
+        if values.size == 0:
+            return
+        batch_min, batch_max = values.min(), values.max()
+        if not self.observed:
+            self.min_val, self.max_val = batch_min, batch_max
+            self.histogram = histc(values, self.bins, batch_min, batch_max)
+            return
+        new_min = min(self.min_val, batch_min)
+        new_max = max(self.max_val, batch_max)
+        update = histc(values, self.bins, new_min, new_max)
+        if new_min == self.min_val and new_max == self.max_val:
+            self.histogram = self.histogram + update
+            return
+        self.histogram = update + self._rebinned(new_min, new_max)
+        self.min_val, self.max_val = new_min, new_max
+
+    def _rebinned(self, new_min: np.float32, new_max: np.float32) -> np.ndarray:
+        """The running histogram moved onto the bins of [new_min, new_max] (a wider range)."""
+        if self.min_val == self.max_val:
+            # All mass sits at one value: it lands in that value's new bin.
+            one = histc(np.array([self.min_val], np.float32), self.bins, new_min, new_max)
+            return one * np.float32(self.histogram.sum(dtype=np.float64))
+        fine_bins = self.bins * self.upsample_rate
+        mass = np.repeat(self.histogram, self.upsample_rate) / np.float32(self.upsample_rate)
+        orig_min, orig_max = float(self.min_val), float(self.max_val)
+        sub_width = (orig_max - orig_min) / fine_bins
+        midpoints = (np.linspace(orig_min, orig_max, fine_bins + 1)[:-1].astype(np.float32)
+                     + np.float32(0.5 * sub_width))
+        edges = np.linspace(float(new_min), float(new_max), self.bins + 1).astype(np.float32)
+        bucket = np.searchsorted(edges, midpoints, side="right") - 1
+        bucket = np.clip(bucket, 0, self.bins - 1)
+        return np.bincount(bucket, weights=mass, minlength=self.bins).astype(np.float32)
+
+    def _quantization_error(self, start_bin: int, end_bin: int) -> float:
+        """L2 error of quantizing the histogram onto 256 levels spanning bins start..end."""
+        bin_width = (float(self.max_val) - float(self.min_val)) / self.bins
+        dst_bin_width = bin_width * (end_bin - start_bin + 1) / self.quantized_levels
+        if dst_bin_width == 0.0:
+            return 0.0
+        src_begin = (np.arange(self.bins, dtype=np.float64) - start_bin) * bin_width
+        src_end = src_begin + bin_width
+        last = self.quantized_levels - 1
+        dst_of_begin = np.clip(np.floor(src_begin / dst_bin_width), 0, last)
+        dst_of_end = np.clip(np.floor(src_end / dst_bin_width), 0, last)
+        density = self.histogram.astype(np.float64) / bin_width
+        half = dst_bin_width / 2
+
+        def norm(delta_begin, delta_end):
+            return density * (delta_end ** 3 - delta_begin ** 3) / 3
+
+        error = norm(src_begin - (dst_of_begin + 0.5) * dst_bin_width, half)
+        error += (dst_of_end - dst_of_begin - 1) * norm(-half, half)
+        error += norm(-half, src_end - (dst_of_end + 0.5) * dst_bin_width)
+        return float(error.sum())
+
+    def _non_linear_param_search(self) -> tuple[int, int]:
+        """First and last bin of the chosen range (PyTorch's search, step for step)."""
+        csum = np.cumsum(self.histogram, dtype=np.float64).astype(np.float32).tolist()
+        total = float(np.float32(self.histogram.sum(dtype=np.float64)))
+        alpha, beta = 0.0, 1.0
+        start_bin, end_bin = 0, self.bins - 1
+        norm_min = float("inf")
+        while alpha < beta:
+            next_alpha, next_beta = alpha + SEARCH_STEP, beta - SEARCH_STEP
+            alpha_mass = float(np.float32(next_alpha * total))
+            beta_mass = float(np.float32(next_beta * total))
+            left = start_bin
+            while left < end_bin and csum[left] < alpha_mass:
+                left += 1
+            right = end_bin
+            while right > start_bin and csum[right] > beta_mass:
+                right -= 1
+            next_start, next_end = start_bin, end_bin
+            if left - start_bin > end_bin - right:
+                next_start, alpha = left, next_alpha
+            else:
+                next_end, beta = right, next_beta
+            if next_start == start_bin and next_end == end_bin:
+                if start_bin == end_bin:
+                    break  # nothing can move any more: every later step is a no-op
+                # Fast-forward the no-op steps: only beta moves until the top bin would.
+                top = csum[end_bin]
+                while alpha < beta and not top > float(np.float32((beta - SEARCH_STEP) * total)):
+                    beta -= SEARCH_STEP
+                continue
+            norm = self._quantization_error(next_start, next_end)
+            if norm > norm_min:
+                break
+            norm_min = norm
+            start_bin, end_bin = next_start, next_end
+        return start_bin, end_bin
+
+    def range(self) -> tuple[float, float]:
+        """The clipping range [lo, hi] that minimises the L2 quantization error."""
+        if not self.observed:
+            raise QuantizationError("observer saw no finite values; calibrate on real data")
+        start_bin, end_bin = self._non_linear_param_search()
+        bin_width = (self.max_val - self.min_val) / np.float32(self.bins)
+        low = self.min_val + bin_width * np.float32(start_bin)
+        high = self.min_val + bin_width * np.float32(end_bin + 1)
+        return float(np.float32(low)), float(np.float32(high))

@@ -1,0 +1,364 @@
+"""Level 2 of the numerics contract: the quantized axq graph run in integers.
+
+`INTEGER_KERNELS` maps every quantized axq op class to a kernel for the generic walker
+(`aipuc.runtime.interpreter.run_function`). Every kernel reads scales and zero points off
+the op's quantized types and follows the per-op semantics documented in
+`aipuc.transforms.quantize`: accumulations are exact (the `exact_integer` mode of
+`aipuc.runtime.kernels`), every rescaling goes through `numerics.requantize` with
+multipliers from `fixed_point_multiplier`, tables through `numerics.apply_lut`, softmax
+through `numerics.softmax_int8`. Nothing depends on state or on evaluation order, so the
+same inputs give the same bits on every run; the instruction-stream simulator (level 3)
+must reproduce these results exactly and can call the same helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from xdsl.ir import Operation, SSAValue
+
+from aipuc import numerics
+from aipuc.dialects import axq
+from aipuc.dialects.axq import QuantizedType, conv_output_size, element_type, shape_of
+from aipuc.dialects.tensors import numpy_from_dense
+from aipuc.runtime import kernels
+from aipuc.runtime.float_interpreter import FLOAT_KERNELS
+from aipuc.runtime.interpreter import Kernel
+
+ADD_LEFT_SHIFT = 20
+"""add/sub rescale both centred inputs, shifted left by this, to a common scale (TFLite)."""
+RESIZE_WEIGHT_BITS = 10
+"""Linear resize weights are fixed point with this many fractional bits per axis."""
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_SMALLEST_MULTIPLIER = 2.0**-32
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def qtype(value: SSAValue) -> QuantizedType:
+    element = element_type(value)
+    if not isinstance(element, QuantizedType):
+        raise TypeError(f"integer kernels need quantized tensors, got {element}")
+    return element
+
+
+def along(values, ndim: int, axis: int) -> np.ndarray:
+    """Per-channel `values` shaped to broadcast along `axis` of an `ndim` array."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.asarray(values).reshape(shape)
+
+
+def scales_of(type_: QuantizedType, ndim: int) -> np.ndarray | float:
+    """The scale(s) of a type, broadcastable against a tensor of rank `ndim`."""
+    if type_.is_per_axis:
+        return along(type_.scale_array(), ndim, type_.axis_index)
+    return type_.scale
+
+
+def zero_points_of(type_: QuantizedType, ndim: int) -> np.ndarray | int:
+    if type_.is_per_axis:
+        return along(type_.zero_point_array(), ndim, type_.axis_index)
+    return type_.zero_point
+
+
+def channel_scales(type_: QuantizedType, count: int) -> np.ndarray:
+    """One scale per channel of a per-axis type, or the per-tensor scale repeated."""
+    if type_.is_per_axis:
+        return type_.scale_array()
+    return np.full(count, type_.scale)
+
+
+def centred(codes: np.ndarray, type_: QuantizedType) -> np.ndarray:
+    """q - zero_point as int64 (the real value in units of the scale)."""
+    return np.asarray(codes, np.int64) - zero_points_of(type_, np.ndim(codes))
+
+
+def fixed_point_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
+    """`numerics.quantize_multiplier`, with multipliers below 2**-32 mapped to (0, 1).
+
+    A real multiplier that small turns any int32 accumulator into less than half a step,
+    which rounds to 0 whatever the multiplier, so multiplier 0 gives the exact result.
+    """
+    real = np.asarray(real, np.float64)
+    negligible = real < _SMALLEST_MULTIPLIER
+    multiplier, shift = numerics.quantize_multiplier(np.where(negligible, 1.0, real))
+    return np.where(negligible, 0, multiplier), np.where(negligible, 1, shift)
+
+
+def requantize_to(acc: np.ndarray, real, out_type: QuantizedType) -> np.ndarray:
+    """int8 codes of `acc * real` in `out_type` (`real` broadcasts against `acc`)."""
+    multiplier, shift = fixed_point_multiplier(real)
+    return numerics.requantize(acc, multiplier, shift, zero_points_of(out_type, acc.ndim))
+
+
+def rescale_int32(acc: np.ndarray, real) -> np.ndarray:
+    """`acc * real` rounded as requantize does, kept in int32 (add/sub's common scale)."""
+    multiplier, shift = fixed_point_multiplier(real)
+    return numerics.requantize(acc, multiplier, shift, 0, qmin=_INT32_MIN, qmax=_INT32_MAX)
+
+
+def _flag(attr) -> bool:
+    return attr.value.data != 0
+
+
+# --------------------------------------------------------------------------- weighted ops
+
+
+def _accumulator_rescale(op, acc_ndim: int, channel_axis: int) -> np.ndarray:
+    """s_bias / s_out per output channel, shaped along the output's channel axis."""
+    out_type = qtype(op.result)
+    out_channels = shape_of(op.bias)[0]
+    real = channel_scales(qtype(op.bias), out_channels) / channel_scales(out_type, out_channels)
+    return along(real, acc_ndim, channel_axis)
+
+
+def _conv2d(op: axq.Conv2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, w, bias = inputs
+    acc = kernels.conv2d(centred(x, qtype(op.input)), w, op.strides.get_values(),
+                         op.pads.get_values(), op.dilations.get_values(), op.group.value.data,
+                         bias=bias, exact_integer=True)
+    return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, 1), qtype(op.result))]
+
+
+def _conv_transpose2d(op: axq.ConvTranspose2dOp,
+                      inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, w, bias = inputs
+    acc = kernels.conv_transpose2d(centred(x, qtype(op.input)), w, op.strides.get_values(),
+                                   op.pads.get_values(), op.dilations.get_values(),
+                                   op.output_padding.get_values(), op.group.value.data,
+                                   bias=bias, exact_integer=True)
+    return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, 1), qtype(op.result))]
+
+
+def _dense(op: axq.DenseOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, w, bias = inputs
+    acc = kernels.dense(centred(x, qtype(op.input)), w, bias, exact_integer=True)
+    return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, acc.ndim - 1),
+                          qtype(op.result))]
+
+
+def _matmul(op: axq.MatMulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+    acc = kernels.matmul(centred(inputs[0], a_type), centred(inputs[1], b_type),
+                         exact_integer=True)
+    real = a_type.scale * b_type.scale / scales_of(out_type, acc.ndim)
+    return [requantize_to(acc, real, out_type)]
+
+
+# --------------------------------------------------------------------------- elementwise
+
+
+def _add_or_sub(op: axq.AddOp | axq.SubOp, inputs: Sequence[np.ndarray],
+                sign: int) -> list[np.ndarray]:
+    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+    twice_max = 2 * max(a_type.scale, b_type.scale)
+    a = rescale_int32(centred(inputs[0], a_type) << ADD_LEFT_SHIFT, a_type.scale / twice_max)
+    b = rescale_int32(centred(inputs[1], b_type) << ADD_LEFT_SHIFT, b_type.scale / twice_max)
+    total = a.astype(np.int64) + sign * b.astype(np.int64)
+    real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, total.ndim))
+    return [requantize_to(total, real, out_type)]
+
+
+def _add(op: axq.AddOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _add_or_sub(op, inputs, 1)
+
+
+def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _add_or_sub(op, inputs, -1)
+
+
+def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+    acc = centred(inputs[0], a_type) * centred(inputs[1], b_type)
+    real = a_type.scale * b_type.scale / scales_of(out_type, acc.ndim)
+    return [requantize_to(acc, real, out_type)]
+
+
+def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x_type, slope_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+    x = centred(inputs[0], x_type)
+    slope = centred(inputs[1], slope_type)
+    out_scales = scales_of(out_type, np.broadcast(x, slope).ndim)
+    negative_part = x * slope
+    positive = requantize_to(np.broadcast_to(x, negative_part.shape),
+                             x_type.scale / out_scales, out_type)
+    negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales,
+                             out_type)
+    return [np.where(np.broadcast_to(x, negative_part.shape) >= 0, positive, negative)]
+
+
+def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if op.table is None:
+        raise ValueError("a quantized axq.lut needs its 256-entry table (run axq-quantize)")
+    return [numerics.apply_lut(inputs[0], numpy_from_dense(op.table)).astype(np.int8)]
+
+
+def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
+    """The code(s) of one real value in `type_`, broadcastable against rank `ndim`."""
+    scales = type_.scale_array()
+    codes = numerics.quantize(np.full(scales.shape, real), scales, type_.zero_point_array())
+    return along(codes, ndim, type_.axis_index) if type_.is_per_axis else codes.reshape(())
+
+
+def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    type_, x = qtype(op.input), inputs[0]
+    low = _code_of(op.min.value.data, type_, x.ndim)
+    high = _code_of(op.max.value.data, type_, x.ndim)
+    return [np.clip(x, low, high).astype(np.int8)]
+
+
+def _softmax(op: axq.SoftmaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    return [numerics.softmax_int8(inputs[0], in_type.scale, in_type.zero_point, out_type.scale,
+                                  out_type.zero_point, axis=op.axis.value.data)]
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def window_sums(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
+                pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
+                count_include_pad: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer window sums of `x` and the ONNX AveragePool divisor per position.
+
+    Pads hold 0; taps that only ceil_mode's last window reaches are summed as 0 and never
+    counted, like kernels.avg_pool2d.
+    """
+    channels, height, width = x.shape[1:]
+    out_hw = [conv_output_size(size, kernel[a], strides[a], pads[a], pads[a + 2], dilations[a],
+                               ceil_mode) for a, size in enumerate((height, width))]
+    extra = [max(0, (out_hw[a] - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1
+                 - (size + pads[a] + pads[a + 2])) for a, size in enumerate((height, width))]
+    window = np.ones((channels, 1, *kernel), np.int64)
+    sums = kernels.conv2d(x, window, strides, (pads[0], pads[1], pads[2] + extra[0],
+                                               pads[3] + extra[1]),
+                          dilations, channels, exact_integer=True)
+    if count_include_pad:
+        counted = np.ones((1, 1, height + pads[0] + pads[2], width + pads[1] + pads[3]), np.int64)
+        count_pads = (0, 0, extra[0], extra[1])
+    else:
+        counted = np.ones((1, 1, height, width), np.int64)
+        count_pads = (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1])
+    divisor = kernels.conv2d(counted, window[:1], strides, count_pads, dilations,
+                             exact_integer=True)
+    return sums[:, :, :out_hw[0], :out_hw[1]], divisor[:, :, :out_hw[0], :out_hw[1]]
+
+
+def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    sums, divisor = window_sums(centred(inputs[0], in_type), op.kernel.get_values(),
+                                op.strides.get_values(), op.pads.get_values(),
+                                op.dilations.get_values(), _flag(op.ceil_mode),
+                                _flag(op.count_include_pad))
+    real = scales_of(in_type, 4) / (scales_of(out_type, 4) * divisor)
+    return [requantize_to(sums, real, out_type)]
+
+
+def _global_pool(op: axq.GlobalPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x = inputs[0]
+    axes = tuple(range(2, x.ndim))
+    if op.kind.data == axq.PoolKind.MAX:
+        return [x.max(axis=axes, keepdims=True)]
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    sums = centred(x, in_type).sum(axis=axes, keepdims=True)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    real = scales_of(in_type, x.ndim) / (scales_of(out_type, x.ndim) * count)
+    return [requantize_to(sums, real, out_type)]
+
+
+# --------------------------------------------------------------------------- data movement
+
+
+def linear_resize_weights(in_len: int, scale: float, transform: str) -> np.ndarray:
+    """Fixed-point linear interpolation matrix [out_len, in_len]; each row sums to 2**10.
+
+    The float weights are those of kernels.resize (its result on the identity); rounding
+    leftovers go to each row's largest weight.
+    """
+    real = kernels.resize(np.eye(in_len), "linear", [scale, 1.0], transform)
+    one = 1 << RESIZE_WEIGHT_BITS
+    weights = np.rint(real * one).astype(np.int64)
+    rows = np.arange(len(weights))
+    weights[rows, np.argmax(real, axis=1)] += one - weights.sum(axis=1)
+    return weights
+
+
+def _resize(op: axq.ResizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    if op.mode.data == axq.ResizeMode.NEAREST:
+        return FLOAT_KERNELS[axq.ResizeOp](op, inputs)
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    acc = centred(inputs[0], in_type)
+    fraction_bits = 0
+    for axis, scale in enumerate(op.scales.get_values()):
+        if scale == 1.0:
+            continue
+        weights = linear_resize_weights(acc.shape[axis], scale,
+                                        op.coordinate_transform.data.value)
+        moved = np.moveaxis(acc, axis, -1)
+        acc = np.moveaxis(kernels.exact_int_matmul(moved, weights.T), -1, axis)
+        fraction_bits += RESIZE_WEIGHT_BITS
+    real = scales_of(in_type, acc.ndim) / (scales_of(out_type, acc.ndim) * 2.0**fraction_bits)
+    return [requantize_to(acc, real, out_type)]
+
+
+def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, type_ = inputs[0], qtype(op.input)
+    pads, mode = op.pads.get_values(), op.mode.data.value
+    code = _code_of(op.value.value.data, type_, x.ndim)
+    if mode != "constant" or code.ndim == 0:
+        return [kernels.pad(x, pads, mode, int(code) if code.ndim == 0 else 0).astype(np.int8)]
+    padded = kernels.pad(x, pads, mode, 0)
+    border = kernels.pad(np.zeros(x.shape, bool), pads, "constant", True)
+    return [np.where(border, code, padded).astype(np.int8)]
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+def _quantize(op: axq.QuantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    type_ = qtype(op.result)
+    axis = type_.axis_index if type_.is_per_axis else None
+    return [numerics.quantize(inputs[0], type_.scale_array(), type_.zero_point_array(), axis)]
+
+
+def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    type_ = qtype(op.input)
+    axis = type_.axis_index if type_.is_per_axis else None
+    return [numerics.dequantize(inputs[0], type_.scale_array(), type_.zero_point_array(), axis)]
+
+
+def _requantize(op: axq.RequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    x = centred(inputs[0], in_type)
+    real = scales_of(in_type, x.ndim) / scales_of(out_type, x.ndim)
+    return [requantize_to(x, real, out_type)]
+
+
+_CODE_MOVEMENT = (axq.ReshapeOp, axq.TransposeOp, axq.SliceOp, axq.SplitOp, axq.ConcatOp,
+                  axq.MaxPoolOp)
+
+INTEGER_KERNELS: dict[type[Operation], Kernel] = {
+    axq.Conv2dOp: _conv2d,
+    axq.ConvTranspose2dOp: _conv_transpose2d,
+    axq.DenseOp: _dense,
+    axq.MatMulOp: _matmul,
+    axq.AddOp: _add,
+    axq.SubOp: _sub,
+    axq.MulOp: _mul,
+    axq.PReluOp: _prelu,
+    axq.LutOp: _lut,
+    axq.ClipOp: _clip,
+    axq.SoftmaxOp: _softmax,
+    axq.AvgPoolOp: _avg_pool,
+    axq.GlobalPoolOp: _global_pool,
+    axq.ResizeOp: _resize,
+    axq.PadOp: _pad,
+    axq.QuantizeOp: _quantize,
+    axq.DequantizeOp: _dequantize,
+    axq.RequantizeOp: _requantize,
+    # Moving codes is the same at every level: the float table's kernels keep int8.
+    **{op_type: FLOAT_KERNELS[op_type] for op_type in _CODE_MOVEMENT},
+}

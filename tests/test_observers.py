@@ -1,0 +1,157 @@
+"""Observers: min-max bounds, PyTorch's histogram observer, per-channel ranges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from aipuc.errors import QuantizationError
+from aipuc.quantization import observers
+from aipuc.quantization.observers import (
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+    histc,
+)
+
+finite_floats = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
+batches = st.lists(hnp.arrays(np.float32, st.integers(1, 300), elements=finite_floats),
+                   min_size=1, max_size=4)
+
+
+def _observe_all(observer, arrays):
+    for array in arrays:
+        observer.observe(array)
+    return observer
+
+
+@given(batches)
+@settings(max_examples=60, deadline=None)
+def test_min_max_range_is_the_data_range(arrays):
+    low, high = _observe_all(MinMaxObserver(), arrays).range()
+    data = np.concatenate(arrays)
+    assert low == data.min() and high == data.max()
+
+
+@given(batches)
+@settings(max_examples=40, deadline=None)
+def test_histogram_range_lies_within_min_max_and_is_deterministic(arrays):
+    low, high = _observe_all(HistogramObserver(), arrays).range()
+    data_low, data_high = _observe_all(MinMaxObserver(), arrays).range()
+    slack = 1e-6 * max(1.0, abs(data_low), abs(data_high))
+    assert data_low - slack <= low <= high <= data_high + slack
+    assert _observe_all(HistogramObserver(), arrays).range() == (low, high)
+
+
+@given(batches)
+@settings(max_examples=40, deadline=None)
+def test_histogram_keeps_every_observed_value_when_rebinning(arrays):
+    observer = _observe_all(HistogramObserver(), arrays)
+    total = sum(array.size for array in arrays)
+    assert observer.histogram.sum(dtype=np.float64) == pytest.approx(total, rel=1e-5)
+
+
+def test_histc_matches_numpy_histogram_with_inclusive_top_edge():
+    values = np.array([0.0, 0.1, 0.5, 0.99, 1.0, 1.5, -0.2], np.float32)
+    counts = histc(values, 4, np.float32(0), np.float32(1))
+    expected, _ = np.histogram(values, bins=4, range=(0, 1))
+    np.testing.assert_array_equal(counts, expected)
+
+
+def test_histogram_clips_a_heavy_tail_that_min_max_keeps():
+    data = np.random.default_rng(0).standard_t(2, size=200_000).astype(np.float32)
+    histogram, minmax = HistogramObserver(), MinMaxObserver()
+    histogram.observe(data)
+    minmax.observe(data)
+    (low, high), (data_low, data_high) = histogram.range(), minmax.range()
+    assert 0.7 * data_low < low < 0 < high < 0.5 * data_high
+
+
+def test_histogram_keeps_far_outliers_when_clipping_them_costs_more():
+    """The L2 criterion: one value at 40 costs ~35**2 clipped, more than the rounding noise."""
+    data = np.random.default_rng(0).standard_normal(100_000).astype(np.float32)
+    data[0] = 40.0
+    observer = HistogramObserver()
+    observer.observe(data)
+    assert observer.range()[1] > 39
+
+
+def test_histogram_of_uniform_data_keeps_nearly_the_whole_range():
+    data = np.linspace(-1, 1, 50_000, dtype=np.float32)
+    observer = HistogramObserver()
+    observer.observe(data)
+    low, high = observer.range()
+    assert low == pytest.approx(-1, abs=0.02) and high == pytest.approx(1, abs=0.02)
+
+
+def test_constant_tensors_and_non_finite_values():
+    observer = HistogramObserver()
+    observer.observe(np.array([3.0, np.inf, -np.inf, np.nan, 3.0], np.float32))
+    assert observer.range() == (3.0, 3.0)
+    with pytest.raises(QuantizationError, match="no finite values"):
+        HistogramObserver().range()
+    with pytest.raises(QuantizationError, match="no finite values"):
+        MinMaxObserver().range()
+
+
+def test_histogram_widening_moves_old_mass_into_the_new_bins():
+    observer = HistogramObserver(bins=8, upsample_rate=4)
+    observer.observe(np.array([0.0, 1.0], np.float32))  # bins over [0, 1]
+    observer.observe(np.array([-1.0], np.float32))  # range grows to [-1, 1]
+    assert (observer.min_val, observer.max_val) == (-1.0, 1.0)
+    # 0.0 sat in the first old bin and 1.0 in the last; both land in the matching new bins.
+    np.testing.assert_allclose(observer.histogram, [1, 0, 0, 0, 1, 0, 0, 1])
+
+
+def _literal_search(observer: HistogramObserver) -> tuple[int, int]:
+    """PyTorch's `_non_linear_param_search` loop, line by line (no fast-forward)."""
+    csum = np.cumsum(observer.histogram, dtype=np.float64).astype(np.float32)
+    total = float(np.float32(observer.histogram.sum(dtype=np.float64)))
+    alpha, beta = 0.0, 1.0
+    start, end = 0, observer.bins - 1
+    norm_min = float("inf")
+    while alpha < beta:
+        next_alpha, next_beta = alpha + observers.SEARCH_STEP, beta - observers.SEARCH_STEP
+        left, right = start, end
+        while left < end and csum[left] < np.float32(next_alpha * total):
+            left += 1
+        while right > start and csum[right] > np.float32(next_beta * total):
+            right -= 1
+        next_start, next_end = start, end
+        if left - start > end - right:
+            next_start, alpha = left, next_alpha
+        else:
+            next_end, beta = right, next_beta
+        if next_start == start and next_end == end:
+            continue
+        norm = observer._quantization_error(next_start, next_end)
+        if norm > norm_min:
+            break
+        norm_min, start, end = norm, next_start, next_end
+    return start, end
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_search_equals_the_literal_pytorch_loop(seed):
+    rng = np.random.default_rng(seed)
+    observer = HistogramObserver(bins=128)
+    observer.observe(rng.standard_t(3, 5000).astype(np.float32))
+    observer.observe(np.abs(rng.standard_normal(2000)).astype(np.float32) * 3)
+    assert observer._non_linear_param_search() == _literal_search(observer)
+
+
+def test_per_channel_min_max_follows_each_channel():
+    rng = np.random.default_rng(1)
+    first, second = rng.standard_normal((2, 2, 5, 3, 3)).astype(np.float32)
+    observer = PerChannelMinMaxObserver(axis=1)
+    observer.observe(first)
+    observer.observe(second)
+    both = np.concatenate([first, second])
+    low, high = observer.range()
+    np.testing.assert_array_equal(low, both.min(axis=(0, 2, 3)))
+    np.testing.assert_array_equal(high, both.max(axis=(0, 2, 3)))
+    with pytest.raises(QuantizationError, match="channels"):
+        observer.observe(np.zeros((1, 4, 3, 3), np.float32))
