@@ -312,6 +312,32 @@ def test_remove_io_quantization_moves_the_io_types_into_the_signature(depthwise)
     np.testing.assert_array_equal(restored, with_io.run(sample)["y"])
 
 
+def test_graph_inputs_read_by_host_and_accelerated_ops():
+    nodes = [helper.make_node("Sin", ["a"], ["s"], name="wave"),
+             helper.make_node("Add", ["a", "b"], ["t"], name="sum"),
+             helper.make_node("Add", ["s", "t"], ["y"], name="total")]
+    model = _model(nodes, [("a", [2, 8]), ("b", [2, 8])], ["y"], {})
+    graph = import_onnx(model)
+    stats = calibrate(graph, _samples(model, 8))
+    with_io = _quantized(graph, stats)
+    without_io = _quantized(graph, stats, remove_io_quantization=True)
+    # With IO quantization the host op reads the float input itself; without, the int8
+    # input dequantized (the caller only has int8 codes).
+    assert _ops(with_io, axq.HostOp)[0].operands[0] is with_io.main.body.block.args[0]
+    assert isinstance(_ops(without_io, axq.HostOp)[0].operands[0].owner, axq.DequantizeOp)
+    inputs = without_io.main.function_type.inputs.data
+    assert all(isinstance(element_type(t), QuantizedType) for t in inputs)
+    sample = sample_inputs(model, 3)
+    codes = {name: numerics.quantize(sample[name], element_type(t).scale,
+                                     element_type(t).zero_point)
+             for name, t in zip(("a", "b"), inputs, strict=True)}
+    out_type = element_type(without_io.main.function_type.outputs.data[0])
+    restored = numerics.dequantize(without_io.run(codes)["y"], out_type.scale,
+                                   out_type.zero_point)
+    expected = graph.run(sample)["y"]
+    assert sqnr_db(expected, restored) > 15 and sqnr_db(expected, with_io.run(sample)["y"]) > 15
+
+
 def test_pass_errors(depthwise):
     with pytest.raises(QuantizationError, match="quantization_scheme 'per_tensor' is not one"):
         QuantizePass(quantization_scheme="per_tensor")
@@ -383,7 +409,7 @@ def test_debug_report_writes_per_layer_sqnr(depthwise, tmp_path):
 # network would reach.
 _SQNR_FLOORS = {"tiny_cnn": 30, "resnet18": 25, "mobilenetv2": 10, "efficientnet_b0": 1.5,
                 "attention_block": 20, "resnet50": 12, "yolov5s_head": 15}
-_EVERY_SCHEME = ("tiny_cnn", "mobilenetv2", "efficientnet_b0", "attention_block")
+_EVERY_SCHEME = ("tiny_cnn", "resnet18", "mobilenetv2", "efficientnet_b0", "attention_block")
 _HEAVY = ("resnet50", "yolov5s_head")  # one scheme, one evaluation sample
 _ZOO_CASES = [(name, scheme) for name in ZOO
               for scheme in (SCHEMES if name in _EVERY_SCHEME else SCHEMES[:1])]

@@ -714,25 +714,23 @@ def quantize_arguments(func_op: func.FuncOp, rewriting: _Rewriting,
                        remove_io_quantization: bool) -> None:
     """Graph inputs read by int8 ops: `axq.quantize` them, or make them int8 arguments."""
     block = func_op.body.block
+    first_op = block.first_op
+    assert first_op is not None
     for arg in list(block.args):
         qtype = rewriting.plan.types.get(arg)
         if qtype is None:
             continue
         if not remove_io_quantization:
-            first = block.first_op
-            assert first is not None
-            _quantize_for_accelerator(arg, qtype, InsertPoint.before(first), rewriting)
+            _quantize_for_accelerator(arg, qtype, InsertPoint.before(first_op), rewriting)
             continue
         float_uses = [use for use in arg.uses if not _is_accelerated(use.operation)]
         new_arg = Rewriter.replace_value_with_new_type(arg, tensor_type(shape_of(arg), qtype))
         rewriting.origin[new_arg] = arg
         rewriting.plan.types[new_arg] = qtype
         if float_uses:
-            first = block.first_op
-            assert first is not None
             dequantize = axq.DequantizeOp(new_arg, tensor_type(shape_of(arg), f32))
             dequantize.location = _location_of(new_arg)
-            Rewriter.insert_op(dequantize, InsertPoint.before(first))
+            Rewriter.insert_op(dequantize, InsertPoint.before(first_op))
             for use in float_uses:
                 use.operation.operands[use.index] = dequantize.result
 
