@@ -338,6 +338,50 @@ def test_graph_inputs_read_by_host_and_accelerated_ops():
     assert sqnr_db(expected, restored) > 15 and sqnr_db(expected, with_io.run(sample)["y"]) > 15
 
 
+def test_concat_shares_its_type_only_with_inputs_that_choose_their_own():
+    rng = np.random.default_rng(2)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
+             helper.make_node("Sigmoid", ["x"], ["s"], name="gate"),
+             helper.make_node("Split", ["s"], ["s0", "s1"], name="split", axis=1),
+             helper.make_node("Mul", ["c", "three"], ["c3"], name="scale"),
+             helper.make_node("Concat", ["c3", "s0"], ["y"], name="concat", axis=1)]
+    model = _model(nodes, [("x", [1, 4, 6, 6])], ["y", "s1"],
+                   {"w": _weights(rng, (2, 4, 1, 1)), "b": _weights(rng, 2, 0.1),
+                    "three": 30.0})
+    graph = import_onnx(model)
+    quant = _quantized(graph, calibrate(graph, _samples(model, 2)))
+    concat, split = _ops(quant, axq.ConcatOp)[0], _ops(quant, axq.SplitOp)[0]
+    scaled, gated = concat.operands
+    assert isinstance(scaled.owner, axq.MulOp) and _qtype(scaled) == _qtype(concat.result)
+    # The split output keeps the sigmoid's [0, 1] type (its sibling is a graph output) and
+    # is requantized into the concat's much wider range.
+    assert _qtype(split.outputs[0]) == _qtype(split.input) == _qtype(split.outputs[1])
+    assert isinstance(gated.owner, axq.RequantizeOp) and gated.owner.input is split.outputs[0]
+    assert _qtype(concat.result).scale > 10 * _qtype(split.input).scale
+
+
+def test_hybrid_requantizes_per_channel_tensors_for_per_tensor_consumers():
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="expand"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Conv", ["r", "wd", "bd"], ["d"], name="dw", group=8,
+                              pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["d", "r"], ["y"], name="sum")]
+    model = _model(nodes, [("x", [1, 4, 6, 6])], ["y"],
+                   {"w": _weights(rng, (8, 4, 1, 1)), "b": _weights(rng, 8, 0.1),
+                    "wd": _weights(rng, (8, 1, 3, 3)), "bd": _weights(rng, 8, 0.1)})
+    graph = import_onnx(model)
+    quant = _quantized(graph, calibrate(graph, _samples(model, 8)),
+                       quantization_scheme="hybrid_per_tensor_per_channel")
+    dw = next(op for op in _ops(quant, axq.Conv2dOp) if is_depthwise(op))
+    add = _ops(quant, axq.AddOp)[0]
+    requantize = add.rhs.owner
+    assert _qtype(dw.input).is_per_axis and requantize.input is dw.input
+    assert isinstance(requantize, axq.RequantizeOp) and not _qtype(add.rhs).is_per_axis
+    sample = sample_inputs(model, 7)
+    assert sqnr_db(graph.run(sample)["y"], quant.run(sample)["y"]) > 25
+
+
 def test_pass_errors(depthwise):
     with pytest.raises(QuantizationError, match="quantization_scheme 'per_tensor' is not one"):
         QuantizePass(quantization_scheme="per_tensor")
