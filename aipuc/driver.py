@@ -74,7 +74,7 @@ class Compilation:
             yield record
         except AipucError as error:
             record.status = "error"
-            if error.stage == AipucError.stage:
+            if "stage" not in vars(error):  # no explicit stage: it failed in this one
                 error.stage = name
             raise
         except Exception as error:  # a compiler bug: keep the stage, wrap for the report

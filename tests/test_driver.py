@@ -1,0 +1,158 @@
+"""The driver end to end on the tiny zoo model: output folder, modes, failures, tooling fields."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import aipuc
+from aipuc.config import CompilerConfig
+from aipuc.errors import AipucError, ConfigError, ModelError
+from aipuc.models import build_model, sample_inputs
+
+MODEL = "tiny_cnn"
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> onnx.ModelProto:
+    return build_model(MODEL)
+
+
+@pytest.fixture(scope="module")
+def samples(tiny_model):
+    return [sample_inputs(tiny_model, seed=seed) for seed in range(3)]
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory, tiny_model, samples):
+    out = tmp_path_factory.mktemp("build")
+    return aipuc.compile(tiny_model, CompilerConfig(output_dir=str(out)), samples)
+
+
+def test_output_folder_layout(compiled):
+    out = compiled.output_dir
+    for relative in ("input_model/model.onnx", "input_model/core.onnx",
+                     "quantized_model/model.mlir", "quantized_model/quantized_graph.json",
+                     "quantized_model/manifest.json", "compilation_report.json",
+                     "compilation_log.txt", "compiler_config_final.json"):
+        assert (out / relative).is_file(), relative
+    assert not list(out.glob(".staging-*"))
+    report = json.loads((out / "compilation_report.json").read_text())
+    assert report == compiled.report
+    statuses = {s["stage"]: s["status"] for s in report["stages"]}
+    assert statuses == {"load": "ok", "clean": "ok", "import": "ok", "quantize": "ok",
+                        "lower": "not_built"}
+    assert report["last_stage_built"] == "quantize"
+
+
+def test_run_quantized_is_exact_and_close_to_float(compiled, tiny_model, samples):
+    first = compiled.run_quantized(samples[0])
+    second = aipuc.load(compiled.output_dir).run_quantized(samples[0])
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    reference = aipuc.import_model(tiny_model).run(samples[0])
+    for name, value in reference.items():
+        noise = np.mean((first[name] - value) ** 2)
+        assert 10 * np.log10(np.mean(value**2) / noise) > 15, name
+    sqnr = compiled.report["quantization"]["output_sqnr_db"]
+    assert all(v > 15 for v in sqnr.values())
+
+
+def test_run_without_stream_says_so(compiled, samples):
+    with pytest.raises(AipucError, match="not built yet"):
+        compiled.run(samples[0])
+
+
+def test_quantize_only_then_lower_only_gives_same_bits(tmp_path, tiny_model, samples):
+    first = aipuc.compile(tiny_model, CompilerConfig(output_dir=str(tmp_path / "q"),
+                                                     compiler_mode="quantize_only"), samples)
+    assert [s["stage"] for s in first.report["stages"]][-1] == "quantize"
+    second = aipuc.compile(tmp_path / "q", CompilerConfig(output_dir=str(tmp_path / "l"),
+                                                          compiler_mode="lower_only"))
+    a, b = first.run_quantized(samples[1]), second.run_quantized(samples[1])
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_lower_only_needs_a_quantized_folder(tmp_path, tiny_model):
+    with pytest.raises(ConfigError, match="quantize_only"):
+        aipuc.compile(tiny_model, CompilerConfig(output_dir=str(tmp_path / "x"),
+                                                 compiler_mode="lower_only"))
+
+
+def test_failure_leaves_nothing_half_written(tmp_path, samples):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage-not-a-model")
+    config = CompilerConfig(output_dir=str(out), save_error_artifact=True)
+    with pytest.raises(ModelError):
+        aipuc.compile(broken, config, samples)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "compilation_log.txt", "compilation_report.json", "error_artifact.zip", "keep.txt"]
+    report = json.loads((out / "compilation_report.json").read_text())
+    assert report["status"] == "error" and report["error"]["stage"] == "load"
+    assert report["error"]["code"] == "E_LOAD"
+    with zipfile.ZipFile(out / "error_artifact.zip") as archive:
+        assert "compilation_report.json" in archive.namelist()
+
+
+def test_error_artifact_randomizes_weights(tmp_path, tiny_model):
+    out = tmp_path / "out"
+    config = CompilerConfig(output_dir=str(out), save_error_artifact=True,
+                            randomize_onnx_model=True)
+    with pytest.raises(AipucError):
+        aipuc.compile(tiny_model, config, calibration=tmp_path / "no-such-folder")
+    with zipfile.ZipFile(out / "error_artifact.zip") as archive:
+        saved = onnx.load_from_string(archive.read("model.onnx"))
+    original = {t.name: onnx.numpy_helper.to_array(t) for t in tiny_model.graph.initializer}
+    changed = [t.name for t in saved.graph.initializer
+               if t.data_type == onnx.TensorProto.FLOAT
+               and not np.array_equal(onnx.numpy_helper.to_array(t), original[t.name])]
+    assert changed
+
+
+def test_paths_never_leave_output_dir(tmp_path, tiny_model, samples):
+    config = CompilerConfig(output_dir=str(tmp_path / "o"), quantization_debug=True,
+                            model_debug_save_dir="../escape")
+    with pytest.raises(ConfigError, match="inside the output directory"):
+        aipuc.compile(tiny_model, config, samples)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_tooling_fields(tmp_path, tiny_model, samples):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stale.txt").write_text("old")
+    config = CompilerConfig(output_dir=str(out), remove_output_dir=True, trace_tvm_passes=True,
+                            quantized_graph_export=False, quantization_debug=True,
+                            model_debug_save_dir="dbg", model_name="tiny")
+    compiled = aipuc.compile(tiny_model, config, samples)
+    assert not (out / "stale.txt").exists()
+    trace = json.loads((out / "pass_dependency_graph.json").read_text())
+    assert [p["name"] for p in trace["passes"]][:4] == ["load", "clean", "import", "quantize"]
+    assert not (out / "quantized_model" / "quantized_graph.json").exists()
+    assert any((out / "dbg").iterdir())
+    assert compiled.report["model_name"] == "tiny"
+
+
+def test_remove_io_quantization_gives_int8_io(tmp_path, tiny_model, samples):
+    config = CompilerConfig(output_dir=str(tmp_path / "o"), remove_io_quantization=True)
+    compiled = aipuc.compile(tiny_model, config, samples)
+    manifest = json.loads((compiled.output_dir / "quantized_model/manifest.json").read_text())
+    for entry in manifest["inputs"] + manifest["outputs"]:
+        assert entry["dtype"] == "int8" and entry["scale"][0] > 0
+    outputs = compiled.run_quantized(samples[0])
+    assert all(v.dtype == np.int8 for v in outputs.values())
+
+
+def test_default_output_dir_uses_model_name(tmp_path, monkeypatch, tiny_model, samples):
+    monkeypatch.chdir(tmp_path)
+    compiled = aipuc.compile(tiny_model, CompilerConfig(model_name="named"), samples)
+    assert Path(compiled.output_dir) == Path("aipuc-out/named")
