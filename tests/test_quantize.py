@@ -412,7 +412,8 @@ def test_export_lists_every_tensor_and_op(depthwise):
     quant = _quantized(graph, stats, quantization_scheme="hybrid_per_tensor_per_channel")
     exported = json.loads(json.dumps(export_quantized_graph(quant.module), allow_nan=False))
     tensors = {t["name"]: t for t in exported["tensors"]}
-    assert exported["inputs"] == ["x"] and len(exported["outputs"]) == 1
+    assert exported["inputs"] == [{"name": "x", "tensor": "x"}]
+    assert exported["outputs"] == [{"name": "y", "tensor": "sigmoid.dequantize"}]
     relu6 = tensors["relu6"]
     assert relu6["location"] == "relu6" and relu6["dtype"] == "int8"
     assert relu6["quantization"]["axis"] == 1 and len(relu6["quantization"]["scales"]) == 8

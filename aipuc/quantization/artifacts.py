@@ -4,9 +4,10 @@
 - `save_quantized_model` / `load_quantized_model`: `quantized_model/model.mlir` (the axq IR
   with locations, so ONNX node names survive) and `calibration_stats.json`. A reloaded
   model runs to the same bits as the one that was saved.
-- `export_quantized_graph`: the content of `quantized_graph.json`: every tensor with its
-  shape, storage dtype and quantization (scales, zero points, axis), every op with its
-  operands, results and attributes.
+- `export_quantized_graph`: the content of `quantized_graph.json`: the graph inputs and
+  outputs (ONNX name and tensor), every tensor with its shape, storage dtype and
+  quantization (scales, zero points, axis), every op with its operands, results and
+  attributes.
 - `quantization_debug_report`: per-layer float vs dequantized int8 tensors (.npz) and an
   SQNR table (`sqnr.csv`, `sqnr.json`) that points at the layers losing accuracy.
 """
@@ -215,10 +216,22 @@ def export_quantized_graph(module: ModuleOp) -> dict:
                     "outputs": [names[v] for v in op.results],
                     "attributes": attributes})
     return_op = func_op.get_return_op()
+    returned = list(return_op.operands) if return_op is not None else []
     return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
-            "inputs": [names[arg] for arg in func_op.body.block.args],
-            "outputs": [names[v] for v in return_op.operands] if return_op else [],
+            "inputs": [{"name": name, "tensor": names[arg]} for name, arg in zip(
+                _io_names(func_op.arg_attrs), func_op.body.block.args, strict=True)],
+            "outputs": [{"name": name, "tensor": names[value]} for name, value in zip(
+                _io_names(func_op.res_attrs), returned, strict=True)],
             "tensors": tensors, "ops": ops}
+
+
+def _io_names(attrs: ArrayAttr | None) -> list[str]:
+    """The ONNX names of @main's arguments or results (`axq.name`)."""
+    names = []
+    for entry in attrs.data if attrs is not None else ():
+        name = entry.data.get(axq.NAME_ATTR)
+        names.append(name.data if isinstance(name, StringAttr) else "")
+    return names
 
 
 # --------------------------------------------------------------------------- debugging
@@ -311,8 +324,8 @@ def quantization_debug_report(float_graph, quant_graph, samples: Sequence[Mappin
     rows = []
     for index, (name, (op_name, clamped_by, references, actuals)) in enumerate(collected.items()):
         reference, actual = np.stack(references), np.stack(actuals)
-        np.savez_compressed(save_dir / "layers" / _file_name(index, name), float=reference,
-                            quantized=actual)
+        np.savez(save_dir / "layers" / _file_name(index, name), float=reference,
+                 quantized=actual)
         rows.append({"index": index, "name": name, "op": op_name,
                      "sqnr_db": round(sqnr_db(reference, actual), 3), "clamped_by": clamped_by})
     with open(save_dir / "sqnr.csv", "w", newline="") as handle:
