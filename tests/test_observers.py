@@ -155,3 +155,25 @@ def test_per_channel_min_max_follows_each_channel():
     np.testing.assert_array_equal(high, both.max(axis=(0, 2, 3)))
     with pytest.raises(QuantizationError, match="channels"):
         observer.observe(np.zeros((1, 4, 3, 3), np.float32))
+
+
+def test_histogram_observer_matches_pytorch_bit_for_bit():
+    """The range equals torch's HistogramObserver on the same batches (when torch is there)."""
+    torch = pytest.importorskip("torch", reason="torch is an optional extra (aipuc[torch])")
+    from torch.ao.quantization.observer import HistogramObserver as TorchHistogramObserver
+
+    rng = np.random.default_rng(0)
+    for trial in range(12):
+        reference = TorchHistogramObserver(dtype=torch.quint8, qscheme=torch.per_tensor_affine)
+        observer = HistogramObserver()
+        for _ in range(3):
+            x = rng.standard_normal((1, 8, 16, 16)) * rng.uniform(0.1, 5) + rng.uniform(-2, 2)
+            x = x.astype(np.float32)
+            if trial % 3 == 0:
+                x = np.maximum(x, 0)
+            if trial % 4 == 1:
+                x[0, 0, 0, 0] = 50.0
+            reference(torch.from_numpy(x))
+            observer.observe(x)
+        expected = tuple(float(v) for v in reference._non_linear_param_search())
+        assert tuple(float(np.float32(v)) for v in observer.range()) == expected
