@@ -39,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compile_cmd = commands.add_parser("compile", parents=[common], help="compile an ONNX model")
-    compile_cmd.add_argument("model", help="ONNX file, its folder, or (lower_only) an output folder")
+    compile_cmd.add_argument(
+        "model", help="ONNX file, its folder, or (lower_only) an output folder")
     config_options(compile_cmd)
     compile_cmd.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
     calibration = compile_cmd.add_mutually_exclusive_group()
@@ -49,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
                              help="calibrate on N seeded random samples (no real data: "
                                   "for trying the compiler, not for deployment)")
     compile_cmd.add_argument("--input-shape", action="append", default=[],
-                             metavar="NAME=DIMS", help="fix a dynamic input, e.g. input=1x3x224x224")
+                             metavar="NAME=DIMS",
+                             help="fix a dynamic input, e.g. input=1x3x224x224")
 
     run_cmd = commands.add_parser("run", parents=[common],
                                   help="run a compiled model on inputs")

@@ -250,8 +250,8 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
             "remove_io_quantization": config.remove_io_quantization,
         }
         if config.quantization_debug:
-            debug_dir = _optional_inside(staged, config.model_debug_save_dir or "quantization_debug",
-                                         "model_debug_save_dir")
+            debug_dir = _optional_inside(
+                staged, config.model_debug_save_dir or "quantization_debug", "model_debug_save_dir")
             table = quantization_debug_report(float_graph, quant_graph, samples[:1], debug_dir)
             compilation.report["quantization"]["debug_dir"] = str(
                 Path(debug_dir).relative_to(staged.root))

@@ -10,21 +10,21 @@ from xdsl.universe import Universe
 
 
 def _axq() -> Dialect:
-    from aipuc.dialects.axq import AXQ
+    from aipuc.dialects.axq import Axq
 
-    return AXQ
+    return Axq
 
 
 def _aipu() -> Dialect:
-    from aipuc.dialects.aipu import AIPU
+    from aipuc.dialects.aipu import Aipu
 
-    return AIPU
+    return Aipu
 
 
 def _mem() -> Dialect:
-    from aipuc.dialects.mem import MEM
+    from aipuc.dialects.mem import Mem
 
-    return MEM
+    return Mem
 
 
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:

@@ -24,7 +24,7 @@ L1, L2, DDR = MemorySpace.L1, MemorySpace.L2, MemorySpace.DDR
 
 def make_context() -> Context:
     ctx = Context()
-    for dialect in (Builtin, Test, mem.MEM, aipu.AIPU):
+    for dialect in (Builtin, Test, mem.Mem, aipu.Aipu):
         ctx.load_dialect(dialect)
     return ctx
 
@@ -128,7 +128,7 @@ def test_round_trip_every_op():
     module = build_program()
     module.verify()
     ops = {type(op) for op in module.walk()}
-    assert set(mem.MEM.operations) | set(aipu.AIPU.operations) <= ops
+    assert set(mem.Mem.operations) | set(aipu.Aipu.operations) <= ops
 
     text = str(module)
     parsed = parse(text)

@@ -455,7 +455,7 @@ _NOT_FLOAT_COMPUTE = {axq.ConstantOp, axq.HostOp, axq.QuantizeOp, axq.Dequantize
 
 
 def test_every_float_compute_op_has_a_kernel():
-    assert set(FLOAT_KERNELS) == set(axq.AXQ.operations) - _NOT_FLOAT_COMPUTE
+    assert set(FLOAT_KERNELS) == set(axq.Axq.operations) - _NOT_FLOAT_COMPUTE
 
 
 def _arguments(*shapes):

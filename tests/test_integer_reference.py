@@ -370,6 +370,6 @@ def test_negligible_multipliers_round_to_zero():
 
 
 def test_every_quantized_op_has_an_integer_kernel():
-    compute_ops = {op for op in axq.AXQ.operations
+    compute_ops = {op for op in axq.Axq.operations
                    if op not in (axq.ConstantOp, axq.HostOp)}
     assert compute_ops <= set(INTEGER_KERNELS)

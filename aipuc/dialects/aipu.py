@@ -80,8 +80,7 @@ from aipuc.dialects.mem import (
     PoolOp,
     ViewOp,
 )
-from aipuc.hardware import AIPU as HW
-from aipuc.hardware import MemorySpace, Unit
+from aipuc.hardware import AIPU, MemorySpace, Unit
 
 _INT8_MIN, _INT8_MAX = -128, 127
 
@@ -249,8 +248,8 @@ class CoreOp(IRDLOperation):
 
     def verify_(self) -> None:
         index = _int(self.index)
-        if not 0 <= index < HW.cores:
-            raise VerifyException(f"core {index} out of range: the AIPU has {HW.cores} cores")
+        if not 0 <= index < AIPU.cores:
+            raise VerifyException(f"core {index} out of range: the AIPU has {AIPU.cores} cores")
         parent = self.parent_op()
         while parent is not None:
             if isinstance(parent, CoreOp):
@@ -423,13 +422,13 @@ class ImcLoadOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        if not 0 <= (ws := _int(self.weightset)) < HW.imc_weightsets:
-            raise VerifyException(f"weightset {ws} out of range 0..{HW.imc_weightsets - 1}")
+        if not 0 <= (ws := _int(self.weightset)) < AIPU.imc_weightsets:
+            raise VerifyException(f"weightset {ws} out of range 0..{AIPU.imc_weightsets - 1}")
         _require_l1("weights", self.weights)
         _require_element("weights", self.weights, i8)
-        if (count := _mem(self.weights).element_count) > HW.imc_weightset_bytes:
+        if (count := _mem(self.weights).element_count) > AIPU.imc_weightset_bytes:
             raise VerifyException(
-                f"{count} weights exceed one weightset of {HW.imc_weightset_bytes}"
+                f"{count} weights exceed one weightset of {AIPU.imc_weightset_bytes}"
             )
         _verify_deps(self, self.UNIT, self.deps)
 
@@ -508,15 +507,15 @@ class MvmOp(IRDLOperation):
 
     def verify_(self) -> None:
         ws, k, n, icr = (_int(a) for a in (self.weightset, self.k, self.n, self.icr))
-        if not 0 <= ws < HW.imc_weightsets:
-            raise VerifyException(f"weightset {ws} out of range 0..{HW.imc_weightsets - 1}")
-        if not 1 <= k <= HW.mvm_k:
-            raise VerifyException(f"K chunk {k} out of range 1..{HW.mvm_k}")
-        if not 1 <= n <= HW.mvm_n:
-            raise VerifyException(f"N chunk {n} out of range 1..{HW.mvm_n}")
-        if icr < 1 or icr * n > HW.mvm_n:
+        if not 0 <= ws < AIPU.imc_weightsets:
+            raise VerifyException(f"weightset {ws} out of range 0..{AIPU.imc_weightsets - 1}")
+        if not 1 <= k <= AIPU.mvm_k:
+            raise VerifyException(f"K chunk {k} out of range 1..{AIPU.mvm_k}")
+        if not 1 <= n <= AIPU.mvm_n:
+            raise VerifyException(f"N chunk {n} out of range 1..{AIPU.mvm_n}")
+        if icr < 1 or icr * n > AIPU.mvm_n:
             raise VerifyException(
-                f"ICR factor {icr} with N {n} does not fit the {HW.mvm_n} MVM columns"
+                f"ICR factor {icr} with N {n} does not fit the {AIPU.mvm_n} MVM columns"
             )
         in_shape, out_shape = _mem(self.input).get_shape(), _mem(self.output).get_shape()
         kernel = _ints(self.kernel)
@@ -660,8 +659,9 @@ class DmaOp(IRDLOperation):
             raise VerifyException("the core DMA moves data to or from the core's L1")
         if self.engine.data == DmaEngine.SYSTEM and touches_l1:
             raise VerifyException("the system DMA moves data between DDR and L2, not L1")
-        if not 0 <= (channel := _int(self.channel)) < HW.core_dma_channels:
-            raise VerifyException(f"DMA channel {channel} out of range 0..{HW.core_dma_channels - 1}")
+        if not 0 <= (channel := _int(self.channel)) < AIPU.core_dma_channels:
+            raise VerifyException(
+                f"DMA channel {channel} out of range 0..{AIPU.core_dma_channels - 1}")
         _verify_deps(self, self.UNIT, self.deps)
 
 
@@ -683,8 +683,8 @@ class TokenSignalOp(IRDLOperation):
         super().__init__(operands=[deps], properties={"unit": UnitKindAttr(unit), "id": _i64(id)})
 
     def verify_(self) -> None:
-        if not 0 <= (id := _int(self.id)) < HW.hw_tokens_per_core:
-            raise VerifyException(f"token {id} out of range 0..{HW.hw_tokens_per_core - 1}")
+        if not 0 <= (id := _int(self.id)) < AIPU.hw_tokens_per_core:
+            raise VerifyException(f"token {id} out of range 0..{AIPU.hw_tokens_per_core - 1}")
         unit = self.unit.data
         for dep in self.deps:
             if not isinstance(task := dep.owner, TASK_OPS):
@@ -713,8 +713,8 @@ class TokenWaitOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        if not 0 <= (id := _int(self.id)) < HW.hw_tokens_per_core:
-            raise VerifyException(f"token {id} out of range 0..{HW.hw_tokens_per_core - 1}")
+        if not 0 <= (id := _int(self.id)) < AIPU.hw_tokens_per_core:
+            raise VerifyException(f"token {id} out of range 0..{AIPU.hw_tokens_per_core - 1}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -808,8 +808,8 @@ class DpuLutOp(IRDLOperation):
         super().__init__(operands=[input, table], result_types=[VRegType()])
 
     def verify_(self) -> None:
-        if (shape := _mem(self.table).get_shape()) != (HW.lut_entries,):
-            raise VerifyException(f"a LUT has {HW.lut_entries} entries, got shape {list(shape)}")
+        if (shape := _mem(self.table).get_shape()) != (AIPU.lut_entries,):
+            raise VerifyException(f"a LUT has {AIPU.lut_entries} entries, got shape {list(shape)}")
 
 
 @irdl_op_definition
@@ -914,7 +914,7 @@ TASK_OPS = (ImcLoadOp, MvmOp, DwpuOp, DmaOp, DpuOp)
 """Asynchronous tasks: each runs on its `UNIT` and returns a token."""
 
 
-AIPU = Dialect(
+Aipu = Dialect(
     "aipu",
     [
         CoreOp,

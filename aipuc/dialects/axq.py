@@ -976,7 +976,7 @@ class HostOp(_AxqOp):
                                      "attributes": DictionaryAttr(dict(attributes))})
 
 
-AXQ = Dialect(
+Axq = Dialect(
     "axq",
     [
         ConstantOp,

@@ -521,7 +521,7 @@ def _parse_affine(parser: Parser) -> tuple[int, list[tuple[int, UnresolvedOperan
             return constant, terms
 
 
-MEM = Dialect(
+Mem = Dialect(
     "mem",
     [PoolOp, BufferOp, ViewOp],
     [MemorySpaceAttr, BufferType, ViewType],

@@ -45,7 +45,7 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from aipuc import numerics
 from aipuc.dialects import axq
-from aipuc.dialects.axq import AXQ, QuantizedType
+from aipuc.dialects.axq import Axq, QuantizedType
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
 from aipuc.errors import QuantizationError
 from aipuc.quantization.calibration import (
@@ -92,7 +92,7 @@ def quantize_graph(graph, samples: Sequence[Mapping[str, np.ndarray]], *,
 def axq_context() -> Context:
     """A context that parses axq graphs: builtin, func and axq."""
     ctx = Context()
-    for dialect in (Builtin, Func, AXQ):
+    for dialect in (Builtin, Func, Axq):
         ctx.load_dialect(dialect)
     return ctx
 
