@@ -15,26 +15,12 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.dialects.func import FuncOp
 
 from aipuc import outputs
-from aipuc.dialects.axq import NAME_ATTR, QuantizedType, element_type, shape_of
+from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import AipucError, ConfigError, ModelError
-
-
-def _main(module: ModuleOp) -> FuncOp:
-    for op in module.ops:
-        if isinstance(op, FuncOp):
-            return op
-    raise ModelError("the module holds no graph function")
-
-
-def _names(attrs, count: int, prefix: str) -> list[str]:
-    if attrs is None:
-        return [f"{prefix}{i}" for i in range(count)]
-    return [a.data[NAME_ATTR].data if NAME_ATTR in a.data else f"{prefix}{i}"  # type: ignore
-            for i, a in enumerate(attrs.data)]
+from aipuc.graph import Graph
 
 
 def _describe(name: str, type_) -> dict[str, Any]:
@@ -51,21 +37,22 @@ def _describe(name: str, type_) -> dict[str, Any]:
 
 def io_manifest(module: ModuleOp) -> dict[str, Any]:
     """Inputs and outputs of the graph: ONNX names, shapes, dtypes, and scales when int8."""
-    func = _main(module)
-    in_types, out_types = func.function_type.inputs.data, func.function_type.outputs.data
-    in_names = _names(func.arg_attrs, len(in_types), "input")
-    out_names = _names(func.res_attrs, len(out_types), "output")
+    graph = Graph(module)
+    signature = graph.main.function_type
     return {
-        "inputs": [_describe(n, t) for n, t in zip(in_names, in_types, strict=True)],
-        "outputs": [_describe(n, t) for n, t in zip(out_names, out_types, strict=True)],
+        "inputs": [_describe(n, t) for n, t in zip(graph.inputs, signature.inputs, strict=True)],
+        "outputs": [_describe(n, t)
+                    for n, t in zip(graph.outputs, signature.outputs, strict=True)],
     }
 
 
 def _quantized_entries(module: ModuleOp, side: str) -> dict[str, QuantizedType]:
-    func = _main(module)
-    types = func.function_type.inputs.data if side == "inputs" else func.function_type.outputs.data
-    entries = io_manifest(module)[side]
-    return {e["name"]: element_type(t) for e, t in zip(entries, types, strict=True)
+    graph = Graph(module)
+    if side == "inputs":
+        names, types = list(graph.inputs), graph.main.function_type.inputs
+    else:
+        names, types = graph.outputs, graph.main.function_type.outputs
+    return {name: element_type(t) for name, t in zip(names, types, strict=True)
             if isinstance(element_type(t), QuantizedType)}
 
 
