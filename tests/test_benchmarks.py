@@ -1,0 +1,89 @@
+"""Smoke tests of the quantization benchmarks on a tiny budget (a few epochs, a few images):
+the tables have the rows the docs promise and the numbers are sane. The full runs are in
+docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str) -> ModuleType:
+    """Import a benchmark script; they are scripts, not a package, and import `common`."""
+    if str(BENCHMARKS_DIR) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS_DIR))
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module")
+def digits() -> ModuleType:
+    pytest.importorskip("sklearn")
+    return _benchmark("accuracy_digits")
+
+
+def test_sqnr_of_known_noise() -> None:
+    common = _benchmark("common")
+    reference = np.array([3.0, -4.0])  # signal energy 25
+    assert common.sqnr_db(reference, reference + np.array([0.5, 0.0])) == pytest.approx(20.0)
+
+
+def test_numpy_cnn_gradients_match_finite_differences(digits: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    model = digits.DigitsCNN.initialise(seed=3)
+    model.params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape)
+                    for k, v in model.params.items()}
+    images, labels = rng.random((4, 1, 8, 8)), rng.integers(0, 10, 4)
+    _, grads = model.loss_and_gradients(images, labels)
+    step = 1e-6
+    for name, param in model.params.items():
+        index = tuple(int(rng.integers(0, size)) for size in param.shape)
+        original = param[index]
+        param[index] = original + step
+        above, _ = model.loss_and_gradients(images, labels)
+        param[index] = original - step
+        below, _ = model.loss_and_gradients(images, labels)
+        param[index] = original
+        assert grads[name][index] == pytest.approx((above - below) / (2 * step), rel=1e-4,
+                                                   abs=1e-9), name
+
+
+def test_digits_benchmark_smoke(digits: ModuleType, tmp_path: Path) -> None:
+    result = digits.run_benchmark(epochs=3, calibration_samples=8, test_samples=24,
+                                  ort_methods=("MinMax",), work_dir=tmp_path)
+    methods = [row["method"] for row in result.rows]
+    assert methods == ["float32 NumPy", "float32 onnxruntime",
+                       *(f"aipuc {scheme}" for scheme in digits.AIPUC_SCHEMES),
+                       "onnxruntime MinMax"]
+    assert result.test_samples == 24 and result.calibration_samples == 8
+    assert result.float_accuracy > 70.0  # three epochs already learn the digits
+    by_method = {row["method"]: row for row in result.rows}
+    assert by_method["float32 onnxruntime"]["accuracy %"] == result.float_accuracy
+    for row in result.rows:
+        assert 0.0 <= row["accuracy %"] <= 100.0
+        assert row["drop (pp)"] == pytest.approx(result.float_accuracy - row["accuracy %"])
+        if row["method"].startswith(("aipuc", "onnxruntime MinMax")):
+            assert row["accuracy %"] >= result.float_accuracy - 15.0, row
+            assert row["quantize s"] > 0.0 and row["evaluate s"] > 0.0
+    for scheme in digits.AIPUC_SCHEMES:
+        assert (tmp_path / scheme / "compilation_report.json").is_file()
+    assert result.target_met == (result.default_scheme_drop <= result.best_onnxruntime_drop)
+    assert "| aipuc per_tensor_histogram |" in result.table()
+
+
+def test_zoo_sqnr_smoke() -> None:
+    zoo = _benchmark("zoo_sqnr")
+    (row,) = zoo.model_sqnr("tiny_cnn", calibration=2, held_out=2)
+    assert set(row) == set(zoo.TABLE_COLUMNS)
+    assert row["model"] == "tiny_cnn"
+    for column in ("aipuc dB", "onnxruntime dB", "aipuc median dB", "onnxruntime median dB",
+                   "float sensitivity dB"):
+        assert math.isfinite(row[column]) and row[column] > 15.0, row
+    assert row["aipuc compile s"] > 0.0 and row["aipuc run s"] > 0.0
