@@ -36,13 +36,11 @@ def import_model(
     The whole model becomes one axq graph (host-side operators as `axq.host` ops);
     `Graph.run(inputs)` interprets it in float32.
     """
-    from aipuc.frontend.loader import load_model
-    from aipuc.frontend.onnx_import import import_onnx
+    from aipuc.driver import import_float_graph, load_onnx
 
     config = CompilerConfig() if config is None else config
-    onnx_model = load_model(model, input_shapes=input_shapes, opset=config.onnx_opset_version,
-                            example_input=example_input)
-    return import_onnx(onnx_model, propagate_span_information=config.propagate_span_information)
+    onnx_model = load_onnx(model, config, input_shapes=input_shapes, example_input=example_input)
+    return import_float_graph(onnx_model, config)
 
 
 def compile(  # noqa: A001 - the public name the API promises
@@ -53,8 +51,10 @@ def compile(  # noqa: A001 - the public name the API promises
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     example_input: object = None,
 ) -> CompiledModel:
-    """Compile `model` with `config`, calibrating on `calibration` (iterable of input dicts,
-    or a folder of .npy/.npz files). Writes `config.output_dir` and returns its CompiledModel."""
+    """Compile `model` with `config`, calibrating on `calibration`.
+
+    `calibration` is an iterable of input dicts or a folder of .npy/.npz files. The outputs
+    go to the config's output_dir; the returned CompiledModel reads them."""
     from aipuc.driver import compile_model
 
     return compile_model(model, config, calibration, input_shapes=input_shapes,

@@ -130,6 +130,8 @@ def format_report(report: dict[str, Any]) -> str:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
         lines.append(f"int8 vs float32 output SQNR ({quant['scheme']}, "
                      f"{quant['calibration_samples']} calibration samples): {sqnr}")
+    for name, stage in report.get("fields_without_effect", {}).items():
+        lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
     if any(s["status"] == "not_built" for s in report.get("stages", [])):
         lines.append("stopped after quantization: lowering to the instruction stream is not "
                      "built yet (run_quantized gives the bit-exact integer reference)")
@@ -169,8 +171,6 @@ def _example(args: argparse.Namespace) -> int:
 
     config = _load_config(args, args.output_dir)
     model = build_model(args.model)
-    if not config.model_name:
-        config = config.with_overrides([f"model_name={json.dumps(args.model)}"])
     print(f"aipuc example: built-in {args.model} (seeded random weights, built in code); "
           f"calibrating on {args.samples} seeded synthetic samples, not real data", file=sys.stderr)
     samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]

@@ -39,6 +39,38 @@ ProgressCallback = Callable[[str, int, int], None]
 DEFAULT_OUTPUT_DIR = Path("aipuc-out")
 NOT_BUILT = "not_built"
 
+FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
+    "axq rewrites and legalization": (
+        "rewrite_dense_to_conv2d", "rewrite_concat_to_resadd", "apply_arithmetic_simplification",
+        "simplify_mac_before_after_lut", "apply_pword_padding",
+        "remove_io_padding_and_layout_transform", "softmax_neutral_value"),
+    "unit mapping": ("enable_icr", "icrx_force", "icrx_parallel_block_threshold",
+                     "icrx_max_factor", "enable_swicr", "mvm_utilization_limit"),
+    "tiling and DFS": ("max_tiling_attempts", "force_h_tiling", "force_oc_tiling",
+                       "tiling_depth", "dfs_search_constraint", "ignore_weight_buffers"),
+    "memory planning": (
+        "max_memplan_attempts", "enable_buffer_promotion", "split_buffer_promotion",
+        "io_memory_pool", "constant_memory_pool", "workspace_memory_pool", "l1_constraint",
+        "l2_constraint", "ddr_constraint", "page_memory", "l1_size_reserved", "l1_size_used",
+        "l2_size_reserved", "l2_size_reserved_tasklist", "l2_size_used", "ddr_size_max",
+        "ddr_size_reserved", "ddr_size_used", "resources_used", "dpu_constants_home",
+        "dpu_instructions_home", "dwpu_instructions_home", "elf_in_ddr", "l1_virtual_address",
+        "l1_core0_physical_address"),
+    "scheduling": ("use_sysdma", "dma_dual_channel", "pipeline_spatial_tiles",
+                   "pipeline_channel_tiles", "inter_operator_async", "use_list_scheduler",
+                   "unroll_prologue_epilogue", "use_hw_tokens", "group_ifdw_tasks",
+                   "double_buffer", "imc_double_buffer_pipeline", "imc_double_buffer_sequential"),
+    "code generation": ("dpu_allocation_algorithm", "stream_tasklist", "aipu_cores_used",
+                        "multicore_mode"),
+    "runtime and profiling": ("frequency", "host_processes_used", "input_dmabuf",
+                              "output_dmabuf", "runtime_dir", "device_dir", "profiling_levels",
+                              "profiling_drop_percentile", "compiler_dir"),
+}
+"""Config fields whose stage is not built yet (design.md, "Where each config field is read").
+
+They are validated like every field; setting one away from its default is reported as
+having no effect yet, rather than silently ignored."""
+
 
 @dataclass
 class StageRecord:
@@ -127,6 +159,7 @@ def compile_model(
     compilation = Compilation(config, staged, model_name)
     compilation.log(f"aipuc compiling '{model_name}' into {output_dir} "
                     f"(compiler_mode={config.compiler_mode})")
+    _report_fields_without_effect(compilation)
     started = time.perf_counter()
     try:
         if config.compiler_mode == CompilerMode.LOWER_ONLY:
@@ -154,11 +187,27 @@ def compile_model(
 # --------------------------------------------------------------------------- stages
 
 
+def load_onnx(model: object, config: CompilerConfig, *,
+              input_shapes: Mapping[str, Sequence[int]] | None = None,
+              example_input: object = None) -> onnx.ModelProto:
+    """The model as a checked, shape-inferred ModelProto at the configured opset."""
+    from aipuc.frontend.loader import load_model
+
+    return load_model(model, input_shapes=input_shapes, opset=config.onnx_opset_version,
+                      example_input=example_input)
+
+
+def import_float_graph(onnx_model: onnx.ModelProto, config: CompilerConfig):
+    """The axq float graph of `onnx_model`, node names as locations when configured."""
+    from aipuc.frontend.onnx_import import import_onnx
+
+    return import_onnx(onnx_model,
+                       propagate_span_information=config.propagate_span_information)
+
+
 def _quantize(compilation: Compilation, model, calibration, input_shapes, example_input,
               progress) -> None:
     from aipuc.frontend.graph_cleaner import clean_graph
-    from aipuc.frontend.loader import load_model
-    from aipuc.frontend.onnx_import import import_onnx
     from aipuc.frontend.support import validate_operators
     from aipuc.quantization.artifacts import (
         export_quantized_graph,
@@ -172,8 +221,8 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
     config, staged = compilation.config, compilation.staged
 
     with compilation.stage("load"):
-        onnx_model = load_model(model, input_shapes=input_shapes,
-                                opset=config.onnx_opset_version, example_input=example_input)
+        onnx_model = load_onnx(model, config, input_shapes=input_shapes,
+                               example_input=example_input)
         onnx.save(onnx_model, staged.path(outputs.INPUT_MODEL, "model.onnx"))
         compilation.report["model"] = _io_description(onnx_model)
 
@@ -218,8 +267,7 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
                     "set validate_operators=false", stage="validate")
 
     with compilation.stage("import") as record:
-        float_graph = import_onnx(core,
-                                  propagate_span_information=config.propagate_span_information)
+        float_graph = import_float_graph(core, config)
         record.detail["ops"] = sum(1 for _ in float_graph.module.walk()) - 2
 
     with compilation.stage("quantize") as record:
@@ -293,6 +341,19 @@ def _lower(compilation: Compilation) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _report_fields_without_effect(compilation: Compilation) -> None:
+    config = compilation.config
+    without_effect = {
+        name: stage
+        for stage, names in FIELDS_OF_UNBUILT_STAGES.items() for name in names
+        if getattr(config, name) != type(config).model_fields[name].default
+    }
+    for name, stage in without_effect.items():
+        compilation.log(f"warning: {name} has no effect yet: the {stage} stage is not built")
+    if without_effect:
+        compilation.report["fields_without_effect"] = without_effect
 
 
 def _finish(compilation: Compilation, seconds: float, error: AipucError | None = None) -> None:
