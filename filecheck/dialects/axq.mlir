@@ -38,6 +38,7 @@ builtin.module {
     %resize = axq.resize %x {mode = #axq<resize_mode linear>, scales = array<f64: 1.0, 1.0, 2.0, 2.0>, coordinate_transform = #axq<coordinate_transform align_corners>, nearest_rounding = #axq<nearest_rounding round_prefer_floor>} : tensor<1x2x8x8xf32> -> tensor<1x2x16x16xf32>
     %cat = axq.concat %x, %y {axis = 1 : i64} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x4x8x8xf32>
     %lo, %hi = axq.split %x {axis = 1 : i64} : tensor<1x2x8x8xf32> -> tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>
+    %mean = axq.host "ReduceMean"(%x) {domain = "", opset = 18 : i64, attributes = {keepdims = 1 : i64}} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x1xf32>
     func.return %logits, %convq : tensor<1x10xf32>, tensor<1x2x4x4x!axq.q<i8, 0.0187:-14>>
   }
 }
@@ -77,6 +78,7 @@ builtin.module {
 // CHECK-NEXT:     %resize = axq.resize %x {mode = #axq<resize_mode linear>, scales = array<f64: 1.000000e+00, 1.000000e+00, 2.000000e+00, 2.000000e+00>, coordinate_transform = #axq<coordinate_transform align_corners>, nearest_rounding = #axq<nearest_rounding round_prefer_floor>} : tensor<1x2x8x8xf32> -> tensor<1x2x16x16xf32>
 // CHECK-NEXT:     %cat = axq.concat %x, %y {axis = 1 : i64} : (tensor<1x2x8x8xf32>, tensor<1x2x8x8xf32>) -> tensor<1x4x8x8xf32>
 // CHECK-NEXT:     %lo, %hi = axq.split %x {axis = 1 : i64} : tensor<1x2x8x8xf32> -> tensor<1x1x8x8xf32>, tensor<1x1x8x8xf32>
+// CHECK-NEXT:     %mean = axq.host "ReduceMean"(%x) {domain = "", opset = 18 : i64, attributes = {keepdims = 1 : i64}} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x1xf32>
 // CHECK-NEXT:     func.return %logits, %convq : tensor<1x10xf32>, tensor<1x2x4x4x!axq.q<i8, 0.0187:-14>>
 // CHECK-NEXT:   }
 // CHECK-NEXT: }
