@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from aipuc import __version__
 from aipuc.errors import AipucError, ConfigError
 
 EXAMPLE_MODEL = "resnet18"
@@ -36,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aipuc",
                                      description="Compiler for the AIPU int8 edge accelerator.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--version", action="version", version=f"aipuc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     compile_cmd = commands.add_parser("compile", parents=[common], help="compile an ONNX model")

@@ -79,3 +79,10 @@ def test_compile_and_run(tmp_path, capsys):
     assert len(np.load(saved).files) == len(model.graph.output)
     assert main(["run", str(out), "--input", str(inputs)]) == 2
     assert "not built yet" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("aipuc ")
