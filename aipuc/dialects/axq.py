@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import auto
+from typing import ClassVar
 
 import numpy as np
 from xdsl.dialects.builtin import (
@@ -25,12 +26,20 @@ from xdsl.dialects.builtin import (
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
+    Float16Type,
+    Float32Type,
+    Float64Type,
     FloatAttr,
     IntegerAttr,
     IntegerType,
+    Signedness,
     StringAttr,
     TensorType,
+    UnitAttr,
+    f32,
     f64,
+    i8,
+    i32,
     i64,
 )
 from xdsl.dialects.utils.enum_attribute import EnumAttribute
@@ -55,7 +64,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.parser import AttrParser
+from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.traits import ConstantLike, Pure
 from xdsl.utils.exceptions import VerifyException
@@ -74,6 +83,15 @@ def _format_float(value: float) -> str:
     if "e" in text and "." not in text:
         text = text.replace("e", ".0e")
     return text
+
+
+STORAGE_WIDTHS = (8, 32)
+"""Bit widths of quantized storage: int8 codes and int32 biases."""
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise VerifyException(message)
 
 
 @irdl_attr_definition
@@ -143,18 +161,31 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
         return -(1 << (width - 1)), (1 << (width - 1)) - 1
 
     def verify(self) -> None:
-        n_scales = len(self.scales.get_values())
-        if n_scales != len(self.zero_points.get_values()):
-            raise VerifyException("quantized type needs as many zero points as scales")
-        if not self.is_per_axis and n_scales != 1:
-            raise VerifyException("a per-tensor quantized type has exactly one scale")
-        if n_scales == 0:
-            raise VerifyException("a quantized type needs at least one scale")
-        if not all(s > 0 and np.isfinite(s) for s in self.scales.get_values()):
-            raise VerifyException("quantization scales must be positive and finite")
+        storage = self.storage
+        if storage.signedness.data != Signedness.SIGNLESS or (
+                storage.width.data not in STORAGE_WIDTHS):
+            raise VerifyException(f"quantized storage must be a signless integer of 8 or 32 "
+                                  f"bits (i8, i32), got {storage}")
+        _require(self.axis_index >= -1,
+                 f"quantization axis must be -1 (per tensor) or a tensor axis, got "
+                 f"{self.axis_index}")
+        scales, zero_points = self.scale_array(), self.zero_point_array()
+        _require(scales.size == zero_points.size,
+                 f"quantized type needs as many zero points as scales, got {zero_points.size} "
+                 f"for {scales.size}")
+        _require(self.is_per_axis or scales.size == 1,
+                 f"a per-tensor quantized type has exactly one scale, got {scales.size}")
+        _require(scales.size > 0, "a quantized type needs at least one scale")
+        bad_scales = scales[~((scales > 0) & np.isfinite(scales))]
+        if bad_scales.size:
+            raise VerifyException(
+                f"quantization scales must be positive and finite, got {bad_scales[0]}")
         low, high = self.bounds
-        if not all(low <= z <= high for z in self.zero_points.get_values()):
-            raise VerifyException(f"zero points must lie in [{low}, {high}]")
+        bad_zero_points = zero_points[(zero_points < low) | (zero_points > high)]
+        if bad_zero_points.size:
+            raise VerifyException(
+                f"zero point {bad_zero_points[0]} out of range: {storage} zero points lie in "
+                f"[{low}, {high}]")
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -163,6 +194,7 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
             parser.parse_punctuation(":")
             return scale, parser.parse_integer()
 
+        start = parser.pos
         parser.parse_punctuation("<")
         storage = parser.parse_type()
         if not isinstance(storage, IntegerType):
@@ -176,8 +208,14 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
         else:
             pairs = [parse_pair()]
         parser.parse_punctuation(">")
+        if not pairs:
+            parser.raise_error("a quantized type needs at least one scale:zero_point pair",
+                               start, parser.pos)
         scales, zero_points = zip(*pairs, strict=True)
-        return QuantizedType(storage, scales, zero_points, axis).parameters
+        try:
+            return QuantizedType(storage, scales, zero_points, axis).parameters
+        except VerifyException as error:
+            parser.raise_error(str(error), start, parser.pos)
 
     def print_parameters(self, printer: Printer) -> None:
         pairs = ", ".join(
@@ -326,40 +364,170 @@ def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_en
     return out
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise VerifyException(message)
+CHANNEL_AXIS = 1
+"""The NCHW channel axis: the one axis along which activations may be quantized per axis."""
+
+
+def _check_tensor_type(op_name: str, value: SSAValue) -> None:
+    """Static shape, and a per-axis type that has one scale per index of its axis."""
+    shape = shape_of(value)
+    if not all(size >= 0 for size in shape):
+        raise VerifyException(f"{op_name} needs static shapes, got {value.type}")
+    element = element_type(value)
+    if isinstance(element, QuantizedType) and element.is_per_axis:
+        axis, count = element.axis_index, len(element.scales.get_values())
+        _require(axis < len(shape),
+                 f"{op_name}: quantization axis {axis} is out of range for a rank-{len(shape)} "
+                 f"tensor")
+        _require(shape[axis] == count,
+                 f"{op_name}: a per-axis type along axis {axis} needs {shape[axis]} scales (the "
+                 f"size of that axis), got {count}")
+
+
+def _is_per_axis(value: SSAValue) -> bool:
+    element = element_type(value)
+    return isinstance(element, QuantizedType) and element.is_per_axis
+
+
+def _scales_per_channel(type_: QuantizedType, channel_of: np.ndarray) -> np.ndarray:
+    """The scale of each entry of `channel_of` (per-axis indices; any index if per tensor)."""
+    if type_.is_per_axis:
+        return type_.scale_array()[channel_of]
+    return np.full(len(channel_of), type_.scale)
 
 
 class _AxqOp(IRDLOperation):
-    """Shared checks: float and quantized tensors are not mixed.
+    """Every axq op: static shapes, and per-axis types that fit their tensors.
 
     Properties print in the attribute dictionary, as MLIR prints them.
     """
 
     irdl_options = (ParsePropInAttrDict(),)
 
-    def _check_same_numeric_kind(self, values: Sequence[SSAValue]) -> None:
-        kinds = {is_quantized(v) for v in values if not _is_integer_tensor(v)}
-        _require(len(kinds) <= 1, f"{self.name} mixes float and quantized tensors")
+    def verify_(self) -> None:
+        for value in (*self.operands, *self.results):
+            _check_tensor_type(self.name, value)
 
 
-def _is_integer_tensor(value: SSAValue) -> bool:
-    return isinstance(element_type(value), IntegerType)
+class _ComputeOp(_AxqOp):
+    """An op of the accelerated graph: f32 tensors before quantization, i8 codes after.
+
+    Float and quantized tensors are not mixed (axq.quantize and axq.dequantize convert),
+    and a per-axis activation is quantized per channel.
+    """
+
+    def _code_tensors(self) -> Sequence[SSAValue]:
+        """Tensors holding f32 values or i8 codes (all but a bias)."""
+        return (*self.operands, *self.results)
+
+    def _activations(self) -> Sequence[SSAValue]:
+        """Tensors that, quantized per axis, must be quantized along their channel axis."""
+        return self._code_tensors()
+
+    def _same_kind_tensors(self) -> Sequence[SSAValue]:
+        """Tensors that are all float or all quantized."""
+        return (*self.operands, *self.results)
+
+    def _channel_axis(self, value: SSAValue) -> int:
+        return CHANNEL_AXIS
+
+    def verify_(self) -> None:
+        super().verify_()
+        for value in self._code_tensors():
+            element = element_type(value)
+            if element != f32 and not (isinstance(element, QuantizedType)
+                                       and element.storage == i8):
+                raise VerifyException(
+                    f"{self.name} computes on f32 or i8-quantized tensors, got {element}")
+        kinds = {is_quantized(v) for v in self._same_kind_tensors()}
+        _require(len(kinds) <= 1,
+                 f"{self.name} mixes float and quantized tensors; convert with axq.quantize or "
+                 f"axq.dequantize")
+        for value in self._activations():
+            if _is_per_axis(value):
+                axis, channel_axis = element_type(value).axis_index, self._channel_axis(value)
+                _require(axis == channel_axis,
+                         f"{self.name}: a per-axis activation is quantized per channel (axis "
+                         f"{channel_axis}), got axis {axis}")
+
+    def _check_per_tensor(self, values: Sequence[SSAValue], why: str) -> None:
+        for value in values:
+            if _is_per_axis(value):
+                raise VerifyException(f"{self.name} needs per-tensor quantization ({why}), got "
+                                      f"the per-axis {element_type(value)}")
+
+    def _check_keeps_type(self, input: SSAValue, results: Sequence[SSAValue]) -> None:
+        """Ops that move codes without rescaling: results have the input's element type."""
+        for result in results:
+            if element_type(result) != element_type(input):
+                raise VerifyException(
+                    f"{self.name} moves codes without rescaling, so its result has the input's "
+                    f"element type: got {element_type(result)} for {element_type(input)}")
+
+
+def _check_window_geometry(op_name: str, strides: Sequence[int], pads: Sequence[int],
+                           dilations: Sequence[int], kernel: Sequence[int] = (1, 1)) -> None:
+    """2-D window attributes: 2 kernel sizes, strides, dilations (>= 1) and 4 pads (>= 0)."""
+    for what, values in (("kernel sizes", kernel), ("strides", strides),
+                         ("dilations", dilations)):
+        _require(len(values) == 2 and min(values) >= 1,
+                 f"{op_name} needs 2 {what} >= 1, got {list(values)}")
+    _require(len(pads) == 4 and min(pads) >= 0,
+             f"{op_name} needs 4 pads >= 0 (top, left, bottom, right), got {list(pads)}")
+
+
+def _window_output(op_name: str, in_shape: Sequence[int], kernel: Sequence[int],
+                   strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
+                   ceil_mode: bool = False) -> tuple[int, int]:
+    """Output height and width of a 2-D window over an NCHW input; the window must fit."""
+    sizes = []
+    for i in range(2):
+        extent = dilations[i] * (kernel[i] - 1) + 1
+        padded = in_shape[2 + i] + pads[i] + pads[i + 2]
+        _require(extent <= padded,
+                 f"{op_name} window of extent {extent} does not fit the padded input extent "
+                 f"{padded} along axis {2 + i}")
+        sizes.append(conv_output_size(in_shape[2 + i], kernel[i], strides[i], pads[i],
+                                      pads[i + 2], dilations[i], ceil_mode))
+    return sizes[0], sizes[1]
 
 
 # --------------------------------------------------------------------------- ops
 
 
+def _decimal_text_is_exact(value: DenseIntOrFPElementsAttr) -> bool:
+    """Whether xDSL's decimal text of `value` parses back to the same bits.
+
+    xDSL 0.74 prints a float element that is inf or NaN, or integral with more significant
+    digits than `%.5e` keeps (1234567.0), as hex bits, and parses those back as an integer
+    value; and it prints all-zero data whose signs differ as one splat zero. Other element
+    types print exactly or are not NumPy types (left to xDSL).
+    """
+    if not isinstance(value.get_element_type(), Float16Type | Float32Type | Float64Type):
+        return True
+    from aipuc.dialects.tensors import numpy_from_dense
+
+    data = numpy_from_dense(value).astype(np.float64)
+    magnitude = np.abs(data)
+    hex_printed = ~np.isfinite(data) | ((magnitude >= 1e6) & (magnitude < 1e17)
+                                        & (data == np.round(data)))
+    negative = np.signbit(data)
+    mixed_zero_splat = bool((data == 0).all() and negative.any() and not negative.all())
+    return not hex_printed.any() and not mixed_zero_splat
+
+
 @irdl_op_definition
 class ConstantOp(_AxqOp):
-    """A weight or other constant tensor; the data is a bytes-backed dense attribute."""
+    """A weight or other constant tensor; the data is a bytes-backed dense attribute.
+
+    The custom format prints the data as decimals, or as one hex string where xDSL's
+    decimals would not read back exactly, so a printed graph reloads bit for bit.
+    """
 
     name = "axq.constant"
     value = prop_def(DenseIntOrFPElementsAttr)
     result = result_def(TensorType)
     traits = traits_def(ConstantLike(), Pure())
-    assembly_format = "attr-dict `:` type($result)"
 
     def __init__(self, value: DenseIntOrFPElementsAttr, result_type: TensorType | None = None):
         super().__init__(
@@ -367,21 +535,54 @@ class ConstantOp(_AxqOp):
             result_types=[value.type if result_type is None else result_type],
         )
 
+    @classmethod
+    def parse(cls, parser: Parser) -> ConstantOp:
+        attributes = dict(parser.parse_optional_attr_dict())
+        value = attributes.pop("value", None)
+        if not isinstance(value, DenseIntOrFPElementsAttr):
+            parser.raise_error("axq.constant needs a dense `value` in its attribute dictionary")
+        parser.parse_punctuation(":")
+        result_type = parser.parse_type()
+        return cls.create(properties={"value": value}, attributes=attributes,
+                          result_types=[result_type])
+
+    def print(self, printer: Printer) -> None:
+        def print_entry(entry: tuple[str, Attribute]) -> None:
+            name, attr = entry
+            printer.print_identifier_or_string_literal(name)
+            if isinstance(attr, UnitAttr):
+                return
+            printer.print_string(" = ")
+            if attr is self.value and not _decimal_text_is_exact(self.value):
+                printer.print_string(f'dense<"0x{self.value.data.data.hex().upper()}"> : ')
+                printer.print_attribute(self.value.type)
+            else:
+                printer.print_attribute(attr)
+
+        printer.print_string(" ")
+        with printer.in_braces():
+            printer.print_list({**self.attributes, "value": self.value}.items(), print_entry)
+        printer.print_string(" : ")
+        printer.print_attribute(self.result.type)
+
     def verify_(self) -> None:
+        super().verify_()
         value_type = self.value.type
+        if not isinstance(value_type, TensorType):
+            raise VerifyException(f"axq.constant value must be a tensor, got {value_type}")
         _require(
             tuple(value_type.get_shape()) == shape_of(self.result),
-            f"constant value shape {tuple(value_type.get_shape())} differs from result "
+            f"axq.constant value shape {tuple(value_type.get_shape())} differs from result "
             f"shape {shape_of(self.result)}",
         )
         result_element = element_type(self.result)
         expected = (
             result_element.storage if isinstance(result_element, QuantizedType) else result_element
         )
-        _require(
-            value_type.get_element_type() == expected,
-            f"constant data of type {value_type.get_element_type()} cannot hold {result_element}",
-        )
+        if value_type.get_element_type() != expected:
+            raise VerifyException(
+                f"axq.constant data of type {value_type.get_element_type()} cannot hold "
+                f"{result_element} (it needs {expected} data)")
 
     def to_numpy(self) -> np.ndarray:
         from aipuc.dialects.tensors import numpy_from_dense
@@ -389,8 +590,13 @@ class ConstantOp(_AxqOp):
         return numpy_from_dense(self.value)
 
 
-class _WeightedOp(_AxqOp):
-    """Conv-like op: input, weight and bias operands, one result."""
+class _WeightedOp(_ComputeOp):
+    """Conv-like op: input, weight and bias operands, one result.
+
+    Quantized, the weights are symmetric i8 (zero point 0), per tensor or per output
+    channel, and the bias is i32 with zero point 0 at scale s_in * s_w per output
+    channel: the integer kernels add it to the accumulator as it is.
+    """
 
     input = operand_def(TensorType)
     weight = operand_def(TensorType)
@@ -401,14 +607,54 @@ class _WeightedOp(_AxqOp):
         "$input `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)"
     )
 
+    WEIGHT_CHANNEL_AXIS: ClassVar[int] = 0
+    """The weight axis that indexes output channels (modulo the group size)."""
+
+    def _code_tensors(self) -> Sequence[SSAValue]:
+        return (self.input, self.weight, self.result)
+
+    def _activations(self) -> Sequence[SSAValue]:
+        return (self.input, self.result)
+
+    def _input_scales(self, out_channels: int) -> np.ndarray:
+        """The input scale each output channel accumulates at (per-tensor inputs only)."""
+        _require(not _is_per_axis(self.input),
+                 f"{self.name} needs a per-tensor quantized input; only a depthwise "
+                 f"axq.conv2d reads per-channel inputs")
+        return np.full(out_channels, element_type(self.input).scale)
+
     def _check_bias(self, out_channels: int) -> None:
         _require(shape_of(self.bias) == (out_channels,),
                  f"{self.name} bias must have shape ({out_channels},), got {shape_of(self.bias)}")
-        self._check_same_numeric_kind([self.input, self.weight, self.result])
-        if is_quantized(self.input):
-            bias_type = element_type(self.bias)
-            _require(isinstance(bias_type, QuantizedType) and bias_type.storage.width.data == 32,
-                     f"{self.name} quantized bias must be int32 quantized")
+        bias_type = element_type(self.bias)
+        if not is_quantized(self.input):
+            if bias_type != f32:
+                raise VerifyException(f"{self.name} float bias must be f32, got {bias_type}")
+            return
+        if not (isinstance(bias_type, QuantizedType) and bias_type.storage == i32):
+            raise VerifyException(
+                f"{self.name} quantized bias must have i32 storage, got {bias_type}")
+        weight_type = element_type(self.weight)
+        assert isinstance(weight_type, QuantizedType) and isinstance(bias_type, QuantizedType)
+        _require(not weight_type.zero_point_array().any(),
+                 f"{self.name} weights are symmetric: their zero points must be 0")
+        _require(not bias_type.zero_point_array().any(),
+                 f"{self.name} bias zero points must be 0")
+        if weight_type.is_per_axis:
+            _require(weight_type.axis_index == self.WEIGHT_CHANNEL_AXIS,
+                     f"{self.name} weights are quantized per output channel (axis "
+                     f"{self.WEIGHT_CHANNEL_AXIS}), got axis {weight_type.axis_index}")
+        channels = np.arange(out_channels)
+        weight_channel = channels % len(weight_type.scales.get_values())
+        expected = self._input_scales(out_channels) * _scales_per_channel(weight_type,
+                                                                          weight_channel)
+        actual = _scales_per_channel(bias_type, channels)
+        wrong = np.flatnonzero(~np.isclose(actual, expected, rtol=1e-6, atol=0))
+        if wrong.size:
+            channel = wrong[0]
+            raise VerifyException(
+                f"{self.name} bias scale {actual[channel]} of output channel {channel} should "
+                f"be input scale x weight scale = {expected[channel]}")
 
 
 @irdl_op_definition
@@ -432,25 +678,31 @@ class Conv2dOp(_WeightedOp):
                         "dilations": ints(dilations), "group": int_attr(group)},
         )
 
+    def _input_scales(self, out_channels: int) -> np.ndarray:
+        """A depthwise conv may read a per-channel input: output o reads its group's channel."""
+        in_type = element_type(self.input)
+        if not _is_per_axis(self.input) or shape_of(self.weight)[1] != 1:
+            return super()._input_scales(out_channels)
+        group = self.group.value.data
+        return in_type.scale_array()[np.arange(out_channels) // (out_channels // group)]
+
     def verify_(self) -> None:
+        super().verify_()
         in_shape, w_shape, out_shape = shape_of(self.input), shape_of(self.weight), shape_of(
             self.result)
         _require(len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
-                 "axq.conv2d works on 4-D NCHW tensors and OIHW weights")
+                 f"axq.conv2d works on 4-D NCHW tensors and OIHW weights, got ranks "
+                 f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)")
         strides, pads = self.strides.get_values(), self.pads.get_values()
         dilations, group = self.dilations.get_values(), self.group.value.data
-        _require(len(strides) == 2 and len(dilations) == 2 and len(pads) == 4,
-                 "axq.conv2d needs 2 strides, 2 dilations and 4 pads")
-        _require(min(strides) >= 1 and min(dilations) >= 1 and min(pads) >= 0,
-                 "axq.conv2d strides and dilations must be >= 1, pads >= 0")
-        _require(group >= 1 and in_shape[1] == w_shape[1] * group and w_shape[0] % group == 0,
+        _check_window_geometry(self.name, strides, pads, dilations)
+        _require(group >= 1, f"axq.conv2d group must be >= 1, got {group}")
+        _require(in_shape[1] == w_shape[1] * group and w_shape[0] % group == 0,
                  f"axq.conv2d: {in_shape[1]} input channels do not match weight {w_shape} "
-                 f"with group {group}")
-        expected = (in_shape[0], w_shape[0],
-                    conv_output_size(in_shape[2], w_shape[2], strides[0], pads[0], pads[2],
-                                     dilations[0]),
-                    conv_output_size(in_shape[3], w_shape[3], strides[1], pads[1], pads[3],
-                                     dilations[1]))
+                 f"with group {group} (it needs input channels = weight dim 1 x group, and "
+                 f"weight dim 0 divisible by group)")
+        expected = (in_shape[0], w_shape[0]) + _window_output(
+            self.name, in_shape, w_shape[2:], strides, pads, dilations)
         _require(out_shape == expected,
                  f"axq.conv2d result shape {out_shape} should be {expected}")
         self._check_bias(w_shape[0])
@@ -467,6 +719,8 @@ class ConvTranspose2dOp(_WeightedOp):
     output_padding = prop_def(DenseArrayBase)
     group = prop_def(IntegerAttr)
 
+    WEIGHT_CHANNEL_AXIS: ClassVar[int] = 1
+
     def __init__(self, input: SSAValue, weight: SSAValue, bias: SSAValue, result_type: Attribute,
                  strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), output_padding=(0, 0),
                  group: int = 1):
@@ -478,17 +732,30 @@ class ConvTranspose2dOp(_WeightedOp):
         )
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape, w_shape, out_shape = shape_of(self.input), shape_of(self.weight), shape_of(
             self.result)
-        _require(len(in_shape) == 4 and len(w_shape) == 4,
-                 "axq.conv_transpose2d works on 4-D tensors")
-        group = self.group.value.data
-        _require(in_shape[1] == w_shape[0], "axq.conv_transpose2d input channels != weight dim 0")
+        _require(len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
+                 f"axq.conv_transpose2d works on 4-D NCHW tensors and IOHW weights, got ranks "
+                 f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)")
         s, p = self.strides.get_values(), self.pads.get_values()
         d, op = self.dilations.get_values(), self.output_padding.get_values()
+        _check_window_geometry(self.name, s, p, d)
+        _require(len(op) == 2 and min(op) >= 0,
+                 f"axq.conv_transpose2d needs 2 output_padding values >= 0, got {list(op)}")
+        group = self.group.value.data
+        _require(group >= 1 and in_shape[1] % group == 0,
+                 f"axq.conv_transpose2d group {group} must be >= 1 and divide the "
+                 f"{in_shape[1]} input channels")
+        _require(in_shape[1] == w_shape[0],
+                 f"axq.conv_transpose2d: {in_shape[1]} input channels do not match weight dim 0 "
+                 f"of {w_shape} (IOHW)")
         expected = (in_shape[0], w_shape[1] * group) + tuple(
             s[i] * (in_shape[2 + i] - 1) + op[i] + d[i] * (w_shape[2 + i] - 1) + 1 - p[i]
             - p[i + 2] for i in range(2))
+        _require(min(expected[2:]) >= 1,
+                 f"axq.conv_transpose2d pads {list(p)} crop the whole output "
+                 f"{expected[2:]}")
         _require(out_shape == expected,
                  f"axq.conv_transpose2d result shape {out_shape} should be {expected}")
         self._check_bias(w_shape[1] * group)
@@ -503,16 +770,22 @@ class DenseOp(_WeightedOp):
     def __init__(self, input: SSAValue, weight: SSAValue, bias: SSAValue, result_type: Attribute):
         super().__init__(operands=[input, weight, bias], result_types=[result_type])
 
+    def _channel_axis(self, value: SSAValue) -> int:
+        return len(shape_of(value)) - 1
+
     def verify_(self) -> None:
+        super().verify_()
         in_shape, w_shape = shape_of(self.input), shape_of(self.weight)
         _require(len(w_shape) == 2 and len(in_shape) >= 1 and in_shape[-1] == w_shape[1],
-                 f"axq.dense input {in_shape} does not match weight {w_shape}")
-        _require(shape_of(self.result) == in_shape[:-1] + (w_shape[0],),
-                 f"axq.dense result shape should be {in_shape[:-1] + (w_shape[0],)}")
+                 f"axq.dense input {in_shape} does not match weight {w_shape} (it needs a 2-D "
+                 f"[N, K] weight and K as the input's last dimension)")
+        expected = in_shape[:-1] + (w_shape[0],)
+        _require(shape_of(self.result) == expected,
+                 f"axq.dense result shape {shape_of(self.result)} should be {expected}")
         self._check_bias(w_shape[0])
 
 
-class _BinaryOp(_AxqOp):
+class _BinaryOp(_ComputeOp):
     """Elementwise op with NumPy (ONNX multidirectional) broadcasting."""
 
     lhs = operand_def(TensorType)
@@ -525,13 +798,14 @@ class _BinaryOp(_AxqOp):
         super().__init__(operands=[lhs, rhs], result_types=[result_type])
 
     def verify_(self) -> None:
+        super().verify_()
         try:
             expected = np.broadcast_shapes(shape_of(self.lhs), shape_of(self.rhs))
         except ValueError as error:
             raise VerifyException(f"{self.name} operands do not broadcast: {error}") from None
         _require(shape_of(self.result) == tuple(expected),
                  f"{self.name} result shape {shape_of(self.result)} should be {expected}")
-        self._check_same_numeric_kind([self.lhs, self.rhs, self.result])
+        self._check_per_tensor((self.lhs, self.rhs), "one scale per operand")
 
 
 @irdl_op_definition
@@ -556,8 +830,25 @@ class PReluOp(_BinaryOp):
     name = "axq.prelu"
 
 
+def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of np.matmul(a, b), found without computing it."""
+    _require(len(a) >= 1 and len(b) >= 1, f"axq.matmul needs operands of rank >= 1, got {a}, {b}")
+    lhs, rhs = (1, *a) if len(a) == 1 else a, (*b, 1) if len(b) == 1 else b
+    _require(lhs[-1] == rhs[-2],
+             f"axq.matmul shapes {a} and {b} do not match: contraction sizes {lhs[-1]} and "
+             f"{rhs[-2]} differ")
+    try:
+        batch = np.broadcast_shapes(lhs[:-2], rhs[:-2])
+    except ValueError:
+        raise VerifyException(f"axq.matmul batch dimensions of {a} and {b} do not "
+                              f"broadcast") from None
+    rows = (lhs[-2],) if len(a) > 1 else ()  # a 1-D operand's added axis is dropped again
+    columns = (rhs[-1],) if len(b) > 1 else ()
+    return (*batch, *rows, *columns)
+
+
 @irdl_op_definition
-class MatMulOp(_AxqOp):
+class MatMulOp(_ComputeOp):
     """Batched matrix product with NumPy matmul semantics (attention blocks)."""
 
     name = "axq.matmul"
@@ -571,17 +862,15 @@ class MatMulOp(_AxqOp):
         super().__init__(operands=[lhs, rhs], result_types=[result_type])
 
     def verify_(self) -> None:
+        super().verify_()
         a, b = shape_of(self.lhs), shape_of(self.rhs)
-        try:
-            expected = np.matmul(np.empty(a, np.int8), np.empty(b, np.int8)).shape
-        except ValueError as error:
-            raise VerifyException(f"axq.matmul shapes {a} and {b} do not match: {error}") from None
+        expected = _matmul_shape(a, b)
         _require(shape_of(self.result) == expected,
                  f"axq.matmul result shape {shape_of(self.result)} should be {expected}")
-        self._check_same_numeric_kind([self.lhs, self.rhs, self.result])
+        self._check_per_tensor((self.lhs, self.rhs), "one scale per operand")
 
 
-class _UnaryOp(_AxqOp):
+class _UnaryOp(_ComputeOp):
     input = operand_def(TensorType)
     result = result_def(TensorType)
     traits = traits_def(Pure())
@@ -590,6 +879,7 @@ class _UnaryOp(_AxqOp):
 
 class _ShapePreservingOp(_UnaryOp):
     def verify_(self) -> None:
+        super().verify_()
         _require(shape_of(self.input) == shape_of(self.result),
                  f"{self.name} keeps the shape: {shape_of(self.input)} != {shape_of(self.result)}")
 
@@ -620,15 +910,25 @@ class LutOp(_ShapePreservingOp):
     def verify_(self) -> None:
         super().verify_()
         for key, value in self.params.data.items():
-            _require(isinstance(value, FloatAttr), f"axq.lut parameter '{key}' must be a float")
-        if self.table is not None:
-            _require(tuple(self.table.get_shape()) == (256,),
-                     "axq.lut table must have 256 entries")
+            if not isinstance(value, FloatAttr):
+                raise VerifyException(f"axq.lut parameter '{key}' must be a float, got {value}")
+        if not is_quantized(self.input):
+            _require(self.table is None,
+                     "a float axq.lut has no table; axq-quantize builds it from the types")
+            return
+        _require(self.table is not None,
+                 "a quantized axq.lut needs its 256-entry table (axq-quantize builds it)")
+        assert self.table is not None
+        table_type = self.table.type
+        if tuple(table_type.get_shape()) != (256,) or table_type.get_element_type() != i8:
+            raise VerifyException(f"axq.lut table must be a tensor<256xi8> (one i8 code per "
+                                  f"input code), got {table_type}")
+        self._check_per_tensor((self.input, self.result), "one table maps every code")
 
 
 @irdl_op_definition
 class ClipOp(_ShapePreservingOp):
-    """Clamp to [min, max] (ReLU, ReLU6, HardTanh)."""
+    """Clamp to [min, max] (ReLU, ReLU6, HardTanh); quantized, it clamps codes in place."""
 
     name = "axq.clip"
     min = prop_def(FloatAttr)
@@ -640,7 +940,9 @@ class ClipOp(_ShapePreservingOp):
 
     def verify_(self) -> None:
         super().verify_()
-        _require(self.min.value.data <= self.max.value.data, "axq.clip needs min <= max")
+        low, high = self.min.value.data, self.max.value.data
+        _require(low <= high, f"axq.clip needs min <= max, got min {low} and max {high}")
+        self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -656,8 +958,10 @@ class SoftmaxOp(_ShapePreservingOp):
 
     def verify_(self) -> None:
         super().verify_()
-        rank = len(shape_of(self.input))
-        _require(-rank <= self.axis.value.data < rank, "axq.softmax axis out of range")
+        rank, axis = len(shape_of(self.input)), self.axis.value.data
+        _require(-rank <= axis < rank,
+                 f"axq.softmax axis {axis} out of range for a rank-{rank} tensor")
+        self._check_per_tensor((self.input, self.result), "the DPU softmax has one scale")
 
 
 @irdl_op_definition
@@ -669,10 +973,14 @@ class QuantizeOp(_ShapePreservingOp):
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
 
+    def _same_kind_tensors(self) -> Sequence[SSAValue]:
+        return ()
+
     def verify_(self) -> None:
         super().verify_()
-        _require(not is_quantized(self.input) and is_quantized(self.result),
-                 "axq.quantize maps a float tensor to a quantized one")
+        if is_quantized(self.input) or not is_quantized(self.result):
+            raise VerifyException(f"axq.quantize maps a float tensor to a quantized one, got "
+                                  f"{element_type(self.input)} -> {element_type(self.result)}")
 
 
 @irdl_op_definition
@@ -684,10 +992,14 @@ class DequantizeOp(_ShapePreservingOp):
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
 
+    def _same_kind_tensors(self) -> Sequence[SSAValue]:
+        return ()
+
     def verify_(self) -> None:
         super().verify_()
-        _require(is_quantized(self.input) and not is_quantized(self.result),
-                 "axq.dequantize maps a quantized tensor to a float one")
+        if not is_quantized(self.input) or is_quantized(self.result):
+            raise VerifyException(f"axq.dequantize maps a quantized tensor to a float one, got "
+                                  f"{element_type(self.input)} -> {element_type(self.result)}")
 
 
 @irdl_op_definition
@@ -701,8 +1013,10 @@ class RequantizeOp(_ShapePreservingOp):
 
     def verify_(self) -> None:
         super().verify_()
-        _require(is_quantized(self.input) and is_quantized(self.result),
-                 "axq.requantize maps a quantized tensor to a quantized one")
+        if not is_quantized(self.input):
+            raise VerifyException(f"axq.requantize maps a quantized tensor to a quantized one, "
+                                  f"got {element_type(self.input)}; use axq.quantize for float "
+                                  f"tensors")
 
 
 @irdl_op_definition
@@ -715,11 +1029,11 @@ class ReshapeOp(_UnaryOp):
         super().__init__(operands=[input], result_types=[result_type])
 
     def verify_(self) -> None:
+        super().verify_()
         _require(np.prod(shape_of(self.input)) == np.prod(shape_of(self.result)),
                  f"axq.reshape cannot change the element count: {shape_of(self.input)} -> "
                  f"{shape_of(self.result)}")
-        _require(element_type(self.input) == element_type(self.result),
-                 "axq.reshape keeps the element type")
+        self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -732,11 +1046,15 @@ class TransposeOp(_UnaryOp):
                          properties={"perm": ints(perm)})
 
     def verify_(self) -> None:
+        super().verify_()
         perm, in_shape = self.perm.get_values(), shape_of(self.input)
-        _require(sorted(perm) == list(range(len(in_shape))), f"axq.transpose bad perm {perm}")
+        _require(sorted(perm) == list(range(len(in_shape))),
+                 f"axq.transpose perm {list(perm)} is not a permutation of the "
+                 f"{len(in_shape)} input axes")
         expected = tuple(in_shape[p] for p in perm)
         _require(shape_of(self.result) == expected,
-                 f"axq.transpose result shape should be {expected}")
+                 f"axq.transpose result shape {shape_of(self.result)} should be {expected}")
+        self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -755,11 +1073,17 @@ class PadOp(_UnaryOp):
                                      "mode": PadModeAttr(mode)})
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape, pads = shape_of(self.input), self.pads.get_values()
         rank = len(in_shape)
-        _require(len(pads) == 2 * rank, f"axq.pad needs {2 * rank} pads")
+        _require(len(pads) == 2 * rank,
+                 f"axq.pad needs {2 * rank} pads (begins, then ends), got {len(pads)}")
+        _require(min(pads, default=0) >= 0,
+                 f"axq.pad pads must be >= 0 (it does not crop), got {list(pads)}")
         expected = tuple(in_shape[i] + pads[i] + pads[i + rank] for i in range(rank))
-        _require(shape_of(self.result) == expected, f"axq.pad result shape should be {expected}")
+        _require(shape_of(self.result) == expected,
+                 f"axq.pad result shape {shape_of(self.result)} should be {expected}")
+        self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -788,19 +1112,30 @@ class SliceOp(_UnaryOp):
         return tuple(index)
 
     def verify_(self) -> None:
-        lengths = {len(self.starts.get_values()), len(self.ends.get_values()),
-                   len(self.axes.get_values()), len(self.steps.get_values())}
+        super().verify_()
+        axes = self.axes.get_values()
+        lengths = {len(self.starts.get_values()), len(self.ends.get_values()), len(axes),
+                   len(self.steps.get_values())}
         _require(len(lengths) == 1, "axq.slice needs equally many starts, ends, axes and steps")
         rank = len(shape_of(self.input))
-        _require(all(0 <= a < rank for a in self.axes.get_values()), "axq.slice axis out of range")
+        _require(all(0 <= a < rank for a in axes),
+                 f"axq.slice axes {list(axes)} out of range 0..{rank - 1} (normalise negative "
+                 f"axes)")
+        _require(len(set(axes)) == len(axes), f"axq.slice axes {list(axes)} repeat an axis")
         _require(all(s != 0 for s in self.steps.get_values()), "axq.slice step must not be 0")
-        expected = np.empty(shape_of(self.input), np.int8)[self.index()].shape
+        expected = tuple(len(range(size)[index])  # Python slicing is NumPy's, per axis
+                         for size, index in zip(shape_of(self.input), self.index(),
+                                                strict=True))
         _require(shape_of(self.result) == expected,
                  f"axq.slice result shape {shape_of(self.result)} should be {expected}")
+        self._check_keeps_type(self.input, [self.result])
 
 
 class _WindowOp(_UnaryOp):
-    """Sliding-window pooling over H and W of an NCHW tensor; pads [top, left, bottom, right]."""
+    """Sliding-window pooling over H and W of an NCHW tensor; pads [top, left, bottom, right].
+
+    Every window overlaps the input (pads smaller than the kernel, as ONNX runtimes require).
+    """
 
     kernel = prop_def(DenseArrayBase)
     strides = prop_def(DenseArrayBase)
@@ -813,14 +1148,17 @@ class _WindowOp(_UnaryOp):
                 "dilations": ints(dilations), "ceil_mode": BoolAttr.from_bool(ceil_mode)}
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape = shape_of(self.input)
-        _require(len(in_shape) == 4, f"{self.name} works on 4-D NCHW tensors")
+        _require(len(in_shape) == 4,
+                 f"{self.name} works on 4-D NCHW tensors, got rank {len(in_shape)}")
         k, s = self.kernel.get_values(), self.strides.get_values()
         p, d = self.pads.get_values(), self.dilations.get_values()
+        _check_window_geometry(self.name, s, p, d, k)
+        _require(all(p[i] < k[i % 2] for i in range(4)),
+                 f"{self.name} pads {list(p)} must be smaller than the kernel {list(k)}")
         ceil_mode = self.ceil_mode.value.data != 0  # xDSL stores a true i1 as -1
-        expected = in_shape[:2] + tuple(
-            conv_output_size(in_shape[2 + i], k[i], s[i], p[i], p[i + 2], d[i], ceil_mode)
-            for i in range(2))
+        expected = in_shape[:2] + _window_output(self.name, in_shape, k, s, p, d, ceil_mode)
         _require(shape_of(self.result) == expected,
                  f"{self.name} result shape {shape_of(self.result)} should be {expected}")
 
@@ -834,6 +1172,10 @@ class MaxPoolOp(_WindowOp):
         super().__init__(operands=[input], result_types=[result_type],
                          properties=self._window_properties(kernel, strides, pads, dilations,
                                                             ceil_mode))
+
+    def verify_(self) -> None:
+        super().verify_()
+        self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -860,11 +1202,15 @@ class GlobalPoolOp(_UnaryOp):
                          properties={"kind": PoolKindAttr(kind)})
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape = shape_of(self.input)
-        _require(len(in_shape) >= 3, "axq.global_pool needs spatial axes")
+        _require(len(in_shape) >= 3,
+                 f"axq.global_pool needs spatial axes (rank >= 3), got rank {len(in_shape)}")
         expected = in_shape[:2] + (1,) * (len(in_shape) - 2)
         _require(shape_of(self.result) == expected,
-                 f"axq.global_pool result shape should be {expected}")
+                 f"axq.global_pool result shape {shape_of(self.result)} should be {expected}")
+        if self.kind.data == PoolKind.MAX:
+            self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
@@ -888,15 +1234,23 @@ class ResizeOp(_UnaryOp):
                                      "nearest_rounding": NearestRoundingAttr(nearest_rounding)})
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape, scales = shape_of(self.input), self.scales.get_values()
-        _require(len(scales) == len(in_shape), "axq.resize needs one scale per axis")
+        _require(len(scales) == len(in_shape),
+                 f"axq.resize needs one scale per axis ({len(in_shape)}), got {len(scales)}")
+        _require(all(s > 0 and np.isfinite(s) for s in scales),
+                 f"axq.resize scales must be positive and finite, got {list(scales)}")
         expected = tuple(int(np.floor(n * s)) for n, s in zip(in_shape, scales, strict=True))
         _require(shape_of(self.result) == expected,
                  f"axq.resize result shape {shape_of(self.result)} should be {expected}")
+        if self.mode.data == ResizeMode.NEAREST:
+            self._check_keeps_type(self.input, [self.result])
 
 
 @irdl_op_definition
-class ConcatOp(_AxqOp):
+class ConcatOp(_ComputeOp):
+    """Concatenation; quantized, every input has the result's type (requantize others)."""
+
     name = "axq.concat"
     inputs = var_operand_def(TensorType)
     result = result_def(TensorType)
@@ -909,22 +1263,25 @@ class ConcatOp(_AxqOp):
                          properties={"axis": int_attr(axis)})
 
     def verify_(self) -> None:
+        super().verify_()
         shapes = [shape_of(v) for v in self.inputs]
         axis = self.axis.value.data
         _require(len(shapes) >= 1, "axq.concat needs at least one input")
         rank = len(shapes[0])
-        _require(0 <= axis < rank, "axq.concat axis out of range (normalised, non-negative)")
+        _require(0 <= axis < rank,
+                 f"axq.concat axis {axis} out of range 0..{rank - 1} (normalise negative axes)")
         _require(all(len(s) == rank and s[:axis] + s[axis + 1:] == shapes[0][:axis]
                      + shapes[0][axis + 1:] for s in shapes),
-                 "axq.concat inputs differ outside the concatenation axis")
+                 f"axq.concat inputs {shapes} differ outside the concatenation axis {axis}")
         expected = shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
         _require(shape_of(self.result) == expected,
-                 f"axq.concat result shape should be {expected}")
-        self._check_same_numeric_kind([*self.inputs, self.result])
+                 f"axq.concat result shape {shape_of(self.result)} should be {expected}")
+        for value in self.inputs:
+            self._check_keeps_type(value, [self.result])
 
 
 @irdl_op_definition
-class SplitOp(_AxqOp):
+class SplitOp(_ComputeOp):
     name = "axq.split"
     input = operand_def(TensorType)
     outputs = var_result_def(TensorType)
@@ -940,14 +1297,20 @@ class SplitOp(_AxqOp):
         return [shape_of(r)[self.axis.value.data] for r in self.outputs]
 
     def verify_(self) -> None:
+        super().verify_()
         in_shape, axis = shape_of(self.input), self.axis.value.data
-        _require(0 <= axis < len(in_shape), "axq.split axis out of range (normalised)")
-        _require(sum(self.split_sizes()) == in_shape[axis],
-                 f"axq.split sizes {self.split_sizes()} do not add up to {in_shape[axis]}")
+        _require(0 <= axis < len(in_shape),
+                 f"axq.split axis {axis} out of range 0..{len(in_shape) - 1} (normalise "
+                 f"negative axes)")
         for result in self.outputs:
             shape = shape_of(result)
-            _require(shape[:axis] + shape[axis + 1:] == in_shape[:axis] + in_shape[axis + 1:],
-                     "axq.split results differ from the input outside the split axis")
+            _require(len(shape) == len(in_shape)
+                     and shape[:axis] + shape[axis + 1:] == in_shape[:axis] + in_shape[axis + 1:],
+                     f"axq.split result {shape} differs from the input {in_shape} outside the "
+                     f"split axis {axis}")
+        _require(sum(self.split_sizes()) == in_shape[axis],
+                 f"axq.split sizes {self.split_sizes()} do not add up to {in_shape[axis]}")
+        self._check_keeps_type(self.input, self.outputs)
 
 
 @irdl_op_definition

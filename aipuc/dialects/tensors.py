@@ -33,7 +33,7 @@ _FLOATS = {np.dtype(np.float16): f16, np.dtype(np.float32): f32, np.dtype(np.flo
 
 def element_type_of(dtype: np.dtype) -> Attribute:
     """The xDSL element type of a NumPy dtype (bool is i1, unsigned keeps its signedness)."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")  # the element type has no byte order
     if dtype == np.bool_:
         return IntegerType(1)
     if dtype in _INT_WIDTHS:
@@ -55,6 +55,8 @@ def dtype_of(element_type: Attribute) -> np.dtype:
         width = element_type.width.data
         if width == 1:
             return np.dtype(np.bool_)
+        if width not in (8, 16, 32, 64):
+            raise TypeError(f"no NumPy dtype for element type {element_type}")
         signed = element_type.signedness.data != Signedness.UNSIGNED
         return np.dtype(f"{'i' if signed else 'u'}{width // 8}")
     if isinstance(element_type, Float32Type):
@@ -80,8 +82,8 @@ def dense_from_numpy(array: np.ndarray, element_type: Attribute | None = None):
     storage = dtype_of(element_type)
     data = np.ascontiguousarray(array, dtype=storage.newbyteorder("<"))
     if storage == np.bool_:
-        # xDSL stores i1 as one byte per element.
-        data = data.astype(np.uint8)
+        # xDSL stores i1 as one byte per element, true as 0xFF (-1), as its parser does.
+        data = np.where(data, np.uint8(0xFF), np.uint8(0))
     attr_type = tensor_type(array.shape, element_type)
     return DenseIntOrFPElementsAttr(attr_type, BytesAttr(data.tobytes()))
 
