@@ -32,6 +32,9 @@ RESIZE_WEIGHT_BITS = 10
 """Linear resize weights are fixed point with this many fractional bits per axis."""
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _SMALLEST_MULTIPLIER = 2.0**-32
+SATURATING_MULTIPLIER = 2.0**8
+"""int8 requantization by a real multiplier of at least 2**8 sends every nonzero integer
+accumulator beyond [-128, 127] from any zero point, so larger multipliers are capped here."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -89,8 +92,13 @@ def fixed_point_multiplier(real) -> tuple[np.ndarray, np.ndarray]:
 
 
 def requantize_to(acc: np.ndarray, real, out_type: QuantizedType) -> np.ndarray:
-    """int8 codes of `acc * real` in `out_type` (`real` broadcasts against `acc`)."""
-    multiplier, shift = fixed_point_multiplier(real)
+    """int8 codes of `acc * real` in `out_type` (`real` broadcasts against `acc`).
+
+    Multipliers above `SATURATING_MULTIPLIER` (an output scale far below the input's, e.g.
+    a tensor that was constant at calibration) give the same codes as that cap, which
+    `numerics.quantize_multiplier` can represent.
+    """
+    multiplier, shift = fixed_point_multiplier(np.minimum(real, SATURATING_MULTIPLIER))
     return numerics.requantize(acc, multiplier, shift, zero_points_of(out_type, acc.ndim))
 
 

@@ -13,7 +13,8 @@ Quantization parameters (design.md, "Numerics contract")
     ``numerics.choose_qparams_asymmetric``. Weights: int8 symmetric in [-127, 127] per
     output channel by min-max (conv/dense axis 0, conv-transpose axis 1). Depthwise weights
     are per tensor unless ``quantize_dw_channel_wise``. Bias: int32 at scale s_in * s_w per
-    output channel (a weight scale is raised where a bias would not fit in int32).
+    output channel, within int32 minus the largest sum of products the layer can accumulate
+    (a weight scale is raised where a bias would not fit), so accumulators never overflow.
     Constant activations (e.g. the [1, C, 1, 1] operand of an add) are per tensor from
     their own min-max.
 
@@ -34,13 +35,15 @@ Which tensors share quantization parameters
 
 Integer semantics of the quantized ops (implemented in aipuc.runtime.integer_reference)
     Notation: x_c = q - zp (the centred code), M(r) = numerics.quantize_multiplier(r), and
-    requant(acc, r) = numerics.requantize(acc, *M(r), zp_out) (round half up, clamp).
+    requant(acc, r) = numerics.requantize(acc, *M(r), zp_out) (round half up, clamp; r is
+    capped at 2**8, beyond which every nonzero accumulator saturates anyway).
     conv2d / conv_transpose2d / dense: acc = sum x_c * q_w + q_b, exact int32 (padding
         contributes 0); out = requant(acc, s_bias / s_out) per output channel.
     matmul: acc = sum a_c * b_c; out = requant(acc, s_a * s_b / s_out).
     add / sub (TFLite style): a' = requant_0((a_c << 20), s_a / (2 max(s_a, s_b))), same for
         b; out = requant(a' +- b', 2 max(s_a, s_b) / (2**20 s_out)); intermediate requants
-        use zero point 0 and int32 bounds.
+        use zero point 0 and int32 bounds (one output step while s_out is at least
+        2**-17 max(s_a, s_b), the resolution of a' and b' limits it below).
     mul: out = requant(a_c * b_c, s_a s_b / s_out).
     prelu: out = requant(x_c, s_x / s_out) where x_c >= 0, else requant(x_c * slope_c,
         s_x s_slope / s_out).
@@ -112,7 +115,10 @@ SCHEMES = ("per_tensor_histogram", "per_tensor_min_max", "hybrid_per_tensor_per_
 INT8 = IntegerType(8)
 INT32 = IntegerType(32)
 WEIGHT_BOUND = 127
-INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT32_MAX = 2**31 - 1
+BIAS_BOUND_FLOOR = 2**30
+"""Bias codes may always use this much: only layers of more than ~33k products (K * 255 * 127
+above 2**30) could overflow int32 on adversarial inputs, whatever their bias."""
 CHANNEL_AXIS = 1
 
 
@@ -374,27 +380,42 @@ def _scales_type(storage: IntegerType, scales: np.ndarray, axis: int | None) -> 
     return QuantizedType(storage, scales, np.zeros(len(scales), np.int64), axis)
 
 
+def accumulation_bound(depth: int, input_type: QuantizedType) -> int:
+    """The largest |sum x_c * q_w| of `depth` products of centred int8 inputs and weights.
+
+    |x_c| = |q - zp| is at most max(127 - zp, zp + 128) over the input's zero points.
+    """
+    low, high = input_type.bounds
+    zero_points = input_type.zero_point_array()
+    largest_input = int(np.max(np.maximum(high - zero_points, zero_points - low)))
+    return depth * largest_input * WEIGHT_BOUND
+
+
 def quantize_weight_and_bias(weight: np.ndarray, bias: np.ndarray, weight_axis: int | None,
-                             scale_index: np.ndarray, input_scales: np.ndarray
-                             ) -> tuple[axq.ConstantOp, axq.ConstantOp]:
+                             scale_index: np.ndarray, input_scales: np.ndarray,
+                             products_bound: int) -> tuple[axq.ConstantOp, axq.ConstantOp]:
     """Symmetric int8 weights and int32 bias at s_in * s_w, per output channel.
 
     `scale_index[o]` is the weight scale that output channel `o` uses and `input_scales[o]`
-    the input scale it sees. A weight scale is raised where |bias| / (s_in * s_w) would
-    overflow int32 (all-zero weight channels), so every bias is representable.
+    the input scale it sees. `products_bound` is the largest |sum x_c * q_w| the layer can
+    accumulate (`accumulation_bound`): bias codes stay within int32 minus that, so
+    `sum x_c * q_w + q_b` never overflows int32 whatever the input codes. A weight scale
+    is raised where |bias| / (s_in * s_w) would not fit (all-zero or tiny weight channels,
+    near-constant inputs), so every bias is representable.
     """
+    bias_bound = max(INT32_MAX - products_bound, BIAS_BOUND_FLOOR)
     if weight_axis is None:
         scales = numerics.choose_qparams_symmetric_per_channel(weight.reshape(1, -1), 0)
     else:
         scales = numerics.choose_qparams_symmetric_per_channel(weight, weight_axis)
     scales = scales.astype(np.float64)
-    needed = np.abs(bias.astype(np.float64)) / (input_scales * INT32_MAX)
+    needed = np.abs(bias.astype(np.float64)) / (input_scales * bias_bound)
     np.maximum.at(scales, scale_index, needed)
     weight_type = _scales_type(INT8, scales, weight_axis)
     weight_codes = numerics.quantize(weight, scales if weight_axis is not None else scales[0], 0,
                                      weight_axis, qmin=-WEIGHT_BOUND, qmax=WEIGHT_BOUND)
     bias_scales = input_scales * scales[scale_index]
-    bias_codes = numerics.quantize(bias, bias_scales, 0, 0, qmin=INT32_MIN, qmax=INT32_MAX)
+    bias_codes = numerics.quantize(bias, bias_scales, 0, 0, qmin=-bias_bound, qmax=bias_bound)
     bias_type = _scales_type(INT32, bias_scales, 0)
     return constant_op(weight_codes, weight_type), constant_op(bias_codes, bias_type)
 
@@ -556,8 +577,10 @@ class QuantizeWeightedOp(_QuantizePattern):
             input_scales = per_input[channels // (out_channels // len(per_input))]
         else:
             input_scales = np.full(out_channels, x_type.scale)
+        depth = weight.size // out_channels  # products per output (conv-transpose: at most)
         weight_op, bias_op = quantize_weight_and_bias(weight, bias, axis, scale_index,
-                                                      input_scales)
+                                                      input_scales,
+                                                      accumulation_bound(depth, x_type))
         weight_op.location, bias_op.location = _location_of(op.weight), _location_of(op.bias)
         rewriter.insert([weight_op, bias_op])
         return weight_op.result, bias_op.result
