@@ -7,9 +7,12 @@ are one broadcast multiply-add over the window view per kernel tap. No kernel lo
 pixels or channels.
 
 Integer GEMMs in NumPy have no BLAS. With `exact_integer=True` the weighted kernels run
-the GEMM in float64 instead: every product and partial sum of integer operands is an
-integer below 2**53 for any realistic depth, so float64 sums them exactly, and the
-result comes back as int64 (design.md, "Fast NumPy").
+the GEMM in floating point instead (design.md, "Fast NumPy"): a float sums integers
+exactly while every partial sum stays below 2**24 (float32) or 2**53 (float64) in
+magnitude, whatever the summation order. The reduction is cut into float32 chunks short
+enough for that bound (from the operands' actual magnitudes: about 500 int8 terms), the
+chunk results are added in int64, and float64 is used only where a single term is too
+large for float32. The result comes back as int64.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from aipuc.dialects.axq import conv_output_size
 
 FLOAT64_EXACT_LIMIT = 2**53
 """Integers of smaller magnitude are exact in float64, whatever the summation order."""
+FLOAT32_EXACT_LIMIT = 2**24
+"""The same for float32."""
 
 
 # --------------------------------------------------------------------------- exact GEMM
@@ -58,12 +63,27 @@ def _to_int64(exact: np.ndarray) -> np.ndarray:
 
 def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     """`np.matmul` of integer arrays at BLAS speed, exact, returned as int64."""
-    check_exact_integer_depth(a_int, b_int, a_int.shape[-1])
-    return _to_int64(np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
+    depth = a_int.shape[-1]
+    check_exact_integer_depth(a_int, b_int, depth)
+    chunk = _float32_exact_terms(a_int, b_int)
+    if chunk == 0:
+        return _to_int64(np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
+    a32, b32 = a_int.astype(np.float32), b_int.astype(np.float32)
+    total = _to_int64(np.matmul(a32[..., :chunk], b32[..., :chunk, :]))
+    for start in range(chunk, depth, chunk):
+        total += _to_int64(np.matmul(a32[..., start:start + chunk],
+                                     b32[..., start:start + chunk, :]))
+    return total
 
 
-def _compute_dtype(exact_integer: bool, accumulate_dtype: np.dtype | type) -> np.dtype:
-    return np.dtype(np.float64 if exact_integer else accumulate_dtype)
+def _float32_exact_terms(a: np.ndarray, b: np.ndarray) -> int:
+    """How many products of `a` and `b` terms float32 sums exactly (0: not even one)."""
+    return (FLOAT32_EXACT_LIMIT - 1) // max(1, _max_magnitude(a) * _max_magnitude(b))
+
+
+def _elementwise_exact_dtype(a: np.ndarray, b: np.ndarray, terms: int) -> np.dtype:
+    """float32 when `terms` products of `a` and `b` sum exactly in it, else float64."""
+    return np.dtype(np.float32 if _float32_exact_terms(a, b) >= terms else np.float64)
 
 
 def _add_bias(out: np.ndarray, bias: np.ndarray | None, exact_integer: bool,
@@ -79,12 +99,16 @@ def _add_bias(out: np.ndarray, bias: np.ndarray | None, exact_integer: bool,
     return out + bias.astype(out.dtype).reshape(shape)
 
 
-def matmul(a: np.ndarray, b: np.ndarray, *, accumulate_dtype=np.float32,
-           exact_integer: bool = False) -> np.ndarray:
-    """Batched matrix product with NumPy/ONNX MatMul broadcasting."""
+def _gemm(a: np.ndarray, b: np.ndarray, exact_integer: bool, accumulate_dtype) -> np.ndarray:
     if exact_integer:
         return exact_int_matmul(a, b)
     return np.matmul(a.astype(accumulate_dtype, copy=False), b.astype(accumulate_dtype, copy=False))
+
+
+def matmul(a: np.ndarray, b: np.ndarray, *, accumulate_dtype=np.float32,
+           exact_integer: bool = False) -> np.ndarray:
+    """Batched matrix product with NumPy/ONNX MatMul broadcasting."""
+    return _gemm(a, b, exact_integer, accumulate_dtype)
 
 
 def dense(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
@@ -143,26 +167,30 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
     out_channels, group_channels, kh, kw = w.shape
     (out_h, out_w), _ = _window_geometry((height, width), (kh, kw), strides, pads, dilations)
     padded = _pad_hw(x, pads[:2], pads[2:], pad_value)
-    if exact_integer:
-        check_exact_integer_depth(padded, w, group_channels * kh * kw)
-    dtype = _compute_dtype(exact_integer, accumulate_dtype)
-    padded = padded.astype(dtype, copy=False)
-    windows = _windows(padded, (kh, kw), strides, dilations, (out_h, out_w))
-    weight = w.astype(dtype, copy=False)
+    depth = group_channels * kh * kw
     if group_channels == 1 and group > 1:
         # Depthwise (channel multiplier m): one broadcast multiply-add per kernel tap over
         # the window view; 2-5x faster than einsum on the 6-D view, and no GEMM to feed.
-        taps = weight.reshape(channels, out_channels // channels, kh, kw)
+        if exact_integer:
+            check_exact_integer_depth(padded, w, depth)
+            dtype = _elementwise_exact_dtype(padded, w, depth)
+        else:
+            dtype = np.dtype(accumulate_dtype)
+        windows = _windows(padded.astype(dtype, copy=False), (kh, kw), strides, dilations,
+                           (out_h, out_w))
+        taps = w.astype(dtype, copy=False).reshape(channels, out_channels // channels, kh, kw)
         out = np.zeros((n, channels, taps.shape[1], out_h, out_w), dtype)
         for i in range(kh):
             for j in range(kw):
                 out += windows[:, :, None, :, :, i, j] * taps[:, :, i, j, None, None]
     else:
+        # im2col: the window view materialised as [group, pixels, depth], then one GEMM.
         group_out = out_channels // group
-        depth = group_channels * kh * kw
+        windows = _windows(padded, (kh, kw), strides, dilations, (out_h, out_w))
         cols = (windows.reshape(n, group, group_channels, out_h, out_w, kh, kw)
                 .transpose(1, 0, 3, 4, 2, 5, 6).reshape(group, n * out_h * out_w, depth))
-        out = np.matmul(cols, weight.reshape(group, group_out, depth).transpose(0, 2, 1))
+        weight = w.reshape(group, group_out, depth).transpose(0, 2, 1)
+        out = _gemm(cols, weight, exact_integer, accumulate_dtype)
         out = out.reshape(group, n, out_h, out_w, group_out).transpose(1, 0, 4, 2, 3)
     out = out.reshape(n, out_channels, out_h, out_w)
     return _add_bias(out, bias, exact_integer, channel_axis=1)
@@ -181,18 +209,16 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 
     n, channels, height, width = x.shape
     _, group_out, kh, kw = w.shape
     group_channels = channels // group
-    dtype = _compute_dtype(exact_integer, accumulate_dtype)
-    if exact_integer:
-        check_exact_integer_depth(x, w, group_channels * kh * kw)
-    cols = (x.astype(dtype, copy=False).reshape(n, group, group_channels, height * width)
+    cols = (x.reshape(n, group, group_channels, height * width)
             .transpose(1, 0, 3, 2).reshape(group, n * height * width, group_channels))
-    weight = w.astype(dtype, copy=False).reshape(group, group_channels, group_out * kh * kw)
-    taps = np.matmul(cols, weight).reshape(group, n, height, width, group_out, kh, kw)
+    weight = w.reshape(group, group_channels, group_out * kh * kw)
+    taps = _gemm(cols, weight, exact_integer, accumulate_dtype)
+    taps = taps.reshape(group, n, height, width, group_out, kh, kw)
     taps = taps.transpose(1, 0, 4, 5, 6, 2, 3).reshape(n, group * group_out, kh, kw, height,
                                                        width)
     full = [strides[a] * (size - 1) + dilations[a] * (k - 1) + 1 + output_padding[a]
             for a, (size, k) in enumerate(((height, kh), (width, kw)))]
-    out = np.zeros((n, group * group_out, *full), dtype=dtype)
+    out = np.zeros((n, group * group_out, *full), dtype=taps.dtype)
     rows_span = strides[0] * (height - 1) + 1
     cols_span = strides[1] * (width - 1) + 1
     for i in range(kh):
