@@ -259,6 +259,24 @@ def test_exact_int_matmul_and_dense_equal_int64_numpy():
     np.testing.assert_array_equal(kernels.matmul(x, w.T, exact_integer=True), expected - bias)
 
 
+@pytest.mark.parametrize("magnitude, depth", [
+    (127, 1),            # one float32 chunk
+    (255, 4608),         # several float32 chunks of ~516 terms, summed in int64
+    (2**11 + 1, 3),      # one term per chunk: 2**22 * 3 > 2**24
+    (2**12 + 1, 5),      # a single term exceeds 2**24: float64
+])
+def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
+    """Worst-case sums (every term the largest product, one sign) at each chunking regime."""
+    rng = np.random.default_rng(depth)
+    a = np.full((3, depth), magnitude, np.int32)
+    a[1] = -magnitude
+    a[2] = rng.integers(-magnitude, magnitude + 1, depth)
+    b = np.full((depth, 2), magnitude, np.int32)
+    b[:, 1] = rng.integers(-magnitude, magnitude + 1, depth)
+    np.testing.assert_array_equal(kernels.exact_int_matmul(a, b),
+                                  a.astype(np.int64) @ b.astype(np.int64))
+
+
 def test_exact_integer_refuses_inexact_inputs():
     big = np.full((1, 4096), 2**21, np.int32)  # 2**12 * 2**21 * 2**21 = 2**54
     with pytest.raises(ValueError, match="2\\*\\*53"):
