@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -21,6 +21,13 @@ from aipuc.errors import AipucError, ConfigError
 
 EXAMPLE_MODEL = "resnet18"
 EXAMPLE_SAMPLES = 8
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors, like every other aipuc error (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,8 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument("--set", dest="overrides", action="append", default=[],
                             metavar="KEY=VALUE", help="override one config field (repeatable)")
 
-    parser = argparse.ArgumentParser(prog="aipuc",
-                                     description="Compiler for the AIPU int8 edge accelerator.")
+    parser = _Parser(prog="aipuc", description="Compiler for the AIPU int8 edge accelerator.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     parser.add_argument("--version", action="version", version=f"aipuc {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -163,7 +169,7 @@ def _synthetic_calibration(model: str, count: int, shapes: dict[str, list[int]])
     if count < 1:
         raise ConfigError("--synthetic-calibration needs at least 1 sample")
     onnx_model = load_model(model, input_shapes=shapes or None)
-    print(f"calibrating on {count} seeded synthetic samples (not real data)", file=sys.stderr)
+    print(f"calibrating on {count} seeded synthetic samples (not real data)")
     return [sample_inputs(onnx_model, seed=seed) for seed in range(count)]
 
 
@@ -171,10 +177,12 @@ def _example(args: argparse.Namespace) -> int:
     from aipuc.driver import compile_model
     from aipuc.models import build_model, sample_inputs
 
+    if args.samples < 1:
+        raise ConfigError("--samples needs at least 1 sample")
     config = _load_config(args, args.output_dir)
     model = build_model(args.model)
     print(f"aipuc example: built-in {args.model} (seeded random weights, built in code); "
-          f"calibrating on {args.samples} seeded synthetic samples, not real data", file=sys.stderr)
+          f"calibrating on {args.samples} seeded synthetic samples, not real data")
     samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]
     compiled = compile_model(model, config, samples, progress=_progress)
     print(format_report(compiled.report))
@@ -183,16 +191,18 @@ def _example(args: argparse.Namespace) -> int:
 
 
 def _read_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
+    from aipuc.quantization.calibration import read_array_file
+
     inputs: dict[str, np.ndarray] = {}
     for spec in specs:
         name, _, file = spec.rpartition("=") if "=" in spec else ("", "", spec)
         path = Path(file)
         try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
+            loaded = read_array_file(path)
+        except ValueError as error:
             raise ConfigError(f"--input '{spec}': cannot read {path}: {error}") from None
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            inputs.update({key: loaded[key] for key in loaded.files})
+        if isinstance(loaded, dict):
+            inputs.update(loaded)
         else:
             inputs[name or ""] = loaded
     return inputs
@@ -214,7 +224,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{name}: {value.dtype}{list(value.shape)} min {value.min():.6g} "
               f"max {value.max():.6g} mean {value.mean():.6g}")
     if args.save:
-        np.savez(args.save, **results)
+        try:
+            with open(args.save, "wb") as file:  # exactly this name: np.savez adds .npz
+                np.savez(file, **results)
+        except OSError as error:
+            raise ConfigError(f"--save {args.save}: cannot write it: {error.strerror}") from None
         print(f"saved {args.save}")
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import time
 import traceback
 import zipfile
@@ -128,18 +129,46 @@ class Compilation:
         ]
 
 
+def _checked_config(config: object) -> CompilerConfig:
+    """The config to use; a dict or a path in its place is a clear error, not a crash later."""
+    if config is None:
+        return CompilerConfig()
+    if not isinstance(config, CompilerConfig):
+        raise ConfigError(f"config is a {type(config).__name__}, not a CompilerConfig; build one "
+                          "with CompilerConfig(field=value, ...) or CompilerConfig.load(path)")
+    return config
+
+
 def resolve_output_dir(config: CompilerConfig, model_name: str) -> Path:
-    return Path(config.output_dir) if config.output_dir else DEFAULT_OUTPUT_DIR / model_name
+    """output_dir, else aipuc-out/<model_name>; a model name never leads out of aipuc-out."""
+    if config.output_dir:
+        return Path(config.output_dir)
+    return outputs.inside(DEFAULT_OUTPUT_DIR, model_name, "model_name")
 
 
 def _model_name(config: CompilerConfig, model: object) -> str:
     if config.model_name:
         return config.model_name
     if isinstance(model, (str, Path)):
-        return Path(model).stem or "model"
+        return _folder_name(Path(model).stem)
     if isinstance(model, onnx.ModelProto) and model.graph.name:
-        return model.graph.name
+        return _folder_name(model.graph.name)
     return "model"
+
+
+def _folder_name(name: str) -> str:
+    """A name taken from the model made safe as one folder name (a graph name is untrusted)."""
+    return re.sub(r"[^\w.-]+", "_", name).lstrip(".") or "model"
+
+
+def _refuse_to_remove_inputs(output_dir: Path, model: object, calibration: object) -> None:
+    """remove_output_dir must not delete what the compilation reads, nor the working folder."""
+    root = output_dir.resolve()
+    for what, path in (("the model", model), ("the calibration data", calibration),
+                       ("the current directory", Path.cwd())):
+        if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(root):
+            raise ConfigError(f"remove_output_dir would delete output_dir '{output_dir}', which "
+                              f"holds {what} ('{path}'); choose another output_dir")
 
 
 def compile_model(
@@ -152,9 +181,11 @@ def compile_model(
     progress: ProgressCallback | None = None,
 ):
     """Compile `model` as `config` says; returns the `CompiledModel` of the output folder."""
-    config = CompilerConfig() if config is None else config
+    config = _checked_config(config)
     model_name = _model_name(config, model)
     output_dir = resolve_output_dir(config, model_name)
+    if config.remove_output_dir:
+        _refuse_to_remove_inputs(output_dir, model, calibration)
     staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
     compilation = Compilation(config, staged, model_name)
     compilation.log(f"aipuc compiling '{model_name}' into {output_dir} "
@@ -193,6 +224,7 @@ def load_onnx(model: object, config: CompilerConfig, *,
     """The model as a checked, shape-inferred ModelProto at the configured opset."""
     from aipuc.frontend.loader import load_model
 
+    config = _checked_config(config)
     return load_model(model, input_shapes=input_shapes, opset=config.onnx_opset_version,
                       example_input=example_input)
 

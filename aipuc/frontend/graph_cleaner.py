@@ -38,7 +38,7 @@ import onnx
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from aipuc.config import GraphCleanerCondition, GraphCleanerNode
-from aipuc.errors import ConfigError, ModelError
+from aipuc.errors import AipucError, ConfigError, ModelError
 from aipuc.frontend.loader import infer_shapes
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
@@ -102,6 +102,16 @@ def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
     """
     condition, node_type = _validated_condition(condition, node_type)
     full = optimize(model)
+    if not full.graph.node:
+        raise ModelError("no node of the model computes its outputs: every output is a graph "
+                         "input or a constant (the rest is dead code); there is nothing to "
+                         "compile")
+    constants = {tensor.name for tensor in full.graph.initializer}
+    constant_outputs = [value.name for value in full.graph.output if value.name in constants]
+    if constant_outputs:
+        raise ModelError(f"graph output '{constant_outputs[0]}' is a constant (an initializer) "
+                         "that no part of a split model computes; remove it from the model's "
+                         "outputs")
     if dump_full_opt_onnx is not None:
         save_model(full, dump_full_opt_onnx)
     index = GraphIndex.of(full)
@@ -126,6 +136,9 @@ def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
     pre, mid, post = (_extract(full, members, suffix, outputs) if members else None
                       for members, suffix, outputs in zip(
                           part_nodes, ("preamble", "core", "postamble"), crossing, strict=True))
+    for part, label in ((pre, "preamble"), (post, "postamble")):
+        if part is not None:
+            _check_host_part(part, label)
     if nhwc and mid is not None:
         mid.metadata_props.append(
             onnx.StringStringEntryProto(key=NHWC_INPUTS_KEY, value=json.dumps(nhwc)))
@@ -138,6 +151,22 @@ def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
         preamble_outputs=_output_names(pre), core_inputs=_input_names(mid),
         core_outputs=_output_names(mid), postamble_inputs=_input_names(post),
         nhwc_core_inputs=tuple(nhwc), host_reasons=host_reasons)
+
+
+def _check_host_part(part: onnx.ModelProto, label: str) -> None:
+    """The host engine must accept a host part now, not at the model's first inference.
+
+    Building its session checks every operator (custom domains, unknown ops) and attribute
+    (an invalid auto_pad or pad mode) that the support rules merely sent to the host.
+    """
+    try:
+        HostRunner(part)
+    except AipucError as error:
+        nodes = ", ".join(f"'{node.name}' ({node.op_type})" for node in part.graph.node[:3])
+        more = f" and {len(part.graph.node) - 3} more" if len(part.graph.node) > 3 else ""
+        raise ModelError(f"the host {label} (nodes {nodes}{more}) cannot run: {error}; fix "
+                         "the node's attributes or replace it by standard ONNX operators"
+                         ) from None
 
 
 def _input_names(part: onnx.ModelProto | None) -> tuple[str, ...]:

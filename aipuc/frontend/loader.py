@@ -1,12 +1,17 @@
 """Safe model loading: any model source -> a checked, opset >= 17, statically shaped ModelProto.
 
 Everything that can go wrong with a model file is a one-line `ModelError` that names the
-culprit: missing or ambiguous files, corrupt protobuf, external data that escapes the model's
-folder (checked before any byte of it is read), missing external files, cycles, dangling or
-duplicate tensor names, empty graphs, failed opset conversion, failed shape inference, and
-dynamic dimensions. The result is what every later stage assumes:
+culprit: missing or ambiguous files, corrupt protobuf (also strings that are not UTF-8),
+external data that escapes the model's folder (checked before any byte of it is read, in the
+graph and in local functions), missing or short external files, cycles, dangling or duplicate
+tensor names, empty graphs, opsets the installed onnx does not know, failed opset conversion,
+failed shape inference, operators onnx does not know, dynamic dimensions, and the operator
+facts shape inference leaves unchecked (`_check_operators`: convolution weights and biases,
+windows larger than their padded input, Gemm's C, pooling pads). The result is what every
+later stage assumes:
 
-- nodes are named (unnamed ones get `<OpType>_<index>`) and topologically sorted;
+- nodes have unique names (unnamed ones get `<OpType>_<index>`, repeated ones a suffix) and
+  are topologically sorted;
 - the default-domain opset is >= 17 (older models are converted to `opset`);
 - initializers are constants (listed as graph inputs in old models, they are dropped from the
   inputs so nobody can feed them);
@@ -22,12 +27,14 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from math import prod
+from numbers import Integral
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import DecodeError, Message
 from onnx import AttributeProto, GraphProto, TensorProto, helper
 
 from aipuc.errors import ModelError
@@ -74,6 +81,7 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
     if opset < MIN_OPSET:
         raise ModelError(f"opset {opset} is too old; use onnx_opset_version >= {MIN_OPSET}")
     model, base_dir = _read(source, opset, example_input)
+    _check_text(model)
     _load_external_data(model, base_dir)
     graph = model.graph
     _name_nodes(graph)
@@ -92,6 +100,13 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
     unresolved = _unresolved_shapes(model)
     if unresolved:
         tensor, node, shape = unresolved[0]
+        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
+        if not onnx.defs.has(node.op_type, domain):
+            raise ModelError(
+                f"node '{node.name}' ({node.op_type}, domain '{domain or 'ai.onnx'}') is "
+                "not an operator onnx knows, so the shape of its output "
+                f"'{tensor}' is unknown; the compiler needs static shapes: replace it by "
+                "standard ONNX operators")
         found = "no inferred shape" if shape is None else f"the dynamic shape {_show(shape)}"
         raise ModelError(
             f"tensor '{tensor}' (output of node '{node.name}', {node.op_type}) has {found} "
@@ -101,6 +116,7 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
         raise ModelError(f"the model is not valid ONNX: {_first_line(error)}") from None
+    _check_operators(model.graph)
     return model
 
 
@@ -163,7 +179,44 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     return model
 
 
+def _check_text(model: onnx.ModelProto) -> None:
+    """Rejects names and other strings that are not UTF-8: a corrupt file, not a model.
+
+    protobuf parses such a string field without complaint and hands it out as `bytes`,
+    which no later stage (or onnx's own checker) can handle.
+    """
+    found = _undecodable_string(model, "model")
+    if found is not None:
+        field_path, value = found
+        raise ModelError(f"{field_path} = {value!r} is not valid UTF-8 text; the model file "
+                         "is corrupt: export or download it again")
+
+
+def _undecodable_string(message: Message, path: str) -> tuple[str, bytes] | None:
+    """(field path, raw value) of the first string field of `message` that is not UTF-8."""
+    for descriptor, value in message.ListFields():
+        if descriptor.type == FieldDescriptor.TYPE_STRING:
+            for item in [value] if isinstance(value, str | bytes) else value:
+                if isinstance(item, bytes):
+                    return f"{path}.{descriptor.name}", item[:60]
+        elif descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+            items = [value] if isinstance(value, Message) else value
+            for index, item in enumerate(items):
+                where = f"{path}.{descriptor.name}" + ("" if item is value else f"[{index}]")
+                found = _undecodable_string(item, where)
+                if found is not None:
+                    return found
+    return None
+
+
 # ------------------------------------------------------------------------------ external data
+
+
+def _model_tensors(model: onnx.ModelProto) -> Iterator[TensorProto]:
+    """Every TensorProto of a model: its graph's and those in its local functions' nodes."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
 
 
 def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
@@ -172,7 +225,11 @@ def _graph_tensors(graph: GraphProto) -> Iterator[TensorProto]:
     for sparse in graph.sparse_initializer:
         yield sparse.values
         yield sparse.indices
-    for node in graph.node:
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[TensorProto]:
+    for node in nodes:
         for attribute in node.attribute:
             if attribute.type == AttributeProto.TENSOR:
                 yield attribute.t
@@ -194,7 +251,7 @@ def _load_external_data(model: onnx.ModelProto, base_dir: Path | None) -> None:
     A location must be relative, free of '..', and resolve (symlinks followed) inside the
     model's folder: anything else could make a crafted model read arbitrary files.
     """
-    external = [tensor for tensor in _graph_tensors(model.graph)
+    external = [tensor for tensor in _model_tensors(model)
                 if tensor.data_location == TensorProto.EXTERNAL]
     if not external:
         return
@@ -202,17 +259,17 @@ def _load_external_data(model: onnx.ModelProto, base_dir: Path | None) -> None:
         raise ModelError(f"tensor '{external[0].name}' refers to external data, but the model "
                          "was not given as a file; load it from its .onnx path")
     root = base_dir.resolve()
-    for tensor in external:
-        _validate_external_reference(tensor, root)
+    sources = [_validate_external_reference(tensor, root) for tensor in external]
     try:
         onnx.load_external_data_for_model(model, str(root))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, onnx.checker.ValidationError) as error:
         raise ModelError(f"cannot read external data: {_first_line(error)}") from None
-    for tensor in external:
-        _check_external_size(tensor)
+    for tensor, source in zip(external, sources, strict=True):
+        _check_external_size(tensor, source)
 
 
-def _validate_external_reference(tensor: TensorProto, root: Path) -> None:
+def _validate_external_reference(tensor: TensorProto, root: Path) -> str:
+    """Checks one reference without reading it; returns how messages name its bytes."""
     entries = {entry.key: entry.value for entry in tensor.external_data}
     location = entries.get("location", "")
     prefix = f"tensor '{tensor.name}' external data location '{location}'"
@@ -230,40 +287,60 @@ def _validate_external_reference(tensor: TensorProto, root: Path) -> None:
     if not target.is_relative_to(root):
         raise ModelError(f"{prefix} resolves outside the model's folder {root}; refusing to "
                          "read it")
-    if not target.is_file():
+    if (root / location).is_symlink():
+        raise ModelError(f"{prefix} is a symbolic link, which onnx refuses to read; replace "
+                         "the link by the file it points to")
+    if not target.exists():
         raise ModelError(f"{prefix}: file {target} not found; copy it next to the model")
+    if not target.is_file():
+        raise ModelError(f"{prefix}: {target} is not a regular file")
     try:
-        offset, length = int(entries.get("offset", 0)), int(entries.get("length", 0))
+        offset, length = int(entries.get("offset", 0)), entries.get("length")
+        length = None if length is None else int(length)
     except ValueError:
         raise ModelError(f"{prefix}: offset/length are not integers") from None
-    if offset < 0 or length < 0 or offset + length > target.stat().st_size:
-        raise ModelError(f"{prefix}: bytes {offset}..{offset + length} lie outside the "
-                         f"{target.stat().st_size}-byte file; the file is truncated")
+    if offset < 0 or (length is not None and length < 0):
+        raise ModelError(f"{prefix}: offset {offset} and length {length} must not be negative")
+    size = target.stat().st_size
+    end = size if length is None else offset + length
+    if offset > size or end > size:
+        raise ModelError(f"{prefix}: bytes {offset}..{end} lie outside the {size}-byte file; "
+                         "the file is truncated or the offset/length are wrong")
+    return f"{prefix} (bytes {offset}..{end})"
 
 
-def _check_external_size(tensor: TensorProto) -> None:
+def _check_external_size(tensor: TensorProto, source: str) -> None:
     element_bytes = _ELEMENT_BYTES.get(tensor.data_type)
     if element_bytes is None:
         return
     expected = prod(tensor.dims) * element_bytes
     if len(tensor.raw_data) != expected:
-        raise ModelError(f"tensor '{tensor.name}' needs {expected} bytes of external data but "
-                         f"its file holds {len(tensor.raw_data)}; the file is truncated")
+        raise ModelError(f"{source} holds {len(tensor.raw_data)} bytes, but the tensor's shape "
+                         f"{list(tensor.dims)} needs {expected}; the offset/length entries or the "
+                         "file are wrong")
 
 
 # ------------------------------------------------------------------------------ structure
 
 
 def _name_nodes(graph: GraphProto) -> None:
-    """Gives unnamed nodes unique names, so every message and location can name them."""
+    """Makes node names unique, so every message, location and part can name its node.
+
+    Unnamed nodes become `<OpType>_<index>`; a name already used by an earlier node gets
+    `_<index>` appended (ONNX requires unique names, but exporters do not always comply).
+    """
     taken = {node.name for node in graph.node if node.name}
+    kept: set[str] = set()
     for index, node in enumerate(graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{index}"
-            while name in taken:
-                name += "_"
-            node.name = name
-            taken.add(name)
+        if node.name and node.name not in kept:
+            kept.add(node.name)
+            continue
+        name = f"{node.name or node.op_type}_{index}"
+        while name in taken:
+            name += "_"
+        node.name = name
+        taken.add(name)
+        kept.add(name)
 
 
 def _check_structure(graph: GraphProto) -> None:
@@ -316,9 +393,15 @@ def _sort_nodes(graph: GraphProto) -> None:
 
 
 def _default_opset(model: onnx.ModelProto) -> int:
+    """The model's ai.onnx opset, which must be one the installed onnx has schemas for."""
     versions = [entry.version for entry in model.opset_import if entry.domain in DEFAULT_DOMAINS]
     if not versions:
         raise ModelError("the model imports no default-domain (ai.onnx) opset")
+    newest = onnx.defs.onnx_opset_version()
+    if not 1 <= versions[0] <= newest:
+        raise ModelError(f"the model imports ai.onnx opset {versions[0]}, but the installed onnx "
+                         f"{onnx.__version__} knows opsets 1 to {newest}; re-export the model at "
+                         f"an opset from {MIN_OPSET} to {newest}")
     return versions[0]
 
 
@@ -354,6 +437,9 @@ def _show(shape: Sequence[int | None]) -> str:
 def _fix_input_shapes(graph: GraphProto, input_shapes: Mapping[str, Sequence[int]]) -> None:
     """Applies `input_shapes`, sets a dynamic batch dimension to 1, rejects other dynamic dims."""
     names = [value.name for value in graph.input]
+    if not isinstance(input_shapes, Mapping):
+        raise ModelError(f"input_shapes is a {type(input_shapes).__name__}; give a dict of input "
+                         "name -> dimensions, e.g. {'input': (1, 3, 224, 224)}")
     unknown = [name for name in input_shapes if name not in names]
     if unknown:
         raise ModelError(f"input_shapes names {unknown} that are not model inputs; the inputs "
@@ -387,9 +473,14 @@ def _fix_input_shapes(graph: GraphProto, input_shapes: Mapping[str, Sequence[int
 
 
 def _override_shape(name: str, tensor_type: onnx.TypeProto.Tensor, dims: Sequence[int]) -> None:
-    dims = list(dims)
-    if not all(isinstance(dim, int) and dim > 0 for dim in dims):
-        raise ModelError(f"input_shapes['{name}'] = {dims} must be positive integers")
+    given = dims
+    if isinstance(given, str | bytes) or not isinstance(given, Iterable):
+        raise ModelError(f"input_shapes['{name}'] = {given!r} is not a sequence of dimensions; "
+                         "give e.g. (1, 3, 224, 224)")
+    if not all(isinstance(dim, Integral) and not isinstance(dim, bool) and dim > 0
+               for dim in given):
+        raise ModelError(f"input_shapes['{name}'] = {given!r} must be positive integers")
+    dims = [int(dim) for dim in given]
     if tensor_type.HasField("shape") and len(tensor_type.shape.dim) != len(dims):
         raise ModelError(f"input_shapes['{name}'] has {len(dims)} dimensions but the input has "
                          f"rank {len(tensor_type.shape.dim)}")
@@ -401,13 +492,23 @@ def _override_shape(name: str, tensor_type: onnx.TypeProto.Tensor, dims: Sequenc
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Strict shape inference from the graph inputs alone (stale annotations are dropped).
 
-    A graph output whose shape inference cannot tell keeps its declared shape.
+    A graph output whose shape inference cannot tell keeps its declared shape. An output that
+    is a graph input or an initializer gets that tensor's type first: onnx infers nothing at
+    all for a graph whose pass-through output has lost its shape.
     """
-    del model.graph.value_info[:]
+    graph = model.graph
+    del graph.value_info[:]
+    sources = {value.name: value.type for value in graph.input}
+    for tensor in graph.initializer:
+        sources.setdefault(tensor.name,
+                           helper.make_tensor_type_proto(tensor.data_type, tensor.dims))
     declared = {}
-    for value in model.graph.output:
-        if value.type.WhichOneof("value") == "tensor_type":
-            declared[value.name] = copy.deepcopy(value.type.tensor_type.shape)
+    for value in graph.output:
+        if value.name in sources:
+            value.type.CopyFrom(sources[value.name])
+        elif value.type.WhichOneof("value") == "tensor_type":
+            if value.type.tensor_type.HasField("shape"):
+                declared[value.name] = copy.deepcopy(value.type.tensor_type.shape)
             value.type.tensor_type.ClearField("shape")
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
@@ -437,3 +538,128 @@ def _unresolved_shapes(model: onnx.ModelProto
             if name and not is_static(shape):
                 unresolved.append((name, node, shape))
     return unresolved
+
+
+# ------------------------------------------------------------------------------ operators
+
+
+def _check_operators(graph: GraphProto) -> None:
+    """Checks what ONNX shape inference leaves unchecked and every later stage relies on.
+
+    Conv/ConvTranspose: weight rank, group, channel counts and bias length (inference
+    trusts `kernel_shape` and ignores the bias); Gemm: C broadcasts to the output; pooling:
+    explicit pads smaller than the window (onnxruntime refuses the rest); convolution and
+    pooling: a window that fits the padded input (inference gives a larger one an empty or
+    even a one-element output, which no kernel computes).
+    """
+    shapes = {name: shape_of_value(value) for name, value in value_infos(graph).items()}
+    shapes.update({tensor.name: tuple(tensor.dims) for tensor in graph.initializer})
+    for node in graph.node:
+        check = _OPERATOR_CHECKS.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
+        problem = check(node, shapes) if check else ""
+        if problem:
+            raise ModelError(f"node '{node.name}' ({node.op_type}): {problem}")
+
+
+def _attribute(node: onnx.NodeProto, name: str, default=None):
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return helper.get_attribute_value(attribute)
+    return default
+
+
+def _optional_input(node: onnx.NodeProto, index: int) -> str:
+    return node.input[index] if index < len(node.input) else ""
+
+
+def _window_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None],
+                    kernel: Sequence[int]) -> str:
+    """The (dilated) window must fit the padded input, and the output must not be empty."""
+    data, output = shapes.get(node.input[0]), shapes.get(node.output[0])
+    if not is_static(data) or node.op_type == "ConvTranspose":
+        return _empty_output_problem(node, output)
+    assert data is not None
+    spatial, rank = data[2:], len(data) - 2
+    auto_pad = _attribute(node, "auto_pad", b"NOTSET")
+    if auto_pad in (b"SAME_UPPER", b"SAME_LOWER"):
+        return _empty_output_problem(node, output)
+    pads = [0] * 2 * rank
+    if auto_pad == b"NOTSET":
+        pads = list(_attribute(node, "pads", pads))
+    dilations = list(_attribute(node, "dilations", [1] * rank))
+    if any((k - 1) * d + 1 > size + pads[axis] + pads[axis + rank]
+           for axis, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=False))):
+        return (f"the kernel {list(kernel)} (dilations {dilations}) is larger than the input "
+                f"{_show(spatial)} padded by {pads}; fix the kernel, pads or dilations, or the "
+                "input shape")
+    return _empty_output_problem(node, output)
+
+
+def _empty_output_problem(node: onnx.NodeProto, output: tuple | None) -> str:
+    if output is None or all(dim is None or dim > 0 for dim in output):
+        return ""
+    return (f"its output '{node.output[0]}' has the empty shape {_show(output)}; fix the "
+            "node's attributes or the input shape")
+
+
+def _conv_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> str:
+    data, weight = shapes.get(node.input[0]), shapes.get(node.input[1])
+    if not (is_static(data) and is_static(weight)):
+        return ""
+    assert data is not None and weight is not None
+    if len(weight) != len(data) or len(data) < 3:
+        return (f"input of shape {_show(data)} and weight '{node.input[1]}' of shape "
+                f"{_show(weight)} need the same rank, at least 3")
+    group = _attribute(node, "group", 1)
+    transposed = node.op_type == "ConvTranspose"
+    in_channels = weight[0] if transposed else weight[1] * group
+    out_channels = weight[1] * group if transposed else weight[0]
+    if group < 1 or data[1] % group or out_channels % group:
+        return (f"group {group} must be positive and divide the {data[1]} input and "
+                f"{out_channels} output channels")
+    if data[1] != in_channels:
+        return (f"the input has {data[1]} channels, but weight '{node.input[1]}' of shape "
+                f"{_show(weight)} with group {group} takes {in_channels}")
+    kernel = _attribute(node, "kernel_shape")
+    if kernel is not None and list(kernel) != list(weight[2:]):
+        return (f"kernel_shape {list(kernel)} does not match weight '{node.input[1]}' of shape "
+                f"{_show(weight)}")
+    bias = _optional_input(node, 2)
+    if bias and is_static(shapes.get(bias)) and shapes[bias] != (out_channels,):
+        return (f"bias '{bias}' has shape {_show(shapes[bias])}, but the node has "
+                f"{out_channels} output channels")
+    return _window_problem(node, shapes, weight[2:])
+
+
+def _gemm_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> str:
+    bias, output = _optional_input(node, 2), shapes.get(node.output[0])
+    bias_shape = shapes.get(bias) if bias else None
+    if not (is_static(bias_shape) and is_static(output)):
+        return ""
+    assert bias_shape is not None and output is not None
+    broadcasts = len(bias_shape) <= len(output) and all(
+        dim in (1, out) for dim, out in zip(reversed(bias_shape), reversed(output), strict=False))
+    if not broadcasts:
+        return (f"C '{bias}' of shape {_show(bias_shape)} does not broadcast to the output "
+                f"shape {_show(output)}")
+    return ""
+
+
+def _pool_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> str:
+    kernel, pads = _attribute(node, "kernel_shape"), _attribute(node, "pads")
+    explicit = _attribute(node, "auto_pad", b"NOTSET") == b"NOTSET"
+    if kernel and pads and explicit and any(
+            pad >= kernel[index % len(kernel)] for index, pad in enumerate(pads)):
+        return (f"pads {list(pads)} must each be smaller than the kernel {list(kernel)} "
+                "(onnxruntime refuses larger ones)")
+    return _window_problem(node, shapes, kernel or ())
+
+
+_OPERATOR_CHECKS = {
+    "Conv": _conv_problem,
+    "ConvTranspose": _conv_problem,
+    "Gemm": _gemm_problem,
+    "MaxPool": _pool_problem,
+    "AveragePool": _pool_problem,
+    "LpPool": _pool_problem,
+}

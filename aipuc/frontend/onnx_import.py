@@ -284,6 +284,20 @@ def _normalise_axis(node: _Node, axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
+def _require_finite(ctx: _Importer, node: _Node, names: Sequence[str]) -> None:
+    """Constant weights, biases and statistics must be finite numbers.
+
+    NaN or infinity in a parameter (a corrupt or badly trained model) gives no quantization
+    scale; the message names the node and tensor instead of a failure deep in quantization.
+    """
+    for name in names:
+        values = ctx.constants.get(name) if name else None
+        if values is not None and not np.isfinite(values).all():
+            raise ModelError(f"{node.describe()}: parameter '{name}' holds NaN or infinite "
+                             "values; fix the model's weights (a corrupt file or a diverged "
+                             "training run)")
+
+
 # ====================================================================== host
 
 
@@ -433,8 +447,13 @@ def _foldable_batchnorm(ctx: _Importer, conv: _Node) -> tuple[int, _Node] | None
 
 def _batchnorm_scale_shift(ctx: _Importer, bn: _Node) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (scale, shift) of y = scale * x + shift, computed in float64."""
+    _require_finite(ctx, bn, bn.inputs[1:5])
     gamma, beta, mean, var = (ctx.constants[name].astype(np.float64) for name in bn.inputs[1:5])
-    scale = gamma / np.sqrt(var + bn.attr("epsilon", 1e-5))
+    denominator = var + bn.attr("epsilon", 1e-5)
+    if not (denominator > 0).all():
+        raise ModelError(f"{bn.describe()}: variance '{bn.inputs[4]}' plus epsilon is not "
+                         "positive in every channel; fix the model's statistics")
+    scale = gamma / np.sqrt(denominator)
     return scale, beta - mean * scale
 
 
@@ -442,6 +461,7 @@ def convert_conv(ctx: _Importer, node: _Node) -> None:
     """Conv -> axq.conv2d, with a following BatchNormalization folded in when possible."""
     weight_shape = ctx.shape(node.inputs[1])
     _require_2d(node, len(weight_shape), "convolution")
+    _require_finite(ctx, node, node.inputs[1:3])
     strides, dilations, pads = _window(node, ctx.shape(node.inputs[0])[2:], weight_shape[2:])
     out_channels, output = weight_shape[0], node.outputs[0]
     folded = _foldable_batchnorm(ctx, node)
@@ -468,6 +488,7 @@ def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
     """ConvTranspose -> axq.conv_transpose2d, with output_shape/auto_pad as explicit pads."""
     input_shape, weight_shape = ctx.shape(node.inputs[0]), ctx.shape(node.inputs[1])
     _require_2d(node, len(weight_shape), "transposed convolution")
+    _require_finite(ctx, node, node.inputs[1:3])
     group = node.attr("group", 1)
     strides = list(node.attr("strides", [1, 1]))
     dilations = list(node.attr("dilations", [1, 1]))
@@ -535,6 +556,7 @@ def _dense(ctx: _Importer, input: SSAValue, weight: np.ndarray, bias: np.ndarray
 def convert_gemm(ctx: _Importer, node: _Node) -> None:
     """Gemm: alpha * op(A) @ op(B) + beta * C."""
     alpha, beta = node.attr("alpha", 1.0), node.attr("beta", 1.0)
+    _require_finite(ctx, node, node.inputs[1:3])
     result_type = ctx.tensor_type(node.outputs[0])
     rows, cols = ctx.shape(node.outputs[0])
     a = ctx.value(node.inputs[0])
@@ -570,6 +592,7 @@ def convert_gemm(ctx: _Importer, node: _Node) -> None:
 def convert_matmul(ctx: _Importer, node: _Node) -> None:
     """MatMul: axq.dense for a constant 2-D right operand, axq.matmul otherwise."""
     a_name, b_name = node.inputs
+    _require_finite(ctx, node, [b_name])
     result_type = ctx.tensor_type(node.outputs[0])
     if ctx.is_constant(b_name) and ctx.constants[b_name].ndim == 2:
         b = ctx.constants[b_name]
@@ -651,6 +674,7 @@ def convert_clip(ctx: _Importer, node: _Node) -> None:
 
 def convert_prelu(ctx: _Importer, node: _Node) -> None:
     """PRelu: the slope broadcasts onto the input (scalar or per channel)."""
+    _require_finite(ctx, node, node.inputs[1:2])
     op = axq.PReluOp(ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
                      ctx.tensor_type(node.outputs[0]))
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])

@@ -22,7 +22,7 @@ cloning and printing, and named after their ONNX tensor for people.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -217,7 +217,17 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
         raise QuantizationError(
             f"{where} is a {type(sample).__name__}; each calibration sample must be a dict "
             "of input name -> array")
-    arrays = {str(name): np.asarray(value) for name, value in sample.items()}
+    arrays = {}
+    for name, value in sample.items():
+        try:
+            arrays[str(name)] = np.asarray(value)
+        except (TypeError, ValueError) as error:  # ragged nested lists, odd objects
+            raise QuantizationError(f"{where}: input '{name}' is not an array: "
+                                    f"{str(error).splitlines()[0]}") from None
+    for name, array in arrays.items():
+        if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+            raise QuantizationError(f"{where}: input '{name}' holds NaN values; calibration "
+                                    "data must be real numbers")
     if expected is None:
         return arrays
     missing = [name for name in expected if name not in arrays]
@@ -239,14 +249,40 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
     return checked
 
 
-def _load_file(path: Path, expected: InputSpecs | None) -> dict[str, np.ndarray]:
+def read_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a `.npy` file or the arrays of a `.npz` file; nothing is ever unpickled.
+
+    Raises ValueError with a one-line reason when the file cannot be read, is corrupt, or
+    holds pickled objects (which could run code, so they are refused, never loaded).
+    """
+    if not path.is_file():
+        raise ValueError("no such file" if not path.exists() else "not a regular file")
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            return loaded
+        with loaded:  # the members are read (and can fail) only when accessed
+            arrays = {key: loaded[key] for key in loaded.files}
+    except Exception as error:  # numpy, zipfile and zlib raise a zoo of types on bad data
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else ""
+        if "pickle" in message:
+            raise ValueError("it holds pickled Python objects (or is no NumPy file at all); "
+                             "only plain numeric .npy/.npz arrays are read") from None
+        raise ValueError(f"corrupt or truncated ({type(error).__name__}: {message})") from None
+    not_arrays = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
+    if not_arrays:
+        raise ValueError(f"member '{not_arrays[0]}' is not a .npy array")
+    return arrays
+
+
+def _load_file(path: Path, expected: InputSpecs | None) -> dict[str, np.ndarray]:
+    try:
+        loaded = read_array_file(path)
+    except ValueError as error:
         raise QuantizationError(f"calibration file '{path}' cannot be read: {error}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            return {key: loaded[key] for key in loaded.files}
+    if isinstance(loaded, dict):
+        return loaded
     if expected is None or len(expected) != 1:
         raise QuantizationError(
             f"calibration file '{path}' is a .npy array, which only names the input of a "
@@ -254,13 +290,31 @@ def _load_file(path: Path, expected: InputSpecs | None) -> dict[str, np.ndarray]
     return {next(iter(expected)): loaded}
 
 
+def _samples_of(source: Iterable) -> Iterator[tuple[int, object]]:
+    """(index, sample) of a user iterable; an error it raises becomes a QuantizationError."""
+    iterator = iter(source)
+    index = 0
+    while True:
+        try:
+            sample = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:  # the user's generator or dataset failed
+            raise QuantizationError(
+                f"the calibration data raised {type(error).__name__} while producing sample "
+                f"{index}: {str(error).splitlines()[0] if str(error) else ''}") from error
+        yield index, sample
+        index += 1
+
+
 def load_calibration(source: object, expected: InputSpecs | None = None
                      ) -> list[dict[str, np.ndarray]]:
     """Calibration samples from an iterable of input dicts or a folder of .npy/.npz files.
 
     A folder is read in file-name order: `.npz` files are keyed by input name, `.npy` files
-    hold the single input of a single-input model. With `expected` (input name -> (shape,
-    dtype)), every sample is checked; float arrays are cast to the expected float dtype.
+    hold the single input of a single-input model; hidden files (`.name`, such as macOS's
+    `._x.npy`) are skipped. With `expected` (input name -> (shape, dtype)), every sample is
+    checked; float arrays are cast to the expected float dtype. NaN is refused everywhere.
     """
     if source is None:
         raise QuantizationError(
@@ -274,7 +328,8 @@ def load_calibration(source: object, expected: InputSpecs | None = None
         if not folder.is_dir():
             raise QuantizationError(f"calibration folder '{folder}' does not exist or is not "
                                     "a folder of .npy/.npz files")
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".npy", ".npz"))
+        files = sorted(p for p in folder.iterdir()
+                       if p.suffix.lower() in (".npy", ".npz") and not p.name.startswith("."))
         if not files:
             raise QuantizationError(f"calibration folder '{folder}' holds no .npy/.npz files")
         return [_validated(_load_file(p, expected), f"calibration file '{p.name}'", expected)
@@ -286,7 +341,7 @@ def load_calibration(source: object, expected: InputSpecs | None = None
             f"calibration data is a {type(source).__name__}; pass an iterable of input dicts "
             "or a folder of .npy/.npz files")
     samples = [_validated(sample, f"calibration sample {index}", expected)
-               for index, sample in enumerate(source)]
+               for index, sample in _samples_of(source)]
     if not samples:
         raise QuantizationError("calibration data is empty; give at least one sample")
     return samples
@@ -340,6 +395,7 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
     if not samples:
         raise QuantizationError("calibration data is empty; give at least one sample")
     per_channel = channel_calibrated_values(func_op)
+    keys, names = value_keys(func_op), tensor_names(func_op)
     observers: dict[SSAValue, _Observers] = {}
     seen: set[SSAValue] = set()
 
@@ -347,6 +403,10 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
         if value in seen or not _is_float_tensor(value):
             return
         seen.add(value)
+        if array.size == 0:
+            raise QuantizationError(
+                f"tensor '{names[value]}' has the empty shape {list(array.shape)}; the "
+                "accelerator computes no empty tensors: fix the model or its input shapes")
         if value not in observers:
             observers[value] = _Observers(value in per_channel)
         observers[value].observe(array)
@@ -368,12 +428,14 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
         run_function(func_op, [sample[name] for name in expected], kernels)
         if progress is not None:
             progress(done, len(samples))
-    keys, names = value_keys(func_op), tensor_names(func_op)
     ordered = sorted(observers, key=lambda value: _position(keys[value]))
-    return CalibrationStats(
-        len(samples),
-        {keys[value]: observers[value].stats() for value in ordered},
-        {keys[value]: names[value] for value in ordered})
+    stats = {}
+    for value in ordered:
+        try:
+            stats[keys[value]] = observers[value].stats()
+        except QuantizationError as error:  # e.g. only NaN/inf seen: name the tensor
+            raise QuantizationError(f"tensor '{names[value]}': {error}") from None
+    return CalibrationStats(len(samples), stats, {keys[value]: names[value] for value in ordered})
 
 
 def _position(key: str) -> tuple[int, int, int]:
