@@ -94,11 +94,22 @@ class CompiledModel:
         if not report_file.is_file():
             raise ConfigError(f"'{output_dir}' is not an aipuc output folder (no "
                               f"{outputs.REPORT_FILE}); compile a model into it first")
-        report = json.loads(report_file.read_text())
+        try:
+            report = json.loads(report_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"'{report_file}' cannot be read ({error}); compile the model "
+                              "into this folder again") from None
+        not_a_report = ConfigError(f"'{report_file}' is not an aipuc compilation report; "
+                                   "compile the model into this folder again")
+        if not isinstance(report, dict):
+            raise not_a_report
         if report.get("status") != "ok":
-            error = report.get("error", {})
+            error = report.get("error")
+            error = error if isinstance(error, dict) else {}
             raise ModelError(f"the compilation in '{output_dir}' failed in stage "
                              f"{error.get('stage', '?')}: {error.get('message', '')}")
+        if not isinstance(report.get("model"), dict):
+            raise not_a_report
         return cls(output_dir, report)
 
     @property

@@ -49,10 +49,14 @@ class StagedOutput:
         self.output_dir = output_dir
         if output_dir.exists() and not output_dir.is_dir():
             raise ConfigError(f"output_dir '{output_dir}' exists and is not a directory")
-        if clean and output_dir.exists():
-            shutil.rmtree(output_dir)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        self.root = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+        try:
+            if clean and output_dir.exists():
+                shutil.rmtree(output_dir)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            self.root = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+        except OSError as error:
+            raise ConfigError(f"output_dir '{output_dir}' cannot be used: "
+                              f"{error.strerror or error}") from None
 
     def path(self, *parts: str) -> Path:
         target = self.root.joinpath(*parts)

@@ -103,13 +103,20 @@ def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.nda
     """``torch.histc``: equal bins over [low, high], values outside dropped, float32 counts.
 
     Bin positions are computed in float32 as PyTorch's CPU kernel does; the top edge is
-    inclusive; an empty range is widened to [low - 1, high + 1].
+    inclusive; an empty range is widened to [low - 1, high + 1], or by one float32 step
+    where 1 is below that (|low| >= 2**24). Ranges so wide that float32 would overflow
+    (span * bins > float32 max) are binned in float64 instead.
     """
     low, high = np.float32(low), np.float32(high)
     if low == high:
-        low, high = low - np.float32(1), high + np.float32(1)
+        widening = max(np.float32(1), np.spacing(np.abs(low)))
+        low, high = low - widening, high + widening
     inside = x[(x >= low) & (x <= high)]
-    position = ((inside - low) * np.float32(bins) / (high - low)).astype(np.int64)
+    span = np.float64(high) - np.float64(low)
+    if span * bins < np.finfo(np.float32).max:
+        position = ((inside - low) * np.float32(bins) / (high - low)).astype(np.int64)
+    else:
+        position = ((inside.astype(np.float64) - np.float64(low)) * bins / span).astype(np.int64)
     position = np.minimum(position, bins - 1)
     return np.bincount(position, minlength=bins).astype(np.float32)
 
@@ -229,7 +236,11 @@ class HistogramObserver:
         if not self.observed:
             raise QuantizationError("observer saw no finite values; calibrate on real data")
         start_bin, end_bin = self._non_linear_param_search()
-        bin_width = (self.max_val - self.min_val) / np.float32(self.bins)
-        low = self.min_val + bin_width * np.float32(start_bin)
-        high = self.min_val + bin_width * np.float32(end_bin + 1)
+        # float32 as PyTorch computes it, unless the span itself overflows float32.
+        span = np.float64(self.max_val) - np.float64(self.min_val)
+        dtype = np.float32 if span <= np.finfo(np.float32).max else np.float64
+        min_val, max_val = dtype(self.min_val), dtype(self.max_val)
+        bin_width = (max_val - min_val) / dtype(self.bins)
+        low = min_val + bin_width * dtype(start_bin)
+        high = min(min_val + bin_width * dtype(end_bin + 1), max_val)
         return float(np.float32(low)), float(np.float32(high))

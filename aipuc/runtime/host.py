@@ -51,7 +51,7 @@ class HostRunner:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.intra_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # errors reach the user as one AipucError line
         self.engine = "onnxruntime"
         try:
             self._session = onnxruntime.InferenceSession(
@@ -78,7 +78,11 @@ class HostRunner:
                                      stage="run")
                 array = array.astype(dtype)
             feeds[name] = array
-        results = self._session.run(self.output_names, feeds)
+        try:
+            results = self._session.run(self.output_names, feeds)
+        except Exception as error:  # onnxruntime / onnx.reference raise their own types
+            raise AipucError(f"{self.engine} failed to run host model: "
+                             f"{str(error).strip().splitlines()[0]}", stage="run") from None
         return {name: np.asarray(value)
                 for name, value in zip(self.output_names, results, strict=True)}
 
