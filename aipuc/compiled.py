@@ -143,6 +143,9 @@ class CompiledModel:
         Inputs are keyed by the ONNX model's input names. Graph inputs that are int8
         (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
         """
+        if not isinstance(inputs, Mapping):
+            raise ConfigError("inputs must be a dict of NumPy arrays keyed by the model's "
+                              f"input names, got {type(inputs).__name__}")
         values = dict(inputs)
         preamble = self._host("preamble")
         if preamble is not None:

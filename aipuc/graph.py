@@ -81,6 +81,9 @@ class Graph:
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the graph: float kernels before quantization, integer reference after."""
+        if not isinstance(inputs, Mapping):
+            raise AipucError("inputs must be a dict of NumPy arrays keyed by the graph's input "
+                             f"names, got {type(inputs).__name__}", stage="run")
         expected = self.inputs
         missing = [name for name in expected if name not in inputs]
         unknown = [name for name in inputs if name not in expected]

@@ -765,3 +765,9 @@ def test_host_part_failing_at_run_time_is_one_line():
     runner = HostRunner(model)
     one_line(AipucError, lambda: runner.run({"x": np.zeros((2, 3), np.float32),
                                              "shape": np.array([4, 4])}), "host model")
+
+
+def test_inputs_that_are_not_a_dict(tiny, calibration, tmp_path):
+    compiled = aipuc.compile(tiny, CompilerConfig(output_dir=str(tmp_path / "o")), calibration)
+    one_line(ConfigError, lambda: compiled.run_quantized([np.zeros(3)]), "dict")
+    one_line(AipucError, lambda: compiled.core.run([np.zeros(3)]), "dict")
