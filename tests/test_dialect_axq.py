@@ -743,6 +743,12 @@ INVALID: dict[str, tuple[Callable[[], Operation | Attribute], str]] = {
     "lut shape": (lambda: lut(out_type=tensor((1, 4, 8, 1), q())),
                   "axq.lut keeps the shape: (1, 4, 8, 8) != (1, 4, 8, 1)"),
     "lut param": (lut_with_int_param, "axq.lut parameter 'alpha' must be a float"),
+    "lut unknown param": (lambda: lut(tensor(X), tensor(X), table=None, params={"alpha": 0.1}),
+                          "axq.lut sigmoid takes parameters none (required none), got ['alpha']"),
+    "lut missing param": (lambda: axq.LutOp(values(tensor(X))[0], tensor(X),
+                                            axq.UnaryFunction.CLIP, {"min_value": 0.0}),
+                          "axq.lut clip takes parameters ['max_value', 'min_value'] (required "
+                          "['max_value', 'min_value']), got ['min_value']"),
     "lut float with table": (lambda: lut(tensor(X), tensor(X)),
                              "a float axq.lut has no table"),
     "lut without table": (lambda: lut(table=None),

@@ -16,6 +16,7 @@ implementation.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from enum import auto
 from typing import ClassVar
@@ -912,6 +913,7 @@ class LutOp(_ShapePreservingOp):
         for key, value in self.params.data.items():
             if not isinstance(value, FloatAttr):
                 raise VerifyException(f"axq.lut parameter '{key}' must be a float, got {value}")
+        self._check_parameter_names()
         if not is_quantized(self.input):
             _require(self.table is None,
                      "a float axq.lut has no table; axq-quantize builds it from the types")
@@ -924,6 +926,19 @@ class LutOp(_ShapePreservingOp):
             raise VerifyException(f"axq.lut table must be a tensor<256xi8> (one i8 code per "
                                   f"input code), got {table_type}")
         self._check_per_tensor((self.input, self.result), "one table maps every code")
+
+    def _check_parameter_names(self) -> None:
+        """The params are exactly what numerics' definition of the function takes."""
+        from aipuc.numerics import UNARY_FUNCTIONS
+
+        function = self.function.data.value
+        accepted = inspect.signature(UNARY_FUNCTIONS[function]).parameters
+        given = set(self.params.data)
+        required = {name for name, p in accepted.items() if p.default is inspect.Parameter.empty}
+        if given - set(accepted) or required - given:
+            raise VerifyException(
+                f"axq.lut {function} takes parameters {sorted(accepted) or 'none'} "
+                f"(required {sorted(required) or 'none'}), got {sorted(given) or 'none'}")
 
 
 @irdl_op_definition
