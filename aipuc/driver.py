@@ -245,6 +245,7 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
         export_quantized_graph,
         quantization_debug_report,
         quantize_graph,
+        save_calibrated_model,
         save_quantized_model,
     )
     from aipuc.quantization.calibration import load_calibration
@@ -317,7 +318,9 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
             progress=(lambda done, total: progress("calibrate", done, total))
             if progress else None,
         )
-        save_quantized_model(staged.path(outputs.QUANTIZED_MODEL), quant_graph.module, stats)
+        quantized_dir = staged.path(outputs.QUANTIZED_MODEL)
+        save_quantized_model(quantized_dir, quant_graph.module, stats)
+        save_calibrated_model(quantized_dir, float_graph.module, stats)
         if config.quantized_graph_export:
             staged.write_json(export_quantized_graph(quant_graph.module),
                               outputs.QUANTIZED_MODEL, "quantized_graph.json")

@@ -189,3 +189,22 @@ def test_every_built_config_field_is_read_in_one_place():
         readers = [path.name for path, text in sources.items()
                    if re.search(rf"\bconfig\.{name}\b", text)]
         assert readers == ["driver.py"], (name, readers)
+
+
+def test_xdsl_opt_replays_quantization_from_the_calibrated_ir(compiled):
+    """quantized_model/calibrated.mlir + `xdsl-opt -p axq-quantize` == the driver's model.mlir."""
+    import subprocess
+    import sys
+
+    quantized = compiled.output_dir / "quantized_model"
+    xdsl_opt = Path(sys.executable).with_name("xdsl-opt")
+    replay = subprocess.run(
+        [str(xdsl_opt), str(quantized / "calibrated.mlir"), "--print-debuginfo",
+         "-p", "axq-quantize{quantization_scheme=per_tensor_histogram}"],
+        capture_output=True, text=True, check=True)
+    assert replay.stdout.strip() == (quantized / "model.mlir").read_text().strip()
+    other = subprocess.run(
+        [str(xdsl_opt), str(quantized / "calibrated.mlir"), "--print-debuginfo",
+         "-p", "axq-quantize{quantization_scheme=per_tensor_min_max}"],
+        capture_output=True, text=True, check=True)
+    assert "!axq.q<" in other.stdout and other.stdout.strip() != replay.stdout.strip()

@@ -59,6 +59,7 @@ from aipuc.quantization.calibration import (
 from aipuc.transforms.quantize import QuantizePass
 
 MODEL_FILE = "model.mlir"
+CALIBRATED_FILE = "calibrated.mlir"
 STATS_FILE = "calibration_stats.json"
 EXPORT_FORMAT = "aipuc.quantized_graph"
 EXPORT_VERSION = 1
@@ -114,6 +115,20 @@ def save_quantized_model(directory: str | Path, module: ModuleOp,
     path.write_text(module_text(module))
     if stats is not None:
         (directory / STATS_FILE).write_text(json.dumps(stats.to_json(), indent=1) + "\n")
+    return path
+
+
+def save_calibrated_model(directory: str | Path, float_module: ModuleOp,
+                          stats: CalibrationStats) -> Path:
+    """Write `calibrated.mlir`: the float graph with its calibration annotations.
+
+    `xdsl-opt calibrated.mlir -p 'axq-quantize{...}'` replays quantization with other pass
+    options, without the model or the calibration data.
+    """
+    module = float_module.clone()
+    annotate(module, stats)
+    path = Path(directory) / CALIBRATED_FILE
+    path.write_text(module_text(module))
     return path
 
 
