@@ -46,7 +46,7 @@ from aipuc.frontend.support import (
     GraphIndex,
     is_static,
     node_inputs,
-    shape_of_value,
+    tensor_shapes,
     value_infos,
 )
 from aipuc.runtime.host import HostRunner
@@ -307,9 +307,7 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     model = copy.deepcopy(model)
     graph = model.graph
-    infos = value_infos(graph)
-    shapes = {name: shape_of_value(value) for name, value in infos.items()}
-    shapes.update({tensor.name: tuple(tensor.dims) for tensor in graph.initializer})
+    shapes = tensor_shapes(graph)
     constants = {tensor.name for tensor in graph.initializer}
     outputs = {value.name for value in graph.output}
     new_initializers: list[TensorProto] = []

@@ -43,6 +43,7 @@ from aipuc.frontend.support import (
     is_static,
     node_inputs,
     shape_of_value,
+    tensor_shapes,
     topological_order,
     value_infos,
 )
@@ -552,8 +553,7 @@ def _check_operators(graph: GraphProto) -> None:
     pooling: a window that fits the padded input (inference gives a larger one an empty or
     even a one-element output, which no kernel computes).
     """
-    shapes = {name: shape_of_value(value) for name, value in value_infos(graph).items()}
-    shapes.update({tensor.name: tuple(tensor.dims) for tensor in graph.initializer})
+    shapes = tensor_shapes(graph)
     for node in graph.node:
         check = _OPERATOR_CHECKS.get(node.op_type) if node.domain in DEFAULT_DOMAINS else None
         problem = check(node, shapes) if check else ""

@@ -180,6 +180,14 @@ def value_infos(graph: GraphProto) -> dict[str, onnx.ValueInfoProto]:
             for value in (*graph.input, *graph.value_info, *graph.output)}
 
 
+def tensor_shapes(graph: GraphProto) -> dict[str, Shape]:
+    """The shape of every tensor whose rank is known: typed values, then initializers."""
+    shapes = {name: shape for name, value in value_infos(graph).items()
+              if (shape := shape_of_value(value)) is not None}
+    shapes.update({tensor.name: tuple(tensor.dims) for tensor in graph.initializer})
+    return shapes
+
+
 class LazyConstants(Mapping[str, np.ndarray]):
     """Initializers as NumPy arrays, converted on first access (weights can be large)."""
 
@@ -217,25 +225,17 @@ class GraphIndex:
     @classmethod
     def of(cls, model: onnx.ModelProto) -> GraphIndex:
         graph = model.graph
-        infos = value_infos(graph)
-        shapes: dict[str, Shape] = {}
-        dtypes: dict[str, int] = {}
-        for name, value in infos.items():
-            shape = shape_of_value(value)
-            if shape is not None:
-                shapes[name] = shape
-            if value.type.WhichOneof("value") == "tensor_type":
-                dtypes[name] = value.type.tensor_type.elem_type
-        for tensor in graph.initializer:
-            shapes[tensor.name] = tuple(tensor.dims)
-            dtypes[tensor.name] = tensor.data_type
+        dtypes = {name: value.type.tensor_type.elem_type
+                  for name, value in value_infos(graph).items()
+                  if value.type.WhichOneof("value") == "tensor_type"}
+        dtypes.update({tensor.name: tensor.data_type for tensor in graph.initializer})
         consumers: dict[str, list[NodeProto]] = {}
         for node in graph.node:
             for name in node_inputs(node):
                 consumers.setdefault(name, []).append(node)
         return cls(nodes=list(graph.node),
                    producers={name: node for node in graph.node for name in node.output if name},
-                   consumers=consumers, shapes=shapes, dtypes=dtypes,
+                   consumers=consumers, shapes=tensor_shapes(graph), dtypes=dtypes,
                    constants=LazyConstants(graph.initializer),
                    graph_outputs=[value.name for value in graph.output])
 
