@@ -45,6 +45,7 @@ from aipuc.frontend.support import (
     NHWC_INPUTS_KEY,
     GraphIndex,
     is_static,
+    node_dependencies,
     node_inputs,
     tensor_shapes,
     value_infos,
@@ -401,13 +402,7 @@ def _remove_dead_code(graph: GraphProto) -> None:
 def _partition(nodes: Sequence[NodeProto], unsupported: set[int], forced: dict[int, str],
                reasons: dict[int, str]) -> tuple[set[int], set[int], dict[str, str]]:
     """Preamble and postamble node indices (see the module docstring) and why each is there."""
-    producer = {name: i for i, node in enumerate(nodes) for name in node.output if name}
-    predecessors = [{producer[name] for name in node_inputs(node) if name in producer}
-                    for node in nodes]
-    successors: list[set[int]] = [set() for _ in nodes]
-    for i, preds in enumerate(predecessors):
-        for pred in preds:
-            successors[pred].add(i)
+    predecessors, successors = node_dependencies(nodes)
 
     def closure(start: int, edges: list[set[int]], stop: set[int]) -> set[int]:
         found, frontier = set(), [start]

@@ -115,18 +115,27 @@ def node_inputs(node: NodeProto) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def node_dependencies(nodes: Sequence[NodeProto]) -> tuple[list[set[int]], list[set[int]]]:
+    """Per node index, the indices of the nodes it reads from and of those reading it.
+
+    Producers must be unique.
+    """
+    producer = {name: index for index, node in enumerate(nodes) for name in node.output if name}
+    predecessors = [{producer[name] for name in node_inputs(node) if name in producer}
+                    for node in nodes]
+    successors: list[set[int]] = [set() for _ in nodes]
+    for index, preds in enumerate(predecessors):
+        for pred in preds:
+            successors[pred].add(index)
+    return predecessors, successors
+
+
 def topological_order(nodes: Sequence[NodeProto]) -> list[NodeProto]:
     """`nodes` sorted so every producer precedes its consumers (stable for sorted graphs).
 
     Raises ModelError naming the nodes of a cycle. Producers must be unique.
     """
-    producer = {name: index for index, node in enumerate(nodes) for name in node.output if name}
-    predecessors = [{producer[name] for name in node_inputs(node) if name in producer}
-                    for node in nodes]
-    successors: list[list[int]] = [[] for _ in nodes]
-    for index, preds in enumerate(predecessors):
-        for pred in preds:
-            successors[pred].append(index)
+    predecessors, successors = node_dependencies(nodes)
     waiting = [len(preds) for preds in predecessors]
     ready = [index for index, count in enumerate(waiting) if count == 0]
     heapq.heapify(ready)
