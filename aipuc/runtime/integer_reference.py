@@ -20,7 +20,7 @@ from xdsl.ir import Operation, SSAValue
 
 from aipuc import numerics
 from aipuc.dialects import axq
-from aipuc.dialects.axq import QuantizedType, conv_output_size, element_type, shape_of
+from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.runtime import kernels
 from aipuc.runtime.float_interpreter import FLOAT_KERNELS
@@ -233,26 +233,19 @@ def window_sums(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     """Exact integer window sums of `x` and the ONNX AveragePool divisor per position.
 
     Pads hold 0; taps that only ceil_mode's last window reaches are summed as 0 and never
-    counted, like kernels.avg_pool2d.
+    counted, like kernels.avg_pool2d. The sums are a depthwise conv with an all-ones
+    window (faster than summing the window view in int64).
     """
-    channels, height, width = x.shape[1:]
-    out_hw = [conv_output_size(size, kernel[a], strides[a], pads[a], pads[a + 2], dilations[a],
-                               ceil_mode) for a, size in enumerate((height, width))]
-    extra = [max(0, (out_hw[a] - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1
-                 - (size + pads[a] + pads[a + 2])) for a, size in enumerate((height, width))]
+    channels = x.shape[1]
+    out_hw, extra = kernels.window_geometry(x.shape[2:], kernel, strides, pads, dilations,
+                                            ceil_mode)
     window = np.ones((channels, 1, *kernel), np.int64)
     sums = kernels.conv2d(x, window, strides, (pads[0], pads[1], pads[2] + extra[0],
                                                pads[3] + extra[1]),
                           dilations, channels, exact_integer=True)
-    if count_include_pad:
-        counted = np.ones((1, 1, height + pads[0] + pads[2], width + pads[1] + pads[3]), np.int64)
-        count_pads = (0, 0, extra[0], extra[1])
-    else:
-        counted = np.ones((1, 1, height, width), np.int64)
-        count_pads = (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1])
-    divisor = kernels.conv2d(counted, window[:1], strides, count_pads, dilations,
-                             exact_integer=True)
-    return sums[:, :, :out_hw[0], :out_hw[1]], divisor[:, :, :out_hw[0], :out_hw[1]]
+    divisor = kernels.avg_pool_divisor(x.shape[2:], kernel, strides, pads, dilations,
+                                       ceil_mode, count_include_pad, np.int64)
+    return sums[:, :, :out_hw[0], :out_hw[1]], divisor
 
 
 def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

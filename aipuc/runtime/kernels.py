@@ -137,7 +137,7 @@ def _windows(padded: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     return view[:, :, :out_hw[0], :out_hw[1]]
 
 
-def _window_geometry(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+def window_geometry(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
                      pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool = False
                      ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Output size and the extra end padding that ceil_mode's last window reaches into."""
@@ -165,7 +165,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
     """
     n, channels, height, width = x.shape
     out_channels, group_channels, kh, kw = w.shape
-    (out_h, out_w), _ = _window_geometry((height, width), (kh, kw), strides, pads, dilations)
+    (out_h, out_w), _ = window_geometry((height, width), (kh, kw), strides, pads, dilations)
     padded = _pad_hw(x, pads[:2], pads[2:], pad_value)
     depth = group_channels * kh * kw
     if group_channels == 1 and group > 1:
@@ -243,35 +243,43 @@ def max_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1
                pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
                ceil_mode: bool = False) -> np.ndarray:
     """ONNX MaxPool (storage order 0, no indices); keeps the input dtype."""
-    out_hw, extra = _window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
+    out_hw, extra = window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     end = (pads[2] + extra[0], pads[3] + extra[1])
     padded = _pad_hw(x, pads[:2], end, _lowest(x.dtype))
     return _windows(padded, kernel, strides, dilations, out_hw).max(axis=(-2, -1))
+
+
+def avg_pool_divisor(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
+                     pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
+                     count_include_pad: bool, dtype=np.float64) -> np.ndarray:
+    """The ONNX AveragePool divisor of every output position, shape [1, 1, out_h, out_w].
+
+    It counts the window's taps inside the input, plus those on the explicit pads with
+    `count_include_pad`; taps that only ceil_mode's last window reaches never count (ONNX
+    and PyTorch agree on this). The float and integer average pools both divide by it.
+    """
+    height, width = in_hw
+    out_hw, extra = window_geometry(in_hw, kernel, strides, pads, dilations, ceil_mode)
+    counted = np.zeros((1, 1, height + pads[0] + pads[2] + extra[0],
+                        width + pads[1] + pads[3] + extra[1]), dtype=dtype)
+    if count_include_pad:
+        counted[:, :, :height + pads[0] + pads[2], :width + pads[1] + pads[3]] = 1
+    else:
+        counted[:, :, pads[0]:pads[0] + height, pads[1]:pads[1] + width] = 1
+    return _windows(counted, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
 
 
 def avg_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
                pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
                ceil_mode: bool = False, count_include_pad: bool = False,
                accumulate_dtype=np.float64) -> np.ndarray:
-    """ONNX AveragePool, returned in `accumulate_dtype`.
-
-    The divisor counts the window's taps inside the input, plus those on the explicit
-    pads with `count_include_pad`; taps that only ceil_mode's last window reaches
-    never count (ONNX and PyTorch agree on this).
-    """
-    height, width = x.shape[2:]
-    out_hw, extra = _window_geometry((height, width), kernel, strides, pads, dilations,
-                                     ceil_mode)
+    """ONNX AveragePool, returned in `accumulate_dtype`; divisor from `avg_pool_divisor`."""
+    out_hw, extra = window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     end = (pads[2] + extra[0], pads[3] + extra[1])
     padded = _pad_hw(x.astype(accumulate_dtype, copy=False), pads[:2], end, 0)
     sums = _windows(padded, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
-    counted = np.zeros((1, 1, *padded.shape[2:]), dtype=accumulate_dtype)
-    if count_include_pad:
-        counted[:, :, :height + pads[0] + pads[2], :width + pads[1] + pads[3]] = 1
-    else:
-        counted[:, :, pads[0]:pads[0] + height, pads[1]:pads[1] + width] = 1
-    divisor = _windows(counted, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
-    return sums / divisor
+    return sums / avg_pool_divisor(x.shape[2:], kernel, strides, pads, dilations, ceil_mode,
+                                   count_include_pad, accumulate_dtype)
 
 
 def global_pool(x: np.ndarray, kind: str, accumulate_dtype=np.float64) -> np.ndarray:
