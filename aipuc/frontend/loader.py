@@ -92,13 +92,14 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
     _drop_initializer_inputs(model.graph)
     _fix_input_shapes(model.graph, input_shapes or {})
     model = infer_shapes(model)
-    if _unresolved_shapes(model):
+    unresolved = _unresolved_shapes(model)
+    if unresolved:
         # Shape arithmetic that data propagation cannot follow (e.g. Shape -> Div -> Reshape)
         # becomes constant once the input shapes are static.
         from aipuc.frontend.graph_cleaner import fold_constants
 
         model = infer_shapes(fold_constants(model))
-    unresolved = _unresolved_shapes(model)
+        unresolved = _unresolved_shapes(model)
     if unresolved:
         tensor, node, shape = unresolved[0]
         domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
