@@ -65,7 +65,7 @@ class StagedOutput:
 
     def write_json(self, data: object, *parts: str) -> Path:
         target = self.path(*parts)
-        target.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+        write_json_file(target, data)
         return target
 
     def commit(self) -> None:
