@@ -83,8 +83,11 @@ UnaryFn = Callable[[np.ndarray], np.ndarray]
 # --------------------------------------------------------------------------- helpers
 
 
-def _along_axis(values, ndim: int, axis: int | None) -> np.ndarray:
-    """Shape per-channel ``values`` so they broadcast along ``axis`` of an ``ndim`` array."""
+def along_axis(values, ndim: int, axis: int | None) -> np.ndarray:
+    """Shape per-channel ``values`` so they broadcast along ``axis`` of an ``ndim`` array.
+
+    ``axis=None`` (per tensor) returns them as they are.
+    """
     values = np.asarray(values)
     if axis is None:
         return values
@@ -137,8 +140,8 @@ def quantize(
 ) -> np.ndarray:
     """Round half to even, then clamp; ``axis`` makes scale/zero point per channel."""
     x = np.asarray(x, np.float64)
-    scale = _along_axis(np.asarray(scale, np.float64), x.ndim, axis)
-    zero_point = _along_axis(np.asarray(zero_point, np.int64), x.ndim, axis)
+    scale = along_axis(np.asarray(scale, np.float64), x.ndim, axis)
+    zero_point = along_axis(np.asarray(zero_point, np.int64), x.ndim, axis)
     q = np.rint(x / scale) + zero_point
     return np.clip(q, qmin, qmax).astype(_int_dtype(qmin, qmax))
 
@@ -146,8 +149,8 @@ def quantize(
 def dequantize(q, scale, zero_point, axis: int | None = None) -> np.ndarray:
     """``float32((q - zero_point) * scale)``, the product taken in float64."""
     q = np.asarray(q, np.int64)
-    scale = _along_axis(np.asarray(scale, np.float64), q.ndim, axis)
-    zero_point = _along_axis(np.asarray(zero_point, np.int64), q.ndim, axis)
+    scale = along_axis(np.asarray(scale, np.float64), q.ndim, axis)
+    zero_point = along_axis(np.asarray(zero_point, np.int64), q.ndim, axis)
     return ((q - zero_point) * scale).astype(np.float32)
 
 
@@ -208,11 +211,11 @@ def requantize(
     acc = acc.astype(np.int64)
     if acc.size and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
         raise ValueError("requantize accumulators must lie in the int32 range")
-    multiplier = _along_axis(np.asarray(multiplier, np.int64), acc.ndim, axis)
-    shift = _along_axis(np.asarray(shift, np.int64), acc.ndim, axis)
+    multiplier = along_axis(np.asarray(multiplier, np.int64), acc.ndim, axis)
+    shift = along_axis(np.asarray(shift, np.int64), acc.ndim, axis)
     if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
         raise ValueError("requantize multipliers must lie in [0, 2**31)")
-    out_zp = _along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
+    out_zp = along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
     scaled = rounding_right_shift(acc * multiplier, shift) + out_zp
     return np.clip(scaled, qmin, qmax).astype(_int_dtype(qmin, qmax))
 

@@ -47,23 +47,16 @@ def qtype(value: SSAValue) -> QuantizedType:
     return element
 
 
-def along(values, ndim: int, axis: int) -> np.ndarray:
-    """Per-channel `values` shaped to broadcast along `axis` of an `ndim` array."""
-    shape = [1] * ndim
-    shape[axis] = -1
-    return np.asarray(values).reshape(shape)
-
-
 def scales_of(type_: QuantizedType, ndim: int) -> np.ndarray | float:
     """The scale(s) of a type, broadcastable against a tensor of rank `ndim`."""
     if type_.is_per_axis:
-        return along(type_.scale_array(), ndim, type_.axis_index)
+        return numerics.along_axis(type_.scale_array(), ndim, type_.axis_index)
     return type_.scale
 
 
 def zero_points_of(type_: QuantizedType, ndim: int) -> np.ndarray | int:
     if type_.is_per_axis:
-        return along(type_.zero_point_array(), ndim, type_.axis_index)
+        return numerics.along_axis(type_.zero_point_array(), ndim, type_.axis_index)
     return type_.zero_point
 
 
@@ -120,7 +113,7 @@ def _accumulator_rescale(op, acc_ndim: int, channel_axis: int) -> np.ndarray:
     out_type = qtype(op.result)
     out_channels = shape_of(op.bias)[0]
     real = channel_scales(qtype(op.bias), out_channels) / channel_scales(out_type, out_channels)
-    return along(real, acc_ndim, channel_axis)
+    return numerics.along_axis(real, acc_ndim, channel_axis)
 
 
 def _conv2d(op: axq.Conv2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -208,7 +201,9 @@ def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
     """The code(s) of one real value in `type_`, broadcastable against rank `ndim`."""
     scales = type_.scale_array()
     codes = numerics.quantize(np.full(scales.shape, real), scales, type_.zero_point_array())
-    return along(codes, ndim, type_.axis_index) if type_.is_per_axis else codes.reshape(())
+    if type_.is_per_axis:
+        return numerics.along_axis(codes, ndim, type_.axis_index)
+    return codes.reshape(())
 
 
 def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
