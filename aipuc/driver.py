@@ -405,7 +405,6 @@ def _finish(compilation: Compilation, seconds: float, error: AipucError | None =
     if error is not None:
         report["error"] = {"stage": error.stage, "code": f"E_{error.stage.upper()}",
                            "message": str(error)}
-    compilation.report = report
     staged = compilation.staged
     staged.write_json(config.model_dump(mode="json"), "compiler_config_final.json")
     staged.write_json(report, outputs.REPORT_FILE)
@@ -489,27 +488,29 @@ def _copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, dirs_exist_ok=True, symlinks=False)
 
 
-def _io_description(model: onnx.ModelProto) -> dict[str, Any]:
-    def describe(values: Iterable[onnx.ValueInfoProto]) -> list[dict[str, Any]]:
-        return [{"name": v.name,
-                 "shape": [d.dim_value for d in v.type.tensor_type.shape.dim],
-                 "dtype": onnx.helper.tensor_dtype_to_np_dtype(
-                     v.type.tensor_type.elem_type).name}
-                for v in values]
+TensorSpecs = dict[str, tuple[tuple[int, ...], np.dtype]]
 
-    initializers = {t.name for t in model.graph.initializer}
-    return {"inputs": describe(v for v in model.graph.input if v.name not in initializers),
-            "outputs": describe(model.graph.output),
+
+def _tensor_specs(values: Iterable[onnx.ValueInfoProto]) -> TensorSpecs:
+    """name -> (static shape, NumPy dtype) of loaded tensors (names are unique)."""
+    return {v.name: (tuple(d.dim_value for d in v.type.tensor_type.shape.dim),
+                     onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))
+            for v in values}
+
+
+def _io_description(model: onnx.ModelProto) -> dict[str, Any]:
+    def describe(specs: TensorSpecs) -> list[dict[str, Any]]:
+        return [{"name": name, "shape": list(shape), "dtype": dtype.name}
+                for name, (shape, dtype) in specs.items()]
+
+    return {"inputs": describe(_full_inputs(model)),
+            "outputs": describe(_tensor_specs(model.graph.output)),
             "nodes": len(model.graph.node)}
 
 
-def _full_inputs(model: onnx.ModelProto) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+def _full_inputs(model: onnx.ModelProto) -> TensorSpecs:
     initializers = {t.name for t in model.graph.initializer}
-    return {
-        v.name: (tuple(d.dim_value for d in v.type.tensor_type.shape.dim),
-                 onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))
-        for v in model.graph.input if v.name not in initializers
-    }
+    return _tensor_specs(v for v in model.graph.input if v.name not in initializers)
 
 
 def _select(values: Mapping[str, np.ndarray], wanted: Mapping[str, Any]) -> dict[str, np.ndarray]:
