@@ -203,14 +203,15 @@ def compile_model(
     except AipucError as error:
         compilation.log(f"error in stage {error.stage}: {error}")
         compilation.log_lines.append(traceback.format_exc())
-        _finish(compilation, time.perf_counter() - started, error=error)
+        _complete_report(compilation, time.perf_counter() - started, error=error)
         staged.discard()
         _write_failure(compilation, model, error)
         raise
     except BaseException:
         staged.discard()
         raise
-    _finish(compilation, time.perf_counter() - started)
+    _complete_report(compilation, time.perf_counter() - started)
+    _write_results(compilation)
     staged.commit()
     return CompiledModel.load(output_dir)
 
@@ -391,7 +392,8 @@ def _report_fields_without_effect(compilation: Compilation) -> None:
         compilation.report["fields_without_effect"] = without_effect
 
 
-def _finish(compilation: Compilation, seconds: float, error: AipucError | None = None) -> None:
+def _complete_report(compilation: Compilation, seconds: float,
+                     error: AipucError | None = None) -> None:
     config = compilation.config
     report = compilation.report
     report.update({
@@ -405,9 +407,13 @@ def _finish(compilation: Compilation, seconds: float, error: AipucError | None =
     if error is not None:
         report["error"] = {"stage": error.stage, "code": f"E_{error.stage.upper()}",
                            "message": str(error)}
-    staged = compilation.staged
+
+
+def _write_results(compilation: Compilation) -> None:
+    """The final config, report, log and pass trace of a successful run, into staging."""
+    config, staged = compilation.config, compilation.staged
     staged.write_json(config.model_dump(mode="json"), "compiler_config_final.json")
-    staged.write_json(report, outputs.REPORT_FILE)
+    staged.write_json(compilation.report, outputs.REPORT_FILE)
     staged.path(outputs.LOG_FILE).write_text("\n".join(compilation.log_lines) + "\n")
     if config.trace_tvm_passes:
         staged.write_json(_pass_trace(compilation), "pass_dependency_graph.json")
