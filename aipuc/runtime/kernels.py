@@ -39,21 +39,24 @@ def _max_magnitude(array: np.ndarray) -> int:
     return max(abs(int(array.min())), abs(int(array.max())))
 
 
-def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> None:
+def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
     """Fail unless a float64 dot product of `depth` terms of `a` and `b` is exact.
 
     The bound uses the operands' actual magnitudes, so int8 (|q| <= 128) allows
-    depth < 2**53 / 2**14, i.e. any realistic K.
+    depth < 2**53 / 2**14, i.e. any realistic K. Returns the largest |product| of one
+    term of each, so callers choosing a float dtype need not scan the operands again.
     """
     for name, array in (("lhs", a), ("rhs", b)):
         if not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"exact integer GEMM needs integer operands, {name} is {array.dtype}")
-    bound = depth * _max_magnitude(a) * _max_magnitude(b)
+    largest_product = _max_magnitude(a) * _max_magnitude(b)
+    bound = depth * largest_product
     if bound >= FLOAT64_EXACT_LIMIT:
         raise ValueError(
             f"exact integer GEMM of depth {depth} could reach {bound} >= 2**53; "
             "float64 accumulation would round"
         )
+    return largest_product
 
 
 def _to_int64(exact: np.ndarray) -> np.ndarray:
@@ -64,8 +67,7 @@ def _to_int64(exact: np.ndarray) -> np.ndarray:
 def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     """`np.matmul` of integer arrays at BLAS speed, exact, returned as int64."""
     depth = a_int.shape[-1]
-    check_exact_integer_depth(a_int, b_int, depth)
-    chunk = _float32_exact_terms(a_int, b_int)
+    chunk = _float32_exact_terms(check_exact_integer_depth(a_int, b_int, depth))
     if chunk == 0:
         return _to_int64(np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
     a32, b32 = a_int.astype(np.float32), b_int.astype(np.float32)
@@ -76,14 +78,14 @@ def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     return total
 
 
-def _float32_exact_terms(a: np.ndarray, b: np.ndarray) -> int:
-    """How many products of `a` and `b` terms float32 sums exactly (0: not even one)."""
-    return (FLOAT32_EXACT_LIMIT - 1) // max(1, _max_magnitude(a) * _max_magnitude(b))
+def _float32_exact_terms(largest_product: int) -> int:
+    """How many products of at most `largest_product` float32 sums exactly (0: not one)."""
+    return (FLOAT32_EXACT_LIMIT - 1) // max(1, largest_product)
 
 
-def _elementwise_exact_dtype(a: np.ndarray, b: np.ndarray, terms: int) -> np.dtype:
-    """float32 when `terms` products of `a` and `b` sum exactly in it, else float64."""
-    return np.dtype(np.float32 if _float32_exact_terms(a, b) >= terms else np.float64)
+def _elementwise_exact_dtype(largest_product: int, terms: int) -> np.dtype:
+    """float32 when `terms` products of at most `largest_product` sum exactly, else float64."""
+    return np.dtype(np.float32 if _float32_exact_terms(largest_product) >= terms else np.float64)
 
 
 def _add_bias(out: np.ndarray, bias: np.ndarray | None, exact_integer: bool,
@@ -172,8 +174,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
         # Depthwise (channel multiplier m): one broadcast multiply-add per kernel tap over
         # the window view; 2-5x faster than einsum on the 6-D view, and no GEMM to feed.
         if exact_integer:
-            check_exact_integer_depth(padded, w, depth)
-            dtype = _elementwise_exact_dtype(padded, w, depth)
+            dtype = _elementwise_exact_dtype(check_exact_integer_depth(padded, w, depth), depth)
         else:
             dtype = np.dtype(accumulate_dtype)
         windows = _windows(padded.astype(dtype, copy=False), (kh, kw), strides, dilations,
