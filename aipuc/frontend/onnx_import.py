@@ -55,6 +55,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
 from aipuc.errors import ModelError, UnsupportedOperatorError
 from aipuc.frontend.onnx_attributes import to_builtin
+from aipuc.frontend.support import is_static, shape_of_value
 from aipuc.graph import Graph
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
@@ -949,12 +950,9 @@ def _static_types(graph: onnx.GraphProto) -> dict[str, tuple[tuple[int, ...], in
     """name -> (shape, ONNX element type) of every tensor whose shape is fully static."""
     types = {}
     for info in (*graph.input, *graph.value_info, *graph.output):
-        tensor = info.type.tensor_type
-        if not info.type.HasField("tensor_type") or not tensor.HasField("shape"):
-            continue
-        dims = tensor.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            types[info.name] = (tuple(d.dim_value for d in dims), tensor.elem_type)
+        shape = shape_of_value(info)
+        if is_static(shape):
+            types[info.name] = (shape, info.type.tensor_type.elem_type)
     return types
 
 
