@@ -31,7 +31,7 @@ def _as_result(op: Operation, *arrays: np.ndarray) -> list[np.ndarray]:
             for array, result in zip(arrays, op.results, strict=True)]
 
 
-def _flag(attr) -> bool:
+def flag(attr) -> bool:
     """A BoolAttr's value (xDSL stores i1 true as -1)."""
     return attr.value.data != 0
 
@@ -109,19 +109,20 @@ def _slice(op: axq.SliceOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return _as_result(op, inputs[0][op.index()])
 
 
-def _window_parameters(op: axq.MaxPoolOp | axq.AvgPoolOp) -> dict:
+def window_parameters(op: axq.MaxPoolOp | axq.AvgPoolOp) -> dict:
+    """A pool's window attributes as keyword arguments of the kernels' pooling functions."""
     return {"kernel": op.kernel.get_values(), "strides": op.strides.get_values(),
             "pads": op.pads.get_values(), "dilations": op.dilations.get_values(),
-            "ceil_mode": _flag(op.ceil_mode)}
+            "ceil_mode": flag(op.ceil_mode)}
 
 
 def _max_pool(op: axq.MaxPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _as_result(op, kernels.max_pool2d(inputs[0], **_window_parameters(op)))
+    return _as_result(op, kernels.max_pool2d(inputs[0], **window_parameters(op)))
 
 
 def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    y = kernels.avg_pool2d(inputs[0], **_window_parameters(op),
-                           count_include_pad=_flag(op.count_include_pad),
+    y = kernels.avg_pool2d(inputs[0], **window_parameters(op),
+                           count_include_pad=flag(op.count_include_pad),
                            accumulate_dtype=REDUCTION_DTYPE)
     return _as_result(op, y)
 

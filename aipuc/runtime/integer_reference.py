@@ -23,7 +23,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.runtime import kernels
-from aipuc.runtime.float_interpreter import FLOAT_KERNELS
+from aipuc.runtime.float_interpreter import FLOAT_KERNELS, flag, window_parameters
 from aipuc.runtime.interpreter import Kernel
 
 ADD_LEFT_SHIFT = 20
@@ -99,10 +99,6 @@ def rescale_int32(acc: np.ndarray, real) -> np.ndarray:
     """`acc * real` rounded as requantize does, kept in int32 (add/sub's common scale)."""
     multiplier, shift = fixed_point_multiplier(real)
     return numerics.requantize(acc, multiplier, shift, 0, qmin=_INT32_MIN, qmax=_INT32_MAX)
-
-
-def _flag(attr) -> bool:
-    return attr.value.data != 0
 
 
 # --------------------------------------------------------------------------- weighted ops
@@ -245,10 +241,8 @@ def window_sums(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
 
 def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
-    sums, divisor = window_sums(centred(inputs[0], in_type), op.kernel.get_values(),
-                                op.strides.get_values(), op.pads.get_values(),
-                                op.dilations.get_values(), _flag(op.ceil_mode),
-                                _flag(op.count_include_pad))
+    sums, divisor = window_sums(centred(inputs[0], in_type), **window_parameters(op),
+                                count_include_pad=flag(op.count_include_pad))
     real = scales_of(in_type, 4) / (scales_of(out_type, 4) * divisor)
     return [requantize_to(sums, real, out_type)]
 
