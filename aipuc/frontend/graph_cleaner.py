@@ -47,6 +47,7 @@ from aipuc.frontend.support import (
     is_static,
     node_dependencies,
     node_inputs,
+    shape_op_value,
     tensor_shapes,
     value_infos,
 )
@@ -293,14 +294,6 @@ def _remove_identities(graph: GraphProto) -> None:
     graph.node.extend(kept)
 
 
-def _shape_value(node: NodeProto, shape: tuple[int, ...]) -> np.ndarray:
-    if node.op_type == "Size":
-        return np.array(prod(shape), dtype=np.int64)
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
-    return np.array(shape[slice(start, end)], dtype=np.int64)
-
-
 def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """Replaces computations on constants by initializers holding their values (on a copy).
 
@@ -319,7 +312,7 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
                 or len(node_inputs(node)) != len([name for name in node.input if name])):
             continue
         if node.op_type in ("Shape", "Size") and is_static(shapes.get(node.input[0])):
-            value = _shape_value(node, shapes[node.input[0]])  # type: ignore[arg-type]
+            value = shape_op_value(node, shapes[node.input[0]])  # type: ignore[arg-type]
             new_initializers.append(numpy_helper.from_array(value, node.output[0]))
             constants.add(node.output[0])
             folded.append(position)

@@ -55,7 +55,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
 from aipuc.errors import ModelError, UnsupportedOperatorError
 from aipuc.frontend.onnx_attributes import to_builtin
-from aipuc.frontend.support import is_static, shape_of_value
+from aipuc.frontend.support import is_static, shape_of_value, shape_op_value
 from aipuc.graph import Graph
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
@@ -232,14 +232,8 @@ class _Importer:
 
     def _fold_shape(self, node: _Node) -> None:
         """Shape and Size only read the static shape of their input."""
-        shape = np.array(self.shape(node.inputs[0]), dtype=np.int64)
-        if node.op_type == "Size":
-            self.constants[node.outputs[0]] = np.array(shape.prod(), dtype=np.int64)
-            return
-        rank = len(shape)
-        start = _clamp_axis(node.attr("start", 0), rank)
-        end = _clamp_axis(node.attr("end", rank), rank)
-        self.constants[node.outputs[0]] = shape[start:end]
+        self.constants[node.outputs[0]] = shape_op_value(node.proto,
+                                                         self.shape(node.inputs[0]))
 
     def _fold(self, node: _Node) -> None:
         present = [name for name in node.inputs if name]
@@ -264,10 +258,6 @@ def _arity(low: int, high: int) -> str:
     if low == high:
         return str(low)
     return f"at least {low}" if high >= 2**31 - 1 else f"{low} to {high}"
-
-
-def _clamp_axis(axis: int, rank: int) -> int:
-    return min(max(axis + rank if axis < 0 else axis, 0), rank)
 
 
 def _element_type(onnx_type: int, name: str) -> Attribute:

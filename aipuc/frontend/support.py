@@ -189,6 +189,15 @@ def value_infos(graph: GraphProto) -> dict[str, onnx.ValueInfoProto]:
             for value in (*graph.input, *graph.value_info, *graph.output)}
 
 
+def shape_op_value(node: NodeProto, shape: Sequence[int]) -> np.ndarray:
+    """What a Shape (with its start/end) or Size node gives for an input of static `shape`."""
+    if node.op_type == "Size":
+        return np.array(prod(shape), dtype=np.int64)
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    start, end = attrs.get("start", 0), attrs.get("end", len(shape))
+    return np.array(tuple(shape)[slice(start, end)], dtype=np.int64)
+
+
 def tensor_shapes(graph: GraphProto) -> dict[str, Shape]:
     """The shape of every tensor whose rank is known: typed values, then initializers."""
     shapes = {name: shape for name, value in value_infos(graph).items()
