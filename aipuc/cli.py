@@ -150,12 +150,11 @@ def _compile(args: argparse.Namespace) -> int:
     from aipuc.driver import compile_model
 
     config = _load_config(args, args.output_dir)
+    shapes = _parse_shapes(args.input_shape)
     calibration: Any = args.calibration
     if args.synthetic_calibration is not None:
-        calibration = _synthetic_calibration(args.model, args.synthetic_calibration,
-                                             _parse_shapes(args.input_shape))
-    compiled = compile_model(args.model, config, calibration,
-                             input_shapes=_parse_shapes(args.input_shape) or None,
+        calibration = _synthetic_calibration(args.model, args.synthetic_calibration, shapes)
+    compiled = compile_model(args.model, config, calibration, input_shapes=shapes or None,
                              progress=_progress)
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
