@@ -281,8 +281,9 @@ def _as_float(value: SSAValue, array: np.ndarray) -> np.ndarray:
     element = value.type.element_type  # type: ignore[attr-defined]
     if not isinstance(element, QuantizedType):
         return np.asarray(array, np.float32)
-    axis = element.axis_index if element.is_per_axis else None
-    return numerics.dequantize(array, element.scale_array(), element.zero_point_array(), axis)
+    from aipuc.runtime.integer_reference import dequantize_codes
+
+    return dequantize_codes(array, element)
 
 
 def sqnr_db(reference: np.ndarray, actual: np.ndarray) -> float:

@@ -308,6 +308,12 @@ def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- conversions
 
 
+def dequantize_codes(codes, type_: QuantizedType) -> np.ndarray:
+    """`numerics.dequantize` with the scale(s), zero point(s) and axis of `type_`."""
+    axis = type_.axis_index if type_.is_per_axis else None
+    return numerics.dequantize(codes, type_.scale_array(), type_.zero_point_array(), axis)
+
+
 def _quantize(op: axq.QuantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     type_ = qtype(op.result)
     axis = type_.axis_index if type_.is_per_axis else None
@@ -315,9 +321,7 @@ def _quantize(op: axq.QuantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarr
 
 
 def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    type_ = qtype(op.input)
-    axis = type_.axis_index if type_.is_per_axis else None
-    return [numerics.dequantize(inputs[0], type_.scale_array(), type_.zero_point_array(), axis)]
+    return [dequantize_codes(inputs[0], qtype(op.input))]
 
 
 def _requantize(op: axq.RequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
