@@ -162,7 +162,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
            exact_integer: bool = False, pad_value: float = 0) -> np.ndarray:
     """ONNX Conv on NCHW input and OIHW weight; pads are [top, left, bottom, right].
 
-    `pad_value` fills the border (the integer path pads with the input zero point).
+    `pad_value` fills the border (uncentred int8 codes would pad with their zero point;
+    the integer reference centres its inputs instead, so it pads with 0).
     Returns `accumulate_dtype`, or int64 with `exact_integer`.
     """
     n, channels, height, width = x.shape
