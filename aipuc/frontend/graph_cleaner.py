@@ -51,7 +51,7 @@ from aipuc.frontend.support import (
     tensor_shapes,
     value_infos,
 )
-from aipuc.runtime.host import HostRunner
+from aipuc.runtime.host import HostRunner, first_line
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 """Operators that do the network's real work; the preamble never takes one."""
@@ -368,7 +368,7 @@ def _run_constant_nodes(model: onnx.ModelProto, nodes: Sequence[NodeProto],
     except Exception as error:  # the host engine's own error types
         raise ModelError(f"constant folding failed on nodes "
                          f"{[node.name for node in nodes][:5]}: "
-                         f"{str(error).strip().splitlines()[0]}") from None
+                         f"{first_line(error)}") from None
 
 
 def _remove_dead_code(graph: GraphProto) -> None:

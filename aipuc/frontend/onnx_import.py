@@ -57,6 +57,7 @@ from aipuc.errors import ModelError, UnsupportedOperatorError
 from aipuc.frontend.onnx_attributes import to_builtin
 from aipuc.frontend.support import is_static, shape_of_value, shape_op_value
 from aipuc.graph import Graph
+from aipuc.runtime.host import first_line
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
 _NONDETERMINISTIC = frozenset(
@@ -244,14 +245,9 @@ class _Importer:
             results = run_reference(evaluator, arrays)
         except Exception as error:
             raise node.unsupported(f"constant folding with onnx.reference failed: "
-                                   f"{_first_line(error)}") from None
+                                   f"{first_line(error)}") from None
         for name, result in zip([n for n in node.outputs if n], results, strict=True):
             self.constants[name] = result
-
-
-def _first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _arity(low: int, high: int) -> str:
@@ -345,7 +341,7 @@ def convert_to_host(ctx: _Importer, node: _Node) -> None:
     try:
         reference_evaluator(complete, input_types, ctx.opsets)
     except Exception as error:
-        raise node.unsupported(f"onnx.reference cannot run it: {_first_line(error)}") from None
+        raise node.unsupported(f"onnx.reference cannot run it: {first_line(error)}") from None
     op = axq.HostOp(node.op_type, values, [ctx.tensor_type(n) for n in outputs], attributes,
                     ctx.opset(node), ctx.domain(node))
     ctx.emit(op)

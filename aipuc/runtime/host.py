@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 Arrays = dict[str, np.ndarray]
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an engine's error (its type name when it has no message)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _onnxruntime() -> ModuleType | None:
     try:
         import onnxruntime
@@ -58,7 +64,7 @@ class HostRunner:
                 model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own pybind exception types
             raise AipucError(f"onnxruntime cannot load host model '{model.graph.name}': "
-                             f"{str(error).strip().splitlines()[0]}", stage="run") from None
+                             f"{first_line(error)}", stage="run") from None
 
     @property
     def input_names(self) -> list[str]:
@@ -82,7 +88,7 @@ class HostRunner:
             results = self._session.run(self.output_names, feeds)
         except Exception as error:  # onnxruntime / onnx.reference raise their own types
             raise AipucError(f"{self.engine} failed to run host model: "
-                             f"{str(error).strip().splitlines()[0]}", stage="run") from None
+                             f"{first_line(error)}", stage="run") from None
         return {name: np.asarray(value)
                 for name, value in zip(self.output_names, results, strict=True)}
 
