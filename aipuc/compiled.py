@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Attribute
 
 from aipuc import outputs
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
@@ -35,24 +36,22 @@ def _describe(name: str, type_) -> dict[str, Any]:
     return entry
 
 
-def io_manifest(module: ModuleOp) -> dict[str, Any]:
-    """Inputs and outputs of the graph: ONNX names, shapes, dtypes, and scales when int8."""
+def _signature(module: ModuleOp) -> dict[str, list[tuple[str, Attribute]]]:
+    """"inputs"/"outputs" -> (ONNX name, tensor type) of @main's arguments/results."""
     graph = Graph(module)
     signature = graph.main.function_type
-    return {
-        "inputs": [_describe(n, t) for n, t in zip(graph.inputs, signature.inputs, strict=True)],
-        "outputs": [_describe(n, t)
-                    for n, t in zip(graph.outputs, signature.outputs, strict=True)],
-    }
+    return {"inputs": list(zip(graph.inputs, signature.inputs, strict=True)),
+            "outputs": list(zip(graph.outputs, signature.outputs, strict=True))}
+
+
+def io_manifest(module: ModuleOp) -> dict[str, Any]:
+    """Inputs and outputs of the graph: ONNX names, shapes, dtypes, and scales when int8."""
+    return {side: [_describe(name, type_) for name, type_ in entries]
+            for side, entries in _signature(module).items()}
 
 
 def _quantized_entries(module: ModuleOp, side: str) -> dict[str, QuantizedType]:
-    graph = Graph(module)
-    if side == "inputs":
-        names, types = list(graph.inputs), graph.main.function_type.inputs
-    else:
-        names, types = graph.outputs, graph.main.function_type.outputs
-    return {name: element_type(t) for name, t in zip(names, types, strict=True)
+    return {name: element_type(t) for name, t in _signature(module)[side]
             if isinstance(element_type(t), QuantizedType)}
 
 
