@@ -413,8 +413,9 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
 
     def observing(kernel):
         def run(op: Operation, inputs: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
+            calibrated = calibrated_operands(op)
             for operand, array in zip(op.operands, inputs, strict=True):
-                if operand in calibrated_operands(op):
+                if operand in calibrated:
                     observe(operand, array)
             results = kernel(op, inputs)
             for result, array in zip(op.results, results, strict=True):
