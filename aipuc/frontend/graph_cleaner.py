@@ -323,7 +323,8 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
             constants.update(name for name in node.output if name)
     if not folded:
         return model
-    kept = [node for i, node in enumerate(graph.node) if i not in set(folded)]
+    folded_set = set(folded)
+    kept = [node for i, node in enumerate(graph.node) if i not in folded_set]
     needed = {name for node in kept for name in node_inputs(node)}
     to_run = [graph.node[i] for i in folded if graph.node[i].op_type not in ("Shape", "Size")]
     results = _run_constant_nodes(model, to_run, new_initializers, needed)
@@ -499,8 +500,8 @@ def _extract(model: onnx.ModelProto, nodes: Sequence[NodeProto], suffix: str,
     graph = model.graph
     infos = value_infos(graph)
     produced = [name for node in nodes for name in node.output if name]
-    reads = list(dict.fromkeys(name for node in nodes for name in node_inputs(node)))
-    initializers = [t for t in graph.initializer if t.name in set(reads)]
+    reads = dict.fromkeys(name for node in nodes for name in node_inputs(node))
+    initializers = [t for t in graph.initializer if t.name in reads]
     constants = {t.name for t in initializers}
     defined = set(produced) | constants
     needed = [name for name in reads if name not in defined]
