@@ -177,14 +177,13 @@ def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x_type, slope_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
     x = centred(inputs[0], x_type)
-    slope = centred(inputs[1], slope_type)
-    out_scales = scales_of(out_type, np.broadcast(x, slope).ndim)
-    negative_part = x * slope
-    positive = requantize_to(np.broadcast_to(x, negative_part.shape),
-                             x_type.scale / out_scales, out_type)
+    negative_part = x * centred(inputs[1], slope_type)
+    x = np.broadcast_to(x, negative_part.shape)
+    out_scales = scales_of(out_type, x.ndim)
+    positive = requantize_to(x, x_type.scale / out_scales, out_type)
     negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales,
                              out_type)
-    return [np.where(np.broadcast_to(x, negative_part.shape) >= 0, positive, negative)]
+    return [np.where(x >= 0, positive, negative)]
 
 
 def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
