@@ -295,11 +295,12 @@ def _remove_identities(graph: GraphProto) -> None:
 
 
 def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replaces computations on constants by initializers holding their values (on a copy).
+    """Replaces computations on constants by initializers holding their values, in place.
 
-    Graph outputs stay computed, so every part of a split keeps its outputs.
+    Both callers own `model` (`optimize` works on its copy, the loader on its own), so no
+    second copy of the weights is made. Graph outputs stay computed, so every part of a
+    split keeps its outputs. Returns `model`.
     """
-    model = copy.deepcopy(model)
     graph = model.graph
     shapes = tensor_shapes(graph)
     constants = {tensor.name for tensor in graph.initializer}
