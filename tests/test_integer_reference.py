@@ -39,12 +39,12 @@ def per_axis(scales, zero_points=None, axis: int = 0, storage=INT8) -> Quantized
 
 
 def dequantize(codes: np.ndarray, type_: QuantizedType) -> np.ndarray:
-    axis = type_.axis_index if type_.is_per_axis else None
+    axis = type_.quantized_axis
     return numerics.dequantize(codes, type_.scale_array(), type_.zero_point_array(), axis)
 
 
 def quantize(values: np.ndarray, type_: QuantizedType) -> np.ndarray:
-    axis = type_.axis_index if type_.is_per_axis else None
+    axis = type_.quantized_axis
     return numerics.quantize(values, type_.scale_array(), type_.zero_point_array(), axis)
 
 

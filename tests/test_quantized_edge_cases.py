@@ -89,12 +89,12 @@ def quantized(graph: Graph, samples, **options) -> Graph:
 def dequantized(array: np.ndarray, type_) -> np.ndarray:
     if not isinstance(type_, QuantizedType):
         return np.asarray(array, np.float32)
-    axis = type_.axis_index if type_.is_per_axis else None
+    axis = type_.quantized_axis
     return numerics.dequantize(array, type_.scale_array(), type_.zero_point_array(), axis)
 
 
 def quantized_codes(array: np.ndarray, type_: QuantizedType) -> np.ndarray:
-    axis = type_.axis_index if type_.is_per_axis else None
+    axis = type_.quantized_axis
     return numerics.quantize(array, type_.scale_array(), type_.zero_point_array(), axis)
 
 

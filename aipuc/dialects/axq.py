@@ -136,6 +136,11 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
     def axis_index(self) -> int:
         return self.axis.value.data
 
+    @property
+    def quantized_axis(self) -> int | None:
+        """The per-axis axis, or None per tensor: the `axis` argument of numerics' helpers."""
+        return self.axis_index if self.is_per_axis else None
+
     def scale_array(self) -> np.ndarray:
         return np.asarray(self.scales.get_values(), dtype=np.float64)
 

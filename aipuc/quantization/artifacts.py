@@ -200,7 +200,7 @@ def quantization_json(type_: Attribute) -> dict | None:
         return None
     return {"scales": [float(s) for s in element.scale_array()],
             "zero_points": [int(z) for z in element.zero_point_array()],
-            "axis": element.axis_index if element.is_per_axis else None}
+            "axis": element.quantized_axis}
 
 
 def export_quantized_graph(module: ModuleOp) -> dict:

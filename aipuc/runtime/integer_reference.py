@@ -309,14 +309,14 @@ def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def dequantize_codes(codes, type_: QuantizedType) -> np.ndarray:
     """`numerics.dequantize` with the scale(s), zero point(s) and axis of `type_`."""
-    axis = type_.axis_index if type_.is_per_axis else None
-    return numerics.dequantize(codes, type_.scale_array(), type_.zero_point_array(), axis)
+    return numerics.dequantize(codes, type_.scale_array(), type_.zero_point_array(),
+                               type_.quantized_axis)
 
 
 def _quantize(op: axq.QuantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     type_ = qtype(op.result)
-    axis = type_.axis_index if type_.is_per_axis else None
-    return [numerics.quantize(inputs[0], type_.scale_array(), type_.zero_point_array(), axis)]
+    return [numerics.quantize(inputs[0], type_.scale_array(), type_.zero_point_array(),
+                              type_.quantized_axis)]
 
 
 def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:

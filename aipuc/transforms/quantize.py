@@ -362,14 +362,10 @@ def constant_op(codes: np.ndarray, qtype: QuantizedType) -> axq.ConstantOp:
     return axq.ConstantOp(dense_from_numpy(codes, qtype.storage), tensor_type(codes.shape, qtype))
 
 
-def _axis_or_none(qtype: QuantizedType) -> int | None:
-    return qtype.axis_index if qtype.is_per_axis else None
-
-
 def quantize_activation_constant(array: np.ndarray, qtype: QuantizedType) -> axq.ConstantOp:
     """A constant activation operand quantized with its tensor's int8 type."""
     codes = numerics.quantize(array, qtype.scale_array(), qtype.zero_point_array(),
-                              _axis_or_none(qtype))
+                              qtype.quantized_axis)
     return constant_op(codes, qtype)
 
 
