@@ -153,7 +153,8 @@ def _compile(args: argparse.Namespace) -> int:
     shapes = _parse_shapes(args.input_shape)
     calibration: Any = args.calibration
     if args.synthetic_calibration is not None:
-        calibration = _synthetic_calibration(args.model, args.synthetic_calibration, shapes)
+        calibration = _synthetic_calibration(args.model, config, args.synthetic_calibration,
+                                             shapes)
     compiled = compile_model(args.model, config, calibration, input_shapes=shapes or None,
                              progress=_progress)
     print(format_report(compiled.report))
@@ -161,13 +162,13 @@ def _compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _synthetic_calibration(model: str, count: int, shapes: dict[str, list[int]]):
-    from aipuc.frontend.loader import load_model
+def _synthetic_calibration(model: str, config, count: int, shapes: dict[str, list[int]]):
+    from aipuc.driver import load_onnx
     from aipuc.models import sample_inputs
 
     if count < 1:
         raise ConfigError("--synthetic-calibration needs at least 1 sample")
-    onnx_model = load_model(model, input_shapes=shapes or None)
+    onnx_model = load_onnx(model, config, input_shapes=shapes or None)
     print(f"calibrating on {count} seeded synthetic samples (not real data)")
     return [sample_inputs(onnx_model, seed=seed) for seed in range(count)]
 
