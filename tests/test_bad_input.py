@@ -37,6 +37,14 @@ def tiny() -> onnx.ModelProto:
     return build_model("tiny_cnn")
 
 
+@pytest.fixture
+def tiny_file(tmp_path, tiny) -> Path:
+    """tiny_cnn saved as a file, for the command line."""
+    path = tmp_path / "tiny.onnx"
+    onnx.save(tiny, path)
+    return path
+
+
 @pytest.fixture(scope="module")
 def calibration(tiny) -> list[dict[str, np.ndarray]]:
     return [sample_inputs(tiny, seed=0)]
@@ -637,16 +645,14 @@ def test_run_with_bad_inputs(tmp_path, built, capsys):
     assert np.load(tmp_path / "y").files == ["logits"]  # the name given, not y.npz
 
 
-def test_run_on_the_output_of_a_failed_compile(tmp_path, capsys):
-    model = tmp_path / "tiny.onnx"
-    onnx.save(build_model("tiny_cnn"), model)
+def test_run_on_the_output_of_a_failed_compile(tmp_path, tiny_file, capsys):
     out = tmp_path / "failed"
-    cli_error(capsys, ["compile", str(model), "--calibration", str(tmp_path / "none"),
+    cli_error(capsys, ["compile", str(tiny_file), "--calibration", str(tmp_path / "none"),
                        "-o", str(out)], "calibration folder")
     assert json.loads((out / "compilation_report.json").read_text())["status"] == "error"
     assert sorted(entry.name for entry in out.iterdir()) == ["compilation_log.txt",
                                                               "compilation_report.json"]
-    cli_error(capsys, ["run", str(out), "--quantized", "--input", str(model)],
+    cli_error(capsys, ["run", str(out), "--quantized", "--input", str(tiny_file)],
               "failed in stage quantize")
     cli_error(capsys, ["run", str(tmp_path / "nothing")], "not an aipuc output folder")
 
@@ -664,10 +670,8 @@ def test_run_on_the_output_of_a_failed_compile(tmp_path, capsys):
     ("TILING_DEPTH=6", "unknown config field 'TILING_DEPTH'"),
     ("graph_cleaner_dump_core_onnx=../core.onnx", "inside the output directory"),
 ])
-def test_malformed_set_values(tmp_path, capsys, assignment, fragment):
-    model = tmp_path / "tiny.onnx"
-    onnx.save(build_model("tiny_cnn"), model)
-    cli_error(capsys, ["compile", str(model), "--synthetic-calibration", "1", "-o",
+def test_malformed_set_values(tmp_path, tiny_file, capsys, assignment, fragment):
+    cli_error(capsys, ["compile", str(tiny_file), "--synthetic-calibration", "1", "-o",
                        str(tmp_path / "out"), "--set", assignment], fragment)
 
 
@@ -684,25 +688,21 @@ def test_malformed_set_values(tmp_path, capsys, assignment, fragment):
     ("image=1x3x32x32", "['image'] that are not model inputs"),
     ("input=1x3x1x1", "node 'pool' (MaxPool): the kernel [2, 2]"),
 ])
-def test_input_shape_edge_cases(tmp_path, capsys, spec, fragment):
-    model = tmp_path / "tiny.onnx"
-    onnx.save(build_model("tiny_cnn"), model)
-    cli_error(capsys, ["compile", str(model), "--synthetic-calibration", "1", "-o",
+def test_input_shape_edge_cases(tmp_path, tiny_file, capsys, spec, fragment):
+    cli_error(capsys, ["compile", str(tiny_file), "--synthetic-calibration", "1", "-o",
                        str(tmp_path / "out"), "--input-shape", spec], fragment)
 
 
-def test_output_dir_and_usage_errors(tmp_path, capsys):
-    model = tmp_path / "tiny.onnx"
-    onnx.save(build_model("tiny_cnn"), model)
+def test_output_dir_and_usage_errors(tmp_path, tiny_file, capsys):
     taken = tmp_path / "taken"
     taken.write_text("not a folder")
-    compile_ = ["compile", str(model), "--synthetic-calibration", "1"]
+    compile_ = ["compile", str(tiny_file), "--synthetic-calibration", "1"]
     cli_error(capsys, [*compile_, "-o", str(taken)], "exists and is not a directory")
     assert taken.read_text() == "not a folder"
     cli_error(capsys, [*compile_, "-o", str(tmp_path), "--set", "remove_output_dir=true"],
               "remove_output_dir would delete", "the model")
-    assert model.is_file()
-    cli_error(capsys, ["compile", str(model), "--synthetic-calibration", "abc"],
+    assert tiny_file.is_file()
+    cli_error(capsys, ["compile", str(tiny_file), "--synthetic-calibration", "abc"],
               "invalid int value: 'abc'", "aipuc compile --help")
     cli_error(capsys, ["example", "--samples", "0"], "--samples needs at least 1")
     cli_error(capsys, ["frobnicate"], "invalid choice")
