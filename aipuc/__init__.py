@@ -57,8 +57,9 @@ def compile(  # noqa: A001 - the public name the API promises
     go to the config's output_dir; the returned CompiledModel reads them."""
     from aipuc.driver import compile_model
 
-    return compile_model(model, config, calibration, input_shapes=input_shapes,
-                         example_input=example_input)
+    return compile_model(
+        model, config, calibration, input_shapes=input_shapes, example_input=example_input
+    )
 
 
 def load(output_dir: str | Path) -> CompiledModel:

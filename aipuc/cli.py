@@ -33,13 +33,23 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     # Subcommands accept --debug too; SUPPRESS keeps them from resetting the global flag.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show tracebacks and debug logging")
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks and debug logging",
+    )
 
     def config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-c", "--config", type=Path, help="CompilerConfig file (.toml/.json)")
-        parser.add_argument("--set", dest="overrides", action="append", default=[],
-                            metavar="KEY=VALUE", help="override one config field (repeatable)")
+        parser.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one config field (repeatable)",
+        )
 
     parser = _Parser(prog="aipuc", description="Compiler for the AIPU int8 edge accelerator.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
@@ -48,26 +58,43 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_cmd = commands.add_parser("compile", parents=[common], help="compile an ONNX model")
     compile_cmd.add_argument(
-        "model", help="ONNX file, its folder, or (lower_only) an output folder")
+        "model", help="ONNX file, its folder, or (lower_only) an output folder"
+    )
     config_options(compile_cmd)
     compile_cmd.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
     calibration = compile_cmd.add_mutually_exclusive_group()
-    calibration.add_argument("--calibration", type=Path,
-                             help="folder of .npy/.npz calibration samples")
-    calibration.add_argument("--synthetic-calibration", type=int, metavar="N",
-                             help="calibrate on N seeded random samples (no real data: "
-                                  "for trying the compiler, not for deployment)")
-    compile_cmd.add_argument("--input-shape", action="append", default=[],
-                             metavar="NAME=DIMS",
-                             help="fix a dynamic input, e.g. input=1x3x224x224")
+    calibration.add_argument(
+        "--calibration", type=Path, help="folder of .npy/.npz calibration samples"
+    )
+    calibration.add_argument(
+        "--synthetic-calibration",
+        type=int,
+        metavar="N",
+        help="calibrate on N seeded random samples (no real data: "
+        "for trying the compiler, not for deployment)",
+    )
+    compile_cmd.add_argument(
+        "--input-shape",
+        action="append",
+        default=[],
+        metavar="NAME=DIMS",
+        help="fix a dynamic input, e.g. input=1x3x224x224",
+    )
 
-    run_cmd = commands.add_parser("run", parents=[common],
-                                  help="run a compiled model on inputs")
+    run_cmd = commands.add_parser("run", parents=[common], help="run a compiled model on inputs")
     run_cmd.add_argument("output_dir", type=Path)
-    run_cmd.add_argument("--input", action="append", default=[], metavar="[NAME=]FILE",
-                         help=".npy (for NAME, or the only input) or .npz keyed by input names")
-    run_cmd.add_argument("--quantized", action="store_true",
-                         help="run the integer reference instead of the instruction stream")
+    run_cmd.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help=".npy (for NAME, or the only input) or .npz keyed by input names",
+    )
+    run_cmd.add_argument(
+        "--quantized",
+        action="store_true",
+        help="run the integer reference instead of the instruction stream",
+    )
     run_cmd.add_argument("--save", type=Path, help="write the outputs to this .npz file")
 
     config_cmd = commands.add_parser("config", parents=[common], help="inspect configurations")
@@ -78,11 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     check = config_actions.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", type=Path)
 
-    example = commands.add_parser("example", parents=[common],
-                                  help="compile a built-in model on synthetic data")
+    example = commands.add_parser(
+        "example", parents=[common], help="compile a built-in model on synthetic data"
+    )
     example.add_argument("--model", default=EXAMPLE_MODEL, help=f"zoo model ({EXAMPLE_MODEL})")
-    example.add_argument("--samples", type=int, default=EXAMPLE_SAMPLES,
-                         help="synthetic calibration samples")
+    example.add_argument(
+        "--samples", type=int, default=EXAMPLE_SAMPLES, help="synthetic calibration samples"
+    )
     config_options(example)
     example.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
     return parser
@@ -107,8 +136,10 @@ def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
         except ValueError:
             name = ""
         if not name or not shapes.get(name) or min(shapes[name]) < 1:
-            raise ConfigError(f"--input-shape '{spec}' is not NAME=DIMS with positive dims, "
-                              "e.g. input=1x3x224x224")
+            raise ConfigError(
+                f"--input-shape '{spec}' is not NAME=DIMS with positive dims, "
+                "e.g. input=1x3x224x224"
+            )
     return shapes
 
 
@@ -120,8 +151,10 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 def format_report(report: dict[str, Any]) -> str:
     """The human summary of compilation_report.json."""
-    lines = [f"model      {report.get('model_name')}   (compiler_mode "
-             f"{report.get('compiler_mode')}, status {report.get('status')})"]
+    lines = [
+        f"model      {report.get('model_name')}   (compiler_mode "
+        f"{report.get('compiler_mode')}, status {report.get('status')})"
+    ]
     model = report.get("model", {})
     for entry in model.get("inputs", []):
         lines.append(f"input      {entry['name']}: {entry['dtype']}{entry['shape']}")
@@ -131,18 +164,23 @@ def format_report(report: dict[str, Any]) -> str:
     for stage in report.get("stages", []):
         extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
         detail = "  " + json.dumps(extra) if extra else ""
-        lines.append(f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s"
-                     f"{detail}")
+        lines.append(
+            f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s{detail}"
+        )
     quant = report.get("quantization")
     if quant and "output_sqnr_db" in quant:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
-        lines.append(f"int8 vs float32 output SQNR ({quant['scheme']}, "
-                     f"{quant['calibration_samples']} calibration samples): {sqnr}")
+        lines.append(
+            f"int8 vs float32 output SQNR ({quant['scheme']}, "
+            f"{quant['calibration_samples']} calibration samples): {sqnr}"
+        )
     for name, stage in report.get("fields_without_effect", {}).items():
         lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
     if any(s["status"] == "not_built" for s in report.get("stages", [])):
-        lines.append("stopped after quantization: lowering to the instruction stream is not "
-                     "built yet (run_quantized gives the bit-exact integer reference)")
+        lines.append(
+            "stopped after quantization: lowering to the instruction stream is not "
+            "built yet (run_quantized gives the bit-exact integer reference)"
+        )
     return "\n".join(lines)
 
 
@@ -153,10 +191,10 @@ def _compile(args: argparse.Namespace) -> int:
     shapes = _parse_shapes(args.input_shape)
     calibration: Any = args.calibration
     if args.synthetic_calibration is not None:
-        calibration = _synthetic_calibration(args.model, config, args.synthetic_calibration,
-                                             shapes)
-    compiled = compile_model(args.model, config, calibration, input_shapes=shapes or None,
-                             progress=_progress)
+        calibration = _synthetic_calibration(args.model, config, args.synthetic_calibration, shapes)
+    compiled = compile_model(
+        args.model, config, calibration, input_shapes=shapes or None, progress=_progress
+    )
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
     return 0
@@ -181,8 +219,10 @@ def _example(args: argparse.Namespace) -> int:
         raise ConfigError("--samples needs at least 1 sample")
     config = _load_config(args, args.output_dir)
     model = build_model(args.model)
-    print(f"aipuc example: built-in {args.model} (seeded random weights, built in code); "
-          f"calibrating on {args.samples} seeded synthetic samples, not real data")
+    print(
+        f"aipuc example: built-in {args.model} (seeded random weights, built in code); "
+        f"calibrating on {args.samples} seeded synthetic samples, not real data"
+    )
     samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]
     compiled = compile_model(model, config, samples, progress=_progress)
     print(format_report(compiled.report))
@@ -216,13 +256,16 @@ def _run(args: argparse.Namespace) -> int:
     expected = [entry["name"] for entry in compiled.report["model"]["inputs"]]
     if "" in inputs:
         if len(expected) != 1:
-            raise ConfigError(f"the model has inputs {', '.join(expected)}: name them as "
-                              "--input NAME=FILE.npy")
+            raise ConfigError(
+                f"the model has inputs {', '.join(expected)}: name them as --input NAME=FILE.npy"
+            )
         inputs[expected[0]] = inputs.pop("")
     results = compiled.run_quantized(inputs) if args.quantized else compiled.run(inputs)
     for name, value in results.items():
-        print(f"{name}: {value.dtype}{list(value.shape)} min {value.min():.6g} "
-              f"max {value.max():.6g} mean {value.mean():.6g}")
+        print(
+            f"{name}: {value.dtype}{list(value.shape)} min {value.min():.6g} "
+            f"max {value.max():.6g} mean {value.mean():.6g}"
+        )
     if args.save:
         try:
             with open(args.save, "wb") as file:  # exactly this name: np.savez adds .npz
@@ -251,8 +294,9 @@ COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _exa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
+    )
     try:
         return COMMANDS[args.command](args)
     except AipucError as error:
@@ -266,8 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a compiler bug: still one line unless --debug
         if args.debug:
             raise
-        print(f"aipuc: internal error: {type(error).__name__}: {error} "
-              "(rerun with --debug for the traceback and report it)", file=sys.stderr)
+        print(
+            f"aipuc: internal error: {type(error).__name__}: {error} "
+            "(rerun with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
         return 1
 
 

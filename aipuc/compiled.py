@@ -25,8 +25,11 @@ from aipuc.graph import Graph
 
 
 def _describe(name: str, type_) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": name, "shape": list(shape_of(type_)),
-                             "dtype": dtype_of(element_type(type_)).name}
+    entry: dict[str, Any] = {
+        "name": name,
+        "shape": list(shape_of(type_)),
+        "dtype": dtype_of(element_type(type_)).name,
+    }
     element = element_type(type_)
     if isinstance(element, QuantizedType):
         entry["scale"] = element.scale_array().tolist()
@@ -37,22 +40,29 @@ def _describe(name: str, type_) -> dict[str, Any]:
 
 
 def _signature(module: ModuleOp) -> dict[str, list[tuple[str, Attribute]]]:
-    """"inputs"/"outputs" -> (ONNX name, tensor type) of @main's arguments/results."""
+    """ "inputs"/"outputs" -> (ONNX name, tensor type) of @main's arguments/results."""
     graph = Graph(module)
     signature = graph.main.function_type
-    return {"inputs": list(zip(graph.inputs, signature.inputs, strict=True)),
-            "outputs": list(zip(graph.outputs, signature.outputs, strict=True))}
+    return {
+        "inputs": list(zip(graph.inputs, signature.inputs, strict=True)),
+        "outputs": list(zip(graph.outputs, signature.outputs, strict=True)),
+    }
 
 
 def io_manifest(module: ModuleOp) -> dict[str, Any]:
     """Inputs and outputs of the graph: ONNX names, shapes, dtypes, and scales when int8."""
-    return {side: [_describe(name, type_) for name, type_ in entries]
-            for side, entries in _signature(module).items()}
+    return {
+        side: [_describe(name, type_) for name, type_ in entries]
+        for side, entries in _signature(module).items()
+    }
 
 
 def _quantized_entries(module: ModuleOp, side: str) -> dict[str, QuantizedType]:
-    return {name: element_type(t) for name, t in _signature(module)[side]
-            if isinstance(element_type(t), QuantizedType)}
+    return {
+        name: element_type(t)
+        for name, t in _signature(module)[side]
+        if isinstance(element_type(t), QuantizedType)
+    }
 
 
 def quantize_inputs(module: ModuleOp, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -73,8 +83,12 @@ def dequantize_outputs(module: ModuleOp, values: Mapping[str, np.ndarray]) -> di
     from aipuc.numerics import dequantize
 
     quantized = _quantized_entries(module, "outputs")
-    return {name: dequantize(value, quantized[name].scale, quantized[name].zero_point)
-            if name in quantized else value for name, value in values.items()}
+    return {
+        name: dequantize(value, quantized[name].scale, quantized[name].zero_point)
+        if name in quantized
+        else value
+        for name, value in values.items()
+    }
 
 
 class CompiledModel:
@@ -91,22 +105,30 @@ class CompiledModel:
         output_dir = Path(output_dir)
         report_file = output_dir / outputs.REPORT_FILE
         if not report_file.is_file():
-            raise ConfigError(f"'{output_dir}' is not an aipuc output folder (no "
-                              f"{outputs.REPORT_FILE}); compile a model into it first")
+            raise ConfigError(
+                f"'{output_dir}' is not an aipuc output folder (no "
+                f"{outputs.REPORT_FILE}); compile a model into it first"
+            )
         try:
             report = json.loads(report_file.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(f"'{report_file}' cannot be read ({error}); compile the model "
-                              "into this folder again") from None
-        not_a_report = ConfigError(f"'{report_file}' is not an aipuc compilation report; "
-                                   "compile the model into this folder again")
+            raise ConfigError(
+                f"'{report_file}' cannot be read ({error}); compile the model "
+                "into this folder again"
+            ) from None
+        not_a_report = ConfigError(
+            f"'{report_file}' is not an aipuc compilation report; "
+            "compile the model into this folder again"
+        )
         if not isinstance(report, dict):
             raise not_a_report
         if report.get("status") != "ok":
             error = report.get("error")
             error = error if isinstance(error, dict) else {}
-            raise ModelError(f"the compilation in '{output_dir}' failed in stage "
-                             f"{error.get('stage', '?')}: {error.get('message', '')}")
+            raise ModelError(
+                f"the compilation in '{output_dir}' failed in stage "
+                f"{error.get('stage', '?')}: {error.get('message', '')}"
+            )
         if not isinstance(report.get("model"), dict):
             raise not_a_report
         return cls(output_dir, report)
@@ -143,29 +165,34 @@ class CompiledModel:
         (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
         """
         if not isinstance(inputs, Mapping):
-            raise ConfigError("inputs must be a dict of NumPy arrays keyed by the model's "
-                              f"input names, got {type(inputs).__name__}")
+            raise ConfigError(
+                "inputs must be a dict of NumPy arrays keyed by the model's "
+                f"input names, got {type(inputs).__name__}"
+            )
         values = dict(inputs)
         preamble = self._host("preamble")
         if preamble is not None:
             values = {**values, **preamble.run(values)}
         core = self.core
-        core_inputs = quantize_inputs(core.module, {name: values[name] for name in core.inputs
-                                                    if name in values})
+        core_inputs = quantize_inputs(
+            core.module, {name: values[name] for name in core.inputs if name in values}
+        )
         missing = [name for name in core.inputs if name not in core_inputs]
         if missing:
-            raise ModelError(f"missing model input(s) {', '.join(missing)}; expected "
-                             f"{', '.join(core.inputs)}")
+            raise ModelError(
+                f"missing model input(s) {', '.join(missing)}; expected {', '.join(core.inputs)}"
+            )
         values.update(core.run(core_inputs))
         postamble = self._host("postamble")
         if postamble is not None:
             values.update(postamble.run(values))
-        return {entry["name"]: values[entry["name"]]
-                for entry in self.report["model"]["outputs"]}
+        return {entry["name"]: values[entry["name"]] for entry in self.report["model"]["outputs"]}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the instruction stream on the simulator (not built yet: says so)."""
         raise AipucError(
             "this build has no instruction stream: lowering (axq -> aipu -> mem -> stream) and "
             "the stream simulator are not built yet; use run_quantized() for the bit-exact "
-            "integer reference", stage="run")
+            "integer reference",
+            stage="run",
+        )

@@ -42,30 +42,88 @@ NOT_BUILT = "not_built"
 
 FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
     "axq rewrites and legalization": (
-        "rewrite_dense_to_conv2d", "rewrite_concat_to_resadd", "apply_arithmetic_simplification",
-        "simplify_mac_before_after_lut", "apply_pword_padding",
-        "remove_io_padding_and_layout_transform", "softmax_neutral_value"),
-    "unit mapping": ("enable_icr", "icrx_force", "icrx_parallel_block_threshold",
-                     "icrx_max_factor", "enable_swicr", "mvm_utilization_limit"),
-    "tiling and DFS": ("max_tiling_attempts", "force_h_tiling", "force_oc_tiling",
-                       "tiling_depth", "dfs_search_constraint", "ignore_weight_buffers"),
+        "rewrite_dense_to_conv2d",
+        "rewrite_concat_to_resadd",
+        "apply_arithmetic_simplification",
+        "simplify_mac_before_after_lut",
+        "apply_pword_padding",
+        "remove_io_padding_and_layout_transform",
+        "softmax_neutral_value",
+    ),
+    "unit mapping": (
+        "enable_icr",
+        "icrx_force",
+        "icrx_parallel_block_threshold",
+        "icrx_max_factor",
+        "enable_swicr",
+        "mvm_utilization_limit",
+    ),
+    "tiling and DFS": (
+        "max_tiling_attempts",
+        "force_h_tiling",
+        "force_oc_tiling",
+        "tiling_depth",
+        "dfs_search_constraint",
+        "ignore_weight_buffers",
+    ),
     "memory planning": (
-        "max_memplan_attempts", "enable_buffer_promotion", "split_buffer_promotion",
-        "io_memory_pool", "constant_memory_pool", "workspace_memory_pool", "l1_constraint",
-        "l2_constraint", "ddr_constraint", "page_memory", "l1_size_reserved", "l1_size_used",
-        "l2_size_reserved", "l2_size_reserved_tasklist", "l2_size_used", "ddr_size_max",
-        "ddr_size_reserved", "ddr_size_used", "resources_used", "dpu_constants_home",
-        "dpu_instructions_home", "dwpu_instructions_home", "elf_in_ddr", "l1_virtual_address",
-        "l1_core0_physical_address"),
-    "scheduling": ("use_sysdma", "dma_dual_channel", "pipeline_spatial_tiles",
-                   "pipeline_channel_tiles", "inter_operator_async", "use_list_scheduler",
-                   "unroll_prologue_epilogue", "use_hw_tokens", "group_ifdw_tasks",
-                   "double_buffer", "imc_double_buffer_pipeline", "imc_double_buffer_sequential"),
-    "code generation": ("dpu_allocation_algorithm", "stream_tasklist", "aipu_cores_used",
-                        "multicore_mode"),
-    "runtime and profiling": ("frequency", "host_processes_used", "input_dmabuf",
-                              "output_dmabuf", "runtime_dir", "device_dir", "profiling_levels",
-                              "profiling_drop_percentile", "compiler_dir"),
+        "max_memplan_attempts",
+        "enable_buffer_promotion",
+        "split_buffer_promotion",
+        "io_memory_pool",
+        "constant_memory_pool",
+        "workspace_memory_pool",
+        "l1_constraint",
+        "l2_constraint",
+        "ddr_constraint",
+        "page_memory",
+        "l1_size_reserved",
+        "l1_size_used",
+        "l2_size_reserved",
+        "l2_size_reserved_tasklist",
+        "l2_size_used",
+        "ddr_size_max",
+        "ddr_size_reserved",
+        "ddr_size_used",
+        "resources_used",
+        "dpu_constants_home",
+        "dpu_instructions_home",
+        "dwpu_instructions_home",
+        "elf_in_ddr",
+        "l1_virtual_address",
+        "l1_core0_physical_address",
+    ),
+    "scheduling": (
+        "use_sysdma",
+        "dma_dual_channel",
+        "pipeline_spatial_tiles",
+        "pipeline_channel_tiles",
+        "inter_operator_async",
+        "use_list_scheduler",
+        "unroll_prologue_epilogue",
+        "use_hw_tokens",
+        "group_ifdw_tasks",
+        "double_buffer",
+        "imc_double_buffer_pipeline",
+        "imc_double_buffer_sequential",
+    ),
+    "code generation": (
+        "dpu_allocation_algorithm",
+        "stream_tasklist",
+        "aipu_cores_used",
+        "multicore_mode",
+    ),
+    "runtime and profiling": (
+        "frequency",
+        "host_processes_used",
+        "input_dmabuf",
+        "output_dmabuf",
+        "runtime_dir",
+        "device_dir",
+        "profiling_levels",
+        "profiling_drop_percentile",
+        "compiler_dir",
+    ),
 }
 """Config fields whose stage is not built yet (design.md, "Where each config field is read").
 
@@ -134,8 +192,10 @@ def _checked_config(config: object) -> CompilerConfig:
     if config is None:
         return CompilerConfig()
     if not isinstance(config, CompilerConfig):
-        raise ConfigError(f"config is a {type(config).__name__}, not a CompilerConfig; build one "
-                          "with CompilerConfig(field=value, ...) or CompilerConfig.load(path)")
+        raise ConfigError(
+            f"config is a {type(config).__name__}, not a CompilerConfig; build one "
+            "with CompilerConfig(field=value, ...) or CompilerConfig.load(path)"
+        )
     return config
 
 
@@ -164,11 +224,16 @@ def _folder_name(name: str) -> str:
 def _refuse_to_remove_inputs(output_dir: Path, model: object, calibration: object) -> None:
     """remove_output_dir must not delete what the compilation reads, nor the working folder."""
     root = output_dir.resolve()
-    for what, path in (("the model", model), ("the calibration data", calibration),
-                       ("the current directory", Path.cwd())):
+    for what, path in (
+        ("the model", model),
+        ("the calibration data", calibration),
+        ("the current directory", Path.cwd()),
+    ):
         if isinstance(path, (str, Path)) and Path(path).resolve().is_relative_to(root):
-            raise ConfigError(f"remove_output_dir would delete output_dir '{output_dir}', which "
-                              f"holds {what} ('{path}'); choose another output_dir")
+            raise ConfigError(
+                f"remove_output_dir would delete output_dir '{output_dir}', which "
+                f"holds {what} ('{path}'); choose another output_dir"
+            )
 
 
 def compile_model(
@@ -188,8 +253,9 @@ def compile_model(
         _refuse_to_remove_inputs(output_dir, model, calibration)
     staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
     compilation = Compilation(config, staged, model_name)
-    compilation.log(f"aipuc compiling '{model_name}' into {output_dir} "
-                    f"(compiler_mode={config.compiler_mode})")
+    compilation.log(
+        f"aipuc compiling '{model_name}' into {output_dir} (compiler_mode={config.compiler_mode})"
+    )
     _report_fields_without_effect(compilation)
     started = time.perf_counter()
     try:
@@ -219,27 +285,35 @@ def compile_model(
 # --------------------------------------------------------------------------- stages
 
 
-def load_onnx(model: object, config: CompilerConfig, *,
-              input_shapes: Mapping[str, Sequence[int]] | None = None,
-              example_input: object = None) -> onnx.ModelProto:
+def load_onnx(
+    model: object,
+    config: CompilerConfig,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    example_input: object = None,
+) -> onnx.ModelProto:
     """The model as a checked, shape-inferred ModelProto at the configured opset."""
     from aipuc.frontend.loader import load_model
 
     config = _checked_config(config)
-    return load_model(model, input_shapes=input_shapes, opset=config.onnx_opset_version,
-                      example_input=example_input)
+    return load_model(
+        model,
+        input_shapes=input_shapes,
+        opset=config.onnx_opset_version,
+        example_input=example_input,
+    )
 
 
 def import_float_graph(onnx_model: onnx.ModelProto, config: CompilerConfig):
     """The axq float graph of `onnx_model`, node names as locations when configured."""
     from aipuc.frontend.onnx_import import import_onnx
 
-    return import_onnx(onnx_model,
-                       propagate_span_information=config.propagate_span_information)
+    return import_onnx(onnx_model, propagate_span_information=config.propagate_span_information)
 
 
-def _quantize(compilation: Compilation, model, calibration, input_shapes, example_input,
-              progress) -> None:
+def _quantize(
+    compilation: Compilation, model, calibration, input_shapes, example_input, progress
+) -> None:
     from aipuc.frontend.graph_cleaner import clean_graph
     from aipuc.frontend.support import validate_operators
     from aipuc.quantization.artifacts import (
@@ -255,8 +329,9 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
     config, staged = compilation.config, compilation.staged
 
     with compilation.stage("load"):
-        onnx_model = load_onnx(model, config, input_shapes=input_shapes,
-                               example_input=example_input)
+        onnx_model = load_onnx(
+            model, config, input_shapes=input_shapes, example_input=example_input
+        )
         onnx.save(onnx_model, staged.path(outputs.INPUT_MODEL, "model.onnx"))
         compilation.report["model"] = _io_description(onnx_model)
 
@@ -269,11 +344,14 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
                 node_type=config.graph_cleaner_node,
                 threshold=config.graph_cleaner_threshold,
                 remove_layout_transform_from_preamble=config.remove_layout_transform_from_preamble,
-                dump_core_onnx=_optional_inside(staged, config.graph_cleaner_dump_core_onnx,
-                                                "graph_cleaner_dump_core_onnx"),
-                dump_full_opt_onnx=_optional_inside(staged,
-                                                    config.graph_cleaner_dump_full_opt_onnx,
-                                                    "graph_cleaner_dump_full_opt_onnx"),
+                dump_core_onnx=_optional_inside(
+                    staged, config.graph_cleaner_dump_core_onnx, "graph_cleaner_dump_core_onnx"
+                ),
+                dump_full_opt_onnx=_optional_inside(
+                    staged,
+                    config.graph_cleaner_dump_full_opt_onnx,
+                    "graph_cleaner_dump_full_opt_onnx",
+                ),
             )
             preamble, core, postamble = cleaned.preamble, cleaned.core, cleaned.postamble
             for node_name, reason in cleaned.host_reasons.items():
@@ -281,15 +359,18 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
         else:
             preamble, core, postamble = None, onnx_model, None
         if core is None:
-            raise ModelError("no operator of the model can run on the accelerator: the graph "
-                             "cleaner moved every node to the host (see compilation_log.txt)",
-                             stage="clean")
+            raise ModelError(
+                "no operator of the model can run on the accelerator: the graph "
+                "cleaner moved every node to the host (see compilation_log.txt)",
+                stage="clean",
+            )
         for part_name, part in (("preamble", preamble), ("core", core), ("postamble", postamble)):
             if part is not None:
                 onnx.save(part, staged.path(outputs.INPUT_MODEL, f"{part_name}.onnx"))
-        record.detail["nodes"] = {name: len(part.graph.node) if part is not None else 0
-                                  for name, part in (("preamble", preamble), ("core", core),
-                                                     ("postamble", postamble))}
+        record.detail["nodes"] = {
+            name: len(part.graph.node) if part is not None else 0
+            for name, part in (("preamble", preamble), ("core", core), ("postamble", postamble))
+        }
         if config.validate_operators:
             violations = validate_operators(core)
             if violations:
@@ -298,7 +379,9 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
                 raise ModelError(
                     f"{len(violations)} operator(s) in the accelerated core are not supported: "
                     f"{listed}{more}; enable run_graph_cleaner to move them to the host or "
-                    "set validate_operators=false", stage="validate")
+                    "set validate_operators=false",
+                    stage="validate",
+                )
 
     with compilation.stage("import") as record:
         float_graph = import_float_graph(core, config)
@@ -312,19 +395,22 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
         quant_graph, stats = quantize_graph(
-            float_graph, samples,
+            float_graph,
+            samples,
             quantization_scheme=str(config.quantization_scheme),
             quantize_dw_channel_wise=config.quantize_dw_channel_wise,
             remove_io_quantization=config.remove_io_quantization,
-            progress=(lambda done, total: progress("calibrate", done, total))
-            if progress else None,
+            progress=(lambda done, total: progress("calibrate", done, total)) if progress else None,
         )
         quantized_dir = staged.path(outputs.QUANTIZED_MODEL)
         save_quantized_model(quantized_dir, quant_graph.module, stats)
         save_calibrated_model(quantized_dir, float_graph.module, stats)
         if config.quantized_graph_export:
-            staged.write_json(export_quantized_graph(quant_graph.module),
-                              outputs.QUANTIZED_MODEL, "quantized_graph.json")
+            staged.write_json(
+                export_quantized_graph(quant_graph.module),
+                outputs.QUANTIZED_MODEL,
+                "quantized_graph.json",
+            )
         accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
         record.detail["output_sqnr_db"] = accuracy
         compilation.report["quantization"] = {
@@ -335,14 +421,18 @@ def _quantize(compilation: Compilation, model, calibration, input_shapes, exampl
         }
         if config.quantization_debug:
             debug_dir = _optional_inside(
-                staged, config.model_debug_save_dir or "quantization_debug", "model_debug_save_dir")
+                staged, config.model_debug_save_dir or "quantization_debug", "model_debug_save_dir"
+            )
             table = quantization_debug_report(float_graph, quant_graph, samples[:1], debug_dir)
             compilation.report["quantization"]["debug_dir"] = str(
-                Path(debug_dir).relative_to(staged.root))
+                Path(debug_dir).relative_to(staged.root)
+            )
             compilation.report["quantization"]["worst_layers"] = sorted(
-                table, key=lambda row: row["sqnr_db"])[:5]
-        staged.write_json(io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL,
-                          outputs.MANIFEST_FILE)
+                table, key=lambda row: row["sqnr_db"]
+            )[:5]
+        staged.write_json(
+            io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL, outputs.MANIFEST_FILE
+        )
 
 
 def _lower_only(compilation: Compilation, model) -> None:
@@ -353,13 +443,15 @@ def _lower_only(compilation: Compilation, model) -> None:
         if source is None or not source.is_dir():
             raise ConfigError(
                 "compiler_mode 'lower_only' needs the output folder of a 'quantize_only' "
-                f"run (holding {outputs.QUANTIZED_MODEL}/), got {model!r}")
+                f"run (holding {outputs.QUANTIZED_MODEL}/), got {model!r}"
+            )
         quantized_dir = source / outputs.QUANTIZED_MODEL
         if not (quantized_dir / outputs.QUANTIZED_IR).is_file():
             raise ConfigError(
                 f"compiler_mode 'lower_only': '{source}' holds no "
                 f"{outputs.QUANTIZED_MODEL}/{outputs.QUANTIZED_IR}; run with "
-                "compiler_mode=quantize_only first")
+                "compiler_mode=quantize_only first"
+            )
         graph = load_quantized_model(quantized_dir)
         for entry in (outputs.INPUT_MODEL, outputs.QUANTIZED_MODEL):
             if (source / entry).is_dir():
@@ -372,8 +464,10 @@ def _lower_only(compilation: Compilation, model) -> None:
 def _lower(compilation: Compilation) -> None:
     """Lowering to aipu/mem and the instruction stream is the next milestone."""
     compilation.stages.append(StageRecord("lower", status=NOT_BUILT))
-    compilation.log("stage lower: not built yet (axq -> aipu -> mem -> instruction stream); "
-                    "stopped after quantization")
+    compilation.log(
+        "stage lower: not built yet (axq -> aipu -> mem -> instruction stream); "
+        "stopped after quantization"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -383,7 +477,8 @@ def _report_fields_without_effect(compilation: Compilation) -> None:
     config = compilation.config
     without_effect = {
         name: stage
-        for stage, names in FIELDS_OF_UNBUILT_STAGES.items() for name in names
+        for stage, names in FIELDS_OF_UNBUILT_STAGES.items()
+        for name in names
         if getattr(config, name) != type(config).model_fields[name].default
     }
     for name, stage in without_effect.items():
@@ -392,21 +487,27 @@ def _report_fields_without_effect(compilation: Compilation) -> None:
         compilation.report["fields_without_effect"] = without_effect
 
 
-def _complete_report(compilation: Compilation, seconds: float,
-                     error: AipucError | None = None) -> None:
+def _complete_report(
+    compilation: Compilation, seconds: float, error: AipucError | None = None
+) -> None:
     config = compilation.config
     report = compilation.report
-    report.update({
-        "model_name": compilation.model_name,
-        "compiler_mode": str(config.compiler_mode),
-        "status": "error" if error else report.get("status", "ok"),
-        "stages": compilation.stage_table(),
-        "seconds": round(seconds, 3),
-        "last_stage_built": _last_completed(compilation),
-    })
+    report.update(
+        {
+            "model_name": compilation.model_name,
+            "compiler_mode": str(config.compiler_mode),
+            "status": "error" if error else report.get("status", "ok"),
+            "stages": compilation.stage_table(),
+            "seconds": round(seconds, 3),
+            "last_stage_built": _last_completed(compilation),
+        }
+    )
     if error is not None:
-        report["error"] = {"stage": error.stage, "code": f"E_{error.stage.upper()}",
-                           "message": str(error)}
+        report["error"] = {
+            "stage": error.stage,
+            "code": f"E_{error.stage.upper()}",
+            "message": str(error),
+        }
 
 
 def _write_results(compilation: Compilation) -> None:
@@ -427,8 +528,14 @@ def _last_completed(compilation: Compilation) -> str | None:
 def _pass_trace(compilation: Compilation) -> dict[str, Any]:
     """pass_dependency_graph.json: one node per stage, children in pipeline order."""
     nodes = [
-        {"name": s.name, "status": s.status, "start": s.start, "end": s.start + s.seconds,
-         "parent": "compile", "opt_level": 0}
+        {
+            "name": s.name,
+            "status": s.status,
+            "start": s.start,
+            "end": s.start + s.seconds,
+            "parent": "compile",
+            "opt_level": 0,
+        }
         for s in compilation.stages
     ]
     edges = [[a["name"], b["name"]] for a, b in zip(nodes, nodes[1:], strict=False)]
@@ -447,8 +554,7 @@ def _write_failure(compilation: Compilation, model: object, error: AipucError) -
 def _save_error_artifact(compilation: Compilation, model: object, target: Path) -> None:
     """Archive the report, the log and the input model (weights randomised if asked)."""
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(outputs.REPORT_FILE, json.dumps(compilation.report, indent=2,
-                                                         default=str))
+        archive.writestr(outputs.REPORT_FILE, json.dumps(compilation.report, indent=2, default=str))
         archive.writestr(outputs.LOG_FILE, "\n".join(compilation.log_lines))
         onnx_model = _as_onnx(model)
         if onnx_model is not None:
@@ -472,12 +578,14 @@ def _randomized(model: onnx.ModelProto) -> onnx.ModelProto:
     randomized.CopyFrom(model)
     rng = np.random.default_rng(0)
     for tensor in randomized.graph.initializer:
-        if tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16,
-                                onnx.TensorProto.DOUBLE) and not tensor.external_data:
+        if (
+            tensor.data_type
+            in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE)
+            and not tensor.external_data
+        ):
             values = onnx.numpy_helper.to_array(tensor)
             noise = rng.standard_normal(values.shape) * (float(np.std(values)) or 1.0)
-            tensor.CopyFrom(onnx.numpy_helper.from_array(noise.astype(values.dtype),
-                                                         tensor.name))
+            tensor.CopyFrom(onnx.numpy_helper.from_array(noise.astype(values.dtype), tensor.name))
     return randomized
 
 
@@ -499,19 +607,27 @@ TensorSpecs = dict[str, tuple[tuple[int, ...], np.dtype]]
 
 def _tensor_specs(values: Iterable[onnx.ValueInfoProto]) -> TensorSpecs:
     """name -> (static shape, NumPy dtype) of loaded tensors (names are unique)."""
-    return {v.name: (tuple(d.dim_value for d in v.type.tensor_type.shape.dim),
-                     onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type))
-            for v in values}
+    return {
+        v.name: (
+            tuple(d.dim_value for d in v.type.tensor_type.shape.dim),
+            onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type),
+        )
+        for v in values
+    }
 
 
 def _io_description(model: onnx.ModelProto) -> dict[str, Any]:
     def describe(specs: TensorSpecs) -> list[dict[str, Any]]:
-        return [{"name": name, "shape": list(shape), "dtype": dtype.name}
-                for name, (shape, dtype) in specs.items()]
+        return [
+            {"name": name, "shape": list(shape), "dtype": dtype.name}
+            for name, (shape, dtype) in specs.items()
+        ]
 
-    return {"inputs": describe(_full_inputs(model)),
-            "outputs": describe(_tensor_specs(model.graph.output)),
-            "nodes": len(model.graph.node)}
+    return {
+        "inputs": describe(_full_inputs(model)),
+        "outputs": describe(_tensor_specs(model.graph.output)),
+        "nodes": len(model.graph.node),
+    }
 
 
 def _full_inputs(model: onnx.ModelProto) -> TensorSpecs:
@@ -529,12 +645,13 @@ def _output_sqnr(float_graph, quant_graph, samples) -> dict[str, float]:
     noise: dict[str, float] = {}
     for sample in samples:
         expected = float_graph.run(sample)
-        actual = dequantize_outputs(quant_graph.module,
-                                    quant_graph.run(quantize_inputs(quant_graph.module, sample)))
+        actual = dequantize_outputs(
+            quant_graph.module, quant_graph.run(quantize_inputs(quant_graph.module, sample))
+        )
         for name, value in expected.items():
             got = actual[name]
             signal[name] = signal.get(name, 0.0) + float(np.sum(np.square(value, dtype=np.float64)))
             noise[name] = noise.get(name, 0.0) + float(np.sum(np.square(value - got)))
-    return {name: round(10 * np.log10(signal[name] / max(noise[name], 1e-30)), 2)
-            for name in signal}
-
+    return {
+        name: round(10 * np.log10(signal[name] / max(noise[name], 1e-30)), 2) for name in signal
+    }

@@ -75,29 +75,36 @@ class Graph:
         for op in self.main.walk():
             for value in (*op.operands, *op.results):
                 if isinstance(value.type, TensorType) and isinstance(
-                        value.type.element_type, QuantizedType):
+                    value.type.element_type, QuantizedType
+                ):
                     return True
         return False
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the graph: float kernels before quantization, integer reference after."""
         if not isinstance(inputs, Mapping):
-            raise AipucError("inputs must be a dict of NumPy arrays keyed by the graph's input "
-                             f"names, got {type(inputs).__name__}", stage="run")
+            raise AipucError(
+                "inputs must be a dict of NumPy arrays keyed by the graph's input "
+                f"names, got {type(inputs).__name__}",
+                stage="run",
+            )
         expected = self.inputs
         missing = [name for name in expected if name not in inputs]
         unknown = [name for name in inputs if name not in expected]
         if missing or unknown:
             raise AipucError(
                 f"graph inputs are {list(expected)}; missing {missing}, unknown {unknown}",
-                stage="run")
+                stage="run",
+            )
         arrays = []
         for name, (shape, dtype) in expected.items():
             array = np.asarray(inputs[name])
             if array.shape != shape or array.dtype != dtype:
                 raise AipucError(
                     f"input '{name}' must be {dtype} of shape {shape}, got {array.dtype} of "
-                    f"shape {array.shape}", stage="run")
+                    f"shape {array.shape}",
+                    stage="run",
+                )
             arrays.append(array)
         if self.is_quantized:
             from aipuc.runtime.integer_reference import INTEGER_KERNELS as kernels

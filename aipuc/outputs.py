@@ -55,8 +55,9 @@ class StagedOutput:
             output_dir.mkdir(parents=True, exist_ok=True)
             self.root = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
         except OSError as error:
-            raise ConfigError(f"output_dir '{output_dir}' cannot be used: "
-                              f"{error.strerror or error}") from None
+            raise ConfigError(
+                f"output_dir '{output_dir}' cannot be used: {error.strerror or error}"
+            ) from None
 
     def path(self, *parts: str) -> Path:
         target = self.root.joinpath(*parts)

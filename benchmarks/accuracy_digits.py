@@ -45,8 +45,15 @@ OPSET = 17
 IR_VERSION = 8  # the lowest IR version that carries opset 17
 AIPUC_SCHEMES = tuple(str(scheme) for scheme in QuantizationScheme)
 DEFAULT_SCHEME = str(aipuc.CompilerConfig().quantization_scheme)
-TABLE_COLUMNS = ("method", "accuracy %", "drop (pp)", "agree %", "logit SQNR dB", "quantize s",
-                 "evaluate s")
+TABLE_COLUMNS = (
+    "method",
+    "accuracy %",
+    "drop (pp)",
+    "agree %",
+    "logit SQNR dB",
+    "quantize s",
+    "evaluate s",
+)
 
 
 # --------------------------------------------------------------------------- data
@@ -71,7 +78,8 @@ def load_digits_split(seed: int = 0, test_fraction: float = 0.2) -> DigitsSplit:
     images = (digits.images / PIXEL_MAX).astype(np.float32)[:, None, :, :]
     labels = digits.target.astype(np.int64)
     train_x, test_x, train_y, test_y = train_test_split(
-        images, labels, test_size=test_fraction, stratify=labels, random_state=seed)
+        images, labels, test_size=test_fraction, stratify=labels, random_state=seed
+    )
     return DigitsSplit(train_x, train_y, test_x, test_y)
 
 
@@ -90,9 +98,12 @@ def _tap_windows(height: int, width: int, stride: int) -> tuple[int, int, list[t
     """Output size and the nine strided slices (into the 1-padded input) of a 3x3 conv."""
     out_h, out_w = (height - 1) // stride + 1, (width - 1) // stride + 1
     windows = [
-        (slice(i, i + stride * (out_h - 1) + 1, stride), slice(j, j + stride * (out_w - 1) + 1,
-                                                               stride))
-        for i in range(3) for j in range(3)
+        (
+            slice(i, i + stride * (out_h - 1) + 1, stride),
+            slice(j, j + stride * (out_w - 1) + 1, stride),
+        )
+        for i in range(3)
+        for j in range(3)
     ]
     return out_h, out_w, windows
 
@@ -185,7 +196,8 @@ class DigitsCNN:
         rows, _, last = caches[-1]
         spatial = last.shape[2] * last.shape[3]
         grad = np.broadcast_to(
-            (grad_logits @ self.params["dense.weight"])[:, :, None, None] / spatial, last.shape)
+            (grad_logits @ self.params["dense.weight"])[:, :, None, None] / spatial, last.shape
+        )
         for index in reversed(range(len(CONV_LAYERS))):
             rows, input_shape, out = caches[index]
             cout, stride = CONV_LAYERS[index][1], CONV_LAYERS[index][2]
@@ -221,8 +233,9 @@ def train(
         return _train(split, epochs, seed, batch_size, learning_rate)
 
 
-def _train(split: DigitsSplit, epochs: int, seed: int, batch_size: int,
-           learning_rate: float) -> tuple[DigitsCNN, TrainingLog]:
+def _train(
+    split: DigitsSplit, epochs: int, seed: int, batch_size: int, learning_rate: float
+) -> tuple[DigitsCNN, TrainingLog]:
     rng = np.random.default_rng(seed)
     model = DigitsCNN.initialise(seed)
     first_moment = {k: np.zeros_like(v) for k, v in model.params.items()}
@@ -237,9 +250,10 @@ def _train(split: DigitsSplit, epochs: int, seed: int, batch_size: int,
         order = rng.permutation(len(split.train_images))
         epoch_loss = 0.0
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
-            loss, grads = model.loss_and_gradients(split.train_images[batch],
-                                                   split.train_labels[batch])
+            batch = order[start : start + batch_size]
+            loss, grads = model.loss_and_gradients(
+                split.train_images[batch], split.train_labels[batch]
+            )
             epoch_loss += loss * len(batch)
             step += 1
             rate = learning_rate * 0.5 * (1.0 + np.cos(np.pi * (step - 1) / total_steps))
@@ -265,25 +279,43 @@ def export_onnx(model: DigitsCNN) -> onnx.ModelProto:
     nodes, x = [], INPUT_NAME
     for index, (_, _, stride) in enumerate(CONV_LAYERS):
         conv_out, relu_out = f"conv{index}", f"relu{index}"
-        nodes.append(helper.make_node(
-            "Conv", [x, f"conv{index}.weight", f"conv{index}.bias"], [conv_out],
-            name=conv_out, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[stride, stride]))
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [x, f"conv{index}.weight", f"conv{index}.bias"],
+                [conv_out],
+                name=conv_out,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                strides=[stride, stride],
+            )
+        )
         nodes.append(helper.make_node("Relu", [conv_out], [relu_out], name=relu_out))
         x = relu_out
     nodes += [
         helper.make_node("GlobalAveragePool", [x], ["pool"], name="pool"),
         helper.make_node("Flatten", ["pool"], ["features"], name="flatten", axis=1),
-        helper.make_node("Gemm", ["features", "dense.weight", "dense.bias"], [OUTPUT_NAME],
-                         name="dense", transB=1),
+        helper.make_node(
+            "Gemm",
+            ["features", "dense.weight", "dense.bias"],
+            [OUTPUT_NAME],
+            name="dense",
+            transB=1,
+        ),
     ]
     graph = helper.make_graph(
-        nodes, "digits_cnn",
+        nodes,
+        "digits_cnn",
         [helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT, IMAGE_SHAPE)],
         [helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT, (1, NUM_CLASSES))],
         initializer=[numpy_helper.from_array(value, name) for name, value in model.params.items()],
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              ir_version=IR_VERSION, producer_name="aipuc-benchmarks")
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="aipuc-benchmarks",
+    )
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -303,15 +335,16 @@ def ort_logits(model: onnx.ModelProto, images: np.ndarray) -> np.ndarray:
 
 def aipuc_logits(compiled: CompiledModel, images: np.ndarray) -> np.ndarray:
     """Logits of aipuc's integer reference (`CompiledModel.run_quantized`), image by image."""
-    return np.concatenate([compiled.run_quantized(_feeds(image))[OUTPUT_NAME]
-                           for image in images])
+    return np.concatenate([compiled.run_quantized(_feeds(image))[OUTPUT_NAME] for image in images])
 
 
-def compile_with_aipuc(model: onnx.ModelProto, calibration: np.ndarray, scheme: str,
-                       output_dir: Path) -> CompiledModel:
+def compile_with_aipuc(
+    model: onnx.ModelProto, calibration: np.ndarray, scheme: str, output_dir: Path
+) -> CompiledModel:
     """Quantize only: the integer reference is what this benchmark scores."""
-    config = aipuc.CompilerConfig(output_dir=output_dir, quantization_scheme=scheme,
-                                  compiler_mode="quantize_only")
+    config = aipuc.CompilerConfig(
+        output_dir=output_dir, quantization_scheme=scheme, compiler_mode="quantize_only"
+    )
     return aipuc.compile(model, config, calibration=[_feeds(image) for image in calibration])
 
 
@@ -328,13 +361,15 @@ class DigitsBenchmark:
 
     @property
     def default_scheme_drop(self) -> float:
-        return next(r["drop (pp)"] for r in self.rows
-                    if r["method"] == f"aipuc {DEFAULT_SCHEME}")  # type: ignore[return-value]
+        return next(r["drop (pp)"] for r in self.rows if r["method"] == f"aipuc {DEFAULT_SCHEME}")  # type: ignore[return-value]
 
     @property
     def best_onnxruntime_drop(self) -> float:
-        return min(r["drop (pp)"] for r in self.rows  # type: ignore[type-var]
-                   if str(r["method"]).startswith("onnxruntime "))
+        return min(
+            r["drop (pp)"]
+            for r in self.rows  # type: ignore[type-var]
+            if str(r["method"]).startswith("onnxruntime ")
+        )
 
     @property
     def target_met(self) -> bool:
@@ -367,8 +402,10 @@ def run_benchmark(
     split = load_digits_split(seed)
     test_images, test_labels = split.test_images[:test_samples], split.test_labels[:test_samples]
     model, training = train(split, epochs=epochs, seed=seed)
-    progress(f"trained {epochs} epochs in {training.seconds:.1f} s "
-             f"(final loss {training.losses[-1]:.4f})")
+    progress(
+        f"trained {epochs} epochs in {training.seconds:.1f} s "
+        f"(final loss {training.losses[-1]:.4f})"
+    )
     proto = export_onnx(model)
     calibration = calibration_images(split, calibration_samples, seed)
 
@@ -381,8 +418,10 @@ def run_benchmark(
     float_accuracy = _accuracy(numpy_logits, test_labels)
     if not np.array_equal(numpy_logits.argmax(1), float_onnx_logits.argmax(1)):
         difference = np.abs(numpy_logits - float_onnx_logits).max()
-        raise RuntimeError("the exported ONNX model disagrees with the NumPy model "
-                           f"(max |logit difference| {difference:.3g})")
+        raise RuntimeError(
+            "the exported ONNX model disagrees with the NumPy model "
+            f"(max |logit difference| {difference:.3g})"
+        )
 
     rows: list[dict[str, object]] = []
 
@@ -391,10 +430,17 @@ def run_benchmark(
         methods with equal accuracy still show how far they moved from float."""
         accuracy = _accuracy(logits, test_labels)
         agreement = 100.0 * float(np.mean(logits.argmax(axis=1) == numpy_logits.argmax(axis=1)))
-        rows.append({"method": method, "accuracy %": accuracy,
-                     "drop (pp)": float_accuracy - accuracy,
-                     "agree %": agreement, "logit SQNR dB": sqnr_db(numpy_logits, logits),
-                     "quantize s": quantize_s, "evaluate s": evaluate_s})
+        rows.append(
+            {
+                "method": method,
+                "accuracy %": accuracy,
+                "drop (pp)": float_accuracy - accuracy,
+                "agree %": agreement,
+                "logit SQNR dB": sqnr_db(numpy_logits, logits),
+                "quantize s": quantize_s,
+                "evaluate s": evaluate_s,
+            }
+        )
         progress(f"{method}: {accuracy:.2f} %")
 
     add_row("float32 NumPy", numpy_logits, 0.0, numpy_seconds)
@@ -424,21 +470,38 @@ def run_benchmark(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--calibration", type=int, default=64,
-                        help="calibration images, the same for every method (default 64)")
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=64,
+        help="calibration images, the same for every method (default 64)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="split, init and shuffle seed")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="keep aipuc's output folders here (default: a temporary folder)")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep aipuc's output folders here (default: a temporary folder)",
+    )
     args = parser.parse_args(argv)
     print(machine_info())
-    result = run_benchmark(epochs=args.epochs, calibration_samples=args.calibration,
-                           seed=args.seed, work_dir=args.work_dir, progress=print)
-    print(f"\ndigits: {result.test_samples} test images, {result.calibration_samples} "
-          f"calibration images, training {result.training.seconds:.1f} s\n")
+    result = run_benchmark(
+        epochs=args.epochs,
+        calibration_samples=args.calibration,
+        seed=args.seed,
+        work_dir=args.work_dir,
+        progress=print,
+    )
+    print(
+        f"\ndigits: {result.test_samples} test images, {result.calibration_samples} "
+        f"calibration images, training {result.training.seconds:.1f} s\n"
+    )
     print(result.table())
     verdict = "met" if result.target_met else "NOT met"
-    print(f"\ntarget (aipuc {DEFAULT_SCHEME} drop <= best onnxruntime drop): {verdict} "
-          f"({result.default_scheme_drop:.2f} pp vs {result.best_onnxruntime_drop:.2f} pp)")
+    print(
+        f"\ntarget (aipuc {DEFAULT_SCHEME} drop <= best onnxruntime drop): {verdict} "
+        f"({result.default_scheme_drop:.2f} pp vs {result.best_onnxruntime_drop:.2f} pp)"
+    )
     return 0
 
 

@@ -109,9 +109,11 @@ def sqnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
 
 def machine_info() -> str:
     """One line naming the machine the numbers were measured on."""
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, NumPy {np.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}")
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"onnxruntime {onnxruntime.__version__}"
+    )
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:

@@ -30,9 +30,18 @@ from aipuc.models import ZOO, build_model, sample_inputs
 DEFAULT_SCHEME = str(aipuc.CompilerConfig().quantization_scheme)
 HELD_OUT_SEED_OFFSET = 1000  # held-out samples never share a seed with calibration samples
 PERTURBATION_SNR_DB = 40.0
-TABLE_COLUMNS = ("model", "aipuc dB", "onnxruntime dB", "aipuc median dB",
-                 "onnxruntime median dB", "float sensitivity dB", "aipuc compile s",
-                 "aipuc run s", "onnxruntime quantize s", "onnxruntime run s")
+TABLE_COLUMNS = (
+    "model",
+    "aipuc dB",
+    "onnxruntime dB",
+    "aipuc median dB",
+    "onnxruntime median dB",
+    "float sensitivity dB",
+    "aipuc compile s",
+    "aipuc run s",
+    "onnxruntime quantize s",
+    "onnxruntime run s",
+)
 # Outputs whose last axis mixes quantities of very different scale get extra rows, one per part:
 # a pooled SQNR over YOLO detections is the SQNR of the pixel box coordinates alone.
 OUTPUT_PARTS: dict[str, dict[str, slice]] = {
@@ -42,25 +51,25 @@ OUTPUT_PARTS: dict[str, dict[str, slice]] = {
 Outputs = Sequence[Mapping[str, np.ndarray]]
 
 
-def _sqnr_columns(tool: str, reference: Outputs, actual: Outputs, names: Sequence[str],
-                  part: slice) -> dict[str, float]:
+def _sqnr_columns(
+    tool: str, reference: Outputs, actual: Outputs, names: Sequence[str], part: slice
+) -> dict[str, float]:
     """SQNR pooled over every held-out sample, and the median of the per-sample SQNRs (the
     pooled figure is dominated by the samples with the largest outputs)."""
 
     def vectors(outputs: Outputs) -> list[np.ndarray]:
-        return [np.concatenate([np.ravel(o[name][..., part]) for name in names])
-                for o in outputs]
+        return [np.concatenate([np.ravel(o[name][..., part]) for name in names]) for o in outputs]
 
     expected, got = vectors(reference), vectors(actual)
     return {
         f"{tool} dB": sqnr_db(np.concatenate(expected), np.concatenate(got)),
-        f"{tool} median dB": float(np.median([sqnr_db(e, g)
-                                              for e, g in zip(expected, got, strict=True)])),
+        f"{tool} median dB": float(
+            np.median([sqnr_db(e, g) for e, g in zip(expected, got, strict=True)])
+        ),
     }
 
 
-def _perturbed(sample: Mapping[str, np.ndarray], rng: np.random.Generator
-               ) -> dict[str, np.ndarray]:
+def _perturbed(sample: Mapping[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """`sample` plus white Gaussian noise at PERTURBATION_SNR_DB below each input's power."""
     noisy = {}
     for name, value in sample.items():
@@ -70,17 +79,22 @@ def _perturbed(sample: Mapping[str, np.ndarray], rng: np.random.Generator
     return noisy
 
 
-def _ort_outputs(model: onnx.ModelProto, samples: Outputs,
-                 names: Sequence[str]) -> tuple[list[dict[str, np.ndarray]], float]:
+def _ort_outputs(
+    model: onnx.ModelProto, samples: Outputs, names: Sequence[str]
+) -> tuple[list[dict[str, np.ndarray]], float]:
     session = ort_session(model)
     started = time.perf_counter()
     outputs = [dict(zip(names, session.run(list(names), dict(s)), strict=True)) for s in samples]
     return outputs, time.perf_counter() - started
 
 
-def model_sqnr(name: str, calibration: int = 4, held_out: int = 8,
-               output_dir: Path | None = None,
-               scheme: str = DEFAULT_SCHEME) -> list[dict[str, object]]:
+def model_sqnr(
+    name: str,
+    calibration: int = 4,
+    held_out: int = 8,
+    output_dir: Path | None = None,
+    scheme: str = DEFAULT_SCHEME,
+) -> list[dict[str, object]]:
     """Table rows for zoo model `name`: aipuc's and onnxruntime's output SQNR and timings, then
     one row per part of `OUTPUT_PARTS` (SQNR only).
 
@@ -100,9 +114,11 @@ def model_sqnr(name: str, calibration: int = 4, held_out: int = 8,
     perturbed, _ = _ort_outputs(model, [_perturbed(s, rng) for s in held_out_samples], names)
 
     with tempfile.TemporaryDirectory(prefix=f"aipuc-{name}-") as scratch:
-        config = aipuc.CompilerConfig(output_dir=output_dir or Path(scratch, name),
-                                      quantization_scheme=scheme,
-                                      compiler_mode="quantize_only")
+        config = aipuc.CompilerConfig(
+            output_dir=output_dir or Path(scratch, name),
+            quantization_scheme=scheme,
+            compiler_mode="quantize_only",
+        )
         started = time.perf_counter()
         compiled = aipuc.compile(model, config, calibration=calibration_samples)
         compile_s = time.perf_counter() - started
@@ -116,27 +132,37 @@ def model_sqnr(name: str, calibration: int = 4, held_out: int = 8,
     ort_outputs, ort_run_s = _ort_outputs(quantized, held_out_samples, names)
 
     def sqnr_row(label: str, part: slice) -> dict[str, object]:
-        return {"model": label,
-                **_sqnr_columns("aipuc", reference, aipuc_outputs, names, part),
-                **_sqnr_columns("onnxruntime", reference, ort_outputs, names, part)}
+        return {
+            "model": label,
+            **_sqnr_columns("aipuc", reference, aipuc_outputs, names, part),
+            **_sqnr_columns("onnxruntime", reference, ort_outputs, names, part),
+        }
 
-    rows: list[dict[str, object]] = [{
-        **sqnr_row(name, slice(None)),
-        "float sensitivity dB": _sqnr_columns("float", reference, perturbed, names,
-                                              slice(None))["float dB"],
-        "aipuc compile s": compile_s,
-        "aipuc run s": aipuc_run_s,
-        "onnxruntime quantize s": ort_quantize_s,
-        "onnxruntime run s": ort_run_s,
-    }]
+    rows: list[dict[str, object]] = [
+        {
+            **sqnr_row(name, slice(None)),
+            "float sensitivity dB": _sqnr_columns(
+                "float", reference, perturbed, names, slice(None)
+            )["float dB"],
+            "aipuc compile s": compile_s,
+            "aipuc run s": aipuc_run_s,
+            "onnxruntime quantize s": ort_quantize_s,
+            "onnxruntime run s": ort_run_s,
+        }
+    ]
     for part_name, part in OUTPUT_PARTS.get(name, {}).items():
         rows.append({**dict.fromkeys(TABLE_COLUMNS, ""), **sqnr_row(f"{name} {part_name}", part)})
     return rows
 
 
-def run_benchmark(models: Sequence[str] = tuple(ZOO), calibration: int = 4, held_out: int = 8,
-                  work_dir: Path | None = None, scheme: str = DEFAULT_SCHEME,
-                  progress: Callable[[str], None] = lambda line: None) -> list[dict[str, object]]:
+def run_benchmark(
+    models: Sequence[str] = tuple(ZOO),
+    calibration: int = 4,
+    held_out: int = 8,
+    work_dir: Path | None = None,
+    scheme: str = DEFAULT_SCHEME,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[dict[str, object]]:
     """The rows of every model in `models`, in order; aipuc's output folders go under
     `work_dir` (temporary folders if None)."""
     rows: list[dict[str, object]] = []
@@ -150,17 +176,35 @@ def run_benchmark(models: Sequence[str] = tuple(ZOO), calibration: int = 4, held
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(ZOO),
-                        help=f"comma-separated zoo names (default: all of {', '.join(ZOO)})")
-    parser.add_argument("--calibration", type=int, default=4,
-                        help="calibration samples, the same for both quantizers (default 4)")
-    parser.add_argument("--held-out", type=int, default=8,
-                        help="held-out samples the SQNR is measured on (default 8)")
-    parser.add_argument("--scheme", default=DEFAULT_SCHEME,
-                        choices=[str(scheme) for scheme in QuantizationScheme],
-                        help=f"aipuc quantization_scheme (default {DEFAULT_SCHEME})")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="keep aipuc's output folders here (default: temporary folders)")
+    parser.add_argument(
+        "--models",
+        default=",".join(ZOO),
+        help=f"comma-separated zoo names (default: all of {', '.join(ZOO)})",
+    )
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=4,
+        help="calibration samples, the same for both quantizers (default 4)",
+    )
+    parser.add_argument(
+        "--held-out",
+        type=int,
+        default=8,
+        help="held-out samples the SQNR is measured on (default 8)",
+    )
+    parser.add_argument(
+        "--scheme",
+        default=DEFAULT_SCHEME,
+        choices=[str(scheme) for scheme in QuantizationScheme],
+        help=f"aipuc quantization_scheme (default {DEFAULT_SCHEME})",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep aipuc's output folders here (default: temporary folders)",
+    )
     args = parser.parse_args(argv)
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = [m for m in models if m not in ZOO]
@@ -168,10 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown zoo model(s) {', '.join(unknown)}; valid: {', '.join(ZOO)}")
     print(machine_info())
     print(markdown_table([], TABLE_COLUMNS))
-    rows = run_benchmark(models, args.calibration, args.held_out, args.work_dir, args.scheme,
-                         progress=print)
-    print(f"\nzoo output SQNR vs float32, {args.calibration} calibration and {args.held_out} "
-          f"held-out samples, aipuc {args.scheme}\n")
+    rows = run_benchmark(
+        models, args.calibration, args.held_out, args.work_dir, args.scheme, progress=print
+    )
+    print(
+        f"\nzoo output SQNR vs float32, {args.calibration} calibration and {args.held_out} "
+        f"held-out samples, aipuc {args.scheme}\n"
+    )
     print(markdown_table(rows, TABLE_COLUMNS))
     return 0
 

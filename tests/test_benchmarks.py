@@ -38,8 +38,10 @@ def test_sqnr_of_known_noise() -> None:
 def test_numpy_cnn_gradients_match_finite_differences(digits: ModuleType) -> None:
     rng = np.random.default_rng(0)
     model = digits.DigitsCNN.initialise(seed=3)
-    model.params = {k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape)
-                    for k, v in model.params.items()}
+    model.params = {
+        k: v.astype(np.float64) + 0.05 * rng.standard_normal(v.shape)
+        for k, v in model.params.items()
+    }
     images, labels = rng.random((4, 1, 8, 8)), rng.integers(0, 10, 4)
     _, grads = model.loss_and_gradients(images, labels)
     step = 1e-6
@@ -51,17 +53,22 @@ def test_numpy_cnn_gradients_match_finite_differences(digits: ModuleType) -> Non
         param[index] = original - step
         below, _ = model.loss_and_gradients(images, labels)
         param[index] = original
-        assert grads[name][index] == pytest.approx((above - below) / (2 * step), rel=1e-4,
-                                                   abs=1e-9), name
+        assert grads[name][index] == pytest.approx(
+            (above - below) / (2 * step), rel=1e-4, abs=1e-9
+        ), name
 
 
 def test_digits_benchmark_smoke(digits: ModuleType, tmp_path: Path) -> None:
-    result = digits.run_benchmark(epochs=3, calibration_samples=8, test_samples=24,
-                                  ort_methods=("MinMax",), work_dir=tmp_path)
+    result = digits.run_benchmark(
+        epochs=3, calibration_samples=8, test_samples=24, ort_methods=("MinMax",), work_dir=tmp_path
+    )
     methods = [row["method"] for row in result.rows]
-    assert methods == ["float32 NumPy", "float32 onnxruntime",
-                       *(f"aipuc {scheme}" for scheme in digits.AIPUC_SCHEMES),
-                       "onnxruntime MinMax"]
+    assert methods == [
+        "float32 NumPy",
+        "float32 onnxruntime",
+        *(f"aipuc {scheme}" for scheme in digits.AIPUC_SCHEMES),
+        "onnxruntime MinMax",
+    ]
     assert result.test_samples == 24 and result.calibration_samples == 8
     assert result.float_accuracy > 70.0  # three epochs already learn the digits
     by_method = {row["method"]: row for row in result.rows}
@@ -83,7 +90,12 @@ def test_zoo_sqnr_smoke() -> None:
     (row,) = zoo.model_sqnr("tiny_cnn", calibration=2, held_out=2)
     assert set(row) == set(zoo.TABLE_COLUMNS)
     assert row["model"] == "tiny_cnn"
-    for column in ("aipuc dB", "onnxruntime dB", "aipuc median dB", "onnxruntime median dB",
-                   "float sensitivity dB"):
+    for column in (
+        "aipuc dB",
+        "onnxruntime dB",
+        "aipuc median dB",
+        "onnxruntime median dB",
+        "float sensitivity dB",
+    ):
         assert math.isfinite(row[column]) and row[column] > 15.0, row
     assert row["aipuc compile s"] > 0.0 and row["aipuc run s"] > 0.0

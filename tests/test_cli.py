@@ -36,12 +36,15 @@ def test_config_check(tmp_path, capsys):
     assert len(err) == 1 and "tiling_depth" in err[0]
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["compile", "no-such-model.onnx", "--synthetic-calibration", "1"], "no-such-model.onnx"),
-    (["compile", "x.onnx", "--input-shape", "input=1xfoo"], "--input-shape"),
-    (["config", "show", "--set", "no_such_field=1"], "no_such_field"),
-    (["run", "no-such-dir"], "no-such-dir"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["compile", "no-such-model.onnx", "--synthetic-calibration", "1"], "no-such-model.onnx"),
+        (["compile", "x.onnx", "--input-shape", "input=1xfoo"], "--input-shape"),
+        (["config", "show", "--set", "no_such_field=1"], "no_such_field"),
+        (["run", "no-such-dir"], "no-such-dir"),
+    ],
+)
 def test_user_errors_are_one_line(argv, fragment, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -49,8 +52,11 @@ def test_user_errors_are_one_line(argv, fragment, capsys):
 
 
 def test_debug_shows_the_traceback():
-    result = subprocess.run([sys.executable, "-m", "aipuc.cli", "--debug", "config", "check",
-                             "missing.toml"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "aipuc.cli", "--debug", "config", "check", "missing.toml"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
@@ -63,8 +69,21 @@ def test_compile_and_run(tmp_path, capsys):
     for seed in range(2):
         np.savez(calib / f"{seed}.npz", **sample_inputs(model, seed=seed))
     out = tmp_path / "build"
-    assert main(["compile", str(model_path), "--calibration", str(calib), "-o", str(out),
-                 "--set", "quantization_scheme=per_tensor_min_max"]) == 0
+    assert (
+        main(
+            [
+                "compile",
+                str(model_path),
+                "--calibration",
+                str(calib),
+                "-o",
+                str(out),
+                "--set",
+                "quantization_scheme=per_tensor_min_max",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "calibration samples" in printed and "not built yet" in printed
     report = json.loads((out / "compilation_report.json").read_text())
@@ -74,8 +93,7 @@ def test_compile_and_run(tmp_path, capsys):
     inputs = tmp_path / "x.npz"
     np.savez(inputs, **sample_inputs(model, seed=5))
     saved = tmp_path / "y.npz"
-    assert main(["run", str(out), "--input", str(inputs), "--quantized",
-                 "--save", str(saved)]) == 0
+    assert main(["run", str(out), "--input", str(inputs), "--quantized", "--save", str(saved)]) == 0
     assert len(np.load(saved).files) == len(model.graph.output)
     assert main(["run", str(out), "--input", str(inputs)]) == 2
     assert "not built yet" in capsys.readouterr().err

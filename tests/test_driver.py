@@ -36,17 +36,28 @@ def compiled(tmp_path_factory, tiny_model, samples):
 
 def test_output_folder_layout(compiled):
     out = compiled.output_dir
-    for relative in ("input_model/model.onnx", "input_model/core.onnx",
-                     "quantized_model/model.mlir", "quantized_model/quantized_graph.json",
-                     "quantized_model/manifest.json", "compilation_report.json",
-                     "compilation_log.txt", "compiler_config_final.json"):
+    for relative in (
+        "input_model/model.onnx",
+        "input_model/core.onnx",
+        "quantized_model/model.mlir",
+        "quantized_model/quantized_graph.json",
+        "quantized_model/manifest.json",
+        "compilation_report.json",
+        "compilation_log.txt",
+        "compiler_config_final.json",
+    ):
         assert (out / relative).is_file(), relative
     assert not list(out.glob(".staging-*"))
     report = json.loads((out / "compilation_report.json").read_text())
     assert report == compiled.report
     statuses = {s["stage"]: s["status"] for s in report["stages"]}
-    assert statuses == {"load": "ok", "clean": "ok", "import": "ok", "quantize": "ok",
-                        "lower": "not_built"}
+    assert statuses == {
+        "load": "ok",
+        "clean": "ok",
+        "import": "ok",
+        "quantize": "ok",
+        "lower": "not_built",
+    }
     assert report["last_stage_built"] == "quantize"
 
 
@@ -69,11 +80,15 @@ def test_run_without_stream_says_so(compiled, samples):
 
 
 def test_quantize_only_then_lower_only_gives_same_bits(tmp_path, tiny_model, samples):
-    first = aipuc.compile(tiny_model, CompilerConfig(output_dir=str(tmp_path / "q"),
-                                                     compiler_mode="quantize_only"), samples)
+    first = aipuc.compile(
+        tiny_model,
+        CompilerConfig(output_dir=str(tmp_path / "q"), compiler_mode="quantize_only"),
+        samples,
+    )
     assert [s["stage"] for s in first.report["stages"]][-1] == "quantize"
-    second = aipuc.compile(tmp_path / "q", CompilerConfig(output_dir=str(tmp_path / "l"),
-                                                          compiler_mode="lower_only"))
+    second = aipuc.compile(
+        tmp_path / "q", CompilerConfig(output_dir=str(tmp_path / "l"), compiler_mode="lower_only")
+    )
     a, b = first.run_quantized(samples[1]), second.run_quantized(samples[1])
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
@@ -81,8 +96,9 @@ def test_quantize_only_then_lower_only_gives_same_bits(tmp_path, tiny_model, sam
 
 def test_lower_only_needs_a_quantized_folder(tmp_path, tiny_model):
     with pytest.raises(ConfigError, match="quantize_only"):
-        aipuc.compile(tiny_model, CompilerConfig(output_dir=str(tmp_path / "x"),
-                                                 compiler_mode="lower_only"))
+        aipuc.compile(
+            tiny_model, CompilerConfig(output_dir=str(tmp_path / "x"), compiler_mode="lower_only")
+        )
 
 
 def test_failure_leaves_nothing_half_written(tmp_path, samples):
@@ -95,7 +111,11 @@ def test_failure_leaves_nothing_half_written(tmp_path, samples):
     with pytest.raises(ModelError):
         aipuc.compile(broken, config, samples)
     assert sorted(p.name for p in out.iterdir()) == [
-        "compilation_log.txt", "compilation_report.json", "error_artifact.zip", "keep.txt"]
+        "compilation_log.txt",
+        "compilation_report.json",
+        "error_artifact.zip",
+        "keep.txt",
+    ]
     report = json.loads((out / "compilation_report.json").read_text())
     assert report["status"] == "error" and report["error"]["stage"] == "load"
     assert report["error"]["code"] == "E_LOAD"
@@ -105,22 +125,27 @@ def test_failure_leaves_nothing_half_written(tmp_path, samples):
 
 def test_error_artifact_randomizes_weights(tmp_path, tiny_model):
     out = tmp_path / "out"
-    config = CompilerConfig(output_dir=str(out), save_error_artifact=True,
-                            randomize_onnx_model=True)
+    config = CompilerConfig(
+        output_dir=str(out), save_error_artifact=True, randomize_onnx_model=True
+    )
     with pytest.raises(AipucError):
         aipuc.compile(tiny_model, config, calibration=tmp_path / "no-such-folder")
     with zipfile.ZipFile(out / "error_artifact.zip") as archive:
         saved = onnx.load_from_string(archive.read("model.onnx"))
     original = {t.name: onnx.numpy_helper.to_array(t) for t in tiny_model.graph.initializer}
-    changed = [t.name for t in saved.graph.initializer
-               if t.data_type == onnx.TensorProto.FLOAT
-               and not np.array_equal(onnx.numpy_helper.to_array(t), original[t.name])]
+    changed = [
+        t.name
+        for t in saved.graph.initializer
+        if t.data_type == onnx.TensorProto.FLOAT
+        and not np.array_equal(onnx.numpy_helper.to_array(t), original[t.name])
+    ]
     assert changed
 
 
 def test_paths_never_leave_output_dir(tmp_path, tiny_model, samples):
-    config = CompilerConfig(output_dir=str(tmp_path / "o"), quantization_debug=True,
-                            model_debug_save_dir="../escape")
+    config = CompilerConfig(
+        output_dir=str(tmp_path / "o"), quantization_debug=True, model_debug_save_dir="../escape"
+    )
     with pytest.raises(ConfigError, match="inside the output directory"):
         aipuc.compile(tiny_model, config, samples)
     assert not (tmp_path / "escape").exists()
@@ -130,9 +155,15 @@ def test_tooling_fields(tmp_path, tiny_model, samples):
     out = tmp_path / "o"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    config = CompilerConfig(output_dir=str(out), remove_output_dir=True, trace_tvm_passes=True,
-                            quantized_graph_export=False, quantization_debug=True,
-                            model_debug_save_dir="dbg", model_name="tiny")
+    config = CompilerConfig(
+        output_dir=str(out),
+        remove_output_dir=True,
+        trace_tvm_passes=True,
+        quantized_graph_export=False,
+        quantization_debug=True,
+        model_debug_save_dir="dbg",
+        model_name="tiny",
+    )
     compiled = aipuc.compile(tiny_model, config, samples)
     assert not (out / "stale.txt").exists()
     trace = json.loads((out / "pass_dependency_graph.json").read_text())
@@ -162,7 +193,9 @@ def test_fields_of_unbuilt_stages_are_reported_not_ignored(tmp_path, tiny_model,
     config = CompilerConfig(output_dir=str(tmp_path / "o"), tiling_depth=6, use_sysdma=True)
     compiled = aipuc.compile(tiny_model, config, samples)
     assert compiled.report["fields_without_effect"] == {
-        "tiling_depth": "tiling and DFS", "use_sysdma": "scheduling"}
+        "tiling_depth": "tiling and DFS",
+        "use_sysdma": "scheduling",
+    }
     log = (compiled.output_dir / "compilation_log.txt").read_text()
     assert "tiling_depth has no effect yet" in log
 
@@ -183,11 +216,11 @@ def test_every_built_config_field_is_read_in_one_place():
 
     unbuilt = {n for fields in FIELDS_OF_UNBUILT_STAGES.values() for n in fields}
     package = Path(aipuc.__file__).parent
-    sources = {path: path.read_text() for path in package.rglob("*.py")
-               if path.name != "config.py"}
+    sources = {path: path.read_text() for path in package.rglob("*.py") if path.name != "config.py"}
     for name in set(CompilerConfig.model_fields) - unbuilt:
-        readers = [path.name for path, text in sources.items()
-                   if re.search(rf"\bconfig\.{name}\b", text)]
+        readers = [
+            path.name for path, text in sources.items() if re.search(rf"\bconfig\.{name}\b", text)
+        ]
         assert readers == ["driver.py"], (name, readers)
 
 
@@ -199,12 +232,28 @@ def test_xdsl_opt_replays_quantization_from_the_calibrated_ir(compiled):
     quantized = compiled.output_dir / "quantized_model"
     xdsl_opt = Path(sys.executable).with_name("xdsl-opt")
     replay = subprocess.run(
-        [str(xdsl_opt), str(quantized / "calibrated.mlir"), "--print-debuginfo",
-         "-p", "axq-quantize{quantization_scheme=per_tensor_histogram}"],
-        capture_output=True, text=True, check=True)
+        [
+            str(xdsl_opt),
+            str(quantized / "calibrated.mlir"),
+            "--print-debuginfo",
+            "-p",
+            "axq-quantize{quantization_scheme=per_tensor_histogram}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert replay.stdout.strip() == (quantized / "model.mlir").read_text().strip()
     other = subprocess.run(
-        [str(xdsl_opt), str(quantized / "calibrated.mlir"), "--print-debuginfo",
-         "-p", "axq-quantize{quantization_scheme=per_tensor_min_max}"],
-        capture_output=True, text=True, check=True)
+        [
+            str(xdsl_opt),
+            str(quantized / "calibrated.mlir"),
+            "--print-debuginfo",
+            "-p",
+            "axq-quantize{quantization_scheme=per_tensor_min_max}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "!axq.q<" in other.stdout and other.stdout.strip() != replay.stdout.strip()

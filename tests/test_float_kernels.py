@@ -50,15 +50,20 @@ def onnx_reference(op_type: str, inputs, **attributes) -> np.ndarray:
 def onnxruntime_reference(op_type: str, inputs, **attributes) -> np.ndarray:
     """The output of `op_type` under onnxruntime (opset 21), for float32 inputs."""
     graph = helper.make_graph(
-        [_node(op_type, len(inputs), **attributes)], op_type,
-        [helper.make_tensor_value_info(f"i{k}", TensorProto.FLOAT, x.shape)
-         for k, x in enumerate(inputs)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+        [_node(op_type, len(inputs), **attributes)],
+        op_type,
+        [
+            helper.make_tensor_value_info(f"i{k}", TensorProto.FLOAT, x.shape)
+            for k, x in enumerate(inputs)
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # ceil_mode shape-inference warnings are expected
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options,
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     return session.run(None, {f"i{k}": x for k, x in enumerate(inputs)})[0]
 
 
@@ -78,9 +83,17 @@ def conv_geometries(draw, max_stride=3):
     pads = draw(st.tuples(*[st.integers(0, 2)] * 4))
     size = draw(st.tuples(st.integers(1, 9), st.integers(1, 9)))
     batch = draw(st.integers(1, 2))
-    return {"group": group, "in_per_group": in_per_group, "out_per_group": out_per_group,
-            "kernel": kernel, "strides": strides, "dilations": dilations, "pads": pads,
-            "size": size, "batch": batch}
+    return {
+        "group": group,
+        "in_per_group": in_per_group,
+        "out_per_group": out_per_group,
+        "kernel": kernel,
+        "strides": strides,
+        "dilations": dilations,
+        "pads": pads,
+        "size": size,
+        "batch": batch,
+    }
 
 
 def _conv_operands(geometry, transpose=False, seed=RNG_SEED):
@@ -96,8 +109,11 @@ def _conv_operands(geometry, transpose=False, seed=RNG_SEED):
 
 
 def _conv_output_fits(g) -> bool:
-    return all(g["size"][a] + g["pads"][a] + g["pads"][a + 2] >= g["dilations"][a]
-               * (g["kernel"][a] - 1) + 1 for a in range(2))
+    return all(
+        g["size"][a] + g["pads"][a] + g["pads"][a + 2]
+        >= g["dilations"][a] * (g["kernel"][a] - 1) + 1
+        for a in range(2)
+    )
 
 
 @GEOMETRY_SETTINGS
@@ -107,9 +123,15 @@ def test_conv2d_matches_onnx_reference(geometry):
     x, w, bias = _conv_operands(geometry)
     g = geometry
     y = kernels.conv2d(x, w, g["strides"], g["pads"], g["dilations"], g["group"], bias=bias)
-    expected = onnx_reference("Conv", [x, w, bias], strides=list(g["strides"]),
-                              pads=list(g["pads"]), dilations=list(g["dilations"]),
-                              group=g["group"], kernel_shape=list(g["kernel"]))
+    expected = onnx_reference(
+        "Conv",
+        [x, w, bias],
+        strides=list(g["strides"]),
+        pads=list(g["pads"]),
+        dilations=list(g["dilations"]),
+        group=g["group"],
+        kernel_shape=list(g["kernel"]),
+    )
     np.testing.assert_allclose(y, expected, **FLOAT_TOLERANCE)
 
 
@@ -117,26 +139,43 @@ def test_conv2d_matches_onnx_reference(geometry):
 @given(conv_geometries(), st.data())
 def test_conv_transpose2d_matches_onnxruntime(geometry, data):
     g = geometry
-    output_padding = tuple(data.draw(st.integers(0, g["strides"][a] - 1))
-                           for a in range(2))
-    full = [g["strides"][a] * (g["size"][a] - 1) + output_padding[a]
-            + g["dilations"][a] * (g["kernel"][a] - 1) + 1 for a in range(2)]
+    output_padding = tuple(data.draw(st.integers(0, g["strides"][a] - 1)) for a in range(2))
+    full = [
+        g["strides"][a] * (g["size"][a] - 1)
+        + output_padding[a]
+        + g["dilations"][a] * (g["kernel"][a] - 1)
+        + 1
+        for a in range(2)
+    ]
     assume(all(full[a] > g["pads"][a] + g["pads"][a + 2] for a in range(2)))
     x, w, bias = _conv_operands(g, transpose=True)
-    y = kernels.conv_transpose2d(x, w, g["strides"], g["pads"], g["dilations"], output_padding,
-                                 g["group"], bias=bias)
+    y = kernels.conv_transpose2d(
+        x, w, g["strides"], g["pads"], g["dilations"], output_padding, g["group"], bias=bias
+    )
     expected = onnxruntime_reference(
-        "ConvTranspose", [x, w, bias], strides=list(g["strides"]), pads=list(g["pads"]),
-        dilations=list(g["dilations"]), output_padding=list(output_padding), group=g["group"],
-        kernel_shape=list(g["kernel"]))
+        "ConvTranspose",
+        [x, w, bias],
+        strides=list(g["strides"]),
+        pads=list(g["pads"]),
+        dilations=list(g["dilations"]),
+        output_padding=list(output_padding),
+        group=g["group"],
+        kernel_shape=list(g["kernel"]),
+    )
     np.testing.assert_allclose(y, expected, **FLOAT_TOLERANCE)
 
 
 def test_conv_transpose2d_matches_onnx_reference_ungrouped():
     x, w = _random((2, 3, 5, 4)), _random((3, 2, 3, 2), 7)
     y = kernels.conv_transpose2d(x, w, (2, 3), (1, 0, 0, 2), (1, 2), (1, 2))
-    expected = onnx_reference("ConvTranspose", [x, w], strides=[2, 3], pads=[1, 0, 0, 2],
-                              dilations=[1, 2], output_padding=[1, 2])
+    expected = onnx_reference(
+        "ConvTranspose",
+        [x, w],
+        strides=[2, 3],
+        pads=[1, 0, 0, 2],
+        dilations=[1, 2],
+        output_padding=[1, 2],
+    )
     np.testing.assert_allclose(y, expected, **FLOAT_TOLERANCE)
 
 
@@ -169,8 +208,11 @@ def _int8(shape, seed, low=-128):
 
 def _int64_conv_reference(x, w, strides, pads, dilations, group, pad_value):
     """Direct-form convolution in int64, one vectorised multiply-add per tap and group."""
-    x = np.pad(x.astype(np.int64), ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])),
-               constant_values=pad_value)
+    x = np.pad(
+        x.astype(np.int64),
+        ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])),
+        constant_values=pad_value,
+    )
     w = w.astype(np.int64)
     out_channels, group_channels, kh, kw = w.shape
     out_h = (x.shape[2] - dilations[0] * (kh - 1) - 1) // strides[0] + 1
@@ -178,15 +220,20 @@ def _int64_conv_reference(x, w, strides, pads, dilations, group, pad_value):
     out = np.zeros((x.shape[0], out_channels, out_h, out_w), np.int64)
     group_out = out_channels // group
     for g in range(group):
-        xg = x[:, g * group_channels:(g + 1) * group_channels]
-        wg = w[g * group_out:(g + 1) * group_out]
+        xg = x[:, g * group_channels : (g + 1) * group_channels]
+        wg = w[g * group_out : (g + 1) * group_out]
         for i in range(kh):
             for j in range(kw):
                 top, left = i * dilations[0], j * dilations[1]
-                patch = xg[:, :, top:top + strides[0] * (out_h - 1) + 1:strides[0],
-                           left:left + strides[1] * (out_w - 1) + 1:strides[1]]
-                out[:, g * group_out:(g + 1) * group_out] += np.einsum(
-                    "nchw,oc->nohw", patch, wg[:, :, i, j])
+                patch = xg[
+                    :,
+                    :,
+                    top : top + strides[0] * (out_h - 1) + 1 : strides[0],
+                    left : left + strides[1] * (out_w - 1) + 1 : strides[1],
+                ]
+                out[:, g * group_out : (g + 1) * group_out] += np.einsum(
+                    "nchw,oc->nohw", patch, wg[:, :, i, j]
+                )
     return out
 
 
@@ -199,10 +246,20 @@ def test_conv2d_exact_integer_is_bit_exact(geometry, zero_point, seed):
     x = _int8((g["batch"], channels, *g["size"]), seed)
     w = _int8((g["group"] * g["out_per_group"], g["in_per_group"], *g["kernel"]), seed + 1, -127)
     bias = np.random.default_rng(seed).integers(-(2**20), 2**20, w.shape[0]).astype(np.int32)
-    y = kernels.conv2d(x, w, g["strides"], g["pads"], g["dilations"], g["group"], bias=bias,
-                       exact_integer=True, pad_value=zero_point)
-    expected = _int64_conv_reference(x, w, g["strides"], g["pads"], g["dilations"], g["group"],
-                                     zero_point) + bias.reshape(1, -1, 1, 1)
+    y = kernels.conv2d(
+        x,
+        w,
+        g["strides"],
+        g["pads"],
+        g["dilations"],
+        g["group"],
+        bias=bias,
+        exact_integer=True,
+        pad_value=zero_point,
+    )
+    expected = _int64_conv_reference(
+        x, w, g["strides"], g["pads"], g["dilations"], g["group"], zero_point
+    ) + bias.reshape(1, -1, 1, 1)
     assert y.dtype == np.int64
     np.testing.assert_array_equal(y, expected)
 
@@ -219,39 +276,55 @@ def _int64_conv_transpose_reference(x, w, strides, pads, dilations, output_paddi
     """ConvTranspose as the convolution of the zero-upsampled input with the flipped kernel."""
     n, channels, height, width = x.shape
     _, group_out, kh, kw = w.shape
-    upsampled = np.zeros((n, channels, strides[0] * (height - 1) + 1,
-                          strides[1] * (width - 1) + 1), np.int64)
-    upsampled[:, :, ::strides[0], ::strides[1]] = x
-    flipped = (w[:, :, ::-1, ::-1].reshape(group, channels // group, group_out, kh, kw)
-               .transpose(0, 2, 1, 3, 4).reshape(group * group_out, channels // group, kh, kw))
+    upsampled = np.zeros(
+        (n, channels, strides[0] * (height - 1) + 1, strides[1] * (width - 1) + 1), np.int64
+    )
+    upsampled[:, :, :: strides[0], :: strides[1]] = x
+    flipped = (
+        w[:, :, ::-1, ::-1]
+        .reshape(group, channels // group, group_out, kh, kw)
+        .transpose(0, 2, 1, 3, 4)
+        .reshape(group * group_out, channels // group, kh, kw)
+    )
     reach = (dilations[0] * (kh - 1), dilations[1] * (kw - 1))
-    conv_pads = (reach[0] - pads[0], reach[1] - pads[1], reach[0] - pads[2] + output_padding[0],
-                 reach[1] - pads[3] + output_padding[1])
+    conv_pads = (
+        reach[0] - pads[0],
+        reach[1] - pads[1],
+        reach[0] - pads[2] + output_padding[0],
+        reach[1] - pads[3] + output_padding[1],
+    )
     assert min(conv_pads) >= 0, "pick pads within the kernel reach"
     return _int64_conv_reference(upsampled, flipped, (1, 1), conv_pads, dilations, group, 0)
 
 
-@pytest.mark.parametrize("strides, pads, dilations, output_padding, group", [
-    ((2, 2), (1, 1, 0, 0), (1, 1), (1, 0), 2),
-    ((1, 3), (0, 2, 1, 0), (2, 1), (0, 2), 1),
-    ((3, 1), (2, 0, 2, 1), (1, 2), (1, 0), 4),
-])
-def test_conv_transpose2d_exact_integer_is_bit_exact(strides, pads, dilations, output_padding,
-                                                     group):
+@pytest.mark.parametrize(
+    "strides, pads, dilations, output_padding, group",
+    [
+        ((2, 2), (1, 1, 0, 0), (1, 1), (1, 0), 2),
+        ((1, 3), (0, 2, 1, 0), (2, 1), (0, 2), 1),
+        ((3, 1), (2, 0, 2, 1), (1, 2), (1, 0), 4),
+    ],
+)
+def test_conv_transpose2d_exact_integer_is_bit_exact(
+    strides, pads, dilations, output_padding, group
+):
     x, w = _int8((2, 4, 5, 6), 11), _int8((4, 3, 3, 3), 12, -127)
     bias = np.arange(3 * group, dtype=np.int32) * 1000
-    y = kernels.conv_transpose2d(x, w, strides, pads, dilations, output_padding, group,
-                                 bias=bias, exact_integer=True)
-    expected = _int64_conv_transpose_reference(x, w, strides, pads, dilations, output_padding,
-                                               group) + bias.reshape(1, -1, 1, 1)
+    y = kernels.conv_transpose2d(
+        x, w, strides, pads, dilations, output_padding, group, bias=bias, exact_integer=True
+    )
+    expected = _int64_conv_transpose_reference(
+        x, w, strides, pads, dilations, output_padding, group
+    ) + bias.reshape(1, -1, 1, 1)
     assert y.dtype == np.int64
     np.testing.assert_array_equal(y, expected)
 
 
 def test_exact_int_matmul_and_dense_equal_int64_numpy():
     a, b = _int8((3, 7, 300), 21), _int8((3, 300, 5), 22, -127)
-    np.testing.assert_array_equal(kernels.exact_int_matmul(a, b),
-                                  np.matmul(a.astype(np.int64), b.astype(np.int64)))
+    np.testing.assert_array_equal(
+        kernels.exact_int_matmul(a, b), np.matmul(a.astype(np.int64), b.astype(np.int64))
+    )
     x, w = _int8((4, 300), 23), _int8((9, 300), 24, -127)
     bias = np.arange(9, dtype=np.int32) - 4
     expected = x.astype(np.int64) @ w.astype(np.int64).T + bias
@@ -259,12 +332,15 @@ def test_exact_int_matmul_and_dense_equal_int64_numpy():
     np.testing.assert_array_equal(kernels.matmul(x, w.T, exact_integer=True), expected - bias)
 
 
-@pytest.mark.parametrize("magnitude, depth", [
-    (127, 1),            # one float32 chunk
-    (255, 4608),         # several float32 chunks of ~516 terms, summed in int64
-    (2**11 + 1, 3),      # one term per chunk: 2**22 * 3 > 2**24
-    (2**12 + 1, 5),      # a single term exceeds 2**24: float64
-])
+@pytest.mark.parametrize(
+    "magnitude, depth",
+    [
+        (127, 1),  # one float32 chunk
+        (255, 4608),  # several float32 chunks of ~516 terms, summed in int64
+        (2**11 + 1, 3),  # one term per chunk: 2**22 * 3 > 2**24
+        (2**12 + 1, 5),  # a single term exceeds 2**24: float64
+    ],
+)
 def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
     """Worst-case sums (every term the largest product, one sign) at each chunking regime."""
     rng = np.random.default_rng(depth)
@@ -273,8 +349,9 @@ def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
     a[2] = rng.integers(-magnitude, magnitude + 1, depth)
     b = np.full((depth, 2), magnitude, np.int32)
     b[:, 1] = rng.integers(-magnitude, magnitude + 1, depth)
-    np.testing.assert_array_equal(kernels.exact_int_matmul(a, b),
-                                  a.astype(np.int64) @ b.astype(np.int64))
+    np.testing.assert_array_equal(
+        kernels.exact_int_matmul(a, b), a.astype(np.int64) @ b.astype(np.int64)
+    )
 
 
 def test_exact_integer_refuses_inexact_inputs():
@@ -284,8 +361,9 @@ def test_exact_integer_refuses_inexact_inputs():
     with pytest.raises(TypeError, match="integer operands"):
         kernels.exact_int_matmul(np.ones((2, 2), np.float32), np.ones((2, 2), np.int8))
     with pytest.raises(TypeError, match="integer bias"):
-        kernels.dense(_int8((2, 3), 1), _int8((4, 3), 2), np.zeros(4, np.float32),
-                      exact_integer=True)
+        kernels.dense(
+            _int8((2, 3), 1), _int8((4, 3), 2), np.zeros(4, np.float32), exact_integer=True
+        )
 
 
 # --------------------------------------------------------------------------- pooling
@@ -295,24 +373,33 @@ def test_exact_integer_refuses_inexact_inputs():
 def pool_geometries(draw):
     kernel = draw(st.tuples(st.integers(1, 3), st.integers(1, 3)))
     pads = draw(st.tuples(*[st.integers(0, kernel[a % 2] - 1) for a in range(4)]))
-    return {"kernel": kernel, "pads": pads,
-            "strides": draw(st.tuples(st.integers(1, 3), st.integers(1, 3))),
-            "dilations": draw(st.tuples(st.integers(1, 2), st.integers(1, 2))),
-            "ceil_mode": draw(st.booleans()),
-            "size": draw(st.tuples(st.integers(1, 8), st.integers(1, 8)))}
+    return {
+        "kernel": kernel,
+        "pads": pads,
+        "strides": draw(st.tuples(st.integers(1, 3), st.integers(1, 3))),
+        "dilations": draw(st.tuples(st.integers(1, 2), st.integers(1, 2))),
+        "ceil_mode": draw(st.booleans()),
+        "size": draw(st.tuples(st.integers(1, 8), st.integers(1, 8))),
+    }
 
 
 def _pool_attributes(g, dilations=True):
-    attributes = {"kernel_shape": list(g["kernel"]), "strides": list(g["strides"]),
-                  "pads": list(g["pads"]), "ceil_mode": int(g["ceil_mode"])}
+    attributes = {
+        "kernel_shape": list(g["kernel"]),
+        "strides": list(g["strides"]),
+        "pads": list(g["pads"]),
+        "ceil_mode": int(g["ceil_mode"]),
+    }
     if dilations:
         attributes["dilations"] = list(g["dilations"])
     return attributes
 
 
 def _pool_fits(g, dilations) -> bool:
-    return all(g["size"][a] + g["pads"][a] + g["pads"][a + 2] >= dilations[a]
-               * (g["kernel"][a] - 1) + 1 for a in range(2))
+    return all(
+        g["size"][a] + g["pads"][a] + g["pads"][a + 2] >= dilations[a] * (g["kernel"][a] - 1) + 1
+        for a in range(2)
+    )
 
 
 @GEOMETRY_SETTINGS
@@ -321,8 +408,7 @@ def test_max_pool2d_matches_onnxruntime(geometry):
     g = geometry
     assume(_pool_fits(g, g["dilations"]))
     x = _random((1, 3, *g["size"]))
-    y = kernels.max_pool2d(x, g["kernel"], g["strides"], g["pads"], g["dilations"],
-                           g["ceil_mode"])
+    y = kernels.max_pool2d(x, g["kernel"], g["strides"], g["pads"], g["dilations"], g["ceil_mode"])
     np.testing.assert_array_equal(y, onnxruntime_reference("MaxPool", [x], **_pool_attributes(g)))
 
 
@@ -332,10 +418,15 @@ def test_avg_pool2d_matches_onnxruntime(geometry, count_include_pad):
     g = geometry
     assume(_pool_fits(g, (1, 1)))
     x = _random((1, 3, *g["size"]))
-    y = kernels.avg_pool2d(x, g["kernel"], g["strides"], g["pads"], (1, 1), g["ceil_mode"],
-                           count_include_pad)
-    expected = onnxruntime_reference("AveragePool", [x], **_pool_attributes(g, dilations=False),
-                                     count_include_pad=int(count_include_pad))
+    y = kernels.avg_pool2d(
+        x, g["kernel"], g["strides"], g["pads"], (1, 1), g["ceil_mode"], count_include_pad
+    )
+    expected = onnxruntime_reference(
+        "AveragePool",
+        [x],
+        **_pool_attributes(g, dilations=False),
+        count_include_pad=int(count_include_pad),
+    )
     np.testing.assert_allclose(y, expected, **FLOAT_TOLERANCE)
 
 
@@ -350,43 +441,59 @@ POOL_REFERENCE_CASES = [
 
 @pytest.mark.parametrize("kernel, strides, pads, dilations, ceil_mode", POOL_REFERENCE_CASES)
 @pytest.mark.parametrize("count_include_pad", [False, True])
-def test_pools_match_onnx_reference(kernel, strides, pads, dilations, ceil_mode,
-                                    count_include_pad):
+def test_pools_match_onnx_reference(kernel, strides, pads, dilations, ceil_mode, count_include_pad):
     x = _random((2, 2, 7, 6))
-    attributes = {"kernel_shape": list(kernel), "strides": list(strides), "pads": list(pads),
-                  "dilations": list(dilations), "ceil_mode": int(ceil_mode)}
+    attributes = {
+        "kernel_shape": list(kernel),
+        "strides": list(strides),
+        "pads": list(pads),
+        "dilations": list(dilations),
+        "ceil_mode": int(ceil_mode),
+    }
     np.testing.assert_array_equal(
         kernels.max_pool2d(x, kernel, strides, pads, dilations, ceil_mode),
-        onnx_reference("MaxPool", [x], **attributes))
+        onnx_reference("MaxPool", [x], **attributes),
+    )
     np.testing.assert_allclose(
         kernels.avg_pool2d(x, kernel, strides, pads, dilations, ceil_mode, count_include_pad),
-        onnx_reference("AveragePool", [x], **attributes,
-                       count_include_pad=int(count_include_pad)), **FLOAT_TOLERANCE)
+        onnx_reference("AveragePool", [x], **attributes, count_include_pad=int(count_include_pad)),
+        **FLOAT_TOLERANCE,
+    )
 
 
 def test_max_pool2d_keeps_integer_dtype():
     x = _int8((1, 2, 5, 5), 3)
     y = kernels.max_pool2d(x, (3, 3), (2, 2), (1, 1, 1, 1))
     assert y.dtype == np.int8
-    np.testing.assert_array_equal(y, kernels.max_pool2d(x.astype(np.float32), (3, 3), (2, 2),
-                                                        (1, 1, 1, 1)))
+    np.testing.assert_array_equal(
+        y, kernels.max_pool2d(x.astype(np.float32), (3, 3), (2, 2), (1, 1, 1, 1))
+    )
 
 
-@pytest.mark.parametrize("kind, op_type", [("avg", "GlobalAveragePool"),
-                                           ("max", "GlobalMaxPool")])
-@pytest.mark.parametrize("shape, reference", [((2, 3, 5, 4), onnx_reference),
-                                              ((1, 4, 7), onnxruntime_reference),
-                                              ((1, 2, 3, 4, 5), onnxruntime_reference)])
+@pytest.mark.parametrize("kind, op_type", [("avg", "GlobalAveragePool"), ("max", "GlobalMaxPool")])
+@pytest.mark.parametrize(
+    "shape, reference",
+    [
+        ((2, 3, 5, 4), onnx_reference),
+        ((1, 4, 7), onnxruntime_reference),
+        ((1, 2, 3, 4, 5), onnxruntime_reference),
+    ],
+)
 def test_global_pool_matches_onnx(kind, op_type, shape, reference):
     x = _random(shape)
-    np.testing.assert_allclose(kernels.global_pool(x, kind), reference(op_type, [x]),
-                               **FLOAT_TOLERANCE)
+    np.testing.assert_allclose(
+        kernels.global_pool(x, kind), reference(op_type, [x]), **FLOAT_TOLERANCE
+    )
 
 
 # --------------------------------------------------------------------------- resize
 
-RESIZE_SCALES = [(1.0, 1.0, 2.0, 3.0), (1.0, 1.0, 0.5, 0.75), (1.0, 1.0, 1.7, 0.6),
-                 (1.0, 2.0, 1.0, 1.0)]
+RESIZE_SCALES = [
+    (1.0, 1.0, 2.0, 3.0),
+    (1.0, 1.0, 0.5, 0.75),
+    (1.0, 1.0, 1.7, 0.6),
+    (1.0, 2.0, 1.0, 1.0),
+]
 TRANSFORMS = ["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"]
 ROUNDINGS = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
 
@@ -404,8 +511,9 @@ def test_resize_nearest_matches_onnx_reference(scales, transform, rounding):
     x = _random((1, 2, 5, 4))
     scales = np.asarray(scales, np.float32).astype(np.float64).tolist()  # as ONNX stores them
     y = kernels.resize(x, "nearest", scales, transform, rounding)
-    expected = _onnx_resize(x, scales, mode="nearest", coordinate_transformation_mode=transform,
-                            nearest_mode=rounding)
+    expected = _onnx_resize(
+        x, scales, mode="nearest", coordinate_transformation_mode=transform, nearest_mode=rounding
+    )
     np.testing.assert_array_equal(y, expected)
 
 
@@ -424,14 +532,19 @@ def test_resize_linear_matches_onnx_reference(scales, transform):
 
 def _onnxruntime_pad(x, pads, mode, value):
     graph = helper.make_graph(
-        [helper.make_node("Pad", ["x", "pads", "value"], ["y"], mode=mode)], "pad",
+        [helper.make_node("Pad", ["x", "pads", "value"], ["y"], mode=mode)],
+        "pad",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [helper.make_tensor("pads", TensorProto.INT64, [len(pads)], pads),
-         helper.make_tensor("value", TensorProto.FLOAT, [], [value])])
+        [
+            helper.make_tensor("pads", TensorProto.INT64, [len(pads)], pads),
+            helper.make_tensor("value", TensorProto.FLOAT, [], [value]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
-    session = onnxruntime.InferenceSession(model.SerializeToString(),
-                                           providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
     return session.run(None, {"x": x})[0]
 
 
@@ -439,37 +552,46 @@ def _onnxruntime_pad(x, pads, mode, value):
 def test_pad_matches_onnx_reference(mode):
     x, pads = _random((2, 3, 4, 5)), (0, 1, 2, 0, 0, 2, 1, 1)
     node = helper.make_node("Pad", ["x", "pads", "value"], ["y"], mode=mode)
-    expected = ReferenceEvaluator(node).run(None, {
-        "x": x, "pads": np.asarray(pads, np.int64), "value": np.float32(1.5)})[0]
+    expected = ReferenceEvaluator(node).run(
+        None, {"x": x, "pads": np.asarray(pads, np.int64), "value": np.float32(1.5)}
+    )[0]
     np.testing.assert_array_equal(kernels.pad(x, pads, mode, 1.5), expected)
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "edge"])
 def test_negative_pads_crop_like_onnxruntime(mode):
     x, pads = _random((2, 3, 4, 5)), (1, 0, -1, 2, 0, 1, 2, -2)
-    np.testing.assert_array_equal(kernels.pad(x, pads, mode, 1.5),
-                                  _onnxruntime_pad(x, pads, mode, 1.5))
+    np.testing.assert_array_equal(
+        kernels.pad(x, pads, mode, 1.5), _onnxruntime_pad(x, pads, mode, 1.5)
+    )
 
 
-@pytest.mark.parametrize("shapes", [((3, 4), (4, 5)), ((2, 3, 4), (4, 6)), ((2, 1, 3, 4),
-                                                                            (5, 4, 2)), ((4,),
-                                                                                         (4, 3))])
+@pytest.mark.parametrize(
+    "shapes", [((3, 4), (4, 5)), ((2, 3, 4), (4, 6)), ((2, 1, 3, 4), (5, 4, 2)), ((4,), (4, 3))]
+)
 def test_matmul_matches_onnx_reference(shapes):
     a, b = _random(shapes[0]), _random(shapes[1], 9)
-    np.testing.assert_allclose(kernels.matmul(a, b), onnx_reference("MatMul", [a, b]),
-                               **FLOAT_TOLERANCE)
+    np.testing.assert_allclose(
+        kernels.matmul(a, b), onnx_reference("MatMul", [a, b]), **FLOAT_TOLERANCE
+    )
 
 
 def test_dense_matches_onnx_gemm():
     x, w, bias = _random((3, 10)), _random((7, 10), 2), _random((7,), 3)
-    np.testing.assert_allclose(kernels.dense(x, w, bias),
-                               onnx_reference("Gemm", [x, w, bias], transB=1), **FLOAT_TOLERANCE)
+    np.testing.assert_allclose(
+        kernels.dense(x, w, bias), onnx_reference("Gemm", [x, w, bias], transB=1), **FLOAT_TOLERANCE
+    )
 
 
 # --------------------------------------------------------------------------- kernel table
 
-_NOT_FLOAT_COMPUTE = {axq.ConstantOp, axq.HostOp, axq.QuantizeOp, axq.DequantizeOp,
-                      axq.RequantizeOp}
+_NOT_FLOAT_COMPUTE = {
+    axq.ConstantOp,
+    axq.HostOp,
+    axq.QuantizeOp,
+    axq.DequantizeOp,
+    axq.RequantizeOp,
+}
 
 
 def test_every_float_compute_op_has_a_kernel():
@@ -491,34 +613,57 @@ def test_lut_kernel_evaluates_parameterised_functions():
     (y,) = _run(leaky, x)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, onnx_reference("LeakyRelu", [x], alpha=0.25), rtol=1e-6)
-    hard = axq.LutOp(x_value, x_value.type, axq.UnaryFunction.HARDSIGMOID,
-                     {"alpha": 0.3, "beta": 0.4})
-    np.testing.assert_allclose(_run(hard, x)[0],
-                               onnx_reference("HardSigmoid", [x], alpha=0.3, beta=0.4), rtol=1e-6)
+    hard = axq.LutOp(
+        x_value, x_value.type, axq.UnaryFunction.HARDSIGMOID, {"alpha": 0.3, "beta": 0.4}
+    )
+    np.testing.assert_allclose(
+        _run(hard, x)[0], onnx_reference("HardSigmoid", [x], alpha=0.3, beta=0.4), rtol=1e-6
+    )
 
 
 def test_window_kernels_read_ceil_mode_and_count_include_pad():
     (x_value,) = _arguments((1, 1, 5, 5))
     x = _random((1, 1, 5, 5))
     result_type = tensor_type((1, 1, 3, 3), f32)
-    pool = axq.AvgPoolOp(x_value, result_type, (2, 2), (2, 2), (0, 0, 0, 0), ceil_mode=True,
-                         count_include_pad=True)
+    pool = axq.AvgPoolOp(
+        x_value, result_type, (2, 2), (2, 2), (0, 0, 0, 0), ceil_mode=True, count_include_pad=True
+    )
     (y,) = _run(pool, x)
-    np.testing.assert_allclose(y, onnx_reference("AveragePool", [x], kernel_shape=[2, 2],
-                                                 strides=[2, 2], ceil_mode=1,
-                                                 count_include_pad=1), **FLOAT_TOLERANCE)
+    np.testing.assert_allclose(
+        y,
+        onnx_reference(
+            "AveragePool",
+            [x],
+            kernel_shape=[2, 2],
+            strides=[2, 2],
+            ceil_mode=1,
+            count_include_pad=1,
+        ),
+        **FLOAT_TOLERANCE,
+    )
 
 
 def test_split_and_conv_kernels_follow_the_op():
     x_value, w_value, b_value = _arguments((1, 4, 6, 6), (6, 2, 3, 3), (6,))
-    conv = axq.Conv2dOp(x_value, w_value, b_value, tensor_type((1, 6, 3, 3), f32),
-                        strides=(2, 2), pads=(1, 1, 0, 0), group=2)
+    conv = axq.Conv2dOp(
+        x_value,
+        w_value,
+        b_value,
+        tensor_type((1, 6, 3, 3), f32),
+        strides=(2, 2),
+        pads=(1, 1, 0, 0),
+        group=2,
+    )
     x, w, bias = _random((1, 4, 6, 6)), _random((6, 2, 3, 3), 2), _random((6,), 3)
     (y,) = _run(conv, x, w, bias)
-    np.testing.assert_allclose(y, onnx_reference("Conv", [x, w, bias], strides=[2, 2],
-                                                 pads=[1, 1, 0, 0], group=2), **FLOAT_TOLERANCE)
-    split = axq.SplitOp(conv.result, [tensor_type((1, 2, 3, 3), f32),
-                                      tensor_type((1, 4, 3, 3), f32)], axis=1)
+    np.testing.assert_allclose(
+        y,
+        onnx_reference("Conv", [x, w, bias], strides=[2, 2], pads=[1, 1, 0, 0], group=2),
+        **FLOAT_TOLERANCE,
+    )
+    split = axq.SplitOp(
+        conv.result, [tensor_type((1, 2, 3, 3), f32), tensor_type((1, 4, 3, 3), f32)], axis=1
+    )
     first, second = _run(split, y)
     np.testing.assert_array_equal(first, y[:, :2])
     np.testing.assert_array_equal(second, y[:, 2:])

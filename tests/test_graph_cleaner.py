@@ -42,10 +42,12 @@ class Builder:
 
     def model(self, inputs, outputs) -> onnx.ModelProto:
         graph = helper.make_graph(
-            self.nodes, "test",
+            self.nodes,
+            "test",
             [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
             [helper.make_tensor_value_info(n, t, None) for n, t in outputs.items()],
-            self.initializers)
+            self.initializers,
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
         model.ir_version = 8
         return model
@@ -71,10 +73,19 @@ def detector() -> onnx.ModelProto:
     boxes = b.op("Concat", xy, wh, axis=2)
     b.op("Concat", boxes, probs, axis=2, name="detections")
     scores = b.op("Transpose", probs, perm=[0, 2, 1])
-    b.op("NonMaxSuppression", boxes, scores, b.const([5], np.int64), b.const([0.5]),
-         b.const([0.6]), center_point_box=1, name="selected")
-    return b.model({"image": [1, 16, 16, 3]},
-                   {"detections": TensorProto.FLOAT, "selected": TensorProto.INT64})
+    b.op(
+        "NonMaxSuppression",
+        boxes,
+        scores,
+        b.const([5], np.int64),
+        b.const([0.5]),
+        b.const([0.6]),
+        center_point_box=1,
+        name="selected",
+    )
+    return b.model(
+        {"image": [1, 16, 16, 3]}, {"detections": TensorProto.FLOAT, "selected": TensorProto.INT64}
+    )
 
 
 def classifier(hidden=64) -> onnx.ModelProto:
@@ -89,9 +100,15 @@ def classifier(hidden=64) -> onnx.ModelProto:
 
 
 def clean(model, **overrides) -> CleanedModel:
-    options = dict(split_pre_post_processing=True, condition=None, node_type=None, threshold=0,
-                   remove_layout_transform_from_preamble=False, dump_core_onnx=None,
-                   dump_full_opt_onnx=None)
+    options = dict(
+        split_pre_post_processing=True,
+        condition=None,
+        node_type=None,
+        threshold=0,
+        remove_layout_transform_from_preamble=False,
+        dump_core_onnx=None,
+        dump_full_opt_onnx=None,
+    )
     return clean_graph(model, **{**options, **overrides})
 
 
@@ -192,10 +209,13 @@ def test_layout_transform_right_after_the_input_leaves_no_preamble():
 # ------------------------------------------------------------------------------ weight condition
 
 
-@pytest.mark.parametrize(("condition", "threshold"), [
-    ("maximum_weight_tensor_size", 64 * 16 - 1),
-    ("maximum_weight_tensor_first_dimension_size", 63),
-])
+@pytest.mark.parametrize(
+    ("condition", "threshold"),
+    [
+        ("maximum_weight_tensor_size", 64 * 16 - 1),
+        ("maximum_weight_tensor_first_dimension_size", 63),
+    ],
+)
 def test_weight_condition_moves_a_big_gemm_to_the_postamble(condition, threshold):
     original = classifier()
     loaded = load_model(original)
@@ -210,8 +230,13 @@ def test_weight_condition_moves_a_big_gemm_to_the_postamble(condition, threshold
     relaxed = clean(loaded, condition=condition, node_type="Gemm", threshold=threshold + 1)
     assert ops(relaxed.postamble) == ["Softmax"]
     # the condition applies without the support split too
-    unsplit = clean(loaded, split_pre_post_processing=False, condition=condition,
-                    node_type="Gemm", threshold=threshold)
+    unsplit = clean(
+        loaded,
+        split_pre_post_processing=False,
+        condition=condition,
+        node_type="Gemm",
+        threshold=threshold,
+    )
     assert ops(unsplit.postamble) == ["Gemm", "Relu", "Gemm", "Softmax"]
 
 
@@ -229,13 +254,20 @@ def test_weight_condition_config_errors():
 def test_optimisations_fold_constants_and_drop_identities():
     b = Builder()
     weight = RNG.standard_normal((4, 3, 1, 1)).astype(np.float32)
-    b.nodes.append(helper.make_node("Constant", [], ["w"], name="weight",
-                                    value=numpy_helper.from_array(weight)))
+    b.nodes.append(
+        helper.make_node(
+            "Constant", [], ["w"], name="weight", value=numpy_helper.from_array(weight)
+        )
+    )
     x = b.op("Identity", "input")
     x = b.op("Dropout", b.op("Conv", x, "w"))
     shape = b.op("Shape", x)
-    flat = b.op("Concat", b.op("Slice", shape, b.const([0], np.int64), b.const([1], np.int64)),
-                b.const([-1], np.int64), axis=0)
+    flat = b.op(
+        "Concat",
+        b.op("Slice", shape, b.const([0], np.int64), b.const([1], np.int64)),
+        b.const([-1], np.int64),
+        axis=0,
+    )
     x = b.op("Reshape", x, flat)
     b.op("Identity", x, name="output")
     b.op("Relu", "input", name="unused")
@@ -250,8 +282,7 @@ def test_optimisations_fold_constants_and_drop_identities():
 
 def test_dumps_are_written_where_asked(tmp_path):
     core_path, full_path = tmp_path / "dumps" / "core.onnx", tmp_path / "full" / "full.onnx"
-    cleaned = clean(load_model(detector()), dump_core_onnx=core_path,
-                    dump_full_opt_onnx=full_path)
+    cleaned = clean(load_model(detector()), dump_core_onnx=core_path, dump_full_opt_onnx=full_path)
     assert onnx.load(core_path) == cleaned.core
     assert onnx.load(full_path) == cleaned.full
 

@@ -50,16 +50,22 @@ def quantize(values: np.ndarray, type_: QuantizedType) -> np.ndarray:
 
 def range_type(values: np.ndarray, shrink: float = 0.9) -> QuantizedType:
     """An output type covering most of `values` (the edges saturate, as in real graphs)."""
-    scale, zero_point = numerics.choose_qparams_asymmetric(shrink * values.min(),
-                                                           shrink * values.max())
+    scale, zero_point = numerics.choose_qparams_asymmetric(
+        shrink * values.min(), shrink * values.max()
+    )
     return per_tensor(scale, zero_point)
 
 
 Make = Callable[[list, object], Operation]
 
 
-def run_both(make: Make, codes: list[np.ndarray], types: list[QuantizedType],
-             out_type: QuantizedType | None = None, shrink: float = 0.9):
+def run_both(
+    make: Make,
+    codes: list[np.ndarray],
+    types: list[QuantizedType],
+    out_type: QuantizedType | None = None,
+    shrink: float = 0.9,
+):
     """(integer codes, float result, output type) of `make` on `codes`.
 
     Without `out_type` the output type is chosen from the float result's range.
@@ -71,8 +77,9 @@ def run_both(make: Make, codes: list[np.ndarray], types: list[QuantizedType],
     float_op = make(list(float_block.args), tensor_type(shape, f32))
     expected = FLOAT_KERNELS[type(float_op)](float_op, floats)[0]
     out_type = out_type or range_type(expected, shrink)
-    quant_block = Block(arg_types=[tensor_type(c.shape, t) for c, t in zip(codes, types,
-                                                                             strict=True)])
+    quant_block = Block(
+        arg_types=[tensor_type(c.shape, t) for c, t in zip(codes, types, strict=True)]
+    )
     quant_op = make(list(quant_block.args), tensor_type(shape, out_type))
     quant_op.verify()
     got = INTEGER_KERNELS[type(quant_op)](quant_op, codes)[0]
@@ -85,8 +92,9 @@ def _result_shape(op, floats) -> tuple[int, ...]:
     return FLOAT_KERNELS[type(op)](op, floats)[0].shape
 
 
-def assert_within_one_step(got: np.ndarray, expected: np.ndarray, out_type: QuantizedType,
-                           exact: bool = False) -> None:
+def assert_within_one_step(
+    got: np.ndarray, expected: np.ndarray, out_type: QuantizedType, exact: bool = False
+) -> None:
     difference = np.abs(got.astype(np.int64) - quantize(expected, out_type).astype(np.int64))
     assert difference.max() <= (0 if exact else 1), f"max code difference {difference.max()}"
 
@@ -115,12 +123,13 @@ def test_conv2d(seed):
     bias, b_type = bias_for(rng, 6, 0.05 * w_scales)
 
     def make(args, result):
-        return axq.Conv2dOp(*args, result, strides=(2, 1), pads=(1, 0, 2, 1),
-                            dilations=(1, 2))
+        return axq.Conv2dOp(*args, result, strides=(2, 1), pads=(1, 0, 2, 1), dilations=(1, 2))
 
     got, expected, out_type = run_both(
-        make, [activations(rng, (2, 8, 9, 9)), weights(rng, (6, 8, 3, 3)), bias],
-        [x_type, per_axis(w_scales), b_type])
+        make,
+        [activations(rng, (2, 8, 9, 9)), weights(rng, (6, 8, 3, 3)), bias],
+        [x_type, per_axis(w_scales), b_type],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -132,15 +141,18 @@ def test_depthwise_conv_with_per_channel_input(multiplier):
     x_type = per_axis(in_scales, in_zps, axis=1)
     w_type = per_tensor(0.02)
     out_channels = channels * multiplier
-    bias, b_type = bias_for(rng, out_channels,
-                            in_scales[np.arange(out_channels) // multiplier] * 0.02)
+    bias, b_type = bias_for(
+        rng, out_channels, in_scales[np.arange(out_channels) // multiplier] * 0.02
+    )
 
     def make(args, result):
         return axq.Conv2dOp(*args, result, pads=(1, 1, 1, 1), group=channels)
 
     got, expected, out_type = run_both(
-        make, [activations(rng, (1, channels, 7, 7)), weights(rng, (out_channels, 1, 3, 3)),
-               bias], [x_type, w_type, b_type])
+        make,
+        [activations(rng, (1, channels, 7, 7)), weights(rng, (out_channels, 1, 3, 3)), bias],
+        [x_type, w_type, b_type],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -151,12 +163,15 @@ def test_conv_transpose2d_per_output_channel_axis_1():
     bias, b_type = bias_for(rng, 3, 0.04 * w_scales)
 
     def make(args, result):
-        return axq.ConvTranspose2dOp(*args, result, strides=(2, 2), pads=(1, 1, 1, 1),
-                                     output_padding=(1, 1))
+        return axq.ConvTranspose2dOp(
+            *args, result, strides=(2, 2), pads=(1, 1, 1, 1), output_padding=(1, 1)
+        )
 
     got, expected, out_type = run_both(
-        make, [activations(rng, (1, 4, 5, 5)), weights(rng, (4, 3, 3, 3)), bias],
-        [x_type, per_axis(w_scales, axis=1), b_type])
+        make,
+        [activations(rng, (1, 4, 5, 5)), weights(rng, (4, 3, 3, 3)), bias],
+        [x_type, per_axis(w_scales, axis=1), b_type],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -167,7 +182,8 @@ def test_dense():
     got, expected, out_type = run_both(
         lambda args, result: axq.DenseOp(*args, result),
         [activations(rng, (3, 40)), weights(rng, (7, 40)), bias],
-        [per_tensor(0.1, 12), per_axis(w_scales), b_type])
+        [per_tensor(0.1, 12), per_axis(w_scales), b_type],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -176,7 +192,8 @@ def test_matmul():
     got, expected, out_type = run_both(
         lambda args, result: axq.MatMulOp(*args, result),
         [activations(rng, (2, 3, 16)), activations(rng, (2, 16, 4))],
-        [per_tensor(0.03, -4), per_tensor(0.07, 9)])
+        [per_tensor(0.03, -4), per_tensor(0.07, 9)],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -189,7 +206,8 @@ def test_binary_ops_with_broadcasting(op_class):
     got, expected, out_type = run_both(
         lambda args, result: op_class(*args, result),
         [activations(rng, (1, 4, 5, 5)), activations(rng, (1, 4, 1, 1))],
-        [per_tensor(0.05, -3), per_tensor(0.011, 20)])
+        [per_tensor(0.05, -3), per_tensor(0.011, 20)],
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -198,7 +216,9 @@ def test_add_of_very_different_scales():
     got, expected, out_type = run_both(
         lambda args, result: axq.AddOp(*args, result),
         [activations(rng, (2, 50)), activations(rng, (2, 50))],
-        [per_tensor(2.0, 0), per_tensor(0.001, -100)], shrink=1.0)
+        [per_tensor(2.0, 0), per_tensor(0.001, -100)],
+        shrink=1.0,
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -207,22 +227,29 @@ def test_concat_of_same_type_inputs_is_exact():
     type_ = per_tensor(0.02, 3)
     got, expected, out_type = run_both(
         lambda args, result: axq.ConcatOp(args, result, axis=1),
-        [activations(rng, (1, 2, 3, 3)), activations(rng, (1, 5, 3, 3))], [type_, type_],
-        out_type=type_)
+        [activations(rng, (1, 2, 3, 3)), activations(rng, (1, 5, 3, 3))],
+        [type_, type_],
+        out_type=type_,
+    )
     assert_within_one_step(got, expected, out_type, exact=True)
 
 
 _TABLE_FUNCTIONS = [
-    (axq.UnaryFunction.SIGMOID, {}), (axq.UnaryFunction.TANH, {}),
-    (axq.UnaryFunction.HARDSWISH, {}), (axq.UnaryFunction.SILU, {}),
-    (axq.UnaryFunction.GELU, {}), (axq.UnaryFunction.LEAKYRELU, {"alpha": 0.1}),
-    (axq.UnaryFunction.ELU, {"alpha": 1.0}), (axq.UnaryFunction.EXP, {}),
+    (axq.UnaryFunction.SIGMOID, {}),
+    (axq.UnaryFunction.TANH, {}),
+    (axq.UnaryFunction.HARDSWISH, {}),
+    (axq.UnaryFunction.SILU, {}),
+    (axq.UnaryFunction.GELU, {}),
+    (axq.UnaryFunction.LEAKYRELU, {"alpha": 0.1}),
+    (axq.UnaryFunction.ELU, {"alpha": 1.0}),
+    (axq.UnaryFunction.EXP, {}),
     (axq.UnaryFunction.CLIP, {"min_value": -1.0, "max_value": 2.0}),
 ]
 
 
-@pytest.mark.parametrize(("function", "params"), _TABLE_FUNCTIONS,
-                         ids=[f.value for f, _ in _TABLE_FUNCTIONS])
+@pytest.mark.parametrize(
+    ("function", "params"), _TABLE_FUNCTIONS, ids=[f.value for f, _ in _TABLE_FUNCTIONS]
+)
 def test_lut_functions(function, params):
     in_type = per_tensor(0.04, 10)
     codes = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)
@@ -232,8 +259,12 @@ def test_lut_functions(function, params):
         if isinstance(result.element_type, QuantizedType):
             out = result.element_type
             fn = numerics.UNARY_FUNCTIONS[function.value](**params)
-            table = dense_from_numpy(numerics.build_lut(fn, in_type.scale, in_type.zero_point,
-                                                        out.scale, out.zero_point), INT8)
+            table = dense_from_numpy(
+                numerics.build_lut(
+                    fn, in_type.scale, in_type.zero_point, out.scale, out.zero_point
+                ),
+                INT8,
+            )
         return axq.LutOp(args[0], result, function, params, table)
 
     got, expected, out_type = run_both(make, [codes], [in_type], shrink=1.0)
@@ -243,38 +274,53 @@ def test_lut_functions(function, params):
 def test_softmax_in_float18_is_within_one_step():
     rng = np.random.default_rng(9)
     out_type = per_tensor(1 / 255, -128)
-    got, expected, _ = run_both(lambda args, result: axq.SoftmaxOp(args[0], result, -1),
-                                [activations(rng, (3, 40))], [per_tensor(0.06, 4)],
-                                out_type=out_type)
+    got, expected, _ = run_both(
+        lambda args, result: axq.SoftmaxOp(args[0], result, -1),
+        [activations(rng, (3, 40))],
+        [per_tensor(0.06, 4)],
+        out_type=out_type,
+    )
     assert_within_one_step(got, expected, out_type)
 
 
-@pytest.mark.parametrize("in_type", [per_tensor(0.05, -30),
-                                     per_axis([0.02, 0.05, 0.1], [-128, 0, 17], axis=1)],
-                         ids=["per_tensor", "per_channel"])
+@pytest.mark.parametrize(
+    "in_type",
+    [per_tensor(0.05, -30), per_axis([0.02, 0.05, 0.1], [-128, 0, 17], axis=1)],
+    ids=["per_tensor", "per_channel"],
+)
 @pytest.mark.parametrize("bounds", [(0.0, 6.0), (0.0, float("inf")), (-0.5, 0.5)])
 def test_clip_keeps_the_type_and_clamps_codes(in_type, bounds):
     rng = np.random.default_rng(10)
-    got, expected, _ = run_both(lambda args, result: axq.ClipOp(args[0], result, *bounds),
-                                [activations(rng, (1, 3, 4, 4))], [in_type], out_type=in_type)
+    got, expected, _ = run_both(
+        lambda args, result: axq.ClipOp(args[0], result, *bounds),
+        [activations(rng, (1, 3, 4, 4))],
+        [in_type],
+        out_type=in_type,
+    )
     assert_within_one_step(got, expected, in_type, exact=True)
 
 
 # --------------------------------------------------------------------------- pooling
 
 
-@pytest.mark.parametrize(("pads", "ceil_mode", "count_include_pad"),
-                         [((0, 0, 0, 0), False, False), ((1, 1, 1, 1), False, False),
-                          ((1, 1, 1, 1), False, True), ((0, 1, 1, 0), True, False)])
+@pytest.mark.parametrize(
+    ("pads", "ceil_mode", "count_include_pad"),
+    [
+        ((0, 0, 0, 0), False, False),
+        ((1, 1, 1, 1), False, False),
+        ((1, 1, 1, 1), False, True),
+        ((0, 1, 1, 0), True, False),
+    ],
+)
 def test_avg_pool(pads, ceil_mode, count_include_pad):
     rng = np.random.default_rng(11)
 
     def make(args, result):
-        return axq.AvgPoolOp(args[0], result, (3, 3), (2, 2), pads, ceil_mode,
-                             count_include_pad)
+        return axq.AvgPoolOp(args[0], result, (3, 3), (2, 2), pads, ceil_mode, count_include_pad)
 
-    got, expected, out_type = run_both(make, [activations(rng, (2, 3, 8, 7))],
-                                       [per_axis([0.02, 0.05, 0.1], [-5, 0, 30], axis=1)])
+    got, expected, out_type = run_both(
+        make, [activations(rng, (2, 3, 8, 7))], [per_axis([0.02, 0.05, 0.1], [-5, 0, 30], axis=1)]
+    )
     assert_within_one_step(got, expected, out_type)
 
 
@@ -285,7 +331,10 @@ def test_global_pool(kind):
     out_type = None if kind == axq.PoolKind.AVG else in_type
     got, expected, out_type = run_both(
         lambda args, result: axq.GlobalPoolOp(args[0], result, kind),
-        [activations(rng, (2, 4, 6, 6))], [in_type], out_type=out_type)
+        [activations(rng, (2, 4, 6, 6))],
+        [in_type],
+        out_type=out_type,
+    )
     assert_within_one_step(got, expected, out_type, exact=kind == axq.PoolKind.MAX)
 
 
@@ -293,29 +342,42 @@ def test_max_pool_with_padding_and_ceil_mode_is_exact():
     rng = np.random.default_rng(13)
     in_type = per_tensor(0.03, 100)
     got, expected, _ = run_both(
-        lambda args, result: axq.MaxPoolOp(args[0], result, (3, 3), (2, 2), (1, 1, 1, 1),
-                                           ceil_mode=True),
-        [activations(rng, (1, 3, 8, 8))], [in_type], out_type=in_type)
+        lambda args, result: axq.MaxPoolOp(
+            args[0], result, (3, 3), (2, 2), (1, 1, 1, 1), ceil_mode=True
+        ),
+        [activations(rng, (1, 3, 8, 8))],
+        [in_type],
+        out_type=in_type,
+    )
     assert_within_one_step(got, expected, in_type, exact=True)
 
 
 # --------------------------------------------------------------------------- data movement
 
 
-@pytest.mark.parametrize(("mode", "transform", "scale"),
-                         [("nearest", "asymmetric", 2.0), ("linear", "half_pixel", 2.0),
-                          ("linear", "align_corners", 3.0),
-                          ("linear", "pytorch_half_pixel", 2.0)])
+@pytest.mark.parametrize(
+    ("mode", "transform", "scale"),
+    [
+        ("nearest", "asymmetric", 2.0),
+        ("linear", "half_pixel", 2.0),
+        ("linear", "align_corners", 3.0),
+        ("linear", "pytorch_half_pixel", 2.0),
+    ],
+)
 def test_resize_keeps_the_input_type(mode, transform, scale):
     rng = np.random.default_rng(14)
     in_type = per_axis([0.02, 0.07], [3, -40], axis=1)
 
     def make(args, result):
-        return axq.ResizeOp(args[0], result, axq.ResizeMode(mode), [1.0, 1.0, scale, scale],
-                            axq.CoordinateTransform(transform))
+        return axq.ResizeOp(
+            args[0],
+            result,
+            axq.ResizeMode(mode),
+            [1.0, 1.0, scale, scale],
+            axq.CoordinateTransform(transform),
+        )
 
-    got, expected, _ = run_both(make, [activations(rng, (1, 2, 4, 5))], [in_type],
-                                out_type=in_type)
+    got, expected, _ = run_both(make, [activations(rng, (1, 2, 4, 5))], [in_type], out_type=in_type)
     assert_within_one_step(got, expected, in_type, exact=mode == "nearest")
 
 
@@ -325,17 +387,24 @@ def test_linear_resize_weights_rows_sum_to_one():
     assert np.all(weights.sum(axis=1) == 1024) and weights.min() >= 0
 
 
-@pytest.mark.parametrize("in_type", [per_tensor(0.05, -30),
-                                     per_axis([0.02, 0.05, 0.1], [-128, 0, 17], axis=1)],
-                         ids=["per_tensor", "per_channel"])
-@pytest.mark.parametrize(("mode", "value"), [("constant", 0.0), ("constant", 0.5),
-                                             ("reflect", 0.0), ("edge", 0.0)])
+@pytest.mark.parametrize(
+    "in_type",
+    [per_tensor(0.05, -30), per_axis([0.02, 0.05, 0.1], [-128, 0, 17], axis=1)],
+    ids=["per_tensor", "per_channel"],
+)
+@pytest.mark.parametrize(
+    ("mode", "value"), [("constant", 0.0), ("constant", 0.5), ("reflect", 0.0), ("edge", 0.0)]
+)
 def test_pad(in_type, mode, value):
     rng = np.random.default_rng(15)
     got, expected, _ = run_both(
-        lambda args, result: axq.PadOp(args[0], result, (0, 0, 1, 2, 0, 0, 2, 1), value,
-                                       axq.PadMode(mode)),
-        [activations(rng, (1, 3, 4, 4))], [in_type], out_type=in_type)
+        lambda args, result: axq.PadOp(
+            args[0], result, (0, 0, 1, 2, 0, 0, 2, 1), value, axq.PadMode(mode)
+        ),
+        [activations(rng, (1, 3, 4, 4))],
+        [in_type],
+        out_type=in_type,
+    )
     assert_within_one_step(got, expected, in_type, exact=True)
 
 
@@ -370,6 +439,5 @@ def test_negligible_multipliers_round_to_zero():
 
 
 def test_every_quantized_op_has_an_integer_kernel():
-    compute_ops = {op for op in axq.Axq.operations
-                   if op not in (axq.ConstantOp, axq.HostOp)}
+    compute_ops = {op for op in axq.Axq.operations if op not in (axq.ConstantOp, axq.HostOp)}
     assert compute_ops <= set(INTEGER_KERNELS)

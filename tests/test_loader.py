@@ -18,8 +18,9 @@ from aipuc.runtime.host import HostRunner
 
 
 def make_model(nodes, inputs, outputs, initializers=(), opset=17, value_info=()):
-    graph = helper.make_graph(nodes, "test", inputs, outputs, list(initializers),
-                              value_info=list(value_info))
+    graph = helper.make_graph(
+        nodes, "test", inputs, outputs, list(initializers), value_info=list(value_info)
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     return model
@@ -32,9 +33,12 @@ def tensor(name, shape, elem_type=TensorProto.FLOAT):
 def conv_relu(batch="N", height=8):
     """x[batch,3,height,8] -> Conv 3x3 (4 channels) -> Relu -> y."""
     weight = numpy_helper.from_array(
-        np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w")
-    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+        np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "w"
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["y"], name="relu"),
+    ]
     return make_model(nodes, [tensor("x", [batch, 3, height, 8])], [tensor("y", None)], [weight])
 
 
@@ -55,7 +59,11 @@ def test_loads_path_bytes_and_proto_without_touching_the_callers_model(tmp_path)
     for source in (path, str(path), path.read_bytes(), model, tmp_path):
         loaded = load_model(source)
         assert [d.dim_value for d in loaded.graph.output[0].type.tensor_type.shape.dim] == [
-            1, 4, 8, 8]
+            1,
+            4,
+            8,
+            8,
+        ]
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
 
 
@@ -80,8 +88,10 @@ def test_input_shapes_errors():
 def test_unnamed_unsorted_nodes_are_named_and_sorted():
     nodes = [helper.make_node("Relu", ["a"], ["y"]), helper.make_node("Neg", ["x"], ["a"])]
     loaded = load_model(make_model(nodes, [tensor("x", [1, 4])], [tensor("y", [1, 4])]))
-    assert [(n.op_type, n.name) for n in loaded.graph.node] == [("Neg", "Neg_1"),
-                                                                 ("Relu", "Relu_0")]
+    assert [(n.op_type, n.name) for n in loaded.graph.node] == [
+        ("Neg", "Neg_1"),
+        ("Relu", "Relu_0"),
+    ]
 
 
 def test_initializers_listed_as_inputs_become_constants():
@@ -93,20 +103,25 @@ def test_initializers_listed_as_inputs_become_constants():
 
 def test_opset_13_model_is_converted_and_computes_the_same():
     rng = np.random.default_rng(1)
-    stats = [numpy_helper.from_array(rng.uniform(0.5, 1.5, 3).astype(np.float32), name)
-             for name in ("scale", "bias", "mean", "var")]
+    stats = [
+        numpy_helper.from_array(rng.uniform(0.5, 1.5, 3).astype(np.float32), name)
+        for name in ("scale", "bias", "mean", "var")
+    ]
     shape = numpy_helper.from_array(np.array([0, -1], np.int64), "shape")
-    nodes = [helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"],
-                              ["bn"]),
-             helper.make_node("Relu", ["bn"], ["r"]),
-             helper.make_node("Reshape", ["r", "shape"], ["y"])]
-    model = make_model(nodes, [tensor("x", [1, 3, 4, 4])], [tensor("y", [1, 48])],
-                       [*stats, shape], opset=13)
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Reshape", ["r", "shape"], ["y"]),
+    ]
+    model = make_model(
+        nodes, [tensor("x", [1, 3, 4, 4])], [tensor("y", [1, 48])], [*stats, shape], opset=13
+    )
     loaded = load_model(model)
     assert [o.version for o in loaded.opset_import if o.domain == ""] == [17]
     x = rng.standard_normal((1, 3, 4, 4)).astype(np.float32)
-    np.testing.assert_array_equal(HostRunner(loaded).run({"x": x})["y"],
-                                  HostRunner(model).run({"x": x})["y"])
+    np.testing.assert_array_equal(
+        HostRunner(loaded).run({"x": x})["y"], HostRunner(model).run({"x": x})["y"]
+    )
 
 
 def test_failed_opset_conversion():
@@ -118,10 +133,12 @@ def test_failed_opset_conversion():
 def test_shape_arithmetic_on_a_dynamic_batch_is_folded():
     """Shape -> Div -> Reshape: data propagation stops at Div; folding makes it static."""
     two = numpy_helper.from_array(np.array([1, 2, 1], np.int64), "two")
-    nodes = [helper.make_node("Shape", ["x"], ["s"]),
-             helper.make_node("Div", ["s", "two"], ["half"]),
-             helper.make_node("Reshape", ["x", "half"], ["r"]),
-             helper.make_node("Relu", ["r"], ["y"])]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Div", ["s", "two"], ["half"]),
+        helper.make_node("Reshape", ["x", "half"], ["r"]),
+        helper.make_node("Relu", ["r"], ["y"]),
+    ]
     model = make_model(nodes, [tensor("x", ["N", 8, 4])], [tensor("y", None)], [two])
     loaded = load_model(model)
     dims = [d.dim_value for d in loaded.graph.output[0].type.tensor_type.shape.dim]
@@ -129,18 +146,21 @@ def test_shape_arithmetic_on_a_dynamic_batch_is_folded():
 
 
 def test_value_dependent_shapes_are_allowed_downstream_of_nonzero():
-    nodes = [helper.make_node("NonZero", ["x"], ["nz"]),
-             helper.make_node("Transpose", ["nz"], ["y"], perm=[1, 0])]
+    nodes = [
+        helper.make_node("NonZero", ["x"], ["nz"]),
+        helper.make_node("Transpose", ["nz"], ["y"], perm=[1, 0]),
+    ]
     model = make_model(nodes, [tensor("x", [4, 4])], [tensor("y", None, TensorProto.INT64)])
     assert load_model(model).graph.node[0].op_type == "NonZero"
 
 
 def test_intermediate_tensor_without_static_shape():
     """A Reshape whose target shape is computed from input values cannot be resolved."""
-    nodes = [helper.make_node("Cast", ["x"], ["shape"], to=TensorProto.INT64),
-             helper.make_node("Reshape", ["data", "shape"], ["y"], name="reshape")]
-    model = make_model(nodes, [tensor("x", [2]), tensor("data", [4, 4])],
-                       [tensor("y", None)])
+    nodes = [
+        helper.make_node("Cast", ["x"], ["shape"], to=TensorProto.INT64),
+        helper.make_node("Reshape", ["data", "shape"], ["y"], name="reshape"),
+    ]
+    model = make_model(nodes, [tensor("x", [2]), tensor("data", [4, 4])], [tensor("y", None)])
     error = single_line_error("tensor 'y'", model)
     assert "reshape" in str(error) and "static shapes" in str(error)
 
@@ -183,8 +203,11 @@ def external_model(tmp_path, location, data_bytes=None):
     weight.ClearField("float_data")
     weight.ClearField("raw_data")
     weight.data_location = TensorProto.EXTERNAL
-    for key, value in (("location", location), ("offset", "0"),
-                       ("length", str(len(raw) if data_bytes is None else len(data_bytes)))):
+    for key, value in (
+        ("location", location),
+        ("offset", "0"),
+        ("length", str(len(raw) if data_bytes is None else len(data_bytes))),
+    ):
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     path = tmp_path / "model" / "model.onnx"
@@ -198,13 +221,16 @@ def test_external_data_next_to_the_model_loads(tmp_path):
     (path.parent / "weights").mkdir()
     (path.parent / "weights" / "w.bin").write_bytes(raw)
     loaded = load_model(path)
-    np.testing.assert_array_equal(numpy_helper.to_array(loaded.graph.initializer[0]),
-                                  numpy_helper.to_array(conv_relu().graph.initializer[0]))
+    np.testing.assert_array_equal(
+        numpy_helper.to_array(loaded.graph.initializer[0]),
+        numpy_helper.to_array(conv_relu().graph.initializer[0]),
+    )
 
 
 @pytest.fixture
 def no_external_reads(monkeypatch):
     """Fails the test if any external data is read: validation must come first."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("external data was read before validation")
 
@@ -256,9 +282,11 @@ def test_empty_graph():
 
 
 def test_cycle_names_its_nodes():
-    nodes = [helper.make_node("Add", ["x", "b"], ["a"], name="first"),
-             helper.make_node("Relu", ["a"], ["b"], name="second"),
-             helper.make_node("Relu", ["b"], ["y"], name="out")]
+    nodes = [
+        helper.make_node("Add", ["x", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+        helper.make_node("Relu", ["b"], ["y"], name="out"),
+    ]
     model = make_model(nodes, [tensor("x", [1, 4])], [tensor("y", [1, 4])])
     single_line_error("cycle: (first -> second -> first|second -> first -> second)", model)
 
@@ -270,8 +298,10 @@ def test_dangling_input_names_node_and_tensor():
 
 
 def test_duplicate_output_names():
-    nodes = [helper.make_node("Relu", ["x"], ["y"], name="one"),
-             helper.make_node("Neg", ["x"], ["y"], name="two")]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"], name="one"),
+        helper.make_node("Neg", ["x"], ["y"], name="two"),
+    ]
     model = make_model(nodes, [tensor("x", [1, 4])], [tensor("y", [1, 4])])
     single_line_error("tensor 'y' is produced twice, by node 'one'", model)
     model = make_model(nodes[:1], [tensor("x", [1, 4])], [tensor("y", [1, 4])] * 2)

@@ -18,8 +18,9 @@ from aipuc.quantization.observers import (
 )
 
 finite_floats = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
-batches = st.lists(hnp.arrays(np.float32, st.integers(1, 300), elements=finite_floats),
-                   min_size=1, max_size=4)
+batches = st.lists(
+    hnp.arrays(np.float32, st.integers(1, 300), elements=finite_floats), min_size=1, max_size=4
+)
 
 
 def _observe_all(observer, arrays):

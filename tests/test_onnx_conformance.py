@@ -35,26 +35,91 @@ from aipuc.errors import ModelError
 from aipuc.frontend.loader import load_model
 from aipuc.frontend.onnx_import import import_onnx
 
-COMPUTE_OP_TYPES = frozenset({
-    "Conv", "ConvTranspose", "BatchNormalization", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div",
-    "PRelu", "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid", "Elu",
-    "Softplus", "Softmax", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool",
-    "Resize", "Pad", "Slice", "Split", "Concat", "Reshape", "Flatten", "Squeeze", "Unsqueeze",
-    "Transpose", "Identity", "Exp", "Erf", "Sqrt", "Reciprocal", "Abs", "Neg",
-})
+COMPUTE_OP_TYPES = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "BatchNormalization",
+        "Gemm",
+        "MatMul",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "PRelu",
+        "Relu",
+        "Clip",
+        "LeakyRelu",
+        "Sigmoid",
+        "Tanh",
+        "HardSwish",
+        "HardSigmoid",
+        "Elu",
+        "Softplus",
+        "Softmax",
+        "MaxPool",
+        "AveragePool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Resize",
+        "Pad",
+        "Slice",
+        "Split",
+        "Concat",
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Identity",
+        "Exp",
+        "Erf",
+        "Sqrt",
+        "Reciprocal",
+        "Abs",
+        "Neg",
+    }
+)
 """ONNX operators that the importer maps to axq compute ops."""
 
 FROZEN_FROM_INPUT = {
-    "Conv": 1, "ConvTranspose": 1, "BatchNormalization": 1, "Gemm": 1, "Div": 1, "PRelu": 1,
-    "Clip": 1, "Resize": 1, "Pad": 1, "Slice": 1, "Split": 1, "Reshape": 1, "Squeeze": 1,
+    "Conv": 1,
+    "ConvTranspose": 1,
+    "BatchNormalization": 1,
+    "Gemm": 1,
+    "Div": 1,
+    "PRelu": 1,
+    "Clip": 1,
+    "Resize": 1,
+    "Pad": 1,
+    "Slice": 1,
+    "Split": 1,
+    "Reshape": 1,
+    "Squeeze": 1,
     "Unsqueeze": 1,
 }
 """op type -> index of its first input that the harness turns into an initializer."""
 
-EXACT_OP_TYPES = frozenset({
-    "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Slice", "Split",
-    "Concat", "Pad", "MaxPool", "GlobalMaxPool", "Relu", "Clip", "Abs", "Neg",
-})
+EXACT_OP_TYPES = frozenset(
+    {
+        "Reshape",
+        "Flatten",
+        "Squeeze",
+        "Unsqueeze",
+        "Transpose",
+        "Identity",
+        "Slice",
+        "Split",
+        "Concat",
+        "Pad",
+        "MaxPool",
+        "GlobalMaxPool",
+        "Relu",
+        "Clip",
+        "Abs",
+        "Neg",
+    }
+)
 """Pure data movement or selection: the result must equal the expected output exactly."""
 
 FLOAT_TOLERANCE = {"rtol": 1e-3, "atol": 1e-5}
@@ -71,9 +136,11 @@ _CONV_TRANSPOSE_2D = "transposed convolution is not supported, only 2-D (NCHW)"
 
 EXPECTED_OUTCOMES: dict[str, tuple[Outcome, str]] = {
     # HOST: integer tensors (the reason is documentation)
-    **{f"test_{op}_{dtype}": (Outcome.HOST, _NON_FLOAT)
-       for op in ("add", "sub", "mul", "div")
-       for dtype in ("int8", "int16", "uint8", "uint16", "uint32", "uint64")},
+    **{
+        f"test_{op}_{dtype}": (Outcome.HOST, _NON_FLOAT)
+        for op in ("add", "sub", "mul", "div")
+        for dtype in ("int8", "int16", "uint8", "uint16", "uint32", "uint64")
+    },
     "test_div_int32_trunc": (Outcome.HOST, _NON_FLOAT),
     "test_clip_default_int8_inbounds": (Outcome.HOST, _NON_FLOAT),
     "test_clip_default_int8_max": (Outcome.HOST, _NON_FLOAT),
@@ -88,8 +155,14 @@ EXPECTED_OUTCOMES: dict[str, tuple[Outcome, str]] = {
     "test_identity_sequence": (Outcome.REJECTED, "is not a tensor"),
     "test_averagepool_1d_default": (Outcome.REJECTED, _POOL_2D),
     "test_averagepool_3d_default": (Outcome.REJECTED, _POOL_2D),
-    **{f"test_averagepool_3d_dilations_large_count_include_pad_is_{c}_ceil_mode_is_{m}":
-       (Outcome.REJECTED, _POOL_2D) for c in (0, 1) for m in ("False", "True")},
+    **{
+        f"test_averagepool_3d_dilations_large_count_include_pad_is_{c}_ceil_mode_is_{m}": (
+            Outcome.REJECTED,
+            _POOL_2D,
+        )
+        for c in (0, 1)
+        for m in ("False", "True")
+    },
     "test_averagepool_3d_dilations_small": (Outcome.REJECTED, _POOL_2D),
     "test_maxpool_1d_default": (Outcome.REJECTED, _POOL_2D),
     "test_maxpool_3d_default": (Outcome.REJECTED, _POOL_2D),
@@ -99,40 +172,64 @@ EXPECTED_OUTCOMES: dict[str, tuple[Outcome, str]] = {
     "test_convtranspose_1d": (Outcome.REJECTED, _CONV_TRANSPOSE_2D),
     "test_convtranspose_3d": (Outcome.REJECTED, _CONV_TRANSPOSE_2D),
     "test_averagepool_2d_dilations": (Outcome.REJECTED, "dilated average pooling"),
-    "test_maxpool_with_argmax_2d_precomputed_pads": (Outcome.REJECTED,
-                                                     "the Indices output of MaxPool"),
+    "test_maxpool_with_argmax_2d_precomputed_pads": (
+        Outcome.REJECTED,
+        "the Indices output of MaxPool",
+    ),
     "test_maxpool_with_argmax_2d_precomputed_strides": (Outcome.REJECTED, "storage_order=1"),
     "test_batchnorm_epsilon_training_mode": (Outcome.REJECTED, "training_mode=1"),
     "test_batchnorm_example_training_mode": (Outcome.REJECTED, "training_mode=1"),
-    **{name: (Outcome.REJECTED, "mode 'cubic' is not supported")
-       for name in ("test_resize_downsample_scales_cubic",
-                    "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
-                    "test_resize_downsample_scales_cubic_align_corners",
-                    "test_resize_downsample_scales_cubic_antialias",
-                    "test_resize_downsample_sizes_cubic",
-                    "test_resize_downsample_sizes_cubic_antialias",
-                    "test_resize_upsample_scales_cubic",
-                    "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
-                    "test_resize_upsample_scales_cubic_align_corners",
-                    "test_resize_upsample_scales_cubic_asymmetric",
-                    "test_resize_upsample_sizes_cubic")},
-    **{name: (Outcome.REJECTED, "antialias=1 is not supported")
-       for name in ("test_resize_downsample_scales_linear_antialias",
-                    "test_resize_downsample_sizes_linear_antialias")},
-    **{name: (Outcome.REJECTED, "'tf_crop_and_resize' is not supported")
-       for name in ("test_resize_tf_crop_and_resize", "test_resize_tf_crop_and_resize_axes_2_3",
-                    "test_resize_tf_crop_and_resize_axes_3_2",
-                    "test_resize_tf_crop_and_resize_extrapolation_value")},
-    **{name: (Outcome.REJECTED, "'half_pixel_symmetric' is not supported")
-       for name in ("test_resize_downsample_scales_linear_half_pixel_symmetric",
-                    "test_resize_upsample_scales_linear_half_pixel_symmetric")},
-    **{name: (Outcome.REJECTED, "keep_aspect_ratio_policy other than 'stretch'")
-       for name in ("test_resize_downsample_sizes_nearest_not_larger",
-                    "test_resize_downsample_sizes_nearest_not_smaller",
-                    "test_resize_upsample_sizes_nearest_not_larger",
-                    "test_resize_upsample_sizes_nearest_not_smaller")},
+    **{
+        name: (Outcome.REJECTED, "mode 'cubic' is not supported")
+        for name in (
+            "test_resize_downsample_scales_cubic",
+            "test_resize_downsample_scales_cubic_A_n0p5_exclude_outside",
+            "test_resize_downsample_scales_cubic_align_corners",
+            "test_resize_downsample_scales_cubic_antialias",
+            "test_resize_downsample_sizes_cubic",
+            "test_resize_downsample_sizes_cubic_antialias",
+            "test_resize_upsample_scales_cubic",
+            "test_resize_upsample_scales_cubic_A_n0p5_exclude_outside",
+            "test_resize_upsample_scales_cubic_align_corners",
+            "test_resize_upsample_scales_cubic_asymmetric",
+            "test_resize_upsample_sizes_cubic",
+        )
+    },
+    **{
+        name: (Outcome.REJECTED, "antialias=1 is not supported")
+        for name in (
+            "test_resize_downsample_scales_linear_antialias",
+            "test_resize_downsample_sizes_linear_antialias",
+        )
+    },
+    **{
+        name: (Outcome.REJECTED, "'tf_crop_and_resize' is not supported")
+        for name in (
+            "test_resize_tf_crop_and_resize",
+            "test_resize_tf_crop_and_resize_axes_2_3",
+            "test_resize_tf_crop_and_resize_axes_3_2",
+            "test_resize_tf_crop_and_resize_extrapolation_value",
+        )
+    },
+    **{
+        name: (Outcome.REJECTED, "'half_pixel_symmetric' is not supported")
+        for name in (
+            "test_resize_downsample_scales_linear_half_pixel_symmetric",
+            "test_resize_upsample_scales_linear_half_pixel_symmetric",
+        )
+    },
+    **{
+        name: (Outcome.REJECTED, "keep_aspect_ratio_policy other than 'stretch'")
+        for name in (
+            "test_resize_downsample_sizes_nearest_not_larger",
+            "test_resize_downsample_sizes_nearest_not_smaller",
+            "test_resize_upsample_sizes_nearest_not_larger",
+            "test_resize_upsample_sizes_nearest_not_smaller",
+        )
+    },
 }
 """case name -> (outcome, reason) for every case that does not run on compute kernels."""
+
 
 def _node_cases() -> list[TestCase]:
     """Single-node cases of COMPUTE_OP_TYPES.
@@ -144,8 +241,11 @@ def _node_cases() -> list[TestCase]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # case generators overflow casts on purpose
         cases = collect_testcases()
-    selected = [case for case in cases if len(case.model.graph.node) == 1
-                and case.model.graph.node[0].op_type in COMPUTE_OP_TYPES]
+    selected = [
+        case
+        for case in cases
+        if len(case.model.graph.node) == 1 and case.model.graph.node[0].op_type in COMPUTE_OP_TYPES
+    ]
     return sorted(selected, key=lambda case: case.name)
 
 
@@ -162,14 +262,12 @@ def _frozen_model(case: TestCase) -> tuple[onnx.ModelProto, dict[str, np.ndarray
     model.CopyFrom(case.model)
     graph, node = model.graph, model.graph.node[0]
     inputs = case.data_sets[0][0]
-    feeds = {info.name: _as_array(value)
-             for info, value in zip(graph.input, inputs, strict=True)}
+    feeds = {info.name: _as_array(value) for info, value in zip(graph.input, inputs, strict=True)}
     first_frozen = FROZEN_FROM_INPUT.get(node.op_type)
     if first_frozen is not None:
         frozen = {name for name in node.input[first_frozen:] if name}
         kept = [info for info in graph.input if info.name not in frozen]
-        graph.initializer.extend(numpy_helper.from_array(feeds.pop(name), name)
-                                 for name in frozen)
+        graph.initializer.extend(numpy_helper.from_array(feeds.pop(name), name) for name in frozen)
         del graph.input[:]
         graph.input.extend(kept)
     return model, feeds
@@ -227,6 +325,7 @@ def test_outcome_table_names_only_real_cases():
 
 
 def test_every_compute_op_type_has_cases():
-    covered = {case.model.graph.node[0].op_type for case in CASES
-               if case.name not in EXPECTED_OUTCOMES}
+    covered = {
+        case.model.graph.node[0].op_type for case in CASES if case.name not in EXPECTED_OUTCOMES
+    }
     assert covered == COMPUTE_OP_TYPES

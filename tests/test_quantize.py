@@ -45,11 +45,15 @@ from aipuc.transforms.quantize import SCHEMES, QuantizePass, is_depthwise
 
 def _model(nodes, inputs, outputs, initializers) -> onnx.ModelProto:
     graph = helper.make_graph(
-        nodes, "test",
+        nodes,
+        "test",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
-        [numpy_helper.from_array(np.asarray(value, np.float32), name)
-         for name, value in initializers.items()])
+        [
+            numpy_helper.from_array(np.asarray(value, np.float32), name)
+            for name, value in initializers.items()
+        ],
+    )
     return load_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
@@ -63,17 +67,22 @@ def depthwise_model() -> onnx.ModelProto:
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="expand"),
         helper.make_node("Clip", ["c1", "zero", "six"], ["r1"], name="relu6"),
-        helper.make_node("Conv", ["r1", "wd", "bd"], ["d"], name="dw", group=8,
-                         pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["r1", "wd", "bd"], ["d"], name="dw", group=8, pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["d"], ["r2"], name="relu"),
         helper.make_node("Conv", ["r2", "w2", "b2"], ["c2"], name="project"),
         helper.make_node("Add", ["c2", "x"], ["s"], name="residual"),
         helper.make_node("Sigmoid", ["s"], ["y"], name="sigmoid"),
     ]
-    initializers = {"w1": _weights(rng, (8, 4, 1, 1)), "b1": _weights(rng, 8, 0.1),
-                    "wd": _weights(rng, (8, 1, 3, 3)), "bd": _weights(rng, 8, 0.1),
-                    "w2": _weights(rng, (4, 8, 1, 1)), "b2": _weights(rng, 4, 0.1),
-                    "zero": 0.0, "six": 6.0}
+    initializers = {
+        "w1": _weights(rng, (8, 4, 1, 1)),
+        "b1": _weights(rng, 8, 0.1),
+        "wd": _weights(rng, (8, 1, 3, 3)),
+        "bd": _weights(rng, 8, 0.1),
+        "w2": _weights(rng, (4, 8, 1, 1)),
+        "b2": _weights(rng, 4, 0.1),
+        "zero": 0.0,
+        "six": 6.0,
+    }
     return _model(nodes, [("x", [1, 4, 8, 8])], ["y"], initializers)
 
 
@@ -85,8 +94,12 @@ def transpose_and_host_model() -> onnx.ModelProto:
         helper.make_node("Sin", ["up"], ["wave"], name="wave"),
         helper.make_node("Conv", ["wave", "w", "b"], ["y"], name="conv"),
     ]
-    initializers = {"wt": _weights(rng, (4, 3, 2, 2)), "bt": _weights(rng, 3, 0.1),
-                    "w": _weights(rng, (2, 3, 1, 1)), "b": _weights(rng, 2, 0.1)}
+    initializers = {
+        "wt": _weights(rng, (4, 3, 2, 2)),
+        "bt": _weights(rng, 3, 0.1),
+        "w": _weights(rng, (2, 3, 1, 1)),
+        "b": _weights(rng, 2, 0.1),
+    }
     return _model(nodes, [("x", [1, 4, 5, 5])], ["y"], initializers)
 
 
@@ -147,8 +160,10 @@ def test_annotations_survive_printing_and_parsing(depthwise):
     module = graph.module.clone()
     annotate(module, stats)
     parsed = Parser(axq_context(), str(module)).parse_module()
-    by_key = {value_keys(Graph(parsed).main)[value]: entry
-              for value, entry in read_annotations(Graph(parsed).main).items()}
+    by_key = {
+        value_keys(Graph(parsed).main)[value]: entry
+        for value, entry in read_annotations(Graph(parsed).main).items()
+    }
     assert by_key == stats.tensors
 
 
@@ -170,15 +185,18 @@ def test_load_calibration_from_folders_and_iterables(tmp_path):
     assert len(load_calibration({"x": np.zeros((1, 2))}, expected)) == 1
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    (None, "needs calibration data"),
-    ([], "empty"),
-    ([{"y": np.zeros((1, 2))}], "missing \\['x'\\], unknown \\['y'\\]"),
-    ([{"x": np.zeros((2, 2))}], "input 'x' must be float32 of shape \\(1, 2\\)"),
-    ([{"x": np.zeros((1, 2), np.int32)}], "must be float32"),
-    ([np.zeros((1, 2))], "must be a dict"),
-    ("/nonexistent/folder", "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (None, "needs calibration data"),
+        ([], "empty"),
+        ([{"y": np.zeros((1, 2))}], "missing \\['x'\\], unknown \\['y'\\]"),
+        ([{"x": np.zeros((2, 2))}], "input 'x' must be float32 of shape \\(1, 2\\)"),
+        ([{"x": np.zeros((1, 2), np.int32)}], "must be float32"),
+        ([np.zeros((1, 2))], "must be a dict"),
+        ("/nonexistent/folder", "does not exist"),
+    ],
+)
 def test_load_calibration_errors_are_one_line(source, message):
     with pytest.raises(QuantizationError, match=message) as error:
         load_calibration(source, {"x": ((1, 2), np.dtype(np.float32))})
@@ -218,8 +236,9 @@ def test_quantized_graph_types(depthwise):
         else:
             assert w_type.is_per_axis and w_type.axis_index == 0
         w_scales = np.broadcast_to(w_type.scale_array(), out_channels)
-        np.testing.assert_array_equal(np.broadcast_to(b_type.scale_array(), out_channels),
-                                      x_type.scale * w_scales)
+        np.testing.assert_array_equal(
+            np.broadcast_to(b_type.scale_array(), out_channels), x_type.scale * w_scales
+        )
     expand, dw = _ops(quant, axq.Conv2dOp)[:2]
     relu6 = _ops(quant, axq.ClipOp)[0]
     # Activation fusion: the conv produces relu6's range directly; the clip keeps the type.
@@ -227,8 +246,13 @@ def test_quantized_graph_types(depthwise):
     assert _qtype(relu6.result).zero_point == -128
     lut = _ops(quant, axq.LutOp)[0]
     in_type, out_type = _qtype(lut.input), _qtype(lut.result)
-    table = numerics.build_lut(numerics.UNARY_FUNCTIONS["sigmoid"](), in_type.scale,
-                               in_type.zero_point, out_type.scale, out_type.zero_point)
+    table = numerics.build_lut(
+        numerics.UNARY_FUNCTIONS["sigmoid"](),
+        in_type.scale,
+        in_type.zero_point,
+        out_type.scale,
+        out_type.zero_point,
+    )
     np.testing.assert_array_equal(numpy_from_dense(lut.table), table)
 
 
@@ -243,16 +267,21 @@ def test_schemes_choose_the_documented_ranges(depthwise):
         quantize_input = _ops(quant, axq.QuantizeOp)[0]
         dw = next(op for op in _ops(quant, axq.Conv2dOp) if is_depthwise(op))
         types[scheme] = (_qtype(quantize_input.result), _qtype(dw.input))
-    for scheme, ranges in (("per_tensor_histogram", x_stats.histogram),
-                           ("per_tensor_min_max", x_stats.min_max)):
-        assert (types[scheme][0].scale, types[scheme][0].zero_point) == \
-            numerics.choose_qparams_asymmetric(*ranges)
+    for scheme, ranges in (
+        ("per_tensor_histogram", x_stats.histogram),
+        ("per_tensor_min_max", x_stats.min_max),
+    ):
+        assert (
+            types[scheme][0].scale,
+            types[scheme][0].zero_point,
+        ) == numerics.choose_qparams_asymmetric(*ranges)
         assert not types[scheme][1].is_per_axis
     input_type, dw_input = types["hybrid_per_tensor_per_channel"]
     assert input_type == types["per_tensor_histogram"][0]
     assert dw_input.is_per_axis and dw_input.axis_index == 1
     scales, zero_points = numerics.choose_qparams_asymmetric(
-        stats.tensors[dw_key].channel_min, stats.tensors[dw_key].channel_max)
+        stats.tensors[dw_key].channel_min, stats.tensors[dw_key].channel_max
+    )
     np.testing.assert_array_equal(dw_input.scale_array(), scales)
     np.testing.assert_array_equal(dw_input.zero_point_array(), zero_points)
 
@@ -262,8 +291,9 @@ def test_quantize_dw_channel_wise_changes_only_depthwise_weights(depthwise):
     plain = _quantized(graph, stats)
     channel_wise = _quantized(graph, stats, quantize_dw_channel_wise=True)
     assert str(plain.module) != str(channel_wise.module)
-    for before, after in zip(_ops(plain, axq.Conv2dOp), _ops(channel_wise, axq.Conv2dOp),
-                             strict=True):
+    for before, after in zip(
+        _ops(plain, axq.Conv2dOp), _ops(channel_wise, axq.Conv2dOp), strict=True
+    ):
         if is_depthwise(before):
             assert not _qtype(before.weight).is_per_axis
             assert _qtype(after.weight).is_per_axis and _qtype(after.weight).axis_index == 0
@@ -288,8 +318,9 @@ def test_conv_transpose_weights_are_per_axis_1_and_host_ops_stay_float():
     transpose = _ops(quant, axq.ConvTranspose2dOp)[0]
     assert _qtype(transpose.weight).axis_index == 1
     host = _ops(quant, axq.HostOp)[0]
-    assert all(not isinstance(element_type(v), QuantizedType)
-               for v in (*host.operands, *host.results))
+    assert all(
+        not isinstance(element_type(v), QuantizedType) for v in (*host.operands, *host.results)
+    )
     assert isinstance(host.operands[0].owner, axq.DequantizeOp)
     assert [type(use.operation) for use in host.results[0].uses] == [axq.QuantizeOp]
     sample = sample_inputs(model, 5)
@@ -306,16 +337,19 @@ def test_remove_io_quantization_moves_the_io_types_into_the_signature(depthwise)
     assert input_type == _qtype(_ops(with_io, axq.QuantizeOp)[0].result)
     assert output_type == _qtype(_ops(with_io, axq.DequantizeOp)[0].input)
     sample = sample_inputs(model, 4)
-    codes = without_io.run({"x": numerics.quantize(sample["x"], input_type.scale,
-                                                   input_type.zero_point)})["y"]
+    codes = without_io.run(
+        {"x": numerics.quantize(sample["x"], input_type.scale, input_type.zero_point)}
+    )["y"]
     restored = numerics.dequantize(codes, output_type.scale, output_type.zero_point)
     np.testing.assert_array_equal(restored, with_io.run(sample)["y"])
 
 
 def test_graph_inputs_read_by_host_and_accelerated_ops():
-    nodes = [helper.make_node("Sin", ["a"], ["s"], name="wave"),
-             helper.make_node("Add", ["a", "b"], ["t"], name="sum"),
-             helper.make_node("Add", ["s", "t"], ["y"], name="total")]
+    nodes = [
+        helper.make_node("Sin", ["a"], ["s"], name="wave"),
+        helper.make_node("Add", ["a", "b"], ["t"], name="sum"),
+        helper.make_node("Add", ["s", "t"], ["y"], name="total"),
+    ]
     model = _model(nodes, [("a", [2, 8]), ("b", [2, 8])], ["y"], {})
     graph = import_onnx(model)
     stats = calibrate(graph, _samples(model, 8))
@@ -328,26 +362,31 @@ def test_graph_inputs_read_by_host_and_accelerated_ops():
     inputs = without_io.main.function_type.inputs.data
     assert all(isinstance(element_type(t), QuantizedType) for t in inputs)
     sample = sample_inputs(model, 3)
-    codes = {name: numerics.quantize(sample[name], element_type(t).scale,
-                                     element_type(t).zero_point)
-             for name, t in zip(("a", "b"), inputs, strict=True)}
+    codes = {
+        name: numerics.quantize(sample[name], element_type(t).scale, element_type(t).zero_point)
+        for name, t in zip(("a", "b"), inputs, strict=True)
+    }
     out_type = element_type(without_io.main.function_type.outputs.data[0])
-    restored = numerics.dequantize(without_io.run(codes)["y"], out_type.scale,
-                                   out_type.zero_point)
+    restored = numerics.dequantize(without_io.run(codes)["y"], out_type.scale, out_type.zero_point)
     expected = graph.run(sample)["y"]
     assert sqnr_db(expected, restored) > 15 and sqnr_db(expected, with_io.run(sample)["y"]) > 15
 
 
 def test_concat_shares_its_type_only_with_inputs_that_choose_their_own():
     rng = np.random.default_rng(2)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
-             helper.make_node("Sigmoid", ["x"], ["s"], name="gate"),
-             helper.make_node("Split", ["s"], ["s0", "s1"], name="split", axis=1),
-             helper.make_node("Mul", ["c", "three"], ["c3"], name="scale"),
-             helper.make_node("Concat", ["c3", "s0"], ["y"], name="concat", axis=1)]
-    model = _model(nodes, [("x", [1, 4, 6, 6])], ["y", "s1"],
-                   {"w": _weights(rng, (2, 4, 1, 1)), "b": _weights(rng, 2, 0.1),
-                    "three": 30.0})
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="conv"),
+        helper.make_node("Sigmoid", ["x"], ["s"], name="gate"),
+        helper.make_node("Split", ["s"], ["s0", "s1"], name="split", axis=1),
+        helper.make_node("Mul", ["c", "three"], ["c3"], name="scale"),
+        helper.make_node("Concat", ["c3", "s0"], ["y"], name="concat", axis=1),
+    ]
+    model = _model(
+        nodes,
+        [("x", [1, 4, 6, 6])],
+        ["y", "s1"],
+        {"w": _weights(rng, (2, 4, 1, 1)), "b": _weights(rng, 2, 0.1), "three": 30.0},
+    )
     graph = import_onnx(model)
     quant = _quantized(graph, calibrate(graph, _samples(model, 2)))
     concat, split = _ops(quant, axq.ConcatOp)[0], _ops(quant, axq.SplitOp)[0]
@@ -362,17 +401,29 @@ def test_concat_shares_its_type_only_with_inputs_that_choose_their_own():
 
 def test_hybrid_requantizes_per_channel_tensors_for_per_tensor_consumers():
     rng = np.random.default_rng(3)
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], name="expand"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("Conv", ["r", "wd", "bd"], ["d"], name="dw", group=8,
-                              pads=[1, 1, 1, 1]),
-             helper.make_node("Add", ["d", "r"], ["y"], name="sum")]
-    model = _model(nodes, [("x", [1, 4, 6, 6])], ["y"],
-                   {"w": _weights(rng, (8, 4, 1, 1)), "b": _weights(rng, 8, 0.1),
-                    "wd": _weights(rng, (8, 1, 3, 3)), "bd": _weights(rng, 8, 0.1)})
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], name="expand"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("Conv", ["r", "wd", "bd"], ["d"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["d", "r"], ["y"], name="sum"),
+    ]
+    model = _model(
+        nodes,
+        [("x", [1, 4, 6, 6])],
+        ["y"],
+        {
+            "w": _weights(rng, (8, 4, 1, 1)),
+            "b": _weights(rng, 8, 0.1),
+            "wd": _weights(rng, (8, 1, 3, 3)),
+            "bd": _weights(rng, 8, 0.1),
+        },
+    )
     graph = import_onnx(model)
-    quant = _quantized(graph, calibrate(graph, _samples(model, 8)),
-                       quantization_scheme="hybrid_per_tensor_per_channel")
+    quant = _quantized(
+        graph,
+        calibrate(graph, _samples(model, 8)),
+        quantization_scheme="hybrid_per_tensor_per_channel",
+    )
     dw = next(op for op in _ops(quant, axq.Conv2dOp) if is_depthwise(op))
     add = _ops(quant, axq.AddOp)[0]
     requantize = add.rhs.owner
@@ -452,12 +503,20 @@ def test_debug_report_writes_per_layer_sqnr(depthwise, tmp_path):
 # measures the same ~3 dB over these samples (2.6 dB on one, 13-15 dB on the others), so
 # deep models get floors that only catch broken quantization, not the accuracy a trained
 # network would reach.
-_SQNR_FLOORS = {"tiny_cnn": 30, "resnet18": 25, "mobilenetv2": 10, "efficientnet_b0": 1.5,
-                "attention_block": 20, "resnet50": 12, "yolov5s_head": 15}
+_SQNR_FLOORS = {
+    "tiny_cnn": 30,
+    "resnet18": 25,
+    "mobilenetv2": 10,
+    "efficientnet_b0": 1.5,
+    "attention_block": 20,
+    "resnet50": 12,
+    "yolov5s_head": 15,
+}
 _EVERY_SCHEME = ("tiny_cnn", "resnet18", "mobilenetv2", "efficientnet_b0", "attention_block")
 _HEAVY = ("resnet50", "yolov5s_head")  # one scheme, one evaluation sample
-_ZOO_CASES = [(name, scheme) for name in ZOO
-              for scheme in (SCHEMES if name in _EVERY_SCHEME else SCHEMES[:1])]
+_ZOO_CASES = [
+    (name, scheme) for name in ZOO for scheme in (SCHEMES if name in _EVERY_SCHEME else SCHEMES[:1])
+]
 
 
 @pytest.fixture(scope="module")
@@ -484,7 +543,8 @@ def test_zoo_models_quantize_and_run_deterministically(calibrated_zoo, name, sch
     outputs = [quant.run(sample) for sample in evaluation]
     np.testing.assert_array_equal(
         np.concatenate([v.ravel() for v in quant.run(evaluation[0]).values()]),
-        np.concatenate([v.ravel() for v in outputs[0].values()]))
+        np.concatenate([v.ravel() for v in outputs[0].values()]),
+    )
     signal = noise = 0.0
     for reference, actual in zip(expected, outputs, strict=True):
         for key, value in reference.items():

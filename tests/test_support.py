@@ -20,8 +20,9 @@ X4 = (1, 64, 16, 16)
 
 
 def node(op_type, inputs, outputs=("y",), **attrs):
-    return helper.make_node(op_type, list(inputs), list(outputs), name=f"{op_type.lower()}0",
-                            **attrs)
+    return helper.make_node(
+        op_type, list(inputs), list(outputs), name=f"{op_type.lower()}0", **attrs
+    )
 
 
 def reasons(op, shapes, constants=None, graph=None):
@@ -30,20 +31,32 @@ def reasons(op, shapes, constants=None, graph=None):
 
 def conv_case(weight_shape, out_shape, **attrs):
     op = node("Conv", ["x", "w"], **attrs)
-    return reasons(op, {"x": X4, "w": weight_shape, "y": out_shape},
-                   {"w": np.zeros(weight_shape, np.float32)})
+    return reasons(
+        op, {"x": X4, "w": weight_shape, "y": out_shape}, {"w": np.zeros(weight_shape, np.float32)}
+    )
 
 
 def test_always_supported_and_unknown_ops():
-    for op_type in ("Relu", "Sigmoid", "Tanh", "HardSwish", "LeakyRelu", "GlobalAveragePool",
-                    "GlobalMaxPool", "Slice"):
+    for op_type in (
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "HardSwish",
+        "LeakyRelu",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "Slice",
+    ):
         assert SUPPORT_TABLE[op_type] == ""
         assert is_accelerated(node(op_type, ["x"]), {"x": X4, "y": X4}, {})
     assert reasons(node("Div", ["x", "x"]), {"x": X4, "y": X4}) == [
-        "Div is not supported by the accelerator"]
+        "Div is not supported by the accelerator"
+    ]
     assert reasons(node("Relu", ["x"], domain="custom"), {"x": X4, "y": X4})
     assert reasons(node("Relu", ["x"]), {"x": (1, None, 4), "y": (1, None, 4)}) == [
-        "tensor 'x' has no static shape", "tensor 'y' has no static shape"]
+        "tensor 'x' has no static shape",
+        "tensor 'y' has no static shape",
+    ]
 
 
 def test_batch_normalization_needs_constant_statistics():
@@ -53,14 +66,22 @@ def test_batch_normalization_needs_constant_statistics():
     assert reasons(op, shapes, constants) == []
     without_mean = {name: value for name, value in constants.items() if name != "m"}
     assert "mean 'm' must be a constant" in reasons(op, shapes, without_mean)[0]
-    assert "training_mode=1" in reasons(node("BatchNormalization", ["x", "s", "b", "m", "v"],
-                                             training_mode=1), shapes, constants)[0]
+    assert (
+        "training_mode=1"
+        in reasons(
+            node("BatchNormalization", ["x", "s", "b", "m", "v"], training_mode=1),
+            shapes,
+            constants,
+        )[0]
+    )
 
 
 def test_conv():
     assert conv_case((32, 64, 3, 3), (1, 32, 16, 16), pads=[1, 1, 1, 1]) == []
-    assert "auto_pad=SAME_UPPER" in conv_case((32, 64, 3, 3), (1, 32, 16, 16),
-                                              auto_pad="SAME_UPPER")[0]
+    assert (
+        "auto_pad=SAME_UPPER"
+        in conv_case((32, 64, 3, 3), (1, 32, 16, 16), auto_pad="SAME_UPPER")[0]
+    )
     depthwise = (64, 1, 3, 3)
     assert conv_case(depthwise, (1, 64, 8, 8), group=64, strides=[2, 2], pads=[1] * 4) == []
     assert "square kernel, got 3x5" in conv_case((64, 1, 3, 5), X4, group=64)[0]
@@ -69,19 +90,29 @@ def test_conv():
     assert conv_case((64, 1, 11, 11), X4, group=64) == []  # area 121 < 128
     assert "area 12x12=144 must be < 128" in conv_case((64, 1, 12, 12), X4, group=64)[0]
     computed_weight = node("Conv", ["x", "w"])
-    assert "'w' must be a constant" in reasons(
-        computed_weight, {"x": X4, "w": (4, 64, 1, 1), "y": (1, 4, 16, 16)})[0]
+    assert (
+        "'w' must be a constant"
+        in reasons(computed_weight, {"x": X4, "w": (4, 64, 1, 1), "y": (1, 4, 16, 16)})[0]
+    )
     conv1d = node("Conv", ["x", "w"])
-    assert "2-D convolution on 4-D" in reasons(
-        conv1d, {"x": (1, 4, 8), "w": (4, 4, 3), "y": (1, 4, 6)},
-        {"w": np.zeros((4, 4, 3), np.float32)})[0]
+    assert (
+        "2-D convolution on 4-D"
+        in reasons(
+            conv1d,
+            {"x": (1, 4, 8), "w": (4, 4, 3), "y": (1, 4, 6)},
+            {"w": np.zeros((4, 4, 3), np.float32)},
+        )[0]
+    )
 
 
 def test_conv_transpose():
     def case(**attrs):
         op = node("ConvTranspose", ["x", "w"], **attrs)
-        return reasons(op, {"x": X4, "w": (64, 8, 2, 2), "y": (1, 8, 32, 32)},
-                       {"w": np.zeros((64, 8, 2, 2), np.float32)})
+        return reasons(
+            op,
+            {"x": X4, "w": (64, 8, 2, 2), "y": (1, 8, 32, 32)},
+            {"w": np.zeros((64, 8, 2, 2), np.float32)},
+        )
 
     assert case(strides=[2, 2]) == []
     assert case(strides=[2, 2], pads=[1, 1, 1, 1]) == []
@@ -93,8 +124,14 @@ def test_conv_transpose():
 @pytest.mark.parametrize("op_type", ["Add", "Mul"])
 def test_add_mul(op_type):
     op = node(op_type, ["a", "b"])
-    ok = [(X4, X4), (X4, (1, 64, 1, 1)), ((64, 1, 1), X4), (X4, ()), ((1,), X4),
-          ((1, 49, 96), (96,))]  # the last: a dense bias on tokens
+    ok = [
+        (X4, X4),
+        (X4, (1, 64, 1, 1)),
+        ((64, 1, 1), X4),
+        (X4, ()),
+        ((1,), X4),
+        ((1, 49, 96), (96,)),
+    ]  # the last: a dense bias on tokens
     for a, b in ok:
         assert reasons(op, {"a": a, "b": b, "y": X4}) == [], (a, b)
     for a, b in [(X4, (1, 1, 16, 16)), (X4, (1, 64, 16, 1)), ((1, 1, 16, 16), (1, 64, 1, 1))]:
@@ -110,8 +147,7 @@ def test_sub():
 
 def test_average_pool():
     def case(**attrs):
-        return reasons(node("AveragePool", ["x"], kernel_shape=[3, 3], **attrs),
-                       {"x": X4, "y": X4})
+        return reasons(node("AveragePool", ["x"], kernel_shape=[3, 3], **attrs), {"x": X4, "y": X4})
 
     assert case() == []
     assert case(pads=[1, 1, 1, 1], count_include_pad=1) == []
@@ -122,10 +158,11 @@ def test_average_pool():
 def test_max_pool():
     shapes = {"x": X4, "y": X4, "i": X4}
     assert reasons(node("MaxPool", ["x"], kernel_shape=[2, 2]), shapes) == []
-    assert "storage_order" in reasons(node("MaxPool", ["x"], kernel_shape=[2, 2],
-                                           storage_order=1), shapes)[0]
-    assert "Indices" in reasons(node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]),
-                                shapes)[0]
+    assert (
+        "storage_order"
+        in reasons(node("MaxPool", ["x"], kernel_shape=[2, 2], storage_order=1), shapes)[0]
+    )
+    assert "Indices" in reasons(node("MaxPool", ["x"], ["y", "i"], kernel_shape=[2, 2]), shapes)[0]
 
 
 def test_clip():
@@ -138,8 +175,10 @@ def test_clip():
     assert reasons(op, shapes, bounds(0, 6)) == []  # ReLU6
     assert reasons(op, shapes, bounds(-1, 1)) == []  # HardTanh
     assert "neither ReLU6 nor HardTanh" in reasons(op, shapes, bounds(1, -1))[0]
-    assert "constant scalar lower and upper" in reasons(
-        node("Clip", ["x", "lo"]), shapes, bounds(0, 6))[0]
+    assert (
+        "constant scalar lower and upper"
+        in reasons(node("Clip", ["x", "lo"]), shapes, bounds(0, 6))[0]
+    )
     assert "constant scalar" in reasons(op, shapes, {"lo": np.array(0, np.float32)})[0]
 
 
@@ -148,16 +187,22 @@ def test_concat():
     for axis in (1, 2, 3, -1):
         assert reasons(node("Concat", ["a", "b"], axis=axis), shapes) == []
     assert "batch axis" in reasons(node("Concat", ["a", "b"], axis=0), shapes)[0]
-    assert "4-D" in reasons(node("Concat", ["a", "b"], axis=1),
-                            {"a": (1, 4), "b": (1, 4), "y": (1, 8)})[0]
+    assert (
+        "4-D"
+        in reasons(node("Concat", ["a", "b"], axis=1), {"a": (1, 4), "b": (1, 4), "y": (1, 8)})[0]
+    )
 
 
 def test_gemm():
     shapes = {"a": (1, 64), "w": (10, 64), "y": (1, 10)}
     constants = {"w": np.zeros((10, 64), np.float32)}
     assert reasons(node("Gemm", ["a", "w"], transB=1), shapes, constants) == []
-    assert "transA=1" in reasons(node("Gemm", ["a", "w"], transA=1, transB=1),
-                                 {**shapes, "a": (64, 1)}, constants)[0]
+    assert (
+        "transA=1"
+        in reasons(
+            node("Gemm", ["a", "w"], transA=1, transB=1), {**shapes, "a": (64, 1)}, constants
+        )[0]
+    )
     assert "must be a constant" in reasons(node("Gemm", ["a", "w"], transB=1), shapes)[0]
 
 
@@ -170,10 +215,13 @@ def test_hard_sigmoid():
 def test_prelu():
     op = node("PRelu", ["x", "s"])
     for slope in [(1,), (64, 1, 1), (1, 64, 1, 1)]:
-        assert reasons(op, {"x": X4, "s": slope, "y": X4},
-                       {"s": np.zeros(slope, np.float32)}) == []
-    assert "neither a scalar nor per channel" in reasons(
-        op, {"x": X4, "s": (1, 1, 16), "y": X4}, {"s": np.zeros((1, 1, 16), np.float32)})[0]
+        assert reasons(op, {"x": X4, "s": slope, "y": X4}, {"s": np.zeros(slope, np.float32)}) == []
+    assert (
+        "neither a scalar nor per channel"
+        in reasons(
+            op, {"x": X4, "s": (1, 1, 16), "y": X4}, {"s": np.zeros((1, 1, 16), np.float32)}
+        )[0]
+    )
 
 
 def test_pad():
@@ -185,9 +233,11 @@ def test_pad():
         if axes is not None:
             inputs.append("a")
             constants["a"] = np.array(axes, np.int64)
-        return reasons(node("Pad", inputs, mode=mode),
-                       {"x": X4, "p": (len(pads),), "v": (), "a": (len(axes or ()),),
-                        "y": (1, 128, 18, 18)}, constants)
+        return reasons(
+            node("Pad", inputs, mode=mode),
+            {"x": X4, "p": (len(pads),), "v": (), "a": (len(axes or ()),), "y": (1, 128, 18, 18)},
+            constants,
+        )
 
     assert case([0, 0, 1, 1, 0, 0, 1, 1]) == []
     assert case([0, 64, 1, 1, 0, 0, 1, 1], value=0.0) == []
@@ -202,8 +252,11 @@ def test_pad():
 def test_resize():
     def case(out_shape, mode="nearest"):
         op = node("Resize", ["x", "", "scales"], mode=mode)
-        return reasons(op, {"x": X4, "scales": (4,), "y": out_shape},
-                       {"scales": np.array([1, 1, 2, 2], np.float32)})
+        return reasons(
+            op,
+            {"x": X4, "scales": (4,), "y": out_shape},
+            {"scales": np.array([1, 1, 2, 2], np.float32)},
+        )
 
     assert case((1, 64, 32, 32)) == []
     assert case((1, 64, 48, 32), mode="linear") == []
@@ -215,22 +268,34 @@ def test_resize():
 def test_split():
     shapes = {"x": X4, "a": (1, 32, 16, 16), "b": (1, 32, 16, 16)}
     assert reasons(node("Split", ["x"], ["a", "b"], axis=1), shapes) == []
-    assert reasons(node("Split", ["x"], ["a", "b"], axis=-1),
-                   {"x": X4, "a": (1, 64, 16, 8), "b": (1, 64, 16, 8)}) == []
-    assert "axis > 0" in reasons(node("Split", ["x"], ["a", "b"], axis=0),
-                                 {"x": (2, 64, 16, 16), "a": X4, "b": X4})[0]
+    assert (
+        reasons(
+            node("Split", ["x"], ["a", "b"], axis=-1),
+            {"x": X4, "a": (1, 64, 16, 8), "b": (1, 64, 16, 8)},
+        )
+        == []
+    )
+    assert (
+        "axis > 0"
+        in reasons(
+            node("Split", ["x"], ["a", "b"], axis=0), {"x": (2, 64, 16, 16), "a": X4, "b": X4}
+        )[0]
+    )
 
 
-@pytest.mark.parametrize(("in_shape", "out_shape", "free"), [
-    ((1, 64, 1, 1), (1, 64), True),  # Flatten after global pooling
-    ((1, 64, 16, 16), (64, 16, 16), True),  # squeeze the batch axis
-    ((1, 64, 16, 16), (1, 64, 256), True),  # merge H and W
-    ((1, 64, 256), (1, 64, 16, 16), True),  # split them again
-    ((1, 49, 96), (1, 49, 4, 24), True),  # split the trailing axis of tokens
-    ((1, 64, 16, 16), (1, 16384), False),  # C merged with H, W: needs an NHWC transpose
-    ((1, 255, 80, 80), (1, 3, 85, 80, 80), False),  # YOLO: split C
-    ((1, 64, 16, 16), (1, 16, 64, 16), False),
-])
+@pytest.mark.parametrize(
+    ("in_shape", "out_shape", "free"),
+    [
+        ((1, 64, 1, 1), (1, 64), True),  # Flatten after global pooling
+        ((1, 64, 16, 16), (64, 16, 16), True),  # squeeze the batch axis
+        ((1, 64, 16, 16), (1, 64, 256), True),  # merge H and W
+        ((1, 64, 256), (1, 64, 16, 16), True),  # split them again
+        ((1, 49, 96), (1, 49, 4, 24), True),  # split the trailing axis of tokens
+        ((1, 64, 16, 16), (1, 16384), False),  # C merged with H, W: needs an NHWC transpose
+        ((1, 255, 80, 80), (1, 3, 85, 80, 80), False),  # YOLO: split C
+        ((1, 64, 16, 16), (1, 16, 64, 16), False),
+    ],
+)
 def test_layout_free_reshape(in_shape, out_shape, free):
     assert is_layout_free_reshape(in_shape, out_shape) is free
     for op_type in ("Reshape", "Flatten", "Squeeze"):
@@ -244,8 +309,7 @@ def test_transpose():
     shapes = {"x": X4, "y": X4}
     assert reasons(node("Transpose", ["x"], perm=[0, 1, 2, 3]), shapes) == []
     assert reasons(node("Transpose", ["x"], perm=[0, 1, 3, 2]), shapes) == []
-    assert "perm=[0, 2, 3, 1]" in reasons(node("Transpose", ["x"], perm=[0, 2, 3, 1]),
-                                          shapes)[0]
+    assert "perm=[0, 2, 3, 1]" in reasons(node("Transpose", ["x"], perm=[0, 2, 3, 1]), shapes)[0]
     assert "perm=[3, 2, 1, 0]" in reasons(node("Transpose", ["x"]), shapes)[0]
 
 
@@ -254,23 +318,33 @@ def attention_graph(softmax_axis=-1, mask_op="Mul"):
     t = helper.make_tensor_value_info
     scale = numpy_helper.from_array(np.array(0.125, np.float32), "scale")
     weight = numpy_helper.from_array(np.zeros((16, 16), np.float32), "w")
-    nodes = [node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
-             helper.make_node("MatMul", ["q", "kt"], ["scores"], name="qk"),
-             helper.make_node(mask_op, ["scores", "scale"], ["scaled"], name="scale"),
-             helper.make_node("Softmax", ["scaled"], ["probs"], name="softmax",
-                              axis=softmax_axis),
-             helper.make_node("MatMul", ["probs", "v"], ["attn"], name="av"),
-             helper.make_node("MatMul", ["attn", "w"], ["y"], name="dense"),
-             helper.make_node("MatMul", ["q", "v"], ["other"], name="unrelated", )]
+    nodes = [
+        node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+        helper.make_node("MatMul", ["q", "kt"], ["scores"], name="qk"),
+        helper.make_node(mask_op, ["scores", "scale"], ["scaled"], name="scale"),
+        helper.make_node("Softmax", ["scaled"], ["probs"], name="softmax", axis=softmax_axis),
+        helper.make_node("MatMul", ["probs", "v"], ["attn"], name="av"),
+        helper.make_node("MatMul", ["attn", "w"], ["y"], name="dense"),
+        helper.make_node(
+            "MatMul",
+            ["q", "v"],
+            ["other"],
+            name="unrelated",
+        ),
+    ]
     value = [1, 4, 8, 16]
     graph = helper.make_graph(
-        nodes, "attention", [t(n, TensorProto.FLOAT, value) for n in "qkv"],
+        nodes,
+        "attention",
+        [t(n, TensorProto.FLOAT, value) for n in "qkv"],
         [t("y", TensorProto.FLOAT, value), t("other", TensorProto.FLOAT, [1, 4, 8, 16])],
         [scale, weight],
-        value_info=[t("kt", TensorProto.FLOAT, [1, 4, 16, 8]),
-                    *(t(n, TensorProto.FLOAT, [1, 4, 8, 8]) for n in ("scores", "scaled",
-                                                                      "probs")),
-                    t("attn", TensorProto.FLOAT, value)])
+        value_info=[
+            t("kt", TensorProto.FLOAT, [1, 4, 16, 8]),
+            *(t(n, TensorProto.FLOAT, [1, 4, 8, 8]) for n in ("scores", "scaled", "probs")),
+            t("attn", TensorProto.FLOAT, value),
+        ],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -284,8 +358,7 @@ def test_attention_matmul_and_softmax():
     unrelated = graph.check(by_name["unrelated"])
     assert any("outside an attention block" in reason for reason in unrelated)
     # without the graph, attention cannot be decided; a dense MatMul still can
-    assert "needs the graph" in check_node(by_name["softmax"], graph.shapes,
-                                           graph.constants)[0]
+    assert "needs the graph" in check_node(by_name["softmax"], graph.shapes, graph.constants)[0]
     assert check_node(by_name["dense"], graph.shapes, graph.constants) == []
 
 
@@ -293,23 +366,36 @@ def test_softmax_rules():
     graph = GraphIndex.of(attention_graph(softmax_axis=2))
     softmax = next(n for n in graph.nodes if n.op_type == "Softmax")
     assert "last axis" in graph.check(softmax)[0]
-    classifier = helper.make_model(helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w"], ["logits"], name="fc", transB=1),
-         helper.make_node("Softmax", ["logits"], ["p"], name="softmax")], "classifier",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
-        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 4])],
-        [numpy_helper.from_array(np.zeros((4, 8), np.float32), "w")],
-        value_info=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])]))
+    classifier = helper.make_model(
+        helper.make_graph(
+            [
+                helper.make_node("Gemm", ["x", "w"], ["logits"], name="fc", transB=1),
+                helper.make_node("Softmax", ["logits"], ["p"], name="softmax"),
+            ],
+            "classifier",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])],
+            [helper.make_tensor_value_info("p", TensorProto.FLOAT, [1, 4])],
+            [numpy_helper.from_array(np.zeros((4, 8), np.float32), "w")],
+            value_info=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4])],
+        )
+    )
     violations = validate_operators(classifier)
-    assert violations == [Violation("softmax", "Softmax", "Softmax outside an attention block "
-                                                          "(MatMul -> Softmax -> MatMul)")]
+    assert violations == [
+        Violation(
+            "softmax", "Softmax", "Softmax outside an attention block (MatMul -> Softmax -> MatMul)"
+        )
+    ]
     assert str(violations[0]).startswith("node 'softmax' (Softmax): ")
 
 
 def test_non_float_tensors_stay_on_the_host():
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("Add", ["i", "i"], ["y"], name="int_add")], "ints",
-        [helper.make_tensor_value_info("i", TensorProto.INT64, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, [1, 4])]))
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Add", ["i", "i"], ["y"], name="int_add")],
+            "ints",
+            [helper.make_tensor_value_info("i", TensorProto.INT64, [1, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.INT64, [1, 4])],
+        )
+    )
     [violation] = validate_operators(model)
     assert "non-float tensors 'i' (INT64)" in violation.reason

@@ -31,12 +31,12 @@ def test_pass_names_and_options(name):
     assert name == name.lower() and "_" not in name, "pass names are kebab-case"
     for option in dataclasses.fields(pass_class):
         assert option.name in CompilerConfig.model_fields, (
-            f"option '{option.name}' of {name} is not spelled like a config field")
+            f"option '{option.name}' of {name} is not spelled like a config field"
+        )
 
 
 def test_xdsl_opt_help_lists_the_project_passes():
-    result = subprocess.run([str(XDSL_OPT), "--help"], capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([str(XDSL_OPT), "--help"], capture_output=True, text=True, check=True)
     flat = " ".join(result.stdout.split())
     for name in PASSES:
         assert name in flat.replace("- ", "-")

@@ -661,7 +661,8 @@ class DmaOp(IRDLOperation):
             raise VerifyException("the system DMA moves data between DDR and L2, not L1")
         if not 0 <= (channel := _int(self.channel)) < AIPU.core_dma_channels:
             raise VerifyException(
-                f"DMA channel {channel} out of range 0..{AIPU.core_dma_channels - 1}")
+                f"DMA channel {channel} out of range 0..{AIPU.core_dma_channels - 1}"
+            )
         _verify_deps(self, self.UNIT, self.deps)
 
 

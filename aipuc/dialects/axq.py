@@ -169,29 +169,39 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
     def verify(self) -> None:
         storage = self.storage
         if storage.signedness.data != Signedness.SIGNLESS or (
-                storage.width.data not in STORAGE_WIDTHS):
-            raise VerifyException(f"quantized storage must be a signless integer of 8 or 32 "
-                                  f"bits (i8, i32), got {storage}")
-        _require(self.axis_index >= -1,
-                 f"quantization axis must be -1 (per tensor) or a tensor axis, got "
-                 f"{self.axis_index}")
+            storage.width.data not in STORAGE_WIDTHS
+        ):
+            raise VerifyException(
+                f"quantized storage must be a signless integer of 8 or 32 "
+                f"bits (i8, i32), got {storage}"
+            )
+        _require(
+            self.axis_index >= -1,
+            f"quantization axis must be -1 (per tensor) or a tensor axis, got {self.axis_index}",
+        )
         scales, zero_points = self.scale_array(), self.zero_point_array()
-        _require(scales.size == zero_points.size,
-                 f"quantized type needs as many zero points as scales, got {zero_points.size} "
-                 f"for {scales.size}")
-        _require(self.is_per_axis or scales.size == 1,
-                 f"a per-tensor quantized type has exactly one scale, got {scales.size}")
+        _require(
+            scales.size == zero_points.size,
+            f"quantized type needs as many zero points as scales, got {zero_points.size} "
+            f"for {scales.size}",
+        )
+        _require(
+            self.is_per_axis or scales.size == 1,
+            f"a per-tensor quantized type has exactly one scale, got {scales.size}",
+        )
         _require(scales.size > 0, "a quantized type needs at least one scale")
         bad_scales = scales[~((scales > 0) & np.isfinite(scales))]
         if bad_scales.size:
             raise VerifyException(
-                f"quantization scales must be positive and finite, got {bad_scales[0]}")
+                f"quantization scales must be positive and finite, got {bad_scales[0]}"
+            )
         low, high = self.bounds
         bad_zero_points = zero_points[(zero_points < low) | (zero_points > high)]
         if bad_zero_points.size:
             raise VerifyException(
                 f"zero point {bad_zero_points[0]} out of range: {storage} zero points lie in "
-                f"[{low}, {high}]")
+                f"[{low}, {high}]"
+            )
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -215,8 +225,9 @@ class QuantizedType(ParametrizedAttribute, TypeAttribute):
             pairs = [parse_pair()]
         parser.parse_punctuation(">")
         if not pairs:
-            parser.raise_error("a quantized type needs at least one scale:zero_point pair",
-                               start, parser.pos)
+            parser.raise_error(
+                "a quantized type needs at least one scale:zero_point pair", start, parser.pos
+            )
         scales, zero_points = zip(*pairs, strict=True)
         try:
             return QuantizedType(storage, scales, zero_points, axis).parameters
@@ -360,8 +371,15 @@ def float_attr(value: float) -> FloatAttr:
     return FloatAttr(float(value), f64)
 
 
-def conv_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
-                     dilation: int = 1, ceil_mode: bool = False) -> int:
+def conv_output_size(
+    size: int,
+    kernel: int,
+    stride: int,
+    pad_begin: int,
+    pad_end: int,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+) -> int:
     """Output extent of a sliding window, as ONNX defines it for Conv and pooling."""
     span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
@@ -382,12 +400,15 @@ def _check_tensor_type(op_name: str, value: SSAValue) -> None:
     element = element_type(value)
     if isinstance(element, QuantizedType) and element.is_per_axis:
         axis, count = element.axis_index, len(element.scales.get_values())
-        _require(axis < len(shape),
-                 f"{op_name}: quantization axis {axis} is out of range for a rank-{len(shape)} "
-                 f"tensor")
-        _require(shape[axis] == count,
-                 f"{op_name}: a per-axis type along axis {axis} needs {shape[axis]} scales (the "
-                 f"size of that axis), got {count}")
+        _require(
+            axis < len(shape),
+            f"{op_name}: quantization axis {axis} is out of range for a rank-{len(shape)} tensor",
+        )
+        _require(
+            shape[axis] == count,
+            f"{op_name}: a per-axis type along axis {axis} needs {shape[axis]} scales (the "
+            f"size of that axis), got {count}",
+        )
 
 
 def _is_per_axis(value: SSAValue) -> bool:
@@ -441,26 +462,34 @@ class _ComputeOp(_AxqOp):
         super().verify_()
         for value in self._code_tensors():
             element = element_type(value)
-            if element != f32 and not (isinstance(element, QuantizedType)
-                                       and element.storage == i8):
+            if element != f32 and not (
+                isinstance(element, QuantizedType) and element.storage == i8
+            ):
                 raise VerifyException(
-                    f"{self.name} computes on f32 or i8-quantized tensors, got {element}")
+                    f"{self.name} computes on f32 or i8-quantized tensors, got {element}"
+                )
         kinds = {is_quantized(v) for v in self._same_kind_tensors()}
-        _require(len(kinds) <= 1,
-                 f"{self.name} mixes float and quantized tensors; convert with axq.quantize or "
-                 f"axq.dequantize")
+        _require(
+            len(kinds) <= 1,
+            f"{self.name} mixes float and quantized tensors; convert with axq.quantize or "
+            f"axq.dequantize",
+        )
         for value in self._activations():
             if _is_per_axis(value):
                 axis, channel_axis = element_type(value).axis_index, self._channel_axis(value)
-                _require(axis == channel_axis,
-                         f"{self.name}: a per-axis activation is quantized per channel (axis "
-                         f"{channel_axis}), got axis {axis}")
+                _require(
+                    axis == channel_axis,
+                    f"{self.name}: a per-axis activation is quantized per channel (axis "
+                    f"{channel_axis}), got axis {axis}",
+                )
 
     def _check_per_tensor(self, values: Sequence[SSAValue], why: str) -> None:
         for value in values:
             if _is_per_axis(value):
-                raise VerifyException(f"{self.name} needs per-tensor quantization ({why}), got "
-                                      f"the per-axis {element_type(value)}")
+                raise VerifyException(
+                    f"{self.name} needs per-tensor quantization ({why}), got "
+                    f"the per-axis {element_type(value)}"
+                )
 
     def _check_keeps_type(self, input: SSAValue, results: Sequence[SSAValue]) -> None:
         """Ops that move codes without rescaling: results have the input's element type."""
@@ -468,33 +497,59 @@ class _ComputeOp(_AxqOp):
             if element_type(result) != element_type(input):
                 raise VerifyException(
                     f"{self.name} moves codes without rescaling, so its result has the input's "
-                    f"element type: got {element_type(result)} for {element_type(input)}")
+                    f"element type: got {element_type(result)} for {element_type(input)}"
+                )
 
 
-def _check_window_geometry(op_name: str, strides: Sequence[int], pads: Sequence[int],
-                           dilations: Sequence[int], kernel: Sequence[int] = (1, 1)) -> None:
+def _check_window_geometry(
+    op_name: str,
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    kernel: Sequence[int] = (1, 1),
+) -> None:
     """2-D window attributes: 2 kernel sizes, strides, dilations (>= 1) and 4 pads (>= 0)."""
-    for what, values in (("kernel sizes", kernel), ("strides", strides),
-                         ("dilations", dilations)):
-        _require(len(values) == 2 and min(values) >= 1,
-                 f"{op_name} needs 2 {what} >= 1, got {list(values)}")
-    _require(len(pads) == 4 and min(pads) >= 0,
-             f"{op_name} needs 4 pads >= 0 (top, left, bottom, right), got {list(pads)}")
+    for what, values in (("kernel sizes", kernel), ("strides", strides), ("dilations", dilations)):
+        _require(
+            len(values) == 2 and min(values) >= 1,
+            f"{op_name} needs 2 {what} >= 1, got {list(values)}",
+        )
+    _require(
+        len(pads) == 4 and min(pads) >= 0,
+        f"{op_name} needs 4 pads >= 0 (top, left, bottom, right), got {list(pads)}",
+    )
 
 
-def _window_output(op_name: str, in_shape: Sequence[int], kernel: Sequence[int],
-                   strides: Sequence[int], pads: Sequence[int], dilations: Sequence[int],
-                   ceil_mode: bool = False) -> tuple[int, int]:
+def _window_output(
+    op_name: str,
+    in_shape: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    ceil_mode: bool = False,
+) -> tuple[int, int]:
     """Output height and width of a 2-D window over an NCHW input; the window must fit."""
     sizes = []
     for i in range(2):
         extent = dilations[i] * (kernel[i] - 1) + 1
         padded = in_shape[2 + i] + pads[i] + pads[i + 2]
-        _require(extent <= padded,
-                 f"{op_name} window of extent {extent} does not fit the padded input extent "
-                 f"{padded} along axis {2 + i}")
-        sizes.append(conv_output_size(in_shape[2 + i], kernel[i], strides[i], pads[i],
-                                      pads[i + 2], dilations[i], ceil_mode))
+        _require(
+            extent <= padded,
+            f"{op_name} window of extent {extent} does not fit the padded input extent "
+            f"{padded} along axis {2 + i}",
+        )
+        sizes.append(
+            conv_output_size(
+                in_shape[2 + i],
+                kernel[i],
+                strides[i],
+                pads[i],
+                pads[i + 2],
+                dilations[i],
+                ceil_mode,
+            )
+        )
     return sizes[0], sizes[1]
 
 
@@ -515,8 +570,9 @@ def _decimal_text_is_exact(value: DenseIntOrFPElementsAttr) -> bool:
 
     data = numpy_from_dense(value).astype(np.float64)
     magnitude = np.abs(data)
-    hex_printed = ~np.isfinite(data) | ((magnitude >= 1e6) & (magnitude < 1e17)
-                                        & (data == np.round(data)))
+    hex_printed = ~np.isfinite(data) | (
+        (magnitude >= 1e6) & (magnitude < 1e17) & (data == np.round(data))
+    )
     negative = np.signbit(data)
     mixed_zero_splat = bool((data == 0).all() and negative.any() and not negative.all())
     return not hex_printed.any() and not mixed_zero_splat
@@ -549,8 +605,9 @@ class ConstantOp(_AxqOp):
             parser.raise_error("axq.constant needs a dense `value` in its attribute dictionary")
         parser.parse_punctuation(":")
         result_type = parser.parse_type()
-        return cls.create(properties={"value": value}, attributes=attributes,
-                          result_types=[result_type])
+        return cls.create(
+            properties={"value": value}, attributes=attributes, result_types=[result_type]
+        )
 
     def print(self, printer: Printer) -> None:
         def print_entry(entry: tuple[str, Attribute]) -> None:
@@ -588,7 +645,8 @@ class ConstantOp(_AxqOp):
         if value_type.get_element_type() != expected:
             raise VerifyException(
                 f"axq.constant data of type {value_type.get_element_type()} cannot hold "
-                f"{result_element} (it needs {expected} data)")
+                f"{result_element} (it needs {expected} data)"
+            )
 
     def to_numpy(self) -> np.ndarray:
         from aipuc.dialects.tensors import numpy_from_dense
@@ -624,14 +682,18 @@ class _WeightedOp(_ComputeOp):
 
     def _input_scales(self, out_channels: int) -> np.ndarray:
         """The input scale each output channel accumulates at (per-tensor inputs only)."""
-        _require(not _is_per_axis(self.input),
-                 f"{self.name} needs a per-tensor quantized input; only a depthwise "
-                 f"axq.conv2d reads per-channel inputs")
+        _require(
+            not _is_per_axis(self.input),
+            f"{self.name} needs a per-tensor quantized input; only a depthwise "
+            f"axq.conv2d reads per-channel inputs",
+        )
         return np.full(out_channels, element_type(self.input).scale)
 
     def _check_bias(self, out_channels: int) -> None:
-        _require(shape_of(self.bias) == (out_channels,),
-                 f"{self.name} bias must have shape ({out_channels},), got {shape_of(self.bias)}")
+        _require(
+            shape_of(self.bias) == (out_channels,),
+            f"{self.name} bias must have shape ({out_channels},), got {shape_of(self.bias)}",
+        )
         bias_type = element_type(self.bias)
         if not is_quantized(self.input):
             if bias_type != f32:
@@ -639,28 +701,34 @@ class _WeightedOp(_ComputeOp):
             return
         if not (isinstance(bias_type, QuantizedType) and bias_type.storage == i32):
             raise VerifyException(
-                f"{self.name} quantized bias must have i32 storage, got {bias_type}")
+                f"{self.name} quantized bias must have i32 storage, got {bias_type}"
+            )
         weight_type = element_type(self.weight)
         assert isinstance(weight_type, QuantizedType) and isinstance(bias_type, QuantizedType)
-        _require(not weight_type.zero_point_array().any(),
-                 f"{self.name} weights are symmetric: their zero points must be 0")
-        _require(not bias_type.zero_point_array().any(),
-                 f"{self.name} bias zero points must be 0")
+        _require(
+            not weight_type.zero_point_array().any(),
+            f"{self.name} weights are symmetric: their zero points must be 0",
+        )
+        _require(not bias_type.zero_point_array().any(), f"{self.name} bias zero points must be 0")
         if weight_type.is_per_axis:
-            _require(weight_type.axis_index == self.WEIGHT_CHANNEL_AXIS,
-                     f"{self.name} weights are quantized per output channel (axis "
-                     f"{self.WEIGHT_CHANNEL_AXIS}), got axis {weight_type.axis_index}")
+            _require(
+                weight_type.axis_index == self.WEIGHT_CHANNEL_AXIS,
+                f"{self.name} weights are quantized per output channel (axis "
+                f"{self.WEIGHT_CHANNEL_AXIS}), got axis {weight_type.axis_index}",
+            )
         channels = np.arange(out_channels)
         weight_channel = channels % len(weight_type.scales.get_values())
-        expected = self._input_scales(out_channels) * _scales_per_channel(weight_type,
-                                                                          weight_channel)
+        expected = self._input_scales(out_channels) * _scales_per_channel(
+            weight_type, weight_channel
+        )
         actual = _scales_per_channel(bias_type, channels)
         wrong = np.flatnonzero(~np.isclose(actual, expected, rtol=1e-6, atol=0))
         if wrong.size:
             channel = wrong[0]
             raise VerifyException(
                 f"{self.name} bias scale {actual[channel]} of output channel {channel} should "
-                f"be input scale x weight scale = {expected[channel]}")
+                f"be input scale x weight scale = {expected[channel]}"
+            )
 
 
 @irdl_op_definition
@@ -676,12 +744,26 @@ class Conv2dOp(_WeightedOp):
     dilations = prop_def(DenseArrayBase)
     group = prop_def(IntegerAttr)
 
-    def __init__(self, input: SSAValue, weight: SSAValue, bias: SSAValue, result_type: Attribute,
-                 strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), group: int = 1):
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue,
+        result_type: Attribute,
+        strides=(1, 1),
+        pads=(0, 0, 0, 0),
+        dilations=(1, 1),
+        group: int = 1,
+    ):
         super().__init__(
-            operands=[input, weight, bias], result_types=[result_type],
-            properties={"strides": ints(strides), "pads": ints(pads),
-                        "dilations": ints(dilations), "group": int_attr(group)},
+            operands=[input, weight, bias],
+            result_types=[result_type],
+            properties={
+                "strides": ints(strides),
+                "pads": ints(pads),
+                "dilations": ints(dilations),
+                "group": int_attr(group),
+            },
         )
 
     def _input_scales(self, out_channels: int) -> np.ndarray:
@@ -694,23 +776,30 @@ class Conv2dOp(_WeightedOp):
 
     def verify_(self) -> None:
         super().verify_()
-        in_shape, w_shape, out_shape = shape_of(self.input), shape_of(self.weight), shape_of(
-            self.result)
-        _require(len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
-                 f"axq.conv2d works on 4-D NCHW tensors and OIHW weights, got ranks "
-                 f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)")
+        in_shape, w_shape, out_shape = (
+            shape_of(self.input),
+            shape_of(self.weight),
+            shape_of(self.result),
+        )
+        _require(
+            len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
+            f"axq.conv2d works on 4-D NCHW tensors and OIHW weights, got ranks "
+            f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)",
+        )
         strides, pads = self.strides.get_values(), self.pads.get_values()
         dilations, group = self.dilations.get_values(), self.group.value.data
         _check_window_geometry(self.name, strides, pads, dilations)
         _require(group >= 1, f"axq.conv2d group must be >= 1, got {group}")
-        _require(in_shape[1] == w_shape[1] * group and w_shape[0] % group == 0,
-                 f"axq.conv2d: {in_shape[1]} input channels do not match weight {w_shape} "
-                 f"with group {group} (it needs input channels = weight dim 1 x group, and "
-                 f"weight dim 0 divisible by group)")
+        _require(
+            in_shape[1] == w_shape[1] * group and w_shape[0] % group == 0,
+            f"axq.conv2d: {in_shape[1]} input channels do not match weight {w_shape} "
+            f"with group {group} (it needs input channels = weight dim 1 x group, and "
+            f"weight dim 0 divisible by group)",
+        )
         expected = (in_shape[0], w_shape[0]) + _window_output(
-            self.name, in_shape, w_shape[2:], strides, pads, dilations)
-        _require(out_shape == expected,
-                 f"axq.conv2d result shape {out_shape} should be {expected}")
+            self.name, in_shape, w_shape[2:], strides, pads, dilations
+        )
+        _require(out_shape == expected, f"axq.conv2d result shape {out_shape} should be {expected}")
         self._check_bias(w_shape[0])
 
 
@@ -727,43 +816,72 @@ class ConvTranspose2dOp(_WeightedOp):
 
     WEIGHT_CHANNEL_AXIS: ClassVar[int] = 1
 
-    def __init__(self, input: SSAValue, weight: SSAValue, bias: SSAValue, result_type: Attribute,
-                 strides=(1, 1), pads=(0, 0, 0, 0), dilations=(1, 1), output_padding=(0, 0),
-                 group: int = 1):
+    def __init__(
+        self,
+        input: SSAValue,
+        weight: SSAValue,
+        bias: SSAValue,
+        result_type: Attribute,
+        strides=(1, 1),
+        pads=(0, 0, 0, 0),
+        dilations=(1, 1),
+        output_padding=(0, 0),
+        group: int = 1,
+    ):
         super().__init__(
-            operands=[input, weight, bias], result_types=[result_type],
-            properties={"strides": ints(strides), "pads": ints(pads),
-                        "dilations": ints(dilations), "output_padding": ints(output_padding),
-                        "group": int_attr(group)},
+            operands=[input, weight, bias],
+            result_types=[result_type],
+            properties={
+                "strides": ints(strides),
+                "pads": ints(pads),
+                "dilations": ints(dilations),
+                "output_padding": ints(output_padding),
+                "group": int_attr(group),
+            },
         )
 
     def verify_(self) -> None:
         super().verify_()
-        in_shape, w_shape, out_shape = shape_of(self.input), shape_of(self.weight), shape_of(
-            self.result)
-        _require(len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
-                 f"axq.conv_transpose2d works on 4-D NCHW tensors and IOHW weights, got ranks "
-                 f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)")
+        in_shape, w_shape, out_shape = (
+            shape_of(self.input),
+            shape_of(self.weight),
+            shape_of(self.result),
+        )
+        _require(
+            len(in_shape) == 4 and len(w_shape) == 4 and len(out_shape) == 4,
+            f"axq.conv_transpose2d works on 4-D NCHW tensors and IOHW weights, got ranks "
+            f"{len(in_shape)} (input), {len(w_shape)} (weight), {len(out_shape)} (result)",
+        )
         s, p = self.strides.get_values(), self.pads.get_values()
         d, op = self.dilations.get_values(), self.output_padding.get_values()
         _check_window_geometry(self.name, s, p, d)
-        _require(len(op) == 2 and min(op) >= 0,
-                 f"axq.conv_transpose2d needs 2 output_padding values >= 0, got {list(op)}")
+        _require(
+            len(op) == 2 and min(op) >= 0,
+            f"axq.conv_transpose2d needs 2 output_padding values >= 0, got {list(op)}",
+        )
         group = self.group.value.data
-        _require(group >= 1 and in_shape[1] % group == 0,
-                 f"axq.conv_transpose2d group {group} must be >= 1 and divide the "
-                 f"{in_shape[1]} input channels")
-        _require(in_shape[1] == w_shape[0],
-                 f"axq.conv_transpose2d: {in_shape[1]} input channels do not match weight dim 0 "
-                 f"of {w_shape} (IOHW)")
+        _require(
+            group >= 1 and in_shape[1] % group == 0,
+            f"axq.conv_transpose2d group {group} must be >= 1 and divide the "
+            f"{in_shape[1]} input channels",
+        )
+        _require(
+            in_shape[1] == w_shape[0],
+            f"axq.conv_transpose2d: {in_shape[1]} input channels do not match weight dim 0 "
+            f"of {w_shape} (IOHW)",
+        )
         expected = (in_shape[0], w_shape[1] * group) + tuple(
-            s[i] * (in_shape[2 + i] - 1) + op[i] + d[i] * (w_shape[2 + i] - 1) + 1 - p[i]
-            - p[i + 2] for i in range(2))
-        _require(min(expected[2:]) >= 1,
-                 f"axq.conv_transpose2d pads {list(p)} crop the whole output "
-                 f"{expected[2:]}")
-        _require(out_shape == expected,
-                 f"axq.conv_transpose2d result shape {out_shape} should be {expected}")
+            s[i] * (in_shape[2 + i] - 1) + op[i] + d[i] * (w_shape[2 + i] - 1) + 1 - p[i] - p[i + 2]
+            for i in range(2)
+        )
+        _require(
+            min(expected[2:]) >= 1,
+            f"axq.conv_transpose2d pads {list(p)} crop the whole output {expected[2:]}",
+        )
+        _require(
+            out_shape == expected,
+            f"axq.conv_transpose2d result shape {out_shape} should be {expected}",
+        )
         self._check_bias(w_shape[1] * group)
 
 
@@ -782,12 +900,16 @@ class DenseOp(_WeightedOp):
     def verify_(self) -> None:
         super().verify_()
         in_shape, w_shape = shape_of(self.input), shape_of(self.weight)
-        _require(len(w_shape) == 2 and len(in_shape) >= 1 and in_shape[-1] == w_shape[1],
-                 f"axq.dense input {in_shape} does not match weight {w_shape} (it needs a 2-D "
-                 f"[N, K] weight and K as the input's last dimension)")
+        _require(
+            len(w_shape) == 2 and len(in_shape) >= 1 and in_shape[-1] == w_shape[1],
+            f"axq.dense input {in_shape} does not match weight {w_shape} (it needs a 2-D "
+            f"[N, K] weight and K as the input's last dimension)",
+        )
         expected = in_shape[:-1] + (w_shape[0],)
-        _require(shape_of(self.result) == expected,
-                 f"axq.dense result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.dense result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_bias(w_shape[0])
 
 
@@ -809,8 +931,10 @@ class _BinaryOp(_ComputeOp):
             expected = np.broadcast_shapes(shape_of(self.lhs), shape_of(self.rhs))
         except ValueError as error:
             raise VerifyException(f"{self.name} operands do not broadcast: {error}") from None
-        _require(shape_of(self.result) == tuple(expected),
-                 f"{self.name} result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == tuple(expected),
+            f"{self.name} result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_per_tensor((self.lhs, self.rhs), "one scale per operand")
 
 
@@ -840,14 +964,17 @@ def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of np.matmul(a, b), found without computing it."""
     _require(len(a) >= 1 and len(b) >= 1, f"axq.matmul needs operands of rank >= 1, got {a}, {b}")
     lhs, rhs = (1, *a) if len(a) == 1 else a, (*b, 1) if len(b) == 1 else b
-    _require(lhs[-1] == rhs[-2],
-             f"axq.matmul shapes {a} and {b} do not match: contraction sizes {lhs[-1]} and "
-             f"{rhs[-2]} differ")
+    _require(
+        lhs[-1] == rhs[-2],
+        f"axq.matmul shapes {a} and {b} do not match: contraction sizes {lhs[-1]} and "
+        f"{rhs[-2]} differ",
+    )
     try:
         batch = np.broadcast_shapes(lhs[:-2], rhs[:-2])
     except ValueError:
-        raise VerifyException(f"axq.matmul batch dimensions of {a} and {b} do not "
-                              f"broadcast") from None
+        raise VerifyException(
+            f"axq.matmul batch dimensions of {a} and {b} do not broadcast"
+        ) from None
     rows = (lhs[-2],) if len(a) > 1 else ()  # a 1-D operand's added axis is dropped again
     columns = (rhs[-1],) if len(b) > 1 else ()
     return (*batch, *rows, *columns)
@@ -871,8 +998,10 @@ class MatMulOp(_ComputeOp):
         super().verify_()
         a, b = shape_of(self.lhs), shape_of(self.rhs)
         expected = _matmul_shape(a, b)
-        _require(shape_of(self.result) == expected,
-                 f"axq.matmul result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.matmul result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_per_tensor((self.lhs, self.rhs), "one scale per operand")
 
 
@@ -886,8 +1015,10 @@ class _UnaryOp(_ComputeOp):
 class _ShapePreservingOp(_UnaryOp):
     def verify_(self) -> None:
         super().verify_()
-        _require(shape_of(self.input) == shape_of(self.result),
-                 f"{self.name} keeps the shape: {shape_of(self.input)} != {shape_of(self.result)}")
+        _require(
+            shape_of(self.input) == shape_of(self.result),
+            f"{self.name} keeps the shape: {shape_of(self.input)} != {shape_of(self.result)}",
+        )
 
 
 @irdl_op_definition
@@ -899,9 +1030,14 @@ class LutOp(_ShapePreservingOp):
     params = prop_def(DictionaryAttr)
     table = opt_prop_def(DenseIntOrFPElementsAttr)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, function: UnaryFunction,
-                 params: Mapping[str, float] | None = None,
-                 table: DenseIntOrFPElementsAttr | None = None):
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        function: UnaryFunction,
+        params: Mapping[str, float] | None = None,
+        table: DenseIntOrFPElementsAttr | None = None,
+    ):
         properties: dict[str, Attribute] = {
             "function": UnaryFunctionAttr(function),
             "params": DictionaryAttr({k: float_attr(v) for k, v in (params or {}).items()}),
@@ -920,16 +1056,22 @@ class LutOp(_ShapePreservingOp):
                 raise VerifyException(f"axq.lut parameter '{key}' must be a float, got {value}")
         self._check_parameter_names()
         if not is_quantized(self.input):
-            _require(self.table is None,
-                     "a float axq.lut has no table; axq-quantize builds it from the types")
+            _require(
+                self.table is None,
+                "a float axq.lut has no table; axq-quantize builds it from the types",
+            )
             return
-        _require(self.table is not None,
-                 "a quantized axq.lut needs its 256-entry table (axq-quantize builds it)")
+        _require(
+            self.table is not None,
+            "a quantized axq.lut needs its 256-entry table (axq-quantize builds it)",
+        )
         assert self.table is not None
         table_type = self.table.type
         if tuple(table_type.get_shape()) != (256,) or table_type.get_element_type() != i8:
-            raise VerifyException(f"axq.lut table must be a tensor<256xi8> (one i8 code per "
-                                  f"input code), got {table_type}")
+            raise VerifyException(
+                f"axq.lut table must be a tensor<256xi8> (one i8 code per "
+                f"input code), got {table_type}"
+            )
         self._check_per_tensor((self.input, self.result), "one table maps every code")
 
     def _check_parameter_names(self) -> None:
@@ -943,7 +1085,8 @@ class LutOp(_ShapePreservingOp):
         if given - set(accepted) or required - given:
             raise VerifyException(
                 f"axq.lut {function} takes parameters {sorted(accepted) or 'none'} "
-                f"(required {sorted(required) or 'none'}), got {sorted(given) or 'none'}")
+                f"(required {sorted(required) or 'none'}), got {sorted(given) or 'none'}"
+            )
 
 
 @irdl_op_definition
@@ -955,8 +1098,11 @@ class ClipOp(_ShapePreservingOp):
     max = prop_def(FloatAttr)
 
     def __init__(self, input: SSAValue, result_type: Attribute, min: float, max: float):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"min": float_attr(min), "max": float_attr(max)})
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={"min": float_attr(min), "max": float_attr(max)},
+        )
 
     def verify_(self) -> None:
         super().verify_()
@@ -973,14 +1119,16 @@ class SoftmaxOp(_ShapePreservingOp):
     axis = prop_def(IntegerAttr)
 
     def __init__(self, input: SSAValue, result_type: Attribute, axis: int):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"axis": int_attr(axis)})
+        super().__init__(
+            operands=[input], result_types=[result_type], properties={"axis": int_attr(axis)}
+        )
 
     def verify_(self) -> None:
         super().verify_()
         rank, axis = len(shape_of(self.input)), self.axis.value.data
-        _require(-rank <= axis < rank,
-                 f"axq.softmax axis {axis} out of range for a rank-{rank} tensor")
+        _require(
+            -rank <= axis < rank, f"axq.softmax axis {axis} out of range for a rank-{rank} tensor"
+        )
         self._check_per_tensor((self.input, self.result), "the DPU softmax has one scale")
 
 
@@ -999,8 +1147,10 @@ class QuantizeOp(_ShapePreservingOp):
     def verify_(self) -> None:
         super().verify_()
         if is_quantized(self.input) or not is_quantized(self.result):
-            raise VerifyException(f"axq.quantize maps a float tensor to a quantized one, got "
-                                  f"{element_type(self.input)} -> {element_type(self.result)}")
+            raise VerifyException(
+                f"axq.quantize maps a float tensor to a quantized one, got "
+                f"{element_type(self.input)} -> {element_type(self.result)}"
+            )
 
 
 @irdl_op_definition
@@ -1018,8 +1168,10 @@ class DequantizeOp(_ShapePreservingOp):
     def verify_(self) -> None:
         super().verify_()
         if not is_quantized(self.input) or is_quantized(self.result):
-            raise VerifyException(f"axq.dequantize maps a quantized tensor to a float one, got "
-                                  f"{element_type(self.input)} -> {element_type(self.result)}")
+            raise VerifyException(
+                f"axq.dequantize maps a quantized tensor to a float one, got "
+                f"{element_type(self.input)} -> {element_type(self.result)}"
+            )
 
 
 @irdl_op_definition
@@ -1034,9 +1186,11 @@ class RequantizeOp(_ShapePreservingOp):
     def verify_(self) -> None:
         super().verify_()
         if not is_quantized(self.input):
-            raise VerifyException(f"axq.requantize maps a quantized tensor to a quantized one, "
-                                  f"got {element_type(self.input)}; use axq.quantize for float "
-                                  f"tensors")
+            raise VerifyException(
+                f"axq.requantize maps a quantized tensor to a quantized one, "
+                f"got {element_type(self.input)}; use axq.quantize for float "
+                f"tensors"
+            )
 
 
 @irdl_op_definition
@@ -1050,9 +1204,11 @@ class ReshapeOp(_UnaryOp):
 
     def verify_(self) -> None:
         super().verify_()
-        _require(np.prod(shape_of(self.input)) == np.prod(shape_of(self.result)),
-                 f"axq.reshape cannot change the element count: {shape_of(self.input)} -> "
-                 f"{shape_of(self.result)}")
+        _require(
+            np.prod(shape_of(self.input)) == np.prod(shape_of(self.result)),
+            f"axq.reshape cannot change the element count: {shape_of(self.input)} -> "
+            f"{shape_of(self.result)}",
+        )
         self._check_keeps_type(self.input, [self.result])
 
 
@@ -1062,18 +1218,23 @@ class TransposeOp(_UnaryOp):
     perm = prop_def(DenseArrayBase)
 
     def __init__(self, input: SSAValue, result_type: Attribute, perm: Sequence[int]):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"perm": ints(perm)})
+        super().__init__(
+            operands=[input], result_types=[result_type], properties={"perm": ints(perm)}
+        )
 
     def verify_(self) -> None:
         super().verify_()
         perm, in_shape = self.perm.get_values(), shape_of(self.input)
-        _require(sorted(perm) == list(range(len(in_shape))),
-                 f"axq.transpose perm {list(perm)} is not a permutation of the "
-                 f"{len(in_shape)} input axes")
+        _require(
+            sorted(perm) == list(range(len(in_shape))),
+            f"axq.transpose perm {list(perm)} is not a permutation of the "
+            f"{len(in_shape)} input axes",
+        )
         expected = tuple(in_shape[p] for p in perm)
-        _require(shape_of(self.result) == expected,
-                 f"axq.transpose result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.transpose result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_keeps_type(self.input, [self.result])
 
 
@@ -1086,23 +1247,37 @@ class PadOp(_UnaryOp):
     value = prop_def(FloatAttr)
     mode = prop_def(PadModeAttr)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, pads: Sequence[int],
-                 value: float = 0.0, mode: PadMode = PadMode.CONSTANT):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"pads": ints(pads), "value": float_attr(value),
-                                     "mode": PadModeAttr(mode)})
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        pads: Sequence[int],
+        value: float = 0.0,
+        mode: PadMode = PadMode.CONSTANT,
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={"pads": ints(pads), "value": float_attr(value), "mode": PadModeAttr(mode)},
+        )
 
     def verify_(self) -> None:
         super().verify_()
         in_shape, pads = shape_of(self.input), self.pads.get_values()
         rank = len(in_shape)
-        _require(len(pads) == 2 * rank,
-                 f"axq.pad needs {2 * rank} pads (begins, then ends), got {len(pads)}")
-        _require(min(pads, default=0) >= 0,
-                 f"axq.pad pads must be >= 0 (it does not crop), got {list(pads)}")
+        _require(
+            len(pads) == 2 * rank,
+            f"axq.pad needs {2 * rank} pads (begins, then ends), got {len(pads)}",
+        )
+        _require(
+            min(pads, default=0) >= 0,
+            f"axq.pad pads must be >= 0 (it does not crop), got {list(pads)}",
+        )
         expected = tuple(in_shape[i] + pads[i] + pads[i + rank] for i in range(rank))
-        _require(shape_of(self.result) == expected,
-                 f"axq.pad result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.pad result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_keeps_type(self.input, [self.result])
 
 
@@ -1116,38 +1291,64 @@ class SliceOp(_UnaryOp):
     axes = prop_def(DenseArrayBase)
     steps = prop_def(DenseArrayBase)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, starts: Sequence[int],
-                 ends: Sequence[int], axes: Sequence[int], steps: Sequence[int]):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"starts": ints(starts), "ends": ints(ends),
-                                     "axes": ints(axes), "steps": ints(steps)})
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        starts: Sequence[int],
+        ends: Sequence[int],
+        axes: Sequence[int],
+        steps: Sequence[int],
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={
+                "starts": ints(starts),
+                "ends": ints(ends),
+                "axes": ints(axes),
+                "steps": ints(steps),
+            },
+        )
 
     def index(self) -> tuple[slice, ...]:
         """The NumPy index that performs this slice."""
         index = [slice(None)] * len(shape_of(self.input))
-        for start, end, axis, step in zip(self.starts.get_values(), self.ends.get_values(),
-                                          self.axes.get_values(), self.steps.get_values(),
-                                          strict=True):
+        for start, end, axis, step in zip(
+            self.starts.get_values(),
+            self.ends.get_values(),
+            self.axes.get_values(),
+            self.steps.get_values(),
+            strict=True,
+        ):
             index[axis] = slice(start, end, step)
         return tuple(index)
 
     def verify_(self) -> None:
         super().verify_()
         axes = self.axes.get_values()
-        lengths = {len(self.starts.get_values()), len(self.ends.get_values()), len(axes),
-                   len(self.steps.get_values())}
+        lengths = {
+            len(self.starts.get_values()),
+            len(self.ends.get_values()),
+            len(axes),
+            len(self.steps.get_values()),
+        }
         _require(len(lengths) == 1, "axq.slice needs equally many starts, ends, axes and steps")
         rank = len(shape_of(self.input))
-        _require(all(0 <= a < rank for a in axes),
-                 f"axq.slice axes {list(axes)} out of range 0..{rank - 1} (normalise negative "
-                 f"axes)")
+        _require(
+            all(0 <= a < rank for a in axes),
+            f"axq.slice axes {list(axes)} out of range 0..{rank - 1} (normalise negative axes)",
+        )
         _require(len(set(axes)) == len(axes), f"axq.slice axes {list(axes)} repeat an axis")
         _require(all(s != 0 for s in self.steps.get_values()), "axq.slice step must not be 0")
-        expected = tuple(len(range(size)[index])  # Python slicing is NumPy's, per axis
-                         for size, index in zip(shape_of(self.input), self.index(),
-                                                strict=True))
-        _require(shape_of(self.result) == expected,
-                 f"axq.slice result shape {shape_of(self.result)} should be {expected}")
+        expected = tuple(
+            len(range(size)[index])  # Python slicing is NumPy's, per axis
+            for size, index in zip(shape_of(self.input), self.index(), strict=True)
+        )
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.slice result shape {shape_of(self.result)} should be {expected}",
+        )
         self._check_keeps_type(self.input, [self.result])
 
 
@@ -1164,34 +1365,54 @@ class _WindowOp(_UnaryOp):
     ceil_mode = prop_def(BoolAttr)
 
     def _window_properties(self, kernel, strides, pads, dilations, ceil_mode):
-        return {"kernel": ints(kernel), "strides": ints(strides), "pads": ints(pads),
-                "dilations": ints(dilations), "ceil_mode": BoolAttr.from_bool(ceil_mode)}
+        return {
+            "kernel": ints(kernel),
+            "strides": ints(strides),
+            "pads": ints(pads),
+            "dilations": ints(dilations),
+            "ceil_mode": BoolAttr.from_bool(ceil_mode),
+        }
 
     def verify_(self) -> None:
         super().verify_()
         in_shape = shape_of(self.input)
-        _require(len(in_shape) == 4,
-                 f"{self.name} works on 4-D NCHW tensors, got rank {len(in_shape)}")
+        _require(
+            len(in_shape) == 4, f"{self.name} works on 4-D NCHW tensors, got rank {len(in_shape)}"
+        )
         k, s = self.kernel.get_values(), self.strides.get_values()
         p, d = self.pads.get_values(), self.dilations.get_values()
         _check_window_geometry(self.name, s, p, d, k)
-        _require(all(p[i] < k[i % 2] for i in range(4)),
-                 f"{self.name} pads {list(p)} must be smaller than the kernel {list(k)}")
+        _require(
+            all(p[i] < k[i % 2] for i in range(4)),
+            f"{self.name} pads {list(p)} must be smaller than the kernel {list(k)}",
+        )
         ceil_mode = self.ceil_mode.value.data != 0  # xDSL stores a true i1 as -1
         expected = in_shape[:2] + _window_output(self.name, in_shape, k, s, p, d, ceil_mode)
-        _require(shape_of(self.result) == expected,
-                 f"{self.name} result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"{self.name} result shape {shape_of(self.result)} should be {expected}",
+        )
 
 
 @irdl_op_definition
 class MaxPoolOp(_WindowOp):
     name = "axq.max_pool"
 
-    def __init__(self, input: SSAValue, result_type: Attribute, kernel, strides=(1, 1),
-                 pads=(0, 0, 0, 0), dilations=(1, 1), ceil_mode: bool = False):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties=self._window_properties(kernel, strides, pads, dilations,
-                                                            ceil_mode))
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        kernel,
+        strides=(1, 1),
+        pads=(0, 0, 0, 0),
+        dilations=(1, 1),
+        ceil_mode: bool = False,
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties=self._window_properties(kernel, strides, pads, dilations, ceil_mode),
+        )
 
     def verify_(self) -> None:
         super().verify_()
@@ -1203,8 +1424,16 @@ class AvgPoolOp(_WindowOp):
     name = "axq.avg_pool"
     count_include_pad = prop_def(BoolAttr)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, kernel, strides=(1, 1),
-                 pads=(0, 0, 0, 0), ceil_mode: bool = False, count_include_pad: bool = False):
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        kernel,
+        strides=(1, 1),
+        pads=(0, 0, 0, 0),
+        ceil_mode: bool = False,
+        count_include_pad: bool = False,
+    ):
         properties = self._window_properties(kernel, strides, pads, (1, 1), ceil_mode)
         properties["count_include_pad"] = BoolAttr.from_bool(count_include_pad)
         super().__init__(operands=[input], result_types=[result_type], properties=properties)
@@ -1218,17 +1447,22 @@ class GlobalPoolOp(_UnaryOp):
     kind = prop_def(PoolKindAttr)
 
     def __init__(self, input: SSAValue, result_type: Attribute, kind: PoolKind):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"kind": PoolKindAttr(kind)})
+        super().__init__(
+            operands=[input], result_types=[result_type], properties={"kind": PoolKindAttr(kind)}
+        )
 
     def verify_(self) -> None:
         super().verify_()
         in_shape = shape_of(self.input)
-        _require(len(in_shape) >= 3,
-                 f"axq.global_pool needs spatial axes (rank >= 3), got rank {len(in_shape)}")
+        _require(
+            len(in_shape) >= 3,
+            f"axq.global_pool needs spatial axes (rank >= 3), got rank {len(in_shape)}",
+        )
         expected = in_shape[:2] + (1,) * (len(in_shape) - 2)
-        _require(shape_of(self.result) == expected,
-                 f"axq.global_pool result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.global_pool result shape {shape_of(self.result)} should be {expected}",
+        )
         if self.kind.data == PoolKind.MAX:
             self._check_keeps_type(self.input, [self.result])
 
@@ -1243,26 +1477,42 @@ class ResizeOp(_UnaryOp):
     coordinate_transform = prop_def(CoordinateTransformAttr)
     nearest_rounding = prop_def(NearestRoundingAttr)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, mode: ResizeMode,
-                 scales: Sequence[float],
-                 coordinate_transform: CoordinateTransform = CoordinateTransform.HALF_PIXEL,
-                 nearest_rounding: NearestRounding = NearestRounding.ROUND_PREFER_FLOOR):
-        super().__init__(operands=[input], result_types=[result_type],
-                         properties={"mode": ResizeModeAttr(mode), "scales": floats(scales),
-                                     "coordinate_transform":
-                                         CoordinateTransformAttr(coordinate_transform),
-                                     "nearest_rounding": NearestRoundingAttr(nearest_rounding)})
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        mode: ResizeMode,
+        scales: Sequence[float],
+        coordinate_transform: CoordinateTransform = CoordinateTransform.HALF_PIXEL,
+        nearest_rounding: NearestRounding = NearestRounding.ROUND_PREFER_FLOOR,
+    ):
+        super().__init__(
+            operands=[input],
+            result_types=[result_type],
+            properties={
+                "mode": ResizeModeAttr(mode),
+                "scales": floats(scales),
+                "coordinate_transform": CoordinateTransformAttr(coordinate_transform),
+                "nearest_rounding": NearestRoundingAttr(nearest_rounding),
+            },
+        )
 
     def verify_(self) -> None:
         super().verify_()
         in_shape, scales = shape_of(self.input), self.scales.get_values()
-        _require(len(scales) == len(in_shape),
-                 f"axq.resize needs one scale per axis ({len(in_shape)}), got {len(scales)}")
-        _require(all(s > 0 and np.isfinite(s) for s in scales),
-                 f"axq.resize scales must be positive and finite, got {list(scales)}")
+        _require(
+            len(scales) == len(in_shape),
+            f"axq.resize needs one scale per axis ({len(in_shape)}), got {len(scales)}",
+        )
+        _require(
+            all(s > 0 and np.isfinite(s) for s in scales),
+            f"axq.resize scales must be positive and finite, got {list(scales)}",
+        )
         expected = tuple(int(np.floor(n * s)) for n, s in zip(in_shape, scales, strict=True))
-        _require(shape_of(self.result) == expected,
-                 f"axq.resize result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.resize result shape {shape_of(self.result)} should be {expected}",
+        )
         if self.mode.data == ResizeMode.NEAREST:
             self._check_keeps_type(self.input, [self.result])
 
@@ -1279,8 +1529,9 @@ class ConcatOp(_ComputeOp):
     assembly_format = "$inputs attr-dict `:` functional-type($inputs, $result)"
 
     def __init__(self, inputs: Sequence[SSAValue], result_type: Attribute, axis: int):
-        super().__init__(operands=[inputs], result_types=[result_type],
-                         properties={"axis": int_attr(axis)})
+        super().__init__(
+            operands=[inputs], result_types=[result_type], properties={"axis": int_attr(axis)}
+        )
 
     def verify_(self) -> None:
         super().verify_()
@@ -1288,14 +1539,23 @@ class ConcatOp(_ComputeOp):
         axis = self.axis.value.data
         _require(len(shapes) >= 1, "axq.concat needs at least one input")
         rank = len(shapes[0])
-        _require(0 <= axis < rank,
-                 f"axq.concat axis {axis} out of range 0..{rank - 1} (normalise negative axes)")
-        _require(all(len(s) == rank and s[:axis] + s[axis + 1:] == shapes[0][:axis]
-                     + shapes[0][axis + 1:] for s in shapes),
-                 f"axq.concat inputs {shapes} differ outside the concatenation axis {axis}")
-        expected = shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1:]
-        _require(shape_of(self.result) == expected,
-                 f"axq.concat result shape {shape_of(self.result)} should be {expected}")
+        _require(
+            0 <= axis < rank,
+            f"axq.concat axis {axis} out of range 0..{rank - 1} (normalise negative axes)",
+        )
+        _require(
+            all(
+                len(s) == rank
+                and s[:axis] + s[axis + 1 :] == shapes[0][:axis] + shapes[0][axis + 1 :]
+                for s in shapes
+            ),
+            f"axq.concat inputs {shapes} differ outside the concatenation axis {axis}",
+        )
+        expected = shapes[0][:axis] + (sum(s[axis] for s in shapes),) + shapes[0][axis + 1 :]
+        _require(
+            shape_of(self.result) == expected,
+            f"axq.concat result shape {shape_of(self.result)} should be {expected}",
+        )
         for value in self.inputs:
             self._check_keeps_type(value, [self.result])
 
@@ -1310,8 +1570,9 @@ class SplitOp(_ComputeOp):
     assembly_format = "$input attr-dict `:` type($input) `->` type($outputs)"
 
     def __init__(self, input: SSAValue, result_types: Sequence[Attribute], axis: int):
-        super().__init__(operands=[input], result_types=[result_types],
-                         properties={"axis": int_attr(axis)})
+        super().__init__(
+            operands=[input], result_types=[result_types], properties={"axis": int_attr(axis)}
+        )
 
     def split_sizes(self) -> list[int]:
         return [shape_of(r)[self.axis.value.data] for r in self.outputs]
@@ -1319,17 +1580,22 @@ class SplitOp(_ComputeOp):
     def verify_(self) -> None:
         super().verify_()
         in_shape, axis = shape_of(self.input), self.axis.value.data
-        _require(0 <= axis < len(in_shape),
-                 f"axq.split axis {axis} out of range 0..{len(in_shape) - 1} (normalise "
-                 f"negative axes)")
+        _require(
+            0 <= axis < len(in_shape),
+            f"axq.split axis {axis} out of range 0..{len(in_shape) - 1} (normalise negative axes)",
+        )
         for result in self.outputs:
             shape = shape_of(result)
-            _require(len(shape) == len(in_shape)
-                     and shape[:axis] + shape[axis + 1:] == in_shape[:axis] + in_shape[axis + 1:],
-                     f"axq.split result {shape} differs from the input {in_shape} outside the "
-                     f"split axis {axis}")
-        _require(sum(self.split_sizes()) == in_shape[axis],
-                 f"axq.split sizes {self.split_sizes()} do not add up to {in_shape[axis]}")
+            _require(
+                len(shape) == len(in_shape)
+                and shape[:axis] + shape[axis + 1 :] == in_shape[:axis] + in_shape[axis + 1 :],
+                f"axq.split result {shape} differs from the input {in_shape} outside the "
+                f"split axis {axis}",
+            )
+        _require(
+            sum(self.split_sizes()) == in_shape[axis],
+            f"axq.split sizes {self.split_sizes()} do not add up to {in_shape[axis]}",
+        )
         self._check_keeps_type(self.input, self.outputs)
 
 
@@ -1350,13 +1616,25 @@ class HostOp(_AxqOp):
     onnx_attributes = prop_def(DictionaryAttr, prop_name="attributes")
     assembly_format = "$op_type `(` $inputs `)` attr-dict `:` functional-type($inputs, $outputs)"
 
-    def __init__(self, op_type: str, inputs: Sequence[SSAValue],
-                 result_types: Sequence[Attribute], attributes: Mapping[str, Attribute],
-                 opset: int, domain: str = ""):
-        super().__init__(operands=[inputs], result_types=[result_types],
-                         properties={"op_type": StringAttr(op_type), "domain": StringAttr(domain),
-                                     "opset": int_attr(opset),
-                                     "attributes": DictionaryAttr(dict(attributes))})
+    def __init__(
+        self,
+        op_type: str,
+        inputs: Sequence[SSAValue],
+        result_types: Sequence[Attribute],
+        attributes: Mapping[str, Attribute],
+        opset: int,
+        domain: str = "",
+    ):
+        super().__init__(
+            operands=[inputs],
+            result_types=[result_types],
+            properties={
+                "op_type": StringAttr(op_type),
+                "domain": StringAttr(domain),
+                "opset": int_attr(opset),
+                "attributes": DictionaryAttr(dict(attributes)),
+            },
+        )
 
 
 Axq = Dialect(

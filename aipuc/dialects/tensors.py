@@ -24,10 +24,18 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 
-_INT_WIDTHS = {np.dtype(np.int8): 8, np.dtype(np.int16): 16, np.dtype(np.int32): 32,
-               np.dtype(np.int64): 64}
-_UINT_WIDTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.uint32): 32,
-                np.dtype(np.uint64): 64}
+_INT_WIDTHS = {
+    np.dtype(np.int8): 8,
+    np.dtype(np.int16): 16,
+    np.dtype(np.int32): 32,
+    np.dtype(np.int64): 64,
+}
+_UINT_WIDTHS = {
+    np.dtype(np.uint8): 8,
+    np.dtype(np.uint16): 16,
+    np.dtype(np.uint32): 32,
+    np.dtype(np.uint64): 64,
+}
 _FLOATS = {np.dtype(np.float16): f16, np.dtype(np.float32): f32, np.dtype(np.float64): f64}
 
 

@@ -56,8 +56,16 @@ from aipuc.runtime.host import HostRunner, first_line
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 """Operators that do the network's real work; the preamble never takes one."""
 
-_NON_DETERMINISTIC = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike",
-                                "RandomUniformLike", "Multinomial", "Bernoulli"})
+_NON_DETERMINISTIC = frozenset(
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
 _FOLD_GROWTH_LIMIT = 1 << 16
 """A folded output may exceed its constant inputs by this many elements (keeps models small:
 ConstantOfShape or Expand of a tiny constant into a huge tensor stays a node)."""
@@ -91,10 +99,17 @@ class CleanedModel:
     host_reasons: dict[str, str] = field(default_factory=dict)
 
 
-def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
-                condition: str | None, node_type: str | None, threshold: int,
-                remove_layout_transform_from_preamble: bool, dump_core_onnx: Path | None,
-                dump_full_opt_onnx: Path | None) -> CleanedModel:
+def clean_graph(
+    model: onnx.ModelProto,
+    *,
+    split_pre_post_processing: bool,
+    condition: str | None,
+    node_type: str | None,
+    threshold: int,
+    remove_layout_transform_from_preamble: bool,
+    dump_core_onnx: Path | None,
+    dump_full_opt_onnx: Path | None,
+) -> CleanedModel:
     """Optimises a loaded model (see `aipuc.frontend.loader.load_model`) and splits it.
 
     With `split_pre_post_processing` False the support rules do not split: the whole model is
@@ -105,21 +120,28 @@ def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
     condition, node_type = _validated_condition(condition, node_type)
     full = optimize(model)
     if not full.graph.node:
-        raise ModelError("no node of the model computes its outputs: every output is a graph "
-                         "input or a constant (the rest is dead code); there is nothing to "
-                         "compile")
+        raise ModelError(
+            "no node of the model computes its outputs: every output is a graph "
+            "input or a constant (the rest is dead code); there is nothing to "
+            "compile"
+        )
     constants = {tensor.name for tensor in full.graph.initializer}
     constant_outputs = [value.name for value in full.graph.output if value.name in constants]
     if constant_outputs:
-        raise ModelError(f"graph output '{constant_outputs[0]}' is a constant (an initializer) "
-                         "that no part of a split model computes; remove it from the model's "
-                         "outputs")
+        raise ModelError(
+            f"graph output '{constant_outputs[0]}' is a constant (an initializer) "
+            "that no part of a split model computes; remove it from the model's "
+            "outputs"
+        )
     if dump_full_opt_onnx is not None:
         save_model(full, dump_full_opt_onnx)
     index = GraphIndex.of(full)
     nodes = index.nodes
-    reasons = {i: "; ".join(index.check(node)) for i, node in enumerate(nodes)
-               } if split_pre_post_processing else {}
+    reasons = (
+        {i: "; ".join(index.check(node)) for i, node in enumerate(nodes)}
+        if split_pre_post_processing
+        else {}
+    )
     unsupported = {i for i, reason in reasons.items() if reason}
     forced = {}
     if condition is not None:
@@ -135,24 +157,35 @@ def clean_graph(model: onnx.ModelProto, *, split_pre_post_processing: bool,
         nhwc = _nhwc_core_inputs(index, core)
     part_nodes = [[nodes[i] for i in sorted(part)] for part in (preamble, core, postamble)]
     crossing = _crossing_tensors(full.graph, part_nodes)
-    pre, mid, post = (_extract(full, members, suffix, outputs) if members else None
-                      for members, suffix, outputs in zip(
-                          part_nodes, ("preamble", "core", "postamble"), crossing, strict=True))
+    pre, mid, post = (
+        _extract(full, members, suffix, outputs) if members else None
+        for members, suffix, outputs in zip(
+            part_nodes, ("preamble", "core", "postamble"), crossing, strict=True
+        )
+    )
     for part, label in ((pre, "preamble"), (post, "postamble")):
         if part is not None:
             _check_host_part(part, label)
     if nhwc and mid is not None:
         mid.metadata_props.append(
-            onnx.StringStringEntryProto(key=NHWC_INPUTS_KEY, value=json.dumps(nhwc)))
+            onnx.StringStringEntryProto(key=NHWC_INPUTS_KEY, value=json.dumps(nhwc))
+        )
     if dump_core_onnx is not None and mid is not None:
         save_model(mid, dump_core_onnx)
     return CleanedModel(
-        full=full, preamble=pre, core=mid, postamble=post,
+        full=full,
+        preamble=pre,
+        core=mid,
+        postamble=post,
         inputs=tuple(value.name for value in full.graph.input),
         outputs=tuple(value.name for value in full.graph.output),
-        preamble_outputs=_output_names(pre), core_inputs=_input_names(mid),
-        core_outputs=_output_names(mid), postamble_inputs=_input_names(post),
-        nhwc_core_inputs=tuple(nhwc), host_reasons=host_reasons)
+        preamble_outputs=_output_names(pre),
+        core_inputs=_input_names(mid),
+        core_outputs=_output_names(mid),
+        postamble_inputs=_input_names(post),
+        nhwc_core_inputs=tuple(nhwc),
+        host_reasons=host_reasons,
+    )
 
 
 def _check_host_part(part: onnx.ModelProto, label: str) -> None:
@@ -166,9 +199,10 @@ def _check_host_part(part: onnx.ModelProto, label: str) -> None:
     except AipucError as error:
         nodes = ", ".join(f"'{node.name}' ({node.op_type})" for node in part.graph.node[:3])
         more = f" and {len(part.graph.node) - 3} more" if len(part.graph.node) > 3 else ""
-        raise ModelError(f"the host {label} (nodes {nodes}{more}) cannot run: {error}; fix "
-                         "the node's attributes or replace it by standard ONNX operators"
-                         ) from None
+        raise ModelError(
+            f"the host {label} (nodes {nodes}{more}) cannot run: {error}; fix "
+            "the node's attributes or replace it by standard ONNX operators"
+        ) from None
 
 
 def _input_names(part: onnx.ModelProto | None) -> tuple[str, ...]:
@@ -186,18 +220,26 @@ def save_model(model: onnx.ModelProto, path: Path | str) -> None:
     if model.ByteSize() < _PROTOBUF_LIMIT:
         onnx.save_model(model, path)
         return
-    onnx.save_model(copy.deepcopy(model), path, save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=path.name + ".data")
+    onnx.save_model(
+        copy.deepcopy(model),
+        path,
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=path.name + ".data",
+    )
 
 
 # ------------------------------------------------------------------------------ condition
 
 
-def _validated_condition(condition: str | None, node_type: str | None
-                         ) -> tuple[GraphCleanerCondition | None, GraphCleanerNode | None]:
+def _validated_condition(
+    condition: str | None, node_type: str | None
+) -> tuple[GraphCleanerCondition | None, GraphCleanerNode | None]:
     if (condition is None) != (node_type is None):
-        raise ConfigError("graph_cleaner_condition and graph_cleaner_node must be set together "
-                          f"or both be null, not {condition!r} and {node_type!r}")
+        raise ConfigError(
+            "graph_cleaner_condition and graph_cleaner_node must be set together "
+            f"or both be null, not {condition!r} and {node_type!r}"
+        )
     if condition is None:
         return None, None
     try:
@@ -206,11 +248,17 @@ def _validated_condition(condition: str | None, node_type: str | None
         raise ConfigError(
             f"graph cleaner condition {condition!r} on {node_type!r}: valid conditions are "
             f"{[c.value for c in GraphCleanerCondition]}, node types "
-            f"{[n.value for n in GraphCleanerNode]}") from None
+            f"{[n.value for n in GraphCleanerNode]}"
+        ) from None
 
 
-def _weight_condition(node: NodeProto, index: GraphIndex, condition: GraphCleanerCondition,
-                      node_type: GraphCleanerNode | None, threshold: int) -> str:
+def _weight_condition(
+    node: NodeProto,
+    index: GraphIndex,
+    condition: GraphCleanerCondition,
+    node_type: GraphCleanerNode | None,
+    threshold: int,
+) -> str:
     """Why the weight-size condition sends `node` to the host ("" if it does not)."""
     weights = [name for name in node.input if name and name in index.constants]
     if node.op_type != node_type or not weights:
@@ -223,8 +271,10 @@ def _weight_condition(node: NodeProto, index: GraphIndex, condition: GraphCleane
         value, what = (shape[0] if shape else 1), "first dimension"
     if value <= threshold:
         return ""
-    return (f"weight '{weight}' {what} {value} exceeds graph_cleaner_threshold {threshold} "
-            f"({condition.value})")
+    return (
+        f"weight '{weight}' {what} {value} exceeds graph_cleaner_threshold {threshold} "
+        f"({condition.value})"
+    )
 
 
 # ------------------------------------------------------------------------------ optimisation
@@ -239,8 +289,9 @@ def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
     return infer_shapes(model)
 
 
-def _is_identity(node: NodeProto, constants: set[str], consumed: set[str],
-                 graph: GraphProto) -> bool:
+def _is_identity(
+    node: NodeProto, constants: set[str], consumed: set[str], graph: GraphProto
+) -> bool:
     if node.domain not in DEFAULT_DOMAINS:
         return False
     if node.op_type == "Identity":
@@ -270,8 +321,9 @@ def _remove_identities(graph: GraphProto) -> None:
     outputs = {value.name for value in graph.output}
     sources = {value.name for value in graph.input} | {t.name for t in graph.initializer}
     constants = {tensor.name for tensor in graph.initializer}
-    subgraph_reads = {name for node in graph.node for name in node_inputs(node)
-                      if name not in node.input}
+    subgraph_reads = {
+        name for node in graph.node for name in node_inputs(node) if name not in node.input
+    }
     consumed = {name for node in graph.node for name in node_inputs(node)}
     removed = set()
     for position, node in enumerate(graph.node):
@@ -308,9 +360,12 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     new_initializers: list[TensorProto] = []
     folded: list[int] = []
     for position, node in enumerate(graph.node):
-        if (node.domain not in DEFAULT_DOMAINS or node.op_type in _NON_DETERMINISTIC
-                or any(name in outputs for name in node.output)
-                or len(node_inputs(node)) != len([name for name in node.input if name])):
+        if (
+            node.domain not in DEFAULT_DOMAINS
+            or node.op_type in _NON_DETERMINISTIC
+            or any(name in outputs for name in node.output)
+            or len(node_inputs(node)) != len([name for name in node.input if name])
+        ):
             continue
         if node.op_type in ("Shape", "Size") and is_static(shapes.get(node.input[0])):
             value = shape_op_value(node, shapes[node.input[0]])  # type: ignore[arg-type]
@@ -318,8 +373,7 @@ def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
             constants.add(node.output[0])
             folded.append(position)
             continue
-        if all(name in constants for name in node.input if name) and _small_enough(
-                node, shapes):
+        if all(name in constants for name in node.input if name) and _small_enough(node, shapes):
             folded.append(position)
             constants.update(name for name in node.output if name)
     if not folded:
@@ -348,9 +402,12 @@ def _small_enough(node: NodeProto, shapes: dict) -> bool:
     return out <= inputs + _FOLD_GROWTH_LIMIT
 
 
-def _run_constant_nodes(model: onnx.ModelProto, nodes: Sequence[NodeProto],
-                        extra_initializers: Sequence[TensorProto],
-                        needed: set[str]) -> dict[str, np.ndarray]:
+def _run_constant_nodes(
+    model: onnx.ModelProto,
+    nodes: Sequence[NodeProto],
+    extra_initializers: Sequence[TensorProto],
+    needed: set[str],
+) -> dict[str, np.ndarray]:
     """Runs constant nodes in one host session; returns their outputs that `needed` names."""
     wanted = [name for node in nodes for name in node.output if name and name in needed]
     if not wanted:
@@ -359,18 +416,24 @@ def _run_constant_nodes(model: onnx.ModelProto, nodes: Sequence[NodeProto],
     initializers = [t for t in (*model.graph.initializer, *extra_initializers) if t.name in reads]
     infos = value_infos(model.graph)
     graph = helper.make_graph(
-        list(nodes), "fold_constants", [],
+        list(nodes),
+        "fold_constants",
+        [],
         [infos.get(name) or helper.make_empty_tensor_value_info(name) for name in wanted],
-        initializers)
-    folding = helper.make_model(graph, opset_imports=model.opset_import,
-                                ir_version=model.ir_version)
+        initializers,
+    )
+    folding = helper.make_model(
+        graph, opset_imports=model.opset_import, ir_version=model.ir_version
+    )
     folding.functions.extend(model.functions)
     try:
         return HostRunner(folding).run({})
     except Exception as error:  # the host engine's own error types
-        raise ModelError(f"constant folding failed on nodes "
-                         f"{[node.name for node in nodes][:5]}: "
-                         f"{first_line(error)}") from None
+        raise ModelError(
+            f"constant folding failed on nodes "
+            f"{[node.name for node in nodes][:5]}: "
+            f"{first_line(error)}"
+        ) from None
 
 
 def _remove_dead_code(graph: GraphProto) -> None:
@@ -394,8 +457,12 @@ def _remove_dead_code(graph: GraphProto) -> None:
 # ------------------------------------------------------------------------------ the split
 
 
-def _partition(nodes: Sequence[NodeProto], unsupported: set[int], forced: dict[int, str],
-               reasons: dict[int, str]) -> tuple[set[int], set[int], dict[str, str]]:
+def _partition(
+    nodes: Sequence[NodeProto],
+    unsupported: set[int],
+    forced: dict[int, str],
+    reasons: dict[int, str],
+) -> tuple[set[int], set[int], dict[str, str]]:
     """Preamble and postamble node indices (see the module docstring) and why each is there."""
     predecessors, successors = node_dependencies(nodes)
 
@@ -437,16 +504,20 @@ def _partition(nodes: Sequence[NodeProto], unsupported: set[int], forced: dict[i
     return preamble, postamble, why
 
 
-def _move_layout_transforms(index: GraphIndex, preamble: set[int], core: list[int],
-                            host_reasons: dict[str, str]) -> list[int]:
+def _move_layout_transforms(
+    index: GraphIndex, preamble: set[int], core: list[int], host_reasons: dict[str, str]
+) -> list[int]:
     """Moves NHWC->NCHW transforms at the end of the preamble into the core; the new core."""
     nodes = index.nodes
     for i in sorted(preamble, reverse=True):
         core_names = {nodes[j].name for j in core}
         consumers = index.consumers.get(nodes[i].output[0], [])
-        if (_is_nhwc_to_nchw(nodes[i], index) and consumers
-                and nodes[i].output[0] not in index.graph_outputs
-                and all(consumer.name in core_names for consumer in consumers)):
+        if (
+            _is_nhwc_to_nchw(nodes[i], index)
+            and consumers
+            and nodes[i].output[0] not in index.graph_outputs
+            and all(consumer.name in core_names for consumer in consumers)
+        ):
             preamble.remove(i)
             core = sorted([*core, i])
             host_reasons.pop(nodes[i].name, None)
@@ -456,11 +527,15 @@ def _move_layout_transforms(index: GraphIndex, preamble: set[int], core: list[in
 def _nhwc_core_inputs(index: GraphIndex, core: list[int]) -> list[str]:
     """Core inputs that enter through an NHWC->NCHW transform inside the core."""
     produced = {name for i in core for name in index.nodes[i].output}
-    return list(dict.fromkeys(
-        index.nodes[i].input[0] for i in core
-        if _is_nhwc_to_nchw(index.nodes[i], index)
-        and index.nodes[i].input[0] not in produced
-        and index.nodes[i].input[0] not in index.constants))
+    return list(
+        dict.fromkeys(
+            index.nodes[i].input[0]
+            for i in core
+            if _is_nhwc_to_nchw(index.nodes[i], index)
+            and index.nodes[i].input[0] not in produced
+            and index.nodes[i].input[0] not in index.constants
+        )
+    )
 
 
 def _is_nhwc_to_nchw(node: NodeProto, index: GraphIndex) -> bool:
@@ -478,14 +553,19 @@ def _is_nhwc_to_nchw(node: NodeProto, index: GraphIndex) -> bool:
     return False
 
 
-def _crossing_tensors(graph: GraphProto, parts: Sequence[Sequence[NodeProto]]
-                      ) -> list[list[str]]:
+def _crossing_tensors(graph: GraphProto, parts: Sequence[Sequence[NodeProto]]) -> list[list[str]]:
     """Per part, the tensors it produces that graph outputs or other parts need."""
     graph_outputs = [value.name for value in graph.output]
-    part_of = {name: k for k, part in enumerate(parts) for node in part
-               for name in node.output if name}
-    read_elsewhere = {name for k, part in enumerate(parts) for node in part
-                      for name in node_inputs(node) if part_of.get(name, k) != k}
+    part_of = {
+        name: k for k, part in enumerate(parts) for node in part for name in node.output if name
+    }
+    read_elsewhere = {
+        name
+        for k, part in enumerate(parts)
+        for node in part
+        for name in node_inputs(node)
+        if part_of.get(name, k) != k
+    }
     crossing = []
     for k, part in enumerate(parts):
         produced = [name for node in part for name in node.output if name]
@@ -495,8 +575,9 @@ def _crossing_tensors(graph: GraphProto, parts: Sequence[Sequence[NodeProto]]
     return crossing
 
 
-def _extract(model: onnx.ModelProto, nodes: Sequence[NodeProto], suffix: str,
-             outputs: Sequence[str]) -> onnx.ModelProto:
+def _extract(
+    model: onnx.ModelProto, nodes: Sequence[NodeProto], suffix: str, outputs: Sequence[str]
+) -> onnx.ModelProto:
     """A standalone, checked model of `nodes`, with the initializers they read only."""
     graph = model.graph
     infos = value_infos(graph)
@@ -510,12 +591,20 @@ def _extract(model: onnx.ModelProto, nodes: Sequence[NodeProto], suffix: str,
     inputs = [name for name in graph_inputs if name in needed]
     inputs += [name for name in needed if name not in inputs]
     kept_infos = [infos[name] for name in produced if name in infos and name not in outputs]
-    part_graph = helper.make_graph(list(nodes), f"{graph.name}_{suffix}",
-                                   [infos[name] for name in inputs],
-                                   [infos[name] for name in outputs], initializers,
-                                   value_info=kept_infos)
-    part = helper.make_model(part_graph, opset_imports=model.opset_import,
-                             ir_version=model.ir_version, producer_name="aipuc graph cleaner")
+    part_graph = helper.make_graph(
+        list(nodes),
+        f"{graph.name}_{suffix}",
+        [infos[name] for name in inputs],
+        [infos[name] for name in outputs],
+        initializers,
+        value_info=kept_infos,
+    )
+    part = helper.make_model(
+        part_graph,
+        opset_imports=model.opset_import,
+        ir_version=model.ir_version,
+        producer_name="aipuc graph cleaner",
+    )
     part.functions.extend(model.functions)
     part.metadata_props.extend(model.metadata_props)
     onnx.checker.check_model(part)

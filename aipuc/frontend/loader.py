@@ -52,14 +52,24 @@ MIN_OPSET = 17
 """The oldest default-domain opset the compiler reads; older models are converted."""
 
 DATA_DEPENDENT_SHAPE_OPS = frozenset(
-    {"NonZero", "NonMaxSuppression", "Unique", "Compress", "TopK", "Loop", "Scan", "If"})
+    {"NonZero", "NonMaxSuppression", "Unique", "Compress", "TopK", "Loop", "Scan", "If"}
+)
 """Operators whose output shapes can depend on input values, not only on input shapes."""
 
 _ELEMENT_BYTES = {
-    TensorProto.FLOAT: 4, TensorProto.DOUBLE: 8, TensorProto.FLOAT16: 2,
-    TensorProto.BFLOAT16: 2, TensorProto.INT8: 1, TensorProto.UINT8: 1, TensorProto.INT16: 2,
-    TensorProto.UINT16: 2, TensorProto.INT32: 4, TensorProto.UINT32: 4, TensorProto.INT64: 8,
-    TensorProto.UINT64: 8, TensorProto.BOOL: 1,
+    TensorProto.FLOAT: 4,
+    TensorProto.DOUBLE: 8,
+    TensorProto.FLOAT16: 2,
+    TensorProto.BFLOAT16: 2,
+    TensorProto.INT8: 1,
+    TensorProto.UINT8: 1,
+    TensorProto.INT16: 2,
+    TensorProto.UINT16: 2,
+    TensorProto.INT32: 4,
+    TensorProto.UINT32: 4,
+    TensorProto.INT64: 8,
+    TensorProto.UINT64: 8,
+    TensorProto.BOOL: 1,
 }
 
 
@@ -71,8 +81,13 @@ def _first_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = None,
-               opset: int = MIN_OPSET, example_input=None) -> onnx.ModelProto:
+def load_model(
+    source,
+    *,
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    opset: int = MIN_OPSET,
+    example_input=None,
+) -> onnx.ModelProto:
     """Loads, validates and prepares a model from a path, bytes, a ModelProto or a torch module.
 
     `input_shapes` overrides the shapes of named inputs; `opset` is the version older models
@@ -108,12 +123,14 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
                 f"node '{node.name}' ({node.op_type}, domain '{domain or 'ai.onnx'}') is "
                 "not an operator onnx knows, so the shape of its output "
                 f"'{tensor}' is unknown; the compiler needs static shapes: replace it by "
-                "standard ONNX operators")
+                "standard ONNX operators"
+            )
         found = "no inferred shape" if shape is None else f"the dynamic shape {_show(shape)}"
         raise ModelError(
             f"tensor '{tensor}' (output of node '{node.name}', {node.op_type}) has {found} "
             "after shape inference; the compiler needs static shapes: fix the input shapes "
-            "(--input-shape) or make the shape computation constant")
+            "(--input-shape) or make the shape computation constant"
+        )
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
@@ -126,8 +143,10 @@ def load_model(source, *, input_shapes: Mapping[str, Sequence[int]] | None = Non
 
 
 def _is_torch_module(source) -> bool:
-    return any(cls.__name__ == "Module" and cls.__module__.startswith("torch.nn")
-               for cls in type(source).__mro__)
+    return any(
+        cls.__name__ == "Module" and cls.__module__.startswith("torch.nn")
+        for cls in type(source).__mro__
+    )
 
 
 def _read(source, opset: int, example_input) -> tuple[onnx.ModelProto, Path | None]:
@@ -147,13 +166,17 @@ def _read(source, opset: int, example_input) -> tuple[onnx.ModelProto, Path | No
         return _parse(data, str(path)), path.parent
     if example_input is not None or _is_torch_module(source):
         if example_input is None:
-            raise ModelError("a torch.nn.Module needs example_input (a tensor or a tuple of "
-                             "tensors) to be exported to ONNX")
+            raise ModelError(
+                "a torch.nn.Module needs example_input (a tensor or a tuple of "
+                "tensors) to be exported to ONNX"
+            )
         from aipuc.frontend.torch_export import export_torch
 
         return export_torch(source, example_input, opset), None
-    raise ModelError(f"cannot load a model from a {type(source).__name__}; give a path, bytes, "
-                     "an onnx.ModelProto or a torch.nn.Module")
+    raise ModelError(
+        f"cannot load a model from a {type(source).__name__}; give a path, bytes, "
+        "an onnx.ModelProto or a torch.nn.Module"
+    )
 
 
 def _model_path(path: Path) -> Path:
@@ -164,8 +187,10 @@ def _model_path(path: Path) -> Path:
     candidates = sorted(path.glob("*.onnx"))
     if len(candidates) != 1:
         found = ", ".join(c.name for c in candidates) if candidates else "none"
-        raise ModelError(f"directory {path} must hold exactly one .onnx file (found: {found}); "
-                         "pass the model file itself")
+        raise ModelError(
+            f"directory {path} must hold exactly one .onnx file (found: {found}); "
+            "pass the model file itself"
+        )
     return candidates[0]
 
 
@@ -173,11 +198,14 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     try:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError) as error:
-        raise ModelError(f"{what} is not a valid ONNX protobuf (truncated or corrupt?): "
-                         f"{_first_line(error)}") from None
+        raise ModelError(
+            f"{what} is not a valid ONNX protobuf (truncated or corrupt?): {_first_line(error)}"
+        ) from None
     if not model.ir_version or not model.HasField("graph"):
-        raise ModelError(f"{what} is not an ONNX model (no IR version or no graph); the file "
-                         "is truncated, corrupt or of another format")
+        raise ModelError(
+            f"{what} is not an ONNX model (no IR version or no graph); the file "
+            "is truncated, corrupt or of another format"
+        )
     return model
 
 
@@ -190,8 +218,10 @@ def _check_text(model: onnx.ModelProto) -> None:
     found = _undecodable_string(model, "model")
     if found is not None:
         field_path, value = found
-        raise ModelError(f"{field_path} = {value!r} is not valid UTF-8 text; the model file "
-                         "is corrupt: export or download it again")
+        raise ModelError(
+            f"{field_path} = {value!r} is not valid UTF-8 text; the model file "
+            "is corrupt: export or download it again"
+        )
 
 
 def _undecodable_string(message: Message, path: str) -> tuple[str, bytes] | None:
@@ -253,13 +283,16 @@ def _load_external_data(model: onnx.ModelProto, base_dir: Path | None) -> None:
     A location must be relative, free of '..', and resolve (symlinks followed) inside the
     model's folder: anything else could make a crafted model read arbitrary files.
     """
-    external = [tensor for tensor in _model_tensors(model)
-                if tensor.data_location == TensorProto.EXTERNAL]
+    external = [
+        tensor for tensor in _model_tensors(model) if tensor.data_location == TensorProto.EXTERNAL
+    ]
     if not external:
         return
     if base_dir is None:
-        raise ModelError(f"tensor '{external[0].name}' refers to external data, but the model "
-                         "was not given as a file; load it from its .onnx path")
+        raise ModelError(
+            f"tensor '{external[0].name}' refers to external data, but the model "
+            "was not given as a file; load it from its .onnx path"
+        )
     root = base_dir.resolve()
     sources = [_validate_external_reference(tensor, root) for tensor in external]
     try:
@@ -287,11 +320,14 @@ def _validate_external_reference(tensor: TensorProto, root: Path) -> str:
     except (OSError, ValueError, RuntimeError) as error:  # NUL bytes, symlink loops
         raise ModelError(f"{prefix} cannot be resolved: {_first_line(error)}") from None
     if not target.is_relative_to(root):
-        raise ModelError(f"{prefix} resolves outside the model's folder {root}; refusing to "
-                         "read it")
+        raise ModelError(
+            f"{prefix} resolves outside the model's folder {root}; refusing to read it"
+        )
     if (root / location).is_symlink():
-        raise ModelError(f"{prefix} is a symbolic link, which onnx refuses to read; replace "
-                         "the link by the file it points to")
+        raise ModelError(
+            f"{prefix} is a symbolic link, which onnx refuses to read; replace "
+            "the link by the file it points to"
+        )
     if not target.exists():
         raise ModelError(f"{prefix}: file {target} not found; copy it next to the model")
     if not target.is_file():
@@ -306,8 +342,10 @@ def _validate_external_reference(tensor: TensorProto, root: Path) -> str:
     size = target.stat().st_size
     end = size if length is None else offset + length
     if offset > size or end > size:
-        raise ModelError(f"{prefix}: bytes {offset}..{end} lie outside the {size}-byte file; "
-                         "the file is truncated or the offset/length are wrong")
+        raise ModelError(
+            f"{prefix}: bytes {offset}..{end} lie outside the {size}-byte file; "
+            "the file is truncated or the offset/length are wrong"
+        )
     return f"{prefix} (bytes {offset}..{end})"
 
 
@@ -317,9 +355,11 @@ def _check_external_size(tensor: TensorProto, source: str) -> None:
         return
     expected = prod(tensor.dims) * element_bytes
     if len(tensor.raw_data) != expected:
-        raise ModelError(f"{source} holds {len(tensor.raw_data)} bytes, but the tensor's shape "
-                         f"{list(tensor.dims)} needs {expected}; the offset/length entries or the "
-                         "file are wrong")
+        raise ModelError(
+            f"{source} holds {len(tensor.raw_data)} bytes, but the tensor's shape "
+            f"{list(tensor.dims)} needs {expected}; the offset/length entries or the "
+            "file are wrong"
+        )
 
 
 # ------------------------------------------------------------------------------ structure
@@ -351,14 +391,18 @@ def _check_structure(graph: GraphProto) -> None:
     if not graph.output:
         raise ModelError("the model graph has no outputs")
     if len(graph.sparse_initializer):
-        raise ModelError(f"sparse initializer '{graph.sparse_initializer[0].values.name}' is "
-                         "not supported; store it as a dense initializer")
+        raise ModelError(
+            f"sparse initializer '{graph.sparse_initializer[0].values.name}' is "
+            "not supported; store it as a dense initializer"
+        )
     producers: dict[str, str] = {}
 
     def define(name: str, what: str) -> None:
         if name in producers:
-            raise ModelError(f"tensor '{name}' is produced twice, by {producers[name]} and by "
-                             f"{what}; tensor names must be unique")
+            raise ModelError(
+                f"tensor '{name}' is produced twice, by {producers[name]} and by "
+                f"{what}; tensor names must be unique"
+            )
         producers[name] = what
 
     for value in graph.input:
@@ -374,16 +418,19 @@ def _check_structure(graph: GraphProto) -> None:
     for node in graph.node:
         for name in node_inputs(node):
             if name not in producers:
-                raise ModelError(f"node '{node.name}' ({node.op_type}) reads tensor '{name}' "
-                                 "that no node, initializer or graph input produces")
+                raise ModelError(
+                    f"node '{node.name}' ({node.op_type}) reads tensor '{name}' "
+                    "that no node, initializer or graph input produces"
+                )
     outputs = [value.name for value in graph.output]
     for name in outputs:
         if name not in producers:
             raise ModelError(f"graph output '{name}' is not produced by any node")
     duplicates = sorted({name for name in outputs if outputs.count(name) > 1})
     if duplicates:
-        raise ModelError(f"graph output '{duplicates[0]}' is listed twice; output names must "
-                         "be unique")
+        raise ModelError(
+            f"graph output '{duplicates[0]}' is listed twice; output names must be unique"
+        )
 
 
 def _sort_nodes(graph: GraphProto) -> None:
@@ -401,9 +448,11 @@ def _default_opset(model: onnx.ModelProto) -> int:
         raise ModelError("the model imports no default-domain (ai.onnx) opset")
     newest = onnx.defs.onnx_opset_version()
     if not 1 <= versions[0] <= newest:
-        raise ModelError(f"the model imports ai.onnx opset {versions[0]}, but the installed onnx "
-                         f"{onnx.__version__} knows opsets 1 to {newest}; re-export the model at "
-                         f"an opset from {MIN_OPSET} to {newest}")
+        raise ModelError(
+            f"the model imports ai.onnx opset {versions[0]}, but the installed onnx "
+            f"{onnx.__version__} knows opsets 1 to {newest}; re-export the model at "
+            f"an opset from {MIN_OPSET} to {newest}"
+        )
     return versions[0]
 
 
@@ -413,11 +462,13 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         try:
             model = onnx.version_converter.convert_version(model, opset)
         except Exception as error:  # the converter raises several unrelated types
-            raise ModelError(f"cannot convert the model from opset {version} to {opset}: "
-                             f"{_first_line(error)}; re-export it at opset >= {MIN_OPSET}"
-                             ) from None
-    model.ir_version = max(model.ir_version,
-                           helper.find_min_ir_version_for(model.opset_import, True))
+            raise ModelError(
+                f"cannot convert the model from opset {version} to {opset}: "
+                f"{_first_line(error)}; re-export it at opset >= {MIN_OPSET}"
+            ) from None
+    model.ir_version = max(
+        model.ir_version, helper.find_min_ir_version_for(model.opset_import, True)
+    )
     return model
 
 
@@ -440,12 +491,15 @@ def _fix_input_shapes(graph: GraphProto, input_shapes: Mapping[str, Sequence[int
     """Applies `input_shapes`, sets a dynamic batch dimension to 1, rejects other dynamic dims."""
     names = [value.name for value in graph.input]
     if not isinstance(input_shapes, Mapping):
-        raise ModelError(f"input_shapes is a {type(input_shapes).__name__}; give a dict of input "
-                         "name -> dimensions, e.g. {'input': (1, 3, 224, 224)}")
+        raise ModelError(
+            f"input_shapes is a {type(input_shapes).__name__}; give a dict of input "
+            "name -> dimensions, e.g. {'input': (1, 3, 224, 224)}"
+        )
     unknown = [name for name in input_shapes if name not in names]
     if unknown:
-        raise ModelError(f"input_shapes names {unknown} that are not model inputs; the inputs "
-                         f"are {names}")
+        raise ModelError(
+            f"input_shapes names {unknown} that are not model inputs; the inputs are {names}"
+        )
     for value in graph.input:
         if value.type.WhichOneof("value") != "tensor_type":
             raise ModelError(f"input '{value.name}' is not a tensor")
@@ -454,8 +508,10 @@ def _fix_input_shapes(graph: GraphProto, input_shapes: Mapping[str, Sequence[int
             _override_shape(value.name, tensor_type, input_shapes[value.name])
             continue
         if not tensor_type.HasField("shape"):
-            raise ModelError(f"input '{value.name}' has an unknown rank; give its shape: use "
-                             f"--input-shape {value.name}=1x3x224x224 (or input_shapes={{...}})")
+            raise ModelError(
+                f"input '{value.name}' has an unknown rank; give its shape: use "
+                f"--input-shape {value.name}=1x3x224x224 (or input_shapes={{...}})"
+            )
         for index, dim in enumerate(tensor_type.shape.dim):
             if dim.HasField("dim_value"):
                 continue
@@ -463,29 +519,36 @@ def _fix_input_shapes(graph: GraphProto, input_shapes: Mapping[str, Sequence[int
                 dim.Clear()
                 dim.dim_value = 1
                 continue
-            shape = [d.dim_value if d.HasField("dim_value") else None
-                     for d in tensor_type.shape.dim]
+            shape = [
+                d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
+            ]
             label = f" ('{dim.dim_param}')" if dim.dim_param else ""
             example = "x".join("1" if i == 0 else str(d or 224) for i, d in enumerate(shape))
             raise ModelError(
                 f"input '{value.name}' has a dynamic dimension {index}{label} in shape "
                 f"{_show(shape)}; the compiler needs static shapes: use --input-shape "
                 f"{value.name}={example} (or input_shapes={{'{value.name}': "
-                f"({example.replace('x', ', ')})}})")
+                f"({example.replace('x', ', ')})}})"
+            )
 
 
 def _override_shape(name: str, tensor_type: onnx.TypeProto.Tensor, dims: Sequence[int]) -> None:
     given = dims
     if isinstance(given, str | bytes) or not isinstance(given, Iterable):
-        raise ModelError(f"input_shapes['{name}'] = {given!r} is not a sequence of dimensions; "
-                         "give e.g. (1, 3, 224, 224)")
-    if not all(isinstance(dim, Integral) and not isinstance(dim, bool) and dim > 0
-               for dim in given):
+        raise ModelError(
+            f"input_shapes['{name}'] = {given!r} is not a sequence of dimensions; "
+            "give e.g. (1, 3, 224, 224)"
+        )
+    if not all(
+        isinstance(dim, Integral) and not isinstance(dim, bool) and dim > 0 for dim in given
+    ):
         raise ModelError(f"input_shapes['{name}'] = {given!r} must be positive integers")
     dims = [int(dim) for dim in given]
     if tensor_type.HasField("shape") and len(tensor_type.shape.dim) != len(dims):
-        raise ModelError(f"input_shapes['{name}'] has {len(dims)} dimensions but the input has "
-                         f"rank {len(tensor_type.shape.dim)}")
+        raise ModelError(
+            f"input_shapes['{name}'] has {len(dims)} dimensions but the input has "
+            f"rank {len(tensor_type.shape.dim)}"
+        )
     tensor_type.ClearField("shape")
     for dim in dims:
         tensor_type.shape.dim.add().dim_value = dim
@@ -502,8 +565,9 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     del graph.value_info[:]
     sources = {value.name: value.type for value in graph.input}
     for tensor in graph.initializer:
-        sources.setdefault(tensor.name,
-                           helper.make_tensor_type_proto(tensor.data_type, tensor.dims))
+        sources.setdefault(
+            tensor.name, helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
+        )
     declared = {}
     for value in graph.output:
         if value.name in sources:
@@ -513,8 +577,9 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
                 declared[value.name] = copy.deepcopy(value.type.tensor_type.shape)
             value.type.tensor_type.ClearField("shape")
     try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True,
-                                                  data_prop=True)
+        model = onnx.shape_inference.infer_shapes(
+            model, check_type=True, strict_mode=True, data_prop=True
+        )
     except Exception as error:  # InferenceError, ValidationError, RuntimeError
         raise ModelError(f"ONNX shape inference failed: {_first_line(error)}") from None
     for value in model.graph.output:
@@ -524,15 +589,17 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
-def _unresolved_shapes(model: onnx.ModelProto
-                       ) -> list[tuple[str, onnx.NodeProto, tuple[int | None, ...] | None]]:
+def _unresolved_shapes(
+    model: onnx.ModelProto,
+) -> list[tuple[str, onnx.NodeProto, tuple[int | None, ...] | None]]:
     """Node outputs without a static shape that no value-dependent operator explains."""
     infos = value_infos(model.graph)
     value_dependent: set[str] = set()
     unresolved = []
     for node in model.graph.node:
         if node.op_type in DATA_DEPENDENT_SHAPE_OPS or any(
-                name in value_dependent for name in node_inputs(node)):
+            name in value_dependent for name in node_inputs(node)
+        ):
             value_dependent.update(name for name in node.output if name)
             continue
         for name in node.output:
@@ -573,8 +640,9 @@ def _optional_input(node: onnx.NodeProto, index: int) -> str:
     return node.input[index] if index < len(node.input) else ""
 
 
-def _window_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None],
-                    kernel: Sequence[int]) -> str:
+def _window_problem(
+    node: onnx.NodeProto, shapes: Mapping[str, tuple | None], kernel: Sequence[int]
+) -> str:
     """The (dilated) window must fit the padded input, and the output must not be empty."""
     data, output = shapes.get(node.input[0]), shapes.get(node.output[0])
     if not is_static(data) or node.op_type == "ConvTranspose":
@@ -588,19 +656,25 @@ def _window_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None],
     if auto_pad == b"NOTSET":
         pads = list(_attribute(node, "pads", pads))
     dilations = list(_attribute(node, "dilations", [1] * rank))
-    if any((k - 1) * d + 1 > size + pads[axis] + pads[axis + rank]
-           for axis, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=False))):
-        return (f"the kernel {list(kernel)} (dilations {dilations}) is larger than the input "
-                f"{_show(spatial)} padded by {pads}; fix the kernel, pads or dilations, or the "
-                "input shape")
+    if any(
+        (k - 1) * d + 1 > size + pads[axis] + pads[axis + rank]
+        for axis, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=False))
+    ):
+        return (
+            f"the kernel {list(kernel)} (dilations {dilations}) is larger than the input "
+            f"{_show(spatial)} padded by {pads}; fix the kernel, pads or dilations, or the "
+            "input shape"
+        )
     return _empty_output_problem(node, output)
 
 
 def _empty_output_problem(node: onnx.NodeProto, output: tuple | None) -> str:
     if output is None or all(dim is None or dim > 0 for dim in output):
         return ""
-    return (f"its output '{node.output[0]}' has the empty shape {_show(output)}; fix the "
-            "node's attributes or the input shape")
+    return (
+        f"its output '{node.output[0]}' has the empty shape {_show(output)}; fix the "
+        "node's attributes or the input shape"
+    )
 
 
 def _conv_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> str:
@@ -609,26 +683,36 @@ def _conv_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> s
         return ""
     assert data is not None and weight is not None
     if len(weight) != len(data) or len(data) < 3:
-        return (f"input of shape {_show(data)} and weight '{node.input[1]}' of shape "
-                f"{_show(weight)} need the same rank, at least 3")
+        return (
+            f"input of shape {_show(data)} and weight '{node.input[1]}' of shape "
+            f"{_show(weight)} need the same rank, at least 3"
+        )
     group = _attribute(node, "group", 1)
     transposed = node.op_type == "ConvTranspose"
     in_channels = weight[0] if transposed else weight[1] * group
     out_channels = weight[1] * group if transposed else weight[0]
     if group < 1 or data[1] % group or out_channels % group:
-        return (f"group {group} must be positive and divide the {data[1]} input and "
-                f"{out_channels} output channels")
+        return (
+            f"group {group} must be positive and divide the {data[1]} input and "
+            f"{out_channels} output channels"
+        )
     if data[1] != in_channels:
-        return (f"the input has {data[1]} channels, but weight '{node.input[1]}' of shape "
-                f"{_show(weight)} with group {group} takes {in_channels}")
+        return (
+            f"the input has {data[1]} channels, but weight '{node.input[1]}' of shape "
+            f"{_show(weight)} with group {group} takes {in_channels}"
+        )
     kernel = _attribute(node, "kernel_shape")
     if kernel is not None and list(kernel) != list(weight[2:]):
-        return (f"kernel_shape {list(kernel)} does not match weight '{node.input[1]}' of shape "
-                f"{_show(weight)}")
+        return (
+            f"kernel_shape {list(kernel)} does not match weight '{node.input[1]}' of shape "
+            f"{_show(weight)}"
+        )
     bias = _optional_input(node, 2)
     if bias and is_static(shapes.get(bias)) and shapes[bias] != (out_channels,):
-        return (f"bias '{bias}' has shape {_show(shapes[bias])}, but the node has "
-                f"{out_channels} output channels")
+        return (
+            f"bias '{bias}' has shape {_show(shapes[bias])}, but the node has "
+            f"{out_channels} output channels"
+        )
     return _window_problem(node, shapes, weight[2:])
 
 
@@ -639,20 +723,29 @@ def _gemm_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> s
         return ""
     assert bias_shape is not None and output is not None
     broadcasts = len(bias_shape) <= len(output) and all(
-        dim in (1, out) for dim, out in zip(reversed(bias_shape), reversed(output), strict=False))
+        dim in (1, out) for dim, out in zip(reversed(bias_shape), reversed(output), strict=False)
+    )
     if not broadcasts:
-        return (f"C '{bias}' of shape {_show(bias_shape)} does not broadcast to the output "
-                f"shape {_show(output)}")
+        return (
+            f"C '{bias}' of shape {_show(bias_shape)} does not broadcast to the output "
+            f"shape {_show(output)}"
+        )
     return ""
 
 
 def _pool_problem(node: onnx.NodeProto, shapes: Mapping[str, tuple | None]) -> str:
     kernel, pads = _attribute(node, "kernel_shape"), _attribute(node, "pads")
     explicit = _attribute(node, "auto_pad", b"NOTSET") == b"NOTSET"
-    if kernel and pads and explicit and any(
-            pad >= kernel[index % len(kernel)] for index, pad in enumerate(pads)):
-        return (f"pads {list(pads)} must each be smaller than the kernel {list(kernel)} "
-                "(onnxruntime refuses larger ones)")
+    if (
+        kernel
+        and pads
+        and explicit
+        and any(pad >= kernel[index % len(kernel)] for index, pad in enumerate(pads))
+    ):
+        return (
+            f"pads {list(pads)} must each be smaller than the kernel {list(kernel)} "
+            "(onnxruntime refuses larger ones)"
+        )
     return _window_problem(node, shapes, kernel or ())
 
 

@@ -61,8 +61,15 @@ from aipuc.runtime.host import first_line
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
 _NONDETERMINISTIC = frozenset(
-    {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli",
-     "Multinomial"})
+    {
+        "RandomNormal",
+        "RandomUniform",
+        "RandomNormalLike",
+        "RandomUniformLike",
+        "Bernoulli",
+        "Multinomial",
+    }
+)
 _SHAPE_ONLY = frozenset({"Shape", "Size"})
 
 
@@ -131,7 +138,8 @@ class _Importer:
         if name not in self.types:
             raise ModelError(
                 f"tensor '{name}' has no static shape; give the model static input shapes "
-                f"and run ONNX shape inference (aipuc.frontend.loader does both)")
+                f"and run ONNX shape inference (aipuc.frontend.loader does both)"
+            )
         return self.types[name]
 
     def tensor_type(self, name: str) -> TensorType:
@@ -149,16 +157,20 @@ class _Importer:
     def constant(self, node: _Node, name: str, what: str) -> np.ndarray:
         """The value of a constant input; `what` says why it must be constant."""
         if name not in self.constants:
-            raise node.unsupported(f"{what} must be constant, but '{name}' is computed at run "
-                                   f"time; make it an initializer or a constant expression")
+            raise node.unsupported(
+                f"{what} must be constant, but '{name}' is computed at run "
+                f"time; make it an initializer or a constant expression"
+            )
         return self.constants[name]
 
     def value(self, name: str) -> SSAValue:
         """The SSA value of a tensor, materialising a constant on its first use."""
         if name not in self.values:
             if name not in self.constants:
-                raise ModelError(f"tensor '{name}' is used before any node produces it; "
-                                 f"the graph must be topologically sorted")
+                raise ModelError(
+                    f"tensor '{name}' is used before any node produces it; "
+                    f"the graph must be topologically sorted"
+                )
             op = axq.ConstantOp(dense_from_numpy(self.constants[name]))
             if self.propagate_span_information:
                 op.location = NameLoc(StringAttr(name), NoneAttr())
@@ -191,13 +203,18 @@ class _Importer:
         if index in self.absorbed:
             return
         self._check_arity(node)
-        self.location = (NameLoc(StringAttr(node.name), NoneAttr())
-                         if self.propagate_span_information else UnknownLoc())
+        self.location = (
+            NameLoc(StringAttr(node.name), NoneAttr())
+            if self.propagate_span_information
+            else UnknownLoc()
+        )
         present = [name for name in node.inputs if name]
         if node.op_type in _SHAPE_ONLY:
             self._fold_shape(node)
-        elif (all(self.is_constant(name) for name in present)
-              and node.op_type not in _NONDETERMINISTIC):
+        elif (
+            all(self.is_constant(name) for name in present)
+            and node.op_type not in _NONDETERMINISTIC
+        ):
             self._fold(node)
         elif node.op_type in CONVERTERS and self.is_float(node.outputs[0]):
             CONVERTERS[node.op_type](self, node)
@@ -210,8 +227,7 @@ class _Importer:
     def opset(self, node: _Node) -> int:
         domain = self.domain(node)
         if domain not in self.opsets:
-            raise ModelError(f"{node.describe()}: the model imports no opset for domain "
-                             f"'{domain}'")
+            raise ModelError(f"{node.describe()}: the model imports no opset for domain '{domain}'")
         return self.opsets[domain]
 
     def _check_arity(self, node: _Node) -> None:
@@ -221,31 +237,37 @@ class _Importer:
         except onnx.defs.SchemaError:
             raise node.unsupported(
                 f"no operator {node.op_type} in domain '{domain or 'ai.onnx'}' at opset "
-                f"{opset}; neither the accelerator nor the host reference can run it") from None
+                f"{opset}; neither the accelerator nor the host reference can run it"
+            ) from None
         version = f"{node.op_type}-{schema.since_version}"
         n_inputs, n_outputs = len(node.inputs), len(node.outputs)
         if not schema.min_input <= n_inputs <= schema.max_input:
-            raise ModelError(f"{node.describe()} has {n_inputs} inputs, but {version} takes "
-                             f"{_arity(schema.min_input, schema.max_input)}")
+            raise ModelError(
+                f"{node.describe()} has {n_inputs} inputs, but {version} takes "
+                f"{_arity(schema.min_input, schema.max_input)}"
+            )
         if not schema.min_output <= n_outputs <= schema.max_output:
-            raise ModelError(f"{node.describe()} has {n_outputs} outputs, but {version} gives "
-                             f"{_arity(schema.min_output, schema.max_output)}")
+            raise ModelError(
+                f"{node.describe()} has {n_outputs} outputs, but {version} gives "
+                f"{_arity(schema.min_output, schema.max_output)}"
+            )
 
     def _fold_shape(self, node: _Node) -> None:
         """Shape and Size only read the static shape of their input."""
-        self.constants[node.outputs[0]] = shape_op_value(node.proto,
-                                                         self.shape(node.inputs[0]))
+        self.constants[node.outputs[0]] = shape_op_value(node.proto, self.shape(node.inputs[0]))
 
     def _fold(self, node: _Node) -> None:
         present = [name for name in node.inputs if name]
         arrays = [self.constants[name] for name in present]
         try:
             evaluator = reference_evaluator(
-                node.proto, [(a.dtype, a.shape) for a in arrays], self.opsets)
+                node.proto, [(a.dtype, a.shape) for a in arrays], self.opsets
+            )
             results = run_reference(evaluator, arrays)
         except Exception as error:
-            raise node.unsupported(f"constant folding with onnx.reference failed: "
-                                   f"{first_line(error)}") from None
+            raise node.unsupported(
+                f"constant folding with onnx.reference failed: {first_line(error)}"
+            ) from None
         for name, result in zip([n for n in node.outputs if n], results, strict=True):
             self.constants[name] = result
 
@@ -262,7 +284,8 @@ def _element_type(onnx_type: int, name: str) -> Attribute:
     except (TypeError, KeyError):
         raise UnsupportedOperatorError(
             f"tensor '{name}' has element type {TensorProto.DataType.Name(onnx_type)}, which "
-            f"aipuc does not support") from None
+            f"aipuc does not support"
+        ) from None
 
 
 def _normalise_axis(node: _Node, axis: int, rank: int) -> int:
@@ -280,9 +303,11 @@ def _require_finite(ctx: _Importer, node: _Node, names: Sequence[str]) -> None:
     for name in names:
         values = ctx.constants.get(name) if name else None
         if values is not None and not np.isfinite(values).all():
-            raise ModelError(f"{node.describe()}: parameter '{name}' holds NaN or infinite "
-                             "values; fix the model's weights (a corrupt file or a diverged "
-                             "training run)")
+            raise ModelError(
+                f"{node.describe()}: parameter '{name}' holds NaN or infinite "
+                "values; fix the model's weights (a corrupt file or a diverged "
+                "training run)"
+            )
 
 
 # ====================================================================== host
@@ -314,8 +339,9 @@ def convert_to_host(ctx: _Importer, node: _Node) -> None:
     """Keeps the node as ONNX, to be run on the host by onnx.reference."""
     outputs = _rstrip_empty(node.outputs)
     if "" in outputs:
-        raise node.unsupported("an omitted optional output before a present one cannot be "
-                               "kept on the host")
+        raise node.unsupported(
+            "an omitted optional output before a present one cannot be kept on the host"
+        )
     try:
         attributes = {a.name: to_builtin(a) for a in node.proto.attribute}
     except UnsupportedOperatorError as error:
@@ -329,21 +355,28 @@ def convert_to_host(ctx: _Importer, node: _Node) -> None:
             continue
         default = _OMITTED_INPUTS.get((node.op_type, index))
         if default is None:
-            raise node.unsupported(f"input {index} is omitted before a present one, which "
-                                   f"cannot be kept on the host")
+            raise node.unsupported(
+                f"input {index} is omitted before a present one, which cannot be kept on the host"
+            )
         array = default(_np_dtype(ctx, node.inputs[0]))
         values.append(ctx.new_constant(array))
         input_types.append((array.dtype, array.shape))
     complete = NodeProto()
     complete.CopyFrom(node.proto)
     complete.input[:] = [name or f"omitted_{i}" for i, name in enumerate(complete.input)]
-    del complete.input[len(values):]
+    del complete.input[len(values) :]
     try:
         reference_evaluator(complete, input_types, ctx.opsets)
     except Exception as error:
         raise node.unsupported(f"onnx.reference cannot run it: {first_line(error)}") from None
-    op = axq.HostOp(node.op_type, values, [ctx.tensor_type(n) for n in outputs], attributes,
-                    ctx.opset(node), ctx.domain(node))
+    op = axq.HostOp(
+        node.op_type,
+        values,
+        [ctx.tensor_type(n) for n in outputs],
+        attributes,
+        ctx.opset(node),
+        ctx.domain(node),
+    )
     ctx.emit(op)
     for name, result in zip(outputs, op.results, strict=True):
         ctx.bind(name, result)
@@ -365,8 +398,13 @@ def _np_dtype(ctx: _Importer, name: str) -> np.dtype:
 # ====================================================================== geometry
 
 
-def _explicit_pads(node: _Node, spatial: Sequence[int], kernel: Sequence[int],
-                   strides: Sequence[int], dilations: Sequence[int]) -> list[int]:
+def _explicit_pads(
+    node: _Node,
+    spatial: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+) -> list[int]:
     """ONNX auto_pad resolved to explicit [begin..., end...] pads."""
     auto_pad = node.attr("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
@@ -400,8 +438,10 @@ def _window(node: _Node, spatial: Sequence[int], kernel: Sequence[int]):
 
 def _require_2d(node: _Node, rank: int, what: str) -> None:
     if rank != 4:
-        raise node.unsupported(f"{rank - 2}-D {what} is not supported, only 2-D (NCHW) "
-                               f"{what}; reshape the model to 2-D")
+        raise node.unsupported(
+            f"{rank - 2}-D {what} is not supported, only 2-D (NCHW) "
+            f"{what}; reshape the model to 2-D"
+        )
 
 
 # ====================================================================== converters
@@ -416,8 +456,7 @@ def _bias_or_zeros(ctx: _Importer, node: _Node, index: int, channels: int) -> SS
 
 def _foldable_batchnorm(ctx: _Importer, conv: _Node) -> tuple[int, _Node] | None:
     """The BatchNormalization that alone reads a Conv's output, if it can fold into it."""
-    if not ctx.is_constant(conv.input(1)) or (conv.input(2) and not ctx.is_constant(
-            conv.input(2))):
+    if not ctx.is_constant(conv.input(1)) or (conv.input(2) and not ctx.is_constant(conv.input(2))):
         return None
     bn_index = ctx.sole_consumer(conv.outputs[0])
     if bn_index is None:
@@ -438,8 +477,10 @@ def _batchnorm_scale_shift(ctx: _Importer, bn: _Node) -> tuple[np.ndarray, np.nd
     gamma, beta, mean, var = (ctx.constants[name].astype(np.float64) for name in bn.inputs[1:5])
     denominator = var + bn.attr("epsilon", 1e-5)
     if not (denominator > 0).all():
-        raise ModelError(f"{bn.describe()}: variance '{bn.inputs[4]}' plus epsilon is not "
-                         "positive in every channel; fix the model's statistics")
+        raise ModelError(
+            f"{bn.describe()}: variance '{bn.inputs[4]}' plus epsilon is not "
+            "positive in every channel; fix the model's statistics"
+        )
     scale = gamma / np.sqrt(denominator)
     return scale, beta - mean * scale
 
@@ -460,14 +501,24 @@ def convert_conv(ctx: _Importer, node: _Node) -> None:
         ctx.absorbed.add(bn_index)
         scale, shift = _batchnorm_scale_shift(ctx, bn)
         raw_weight = ctx.constants[node.inputs[1]].astype(np.float64)
-        raw_bias = (ctx.constants[node.inputs[2]].astype(np.float64) if node.input(2)
-                    else np.zeros(out_channels))
+        raw_bias = (
+            ctx.constants[node.inputs[2]].astype(np.float64)
+            if node.input(2)
+            else np.zeros(out_channels)
+        )
         weight = ctx.new_constant((raw_weight * scale[:, None, None, None]).astype(np.float32))
         bias = ctx.new_constant((raw_bias * scale + shift).astype(np.float32))
         output = bn.outputs[0]
-    op = axq.Conv2dOp(ctx.value(node.inputs[0]), weight, bias, ctx.tensor_type(output),
-                      strides=strides, pads=pads, dilations=dilations,
-                      group=node.attr("group", 1))
+    op = axq.Conv2dOp(
+        ctx.value(node.inputs[0]),
+        weight,
+        bias,
+        ctx.tensor_type(output),
+        strides=strides,
+        pads=pads,
+        dilations=dilations,
+        group=node.attr("group", 1),
+    )
     ctx.bind(output, ctx.emit(op).results[0])
 
 
@@ -489,8 +540,13 @@ def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
     else:
         begins, ends = [], []
         for i, target in enumerate(output_shape[-2:]):
-            total = (strides[i] * (input_shape[2 + i] - 1) + output_padding[i]
-                     + (weight_shape[2 + i] - 1) * dilations[i] + 1 - target)
+            total = (
+                strides[i] * (input_shape[2 + i] - 1)
+                + output_padding[i]
+                + (weight_shape[2 + i] - 1) * dilations[i]
+                + 1
+                - target
+            )
             if total < 0:  # a larger output_shape extends the end, like output_padding
                 output_padding[i] -= total
                 total = 0
@@ -499,18 +555,25 @@ def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
             ends.append(large if auto_pad == "SAME_UPPER" else small)
         pads = begins + ends
     op = axq.ConvTranspose2dOp(
-        ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
-        _bias_or_zeros(ctx, node, 2, weight_shape[1] * group), ctx.tensor_type(node.outputs[0]),
-        strides=strides, pads=pads, dilations=dilations, output_padding=output_padding,
-        group=group)
+        ctx.value(node.inputs[0]),
+        ctx.value(node.inputs[1]),
+        _bias_or_zeros(ctx, node, 2, weight_shape[1] * group),
+        ctx.tensor_type(node.outputs[0]),
+        strides=strides,
+        pads=pads,
+        dilations=dilations,
+        output_padding=output_padding,
+        group=group,
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
 def convert_batchnorm(ctx: _Importer, node: _Node) -> None:
     """BatchNormalization that did not fold into a Conv: x * scale + shift per channel."""
     if node.attr("training_mode", 0):
-        raise node.unsupported("training_mode=1 is not supported; export the model in "
-                               "inference (eval) mode")
+        raise node.unsupported(
+            "training_mode=1 is not supported; export the model in inference (eval) mode"
+        )
     if not all(ctx.is_constant(name) for name in node.inputs[1:5]):
         convert_to_host(ctx, node)
         return
@@ -518,12 +581,18 @@ def convert_batchnorm(ctx: _Importer, node: _Node) -> None:
     rank = len(ctx.shape(node.inputs[0]))
     channel_shape = (1, scale.size) + (1,) * (rank - 2)
     result_type = ctx.tensor_type(node.outputs[0])
-    scaled = ctx.emit(axq.MulOp(ctx.value(node.inputs[0]),
-                                ctx.new_constant(scale.astype(np.float32).reshape(channel_shape)),
-                                result_type)).results[0]
-    shifted = ctx.emit(axq.AddOp(scaled,
-                                 ctx.new_constant(shift.astype(np.float32).reshape(channel_shape)),
-                                 result_type)).results[0]
+    scaled = ctx.emit(
+        axq.MulOp(
+            ctx.value(node.inputs[0]),
+            ctx.new_constant(scale.astype(np.float32).reshape(channel_shape)),
+            result_type,
+        )
+    ).results[0]
+    shifted = ctx.emit(
+        axq.AddOp(
+            scaled, ctx.new_constant(shift.astype(np.float32).reshape(channel_shape)), result_type
+        )
+    ).results[0]
     ctx.bind(node.outputs[0], shifted)
 
 
@@ -533,10 +602,15 @@ def _transpose_2d(ctx: _Importer, value: SSAValue) -> SSAValue:
     return ctx.emit(op).results[0]
 
 
-def _dense(ctx: _Importer, input: SSAValue, weight: np.ndarray, bias: np.ndarray,
-           result_type: Attribute) -> SSAValue:
-    op = axq.DenseOp(input, ctx.new_constant(weight.astype(np.float32)),
-                     ctx.new_constant(bias.astype(np.float32)), result_type)
+def _dense(
+    ctx: _Importer, input: SSAValue, weight: np.ndarray, bias: np.ndarray, result_type: Attribute
+) -> SSAValue:
+    op = axq.DenseOp(
+        input,
+        ctx.new_constant(weight.astype(np.float32)),
+        ctx.new_constant(bias.astype(np.float32)),
+        result_type,
+    )
     return ctx.emit(op).results[0]
 
 
@@ -567,11 +641,15 @@ def convert_gemm(ctx: _Importer, node: _Node) -> None:
         if alpha != 1.0:
             y = ctx.emit(axq.MulOp(y, ctx.new_constant(np.float32(alpha)), result_type)).results[0]
     if c_name:
-        c_value = (ctx.new_constant((beta * ctx.constants[c_name]).astype(np.float32))
-                   if ctx.is_constant(c_name) else ctx.value(c_name))
+        c_value = (
+            ctx.new_constant((beta * ctx.constants[c_name]).astype(np.float32))
+            if ctx.is_constant(c_name)
+            else ctx.value(c_name)
+        )
         if not ctx.is_constant(c_name) and beta != 1.0:
-            c_value = ctx.emit(axq.MulOp(c_value, ctx.new_constant(np.float32(beta)),
-                                         ctx.tensor_type(c_name))).results[0]
+            c_value = ctx.emit(
+                axq.MulOp(c_value, ctx.new_constant(np.float32(beta)), ctx.tensor_type(c_name))
+            ).results[0]
         y = ctx.emit(axq.AddOp(y, c_value, result_type)).results[0]
     ctx.bind(node.outputs[0], y)
 
@@ -591,8 +669,9 @@ def convert_matmul(ctx: _Importer, node: _Node) -> None:
 
 def _binary(op_class: type[axq._BinaryOp]) -> Callable[[_Importer, _Node], None]:
     def convert(ctx: _Importer, node: _Node) -> None:
-        op = op_class(ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
-                      ctx.tensor_type(node.outputs[0]))
+        op = op_class(
+            ctx.value(node.inputs[0]), ctx.value(node.inputs[1]), ctx.tensor_type(node.outputs[0])
+        )
         ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
     convert.__doc__ = f"{op_class.name}: elementwise with ONNX (NumPy) broadcasting."
@@ -606,8 +685,9 @@ def convert_div(ctx: _Importer, node: _Node) -> None:
         convert_to_host(ctx, node)
         return
     reciprocal = (1.0 / ctx.constants[divisor].astype(np.float64)).astype(np.float32)
-    op = axq.MulOp(ctx.value(node.inputs[0]), ctx.new_constant(reciprocal),
-                   ctx.tensor_type(node.outputs[0]))
+    op = axq.MulOp(
+        ctx.value(node.inputs[0]), ctx.new_constant(reciprocal), ctx.tensor_type(node.outputs[0])
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -616,8 +696,9 @@ def _lut(function: axq.UnaryFunction, **defaults: float) -> Callable[[_Importer,
 
     def convert(ctx: _Importer, node: _Node) -> None:
         params = {name: float(node.attr(name, value)) for name, value in defaults.items()}
-        op = axq.LutOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), function,
-                       params)
+        op = axq.LutOp(
+            ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), function, params
+        )
         ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
     convert.__doc__ = f"axq.lut {function.value} with parameters {sorted(defaults)}."
@@ -652,8 +733,9 @@ def convert_clip(ctx: _Importer, node: _Node) -> None:
             continue
         bound = ctx.constant(node, name, "the clip bound")
         if bound.size != 1:
-            raise ModelError(f"{node.describe()}: clip bounds must be scalars, got shape "
-                             f"{bound.shape}")
+            raise ModelError(
+                f"{node.describe()}: clip bounds must be scalars, got shape {bound.shape}"
+            )
         bounds.append(float(bound.reshape(())))
     low, high = bounds
     _clip(ctx, node, min(low, high), high)  # ONNX: min > max clips everything to max
@@ -662,8 +744,9 @@ def convert_clip(ctx: _Importer, node: _Node) -> None:
 def convert_prelu(ctx: _Importer, node: _Node) -> None:
     """PRelu: the slope broadcasts onto the input (scalar or per channel)."""
     _require_finite(ctx, node, node.inputs[1:2])
-    op = axq.PReluOp(ctx.value(node.inputs[0]), ctx.value(node.inputs[1]),
-                     ctx.tensor_type(node.outputs[0]))
+    op = axq.PReluOp(
+        ctx.value(node.inputs[0]), ctx.value(node.inputs[1]), ctx.tensor_type(node.outputs[0])
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -688,18 +771,31 @@ def convert_max_pool(ctx: _Importer, node: _Node) -> None:
     if len(node.outputs) > 1 and node.outputs[1]:
         raise node.unsupported("the Indices output of MaxPool is not supported")
     kernel, strides, dilations, pads, ceil_mode = _pool_geometry(ctx, node)
-    op = axq.MaxPoolOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), kernel,
-                       strides, pads, dilations, ceil_mode)
+    op = axq.MaxPoolOp(
+        ctx.value(node.inputs[0]),
+        ctx.tensor_type(node.outputs[0]),
+        kernel,
+        strides,
+        pads,
+        dilations,
+        ceil_mode,
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
 def convert_avg_pool(ctx: _Importer, node: _Node) -> None:
     kernel, strides, dilations, pads, ceil_mode = _pool_geometry(ctx, node)
     if any(d != 1 for d in dilations):
-        raise node.unsupported(f"dilated average pooling (dilations {dilations}) is not "
-                               f"supported")
-    op = axq.AvgPoolOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), kernel,
-                       strides, pads, ceil_mode, bool(node.attr("count_include_pad", 0)))
+        raise node.unsupported(f"dilated average pooling (dilations {dilations}) is not supported")
+    op = axq.AvgPoolOp(
+        ctx.value(node.inputs[0]),
+        ctx.tensor_type(node.outputs[0]),
+        kernel,
+        strides,
+        pads,
+        ceil_mode,
+        bool(node.attr("count_include_pad", 0)),
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -723,10 +819,22 @@ def _scales_from_sizes(in_shape: Sequence[int], sizes: Sequence[int]) -> list[fl
     return scales
 
 
-def _emit_resize(ctx: _Importer, node: _Node, mode: axq.ResizeMode, scales: Sequence[float],
-                 transform: axq.CoordinateTransform, rounding: axq.NearestRounding) -> None:
-    op = axq.ResizeOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), mode,
-                      [float(s) for s in scales], transform, rounding)
+def _emit_resize(
+    ctx: _Importer,
+    node: _Node,
+    mode: axq.ResizeMode,
+    scales: Sequence[float],
+    transform: axq.CoordinateTransform,
+    rounding: axq.NearestRounding,
+) -> None:
+    op = axq.ResizeOp(
+        ctx.value(node.inputs[0]),
+        ctx.tensor_type(node.outputs[0]),
+        mode,
+        [float(s) for s in scales],
+        transform,
+        rounding,
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -752,14 +860,19 @@ def convert_resize(ctx: _Importer, node: _Node) -> None:
     elif sizes_name:
         ctx.constant(node, sizes_name, "the sizes input")
         if node.attr("keep_aspect_ratio_policy", b"stretch") != b"stretch":
-            raise node.unsupported("keep_aspect_ratio_policy other than 'stretch' is not "
-                                   "supported")
+            raise node.unsupported("keep_aspect_ratio_policy other than 'stretch' is not supported")
         scales = _scales_from_sizes(in_shape, ctx.shape(node.outputs[0]))
     else:
         raise ModelError(f"{node.describe()}: needs a scales or a sizes input")
     rounding = node.attr("nearest_mode", b"round_prefer_floor").decode()
-    _emit_resize(ctx, node, axq.ResizeMode(mode), scales, axq.CoordinateTransform(transform),
-                 axq.NearestRounding(rounding))
+    _emit_resize(
+        ctx,
+        node,
+        axq.ResizeMode(mode),
+        scales,
+        axq.CoordinateTransform(transform),
+        axq.NearestRounding(rounding),
+    )
 
 
 def convert_upsample(ctx: _Importer, node: _Node) -> None:
@@ -768,22 +881,31 @@ def convert_upsample(ctx: _Importer, node: _Node) -> None:
     if mode not in ("nearest", "linear"):
         raise node.unsupported(f"mode '{mode}' is not supported, only nearest and linear")
     scales = ctx.constant(node, node.inputs[1], "the scales input")
-    _emit_resize(ctx, node, axq.ResizeMode(mode), scales.astype(np.float64).tolist(),
-                 axq.CoordinateTransform.ASYMMETRIC, axq.NearestRounding.FLOOR)
+    _emit_resize(
+        ctx,
+        node,
+        axq.ResizeMode(mode),
+        scales.astype(np.float64).tolist(),
+        axq.CoordinateTransform.ASYMMETRIC,
+        axq.NearestRounding.FLOOR,
+    )
 
 
 def convert_pad(ctx: _Importer, node: _Node) -> None:
     """Pad with constant pads (and axes), modes constant/reflect/edge."""
     mode = node.attr("mode", b"constant").decode()
     if mode not in {m.value for m in axq.PadMode}:
-        raise node.unsupported(f"pad mode '{mode}' is not supported, only constant, reflect "
-                               f"and edge")
+        raise node.unsupported(
+            f"pad mode '{mode}' is not supported, only constant, reflect and edge"
+        )
     rank = len(ctx.shape(node.inputs[0]))
     given = ctx.constant(node, node.inputs[1], "the pads input").astype(np.int64).tolist()
     axes = list(range(rank))
     if node.input(3):
-        axes = [_normalise_axis(node, int(a), rank)
-                for a in ctx.constant(node, node.input(3), "the axes input").ravel()]
+        axes = [
+            _normalise_axis(node, int(a), rank)
+            for a in ctx.constant(node, node.input(3), "the axes input").ravel()
+        ]
     if len(given) != 2 * len(axes):
         raise ModelError(f"{node.describe()}: needs {2 * len(axes)} pads, got {len(given)}")
     if min(given, default=0) < 0:
@@ -794,8 +916,9 @@ def convert_pad(ctx: _Importer, node: _Node) -> None:
     value = 0.0
     if node.input(2):
         value = float(ctx.constant(node, node.input(2), "the constant_value input").reshape(()))
-    op = axq.PadOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), pads, value,
-                   axq.PadMode(mode))
+    op = axq.PadOp(
+        ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]), pads, value, axq.PadMode(mode)
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -815,19 +938,33 @@ def convert_slice(ctx: _Importer, node: _Node) -> None:
     rank = len(shape)
     starts = ctx.constant(node, node.inputs[1], "starts").astype(np.int64).tolist()
     ends = ctx.constant(node, node.inputs[2], "ends").astype(np.int64).tolist()
-    axes = (ctx.constant(node, node.input(3), "axes").astype(np.int64).tolist()
-            if node.input(3) else list(range(len(starts))))
-    steps = (ctx.constant(node, node.input(4), "steps").astype(np.int64).tolist()
-             if node.input(4) else [1] * len(starts))
+    axes = (
+        ctx.constant(node, node.input(3), "axes").astype(np.int64).tolist()
+        if node.input(3)
+        else list(range(len(starts)))
+    )
+    steps = (
+        ctx.constant(node, node.input(4), "steps").astype(np.int64).tolist()
+        if node.input(4)
+        else [1] * len(starts)
+    )
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise ModelError(f"{node.describe()}: starts, ends, axes and steps differ in length")
     if 0 in steps:
         raise ModelError(f"{node.describe()}: a slice step must not be 0")
     axes = [_normalise_axis(node, a, rank) for a in axes]
-    bounds = [_normalise_slice(shape[a], s, e, st)
-              for a, s, e, st in zip(axes, starts, ends, steps, strict=True)]
-    op = axq.SliceOp(ctx.value(node.inputs[0]), ctx.tensor_type(node.outputs[0]),
-                     [b[0] for b in bounds], [b[1] for b in bounds], axes, steps)
+    bounds = [
+        _normalise_slice(shape[a], s, e, st)
+        for a, s, e, st in zip(axes, starts, ends, steps, strict=True)
+    ]
+    op = axq.SliceOp(
+        ctx.value(node.inputs[0]),
+        ctx.tensor_type(node.outputs[0]),
+        [b[0] for b in bounds],
+        [b[1] for b in bounds],
+        axes,
+        steps,
+    )
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -845,8 +982,7 @@ def convert_split(ctx: _Importer, node: _Node) -> None:
 def convert_concat(ctx: _Importer, node: _Node) -> None:
     rank = len(ctx.shape(node.inputs[0]))
     axis = _normalise_axis(node, node.attr("axis"), rank)
-    op = axq.ConcatOp([ctx.value(n) for n in node.inputs], ctx.tensor_type(node.outputs[0]),
-                      axis)
+    op = axq.ConcatOp([ctx.value(n) for n in node.inputs], ctx.tensor_type(node.outputs[0]), axis)
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -966,14 +1102,14 @@ def _verify(module: ModuleOp, main: func.FuncOp) -> None:
 def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = True) -> Graph:
     """Imports a shape-inferred, static-shape ONNX model (opset >= 17) as an axq `Graph`."""
     graph = model.graph
-    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version
-              for o in model.opset_import}
+    opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
     ctx = _Importer(opsets, propagate_span_information)
     ctx.types = _static_types(graph)
     for initializer in graph.initializer:
         ctx.constants[initializer.name] = numpy_helper.to_array(initializer)
-    ctx.nodes = [_Node(node, _node_name(node, i), _decode_attrs(node))
-                 for i, node in enumerate(graph.node)]
+    ctx.nodes = [
+        _Node(node, _node_name(node, i), _decode_attrs(node)) for i, node in enumerate(graph.node)
+    ]
     for index, node in enumerate(graph.node):
         for name in set(node.input):
             ctx.consumers.setdefault(name, []).append(index)
@@ -990,9 +1126,13 @@ def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = Tr
     output_names = [output.name for output in graph.output]
     results = [ctx.value(name) for name in output_names]
     ctx.block.add_op(func.ReturnOp(*results))
-    main = func.FuncOp("main", ([a.type for a in ctx.block.args], [r.type for r in results]),
-                       Region(ctx.block), arg_attrs=_names_attr(input_names),
-                       res_attrs=_names_attr(output_names))
+    main = func.FuncOp(
+        "main",
+        ([a.type for a in ctx.block.args], [r.type for r in results]),
+        Region(ctx.block),
+        arg_attrs=_names_attr(input_names),
+        res_attrs=_names_attr(output_names),
+    )
     module = ModuleOp([main])
     _verify(module, main)
     return Graph(module)

@@ -46,8 +46,9 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 NHWC_INPUTS_KEY = "aipuc.nhwc_inputs"
 """Metadata key of a cleaned core: JSON list of the inputs the host delivers as NHWC."""
 
-_FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16,
-                          TensorProto.DOUBLE})
+_FLOAT_TYPES = frozenset(
+    {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
+)
 
 SUPPORT_TABLE: dict[str, str] = {
     # Always supported.
@@ -121,8 +122,9 @@ def node_dependencies(nodes: Sequence[NodeProto]) -> tuple[list[set[int]], list[
     Producers must be unique.
     """
     producer = {name: index for index, node in enumerate(nodes) for name in node.output if name}
-    predecessors = [{producer[name] for name in node_inputs(node) if name in producer}
-                    for node in nodes]
+    predecessors = [
+        {producer[name] for name in node_inputs(node) if name in producer} for node in nodes
+    ]
     successors: list[set[int]] = [set() for _ in nodes]
     for index, preds in enumerate(predecessors):
         for pred in preds:
@@ -148,13 +150,16 @@ def topological_order(nodes: Sequence[NodeProto]) -> list[NodeProto]:
             if waiting[succ] == 0:
                 heapq.heappush(ready, succ)
     if len(order) < len(nodes):
-        raise ModelError(f"the graph has a cycle: {_find_cycle(nodes, predecessors, order)}; "
-                         "ONNX graphs must be acyclic")
+        raise ModelError(
+            f"the graph has a cycle: {_find_cycle(nodes, predecessors, order)}; "
+            "ONNX graphs must be acyclic"
+        )
     return [nodes[index] for index in order]
 
 
-def _find_cycle(nodes: Sequence[NodeProto], predecessors: list[set[int]],
-                sorted_indices: list[int]) -> str:
+def _find_cycle(
+    nodes: Sequence[NodeProto], predecessors: list[set[int]], sorted_indices: list[int]
+) -> str:
     """One cycle among the nodes Kahn's algorithm could not sort, as 'a -> b -> a'."""
     left = set(range(len(nodes))) - set(sorted_indices)
     path: list[int] = []
@@ -164,7 +169,7 @@ def _find_cycle(nodes: Sequence[NodeProto], predecessors: list[set[int]],
         position[current] = len(path)
         path.append(current)
         current = min(predecessors[current] & left)
-    cycle = path[position[current]:][::-1]
+    cycle = path[position[current] :][::-1]
     return " -> ".join(nodes[index].name for index in [*cycle, cycle[0]])
 
 
@@ -175,8 +180,9 @@ def shape_of_value(value: onnx.ValueInfoProto) -> Shape | None:
     tensor_type = value.type.tensor_type
     if not tensor_type.HasField("shape"):
         return None
-    return tuple(dim.dim_value if dim.HasField("dim_value") else None
-                 for dim in tensor_type.shape.dim)
+    return tuple(
+        dim.dim_value if dim.HasField("dim_value") else None for dim in tensor_type.shape.dim
+    )
 
 
 def is_static(shape: Shape | None) -> bool:
@@ -185,8 +191,7 @@ def is_static(shape: Shape | None) -> bool:
 
 def value_infos(graph: GraphProto) -> dict[str, onnx.ValueInfoProto]:
     """Every typed tensor of a graph: inputs, intermediate value_info and outputs."""
-    return {value.name: value
-            for value in (*graph.input, *graph.value_info, *graph.output)}
+    return {value.name: value for value in (*graph.input, *graph.value_info, *graph.output)}
 
 
 def shape_op_value(node: NodeProto, shape: Sequence[int]) -> np.ndarray:
@@ -200,8 +205,11 @@ def shape_op_value(node: NodeProto, shape: Sequence[int]) -> np.ndarray:
 
 def tensor_shapes(graph: GraphProto) -> dict[str, Shape]:
     """The shape of every tensor whose rank is known: typed values, then initializers."""
-    shapes = {name: shape for name, value in value_infos(graph).items()
-              if (shape := shape_of_value(value)) is not None}
+    shapes = {
+        name: shape
+        for name, value in value_infos(graph).items()
+        if (shape := shape_of_value(value)) is not None
+    }
     shapes.update({tensor.name: tuple(tensor.dims) for tensor in graph.initializer})
     return shapes
 
@@ -243,19 +251,25 @@ class GraphIndex:
     @classmethod
     def of(cls, model: onnx.ModelProto) -> GraphIndex:
         graph = model.graph
-        dtypes = {name: value.type.tensor_type.elem_type
-                  for name, value in value_infos(graph).items()
-                  if value.type.WhichOneof("value") == "tensor_type"}
+        dtypes = {
+            name: value.type.tensor_type.elem_type
+            for name, value in value_infos(graph).items()
+            if value.type.WhichOneof("value") == "tensor_type"
+        }
         dtypes.update({tensor.name: tensor.data_type for tensor in graph.initializer})
         consumers: dict[str, list[NodeProto]] = {}
         for node in graph.node:
             for name in node_inputs(node):
                 consumers.setdefault(name, []).append(node)
-        return cls(nodes=list(graph.node),
-                   producers={name: node for node in graph.node for name in node.output if name},
-                   consumers=consumers, shapes=tensor_shapes(graph), dtypes=dtypes,
-                   constants=LazyConstants(graph.initializer),
-                   graph_outputs=[value.name for value in graph.output])
+        return cls(
+            nodes=list(graph.node),
+            producers={name: node for node in graph.node for name in node.output if name},
+            consumers=consumers,
+            shapes=tensor_shapes(graph),
+            dtypes=dtypes,
+            constants=LazyConstants(graph.initializer),
+            graph_outputs=[value.name for value in graph.output],
+        )
 
     def check(self, node: NodeProto) -> list[str]:
         return check_node(node, self.shapes, self.constants, graph=self)
@@ -267,11 +281,17 @@ class GraphIndex:
 class _NodeView:
     """A node with its shapes and constants at hand, for the rule functions."""
 
-    def __init__(self, node: NodeProto, shapes: Mapping[str, Shape],
-                 constants: Mapping[str, np.ndarray], graph: GraphIndex | None):
+    def __init__(
+        self,
+        node: NodeProto,
+        shapes: Mapping[str, Shape],
+        constants: Mapping[str, np.ndarray],
+        graph: GraphIndex | None,
+    ):
         self.node, self.shapes, self.constants, self.graph = node, shapes, constants, graph
-        self.attrs = {attribute.name: helper.get_attribute_value(attribute)
-                      for attribute in node.attribute}
+        self.attrs = {
+            attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute
+        }
 
     def attr(self, name: str, default=None):
         value = self.attrs.get(name, default)
@@ -325,8 +345,10 @@ def _elementwise(view: _NodeView, *, same_shape: bool) -> list[str]:
         if _is_per_channel(operand, other):
             return []
     allowed = "equal shapes, " if same_shape else ""
-    return [f"operand shapes {list(a)} and {list(b)}: the accelerator needs {allowed}"
-            "a per-channel [1,C,1,1] operand or a scalar"]
+    return [
+        f"operand shapes {list(a)} and {list(b)}: the accelerator needs {allowed}"
+        "a per-channel [1,C,1,1] operand or a scalar"
+    ]
 
 
 def _needs_rank(view: _NodeView, rank: int, what: str) -> list[str]:
@@ -344,13 +366,18 @@ def _explicit_padding(view: _NodeView) -> list[str]:
     auto_pad = view.attr("auto_pad", "NOTSET")
     if auto_pad == "NOTSET":
         return []
-    return [f"auto_pad={auto_pad}: only explicit pads (NOTSET) are supported; re-export with "
-            "explicit padding"]
+    return [
+        f"auto_pad={auto_pad}: only explicit pads (NOTSET) are supported; re-export with "
+        "explicit padding"
+    ]
 
 
 def _batch_norm(view: _NodeView) -> list[str]:
-    reasons = [reason for index, what in enumerate(("scale", "bias", "mean", "variance"), 1)
-               for reason in _needs_const(view, index, what)]
+    reasons = [
+        reason
+        for index, what in enumerate(("scale", "bias", "mean", "variance"), 1)
+        for reason in _needs_const(view, index, what)
+    ]
     if view.attr("training_mode", 0):
         reasons.append("training_mode=1; export the model in eval mode")
     return reasons
@@ -367,11 +394,14 @@ def _conv(view: _NodeView) -> list[str]:
     dilations = tuple(view.attr("dilations", [1, 1]))
     for what, pair in (("kernel", kernel), ("stride", strides), ("dilation", dilations)):
         if pair[0] != pair[1]:
-            reasons.append(f"grouped convolution (group={group}) needs a square {what}, "
-                           f"got {pair[0]}x{pair[1]}")
+            reasons.append(
+                f"grouped convolution (group={group}) needs a square {what}, "
+                f"got {pair[0]}x{pair[1]}"
+            )
     if prod(kernel) >= 128:
-        reasons.append(f"grouped convolution kernel area {kernel[0]}x{kernel[1]}="
-                       f"{prod(kernel)} must be < 128")
+        reasons.append(
+            f"grouped convolution kernel area {kernel[0]}x{kernel[1]}={prod(kernel)} must be < 128"
+        )
     return reasons
 
 
@@ -381,8 +411,10 @@ def _conv_transpose(view: _NodeView) -> list[str]:
     if view.attr("group", 1) != 1:
         reasons.append(f"group={view.attr('group')}: transposed convolution needs group 1")
     if "output_shape" in view.attrs:
-        reasons.append("output_shape implies computed, possibly asymmetric pads; give "
-                       "explicit symmetric pads instead")
+        reasons.append(
+            "output_shape implies computed, possibly asymmetric pads; give "
+            "explicit symmetric pads instead"
+        )
     pads = list(view.attr("pads", [0, 0, 0, 0]))
     half = len(pads) // 2
     if pads[:half] != pads[half:]:
@@ -401,7 +433,9 @@ def _sub(view: _NodeView) -> list[str]:
 def _average_pool(view: _NodeView) -> list[str]:
     reasons = _needs_rank(view, 4, "2-D pooling")
     padded = any(view.attr("pads", [])) or view.attr("auto_pad", "NOTSET") in (
-        "SAME_UPPER", "SAME_LOWER")
+        "SAME_UPPER",
+        "SAME_LOWER",
+    )
     if padded and not view.attr("count_include_pad", 0):
         reasons.append("padded average pooling needs count_include_pad=1")
     return reasons
@@ -445,16 +479,18 @@ def _hard_sigmoid(view: _NodeView) -> list[str]:
     alpha, beta = view.attr("alpha", 0.2), view.attr("beta", 0.5)
     if np.isclose(alpha, 1 / 6, rtol=1e-6) and np.isclose(beta, 0.5, rtol=1e-6):
         return []
-    return [f"alpha={alpha:g}, beta={beta:g}; only alpha 1/6 and beta 0.5 (hard-sigmoid of "
-            "HardSwish)"]
+    return [
+        f"alpha={alpha:g}, beta={beta:g}; only alpha 1/6 and beta 0.5 (hard-sigmoid of HardSwish)"
+    ]
 
 
 def _prelu(view: _NodeView) -> list[str]:
     reasons = _needs_const(view, 1, "slope")
     slope, data = view.shape(1), view.shape(0)
     if not (_is_scalar(slope) or _is_per_channel(slope, data)):
-        reasons.append(f"slope shape {list(slope)} is neither a scalar nor per channel of "
-                       f"{list(data)}")
+        reasons.append(
+            f"slope shape {list(slope)} is neither a scalar nor per channel of {list(data)}"
+        )
     return reasons
 
 
@@ -473,8 +509,8 @@ def _pad(view: _NodeView) -> list[str]:
     axes = list(range(rank)) if axes is None else [int(axis) % rank for axis in axes]
     if len(pads) != 2 * len(axes):
         return [*reasons, f"{len(pads)} pads for {len(axes)} axes"]
-    begin = dict(zip(axes, pads[:len(axes)].tolist(), strict=True))
-    end = dict(zip(axes, pads[len(axes):].tolist(), strict=True))
+    begin = dict(zip(axes, pads[: len(axes)].tolist(), strict=True))
+    end = dict(zip(axes, pads[len(axes) :].tolist(), strict=True))
     pword = AIPU.pword_bytes
     if rank == 4:
         if begin.get(0, 0) or end.get(0, 0):
@@ -494,8 +530,10 @@ def _resize(view: _NodeView) -> list[str]:
         return reasons
     (n, c, h, w), (out_n, out_c, out_h, out_w) = view.shape(0), view.out_shape()
     if (n, c) != (out_n, out_c) or out_h % h or out_w % w:
-        reasons.append(f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} is not an "
-                       "integer upscaling of H and W")
+        reasons.append(
+            f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} is not an "
+            "integer upscaling of H and W"
+        )
     return reasons
 
 
@@ -527,8 +565,10 @@ def _reshape(view: _NodeView) -> list[str]:
     in_shape, out_shape = view.shape(0), view.out_shape()
     if is_layout_free_reshape(in_shape, out_shape):
         return []
-    return [f"reshaping {list(in_shape)} to {list(out_shape)} is not layout-free (it moves "
-            "data across the channel axis)"]
+    return [
+        f"reshaping {list(in_shape)} to {list(out_shape)} is not layout-free (it moves "
+        "data across the channel axis)"
+    ]
 
 
 def _transpose(view: _NodeView) -> list[str]:
@@ -550,8 +590,11 @@ def _reaches_softmax(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) 
     for consumer in graph.consumers.get(tensor, []):
         if consumer.op_type == "Softmax":
             return True
-        if depth and consumer.op_type in _SCORE_OPS and _reaches_softmax(
-                graph, consumer.output[0], depth - 1):
+        if (
+            depth
+            and consumer.op_type in _SCORE_OPS
+            and _reaches_softmax(graph, consumer.output[0], depth - 1)
+        ):
             return True
     return False
 
@@ -562,27 +605,36 @@ def _from_matmul(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) -> b
         return False
     if producer.op_type == "MatMul":
         return True
-    return bool(depth) and producer.op_type in _SCORE_OPS and any(
-        _from_matmul(graph, name, depth - 1) for name in producer.input if name)
+    return (
+        bool(depth)
+        and producer.op_type in _SCORE_OPS
+        and any(_from_matmul(graph, name, depth - 1) for name in producer.input if name)
+    )
 
 
 def _matmul(view: _NodeView) -> list[str]:
     a, b = view.shape(0), view.shape(1)
     if view.const(1) is not None:
-        return [] if len(b) == 2 else [f"constant right operand of shape {list(b)}; a dense "
-                                       "layer needs a 2-D weight"]
+        return (
+            []
+            if len(b) == 2
+            else [f"constant right operand of shape {list(b)}; a dense layer needs a 2-D weight"]
+        )
     if view.const(0) is not None:
         return ["constant left operand; only the right operand can be a weight"]
     if view.graph is None:
-        return ["MatMul of two computed tensors runs only in attention blocks, which needs "
-                "the graph to decide"]
+        return [
+            "MatMul of two computed tensors runs only in attention blocks, which needs "
+            "the graph to decide"
+        ]
     reasons = []
     if len(a) < 2 or len(b) < 2 or a[:-2] != b[:-2]:
         reasons.append(f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims")
     graph = view.graph
     in_attention = _reaches_softmax(graph, view.node.output[0]) or any(
         graph.producers.get(name) is not None and graph.producers[name].op_type == "Softmax"
-        for name in view.node.input)
+        for name in view.node.input
+    )
     if not in_attention:
         reasons.append("MatMul of two computed tensors outside an attention block")
     return reasons
@@ -594,11 +646,12 @@ def _softmax(view: _NodeView) -> list[str]:
     if view.attr("axis", -1) % rank != rank - 1:
         reasons.append(f"axis={view.attr('axis')}; attention softmax runs over the last axis")
     if view.graph is None:
-        return [*reasons, "Softmax runs only in attention blocks, which needs the graph to "
-                          "decide"]
+        return [*reasons, "Softmax runs only in attention blocks, which needs the graph to decide"]
     graph = view.graph
-    feeds_matmul = any(consumer.op_type == "MatMul" and consumer.input[0] == view.node.output[0]
-                       for consumer in graph.consumers.get(view.node.output[0], []))
+    feeds_matmul = any(
+        consumer.op_type == "MatMul" and consumer.input[0] == view.node.output[0]
+        for consumer in graph.consumers.get(view.node.output[0], [])
+    )
     if not (feeds_matmul and _from_matmul(graph, view.name(0))):
         reasons.append("Softmax outside an attention block (MatMul -> Softmax -> MatMul)")
     return reasons
@@ -630,9 +683,13 @@ _RULES: dict[str, Rule] = {
 }
 
 
-def check_node(node: NodeProto, shapes: Mapping[str, Shape],
-               initializers: Mapping[str, np.ndarray], *,
-               graph: GraphIndex | None = None) -> list[str]:
+def check_node(
+    node: NodeProto,
+    shapes: Mapping[str, Shape],
+    initializers: Mapping[str, np.ndarray],
+    *,
+    graph: GraphIndex | None = None,
+) -> list[str]:
     """Why `node` cannot run on the accelerated core (an empty list: it can).
 
     `shapes` maps tensor names to static shapes, `initializers` constant names to values;
@@ -648,19 +705,27 @@ def check_node(node: NodeProto, shapes: Mapping[str, Shape],
         return [f"tensor '{name}' has no static shape" for name in dynamic]
     if graph is not None:
         computed = [name for name in node.input if name and name not in initializers]
-        not_float = [name for name in dict.fromkeys((*computed, node.output[0]))
-                     if graph.dtypes.get(name, TensorProto.FLOAT) not in _FLOAT_TYPES]
+        not_float = [
+            name
+            for name in dict.fromkeys((*computed, node.output[0]))
+            if graph.dtypes.get(name, TensorProto.FLOAT) not in _FLOAT_TYPES
+        ]
         if not_float:
-            kinds = ", ".join(f"'{name}' ({TensorProto.DataType.Name(graph.dtypes[name])})"
-                              for name in not_float)
+            kinds = ", ".join(
+                f"'{name}' ({TensorProto.DataType.Name(graph.dtypes[name])})" for name in not_float
+            )
             return [f"non-float tensors {kinds}; the accelerator computes on float data"]
     rule = _RULES.get(node.op_type)
     return rule(_NodeView(node, shapes, initializers, graph)) if rule else []
 
 
-def is_accelerated(node: NodeProto, shapes: Mapping[str, Shape],
-                   initializers: Mapping[str, np.ndarray], *,
-                   graph: GraphIndex | None = None) -> bool:
+def is_accelerated(
+    node: NodeProto,
+    shapes: Mapping[str, Shape],
+    initializers: Mapping[str, np.ndarray],
+    *,
+    graph: GraphIndex | None = None,
+) -> bool:
     """Whether the accelerated core can run `node`."""
     return not check_node(node, shapes, initializers, graph=graph)
 
@@ -691,8 +756,11 @@ def is_input_layout_transform(node: NodeProto, model: onnx.ModelProto) -> bool:
     (An equivalent Reshape only moves size-1 axes: it is layout-free and supported anyway.)
     """
     perm = [list(a.ints) for a in node.attribute if a.name == "perm"]
-    return (node.op_type == "Transpose" and perm == [[0, 3, 1, 2]]
-            and node.input[0] in nhwc_inputs(model))
+    return (
+        node.op_type == "Transpose"
+        and perm == [[0, 3, 1, 2]]
+        and node.input[0] in nhwc_inputs(model)
+    )
 
 
 def validate_operators(model: onnx.ModelProto) -> list[Violation]:
@@ -702,6 +770,9 @@ def validate_operators(model: onnx.ModelProto) -> list[Violation]:
     NHWC, so legalization removes them.
     """
     graph = GraphIndex.of(model)
-    return [Violation(node.name, node.op_type, reason)
-            for node in model.graph.node if not is_input_layout_transform(node, model)
-            for reason in graph.check(node)]
+    return [
+        Violation(node.name, node.op_type, reason)
+        for node in model.graph.node
+        if not is_input_layout_transform(node, model)
+        for reason in graph.check(node)
+    ]

@@ -16,8 +16,9 @@ def _import_torch() -> ModuleType:
     try:
         import torch
     except ImportError:
-        raise ModelError("compiling a PyTorch module needs torch, an optional extra: "
-                         "pip install aipuc[torch]") from None
+        raise ModelError(
+            "compiling a PyTorch module needs torch, an optional extra: pip install aipuc[torch]"
+        ) from None
     return torch
 
 
@@ -32,9 +33,12 @@ def export_torch(module, example_input, opset: int) -> onnx.ModelProto:
     if not isinstance(module, torch.nn.Module):
         raise ModelError(f"expected a torch.nn.Module, got a {type(module).__name__}")
     args = tuple(example_input) if isinstance(example_input, tuple | list) else (example_input,)
-    options = {"opset_version": opset,
-               "input_names": ["input"] if len(args) == 1 else
-               [f"input_{index}" for index in range(len(args))]}
+    options = {
+        "opset_version": opset,
+        "input_names": ["input"]
+        if len(args) == 1
+        else [f"input_{index}" for index in range(len(args))],
+    }
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         options["dynamo"] = False
     with tempfile.TemporaryDirectory(prefix="aipuc-torch-export-") as folder:
@@ -44,6 +48,7 @@ def export_torch(module, example_input, opset: int) -> onnx.ModelProto:
                 torch.onnx.export(module, args, str(path), **options)
         except Exception as error:  # the exporter raises many types
             message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise ModelError(f"torch.onnx.export of {type(module).__name__} failed: "
-                             f"{message}") from None
+            raise ModelError(
+                f"torch.onnx.export of {type(module).__name__} failed: {message}"
+            ) from None
         return onnx.load(str(path))

@@ -65,17 +65,23 @@ EXPORT_FORMAT = "aipuc.quantized_graph"
 EXPORT_VERSION = 1
 
 
-def quantize_graph(graph, samples: Sequence[Mapping[str, np.ndarray]], *,
-                   quantization_scheme: str = "per_tensor_histogram",
-                   quantize_dw_channel_wise: bool = False,
-                   remove_io_quantization: bool = False,
-                   progress: Progress | None = None):
+def quantize_graph(
+    graph,
+    samples: Sequence[Mapping[str, np.ndarray]],
+    *,
+    quantization_scheme: str = "per_tensor_histogram",
+    quantize_dw_channel_wise: bool = False,
+    remove_io_quantization: bool = False,
+    progress: Progress | None = None,
+):
     """The quantized copy of a float `Graph` and the calibration stats it was made from."""
     from aipuc.graph import Graph
 
-    quantize = QuantizePass(quantization_scheme=quantization_scheme,
-                            quantize_dw_channel_wise=quantize_dw_channel_wise,
-                            remove_io_quantization=remove_io_quantization)
+    quantize = QuantizePass(
+        quantization_scheme=quantization_scheme,
+        quantize_dw_channel_wise=quantize_dw_channel_wise,
+        remove_io_quantization=remove_io_quantization,
+    )
     stats = calibrate(graph, samples, progress)
     module = graph.module.clone()
     annotate(module, stats)
@@ -106,8 +112,9 @@ def module_text(module: ModuleOp) -> str:
     return stream.getvalue()
 
 
-def save_quantized_model(directory: str | Path, module: ModuleOp,
-                         stats: CalibrationStats | None = None) -> Path:
+def save_quantized_model(
+    directory: str | Path, module: ModuleOp, stats: CalibrationStats | None = None
+) -> Path:
     """Write `model.mlir` (and `calibration_stats.json`) into `directory`; returns the IR path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -118,8 +125,9 @@ def save_quantized_model(directory: str | Path, module: ModuleOp,
     return path
 
 
-def save_calibrated_model(directory: str | Path, float_module: ModuleOp,
-                          stats: CalibrationStats) -> Path:
+def save_calibrated_model(
+    directory: str | Path, float_module: ModuleOp, stats: CalibrationStats
+) -> Path:
     """Write `calibrated.mlir`: the float graph with its calibration annotations.
 
     `xdsl-opt calibrated.mlir -p 'axq-quantize{...}'` replays quantization with other pass
@@ -138,8 +146,10 @@ def load_quantized_model(directory: str | Path):
 
     path = Path(directory) / MODEL_FILE
     if not path.is_file():
-        raise QuantizationError(f"'{directory}' holds no {MODEL_FILE}; save a quantized model "
-                                "there first (compiler_mode=quantize_only)")
+        raise QuantizationError(
+            f"'{directory}' holds no {MODEL_FILE}; save a quantized model "
+            "there first (compiler_mode=quantize_only)"
+        )
     try:
         module = Parser(axq_context(), path.read_text(), str(path)).parse_module()
         module.verify()
@@ -198,9 +208,11 @@ def quantization_json(type_: Attribute) -> dict | None:
     element = type_.element_type if isinstance(type_, TensorType) else type_
     if not isinstance(element, QuantizedType):
         return None
-    return {"scales": [float(s) for s in element.scale_array()],
-            "zero_points": [int(z) for z in element.zero_point_array()],
-            "axis": element.quantized_axis}
+    return {
+        "scales": [float(s) for s in element.scale_array()],
+        "zero_points": [int(z) for z in element.zero_point_array()],
+        "axis": element.quantized_axis,
+    }
 
 
 def export_quantized_graph(module: ModuleOp) -> dict:
@@ -211,9 +223,13 @@ def export_quantized_graph(module: ModuleOp) -> dict:
     def tensor_entry(value: SSAValue, producer: Operation | None) -> dict:
         type_ = value.type
         assert isinstance(type_, TensorType)
-        entry = {"name": names[value], "location": _location(producer),
-                 "shape": list(type_.get_shape()), "dtype": str(dtype_of(type_.element_type)),
-                 "quantization": quantization_json(type_)}
+        entry = {
+            "name": names[value],
+            "location": _location(producer),
+            "shape": list(type_.get_shape()),
+            "dtype": str(dtype_of(type_.element_type)),
+            "quantization": quantization_json(type_),
+        }
         if isinstance(producer, axq.ConstantOp):
             entry["constant"] = True
         return entry
@@ -225,19 +241,32 @@ def export_quantized_graph(module: ModuleOp) -> dict:
         if isinstance(op, axq.ConstantOp) or op is func_op.get_return_op():
             continue
         attributes = {key: attribute_json(value) for key, value in op.properties.items()}
-        ops.append({"name": names[op.results[0]] if op.results else op.name,
-                    "type": op.name, "location": _location(op),
-                    "inputs": [names[v] for v in op.operands],
-                    "outputs": [names[v] for v in op.results],
-                    "attributes": attributes})
+        ops.append(
+            {
+                "name": names[op.results[0]] if op.results else op.name,
+                "type": op.name,
+                "location": _location(op),
+                "inputs": [names[v] for v in op.operands],
+                "outputs": [names[v] for v in op.results],
+                "attributes": attributes,
+            }
+        )
     return_op = func_op.get_return_op()
     returned = list(return_op.operands) if return_op is not None else []
-    return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
-            "inputs": [{"name": name, "tensor": names[arg]} for name, arg in zip(
-                _io_names(func_op.arg_attrs), func_op.body.block.args, strict=True)],
-            "outputs": [{"name": name, "tensor": names[value]} for name, value in zip(
-                _io_names(func_op.res_attrs), returned, strict=True)],
-            "tensors": tensors, "ops": ops}
+    return {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "inputs": [
+            {"name": name, "tensor": names[arg]}
+            for name, arg in zip(_io_names(func_op.arg_attrs), func_op.body.block.args, strict=True)
+        ],
+        "outputs": [
+            {"name": name, "tensor": names[value]}
+            for name, value in zip(_io_names(func_op.res_attrs), returned, strict=True)
+        ],
+        "tensors": tensors,
+        "ops": ops,
+    }
 
 
 def _io_names(attrs: ArrayAttr | None) -> list[str]:
@@ -252,8 +281,9 @@ def _io_names(attrs: ArrayAttr | None) -> list[str]:
 # --------------------------------------------------------------------------- debugging
 
 
-def _recorded_run(graph, sample: Mapping[str, np.ndarray], kernels: Mapping,
-                  keep: Callable[[Operation], bool]) -> dict[SSAValue, np.ndarray]:
+def _recorded_run(
+    graph, sample: Mapping[str, np.ndarray], kernels: Mapping, keep: Callable[[Operation], bool]
+) -> dict[SSAValue, np.ndarray]:
     """Run `graph` with `kernels` and keep the results of the ops `keep` selects."""
     from aipuc.runtime.interpreter import run_function
 
@@ -265,6 +295,7 @@ def _recorded_run(graph, sample: Mapping[str, np.ndarray], kernels: Mapping,
             if keep(op):
                 recorded.update(zip(op.results, results, strict=True))
             return results
+
         return run
 
     recording_kernels = {op_type: recording(kernel) for op_type, kernel in kernels.items()}
@@ -300,8 +331,9 @@ def _file_name(index: int, name: str) -> str:
     return f"{index:04d}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:80]}.npz"
 
 
-def quantization_debug_report(float_graph, quant_graph, samples: Sequence[Mapping[str, np.ndarray]],
-                              save_dir: str | Path) -> list[dict]:
+def quantization_debug_report(
+    float_graph, quant_graph, samples: Sequence[Mapping[str, np.ndarray]], save_dir: str | Path
+) -> list[dict]:
     """Per-layer SQNR of the quantized graph against float, with the tensors behind it.
 
     Every compute op of the float graph is matched by name with the op of the quantized
@@ -322,8 +354,9 @@ def quantization_debug_report(float_graph, quant_graph, samples: Sequence[Mappin
     collected: dict[str, tuple[str, list[np.ndarray], list[np.ndarray]]] = {}
     for sample in samples:
         reference = _recorded_run(float_graph, sample, FLOAT_KERNELS, _is_compute)
-        quantized = _recorded_run(quant_graph, _quantized_inputs(quant_graph, sample),
-                                  INTEGER_KERNELS, _is_compute)
+        quantized = _recorded_run(
+            quant_graph, _quantized_inputs(quant_graph, sample), INTEGER_KERNELS, _is_compute
+        )
         by_name = {quant_names[value]: (value, array) for value, array in quantized.items()}
         for value, array in reference.items():
             name = float_names[value]
@@ -340,18 +373,24 @@ def quantization_debug_report(float_graph, quant_graph, samples: Sequence[Mappin
     rows = []
     for index, (name, (op_name, clamped_by, references, actuals)) in enumerate(collected.items()):
         reference, actual = np.stack(references), np.stack(actuals)
-        np.savez(save_dir / "layers" / _file_name(index, name), float=reference,
-                 quantized=actual)
-        rows.append({"index": index, "name": name, "op": op_name,
-                     "sqnr_db": round(sqnr_db(reference, actual), 3), "clamped_by": clamped_by})
+        np.savez(save_dir / "layers" / _file_name(index, name), float=reference, quantized=actual)
+        rows.append(
+            {
+                "index": index,
+                "name": name,
+                "op": op_name,
+                "sqnr_db": round(sqnr_db(reference, actual), 3),
+                "clamped_by": clamped_by,
+            }
+        )
     with open(save_dir / "sqnr.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["index", "name", "op", "sqnr_db",
-                                                    "clamped_by"])
+        writer = csv.DictWriter(handle, fieldnames=["index", "name", "op", "sqnr_db", "clamped_by"])
         writer.writeheader()
         writer.writerows(rows)
     (save_dir / "sqnr.json").write_text(
-        json.dumps([{**row, "sqnr_db": _finite_or_text(row["sqnr_db"])} for row in rows],
-                   indent=1) + "\n")
+        json.dumps([{**row, "sqnr_db": _finite_or_text(row["sqnr_db"])} for row in rows], indent=1)
+        + "\n"
+    )
     return rows
 
 

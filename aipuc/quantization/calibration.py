@@ -137,8 +137,10 @@ class TensorStats:
         return self.to_json() == other.to_json()
 
     def to_attr(self) -> DictionaryAttr:
-        entries: dict[str, Attribute] = {"min_max": _float_array(self.min_max),
-                                         "histogram": _float_array(self.histogram)}
+        entries: dict[str, Attribute] = {
+            "min_max": _float_array(self.min_max),
+            "histogram": _float_array(self.histogram),
+        }
         if self.channel_min is not None and self.channel_max is not None:
             entries["channel_min"] = _float_array(self.channel_min)
             entries["channel_max"] = _float_array(self.channel_max)
@@ -155,17 +157,22 @@ class TensorStats:
             entry = data.get(key)
             if not isinstance(entry, DenseArrayBase) or len(entry.get_values()) != 2:
                 raise QuantizationError(
-                    f"{CALIBRATION_ATTR} needs '{key} = array<f64: lo, hi>', got {entry}")
+                    f"{CALIBRATION_ATTR} needs '{key} = array<f64: lo, hi>', got {entry}"
+                )
             low, high = entry.get_values()
             return float(low), float(high)
 
         def channels(key: str) -> np.ndarray | None:
             entry = data.get(key)
-            return None if not isinstance(entry, DenseArrayBase) else np.asarray(
-                entry.get_values(), np.float64)
+            return (
+                None
+                if not isinstance(entry, DenseArrayBase)
+                else np.asarray(entry.get_values(), np.float64)
+            )
 
-        return TensorStats(pair("min_max"), pair("histogram"), channels("channel_min"),
-                           channels("channel_max"))
+        return TensorStats(
+            pair("min_max"), pair("histogram"), channels("channel_min"), channels("channel_max")
+        )
 
     def to_json(self) -> dict:
         entry: dict = {"min_max": list(self.min_max), "histogram": list(self.histogram)}
@@ -178,9 +185,11 @@ class TensorStats:
     def from_json(entry: Mapping) -> TensorStats:
         channel_min, channel_max = entry.get("channel_min"), entry.get("channel_max")
         return TensorStats(
-            tuple(entry["min_max"]), tuple(entry["histogram"]),  # type: ignore[arg-type]
+            tuple(entry["min_max"]),
+            tuple(entry["histogram"]),  # type: ignore[arg-type]
             None if channel_min is None else np.asarray(channel_min, np.float64),
-            None if channel_max is None else np.asarray(channel_max, np.float64))
+            None if channel_max is None else np.asarray(channel_max, np.float64),
+        )
 
 
 @dataclass
@@ -192,9 +201,13 @@ class CalibrationStats:
     names: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"samples": self.samples,
-                "tensors": {key: {"name": self.names.get(key, key), **stats.to_json()}
-                            for key, stats in self.tensors.items()}}
+        return {
+            "samples": self.samples,
+            "tensors": {
+                key: {"name": self.names.get(key, key), **stats.to_json()}
+                for key, stats in self.tensors.items()
+            },
+        }
 
     @staticmethod
     def from_json(data: Mapping) -> CalibrationStats:
@@ -202,7 +215,8 @@ class CalibrationStats:
         return CalibrationStats(
             int(data.get("samples", 0)),
             {key: TensorStats.from_json(entry) for key, entry in tensors.items()},
-            {key: entry.get("name", key) for key, entry in tensors.items()})
+            {key: entry.get("name", key) for key, entry in tensors.items()},
+        )
 
 
 # --------------------------------------------------------------------------- samples
@@ -216,18 +230,21 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
     if not isinstance(sample, Mapping):
         raise QuantizationError(
             f"{where} is a {type(sample).__name__}; each calibration sample must be a dict "
-            "of input name -> array")
+            "of input name -> array"
+        )
     arrays = {}
     for name, value in sample.items():
         try:
             arrays[str(name)] = np.asarray(value)
         except (TypeError, ValueError) as error:  # ragged nested lists, odd objects
-            raise QuantizationError(f"{where}: input '{name}' is not an array: "
-                                    f"{str(error).splitlines()[0]}") from None
+            raise QuantizationError(
+                f"{where}: input '{name}' is not an array: {str(error).splitlines()[0]}"
+            ) from None
     for name, array in arrays.items():
         if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
-            raise QuantizationError(f"{where}: input '{name}' holds NaN values; calibration "
-                                    "data must be real numbers")
+            raise QuantizationError(
+                f"{where}: input '{name}' holds NaN values; calibration data must be real numbers"
+            )
     if expected is None:
         return arrays
     missing = [name for name in expected if name not in arrays]
@@ -235,16 +252,18 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
     if missing or unknown:
         raise QuantizationError(
             f"{where}: the model's inputs are {list(expected)}; missing {missing}, "
-            f"unknown {unknown}")
+            f"unknown {unknown}"
+        )
     checked = {}
     for name, (shape, dtype) in expected.items():
         array = arrays[name]
         dtype = np.dtype(dtype)
-        same_kind = (np.issubdtype(array.dtype, np.floating) and np.issubdtype(dtype, np.floating))
+        same_kind = np.issubdtype(array.dtype, np.floating) and np.issubdtype(dtype, np.floating)
         if tuple(array.shape) != tuple(shape) or not (array.dtype == dtype or same_kind):
             raise QuantizationError(
                 f"{where}: input '{name}' must be {_describe((shape, dtype))}, got "
-                f"{array.dtype} of shape {array.shape}")
+                f"{array.dtype} of shape {array.shape}"
+            )
         checked[name] = array.astype(dtype, copy=False)
     return checked
 
@@ -267,8 +286,10 @@ def read_array_file(path: Path) -> np.ndarray | dict[str, np.ndarray]:
         text = str(error).strip()
         message = text.splitlines()[0] if text else ""
         if "pickle" in message:
-            raise ValueError("it holds pickled Python objects (or is no NumPy file at all); "
-                             "only plain numeric .npy/.npz arrays are read") from None
+            raise ValueError(
+                "it holds pickled Python objects (or is no NumPy file at all); "
+                "only plain numeric .npy/.npz arrays are read"
+            ) from None
         raise ValueError(f"corrupt or truncated ({type(error).__name__}: {message})") from None
     not_arrays = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
     if not_arrays:
@@ -286,7 +307,8 @@ def _load_file(path: Path, expected: InputSpecs | None) -> dict[str, np.ndarray]
     if expected is None or len(expected) != 1:
         raise QuantizationError(
             f"calibration file '{path}' is a .npy array, which only names the input of a "
-            "single-input model; use .npz files keyed by input name")
+            "single-input model; use .npz files keyed by input name"
+        )
     return {next(iter(expected)): loaded}
 
 
@@ -302,13 +324,15 @@ def _samples_of(source: Iterable) -> Iterator[tuple[int, object]]:
         except Exception as error:  # the user's generator or dataset failed
             raise QuantizationError(
                 f"the calibration data raised {type(error).__name__} while producing sample "
-                f"{index}: {str(error).splitlines()[0] if str(error) else ''}") from error
+                f"{index}: {str(error).splitlines()[0] if str(error) else ''}"
+            ) from error
         yield index, sample
         index += 1
 
 
-def load_calibration(source: object, expected: InputSpecs | None = None
-                     ) -> list[dict[str, np.ndarray]]:
+def load_calibration(
+    source: object, expected: InputSpecs | None = None
+) -> list[dict[str, np.ndarray]]:
     """Calibration samples from an iterable of input dicts or a folder of .npy/.npz files.
 
     A folder is read in file-name order: `.npz` files are keyed by input name, `.npy` files
@@ -319,29 +343,42 @@ def load_calibration(source: object, expected: InputSpecs | None = None
     if source is None:
         raise QuantizationError(
             "post-training quantization needs calibration data: pass an iterable of input "
-            "dicts or a folder of .npy/.npz files (e.g. --calibration samples/)")
+            "dicts or a folder of .npy/.npz files (e.g. --calibration samples/)"
+        )
     if isinstance(source, (str, os.PathLike)):
         folder = Path(source)
         if folder.is_file():
-            raise QuantizationError(f"calibration source '{folder}' is a file; give the folder "
-                                    "of .npy/.npz files that holds it")
+            raise QuantizationError(
+                f"calibration source '{folder}' is a file; give the folder "
+                "of .npy/.npz files that holds it"
+            )
         if not folder.is_dir():
-            raise QuantizationError(f"calibration folder '{folder}' does not exist or is not "
-                                    "a folder of .npy/.npz files")
-        files = sorted(p for p in folder.iterdir()
-                       if p.suffix.lower() in (".npy", ".npz") and not p.name.startswith("."))
+            raise QuantizationError(
+                f"calibration folder '{folder}' does not exist or is not "
+                "a folder of .npy/.npz files"
+            )
+        files = sorted(
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() in (".npy", ".npz") and not p.name.startswith(".")
+        )
         if not files:
             raise QuantizationError(f"calibration folder '{folder}' holds no .npy/.npz files")
-        return [_validated(_load_file(p, expected), f"calibration file '{p.name}'", expected)
-                for p in files]
+        return [
+            _validated(_load_file(p, expected), f"calibration file '{p.name}'", expected)
+            for p in files
+        ]
     if isinstance(source, Mapping):
         source = [source]
     if not isinstance(source, Iterable):
         raise QuantizationError(
             f"calibration data is a {type(source).__name__}; pass an iterable of input dicts "
-            "or a folder of .npy/.npz files")
-    samples = [_validated(sample, f"calibration sample {index}", expected)
-               for index, sample in _samples_of(source)]
+            "or a folder of .npy/.npz files"
+        )
+    samples = [
+        _validated(sample, f"calibration sample {index}", expected)
+        for index, sample in _samples_of(source)
+    ]
     if not samples:
         raise QuantizationError("calibration data is empty; give at least one sample")
     return samples
@@ -366,14 +403,15 @@ class _Observers:
         channel_min = channel_max = None
         if self.channels is not None:
             channel_min, channel_max = self.channels.range()
-        return TensorStats(self.min_max.range(), self.histogram.range(), channel_min,
-                           channel_max)
+        return TensorStats(self.min_max.range(), self.histogram.range(), channel_min, channel_max)
 
 
 def _is_float_tensor(value: SSAValue) -> bool:
-    return isinstance(value.type, TensorType) and not isinstance(
-        value.type.element_type, axq.QuantizedType) and np.issubdtype(
-        _dtype(value), np.floating)
+    return (
+        isinstance(value.type, TensorType)
+        and not isinstance(value.type.element_type, axq.QuantizedType)
+        and np.issubdtype(_dtype(value), np.floating)
+    )
 
 
 def _dtype(value: SSAValue) -> np.dtype:
@@ -382,8 +420,9 @@ def _dtype(value: SSAValue) -> np.dtype:
     return dtype_of(value.type.element_type)  # type: ignore[attr-defined]
 
 
-def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
-              progress: Progress | None = None) -> CalibrationStats:
+def calibrate(
+    graph, samples: Sequence[Mapping[str, np.ndarray]], progress: Progress | None = None
+) -> CalibrationStats:
     """Run the float `graph` on `samples` and observe every accelerated float tensor."""
     from aipuc.runtime.float_interpreter import FLOAT_KERNELS
     from aipuc.runtime.interpreter import run_function
@@ -406,7 +445,8 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
         if array.size == 0:
             raise QuantizationError(
                 f"tensor '{names[value]}' has the empty shape {list(array.shape)}; the "
-                "accelerator computes no empty tensors: fix the model or its input shapes")
+                "accelerator computes no empty tensors: fix the model or its input shapes"
+            )
         if value not in observers:
             observers[value] = _Observers(value in per_channel)
         observers[value].observe(array)
@@ -421,6 +461,7 @@ def calibrate(graph, samples: Sequence[Mapping[str, np.ndarray]],
             for result, array in zip(op.results, results, strict=True):
                 observe(result, array)
             return results
+
         return run
 
     kernels = {op_type: observing(kernel) for op_type, kernel in FLOAT_KERNELS.items()}
@@ -458,7 +499,8 @@ def annotate(module: ModuleOp, stats: CalibrationStats) -> None:
     if unknown:
         raise QuantizationError(
             f"calibration stats name tensors {unknown[:3]} that @main does not have; "
-            "calibrate the same graph you annotate")
+            "calibrate the same graph you annotate"
+        )
     per_op: dict[Operation, dict[int, DictionaryAttr]] = {}
     arg_entries: dict[int, DictionaryAttr] = {}
     for key, tensor in stats.tensors.items():
@@ -471,10 +513,14 @@ def annotate(module: ModuleOp, stats: CalibrationStats) -> None:
         op.attributes.pop(CALIBRATION_ATTR, None)
     for op, entries in per_op.items():
         op.attributes[CALIBRATION_ATTR] = ArrayAttr(
-            [entries.get(index, DictionaryAttr({})) for index in range(len(op.results))])
+            [entries.get(index, DictionaryAttr({})) for index in range(len(op.results))]
+        )
     arg_count = len(func_op.body.block.args)
-    old = func_op.arg_attrs.data if func_op.arg_attrs is not None else [DictionaryAttr({})] * (
-        arg_count)
+    old = (
+        func_op.arg_attrs.data
+        if func_op.arg_attrs is not None
+        else [DictionaryAttr({})] * (arg_count)
+    )
     new_attrs = []
     for index, entry in enumerate(old):
         data = {k: v for k, v in entry.data.items() if k != CALIBRATION_ATTR}
@@ -498,8 +544,8 @@ def read_annotations(func_op: func.FuncOp) -> dict[SSAValue, TensorStats]:
             continue
         if not isinstance(entries, ArrayAttr) or len(entries.data) != len(op.results):
             raise QuantizationError(
-                f"{op.name}: {CALIBRATION_ATTR} must be an array with one dictionary per "
-                "result")
+                f"{op.name}: {CALIBRATION_ATTR} must be an array with one dictionary per result"
+            )
         for result, entry in zip(op.results, entries.data, strict=True):
             found = TensorStats.from_attr(entry)
             if found is not None:
@@ -512,6 +558,9 @@ def strip_annotations(func_op: func.FuncOp) -> None:
     for op in func_op.body.block.ops:
         op.attributes.pop(CALIBRATION_ATTR, None)
     if func_op.arg_attrs is not None:
-        func_op.arg_attrs = ArrayAttr([
-            DictionaryAttr({k: v for k, v in entry.data.items() if k != CALIBRATION_ATTR})
-            for entry in func_op.arg_attrs.data])
+        func_op.arg_attrs = ArrayAttr(
+            [
+                DictionaryAttr({k: v for k, v in entry.data.items() if k != CALIBRATION_ATTR})
+                for entry in func_op.arg_attrs.data
+            ]
+        )

@@ -86,7 +86,8 @@ class PerChannelMinMaxObserver:
         if batch_min.shape != self.min_val.shape:
             raise QuantizationError(
                 f"per-channel observer saw {batch_min.shape[0]} channels after "
-                f"{self.min_val.shape[0]}; calibration samples must share one shape")
+                f"{self.min_val.shape[0]}; calibration samples must share one shape"
+            )
         self.min_val = np.minimum(self.min_val, batch_min)
         self.max_val = np.maximum(self.max_val, batch_max)
 
@@ -95,8 +96,10 @@ class PerChannelMinMaxObserver:
         if self.min_val is None or self.max_val is None:
             raise QuantizationError("per-channel observer saw no data")
         seen = self.min_val <= self.max_val
-        return (np.where(seen, self.min_val, 0).astype(np.float64),
-                np.where(seen, self.max_val, 0).astype(np.float64))
+        return (
+            np.where(seen, self.min_val, 0).astype(np.float64),
+            np.where(seen, self.max_val, 0).astype(np.float64),
+        )
 
 
 def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.ndarray:
@@ -124,8 +127,12 @@ def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.nda
 class HistogramObserver:
     """PyTorch's HistogramObserver: running 2048-bin histogram, L2-optimal clipping range."""
 
-    def __init__(self, bins: int = HISTOGRAM_BINS, upsample_rate: int = UPSAMPLE_RATE,
-                 quantized_levels: int = QUANTIZED_LEVELS) -> None:
+    def __init__(
+        self,
+        bins: int = HISTOGRAM_BINS,
+        upsample_rate: int = UPSAMPLE_RATE,
+        quantized_levels: int = QUANTIZED_LEVELS,
+    ) -> None:
         self.bins = bins
         self.upsample_rate = upsample_rate
         self.quantized_levels = quantized_levels
@@ -165,8 +172,9 @@ class HistogramObserver:
         mass = np.repeat(self.histogram, self.upsample_rate) / np.float32(self.upsample_rate)
         orig_min, orig_max = float(self.min_val), float(self.max_val)
         sub_width = (orig_max - orig_min) / fine_bins
-        midpoints = (np.linspace(orig_min, orig_max, fine_bins + 1)[:-1].astype(np.float32)
-                     + np.float32(0.5 * sub_width))
+        midpoints = np.linspace(orig_min, orig_max, fine_bins + 1)[:-1].astype(
+            np.float32
+        ) + np.float32(0.5 * sub_width)
         edges = np.linspace(float(new_min), float(new_max), self.bins + 1).astype(np.float32)
         bucket = np.searchsorted(edges, midpoints, side="right") - 1
         bucket = np.clip(bucket, 0, self.bins - 1)
@@ -187,7 +195,7 @@ class HistogramObserver:
         half = dst_bin_width / 2
 
         def norm(delta_begin, delta_end):
-            return density * (delta_end ** 3 - delta_begin ** 3) / 3
+            return density * (delta_end**3 - delta_begin**3) / 3
 
         error = norm(src_begin - (dst_of_begin + 0.5) * dst_bin_width, half)
         error += (dst_of_end - dst_of_begin - 1) * norm(-half, half)

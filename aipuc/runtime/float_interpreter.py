@@ -27,8 +27,10 @@ REDUCTION_DTYPE = np.float64
 
 def _as_result(op: Operation, *arrays: np.ndarray) -> list[np.ndarray]:
     """Casts each array to the element dtype of the matching result of `op`."""
-    return [np.asarray(array).astype(dtype_of(axq.element_type(result)), copy=False)
-            for array, result in zip(arrays, op.results, strict=True)]
+    return [
+        np.asarray(array).astype(dtype_of(axq.element_type(result)), copy=False)
+        for array, result in zip(arrays, op.results, strict=True)
+    ]
 
 
 def flag(attr) -> bool:
@@ -38,17 +40,32 @@ def flag(attr) -> bool:
 
 def _conv2d(op: axq.Conv2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w, bias = inputs
-    y = kernels.conv2d(x, w, op.strides.get_values(), op.pads.get_values(),
-                       op.dilations.get_values(), op.group.value.data, GEMM_DTYPE, bias=bias)
+    y = kernels.conv2d(
+        x,
+        w,
+        op.strides.get_values(),
+        op.pads.get_values(),
+        op.dilations.get_values(),
+        op.group.value.data,
+        GEMM_DTYPE,
+        bias=bias,
+    )
     return _as_result(op, y)
 
 
-def _conv_transpose2d(op: axq.ConvTranspose2dOp,
-                      inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _conv_transpose2d(op: axq.ConvTranspose2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w, bias = inputs
-    y = kernels.conv_transpose2d(x, w, op.strides.get_values(), op.pads.get_values(),
-                                 op.dilations.get_values(), op.output_padding.get_values(),
-                                 op.group.value.data, GEMM_DTYPE, bias=bias)
+    y = kernels.conv_transpose2d(
+        x,
+        w,
+        op.strides.get_values(),
+        op.pads.get_values(),
+        op.dilations.get_values(),
+        op.output_padding.get_values(),
+        op.group.value.data,
+        GEMM_DTYPE,
+        bias=bias,
+    )
     return _as_result(op, y)
 
 
@@ -111,9 +128,13 @@ def _slice(op: axq.SliceOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def window_parameters(op: axq.MaxPoolOp | axq.AvgPoolOp) -> dict:
     """A pool's window attributes as keyword arguments of the kernels' pooling functions."""
-    return {"kernel": op.kernel.get_values(), "strides": op.strides.get_values(),
-            "pads": op.pads.get_values(), "dilations": op.dilations.get_values(),
-            "ceil_mode": flag(op.ceil_mode)}
+    return {
+        "kernel": op.kernel.get_values(),
+        "strides": op.strides.get_values(),
+        "pads": op.pads.get_values(),
+        "dilations": op.dilations.get_values(),
+        "ceil_mode": flag(op.ceil_mode),
+    }
 
 
 def _max_pool(op: axq.MaxPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -121,9 +142,12 @@ def _max_pool(op: axq.MaxPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarra
 
 
 def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    y = kernels.avg_pool2d(inputs[0], **window_parameters(op),
-                           count_include_pad=flag(op.count_include_pad),
-                           accumulate_dtype=REDUCTION_DTYPE)
+    y = kernels.avg_pool2d(
+        inputs[0],
+        **window_parameters(op),
+        count_include_pad=flag(op.count_include_pad),
+        accumulate_dtype=REDUCTION_DTYPE,
+    )
     return _as_result(op, y)
 
 
@@ -133,8 +157,13 @@ def _global_pool(op: axq.GlobalPoolOp, inputs: Sequence[np.ndarray]) -> list[np.
 
 
 def _resize(op: axq.ResizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    y = kernels.resize(inputs[0], op.mode.data.value, op.scales.get_values(),
-                       op.coordinate_transform.data.value, op.nearest_rounding.data.value)
+    y = kernels.resize(
+        inputs[0],
+        op.mode.data.value,
+        op.scales.get_values(),
+        op.coordinate_transform.data.value,
+        op.nearest_rounding.data.value,
+    )
     return _as_result(op, y)
 
 

@@ -45,7 +45,9 @@ class HostRunner:
         constants = {tensor.name for tensor in model.graph.initializer}
         self.input_types = {
             value.name: helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
-            for value in model.graph.input if value.name not in constants}
+            for value in model.graph.input
+            if value.name not in constants
+        }
         self.output_names = [value.name for value in model.graph.output]
         onnxruntime = _onnxruntime()
         if onnxruntime is None:
@@ -61,10 +63,13 @@ class HostRunner:
         self.engine = "onnxruntime"
         try:
             self._session = onnxruntime.InferenceSession(
-                model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+                model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as error:  # onnxruntime raises its own pybind exception types
-            raise AipucError(f"onnxruntime cannot load host model '{model.graph.name}': "
-                             f"{first_line(error)}", stage="run") from None
+            raise AipucError(
+                f"onnxruntime cannot load host model '{model.graph.name}': {first_line(error)}",
+                stage="run",
+            ) from None
 
     @property
     def input_names(self) -> list[str]:
@@ -75,22 +80,26 @@ class HostRunner:
         feeds = {}
         for name, dtype in self.input_types.items():
             if name not in inputs:
-                raise AipucError(f"host model needs input '{name}'; got {sorted(inputs)}",
-                                 stage="run")
+                raise AipucError(
+                    f"host model needs input '{name}'; got {sorted(inputs)}", stage="run"
+                )
             array = np.asarray(inputs[name])
             if array.dtype != dtype:
                 if not np.can_cast(array.dtype, dtype, "same_kind"):
-                    raise AipucError(f"input '{name}' must be {dtype}, got {array.dtype}",
-                                     stage="run")
+                    raise AipucError(
+                        f"input '{name}' must be {dtype}, got {array.dtype}", stage="run"
+                    )
                 array = array.astype(dtype)
             feeds[name] = array
         try:
             results = self._session.run(self.output_names, feeds)
         except Exception as error:  # onnxruntime / onnx.reference raise their own types
-            raise AipucError(f"{self.engine} failed to run host model: "
-                             f"{first_line(error)}", stage="run") from None
-        return {name: np.asarray(value)
-                for name, value in zip(self.output_names, results, strict=True)}
+            raise AipucError(
+                f"{self.engine} failed to run host model: {first_line(error)}", stage="run"
+            ) from None
+        return {
+            name: np.asarray(value) for name, value in zip(self.output_names, results, strict=True)
+        }
 
 
 class SplitModelRunner:
@@ -100,8 +109,11 @@ class SplitModelRunner:
     by default the float core model runs on the host too.
     """
 
-    def __init__(self, cleaned: CleanedModel,
-                 run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None):
+    def __init__(
+        self,
+        cleaned: CleanedModel,
+        run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None,
+    ):
         self.outputs = list(cleaned.outputs)
         self.core_inputs = list(cleaned.core_inputs)
         self._stages: list[Callable[[Arrays], Mapping[str, np.ndarray]]] = []

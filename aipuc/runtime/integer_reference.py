@@ -114,33 +114,44 @@ def _accumulator_rescale(op, acc_ndim: int, channel_axis: int) -> np.ndarray:
 
 def _conv2d(op: axq.Conv2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w, bias = inputs
-    acc = kernels.conv2d(centred(x, qtype(op.input)), w, op.strides.get_values(),
-                         op.pads.get_values(), op.dilations.get_values(), op.group.value.data,
-                         bias=bias, exact_integer=True)
+    acc = kernels.conv2d(
+        centred(x, qtype(op.input)),
+        w,
+        op.strides.get_values(),
+        op.pads.get_values(),
+        op.dilations.get_values(),
+        op.group.value.data,
+        bias=bias,
+        exact_integer=True,
+    )
     return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, 1), qtype(op.result))]
 
 
-def _conv_transpose2d(op: axq.ConvTranspose2dOp,
-                      inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _conv_transpose2d(op: axq.ConvTranspose2dOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w, bias = inputs
-    acc = kernels.conv_transpose2d(centred(x, qtype(op.input)), w, op.strides.get_values(),
-                                   op.pads.get_values(), op.dilations.get_values(),
-                                   op.output_padding.get_values(), op.group.value.data,
-                                   bias=bias, exact_integer=True)
+    acc = kernels.conv_transpose2d(
+        centred(x, qtype(op.input)),
+        w,
+        op.strides.get_values(),
+        op.pads.get_values(),
+        op.dilations.get_values(),
+        op.output_padding.get_values(),
+        op.group.value.data,
+        bias=bias,
+        exact_integer=True,
+    )
     return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, 1), qtype(op.result))]
 
 
 def _dense(op: axq.DenseOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, w, bias = inputs
     acc = kernels.dense(centred(x, qtype(op.input)), w, bias, exact_integer=True)
-    return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, acc.ndim - 1),
-                          qtype(op.result))]
+    return [requantize_to(acc, _accumulator_rescale(op, acc.ndim, acc.ndim - 1), qtype(op.result))]
 
 
 def _matmul(op: axq.MatMulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    acc = kernels.matmul(centred(inputs[0], a_type), centred(inputs[1], b_type),
-                         exact_integer=True)
+    acc = kernels.matmul(centred(inputs[0], a_type), centred(inputs[1], b_type), exact_integer=True)
     real = a_type.scale * b_type.scale / scales_of(out_type, acc.ndim)
     return [requantize_to(acc, real, out_type)]
 
@@ -148,8 +159,9 @@ def _matmul(op: axq.MatMulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 # --------------------------------------------------------------------------- elementwise
 
 
-def _add_or_sub(op: axq.AddOp | axq.SubOp, inputs: Sequence[np.ndarray],
-                sign: int) -> list[np.ndarray]:
+def _add_or_sub(
+    op: axq.AddOp | axq.SubOp, inputs: Sequence[np.ndarray], sign: int
+) -> list[np.ndarray]:
     a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
     twice_max = 2 * max(a_type.scale, b_type.scale)
     a = rescale_int32(centred(inputs[0], a_type) << ADD_LEFT_SHIFT, a_type.scale / twice_max)
@@ -181,8 +193,7 @@ def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x = np.broadcast_to(x, negative_part.shape)
     out_scales = scales_of(out_type, x.ndim)
     positive = requantize_to(x, x_type.scale / out_scales, out_type)
-    negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales,
-                             out_type)
+    negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales, out_type)
     return [np.where(x >= 0, positive, negative)]
 
 
@@ -210,16 +221,30 @@ def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def _softmax(op: axq.SoftmaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
-    return [numerics.softmax_int8(inputs[0], in_type.scale, in_type.zero_point, out_type.scale,
-                                  out_type.zero_point, axis=op.axis.value.data)]
+    return [
+        numerics.softmax_int8(
+            inputs[0],
+            in_type.scale,
+            in_type.zero_point,
+            out_type.scale,
+            out_type.zero_point,
+            axis=op.axis.value.data,
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- pooling
 
 
-def window_sums(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
-                pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
-                count_include_pad: bool) -> tuple[np.ndarray, np.ndarray]:
+def window_sums(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact integer window sums of `x` and the ONNX AveragePool divisor per position.
 
     Pads hold 0; taps that only ceil_mode's last window reaches are summed as 0 and never
@@ -227,21 +252,32 @@ def window_sums(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
     window (faster than summing the window view in int64).
     """
     channels = x.shape[1]
-    out_hw, extra = kernels.window_geometry(x.shape[2:], kernel, strides, pads, dilations,
-                                            ceil_mode)
+    out_hw, extra = kernels.window_geometry(
+        x.shape[2:], kernel, strides, pads, dilations, ceil_mode
+    )
     window = np.ones((channels, 1, *kernel), np.int64)
-    sums = kernels.conv2d(x, window, strides, (pads[0], pads[1], pads[2] + extra[0],
-                                               pads[3] + extra[1]),
-                          dilations, channels, exact_integer=True)
-    divisor = kernels.avg_pool_divisor(x.shape[2:], kernel, strides, pads, dilations,
-                                       ceil_mode, count_include_pad, np.int64)
-    return sums[:, :, :out_hw[0], :out_hw[1]], divisor
+    sums = kernels.conv2d(
+        x,
+        window,
+        strides,
+        (pads[0], pads[1], pads[2] + extra[0], pads[3] + extra[1]),
+        dilations,
+        channels,
+        exact_integer=True,
+    )
+    divisor = kernels.avg_pool_divisor(
+        x.shape[2:], kernel, strides, pads, dilations, ceil_mode, count_include_pad, np.int64
+    )
+    return sums[:, :, : out_hw[0], : out_hw[1]], divisor
 
 
 def _avg_pool(op: axq.AvgPoolOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
-    sums, divisor = window_sums(centred(inputs[0], in_type), **window_parameters(op),
-                                count_include_pad=flag(op.count_include_pad))
+    sums, divisor = window_sums(
+        centred(inputs[0], in_type),
+        **window_parameters(op),
+        count_include_pad=flag(op.count_include_pad),
+    )
     real = scales_of(in_type, 4) / (scales_of(out_type, 4) * divisor)
     return [requantize_to(sums, real, out_type)]
 
@@ -284,8 +320,7 @@ def _resize(op: axq.ResizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     for axis, scale in enumerate(op.scales.get_values()):
         if scale == 1.0:
             continue
-        weights = linear_resize_weights(acc.shape[axis], scale,
-                                        op.coordinate_transform.data.value)
+        weights = linear_resize_weights(acc.shape[axis], scale, op.coordinate_transform.data.value)
         moved = np.moveaxis(acc, axis, -1)
         acc = np.moveaxis(kernels.exact_int_matmul(moved, weights.T), -1, axis)
         fraction_bits += RESIZE_WEIGHT_BITS
@@ -309,14 +344,18 @@ def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def dequantize_codes(codes, type_: QuantizedType) -> np.ndarray:
     """`numerics.dequantize` with the scale(s), zero point(s) and axis of `type_`."""
-    return numerics.dequantize(codes, type_.scale_array(), type_.zero_point_array(),
-                               type_.quantized_axis)
+    return numerics.dequantize(
+        codes, type_.scale_array(), type_.zero_point_array(), type_.quantized_axis
+    )
 
 
 def _quantize(op: axq.QuantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     type_ = qtype(op.result)
-    return [numerics.quantize(inputs[0], type_.scale_array(), type_.zero_point_array(),
-                              type_.quantized_axis)]
+    return [
+        numerics.quantize(
+            inputs[0], type_.scale_array(), type_.zero_point_array(), type_.quantized_axis
+        )
+    ]
 
 
 def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -330,8 +369,14 @@ def _requantize(op: axq.RequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.n
     return [requantize_to(x, real, out_type)]
 
 
-_CODE_MOVEMENT = (axq.ReshapeOp, axq.TransposeOp, axq.SliceOp, axq.SplitOp, axq.ConcatOp,
-                  axq.MaxPoolOp)
+_CODE_MOVEMENT = (
+    axq.ReshapeOp,
+    axq.TransposeOp,
+    axq.SliceOp,
+    axq.SplitOp,
+    axq.ConcatOp,
+    axq.MaxPoolOp,
+)
 
 INTEGER_KERNELS: dict[type[Operation], Kernel] = {
     axq.Conv2dOp: _conv2d,

@@ -40,22 +40,27 @@ def reference_evaluator(
     node_inputs = [f"i{index}" if name else "" for index, name in enumerate(node.input)]
     present = [name for name in node_inputs if name]
     if len(present) != len(input_types):
-        raise ValueError(f"{node.op_type} has {len(present)} inputs but got "
-                         f"{len(input_types)} input types")
+        raise ValueError(
+            f"{node.op_type} has {len(present)} inputs but got {len(input_types)} input types"
+        )
     outputs = [f"o{index}" if name else "" for index, name in enumerate(node.output)]
     renamed = helper.make_node(node.op_type, node_inputs, outputs, domain=node.domain)
     renamed.attribute.extend(node.attribute)
     graph = helper.make_graph(
         [renamed],
         node.op_type,
-        [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
-                                       list(shape))
-         for name, (dtype, shape) in zip(present, input_types, strict=True)],
+        [
+            helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), list(shape)
+            )
+            for name, (dtype, shape) in zip(present, input_types, strict=True)
+        ],
         [helper.make_empty_tensor_value_info(name) for name in outputs if name],
     )
     model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid(domain, version)
-                              for domain, version in opsets.items()])
+        graph,
+        opset_imports=[helper.make_opsetid(domain, version) for domain, version in opsets.items()],
+    )
     return ReferenceEvaluator(model)
 
 
@@ -87,7 +92,8 @@ def host_evaluator(op: HostOp) -> ReferenceEvaluator:
         if op.domain.data:
             opsets[""] = onnx.defs.onnx_opset_version()
         evaluator = reference_evaluator(
-            node, [(dtype_of(_element(v)), shape_of(v)) for v in op.inputs], opsets)
+            node, [(dtype_of(_element(v)), shape_of(v)) for v in op.inputs], opsets
+        )
         _HOST_EVALUATORS[op] = evaluator
     return evaluator
 
@@ -122,8 +128,9 @@ def run_function(
     """
     block = func_op.body.block
     if len(inputs) != len(block.args):
-        raise ValueError(f"{func_op.sym_name.data} takes {len(block.args)} inputs, "
-                         f"got {len(inputs)}")
+        raise ValueError(
+            f"{func_op.sym_name.data} takes {len(block.args)} inputs, got {len(inputs)}"
+        )
     ops = list(block.ops)
     last_use = _last_uses(ops)
     env: dict[SSAValue, np.ndarray] = dict(zip(block.args, inputs, strict=True))
@@ -133,8 +140,10 @@ def run_function(
             return operands
         results = _evaluate(op, operands, kernels)
         if len(results) != len(op.results):
-            raise RuntimeError(f"kernel of {describe(op)} returned {len(results)} arrays for "
-                               f"{len(op.results)} results")
+            raise RuntimeError(
+                f"kernel of {describe(op)} returned {len(results)} arrays for "
+                f"{len(op.results)} results"
+            )
         for result, array in zip(op.results, results, strict=True):
             if result in last_use:
                 env[result] = array
@@ -144,8 +153,9 @@ def run_function(
     raise ValueError(f"{func_op.sym_name.data} has no func.return")
 
 
-def _evaluate(op: Operation, operands: list[np.ndarray],
-              kernels: Mapping[type[Operation], Kernel]) -> Sequence[np.ndarray]:
+def _evaluate(
+    op: Operation, operands: list[np.ndarray], kernels: Mapping[type[Operation], Kernel]
+) -> Sequence[np.ndarray]:
     if isinstance(op, ConstantOp):
         return [numpy_from_dense(op.value)]
     try:

@@ -73,8 +73,9 @@ def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     a32, b32 = a_int.astype(np.float32), b_int.astype(np.float32)
     total = _to_int64(np.matmul(a32[..., :chunk], b32[..., :chunk, :]))
     for start in range(chunk, depth, chunk):
-        total += _to_int64(np.matmul(a32[..., start:start + chunk],
-                                     b32[..., start:start + chunk, :]))
+        total += _to_int64(
+            np.matmul(a32[..., start : start + chunk], b32[..., start : start + chunk, :])
+        )
     return total
 
 
@@ -88,8 +89,9 @@ def _elementwise_exact_dtype(largest_product: int, terms: int) -> np.dtype:
     return np.dtype(np.float32 if _float32_exact_terms(largest_product) >= terms else np.float64)
 
 
-def _add_bias(out: np.ndarray, bias: np.ndarray | None, exact_integer: bool,
-              channel_axis: int) -> np.ndarray:
+def _add_bias(
+    out: np.ndarray, bias: np.ndarray | None, exact_integer: bool, channel_axis: int
+) -> np.ndarray:
     if exact_integer:
         out = _to_int64(out)
     if bias is None:
@@ -107,14 +109,21 @@ def _gemm(a: np.ndarray, b: np.ndarray, exact_integer: bool, accumulate_dtype) -
     return np.matmul(a.astype(accumulate_dtype, copy=False), b.astype(accumulate_dtype, copy=False))
 
 
-def matmul(a: np.ndarray, b: np.ndarray, *, accumulate_dtype=np.float32,
-           exact_integer: bool = False) -> np.ndarray:
+def matmul(
+    a: np.ndarray, b: np.ndarray, *, accumulate_dtype=np.float32, exact_integer: bool = False
+) -> np.ndarray:
     """Batched matrix product with NumPy/ONNX MatMul broadcasting."""
     return _gemm(a, b, exact_integer, accumulate_dtype)
 
 
-def dense(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *,
-          accumulate_dtype=np.float32, exact_integer: bool = False) -> np.ndarray:
+def dense(
+    x: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    accumulate_dtype=np.float32,
+    exact_integer: bool = False,
+) -> np.ndarray:
     """Fully connected layer `x @ w.T + bias`, weight of shape [N, K]."""
     out = matmul(x, w.T, accumulate_dtype=accumulate_dtype, exact_integer=exact_integer)
     return _add_bias(out, bias, exact_integer, channel_axis=out.ndim - 1)
@@ -130,23 +139,40 @@ def _pad_hw(x: np.ndarray, begin: Sequence[int], end: Sequence[int], value) -> n
     return np.pad(x, widths, mode="constant", constant_values=value)
 
 
-def _windows(padded: np.ndarray, kernel: Sequence[int], strides: Sequence[int],
-             dilations: Sequence[int], out_hw: Sequence[int]) -> np.ndarray:
+def _windows(
+    padded: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: Sequence[int],
+) -> np.ndarray:
     """A strided (copy-free) view [N, C, out_h, out_w, kh, kw] of the sliding windows."""
     spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilations, strict=True)]
     view = sliding_window_view(padded, spans, axis=(2, 3))
-    view = view[:, :, ::strides[0], ::strides[1], ::dilations[0], ::dilations[1]]
-    return view[:, :, :out_hw[0], :out_hw[1]]
+    view = view[:, :, :: strides[0], :: strides[1], :: dilations[0], :: dilations[1]]
+    return view[:, :, : out_hw[0], : out_hw[1]]
 
 
-def window_geometry(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-                     pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool = False
-                     ) -> tuple[tuple[int, int], tuple[int, int]]:
+def window_geometry(
+    in_hw: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    ceil_mode: bool = False,
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """Output size and the extra end padding that ceil_mode's last window reaches into."""
     out_hw, extra = [], []
     for axis in range(2):
-        size = conv_output_size(in_hw[axis], kernel[axis], strides[axis], pads[axis],
-                                pads[axis + 2], dilations[axis], ceil_mode)
+        size = conv_output_size(
+            in_hw[axis],
+            kernel[axis],
+            strides[axis],
+            pads[axis],
+            pads[axis + 2],
+            dilations[axis],
+            ceil_mode,
+        )
         needed = (size - 1) * strides[axis] + dilations[axis] * (kernel[axis] - 1) + 1
         out_hw.append(size)
         extra.append(max(0, needed - (in_hw[axis] + pads[axis] + pads[axis + 2])))
@@ -156,10 +182,19 @@ def window_geometry(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequen
 # --------------------------------------------------------------------------- convolutions
 
 
-def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
-           pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
-           group: int = 1, accumulate_dtype=np.float32, *, bias: np.ndarray | None = None,
-           exact_integer: bool = False, pad_value: float = 0) -> np.ndarray:
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    group: int = 1,
+    accumulate_dtype=np.float32,
+    *,
+    bias: np.ndarray | None = None,
+    exact_integer: bool = False,
+    pad_value: float = 0,
+) -> np.ndarray:
     """ONNX Conv on NCHW input and OIHW weight; pads are [top, left, bottom, right].
 
     `pad_value` fills the border (uncentred int8 codes would pad with their zero point;
@@ -178,8 +213,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
             dtype = _elementwise_exact_dtype(check_exact_integer_depth(padded, w, depth), depth)
         else:
             dtype = np.dtype(accumulate_dtype)
-        windows = _windows(padded.astype(dtype, copy=False), (kh, kw), strides, dilations,
-                           (out_h, out_w))
+        windows = _windows(
+            padded.astype(dtype, copy=False), (kh, kw), strides, dilations, (out_h, out_w)
+        )
         taps = w.astype(dtype, copy=False).reshape(channels, out_channels // channels, kh, kw)
         out = np.zeros((n, channels, taps.shape[1], out_h, out_w), dtype)
         for i in range(kh):
@@ -189,8 +225,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
         # im2col: the window view materialised as [group, pixels, depth], then one GEMM.
         group_out = out_channels // group
         windows = _windows(padded, (kh, kw), strides, dilations, (out_h, out_w))
-        cols = (windows.reshape(n, group, group_channels, out_h, out_w, kh, kw)
-                .transpose(1, 0, 3, 4, 2, 5, 6).reshape(group, n * out_h * out_w, depth))
+        cols = (
+            windows.reshape(n, group, group_channels, out_h, out_w, kh, kw)
+            .transpose(1, 0, 3, 4, 2, 5, 6)
+            .reshape(group, n * out_h * out_w, depth)
+        )
         weight = w.reshape(group, group_out, depth).transpose(0, 2, 1)
         out = _gemm(cols, weight, exact_integer, accumulate_dtype)
         out = out.reshape(group, n, out_h, out_w, group_out).transpose(1, 0, 4, 2, 3)
@@ -198,11 +237,19 @@ def conv2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
     return _add_bias(out, bias, exact_integer, channel_axis=1)
 
 
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 1),
-                     pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
-                     output_padding: Sequence[int] = (0, 0), group: int = 1,
-                     accumulate_dtype=np.float32, *, bias: np.ndarray | None = None,
-                     exact_integer: bool = False) -> np.ndarray:
+def conv_transpose2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    output_padding: Sequence[int] = (0, 0),
+    group: int = 1,
+    accumulate_dtype=np.float32,
+    *,
+    bias: np.ndarray | None = None,
+    exact_integer: bool = False,
+) -> np.ndarray:
     """ONNX ConvTranspose with weight [C_in, C_out / group, kh, kw].
 
     One GEMM per group gives every input pixel's contribution to every kernel tap; the
@@ -211,24 +258,29 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, strides: Sequence[int] = (1, 
     n, channels, height, width = x.shape
     _, group_out, kh, kw = w.shape
     group_channels = channels // group
-    cols = (x.reshape(n, group, group_channels, height * width)
-            .transpose(1, 0, 3, 2).reshape(group, n * height * width, group_channels))
+    cols = (
+        x.reshape(n, group, group_channels, height * width)
+        .transpose(1, 0, 3, 2)
+        .reshape(group, n * height * width, group_channels)
+    )
     weight = w.reshape(group, group_channels, group_out * kh * kw)
     taps = _gemm(cols, weight, exact_integer, accumulate_dtype)
     taps = taps.reshape(group, n, height, width, group_out, kh, kw)
-    taps = taps.transpose(1, 0, 4, 5, 6, 2, 3).reshape(n, group * group_out, kh, kw, height,
-                                                       width)
-    full = [strides[a] * (size - 1) + dilations[a] * (k - 1) + 1 + output_padding[a]
-            for a, (size, k) in enumerate(((height, kh), (width, kw)))]
+    taps = taps.transpose(1, 0, 4, 5, 6, 2, 3).reshape(n, group * group_out, kh, kw, height, width)
+    full = [
+        strides[a] * (size - 1) + dilations[a] * (k - 1) + 1 + output_padding[a]
+        for a, (size, k) in enumerate(((height, kh), (width, kw)))
+    ]
     out = np.zeros((n, group * group_out, *full), dtype=taps.dtype)
     rows_span = strides[0] * (height - 1) + 1
     cols_span = strides[1] * (width - 1) + 1
     for i in range(kh):
         for j in range(kw):
             top, left = i * dilations[0], j * dilations[1]
-            out[:, :, top:top + rows_span:strides[0], left:left + cols_span:strides[1]] += (
-                taps[:, :, i, j])
-    out = out[:, :, pads[0]:full[0] - pads[2], pads[1]:full[1] - pads[3]]
+            out[:, :, top : top + rows_span : strides[0], left : left + cols_span : strides[1]] += (
+                taps[:, :, i, j]
+            )
+    out = out[:, :, pads[0] : full[0] - pads[2], pads[1] : full[1] - pads[3]]
     return _add_bias(out, bias, exact_integer, channel_axis=1)
 
 
@@ -241,9 +293,14 @@ def _lowest(dtype: np.dtype):
     return np.finfo(dtype).min if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).min
 
 
-def max_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
-               pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
-               ceil_mode: bool = False) -> np.ndarray:
+def max_pool2d(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    ceil_mode: bool = False,
+) -> np.ndarray:
     """ONNX MaxPool (storage order 0, no indices); keeps the input dtype."""
     out_hw, extra = window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     end = (pads[2] + extra[0], pads[3] + extra[1])
@@ -251,9 +308,16 @@ def max_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1
     return _windows(padded, kernel, strides, dilations, out_hw).max(axis=(-2, -1))
 
 
-def avg_pool_divisor(in_hw: Sequence[int], kernel: Sequence[int], strides: Sequence[int],
-                     pads: Sequence[int], dilations: Sequence[int], ceil_mode: bool,
-                     count_include_pad: bool, dtype=np.float64) -> np.ndarray:
+def avg_pool_divisor(
+    in_hw: Sequence[int],
+    kernel: Sequence[int],
+    strides: Sequence[int],
+    pads: Sequence[int],
+    dilations: Sequence[int],
+    ceil_mode: bool,
+    count_include_pad: bool,
+    dtype=np.float64,
+) -> np.ndarray:
     """The ONNX AveragePool divisor of every output position, shape [1, 1, out_h, out_w].
 
     It counts the window's taps inside the input, plus those on the explicit pads with
@@ -262,26 +326,42 @@ def avg_pool_divisor(in_hw: Sequence[int], kernel: Sequence[int], strides: Seque
     """
     height, width = in_hw
     out_hw, extra = window_geometry(in_hw, kernel, strides, pads, dilations, ceil_mode)
-    counted = np.zeros((1, 1, height + pads[0] + pads[2] + extra[0],
-                        width + pads[1] + pads[3] + extra[1]), dtype=dtype)
+    counted = np.zeros(
+        (1, 1, height + pads[0] + pads[2] + extra[0], width + pads[1] + pads[3] + extra[1]),
+        dtype=dtype,
+    )
     if count_include_pad:
-        counted[:, :, :height + pads[0] + pads[2], :width + pads[1] + pads[3]] = 1
+        counted[:, :, : height + pads[0] + pads[2], : width + pads[1] + pads[3]] = 1
     else:
-        counted[:, :, pads[0]:pads[0] + height, pads[1]:pads[1] + width] = 1
+        counted[:, :, pads[0] : pads[0] + height, pads[1] : pads[1] + width] = 1
     return _windows(counted, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
 
 
-def avg_pool2d(x: np.ndarray, kernel: Sequence[int], strides: Sequence[int] = (1, 1),
-               pads: Sequence[int] = (0, 0, 0, 0), dilations: Sequence[int] = (1, 1),
-               ceil_mode: bool = False, count_include_pad: bool = False,
-               accumulate_dtype=np.float64) -> np.ndarray:
+def avg_pool2d(
+    x: np.ndarray,
+    kernel: Sequence[int],
+    strides: Sequence[int] = (1, 1),
+    pads: Sequence[int] = (0, 0, 0, 0),
+    dilations: Sequence[int] = (1, 1),
+    ceil_mode: bool = False,
+    count_include_pad: bool = False,
+    accumulate_dtype=np.float64,
+) -> np.ndarray:
     """ONNX AveragePool, returned in `accumulate_dtype`; divisor from `avg_pool_divisor`."""
     out_hw, extra = window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     end = (pads[2] + extra[0], pads[3] + extra[1])
     padded = _pad_hw(x.astype(accumulate_dtype, copy=False), pads[:2], end, 0)
     sums = _windows(padded, kernel, strides, dilations, out_hw).sum(axis=(-2, -1))
-    return sums / avg_pool_divisor(x.shape[2:], kernel, strides, pads, dilations, ceil_mode,
-                                   count_include_pad, accumulate_dtype)
+    return sums / avg_pool_divisor(
+        x.shape[2:],
+        kernel,
+        strides,
+        pads,
+        dilations,
+        ceil_mode,
+        count_include_pad,
+        accumulate_dtype,
+    )
 
 
 def global_pool(x: np.ndarray, kind: str, accumulate_dtype=np.float64) -> np.ndarray:
@@ -338,9 +418,13 @@ def _axis_shape(axis: int, ndim: int, length: int) -> tuple[int, ...]:
     return (1,) * axis + (length,) + (1,) * (ndim - axis - 1)
 
 
-def resize(x: np.ndarray, mode: str, scales: Sequence[float],
-           coordinate_transform: str = "half_pixel",
-           nearest_rounding: str = "round_prefer_floor") -> np.ndarray:
+def resize(
+    x: np.ndarray,
+    mode: str,
+    scales: Sequence[float],
+    coordinate_transform: str = "half_pixel",
+    nearest_rounding: str = "round_prefer_floor",
+) -> np.ndarray:
     """ONNX Resize ("nearest" or "linear") by per-axis scales; output length floor(n * s).
 
     Resize is separable: each axis with a scale other than 1 is one gather (nearest) or
@@ -362,8 +446,10 @@ def resize(x: np.ndarray, mode: str, scales: Sequence[float],
             fraction = (coords - low).reshape(_axis_shape(axis, x.ndim, out_len))
             low_index = np.clip(low, 0, in_len - 1)
             high_index = np.clip(low + 1, 0, in_len - 1)
-            out = (np.take(out, low_index, axis=axis) * (1.0 - fraction)
-                   + np.take(out, high_index, axis=axis) * fraction)
+            out = (
+                np.take(out, low_index, axis=axis) * (1.0 - fraction)
+                + np.take(out, high_index, axis=axis) * fraction
+            )
         else:
             raise ValueError(f"unknown resize mode {mode!r}; expected 'nearest' or 'linear'")
     return out
@@ -372,16 +458,19 @@ def resize(x: np.ndarray, mode: str, scales: Sequence[float],
 # --------------------------------------------------------------------------- pad
 
 
-def pad(x: np.ndarray, pads: Sequence[int], mode: str = "constant",
-        value: float = 0.0) -> np.ndarray:
+def pad(
+    x: np.ndarray, pads: Sequence[int], mode: str = "constant", value: float = 0.0
+) -> np.ndarray:
     """ONNX Pad, pads [begin_0, ..., begin_n, end_0, ..., end_n]; negative pads crop.
 
     Modes "constant", "reflect" and "edge" are NumPy's modes of the same names.
     """
     rank = x.ndim
     begins, ends = list(pads[:rank]), list(pads[rank:])
-    crop = tuple(slice(max(-b, 0), size - max(-e, 0))
-                 for b, e, size in zip(begins, ends, x.shape, strict=True))
+    crop = tuple(
+        slice(max(-b, 0), size - max(-e, 0))
+        for b, e, size in zip(begins, ends, x.shape, strict=True)
+    )
     cropped = x[crop]
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begins, ends, strict=True)]
     if mode == "constant":

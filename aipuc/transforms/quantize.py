@@ -127,16 +127,27 @@ CHANNEL_AXIS = 1
 
 def is_depthwise(op: Operation) -> bool:
     """A grouped conv with one input channel per group (MobileNet's depthwise conv)."""
-    return (isinstance(op, axq.Conv2dOp) and op.group.value.data > 1
-            and op.group.value.data == shape_of(op.input)[1])
+    return (
+        isinstance(op, axq.Conv2dOp)
+        and op.group.value.data > 1
+        and op.group.value.data == shape_of(op.input)[1]
+    )
 
 
 def _is_global_pool(op: Operation, kind: axq.PoolKind) -> bool:
     return isinstance(op, axq.GlobalPoolOp) and op.kind.data == kind
 
 
-_SHARED_SCALE_OPS = (axq.ReshapeOp, axq.TransposeOp, axq.SliceOp, axq.SplitOp, axq.PadOp,
-                     axq.MaxPoolOp, axq.ResizeOp, axq.ClipOp)
+_SHARED_SCALE_OPS = (
+    axq.ReshapeOp,
+    axq.TransposeOp,
+    axq.SliceOp,
+    axq.SplitOp,
+    axq.PadOp,
+    axq.MaxPoolOp,
+    axq.ResizeOp,
+    axq.ClipOp,
+)
 
 
 def shares_input_quantization(op: Operation) -> bool:
@@ -170,9 +181,12 @@ def _joins_concat(value: SSAValue) -> bool:
     """
     user = value.get_user_of_unique_use()
     producer = value.owner
-    return (isinstance(user, axq.ConcatOp) and _is_float_tensor(value)
-            and not isinstance(producer, axq.ConstantOp)
-            and not (isinstance(producer, Operation) and shares_input_quantization(producer)))
+    return (
+        isinstance(user, axq.ConcatOp)
+        and _is_float_tensor(value)
+        and not isinstance(producer, axq.ConstantOp)
+        and not (isinstance(producer, Operation) and shares_input_quantization(producer))
+    )
 
 
 def _looked_through(op: Operation) -> bool:
@@ -183,8 +197,18 @@ def _looked_through(op: Operation) -> bool:
 
 def _produces_per_channel(op: Operation) -> bool:
     """Ops whose integer kernel ends in a per-channel-capable requantization."""
-    return isinstance(op, (axq.Conv2dOp, axq.ConvTranspose2dOp, axq.AddOp, axq.SubOp, axq.MulOp,
-                           axq.PReluOp, axq.AvgPoolOp)) or _is_global_pool(op, axq.PoolKind.AVG)
+    return isinstance(
+        op,
+        (
+            axq.Conv2dOp,
+            axq.ConvTranspose2dOp,
+            axq.AddOp,
+            axq.SubOp,
+            axq.MulOp,
+            axq.PReluOp,
+            axq.AvgPoolOp,
+        ),
+    ) or _is_global_pool(op, axq.PoolKind.AVG)
 
 
 _WEIGHTED_OPS = (axq.Conv2dOp, axq.ConvTranspose2dOp, axq.DenseOp)
@@ -192,7 +216,8 @@ _WEIGHTED_OPS = (axq.Conv2dOp, axq.ConvTranspose2dOp, axq.DenseOp)
 
 def _is_accelerated(op: Operation) -> bool:
     return op.name.startswith("axq.") and not isinstance(
-        op, (axq.HostOp, axq.ConstantOp, axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp))
+        op, (axq.HostOp, axq.ConstantOp, axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp)
+    )
 
 
 def activation_operands(op: Operation) -> tuple[SSAValue, ...]:
@@ -272,8 +297,9 @@ class _Groups:
         self.parent[self.find(second)] = self.find(first)
 
 
-def plan_quantization(func_op: func.FuncOp, stats: dict[SSAValue, TensorStats],
-                      scheme: str) -> QuantizationPlan:
+def plan_quantization(
+    func_op: func.FuncOp, stats: dict[SSAValue, TensorStats], scheme: str
+) -> QuantizationPlan:
     """Types for every accelerated float tensor of `func_op` under `scheme`."""
     order: dict[SSAValue, int] = {arg: index for index, arg in enumerate(func_op.body.block.args)}
     groups = _Groups()
@@ -315,8 +341,9 @@ def _deciding_value(first: SSAValue, group: set[SSAValue]) -> SSAValue:
     return value
 
 
-def _ranges(value: SSAValue, stats: dict[SSAValue, TensorStats],
-            names: dict[SSAValue, str]) -> TensorStats:
+def _ranges(
+    value: SSAValue, stats: dict[SSAValue, TensorStats], names: dict[SSAValue, str]
+) -> TensorStats:
     if isinstance(value.owner, axq.ConstantOp):
         data = value.owner.to_numpy()
         pair = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
@@ -324,13 +351,19 @@ def _ranges(value: SSAValue, stats: dict[SSAValue, TensorStats],
     if value not in stats:
         raise QuantizationError(
             f"tensor '{names[value]}' has no calibration range ({CALIBRATION_ATTR}); run "
-            "calibrate() and annotate() (or quantize_graph) before axq-quantize")
+            "calibrate() and annotate() (or quantize_graph) before axq-quantize"
+        )
     return stats[value]
 
 
-def _plan_group(group: list[SSAValue], stats: dict[SSAValue, TensorStats], scheme: str,
-                feeds_depthwise: set[SSAValue], names: dict[SSAValue, str],
-                plan: QuantizationPlan) -> None:
+def _plan_group(
+    group: list[SSAValue],
+    stats: dict[SSAValue, TensorStats],
+    scheme: str,
+    feeds_depthwise: set[SSAValue],
+    names: dict[SSAValue, str],
+    plan: QuantizationPlan,
+) -> None:
     first = group[0]
     decider = _deciding_value(first, set(group))
     ranges = _ranges(decider, stats, names)
@@ -340,10 +373,13 @@ def _plan_group(group: list[SSAValue], stats: dict[SSAValue, TensorStats], schem
     per_channel = (
         scheme == "hybrid_per_tensor_per_channel"
         and any(value in feeds_depthwise for value in group)
-        and isinstance(producer, Operation) and _produces_per_channel(producer)
+        and isinstance(producer, Operation)
+        and _produces_per_channel(producer)
         and len(shape_of(first)) == 4
         and all(preserves_channels(value.owner) for value in group[1:])  # type: ignore[arg-type]
-        and ranges.channel_min is not None and ranges.channel_max is not None)
+        and ranges.channel_min is not None
+        and ranges.channel_max is not None
+    )
     if per_channel:
         qtype = _activation_type(ranges.channel_min, ranges.channel_max, CHANNEL_AXIS)
         for value in group:
@@ -364,8 +400,9 @@ def constant_op(codes: np.ndarray, qtype: QuantizedType) -> axq.ConstantOp:
 
 def quantize_activation_constant(array: np.ndarray, qtype: QuantizedType) -> axq.ConstantOp:
     """A constant activation operand quantized with its tensor's int8 type."""
-    codes = numerics.quantize(array, qtype.scale_array(), qtype.zero_point_array(),
-                              qtype.quantized_axis)
+    codes = numerics.quantize(
+        array, qtype.scale_array(), qtype.zero_point_array(), qtype.quantized_axis
+    )
     return constant_op(codes, qtype)
 
 
@@ -387,9 +424,14 @@ def accumulation_bound(depth: int, input_type: QuantizedType) -> int:
     return depth * largest_input * WEIGHT_BOUND
 
 
-def quantize_weight_and_bias(weight: np.ndarray, bias: np.ndarray, weight_axis: int | None,
-                             scale_index: np.ndarray, input_scales: np.ndarray,
-                             products_bound: int) -> tuple[axq.ConstantOp, axq.ConstantOp]:
+def quantize_weight_and_bias(
+    weight: np.ndarray,
+    bias: np.ndarray,
+    weight_axis: int | None,
+    scale_index: np.ndarray,
+    input_scales: np.ndarray,
+    products_bound: int,
+) -> tuple[axq.ConstantOp, axq.ConstantOp]:
     """Symmetric int8 weights and int32 bias at s_in * s_w, per output channel.
 
     `scale_index[o]` is the weight scale that output channel `o` uses and `input_scales[o]`
@@ -408,8 +450,14 @@ def quantize_weight_and_bias(weight: np.ndarray, bias: np.ndarray, weight_axis: 
     needed = np.abs(bias.astype(np.float64)) / (input_scales * bias_bound)
     np.maximum.at(scales, scale_index, needed)
     weight_type = _scales_type(INT8, scales, weight_axis)
-    weight_codes = numerics.quantize(weight, scales if weight_axis is not None else scales[0], 0,
-                                     weight_axis, qmin=-WEIGHT_BOUND, qmax=WEIGHT_BOUND)
+    weight_codes = numerics.quantize(
+        weight,
+        scales if weight_axis is not None else scales[0],
+        0,
+        weight_axis,
+        qmin=-WEIGHT_BOUND,
+        qmax=WEIGHT_BOUND,
+    )
     bias_scales = input_scales * scales[scale_index]
     bias_codes = numerics.quantize(bias, bias_scales, 0, 0, qmin=-bias_bound, qmax=bias_bound)
     bias_type = _scales_type(INT32, bias_scales, 0)
@@ -422,8 +470,9 @@ def quantize_weight_and_bias(weight: np.ndarray, bias: np.ndarray, weight_axis: 
 class _Rewriting:
     """State shared by the patterns of one run: the plan and the ops inserted so far."""
 
-    def __init__(self, plan: QuantizationPlan, quantize_dw_channel_wise: bool,
-                 names: dict[SSAValue, str]):
+    def __init__(
+        self, plan: QuantizationPlan, quantize_dw_channel_wise: bool, names: dict[SSAValue, str]
+    ):
         self.plan = plan
         self.quantize_dw_channel_wise = quantize_dw_channel_wise
         self.names = names
@@ -445,8 +494,9 @@ class _Rewriting:
     def result_types(self, op: Operation) -> list[TensorType]:
         return [tensor_type(shape_of(r), self.planned(r)) for r in op.results]
 
-    def _insert_once(self, value: SSAValue, target: Attribute, rewriter: PatternRewriter,
-                     make) -> SSAValue:
+    def _insert_once(
+        self, value: SSAValue, target: Attribute, rewriter: PatternRewriter, make
+    ) -> SSAValue:
         """Insert `make()` before the current op unless `value` was already converted."""
         key = (value, target)
         if key not in self.converted:
@@ -457,18 +507,25 @@ class _Rewriting:
             self.origin[new_op.results[0]] = self.original(value)
         return self.converted[key]
 
-    def activation(self, value: SSAValue, rewriter: PatternRewriter, *,
-                   per_channel_ok: bool = False,
-                   wanted: QuantizedType | None = None) -> SSAValue:
+    def activation(
+        self,
+        value: SSAValue,
+        rewriter: PatternRewriter,
+        *,
+        per_channel_ok: bool = False,
+        wanted: QuantizedType | None = None,
+    ) -> SSAValue:
         """`value` as an int8 operand: constants quantized, types requantized as needed."""
         if not is_quantized(value):
             if not isinstance(value.owner, axq.ConstantOp):
                 raise QuantizationError(
-                    f"tensor '{self.name(value)}' is float where an int8 operand is needed")
+                    f"tensor '{self.name(value)}' is float where an int8 operand is needed"
+                )
             qtype = wanted or self.planned(value)
             array = value.owner.to_numpy()
-            return self._insert_once(value, qtype, rewriter,
-                                     lambda: quantize_activation_constant(array, qtype))
+            return self._insert_once(
+                value, qtype, rewriter, lambda: quantize_activation_constant(array, qtype)
+            )
         current = element_type(value)
         assert isinstance(current, QuantizedType)
         target = wanted
@@ -477,24 +534,31 @@ class _Rewriting:
         if target is None or target == current:
             return value
         result_type = tensor_type(shape_of(value), target)
-        return self._insert_once(value, target, rewriter,
-                                 lambda: axq.RequantizeOp(value, result_type))
+        return self._insert_once(
+            value, target, rewriter, lambda: axq.RequantizeOp(value, result_type)
+        )
 
     def dequantized(self, value: SSAValue, rewriter: PatternRewriter) -> SSAValue:
         if not is_quantized(value):
             return value
         float_type = tensor_type(shape_of(value), f32)
-        return self._insert_once(value, f32, rewriter,
-                                 lambda: axq.DequantizeOp(value, float_type))
+        return self._insert_once(value, f32, rewriter, lambda: axq.DequantizeOp(value, float_type))
 
-    def replace(self, op: Operation, operands: Sequence[SSAValue], rewriter: PatternRewriter,
-                **properties: Attribute) -> Operation:
+    def replace(
+        self,
+        op: Operation,
+        operands: Sequence[SSAValue],
+        rewriter: PatternRewriter,
+        **properties: Attribute,
+    ) -> Operation:
         """Replace `op` by the same op on `operands` with the planned result types."""
         new_op = type(op).create(
-            operands=operands, result_types=self.result_types(op),
+            operands=operands,
+            result_types=self.result_types(op),
             properties={**op.properties, **properties},
             attributes={k: v for k, v in op.attributes.items() if k != CALIBRATION_ATTR},
-            location=op.location)
+            location=op.location,
+        )
         for old, new in zip(op.results, new_op.results, strict=True):
             self.origin[new] = self.original(old)
         rewriter.replace(op, new_op)
@@ -548,7 +612,8 @@ class QuantizeWeightedOp(_QuantizePattern):
         if not isinstance(value.owner, axq.ConstantOp):
             raise QuantizationError(
                 f"{op.name} '{self.rewriting.name(op.results[0])}': its {role} must be a "
-                "constant to be quantized")
+                "constant to be quantized"
+            )
         return value.owner.to_numpy()
 
     def _weight_axis(self, op: Operation) -> int | None:
@@ -574,9 +639,9 @@ class QuantizeWeightedOp(_QuantizePattern):
         else:
             input_scales = np.full(out_channels, x_type.scale)
         depth = weight.size // out_channels  # products per output (conv-transpose: at most)
-        weight_op, bias_op = quantize_weight_and_bias(weight, bias, axis, scale_index,
-                                                      input_scales,
-                                                      accumulation_bound(depth, x_type))
+        weight_op, bias_op = quantize_weight_and_bias(
+            weight, bias, axis, scale_index, input_scales, accumulation_bound(depth, x_type)
+        )
         weight_op.location, bias_op.location = _location_of(op.weight), _location_of(op.bias)
         rewriter.insert([weight_op, bias_op])
         return weight_op.result, bias_op.result
@@ -596,8 +661,7 @@ class QuantizeBinaryOp(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not _needs_quantizing(op, (axq.AddOp, axq.SubOp, axq.MulOp, axq.PReluOp,
-                                      axq.MatMulOp)):
+        if not _needs_quantizing(op, (axq.AddOp, axq.SubOp, axq.MulOp, axq.PReluOp, axq.MatMulOp)):
             return
         operands = [self.rewriting.activation(v, rewriter) for v in op.operands]
         self.rewriting.replace(op, operands, rewriter)
@@ -621,8 +685,9 @@ class QuantizeLut(_QuantizePattern):
         x = self.rewriting.activation(op.input, rewriter)
         in_type, out_type = element_type(x), self.rewriting.planned(op.result)
         function = numerics.UNARY_FUNCTIONS[op.function.data.value](**op.param_values())
-        table = numerics.build_lut(function, in_type.scale, in_type.zero_point, out_type.scale,
-                                   out_type.zero_point)
+        table = numerics.build_lut(
+            function, in_type.scale, in_type.zero_point, out_type.scale, out_type.zero_point
+        )
         self.rewriting.replace(op, [x], rewriter, table=dense_from_numpy(table, INT8))
 
 
@@ -639,8 +704,7 @@ class QuantizeRescalingOp(_QuantizePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         averaging = isinstance(op, axq.AvgPoolOp) or _is_global_pool(op, axq.PoolKind.AVG)
-        if not (averaging or isinstance(op, axq.SoftmaxOp)) or not _needs_quantizing(
-                op, Operation):
+        if not (averaging or isinstance(op, axq.SoftmaxOp)) or not _needs_quantizing(op, Operation):
             return
         x = self.rewriting.activation(op.operands[0], rewriter, per_channel_ok=averaging)
         self.rewriting.replace(op, [x], rewriter)
@@ -700,22 +764,31 @@ class QuantizeHostBoundary(_QuantizePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, axq.HostOp):
             return
-        planned = {r.index: self.rewriting.plan.types[r] for r in op.results
-                   if r in self.rewriting.plan.types}
+        planned = {
+            r.index: self.rewriting.plan.types[r]
+            for r in op.results
+            if r in self.rewriting.plan.types
+        }
         if any(is_quantized(v) for v in op.operands):
             operands = [self.rewriting.dequantized(v, rewriter) for v in op.operands]
-            new_op = op.create(operands=operands, result_types=[r.type for r in op.results],
-                               properties=dict(op.properties), attributes=dict(op.attributes),
-                               location=op.location)
+            new_op = op.create(
+                operands=operands,
+                result_types=[r.type for r in op.results],
+                properties=dict(op.properties),
+                attributes=dict(op.attributes),
+                location=op.location,
+            )
             rewriter.replace(op, new_op)
             op = new_op
         for index, qtype in planned.items():
-            _quantize_for_accelerator(op.results[index], qtype, InsertPoint.after(op),
-                                      self.rewriting)
+            _quantize_for_accelerator(
+                op.results[index], qtype, InsertPoint.after(op), self.rewriting
+            )
 
 
-def _quantize_for_accelerator(value: SSAValue, qtype: QuantizedType, where: InsertPoint,
-                              rewriting: _Rewriting) -> None:
+def _quantize_for_accelerator(
+    value: SSAValue, qtype: QuantizedType, where: InsertPoint, rewriting: _Rewriting
+) -> None:
     """Insert `axq.quantize` of a float value; accelerated ops read it, host ops keep float."""
     quantize = axq.QuantizeOp(value, tensor_type(shape_of(value), qtype))
     quantize.location = _location_of(value)
@@ -723,14 +796,16 @@ def _quantize_for_accelerator(value: SSAValue, qtype: QuantizedType, where: Inse
     rewriting.origin[quantize.result] = value
     value.replace_uses_with_if(
         quantize.result,
-        lambda use: use.operation is not quantize and _is_accelerated(use.operation))
+        lambda use: use.operation is not quantize and _is_accelerated(use.operation),
+    )
 
 
 # --------------------------------------------------------------------------- boundary steps
 
 
-def quantize_arguments(func_op: func.FuncOp, rewriting: _Rewriting,
-                       remove_io_quantization: bool) -> None:
+def quantize_arguments(
+    func_op: func.FuncOp, rewriting: _Rewriting, remove_io_quantization: bool
+) -> None:
     """Graph inputs read by int8 ops: `axq.quantize` them, or make them int8 arguments."""
     block = func_op.body.block
     first_op = block.first_op
@@ -754,8 +829,9 @@ def quantize_arguments(func_op: func.FuncOp, rewriting: _Rewriting,
                 use.operation.operands[use.index] = dequantize.result
 
 
-def quantize_results(func_op: func.FuncOp, rewriting: _Rewriting,
-                     remove_io_quantization: bool) -> None:
+def quantize_results(
+    func_op: func.FuncOp, rewriting: _Rewriting, remove_io_quantization: bool
+) -> None:
     """Graph outputs: dequantized to float, or returned as per-tensor int8."""
     return_op = func_op.get_return_op()
     assert return_op is not None
@@ -781,12 +857,18 @@ def erase_dead_constants(func_op: func.FuncOp) -> None:
 
 def check_no_float_compute(func_op: func.FuncOp) -> None:
     """Every accelerated op must now be int8; a float one has no quantization rule."""
-    left = sorted({op.name for op in func_op.body.block.ops
-                   if _is_accelerated(op) and any(_is_float_tensor(r) for r in op.results)})
+    left = sorted(
+        {
+            op.name
+            for op in func_op.body.block.ops
+            if _is_accelerated(op) and any(_is_float_tensor(r) for r in op.results)
+        }
+    )
     if left:
         raise QuantizationError(
             f"no quantization rule for {', '.join(left)}; run these ops on the host "
-            "(graph cleaner) or extend aipuc.transforms.quantize")
+            "(graph cleaner) or extend aipuc.transforms.quantize"
+        )
 
 
 # --------------------------------------------------------------------------- the pass
@@ -809,7 +891,8 @@ class QuantizePass(ModulePass):
         if self.quantization_scheme not in SCHEMES:
             raise QuantizationError(
                 f"quantization_scheme '{self.quantization_scheme}' is not one of "
-                f"{', '.join(SCHEMES)}")
+                f"{', '.join(SCHEMES)}"
+            )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         func_op = main_function(op)
@@ -817,12 +900,18 @@ class QuantizePass(ModulePass):
         plan = plan_quantization(func_op, read_annotations(func_op), self.quantization_scheme)
         rewriting = _Rewriting(plan, self.quantize_dw_channel_wise, names)
         quantize_arguments(func_op, rewriting, self.remove_io_quantization)
-        patterns = [QuantizeWeightedOp(rewriting), QuantizeBinaryOp(rewriting),
-                    QuantizeLut(rewriting), QuantizeRescalingOp(rewriting),
-                    QuantizeSharedScaleOp(rewriting), QuantizeConcat(rewriting),
-                    QuantizeHostBoundary(rewriting)]
-        PatternRewriteWalker(GreedyRewritePatternApplier(patterns),
-                             apply_recursively=False).rewrite_module(op)
+        patterns = [
+            QuantizeWeightedOp(rewriting),
+            QuantizeBinaryOp(rewriting),
+            QuantizeLut(rewriting),
+            QuantizeRescalingOp(rewriting),
+            QuantizeSharedScaleOp(rewriting),
+            QuantizeConcat(rewriting),
+            QuantizeHostBoundary(rewriting),
+        ]
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier(patterns), apply_recursively=False
+        ).rewrite_module(op)
         quantize_results(func_op, rewriting, self.remove_io_quantization)
         erase_dead_constants(func_op)
         strip_annotations(func_op)
