@@ -163,6 +163,7 @@ class SegmentBuilder:
     pools: dict[str, mem.PoolOp]
     buffer_ops: list[Operation] = field(default_factory=list)
     buffers: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    weight_buffers: set[SSAValue] = field(default_factory=set)
     core: aipu.CoreOp = field(default_factory=lambda: aipu.CoreOp(0))
 
     @property
@@ -181,8 +182,22 @@ class SegmentBuilder:
         self.buffer_ops.append(op)
         return op.buffer
 
-    def l1(self, shape, element=i8) -> SSAValue:
-        return self.new_buffer(MemorySpace.L1, shape, element)
+    def l1(self, shape, element=i8, *, weights: bool = False) -> SSAValue:
+        """An L1 staging buffer; `weights` marks IMC weights and DWPU kernels."""
+        buffer = self.new_buffer(MemorySpace.L1, shape, element)
+        if weights:
+            self.weight_buffers.add(buffer)
+        return buffer
+
+    def l1_bytes(self) -> tuple[int, int]:
+        """Bytes of the L1 staging buffers created so far: (activations, weights)."""
+        total = weights = 0
+        for op in self.buffer_ops:
+            if isinstance(op, mem.BufferOp) and op.buffer_type.space == MemorySpace.L1:
+                size = op.size.value.data
+                total += size
+                weights += size if op.buffer in self.weight_buffers else 0
+        return total - weights, weights
 
     def buffer(self, value: SSAValue) -> SSAValue:
         """The home buffer of a device tensor, created on first use."""
@@ -266,7 +281,12 @@ class ConvExpansion:
         chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
         sets = AIPU.imc_weightsets
         self.groups = [chunks[i : i + sets] for i in range(0, len(chunks), sets)]
-        self.n_chunk = self.out_channels if self.icr > 1 else min(AIPU.mvm_n, self.out_channels)
+        channel_tiles = op.tile_counts()[1]
+        self.n_chunk = (
+            self.out_channels
+            if self.icr > 1
+            else min(AIPU.mvm_n, -(-self.out_channels // channel_tiles))
+        )
         window = tiling.Window(
             self.in_h,
             self.out_h,
@@ -426,7 +446,10 @@ class PoolExpansion:
             value = getattr(op, name)
             if value is not None:
                 home = builder.buffer(value)
-                self.staged[name] = (home, builder.l1(_shape(home), home.type.element_type))
+                self.staged[name] = (
+                    home,
+                    builder.l1(_shape(home), home.type.element_type, weights=name == "weights"),
+                )
 
     def emit(self) -> None:
         tasks = self.b.tasks

@@ -77,10 +77,11 @@ def lifetimes(module: ModuleOp) -> list[Lifetime]:
             span = spans.setdefault(mem.root_buffer(value), [last, last])
             span[1] = max(span[1], last)
     end = max(step - 1, 0)
+    programs = _programs(module)
     result = []
     for buffer in (op for op in module.ops if isinstance(op, mem.BufferOp)):
         start, stop = spans.get(buffer, [0, 0])
-        if buffer.init is not None or buffer in _programs(module):
+        if buffer.init is not None or buffer in programs:
             start, stop = 0, end  # loaded before the program starts, read until it ends
         result.append(Lifetime(buffer, start, stop))
     return result

@@ -98,14 +98,16 @@ class Simulator:
                 f"weightset holds {weights.shape[0]}x{weights.shape[1]}, the MVM expects "
                 f"{k_len}x{n * icr} (ICR {icr})"
             )
-        cols = self._im2col(r, in_c)[..., k_start : k_start + k_len]
-        if cols.shape[-1] != k_len:
-            raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
+        cols = self._im2col(r, in_c, k_start, k_len)
         out_h, out_w = (int(v) for v in r["out_hw"])
         sums = np.empty((out_h, out_w, n), np.int64)
         for replica in range(icr):  # x-position ow uses the weight copy in columns ow % icr
             columns = weights[:, replica * n : (replica + 1) * n]
-            sums[:, replica::icr] = kernels.exact_int_matmul(cols[:, replica::icr], columns)
+            vectors = cols[:, replica::icr]
+            flat = np.ascontiguousarray(vectors).reshape(-1, k_len)  # one GEMM, not one per row
+            sums[:, replica::icr] = kernels.exact_int_matmul(flat, columns).reshape(
+                vectors.shape[0], vectors.shape[1], n
+            )
         acc_strides = [*(int(v) for v in r["acc_strides"]), 4]
         if flags & MvmFlag.ACCUMULATE:
             sums += self.memories.read(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, "<i4")
@@ -151,12 +153,19 @@ class Simulator:
         view = sliding_window_view(padded, span, axis=(0, 1))[::sh, ::sw, :, ::dh, ::dw]
         return view[:out_h, :out_w]
 
-    def _im2col(self, r: np.void, in_c: int) -> np.ndarray:
-        """[out_h, out_w, kh * kw * in_c] input vectors, taps major, centred codes."""
-        x = self._tile(r, in_c) - int(r["in_zp"])
+    def _im2col(self, r: np.void, in_c: int, k_start: int, k_len: int) -> np.ndarray:
+        """Rows k_start..k_start+k_len of every output pixel's input vector (taps major,
+        `in_c` centred lanes per tap), as [out_h, out_w, k_len] int16."""
+        x = (self._tile(r, in_c) - int(r["in_zp"])).astype(np.int16)
         windows = self._windows(r, x, 0)  # [oh, ow, C, kh, kw]
-        oh, ow = windows.shape[:2]
-        return windows.transpose(0, 1, 3, 4, 2).reshape(oh, ow, -1)
+        kh, kw = windows.shape[-2:]
+        if k_start + k_len > kh * kw * in_c:
+            raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
+        first_tap, last_tap = k_start // in_c, (k_start + k_len - 1) // in_c
+        taps = [windows[..., t // kw, t % kw] for t in range(first_tap, last_tap + 1)]
+        cols = np.concatenate(taps, axis=-1)  # [oh, ow, taps * C]
+        start = k_start - first_tap * in_c
+        return cols[..., start : start + k_len]
 
     # ----------------------------------------------------------------------- DWPU
 
