@@ -45,6 +45,7 @@ from xdsl.dialects.utils.enum_attribute import EnumAttribute
 from xdsl.ir import (
     Attribute,
     Dialect,
+    Operation,
     SpacedOpaqueSyntaxAttribute,
     SSAValue,
 )
@@ -63,7 +64,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
-from xdsl.traits import ConstantLike, Pure
+from xdsl.traits import ConstantLike, OpTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
@@ -226,6 +227,78 @@ def conv_output_size(
 
 CHANNEL_AXIS = 1
 """The NCHW channel axis: the one axis along which activations may be quantized per axis."""
+
+
+# --------------------------------------------------------------------------- traits
+# Facts about op classes that quantization, calibration and later passes read instead of
+# lists of op types, so a new op states its facts where it is defined. Like xDSL's
+# `ConditionallySpeculatable`, a fact whose truth depends on an op's properties is a
+# subclass overriding `holds`; ask through the functions below, not `has_trait`.
+
+
+class _OpFact(OpTrait):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        """Whether the fact holds for this op (always, unless a subclass narrows it)."""
+        return True
+
+
+class SharesInputQuantization(_OpFact):
+    """The results keep the input's codes (data movement, monotone clamps), so quantized
+    they have exactly the input's type."""
+
+
+class PreservesChannelAxis(_OpFact):
+    """Channel c (axis 1 of a 4-D input) of every result comes from channel c of the input,
+    so a per-channel type stays valid across the op."""
+
+
+class CommutesWithClamp(_OpFact):
+    """A clamp of the result equals the op applied to the clamped input, so a later clip's
+    range may decide the input's quantization (activation fusion looks through it)."""
+
+
+class RequantizesPerChannel(_OpFact):
+    """The integer kernel ends in a requantization that may use one scale per output
+    channel, so the result may be quantized per channel."""
+
+
+class Weighted(_OpFact):
+    """Operands `input`, `weight` and `bias`: only `input` is an activation; the weight and
+    bias are constants that quantization turns into int8 and int32 codes."""
+
+
+class QuantizationConversion(_OpFact):
+    """An op that quantization inserts to convert between float and quantized types."""
+
+
+def _fact(op: Operation, fact: type[_OpFact]) -> bool:
+    trait = op.get_trait(fact)
+    return trait is not None and trait.holds(op)
+
+
+def shares_input_quantization(op: Operation) -> bool:
+    return _fact(op, SharesInputQuantization)
+
+
+def preserves_channel_axis(op: Operation) -> bool:
+    return _fact(op, PreservesChannelAxis)
+
+
+def commutes_with_clamp(op: Operation) -> bool:
+    return _fact(op, CommutesWithClamp)
+
+
+def requantizes_per_channel(op: Operation) -> bool:
+    return _fact(op, RequantizesPerChannel)
+
+
+def is_weighted(op: Operation) -> bool:
+    return _fact(op, Weighted)
+
+
+def is_quantization_conversion(op: Operation) -> bool:
+    return _fact(op, QuantizationConversion)
 
 
 def _check_tensor_type(op_name: str, value: SSAValue) -> None:
@@ -498,7 +571,7 @@ class _WeightedOp(_ComputeOp):
     weight = operand_def(TensorType)
     bias = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), Weighted())
     assembly_format = (
         "$input `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)"
     )
@@ -571,6 +644,7 @@ class Conv2dOp(_WeightedOp):
     """
 
     name = "axq.conv2d"
+    traits = traits_def(RequantizesPerChannel())
     strides = prop_def(DenseArrayBase)
     pads = prop_def(DenseArrayBase)
     dilations = prop_def(DenseArrayBase)
@@ -635,11 +709,21 @@ class Conv2dOp(_WeightedOp):
         self._check_bias(w_shape[0])
 
 
+def is_depthwise(op: Operation) -> bool:
+    """A grouped conv with one input channel per group (MobileNet's depthwise conv)."""
+    return (
+        isinstance(op, Conv2dOp)
+        and op.group.value.data > 1
+        and op.group.value.data == shape_of(op.input)[1]
+    )
+
+
 @irdl_op_definition
 class ConvTranspose2dOp(_WeightedOp):
     """2-D transposed convolution, ONNX ConvTranspose semantics (weight is IOHW)."""
 
     name = "axq.conv_transpose2d"
+    traits = traits_def(RequantizesPerChannel())
     strides = prop_def(DenseArrayBase)
     pads = prop_def(DenseArrayBase)
     dilations = prop_def(DenseArrayBase)
@@ -773,16 +857,19 @@ class _BinaryOp(_ComputeOp):
 @irdl_op_definition
 class AddOp(_BinaryOp):
     name = "axq.add"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
 class SubOp(_BinaryOp):
     name = "axq.sub"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
 class MulOp(_BinaryOp):
     name = "axq.mul"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
@@ -790,6 +877,7 @@ class PReluOp(_BinaryOp):
     """x if x >= 0 else slope * x; slope broadcasts (scalar or per channel)."""
 
     name = "axq.prelu"
+    traits = traits_def(RequantizesPerChannel())
 
 
 def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -926,6 +1014,7 @@ class ClipOp(_ShapePreservingOp):
     """Clamp to [min, max] (ReLU, ReLU6, HardTanh); quantized, it clamps codes in place."""
 
     name = "axq.clip"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), PreservesChannelAxis())
     min = prop_def(FloatAttr)
     max = prop_def(FloatAttr)
 
@@ -969,6 +1058,7 @@ class QuantizeOp(_ShapePreservingOp):
     """float -> quantized, round half to even then clamp."""
 
     name = "axq.quantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -990,6 +1080,7 @@ class DequantizeOp(_ShapePreservingOp):
     """quantized -> float: scale * (q - zero_point)."""
 
     name = "axq.dequantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1011,6 +1102,7 @@ class RequantizeOp(_ShapePreservingOp):
     """quantized -> quantized with other parameters, by fixed-point multiplier and shift."""
 
     name = "axq.requantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1030,6 +1122,7 @@ class ReshapeOp(_UnaryOp):
     """Reshape (also Flatten, Squeeze, Unsqueeze); the target shape is the result type's."""
 
     name = "axq.reshape"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1047,6 +1140,7 @@ class ReshapeOp(_UnaryOp):
 @irdl_op_definition
 class TransposeOp(_UnaryOp):
     name = "axq.transpose"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp())
     perm = prop_def(DenseArrayBase)
 
     def __init__(self, input: SSAValue, result_type: Attribute, perm: Sequence[int]):
@@ -1070,11 +1164,20 @@ class TransposeOp(_UnaryOp):
         self._check_keeps_type(self.input, [self.result])
 
 
+class _PadKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, PadOp)
+        pads = op.pads.get_values()
+        return pads[CHANNEL_AXIS] == 0 and pads[len(pads) // 2 + CHANNEL_AXIS] == 0
+
+
 @irdl_op_definition
 class PadOp(_UnaryOp):
     """Pad with ONNX pads layout [begin_0, ..., begin_n, end_0, ..., end_n]."""
 
     name = "axq.pad"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), _PadKeepsChannels())
     pads = prop_def(DenseArrayBase)
     value = prop_def(FloatAttr)
     mode = prop_def(PadModeAttr)
@@ -1113,11 +1216,19 @@ class PadOp(_UnaryOp):
         self._check_keeps_type(self.input, [self.result])
 
 
+class _SliceKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, SliceOp)
+        return CHANNEL_AXIS not in op.axes.get_values()
+
+
 @irdl_op_definition
 class SliceOp(_UnaryOp):
     """Static strided slice (ONNX Slice with constant starts/ends/axes/steps)."""
 
     name = "axq.slice"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), _SliceKeepsChannels())
     starts = prop_def(DenseArrayBase)
     ends = prop_def(DenseArrayBase)
     axes = prop_def(DenseArrayBase)
@@ -1229,6 +1340,7 @@ class _WindowOp(_UnaryOp):
 @irdl_op_definition
 class MaxPoolOp(_WindowOp):
     name = "axq.max_pool"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), PreservesChannelAxis())
 
     def __init__(
         self,
@@ -1254,6 +1366,7 @@ class MaxPoolOp(_WindowOp):
 @irdl_op_definition
 class AvgPoolOp(_WindowOp):
     name = "axq.avg_pool"
+    traits = traits_def(RequantizesPerChannel())
     count_include_pad = prop_def(BoolAttr)
 
     def __init__(
@@ -1271,11 +1384,40 @@ class AvgPoolOp(_WindowOp):
         super().__init__(operands=[input], result_types=[result_type], properties=properties)
 
 
+def _global_pool_kind(op: Operation) -> PoolKind:
+    assert isinstance(op, GlobalPoolOp)
+    return op.kind.data
+
+
+class _GlobalMaxShares(SharesInputQuantization):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.MAX
+
+
+class _GlobalMaxCommutesWithClamp(CommutesWithClamp):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.MAX
+
+
+class _GlobalAverageRequantizes(RequantizesPerChannel):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.AVG
+
+
 @irdl_op_definition
 class GlobalPoolOp(_UnaryOp):
     """Global average or max over all spatial axes, keeping them as size 1."""
 
     name = "axq.global_pool"
+    traits = traits_def(
+        _GlobalMaxShares(),
+        _GlobalMaxCommutesWithClamp(),
+        _GlobalAverageRequantizes(),
+        PreservesChannelAxis(),
+    )
     kind = prop_def(PoolKindAttr)
 
     def __init__(self, input: SSAValue, result_type: Attribute, kind: PoolKind):
@@ -1299,11 +1441,30 @@ class GlobalPoolOp(_UnaryOp):
             self._check_keeps_type(self.input, [self.result])
 
 
+class _ResizeKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, ResizeOp)
+        return op.scales.get_values()[CHANNEL_AXIS] == 1.0
+
+
+class _NearestResizeCommutesWithClamp(CommutesWithClamp):
+    """Interpolation does not commute with a clamp; picking the nearest input does."""
+
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, ResizeOp)
+        return op.mode.data != ResizeMode.LINEAR
+
+
 @irdl_op_definition
 class ResizeOp(_UnaryOp):
     """Resize by per-axis scales (nearest or linear), ONNX Resize semantics."""
 
     name = "axq.resize"
+    traits = traits_def(
+        SharesInputQuantization(), _NearestResizeCommutesWithClamp(), _ResizeKeepsChannels()
+    )
     mode = prop_def(ResizeModeAttr)
     scales = prop_def(DenseArrayBase)
     coordinate_transform = prop_def(CoordinateTransformAttr)
@@ -1357,7 +1518,7 @@ class ConcatOp(_ComputeOp):
     inputs = var_operand_def(TensorType)
     result = result_def(TensorType)
     axis = prop_def(IntegerAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), CommutesWithClamp())
     assembly_format = "$inputs attr-dict `:` functional-type($inputs, $result)"
 
     def __init__(self, inputs: Sequence[SSAValue], result_type: Attribute, axis: int):
@@ -1392,13 +1553,22 @@ class ConcatOp(_ComputeOp):
             self._check_keeps_type(value, [self.result])
 
 
+class _SplitKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, SplitOp)
+        return op.axis.value.data != CHANNEL_AXIS
+
+
 @irdl_op_definition
 class SplitOp(_ComputeOp):
     name = "axq.split"
     input = operand_def(TensorType)
     outputs = var_result_def(TensorType)
     axis = prop_def(IntegerAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(
+        Pure(), SharesInputQuantization(), CommutesWithClamp(), _SplitKeepsChannels()
+    )
     assembly_format = "$input attr-dict `:` type($input) `->` type($outputs)"
 
     def __init__(self, input: SSAValue, result_types: Sequence[Attribute], axis: int):

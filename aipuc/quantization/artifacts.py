@@ -46,6 +46,7 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 from aipuc import numerics
 from aipuc.dialects import axq
 from aipuc.dialects.axq import Axq, QuantizedType
+from aipuc.dialects.axq_graph import main_function, tensor_names
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
 from aipuc.errors import QuantizationError
 from aipuc.quantization.calibration import (
@@ -53,8 +54,6 @@ from aipuc.quantization.calibration import (
     Progress,
     annotate,
     calibrate,
-    main_function,
-    tensor_names,
 )
 from aipuc.transforms.quantize import QuantizePass
 
@@ -305,7 +304,7 @@ def _recorded_run(
 
 def _is_compute(op: Operation) -> bool:
     """Ops of the model itself, not the conversions that quantization inserts."""
-    return not isinstance(op, (axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp))
+    return not axq.is_quantization_conversion(op)
 
 
 def _as_float(value: SSAValue, array: np.ndarray) -> np.ndarray:
