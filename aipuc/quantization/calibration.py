@@ -46,7 +46,7 @@ from aipuc.dialects.axq_graph import (
     tensor_names,
     value_keys,
 )
-from aipuc.errors import QuantizationError
+from aipuc.errors import QuantizationError, first_line
 from aipuc.quantization.observers import (
     HistogramObserver,
     MinMaxObserver,
@@ -182,7 +182,7 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
             arrays[str(name)] = np.asarray(value)
         except (TypeError, ValueError) as error:  # ragged nested lists, odd objects
             raise QuantizationError(
-                f"{where}: input '{name}' is not an array: {str(error).splitlines()[0]}"
+                f"{where}: input '{name}' is not an array: {first_line(error)}"
             ) from None
     for name, array in arrays.items():
         if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
@@ -268,7 +268,7 @@ def _samples_of(source: Iterable) -> Iterator[tuple[int, object]]:
         except Exception as error:  # the user's generator or dataset failed
             raise QuantizationError(
                 f"the calibration data raised {type(error).__name__} while producing sample "
-                f"{index}: {str(error).splitlines()[0] if str(error) else ''}"
+                f"{index}: {first_line(error)}"
             ) from error
         yield index, sample
         index += 1
