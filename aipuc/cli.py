@@ -176,11 +176,21 @@ def format_report(report: dict[str, Any]) -> str:
         )
     for name, stage in report.get("fields_without_effect", {}).items():
         lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
-    if any(s["status"] == "not_built" for s in report.get("stages", [])):
-        lines.append(
-            "stopped after quantization: lowering to the instruction stream is not "
-            "built yet (run_quantized gives the bit-exact integer reference)"
+    lowering = report.get("lowering")
+    if lowering:
+        layers = ", ".join(
+            f"{count} {name.split('.')[1]}" for name, count in lowering["layers"].items()
         )
+        lines.append(
+            f"lowered    {lowering['segments']} segment(s), {lowering['records']} instruction "
+            f"records; layers: {layers}"
+        )
+        for pool, entry in lowering["memory"].items():
+            if entry["peak"]:
+                lines.append(
+                    f"memory     {pool:<9} peak {entry['peak']:>11,} B  (lower bound "
+                    f"{entry['lower_bound']:,} B, capacity {entry['capacity']:,} B)"
+                )
     return "\n".join(lines)
 
 

@@ -50,48 +50,21 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "remove_io_padding_and_layout_transform",
         "softmax_neutral_value",
     ),
-    "unit mapping": (
-        "enable_icr",
-        "icrx_force",
-        "icrx_parallel_block_threshold",
-        "icrx_max_factor",
-        "enable_swicr",
-        "mvm_utilization_limit",
-    ),
     "tiling and DFS": (
-        "max_tiling_attempts",
-        "force_h_tiling",
-        "force_oc_tiling",
         "tiling_depth",
         "dfs_search_constraint",
-        "ignore_weight_buffers",
     ),
     "memory planning": (
-        "max_memplan_attempts",
         "enable_buffer_promotion",
         "split_buffer_promotion",
         "io_memory_pool",
         "constant_memory_pool",
         "workspace_memory_pool",
-        "l1_constraint",
-        "l2_constraint",
-        "ddr_constraint",
         "page_memory",
-        "l1_size_reserved",
-        "l1_size_used",
-        "l2_size_reserved",
-        "l2_size_reserved_tasklist",
-        "l2_size_used",
-        "ddr_size_max",
-        "ddr_size_reserved",
-        "ddr_size_used",
-        "resources_used",
         "dpu_constants_home",
         "dpu_instructions_home",
         "dwpu_instructions_home",
         "elf_in_ddr",
-        "l1_virtual_address",
-        "l1_core0_physical_address",
     ),
     "scheduling": (
         "use_sysdma",
@@ -110,7 +83,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
     "code generation": (
         "dpu_allocation_algorithm",
         "stream_tasklist",
-        "aipu_cores_used",
         "multicore_mode",
     ),
     "runtime and profiling": (
@@ -262,9 +234,11 @@ def compile_model(
         if config.compiler_mode == CompilerMode.LOWER_ONLY:
             _lower_only(compilation, model)
         else:
-            _quantize(compilation, model, calibration, input_shapes, example_input, progress)
+            graph = _quantize(
+                compilation, model, calibration, input_shapes, example_input, progress
+            )
             if config.compiler_mode == CompilerMode.QUANTIZE_AND_LOWER:
-                _lower(compilation)
+                _lower(compilation, graph)
         compilation.report["status"] = "ok"
     except AipucError as error:
         compilation.log(f"error in stage {error.stage}: {error}")
@@ -433,6 +407,7 @@ def _quantize(
         staged.write_json(
             io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL, outputs.MANIFEST_FILE
         )
+    return quant_graph
 
 
 def _lower_only(compilation: Compilation, model) -> None:
@@ -458,16 +433,25 @@ def _lower_only(compilation: Compilation, model) -> None:
                 _copy_tree(source / entry, compilation.staged.path(entry))
         compilation.report["quantization"] = {"loaded_from": str(quantized_dir)}
         compilation.report["model"] = io_manifest(graph.module)
-    _lower(compilation)
+    _lower(compilation, graph)
 
 
-def _lower(compilation: Compilation) -> None:
-    """Lowering to aipu/mem and the instruction stream is the next milestone."""
-    compilation.stages.append(StageRecord("lower", status=NOT_BUILT))
-    compilation.log(
-        "stage lower: not built yet (axq -> aipu -> mem -> instruction stream); "
-        "stopped after quantization"
-    )
+def _lower(compilation: Compilation, graph) -> None:
+    """axq -> aipu -> mem -> the instruction stream, written to lowered/ and compiled_model/."""
+    from aipuc.lowering import stage
+
+    with compilation.stage("lower") as record:
+        lowered = stage.lower(graph.module, compilation.config, compilation.log)
+        record.detail["passes"] = lowered.pass_seconds
+    with compilation.stage("emit"):
+        staged = compilation.staged
+        stage.write(
+            lowered,
+            staged.path(outputs.LOWERED),
+            staged.path(outputs.COMPILED_MODEL),
+            lambda data, path: outputs.write_json_file(path, data),
+        )
+        compilation.report["lowering"] = stage.summary(lowered)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -13,6 +13,11 @@ from xdsl.passes import ModulePass
 # pass name -> "module:ClassName"
 _PASS_LOCATIONS: dict[str, str] = {
     "axq-quantize": "aipuc.transforms.quantize:QuantizePass",
+    "convert-axq-to-aipu": "aipuc.lowering.convert_axq_to_aipu:ConvertAxqToAipuPass",
+    "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
+    "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
+    "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
+    "mem-plan": "aipuc.lowering.mem_plan:MemPlanPass",
 }
 
 

@@ -45,6 +45,12 @@ def test_output_folder_layout(compiled):
         "compilation_report.json",
         "compilation_log.txt",
         "compiler_config_final.json",
+        "lowered/model.mlir",
+        "lowered/memory_plan.json",
+        "compiled_model/host.mlir",
+        "compiled_model/device.json",
+        "compiled_model/constants.bin",
+        "compiled_model/segment0.stream",
     ):
         assert (out / relative).is_file(), relative
     assert not list(out.glob(".staging-*"))
@@ -56,9 +62,10 @@ def test_output_folder_layout(compiled):
         "clean": "ok",
         "import": "ok",
         "quantize": "ok",
-        "lower": "not_built",
+        "lower": "ok",
+        "emit": "ok",
     }
-    assert report["last_stage_built"] == "quantize"
+    assert report["last_stage_built"] == "emit"
 
 
 def test_run_quantized_is_exact_and_close_to_float(compiled, tiny_model, samples):
@@ -74,9 +81,22 @@ def test_run_quantized_is_exact_and_close_to_float(compiled, tiny_model, samples
     assert all(v > 15 for v in sqnr.values())
 
 
-def test_run_without_stream_says_so(compiled, samples):
-    with pytest.raises(AipucError, match="not built yet"):
-        compiled.run(samples[0])
+def test_stream_equals_integer_reference(compiled, samples):
+    for sample in samples:
+        streamed = aipuc.load(compiled.output_dir).run(sample)
+        reference = compiled.run_quantized(sample)
+        for name, value in reference.items():
+            np.testing.assert_array_equal(streamed[name], value)
+
+
+def test_quantize_only_output_has_no_stream(tmp_path, tiny_model, samples):
+    only = aipuc.compile(
+        tiny_model,
+        CompilerConfig(output_dir=str(tmp_path / "q"), compiler_mode="quantize_only"),
+        samples,
+    )
+    with pytest.raises(AipucError, match="holds no instruction stream"):
+        only.run(samples[0])
 
 
 def test_quantize_only_then_lower_only_gives_same_bits(tmp_path, tiny_model, samples):
@@ -214,14 +234,26 @@ def test_every_built_config_field_is_read_in_one_place():
 
     from aipuc.driver import FIELDS_OF_UNBUILT_STAGES
 
+    import dataclasses
+
+    from aipuc.lowering.stage import LOWERING_PASSES
+    from aipuc.passes import PASSES
+
     unbuilt = {n for fields in FIELDS_OF_UNBUILT_STAGES.values() for n in fields}
+    options: dict[str, list[str]] = {}
+    for pass_name in LOWERING_PASSES:
+        for option in dataclasses.fields(PASSES[pass_name]()):
+            options.setdefault(option.name, []).append(pass_name)
     package = Path(aipuc.__file__).parent
     sources = {path: path.read_text() for path in package.rglob("*.py") if path.name != "config.py"}
     for name in set(CompilerConfig.model_fields) - unbuilt:
         readers = [
             path.name for path, text in sources.items() if re.search(rf"\bconfig\.{name}\b", text)
         ]
-        assert readers == ["driver.py"], (name, readers)
+        if name in options:  # a lowering pass option: that pass is its one reader
+            assert readers == [] and len(options[name]) == 1, (name, readers, options[name])
+        else:
+            assert readers == ["driver.py"], (name, readers)
 
 
 def test_xdsl_opt_replays_quantization_from_the_calibrated_ir(compiled):

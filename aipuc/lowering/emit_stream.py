@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -24,38 +23,7 @@ from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, Opcode
 from aipuc.runtime.sim.memory import Region
-
-
-@dataclass(frozen=True)
-class IoBuffer:
-    """A segment input or output: where its codes live and how the host lays them out."""
-
-    address: int
-    shape: tuple[int, ...]  # stored (physical) shape
-    perm: tuple[int, ...]  # logical axis of each stored axis
-    dtype: str  # NumPy dtype name of the elements
-
-
-@dataclass
-class SegmentImage:
-    index: int
-    stream: isa.Stream
-    inputs: list[IoBuffer]
-    outputs: list[IoBuffer]
-
-
-@dataclass
-class DeviceProgram:
-    """What the device runs: memories, their initial contents, and the segments' streams."""
-
-    regions: list[Region]
-    constants: list[tuple[int, bytes]] = field(default_factory=list)
-    segments: list[SegmentImage] = field(default_factory=list)
-
-    @property
-    def records(self) -> int:
-        return sum(len(s.stream) for s in self.segments)
-
+from aipuc.runtime.sim.program import DeviceProgram, IoBuffer, SegmentImage
 
 # ---------------------------------------------------------------------------------- addresses
 

@@ -4,16 +4,17 @@ simulated device (the stream, nothing else)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from aipuc.dialects import aipu
 from aipuc.graph import Graph
-from aipuc.lowering.emit_stream import DeviceProgram
 from aipuc.runtime.integer_reference import INTEGER_KERNELS
 from aipuc.runtime.interpreter import run_function
 from aipuc.runtime.sim.device import Device
+from aipuc.runtime.sim.program import DeviceProgram
 
 
 class StreamRunner:
@@ -29,3 +30,17 @@ class StreamRunner:
         arrays = [np.asarray(inputs[name]) for name in self.graph.inputs]
         results = run_function(self.graph.main, arrays, self.kernels)
         return dict(zip(self.graph.outputs, results, strict=True))
+
+
+def load_stream_runner(compiled_dir: Path) -> StreamRunner:
+    """The runner of a compiled_model/ folder: host program and device program from disk."""
+    from xdsl.context import Context
+    from xdsl.parser import Parser
+
+    from aipuc.lowering.stage import HOST_PROGRAM, _dialects
+
+    ctx = Context()
+    for dialect in _dialects():
+        ctx.load_dialect(dialect)
+    module = Parser(ctx, (compiled_dir / HOST_PROGRAM).read_text()).parse_module()
+    return StreamRunner(module, DeviceProgram.load(compiled_dir))

@@ -109,7 +109,7 @@ class Conversion:
 
     def constant(self, array: np.ndarray, rewriter: PatternRewriter) -> SSAValue:
         op = aipu.ConstOp(dense_from_numpy(np.ascontiguousarray(array)))
-        rewriter.insert_op(op)
+        rewriter.insert(op)
         return op.result
 
     def finish(self, op: Operation, device_values: list[SSAValue], rewriter: PatternRewriter):
@@ -119,13 +119,13 @@ class Conversion:
             leave = aipu.FromDeviceOp(value, self.perm(result), result.type)
             leave.location = op.location
             leaves.append(leave)
-        rewriter.replace_op(op, leaves, [leave.result for leave in leaves])
+        rewriter.replace(op, leaves, [leave.result for leave in leaves])
         for result, leave in zip(op.results, leaves, strict=True):
             self.layouts[leave.result] = self.perm(result)
 
     def emit(self, op: Operation, rewriter: PatternRewriter, at: Operation) -> Operation:
         op.location = at.location
-        rewriter.insert_op(op)
+        rewriter.insert(op)
         return op
 
     # ------------------------------------------------------------------ data movement
