@@ -38,7 +38,7 @@ from aipuc.lowering.conversion.dwpu import (
     MaxPoolToDwpu,
 )
 from aipuc.lowering.conversion.moves import MovesToDma
-from aipuc.lowering.conversion.mvm import ConvToMvm, DenseToMvm
+from aipuc.lowering.conversion.mvm import ConvToMvm, DenseToMvm, MatMulToMvm
 
 _SPATIAL = (
     axq.Conv2dOp,
@@ -123,6 +123,7 @@ class ConvertAxqToAipuPass(ModulePass):
         conv = Conversion(assign_layouts(main), options)
         patterns = [
             ConvToMvm(conv),
+            MatMulToMvm(conv),
             DenseToMvm(conv),
             DepthwiseToDwpu(conv),
             MaxPoolToDwpu(conv),
