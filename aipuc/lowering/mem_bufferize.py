@@ -549,7 +549,7 @@ class EltwiseExpansion:
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
-            else builder.l1(self._tile_shape(self.shape, True))
+            else builder.l1(self._tile_shape(self.shape, True), self.y.type.element_type)
         )
         micro_ops = len(op.inputs) + len(op.body.block.ops)  # loads, the program, its store
         self.program = builder.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])
