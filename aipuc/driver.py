@@ -62,7 +62,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "workspace_memory_pool",
         "page_memory",
         "dpu_constants_home",
-        "dpu_instructions_home",
         "dwpu_instructions_home",
         "elf_in_ddr",
     ),
@@ -81,7 +80,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "imc_double_buffer_sequential",
     ),
     "code generation": (
-        "dpu_allocation_algorithm",
         "stream_tasklist",
         "multicore_mode",
     ),

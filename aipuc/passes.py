@@ -17,6 +17,8 @@ _PASS_LOCATIONS: dict[str, str] = {
     "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
     "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
     "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
+    "aipu-dpu-regalloc": "aipuc.lowering.dpu_regalloc:DpuRegallocPass",
+    "aipu-programs": "aipuc.lowering.aipu_programs:AipuProgramsPass",
     "mem-plan": "aipuc.lowering.mem_plan:MemPlanPass",
 }
 

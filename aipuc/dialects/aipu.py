@@ -1257,6 +1257,70 @@ class DpuFloatToIntOp(_MicroOp):
         )
 
 
+@irdl_op_definition
+class DpuSpillOp(IRDLOperation):
+    """Stores a register (the whole tile) into slot `slot` of an L1 spill buffer
+    [slots, slot bytes]; `float_lanes` stores float32 lanes, else int32. Register
+    allocation (aipu-dpu-regalloc) inserts it."""
+
+    name = "aipu.dpu.spill"
+    MICRO: ClassVar[MicroOpcode] = MicroOpcode.SPILL
+
+    value = operand_def(VRegType)
+    scratch = operand_def(BufferType)
+    slot = prop_def(IntegerAttr[I64])
+    float_lanes = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+
+    traits = lazy_traits_def(lambda: (HasParent(DpuOp),))
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$value `to` $scratch `slot` $slot attr-dict `:` type($scratch)"
+
+    def __init__(
+        self, value: SSAValue | Operation, scratch: SSAValue, slot: int, float_lanes: bool
+    ):
+        super().__init__(
+            operands=[value, scratch],
+            properties={"slot": _i64(slot), "float_lanes": BoolAttr.from_bool(float_lanes)},
+        )
+
+    def verify_(self) -> None:
+        _verify_spill_slot(self.scratch, _int(self.slot))
+
+
+@irdl_op_definition
+class DpuReloadOp(IRDLOperation):
+    """Loads a register back from the spill slot `aipu.dpu.spill` stored it in."""
+
+    name = "aipu.dpu.reload"
+    MICRO: ClassVar[MicroOpcode] = MicroOpcode.RELOAD
+
+    scratch = operand_def(BufferType)
+    slot = prop_def(IntegerAttr[I64])
+    float_lanes = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
+    result = result_def(VRegType)
+
+    traits = lazy_traits_def(lambda: (HasParent(DpuOp),))
+    irdl_options = (ParsePropInAttrDict(),)
+    assembly_format = "$scratch `slot` $slot attr-dict `:` type($scratch)"
+
+    def __init__(self, scratch: SSAValue, slot: int, float_lanes: bool):
+        super().__init__(
+            operands=[scratch],
+            properties={"slot": _i64(slot), "float_lanes": BoolAttr.from_bool(float_lanes)},
+            result_types=[VRegType()],
+        )
+
+    def verify_(self) -> None:
+        _verify_spill_slot(self.scratch, _int(self.slot))
+
+
+def _verify_spill_slot(scratch: SSAValue, slot: int) -> None:
+    _require_l1("a spill buffer", scratch)
+    shape = _mem(scratch).get_shape()
+    if len(shape) != 2 or not 0 <= slot < shape[0]:
+        raise VerifyException(f"spill slot {slot} is not a row of the [slots, bytes] buffer")
+
+
 DPU_MICRO_OPS = (
     DpuLoadOp,
     DpuStoreOp,
@@ -1284,6 +1348,8 @@ DPU_MICRO_OPS = (
     DpuRowSumOp,
     DpuExpLutOp,
     DpuFloatToIntOp,
+    DpuSpillOp,
+    DpuReloadOp,
 )
 
 

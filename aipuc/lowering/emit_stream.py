@@ -13,12 +13,13 @@ import struct
 from collections.abc import Sequence
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 
 from aipuc.dialects import aipu, mem
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import CompilationError
+from aipuc.lowering.dpu_regalloc import REG_ATTR
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, Opcode
@@ -320,32 +321,45 @@ class StreamEmitter:
         )
 
     def _micro_ops(self, op: aipu.DpuOp, slots, env) -> bytes:
-        registers: dict[SSAValue, int] = {}
+        """The program's words, with the registers aipu-dpu-regalloc assigned."""
         words = []
         for micro in op.body.block.ops:
             fields: dict[str, int] = {"op": int(micro.MICRO)}  # type: ignore[attr-defined]
             operands = [o for o in micro.operands if isinstance(o.type, aipu.VRegType)]
             for name, register in zip(("a", "b", "c"), operands, strict=False):
-                fields[name] = registers[register]
+                fields[name] = _register(register.owner)  # type: ignore[arg-type]
             if isinstance(micro, aipu.DpuLoadOp):
                 fields["slot"] = slots[micro.source]
             elif isinstance(micro, aipu.DpuStoreOp):
                 fields["slot"] = slots[micro.dest]
+            elif isinstance(micro, (aipu.DpuSpillOp, aipu.DpuReloadOp)):
+                address, sizes, _, _ = self.addresses.block(micro.scratch, env)
+                fields["addr"] = address + aipu._int(micro.slot) * sizes[1]
+                fields["imm0"] = int(micro.float_lanes.value.data)
             tables = [
                 o
                 for o in micro.operands
                 if isinstance(o.type, mem.MemoryType)
-                and not isinstance(micro, (aipu.DpuLoadOp, aipu.DpuStoreOp))
+                and not isinstance(
+                    micro, (aipu.DpuLoadOp, aipu.DpuStoreOp, aipu.DpuSpillOp, aipu.DpuReloadOp)
+                )
             ]
             if tables:
                 fields["addr"] = self.addresses.block(tables[0], env)[0]
             fields.update(_immediates(micro))
             if micro.results:
-                if len(registers) >= 255:
-                    raise CompilationError("a DPU program needs more than 255 registers")
-                registers[micro.results[0]] = fields["dst"] = len(registers)
+                fields["dst"] = _register(micro)
             words.append(fields)
         return isa.encode_micro_ops(words)
+
+
+def _register(micro: Operation) -> int:
+    register = micro.attributes.get(REG_ATTR)
+    if not isinstance(register, IntegerAttr):
+        raise CompilationError(
+            f"{micro.name} has no register: run aipu-dpu-regalloc before emission"
+        )
+    return register.value.data
 
 
 def _immediates(micro: Operation) -> dict[str, int]:

@@ -32,7 +32,15 @@ from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.passes import PASSES
 from aipuc.runtime.sim.program import DeviceProgram
 
-LOWERING_PASSES = ("convert-axq-to-aipu", "mem-pools", "aipu-tile", "mem-bufferize", "mem-plan")
+LOWERING_PASSES = (
+    "convert-axq-to-aipu",
+    "mem-pools",
+    "aipu-tile",
+    "mem-bufferize",
+    "aipu-dpu-regalloc",
+    "aipu-programs",
+    "mem-plan",
+)
 HOST_PROGRAM = "host.mlir"
 
 

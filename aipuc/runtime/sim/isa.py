@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,6 +38,8 @@ class Opcode(IntEnum):
     MVM = 0x11
     DWPU = 0x20
     DPU = 0x30
+    JUMP = 0x40  # continue fetching records at `target` (streamed tasklist chunks)
+    END = 0x41  # the segment is done
 
 
 class UnitCode(IntEnum):
@@ -44,6 +47,7 @@ class UnitCode(IntEnum):
     MVM = 1
     DWPU = 2
     DPU = 3
+    CONTROL = 4  # the core's record fetcher
 
 
 UNIT_OF = {
@@ -53,6 +57,8 @@ UNIT_OF = {
     Opcode.MVM: UnitCode.MVM,
     Opcode.DWPU: UnitCode.DWPU,
     Opcode.DPU: UnitCode.DPU,
+    Opcode.JUMP: UnitCode.CONTROL,
+    Opcode.END: UnitCode.CONTROL,
 }
 
 
@@ -82,88 +88,106 @@ class DmaEngineCode(IntEnum):
     SYSTEM = 1
 
 
-_HEADER = [("opcode", "u1"), ("unit", "u1"), ("core", "u1"), ("flags", "u1"), ("word", "<u4")]
+class Field(NamedTuple):
+    """One field of a record: little-endian NumPy type, element count (1: scalar), meaning."""
 
-FORMATS: dict[Opcode, list[tuple[str, str, int]]] = {
-    # name, little-endian type, count (1: scalar)
+    name: str
+    type: str
+    count: int
+    doc: str
+
+
+HEADER_FIELDS = [
+    Field("opcode", "u1", 1, "`Opcode`"),
+    Field("unit", "u1", 1, "`UnitCode` of the opcode"),
+    Field("core", "u1", 1, "core that runs the record"),
+    Field("flags", "u1", 1, "opcode flags (`MvmFlag`, `DwpuFlag`)"),
+    Field("word", "<u4", 1, "reserved, zero"),
+]
+
+FORMATS: dict[Opcode, list[Field]] = {
     Opcode.DMA: [
-        ("src", "<u8", 1),
-        ("dst", "<u8", 1),
-        ("sizes", "<u4", MAX_DIMS),
-        ("src_strides", "<i4", MAX_DIMS),
-        ("dst_strides", "<i4", MAX_DIMS),
-        ("engine", "u1", 1),
-        ("channel", "u1", 1),
+        Field("src", "<u8", 1, "source address"),
+        Field("dst", "<u8", 1, "destination address"),
+        Field("sizes", "<u4", MAX_DIMS, "bytes per axis, innermost last (unused axes 1)"),
+        Field("src_strides", "<i4", MAX_DIMS, "source byte strides"),
+        Field("dst_strides", "<i4", MAX_DIMS, "destination byte strides"),
+        Field("engine", "u1", 1, "`DmaEngineCode`: core DMA or system DMA"),
+        Field("channel", "u1", 1, "DMA channel"),
     ],
     Opcode.FILL: [
-        ("dst", "<u8", 1),
-        ("sizes", "<u4", MAX_DIMS),
-        ("dst_strides", "<i4", MAX_DIMS),
-        ("value", "<i1", 1),
+        Field("dst", "<u8", 1, "destination address"),
+        Field("sizes", "<u4", MAX_DIMS, "bytes per axis"),
+        Field("dst_strides", "<i4", MAX_DIMS, "destination byte strides"),
+        Field("value", "<i1", 1, "the byte written"),
     ],
     Opcode.IMC_LOAD: [
-        ("src", "<u8", 1),
-        ("row_stride", "<u4", 1),
-        ("k", "<u2", 1),
-        ("n", "<u2", 1),
-        ("weightset", "u1", 1),
+        Field("src", "<u8", 1, "address of the [k, n] int8 weights"),
+        Field("row_stride", "<u4", 1, "bytes between weight rows"),
+        Field("k", "<u2", 1, "rows (at most `mvm_k`)"),
+        Field("n", "<u2", 1, "columns (at most `mvm_n`)"),
+        Field("weightset", "u1", 1, "IMC weightset loaded"),
     ],
     Opcode.MVM: [
-        ("in_addr", "<u8", 1),
-        ("out_addr", "<u8", 1),
-        ("acc_addr", "<u8", 1),
-        ("rq_addr", "<u8", 1),
-        ("in_hw", "<u4", 2),  # input tile rows, columns
-        ("in_strides", "<u4", 2),  # bytes between rows, between pixels
-        ("in_c", "<u2", 1),  # bytes (int8 lanes) each kernel tap contributes to the K vector
-        ("out_hw", "<u4", 2),
-        ("out_strides", "<u4", 2),
-        ("acc_strides", "<u4", 2),  # int32 partial sums: bytes between rows, between pixels
-        ("n", "<u2", 1),  # output channels of this record (columns per replica)
-        ("kernel", "u1", 2),
-        ("stride", "u1", 2),
-        ("dilation", "u1", 2),
-        ("pads", "u1", 4),  # top, left, bottom, right: filled with the input zero point
-        ("in_zp", "<i2", 1),
-        ("w_zp", "<i2", 1),
-        ("out_zp", "<i2", 1),
-        ("k_start", "<u4", 1),  # first row of the K vector this weightset holds
-        ("k_len", "<u2", 1),
-        ("weightset", "u1", 1),
-        ("icr", "u1", 1),
+        Field("in_addr", "<u8", 1, "input tile [h, w, in_c] of int8 codes"),
+        Field("out_addr", "<u8", 1, "int8 output tile (with REQUANTIZE)"),
+        Field("acc_addr", "<u8", 1, "int32 partial sums"),
+        Field("rq_addr", "<u8", 1, "requantization table [n, 4]: bias, multiplier, shift, zp"),
+        Field("in_hw", "<u4", 2, "input tile rows, columns"),
+        Field("in_strides", "<u4", 2, "bytes between input rows, between pixels"),
+        Field("in_c", "<u2", 1, "bytes (int8 lanes) each kernel tap contributes to K"),
+        Field("out_hw", "<u4", 2, "output tile rows, columns"),
+        Field("out_strides", "<u4", 2, "bytes between output rows, between pixels"),
+        Field("acc_strides", "<u4", 2, "bytes between partial-sum rows, between pixels"),
+        Field("n", "<u2", 1, "output channels (columns per ICR replica)"),
+        Field("kernel", "u1", 2, "kernel height, width"),
+        Field("stride", "u1", 2, "stride"),
+        Field("dilation", "u1", 2, "dilation"),
+        Field("pads", "u1", 4, "top, left, bottom, right: filled with the input zero point"),
+        Field("in_zp", "<i2", 1, "input zero point"),
+        Field("w_zp", "<i2", 1, "weight zero point"),
+        Field("out_zp", "<i2", 1, "output zero point"),
+        Field("k_start", "<u4", 1, "first row of the K vector this weightset holds"),
+        Field("k_len", "<u2", 1, "rows of the K vector this weightset holds"),
+        Field("weightset", "u1", 1, "IMC weightset used"),
+        Field("icr", "u1", 1, "in-core replication: x-position ow uses copy ow % icr"),
     ],
     Opcode.DWPU: [
-        ("in_addr", "<u8", 1),
-        ("out_addr", "<u8", 1),
-        ("w_addr", "<u8", 1),
-        ("rq_addr", "<u8", 1),
-        ("in_hw", "<u4", 2),
-        ("in_strides", "<u4", 2),
-        ("channels", "<u2", 1),
-        ("out_hw", "<u4", 2),
-        ("out_strides", "<u4", 2),
-        ("kernel", "u1", 2),
-        ("stride", "u1", 2),
-        ("dilation", "u1", 2),
-        ("pads", "u1", 4),
-        ("extra", "u1", 2),  # ceil_mode rows/columns past the bottom/right pads, never counted
-        ("mode", "u1", 1),
+        Field("in_addr", "<u8", 1, "input tile [h, w, channels] of int8 codes"),
+        Field("out_addr", "<u8", 1, "output tile"),
+        Field("w_addr", "<u8", 1, "depthwise kernels [kh, kw, channels] (CONV)"),
+        Field("rq_addr", "<u8", 1, "requantization table (see the simulator)"),
+        Field("in_hw", "<u4", 2, "input tile rows, columns"),
+        Field("in_strides", "<u4", 2, "bytes between input rows, between pixels"),
+        Field("channels", "<u2", 1, "channels"),
+        Field("out_hw", "<u4", 2, "output tile rows, columns"),
+        Field("out_strides", "<u4", 2, "bytes between output rows, between pixels"),
+        Field("kernel", "u1", 2, "window height, width"),
+        Field("stride", "u1", 2, "stride"),
+        Field("dilation", "u1", 2, "dilation"),
+        Field("pads", "u1", 4, "top, left, bottom, right"),
+        Field("extra", "u1", 2, "ceil_mode rows/columns past the bottom/right pads"),
+        Field("mode", "u1", 1, "`DwpuMode`"),
     ],
     Opcode.DPU: [
-        ("program", "<u8", 1),
-        ("operand_addr", "<u8", DPU_OPERANDS),
-        ("operand_strides", "<i4", DPU_OPERANDS * DPU_RANK),
-        ("shape", "<u2", DPU_RANK),
-        ("micro_ops", "<u2", 1),
-        ("operand_bytes", "u1", DPU_OPERANDS),  # element size of each operand: 1 or 4
+        Field("program", "<u8", 1, "address of the micro-op program"),
+        Field("operand_addr", "<u8", DPU_OPERANDS, "address of each operand tile"),
+        Field("operand_strides", "<i4", DPU_OPERANDS * DPU_RANK, "byte strides per operand"),
+        Field("shape", "<u2", DPU_RANK, "tile shape, innermost last"),
+        Field("micro_ops", "<u2", 1, "micro-ops in the program"),
+        Field("operand_bytes", "u1", DPU_OPERANDS, "element size of each operand: 1 or 4"),
     ],
+    Opcode.JUMP: [
+        Field("target", "<u8", 1, "address of the next record to run"),
+    ],
+    Opcode.END: [],
 }
 
 
-def _record_dtype(fields: Sequence[tuple[str, str, int]], size: int) -> np.dtype:
+def _record_dtype(fields: Sequence[Field], size: int, *, header: bool = True) -> np.dtype:
     names, formats, offsets = [], [], []
     offset = 0
-    for name, type_, count in (*(_h + (1,) for _h in _HEADER), *fields):
+    for name, type_, count, _ in (*(HEADER_FIELDS if header else ()), *fields):
         item = np.dtype(type_)
         offset = -(-offset // item.alignment) * item.alignment
         names.append(name)
@@ -182,41 +206,92 @@ DTYPES: dict[Opcode, np.dtype] = {op: _record_dtype(f, RECORD_BYTES) for op, f i
 class MicroOpcode(IntEnum):
     """DPU micro-ops. Integer lanes hold int32 values, float lanes float18 (see numerics)."""
 
-    LOAD = 1  # dst <- operand[slot] (int8 codes, or int32 if the operand has 4-byte elements)
-    STORE = 2  # operand[slot] <- a (int8 codes in range)
-    ADDI = 3  # dst <- a + imm0
-    SHLI = 4  # dst <- a << imm0
+    LOAD = 1
+    STORE = 2
+    ADDI = 3
+    SHLI = 4
     ADD = 5
     SUB = 6
     MUL = 7
     MAX = 8
     MIN = 9
-    RESCALE = 10  # dst <- requantize(a, imm0, imm1, 0) kept in int32 (add/sub's common scale)
-    REQUANT = 11  # dst <- requantize(a, imm0, imm1, imm2) to int8 codes
-    REQUANT_TABLE = 12  # per channel (innermost axis): table at addr of [C, 3] int32 m, s, zp
-    LUT = 13  # dst <- table at addr [a + 128] (256 int8 entries)
-    CLAMP = 14  # dst <- clip(a, imm0, imm1)
-    SELECT = 15  # dst <- b where a >= 0 else c
-    ITOF = 16  # dst <- float18(a)
+    RESCALE = 10
+    REQUANT = 11
+    REQUANT_TABLE = 12
+    LUT = 13
+    CLAMP = 14
+    SELECT = 15
+    ITOF = 16
     FADD = 17
     FMUL = 18
     FNEG = 19
     FRECIP = 20
-    FCONST = 21  # dst <- float18 with the float32 bits imm1 (broadcast)
-    RMAX = 22  # dst <- max over the innermost axis (float), broadcast back
-    RSUM = 23  # dst <- f18_sum over the innermost axis, broadcast back
-    EXPLUT = 24  # dst <- float18 table at addr [a] where 0 <= a < 256, else 0
-    FTOI = 25  # dst <- clip(rint(a) + imm2, -128, 127)
+    FCONST = 21
+    RMAX = 22
+    RSUM = 23
+    EXPLUT = 24
+    FTOI = 25
+    SPILL = 26
+    RELOAD = 27
 
 
-MICRO_OP = np.dtype(
-    {
-        "names": ["op", "dst", "a", "b", "c", "slot", "imm0", "imm1", "imm2", "addr"],
-        "formats": ["u1", "u1", "u1", "u1", "u1", "u1", "<i8", "<i4", "<i4", "<u8"],
-        "offsets": [0, 1, 2, 3, 4, 5, 8, 16, 20, 24],
-        "itemsize": MICRO_OP_BYTES,
-    }
-)
+MICRO_SEMANTICS: dict[MicroOpcode, str] = {
+    MicroOpcode.LOAD: "dst <- operand[slot] (int8 codes, or int32 if its elements have 4 bytes)",
+    MicroOpcode.STORE: "operand[slot] <- a (int8 codes in range, or int32)",
+    MicroOpcode.ADDI: "dst <- a + imm0",
+    MicroOpcode.SHLI: "dst <- a << imm0",
+    MicroOpcode.ADD: "dst <- a + b",
+    MicroOpcode.SUB: "dst <- a - b",
+    MicroOpcode.MUL: "dst <- a * b",
+    MicroOpcode.MAX: "dst <- max(a, b)",
+    MicroOpcode.MIN: "dst <- min(a, b)",
+    MicroOpcode.RESCALE: "dst <- requantize(a, imm0, imm1, 0) kept in int32",
+    MicroOpcode.REQUANT: "dst <- requantize(a, imm0, imm1, imm2) to int8 codes",
+    MicroOpcode.REQUANT_TABLE: "per channel (innermost axis), table at addr of [C, 3] int32 "
+    "multiplier, shift, zero point",
+    MicroOpcode.LUT: "dst <- table at addr [a + 128] (256 int8 entries)",
+    MicroOpcode.CLAMP: "dst <- clip(a, imm0, imm1)",
+    MicroOpcode.SELECT: "dst <- b where a >= 0 else c",
+    MicroOpcode.ITOF: "dst <- float18(a)",
+    MicroOpcode.FADD: "dst <- a + b in float18",
+    MicroOpcode.FMUL: "dst <- a * b in float18",
+    MicroOpcode.FNEG: "dst <- -a",
+    MicroOpcode.FRECIP: "dst <- 1 / a in float18",
+    MicroOpcode.FCONST: "dst <- the float32 bits imm1 rounded to float18, in every lane",
+    MicroOpcode.RMAX: "dst <- max of a over the innermost axis, broadcast back",
+    MicroOpcode.RSUM: "dst <- float18 sum of a over the innermost axis, broadcast back",
+    MicroOpcode.EXPLUT: "dst <- float18 table at addr [a] where 0 <= a < 256, else 0",
+    MicroOpcode.FTOI: "dst <- clip(rint(a) + imm2, -128, 127)",
+    MicroOpcode.SPILL: "L1 at addr <- register a for the whole tile, dense: int32 lanes, "
+    "or float32 when imm0 = 1",
+    MicroOpcode.RELOAD: "dst <- the tile SPILL stored at addr (imm0 = 1: float lanes)",
+}
+
+OPCODE_SEMANTICS: dict[Opcode, str] = {
+    Opcode.DMA: "strided byte copy of up to five axes",
+    Opcode.FILL: "strided byte fill of up to five axes",
+    Opcode.IMC_LOAD: "loads int8 weights into an IMC weightset",
+    Opcode.MVM: "convolution / matrix product of a tile against a weightset, int32 sums",
+    Opcode.DWPU: "depthwise convolution or pooling of a tile",
+    Opcode.DPU: "runs a micro-op program over a tile of up to four operands",
+    Opcode.JUMP: "continues fetching records at `target` (the next tasklist chunk)",
+    Opcode.END: "ends the segment",
+}
+
+
+MICRO_OP_FIELDS = [
+    Field("op", "u1", 1, "`MicroOpcode`"),
+    Field("dst", "u1", 1, "destination register"),
+    Field("a", "u1", 1, "first source register"),
+    Field("b", "u1", 1, "second source register"),
+    Field("c", "u1", 1, "third source register (SELECT)"),
+    Field("slot", "u1", 1, "operand slot of the DPU record (LOAD, STORE)"),
+    Field("imm0", "<i8", 1, "immediate: addend, shift amount, multiplier, low bound, lane kind"),
+    Field("imm1", "<i4", 1, "immediate: shift, high bound, float32 bits"),
+    Field("imm2", "<i4", 1, "immediate: zero point"),
+    Field("addr", "<u8", 1, "table address (LUT, EXPLUT, REQUANT_TABLE), spill slot address"),
+]
+MICRO_OP = _record_dtype(MICRO_OP_FIELDS, MICRO_OP_BYTES, header=False)
 
 
 @dataclass
@@ -240,6 +315,56 @@ class Stream:
             yield opcode, views[opcode][index]
 
 
+Value = int | tuple[int, ...]
+
+
+def _plain(value, count: int) -> Value:
+    return int(value) if count == 1 else tuple(int(v) for v in value)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One record as plain Python values: every payload field (zero when not given)."""
+
+    opcode: Opcode
+    fields: Mapping[str, Value]
+    flags: int = 0
+    core: int = 0
+
+    def __post_init__(self) -> None:
+        complete = {}
+        for field in FORMATS[self.opcode]:
+            value = self.fields.get(field.name, 0 if field.count == 1 else (0,) * field.count)
+            complete[field.name] = _plain(value, field.count)
+        if unknown := set(self.fields) - set(complete):
+            raise ValueError(f"{self.opcode.name} has no field(s) {sorted(unknown)}")
+        object.__setattr__(self, "fields", complete)
+
+    def encode(self) -> bytes:
+        return encode(self.opcode, self.fields, flags=self.flags, core=self.core)
+
+    @classmethod
+    def of(cls, record: np.void) -> Instruction:
+        opcode = Opcode(int(record["opcode"]))
+        fields = {f.name: _plain(record[f.name], f.count) for f in FORMATS[opcode]}
+        return cls(opcode, fields, int(record["flags"]), int(record["core"]))
+
+
+def decode(data: bytes) -> list[Instruction]:
+    """The records of a stream, in order (the inverse of `encode_stream`)."""
+    return [Instruction.of(record) for _, record in Stream(data).records()]
+
+
+def encode_stream(instructions: Iterable[Instruction]) -> bytes:
+    return b"".join(instruction.encode() for instruction in instructions)
+
+
+def decode_record(data: bytes) -> tuple[Opcode, np.void]:
+    """One record (at least RECORD_BYTES bytes) viewed through its opcode's format."""
+    opcode = Opcode(data[0])
+    return opcode, np.frombuffer(data[:RECORD_BYTES], DTYPES[opcode])[0]
+
+
 def encode(opcode: Opcode, fields: Mapping[str, object], *, flags: int = 0, core: int = 0) -> bytes:
     """One record; fields not given are zero."""
     record = np.zeros(1, DTYPES[opcode])
@@ -250,13 +375,40 @@ def encode(opcode: Opcode, fields: Mapping[str, object], *, flags: int = 0, core
     return record.tobytes()
 
 
-def encode_micro_ops(ops: Sequence[Mapping[str, object]]) -> bytes:
+@dataclass(frozen=True)
+class MicroOp:
+    """One DPU micro-op word as plain Python values."""
+
+    op: MicroOpcode
+    dst: int = 0
+    a: int = 0
+    b: int = 0
+    c: int = 0
+    slot: int = 0
+    imm0: int = 0
+    imm1: int = 0
+    imm2: int = 0
+    addr: int = 0
+
+    @classmethod
+    def of(cls, word: np.void) -> MicroOp:
+        values = {f.name: int(word[f.name]) for f in MICRO_OP_FIELDS}
+        return cls(MicroOpcode(values.pop("op")), **values)
+
+
+def encode_micro_ops(ops: Sequence[MicroOp | Mapping[str, object]]) -> bytes:
     program = np.zeros(len(ops), MICRO_OP)
     for index, fields in enumerate(ops):
-        for name, value in fields.items():
-            program[index][name] = value
+        items = vars(fields).items() if isinstance(fields, MicroOp) else fields.items()
+        for name, value in items:
+            program[index][name] = int(value)  # type: ignore[call-overload]
     return program.tobytes()
 
 
 def decode_micro_ops(data: bytes) -> np.ndarray:
     return np.frombuffer(data, MICRO_OP)
+
+
+def decode_program(data: bytes) -> list[MicroOp]:
+    """A DPU program's micro-ops (the inverse of `encode_micro_ops`)."""
+    return [MicroOp.of(word) for word in decode_micro_ops(data)]

@@ -33,6 +33,32 @@ MVM_TABLE_COLUMNS = 4
 DWPU_TABLE_COLUMNS = 5
 
 
+class Registers:
+    """The DPU's `AIPU.dpu_registers` vector registers, each holding a whole tile."""
+
+    def __init__(self) -> None:
+        self.values: list[np.ndarray | None] = [None] * AIPU.dpu_registers
+
+    def _index(self, number) -> int:
+        index = int(number)
+        if index >= AIPU.dpu_registers:
+            raise SimulationError(f"DPU register r{index} does not exist ({AIPU.dpu_registers})")
+        return index
+
+    def __getitem__(self, number) -> np.ndarray:
+        value = self.values[self._index(number)]
+        if value is None:
+            raise SimulationError(f"DPU register r{int(number)} is read before it is written")
+        return value
+
+    def get(self, number) -> np.ndarray | None:
+        """An operand field that may be unused: None when never written."""
+        return self.values[self._index(number)]
+
+    def __setitem__(self, number, value: np.ndarray) -> None:
+        self.values[self._index(number)] = value
+
+
 class Simulator:
     """One device: memories plus the IMC weightsets of each core."""
 
@@ -50,12 +76,41 @@ class Simulator:
         }
 
     def run(self, stream: isa.Stream) -> None:
+        """Runs decoded records in order, up to an END (a JUMP needs `run_from`)."""
         for opcode, record in stream.records():
+            if opcode == Opcode.END:
+                return
+            if opcode == Opcode.JUMP:
+                raise SimulationError("a JUMP in a stream run without fetching from memory")
+            self._execute(opcode, record)
+
+    def run_from(self, address: int, limit: int = 1 << 32) -> None:
+        """Fetches records from memory at `address` and runs them until an END.
+
+        A tasklist chunk that was never loaded (or loaded wrong) is what the core runs."""
+        pc = address
+        for _ in range(limit):
             try:
-                self._handlers[opcode](record)
-            except SimulationError as error:
-                raise SimulationError(f"record {self.executed} ({opcode.name}): {error}") from None
-            self.executed += 1
+                opcode, record = isa.decode_record(self.memories.dump_bytes(pc, isa.RECORD_BYTES))
+            except ValueError as error:
+                raise SimulationError(
+                    f"record at {pc:#x} is not an instruction ({error})"
+                ) from None
+            if opcode == Opcode.END:
+                return
+            if opcode == Opcode.JUMP:
+                pc = int(record["target"])
+                continue
+            self._execute(opcode, record)
+            pc += isa.RECORD_BYTES
+        raise SimulationError(f"no END after {limit} records")
+
+    def _execute(self, opcode: Opcode, record: np.void) -> None:
+        try:
+            self._handlers[opcode](record)
+        except SimulationError as error:
+            raise SimulationError(f"record {self.executed} ({opcode.name}): {error}") from None
+        self.executed += 1
 
     # ----------------------------------------------------------------------- DMA
 
@@ -237,7 +292,7 @@ class Simulator:
             self.memories.dump_bytes(int(r["program"]), int(r["micro_ops"]) * isa.MICRO_OP_BYTES)
         )
         strides = np.asarray(r["operand_strides"]).reshape(isa.DPU_OPERANDS, isa.DPU_RANK)
-        registers: dict[int, np.ndarray] = {}
+        registers = Registers()
 
         def operand(slot: int) -> tuple[int, list[int], str]:
             size = int(r["operand_bytes"][slot])
@@ -253,20 +308,41 @@ class Simulator:
             code = MicroOpcode(int(micro["op"]))
             if code == MicroOpcode.STORE:
                 address, slot_strides, dtype = operand(int(micro["slot"]))
-                self.memories.write(address, shape, slot_strides, registers[int(micro["a"])], dtype)
+                self.memories.write(address, shape, slot_strides, registers[micro["a"]], dtype)
+                continue
+            if code == MicroOpcode.SPILL:
+                self._spill(micro, registers[micro["a"]], shape)
                 continue
             if code == MicroOpcode.LOAD:
                 address, slot_strides, dtype = operand(int(micro["slot"]))
                 value = self.memories.read(address, shape, slot_strides, dtype).astype(np.int64)
+            elif code == MicroOpcode.RELOAD:
+                value = self._reload(micro, shape)
             else:
                 value = self._micro_op(code, micro, registers, shape)
-            registers[int(micro["dst"])] = value
+            registers[micro["dst"]] = value
+
+    def _spill(self, m: np.void, value: np.ndarray, shape: list[int]) -> None:
+        """The whole tile of a register into L1: int32 lanes, or float32 (imm0 = 1)."""
+        value = np.broadcast_to(value, shape)
+        if int(m["imm0"]):
+            dtype = "<f4"
+        else:
+            dtype = "<i4"
+            if value.size and (value.min() < _INT32[0] or value.max() > _INT32[1]):
+                raise SimulationError("a spilled integer register exceeds int32")
+        self.memories.write(int(m["addr"]), shape, dense_strides(shape, 4), value, dtype)
+
+    def _reload(self, m: np.void, shape: list[int]) -> np.ndarray:
+        dtype = "<f4" if int(m["imm0"]) else "<i4"
+        value = self.memories.read(int(m["addr"]), shape, dense_strides(shape, 4), dtype)
+        return value.astype(np.float32 if int(m["imm0"]) else np.int64)
 
     def _micro_op(
-        self, code: MicroOpcode, m: np.void, regs: dict[int, np.ndarray], shape: list[int]
+        self, code: MicroOpcode, m: np.void, regs: Registers, shape: list[int]
     ) -> np.ndarray:
-        a = regs.get(int(m["a"]))
-        b = regs.get(int(m["b"]))
+        a = regs.get(m["a"])
+        b = regs.get(m["b"])
         imm0, imm1, imm2 = int(m["imm0"]), int(m["imm1"]), int(m["imm2"])
         if code == MicroOpcode.ADDI:
             return a + imm0
@@ -301,7 +377,7 @@ class Simulator:
         if code == MicroOpcode.CLAMP:
             return np.clip(a, imm0, imm1)
         if code == MicroOpcode.SELECT:
-            return np.where(a >= 0, b, regs[int(m["c"])])
+            return np.where(a >= 0, b, regs[m["c"]])
         if code == MicroOpcode.ITOF:
             return numerics.to_float18(a)
         if code == MicroOpcode.FADD:
