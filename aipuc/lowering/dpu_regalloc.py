@@ -272,7 +272,7 @@ def _kinds(ops: Sequence[Operation]) -> dict[SSAValue, bool]:
 def graph_colouring(liveness: Liveness, registers: int, spiller: Spiller | None) -> Assignment:
     """Chaitin-Briggs: simplify (optimistically), select; spill what found no colour."""
     graph = liveness.graph()
-    uses = {v: len(v.uses) + 1 for v in liveness.values}
+    uses = {v: sum(1 for _ in v.uses) + 1 for v in liveness.values}
     remaining = {v: set(n) for v, n in graph.items()}
     stack: list[SSAValue] = []
     while remaining:
@@ -399,28 +399,34 @@ class DpuRegallocPass(ModulePass):
     dpu_allocation_algorithm: str = "try_all"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        algorithm = DPUAllocationAlgorithm(self.dpu_allocation_algorithm)
-        layers: dict[object, list[aipu.DpuOp]] = {}
-        where: dict[aipu.DpuOp, tuple[aipu.SegmentOp, int]] = {}
-        for segment in (o for o in op.ops if isinstance(o, aipu.SegmentOp)):
-            for core in segment.body.block.ops:
-                for program in core.walk():
-                    if isinstance(program, aipu.DpuOp):
-                        key = program.program if program.program is not None else program
-                        layers.setdefault(key, []).append(program)
-                        where[program] = (segment, aipu._int(core.index))  # type: ignore[attr-defined]
-        for programs in layers.values():
-            segment, core = where[programs[0]]
-            scratch = _Scratch(core, segment, 4 * max(_tile_elements(p) for p in programs))
-            slots = 0
-            for program in programs:
-                spiller = Spiller(program, scratch.value)
-                try:
-                    allocate(program, algorithm, spiller, AIPU.dpu_registers)
-                except AllocationError as error:
-                    raise CompilationError(
-                        f"DPU register allocation ({algorithm}) failed for a program of "
-                        f"segment {aipu._int(segment.index)}: {error}"
-                    ) from None
-                slots = max(slots, spiller.assign_slots())
-            scratch.finish(slots)
+        allocate_programs(op, DPUAllocationAlgorithm(self.dpu_allocation_algorithm))
+
+
+def allocate_programs(
+    module: ModuleOp, algorithm: DPUAllocationAlgorithm, registers: int = AIPU.dpu_registers
+) -> None:
+    """Registers (and spill buffers) for every DPU program of `module`."""
+    layers: dict[object, list[aipu.DpuOp]] = {}
+    where: dict[aipu.DpuOp, tuple[aipu.SegmentOp, int]] = {}
+    for segment in (o for o in module.ops if isinstance(o, aipu.SegmentOp)):
+        for core in segment.body.block.ops:
+            for program in core.walk():
+                if isinstance(program, aipu.DpuOp):
+                    key = program.program if program.program is not None else program
+                    layers.setdefault(key, []).append(program)
+                    where[program] = (segment, aipu._int(core.index))  # type: ignore[attr-defined]
+    for programs in layers.values():
+        segment, core = where[programs[0]]
+        scratch = _Scratch(core, segment, 4 * max(_tile_elements(p) for p in programs))
+        slots = 0
+        for program in programs:
+            spiller = Spiller(program, scratch.value)
+            try:
+                allocate(program, algorithm, spiller, registers)
+            except AllocationError as error:
+                raise CompilationError(
+                    f"DPU register allocation ({algorithm}) failed for a program of "
+                    f"segment {aipu._int(segment.index)}: {error}"
+                ) from None
+            slots = max(slots, spiller.assign_slots())
+        scratch.finish(slots)

@@ -34,6 +34,7 @@ from aipuc.runtime.sim.program import DeviceProgram
 
 LOWERING_PASSES = (
     "convert-axq-to-aipu",
+    "aipu-fuse-eltwise",
     "mem-pools",
     "aipu-tile",
     "mem-bufferize",
