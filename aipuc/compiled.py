@@ -132,6 +132,11 @@ class CompiledModel:
             )
         if not isinstance(report.get("model"), dict):
             raise not_a_report
+        from aipuc.runtime import loader
+
+        compiled = output_dir / outputs.COMPILED_MODEL
+        if (compiled / loader.MANIFEST).is_file():
+            loader.read_manifest(compiled)  # refuses files that do not match their hashes
         return cls(output_dir, report)
 
     @property
@@ -168,27 +173,30 @@ class CompiledModel:
         return self._run(inputs, self.core.run)
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Host preamble, the instruction stream on the simulated device, host postamble.
-
-        The core runs from the files in compiled_model/ only: its host program (host ops and
-        launches) and the device program (memory image and streams). Equal to
+        """The model from compiled_model/ alone (`aipuc.runtime.loader`): host steps on
+        onnxruntime, the segments of model.elf on the simulated device. Equal to
         `run_quantized` bit for bit."""
-        return self._run(inputs, self.stream_runner.run)
+        if not isinstance(inputs, Mapping):
+            raise ConfigError(
+                "inputs must be a dict of NumPy arrays keyed by the model's "
+                f"input names, got {type(inputs).__name__}"
+            )
+        return self.deployed.run(inputs)
 
     @property
-    def stream_runner(self):
-        """The compiled core on the simulated device, loaded on first use."""
+    def deployed(self):
+        """The runtime's model of compiled_model/, loaded on first use."""
         if self._stream is None:
+            from aipuc.runtime import loader
+
             compiled = self.output_dir / outputs.COMPILED_MODEL
-            if not (compiled / "device.json").is_file():
+            if not (compiled / loader.MANIFEST).is_file():
                 raise ModelError(
                     f"'{self.output_dir}' holds no instruction stream (compiler_mode "
                     f"{self.report.get('compiler_mode')}); compile with compiler_mode "
                     "quantize_and_lower, or run with --quantized"
                 )
-            from aipuc.lowering.runner import load_stream_runner
-
-            self._stream = load_stream_runner(compiled)
+            self._stream = loader.load(compiled)
         return self._stream
 
     def _run(self, inputs: Mapping[str, np.ndarray], run_core) -> dict[str, np.ndarray]:

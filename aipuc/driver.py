@@ -63,7 +63,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "page_memory",
         "dpu_constants_home",
         "dwpu_instructions_home",
-        "elf_in_ddr",
     ),
     "scheduling": (
         "use_sysdma",
@@ -79,10 +78,7 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "imc_double_buffer_pipeline",
         "imc_double_buffer_sequential",
     ),
-    "code generation": (
-        "stream_tasklist",
-        "multicore_mode",
-    ),
+    "code generation": ("multicore_mode",),
     "runtime and profiling": (
         "frequency",
         "host_processes_used",
@@ -448,6 +444,9 @@ def _lower(compilation: Compilation, graph) -> None:
             staged.path(outputs.LOWERED),
             staged.path(outputs.COMPILED_MODEL),
             lambda data, path: outputs.write_json_file(path, data),
+            host_parts=staged.path(outputs.INPUT_MODEL),
+            model_io=compilation.report["model"],
+            config=compilation.config,
         )
         compilation.report["lowering"] = stage.summary(lowered)
 

@@ -21,7 +21,7 @@ from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering import dpu_regalloc
 from aipuc.lowering.aipu_programs import AipuProgramsPass
 from aipuc.lowering.dpu_regalloc import AllocationError, DpuRegallocPass, Liveness
-from aipuc.lowering.emit_stream import emit_program
+from aipuc.lowering.emit_elf import emit_program
 from aipuc.lowering.mem_plan import MemPlanPass
 from aipuc.lowering.mem_pools import MemPoolsPass
 from aipuc.runtime.sim.device import Device

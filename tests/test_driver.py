@@ -47,10 +47,8 @@ def test_output_folder_layout(compiled):
         "compiler_config_final.json",
         "lowered/model.mlir",
         "lowered/memory_plan.json",
-        "compiled_model/host.mlir",
-        "compiled_model/device.json",
-        "compiled_model/constants.bin",
-        "compiled_model/segment0.stream",
+        "compiled_model/model.elf",
+        "compiled_model/manifest.json",
     ):
         assert (out / relative).is_file(), relative
     assert not list(out.glob(".staging-*"))
@@ -234,6 +232,7 @@ def test_every_built_config_field_is_read_in_one_place():
     import re
 
     from aipuc.driver import FIELDS_OF_UNBUILT_STAGES
+    from aipuc.lowering.emit_elf import EmitOptions
     from aipuc.lowering.stage import LOWERING_PASSES
     from aipuc.passes import PASSES
 
@@ -242,6 +241,8 @@ def test_every_built_config_field_is_read_in_one_place():
     for pass_name in LOWERING_PASSES:
         for option in dataclasses.fields(PASSES[pass_name]()):
             options.setdefault(option.name, []).append(pass_name)
+    for option in dataclasses.fields(EmitOptions):
+        options.setdefault(option.name, []).append("emit")
     package = Path(aipuc.__file__).parent
     sources = {path: path.read_text() for path in package.rglob("*.py") if path.name != "config.py"}
     for name in set(CompilerConfig.model_fields) - unbuilt:

@@ -1,30 +1,34 @@
-"""Emission: a planned module becomes a `DeviceProgram`: memory map, initial memory image,
-and per segment the flattened instruction stream of its core with its IO buffers.
+"""Emission: a planned module becomes records: per segment the flattened instruction
+stream of its core with its IO buffers, plus the constants and DPU programs at their
+addresses (`Emitted`); `emit_elf` packs them into the ELF file the runtime loads.
 
 This is where tile loops disappear: each loop body is emitted once per iteration with its
 induction variable bound, every view resolved to a device address and byte strides from
-the planned offsets. Nothing of the IR survives in the output; the simulator needs only
-the `DeviceProgram` (and issue-9's ELF will store exactly this).
+the planned offsets. DMA records (and the loader) reach an L1 through its physical window
+(`l1_core0_physical_address` + core * `AIPU.l1_core_stride`); the units of a core use its
+L1's virtual address (`l1_virtual_address`). Nothing of the IR survives in the output.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
 
 from aipuc.dialects import aipu, mem
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
 from aipuc.lowering.dpu_regalloc import REG_ATTR
-from aipuc.lowering.mem_pools import pools_of
+from aipuc.lowering.mem_pools import L1_PHYSICAL_ATTR, TASKLIST_ATTR, pools_of
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, Opcode
 from aipuc.runtime.sim.memory import Region
-from aipuc.runtime.sim.program import DeviceProgram, IoBuffer, SegmentImage
+from aipuc.runtime.sim.program import IoBuffer
 
 # ---------------------------------------------------------------------------------- addresses
 
@@ -34,6 +38,22 @@ class Addresses:
 
     def __init__(self, module: ModuleOp):
         self.pools = pools_of(module)
+        physical = _l1_physical(module)
+        self.windows = [
+            (pool.address.value.data, pool.capacity.value.data, physical(pool))  # type: ignore[union-attr]
+            for pool in self.pools.values()
+            if pool.core is not None and pool.address is not None
+        ]
+
+    def loader(self, address: int) -> int:
+        """The address DMA engines and the loader use: an L1 through its physical window."""
+        for virtual, size, physical in self.windows:
+            if virtual <= address < virtual + size:
+                return physical + address - virtual
+        return address
+
+    def loader_address(self, value: SSAValue) -> int:
+        return self.loader(self.buffer_address(value))
 
     def buffer_address(self, value: SSAValue) -> int:
         owner = value.owner
@@ -95,9 +115,8 @@ def _byte_blocks(sizes, strides, itemsize) -> list[tuple[list[int], list[int]]]:
 class StreamEmitter:
     """Flattens one core's program into records."""
 
-    def __init__(self, addresses: Addresses, program: DeviceProgram):
+    def __init__(self, addresses: Addresses):
         self.addresses = addresses
-        self.program = program
         self.records: list[bytes] = []
         self.dpu_programs: dict[int, bytes] = {}
 
@@ -119,7 +138,7 @@ class StreamEmitter:
             for byte_sizes, byte_strides in _byte_blocks(sizes, strides, itemsize):
                 self._record(
                     Opcode.FILL,
-                    dst=address,
+                    dst=self.addresses.loader(address),
                     sizes=_pad(byte_sizes, 1),
                     dst_strides=_pad(byte_strides, 0),
                     value=aipu._int(op.value),
@@ -182,8 +201,8 @@ class StreamEmitter:
             return
         self._record(
             Opcode.DMA,
-            src=src,
-            dst=dst,
+            src=self.addresses.loader(src),
+            dst=self.addresses.loader(dst),
             sizes=_pad([a[0] for a in axes], 1),
             src_strides=_pad([a[1] for a in axes], 0),
             dst_strides=_pad([a[2] for a in axes], 0),
@@ -392,41 +411,92 @@ def _pad(values: Sequence[int], fill: int, length: int = MAX_DIMS) -> list[int]:
 
 
 def _regions(module: ModuleOp) -> list[Region]:
+    """The memory map: every pool, and each L1 again through its physical window."""
+    physical = _l1_physical(module)
     regions = []
     for name, pool in pools_of(module).items():
         assert pool.address is not None
-        regions.append(Region(name, pool.address.value.data, pool.capacity.value.data))
+        base, size = pool.address.value.data, pool.capacity.value.data
+        regions.append(Region(name, base, size))
+        if pool.core is not None:
+            regions.append(Region(f"{name}.physical", physical(pool), size, backing=name))
+    tasklists = module.attributes.get(TASKLIST_ATTR)
+    if isinstance(tasklists, DenseArrayBase):
+        base, size = (int(v) for v in tasklists.iter_values())  # type: ignore[misc]
+        cores = sum(1 for pool in pools_of(module).values() if pool.core is not None)
+        regions.append(Region("tasklists", base, size * max(cores, 1)))
     return regions
 
 
-def emit_program(module: ModuleOp) -> DeviceProgram:
-    """The device program of a bufferized, planned module."""
-    program = DeviceProgram(_regions(module))
+def _l1_physical(module: ModuleOp):
+    """pool -> the base address DMA engines see an L1 pool at."""
+    attr = module.attributes.get(L1_PHYSICAL_ATTR)
+    core0 = attr.value.data if isinstance(attr, IntegerAttr) else AIPU.l1_core_stride
+
+    def base(pool: mem.PoolOp) -> int:
+        assert pool.core is not None
+        return core0 + pool.core.value.data * AIPU.l1_core_stride
+
+    return base
+
+
+@dataclass
+class EmittedSegment:
+    index: int
+    records: list[bytes]
+    """Core 0's records, in order, without the END the tasklist adds."""
+    inputs: list[IoBuffer]
+    outputs: list[IoBuffer]
+
+
+@dataclass
+class Emitted:
+    """A planned module's instructions and initial memory, before they go into the ELF."""
+
+    regions: list[Region]
+    constants: list[tuple[mem.BufferOp, int, bytes]] = field(default_factory=list)
+    dpu_programs: dict[int, bytes] = field(default_factory=dict)
+    segments: list[EmittedSegment] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(len(s.records) for s in self.segments)
+
+
+def emit_records(module: ModuleOp) -> Emitted:
+    """The records of every segment, the constants and the DPU programs of a planned module."""
+    emitted = Emitted(_regions(module))
     addresses = Addresses(module)
     for op in module.ops:
         if isinstance(op, mem.BufferOp) and op.init is not None:
             array = np.asarray(_init_array(op))
-            program.constants.append((addresses.buffer_address(op.buffer), array.tobytes()))
+            emitted.constants.append((op, addresses.loader_address(op.buffer), array.tobytes()))
     for segment in (op for op in module.ops if isinstance(op, aipu.SegmentOp)):
-        emitter = StreamEmitter(addresses, program)
+        emitter = StreamEmitter(addresses)
         for core in segment.body.block.ops:
             emitter.emit_block(core.regions[0].block, {})
-        program.constants += list(emitter.dpu_programs.items())
-        program.segments.append(
-            SegmentImage(
-                aipu._int(segment.index),
-                isa.Stream(b"".join(emitter.records)),
+        for address, words in emitter.dpu_programs.items():
+            emitted.dpu_programs[addresses.loader(address)] = words
+        index = aipu._int(segment.index)
+        emitted.segments.append(
+            EmittedSegment(
+                index,
+                emitter.records,
                 [
-                    _io(addresses, v, p)
-                    for v, p in zip(segment.inputs, segment.perms("inputs"), strict=True)
+                    _io(addresses, v, p, f"segment{index}.in{i}")
+                    for i, (v, p) in enumerate(
+                        zip(segment.inputs, segment.perms("inputs"), strict=True)
+                    )
                 ],
                 [
-                    _io(addresses, v, p)
-                    for v, p in zip(segment.outputs, segment.perms("outputs"), strict=True)
+                    _io(addresses, v, p, f"segment{index}.out{i}")
+                    for i, (v, p) in enumerate(
+                        zip(segment.outputs, segment.perms("outputs"), strict=True)
+                    )
                 ],
             )
         )
-    return program
+    return emitted
 
 
 def _init_array(buffer: mem.BufferOp) -> np.ndarray:
@@ -437,10 +507,11 @@ def _init_array(buffer: mem.BufferOp) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("<"))
 
 
-def _io(addresses: Addresses, value: SSAValue, perm) -> IoBuffer:
+def _io(addresses: Addresses, value: SSAValue, perm, symbol: str) -> IoBuffer:
     memory = value.type
     assert isinstance(memory, mem.BufferType)
     return IoBuffer(
+        symbol,
         addresses.buffer_address(value),
         tuple(memory.get_shape()),
         tuple(perm),

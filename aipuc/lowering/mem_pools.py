@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
@@ -26,6 +26,10 @@ from aipuc.hardware import AIPU, MemorySpace
 
 L1_PHYSICAL_ATTR = "aipu.l1_core0_physical_address"
 """Module attribute: where DMA engines see core 0's L1 (core k at + k * AIPU.l1_core_stride)."""
+
+TASKLIST_ATTR = "aipu.tasklist_region"
+"""Module attribute [address, bytes per core]: the L2 that `l2_size_reserved_tasklist`
+reserves for each core's tasklist, core k at address + k * bytes, below the system's part."""
 
 POOL_NAMES = {MemorySpace.DDR: "ddr", MemorySpace.L2: "l2"}
 
@@ -113,4 +117,9 @@ class MemPoolsPass(ModulePass):
                 )
             )
         op.attributes[L1_PHYSICAL_ATTR] = IntegerAttr(self.l1_core0_physical_address, i64)
+        tasklists = self.aipu_cores_used * self.l2_size_reserved_tasklist
+        tasklist_base = AIPU.l2_address + self.l2_size_used - self.l2_size_reserved - tasklists
+        op.attributes[TASKLIST_ATTR] = DenseArrayBase.from_list(
+            i64, [tasklist_base, self.l2_size_reserved_tasklist]
+        )
         Rewriter.insert_op(pools, InsertPoint.at_start(op.body.block))

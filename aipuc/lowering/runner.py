@@ -1,10 +1,13 @@
-"""Running a lowered module: @main's host ops in the interpreter, each `aipu.launch` on the
-simulated device (the stream, nothing else)."""
+"""Running a lowered module in memory: @main's host ops in the interpreter, each
+`aipu.launch` on the simulated device (the device program decoded from the ELF file).
+
+The compiled folder runs without the compiler (`aipuc.runtime.loader`); this runner is for
+tests that lower a module and run it without writing files.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -30,17 +33,3 @@ class StreamRunner:
         arrays = [np.asarray(inputs[name]) for name in self.graph.inputs]
         results = run_function(self.graph.main, arrays, self.kernels)
         return dict(zip(self.graph.outputs, results, strict=True))
-
-
-def load_stream_runner(compiled_dir: Path) -> StreamRunner:
-    """The runner of a compiled_model/ folder: host program and device program from disk."""
-    from xdsl.context import Context
-    from xdsl.parser import Parser
-
-    from aipuc.lowering.stage import HOST_PROGRAM, _dialects
-
-    ctx = Context()
-    for dialect in _dialects():
-        ctx.load_dialect(dialect)
-    module = Parser(ctx, (compiled_dir / HOST_PROGRAM).read_text()).parse_module()
-    return StreamRunner(module, DeviceProgram.load(compiled_dir))

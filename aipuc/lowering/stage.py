@@ -1,25 +1,30 @@
-"""The lowering stage of a compilation: quantized axq module -> device program, and its files.
+"""The lowering stage of a compilation: quantized axq module -> ELF file and manifest.
 
 `lower` runs the lowering passes (each with its options from the CompilerConfig) and emits
-the device program; `write` stores what a compiled model folder holds:
+the ELF file (emission's options are config fields too); `write` stores what a compiled
+model folder holds:
 
-    lowered/model.mlir            the aipu+mem IR (constant contents elided: see constants.bin)
+    lowered/model.mlir            the aipu+mem IR (constant contents elided: see model.elf)
     lowered/memory_plan.json      per pool: capacity, planned peak, lower bound; every buffer
-    compiled_model/host.mlir      the host program: host ops and `aipu.launch` of segments
-    compiled_model/device.json    memory map, constants table, segments' IO (+ .stream files)
-    compiled_model/constants.bin  weights, tables and DPU programs at their device addresses
+    compiled_model/model.elf      tasklists, DPU programs, weights and tables (emit_elf)
+    compiled_model/manifest.json  files and hashes, IO, host steps, hardware, config hash
+    compiled_model/*.onnx         host parts: preamble, host segments, postamble
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import onnx
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
@@ -27,10 +32,12 @@ from xdsl.printer import Printer
 
 from aipuc.config import CompilerConfig
 from aipuc.dialects import aipu, mem
-from aipuc.lowering.emit_stream import emit_program
+from aipuc.hardware import AIPU
+from aipuc.lowering.emit_elf import Artifact, EmitOptions, build_elf
+from aipuc.lowering.host_program import host_steps
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.passes import PASSES
-from aipuc.runtime.sim.program import DeviceProgram
+from aipuc.runtime import loader
 
 LOWERING_PASSES = (
     "convert-axq-to-aipu",
@@ -42,7 +49,7 @@ LOWERING_PASSES = (
     "aipu-programs",
     "mem-plan",
 )
-HOST_PROGRAM = "host.mlir"
+HOST_PARTS = ("preamble", "postamble")
 
 
 def build(config: CompilerConfig) -> list[ModulePass]:
@@ -58,10 +65,15 @@ def build(config: CompilerConfig) -> list[ModulePass]:
     return built
 
 
+def emit_options(config: CompilerConfig) -> EmitOptions:
+    """Emission's options from `config` (option = config field), like the passes'."""
+    return EmitOptions(**{f.name: getattr(config, f.name) for f in dataclasses.fields(EmitOptions)})
+
+
 @dataclass
 class Lowered:
     module: ModuleOp
-    program: DeviceProgram
+    artifact: Artifact
     pass_seconds: dict[str, float]
     layers: dict[str, int]
     """Layers per unit after unit mapping (`aipu.conv` runs on the MVM, ...)."""
@@ -86,9 +98,9 @@ def lower(
                 if isinstance(op, aipu.LAYER_OPS):
                     layers[op.name] = layers.get(op.name, 0) + 1
     started = time.perf_counter()
-    program = emit_program(module)
+    artifact = build_elf(module, emit_options(config))
     seconds["emit"] = round(time.perf_counter() - started, 4)
-    return Lowered(module, program, seconds, layers)
+    return Lowered(module, artifact, seconds, layers)
 
 
 def _dialects():
@@ -123,19 +135,6 @@ def lowered_text(module: ModuleOp) -> str:
             del op.attributes["constant"]
 
 
-def host_program_text(module: ModuleOp) -> str:
-    """@main alone: host ops and launches, which is all the host needs of the IR."""
-    main = next(
-        op
-        for op in module.ops
-        if not isinstance(op, (mem.PoolOp, mem.BufferOp, mem.ReinterpretOp, aipu.SegmentOp))
-    )
-    holder = ModuleOp([])
-    clone = main.clone()
-    holder.body.block.add_op(clone)
-    return _print(holder)
-
-
 def memory_plan(module: ModuleOp) -> dict[str, Any]:
     pools = {
         name: {k: v.value.data for k, v in entry.data.items()}  # type: ignore[union-attr]
@@ -158,17 +157,76 @@ def memory_plan(module: ModuleOp) -> dict[str, Any]:
 def summary(lowered: Lowered) -> dict[str, Any]:
     """The report's `lowering` entry."""
     return {
-        "segments": len(lowered.program.segments),
-        "records": lowered.program.records,
+        "segments": len(lowered.artifact.emitted.segments),
+        "records": lowered.artifact.emitted.records,
+        "elf": {"bytes": len(lowered.artifact.elf), **lowered.artifact.image},
         "layers": lowered.layers,
         "memory": memory_plan(lowered.module)["pools"],
         "pass_seconds": lowered.pass_seconds,
     }
 
 
-def write(lowered: Lowered, lowered_dir: Path, compiled_dir: Path, write_json) -> None:
+def write(
+    lowered: Lowered,
+    lowered_dir: Path,
+    compiled_dir: Path,
+    write_json,
+    *,
+    host_parts: Path,
+    model_io: dict[str, Any],
+    config: CompilerConfig,
+) -> None:
+    """lowered/ and compiled_model/: the IR, the plan, the ELF, host models, the manifest."""
     lowered_dir.mkdir(parents=True, exist_ok=True)
+    compiled_dir.mkdir(parents=True, exist_ok=True)
     (lowered_dir / "model.mlir").write_text(lowered_text(lowered.module))
     write_json(memory_plan(lowered.module), lowered_dir / "memory_plan.json")
-    lowered.program.save(compiled_dir)
-    (compiled_dir / HOST_PROGRAM).write_text(host_program_text(lowered.module))
+    (compiled_dir / loader.ELF).write_bytes(lowered.artifact.elf)
+    steps, models = host_steps(lowered.module)
+    for name, model in models.items():
+        onnx.save(model, compiled_dir / name)
+    for part in HOST_PARTS:
+        source = host_parts / f"{part}.onnx"
+        if not source.is_file():
+            continue
+        shutil.copyfile(source, compiled_dir / source.name)
+        graph = onnx.load(str(source), load_external_data=False).graph
+        constants = {t.name for t in graph.initializer}
+        step = {
+            "op": "host",
+            "model": source.name,
+            "inputs": [v.name for v in graph.input if v.name not in constants],
+            "outputs": [v.name for v in graph.output],
+        }
+        steps = [step, *steps] if part == "preamble" else [*steps, step]
+    files = [
+        loader.ELF,
+        *models,
+        *(f"{p}.onnx" for p in HOST_PARTS if (compiled_dir / f"{p}.onnx").is_file()),
+    ]
+    settings = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
+    manifest = {
+        "format": loader.FORMAT,
+        "version": loader.VERSION,
+        "files": {name: loader.digest(compiled_dir / name) for name in files},
+        "config_sha256": hashlib.sha256(settings).hexdigest(),
+        "hardware": dataclasses.asdict(AIPU),
+        "inputs": _io_entries(model_io["inputs"], steps, "quantize", "input"),
+        "outputs": _io_entries(model_io["outputs"], steps, "dequantize", "output"),
+        "steps": steps,
+        "device": {**lowered.artifact.device, "elf_image": lowered.artifact.image},
+    }
+    write_json(manifest, compiled_dir / loader.MANIFEST)
+
+
+def _io_entries(entries, steps, kind: str, side: str) -> list[dict[str, Any]]:
+    """The model's inputs or outputs, with the quantization the host applies to each and
+    the device layout of the segment buffer it enters or leaves."""
+    result = []
+    for entry in entries:
+        item = dict(entry)
+        for step in steps:
+            if step["op"] == kind and step[side] == entry["name"]:
+                item["quantization"] = {k: step[k] for k in ("scale", "zero_point", "axis")}
+        result.append(item)
+    return result

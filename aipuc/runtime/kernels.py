@@ -22,8 +22,6 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from aipuc.dialects.axq import conv_output_size
-
 FLOAT64_EXACT_LIMIT = 2**53
 """Integers of smaller magnitude are exact in float64, whatever the summation order."""
 FLOAT32_EXACT_LIMIT = 2**24
@@ -162,6 +160,8 @@ def window_geometry(
     ceil_mode: bool = False,
 ) -> tuple[tuple[int, int], tuple[int, int]]:
     """Output size and the extra end padding that ceil_mode's last window reaches into."""
+    from aipuc.dialects.axq import conv_output_size  # not at import: the simulator's runtime
+
     out_hw, extra = [], []
     for axis in range(2):
         size = conv_output_size(

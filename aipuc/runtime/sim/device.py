@@ -19,7 +19,7 @@ class Device:
     def __init__(self, program):
         self.program = program
         self.memories = Memories(list(program.regions))
-        for address, data in program.constants:
+        for address, data in program.loads:
             self.memories.load_bytes(address, data)
         self.simulator = Simulator(self.memories)
         self.segments = {segment.index: segment for segment in program.segments}
@@ -35,7 +35,7 @@ class Device:
             self.memories.write(
                 io.address, io.shape, dense_strides(io.shape, stored.itemsize), stored, io.dtype
             )
-        self.simulator.run(segment.stream)
+        self.simulator.run_from(segment.entry)
         outputs = []
         for io in segment.outputs:
             dtype = np.dtype(io.dtype)

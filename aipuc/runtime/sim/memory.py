@@ -21,9 +21,15 @@ class SimulationError(Exception):
 
 @dataclass(frozen=True)
 class Region:
-    name: str  # "ddr", "l2", "l1.0", ...
+    name: str  # "ddr", "l2", "l1_core0", ...
     base: int
     size: int
+    backing: str | None = None
+    """The region whose bytes this one shows (an L1 seen through its physical window)."""
+
+    @property
+    def memory(self) -> str:
+        return self.backing or self.name
 
     def __contains__(self, address: int) -> bool:
         return self.base <= address < self.base + self.size
@@ -38,7 +44,7 @@ class Memories:
 
     def __post_init__(self) -> None:
         for region in self.regions:
-            if region.name not in self.arrays:
+            if region.backing is None and region.name not in self.arrays:
                 # np.zeros maps untouched pages lazily: a 1 GiB DDR costs what is written.
                 self.arrays[region.name] = np.zeros(region.size, np.uint8)
 
@@ -52,7 +58,7 @@ class Memories:
                         f"access [{address + low:#x}, {address + high:#x}] leaves {region.name} "
                         f"[{region.base:#x}, {region.base + region.size:#x})"
                     )
-                return self.arrays[region.name], offset
+                return self.arrays[region.memory], offset
         raise SimulationError(f"address {address:#x} is in no memory")
 
     def view(

@@ -1,29 +1,29 @@
-"""`DeviceProgram`: everything the device runs, as plain data the runtime can save and load.
+"""`DeviceProgram`: what the device runs, decoded from `model.elf` and the manifest.
 
-A program is the device's memory map (`regions`), the initial contents of its memories
-(`constants`: weights, tables, DPU micro-op programs, at device addresses) and, per
-accelerated segment, the core's instruction stream with the addresses and layouts of the
-segment's input and output buffers. `save`/`load` use a folder of raw files and one JSON
-index (`device.json`), so loading needs nothing of the compiler.
+A program is the device's memory map (`regions`, from the manifest), what the loader
+writes before anything runs (`loads`: the ELF file itself at its home address, then every
+section at its `sh_addr`: tasklists, DPU programs, weights and tables) and, per segment,
+the entry of its tasklist and its IO buffers (ELF symbols, with the layout the manifest
+gives). Nothing here needs the compiler.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
+from typing import Any
 
-from aipuc.runtime.sim.isa import Stream
+from aipuc.runtime.sim.elf import ElfFile
 from aipuc.runtime.sim.memory import Region
 
-INDEX = "device.json"
-CONSTANTS = "constants.bin"
+IMAGE_SYMBOL = "aipu.elf_image"
+"""Absolute symbol: where the ELF file itself is loaded (`elf_in_ddr`), and its size."""
 
 
 @dataclass(frozen=True)
 class IoBuffer:
     """A segment input or output: where its codes live and how the host lays them out."""
 
+    symbol: str
     address: int
     shape: tuple[int, ...]  # stored (physical) shape
     perm: tuple[int, ...]  # logical axis of each stored axis
@@ -33,7 +33,8 @@ class IoBuffer:
 @dataclass
 class SegmentImage:
     index: int
-    stream: Stream
+    entry: int
+    """Address of the first record the core fetches (ELF symbol `segment<k>`)."""
     inputs: list[IoBuffer]
     outputs: list[IoBuffer]
 
@@ -41,61 +42,34 @@ class SegmentImage:
 @dataclass
 class DeviceProgram:
     regions: list[Region]
-    constants: list[tuple[int, bytes]] = field(default_factory=list)
+    loads: list[tuple[int, bytes]] = field(default_factory=list)
     segments: list[SegmentImage] = field(default_factory=list)
 
-    @property
-    def records(self) -> int:
-        return sum(len(s.stream) for s in self.segments)
-
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        table, offset = [], 0
-        with open(folder / CONSTANTS, "wb") as blob:
-            for address, data in self.constants:
-                blob.write(data)
-                table.append({"address": address, "offset": offset, "length": len(data)})
-                offset += len(data)
-        segments = []
-        for segment in self.segments:
-            name = f"segment{segment.index}.stream"
-            (folder / name).write_bytes(segment.stream.data)
-            segments.append(
-                {
-                    "index": segment.index,
-                    "stream": name,
-                    "inputs": [asdict(io) for io in segment.inputs],
-                    "outputs": [asdict(io) for io in segment.outputs],
-                }
-            )
-        index = {
-            "regions": [asdict(r) for r in self.regions],
-            "constants": table,
-            "segments": segments,
-        }
-        (folder / INDEX).write_text(json.dumps(index, indent=1))
-
     @classmethod
-    def load(cls, folder: Path) -> DeviceProgram:
-        index = json.loads((folder / INDEX).read_text())
-        blob = (folder / CONSTANTS).read_bytes()
-        constants = [
-            (c["address"], blob[c["offset"] : c["offset"] + c["length"]])
-            for c in index["constants"]
-        ]
+    def from_elf(cls, data: bytes, device: dict[str, Any]) -> DeviceProgram:
+        """The program of an ELF file and the manifest's `device` entry."""
+        elf = ElfFile.from_bytes(data)
+        symbols = {symbol.name: symbol for symbol in elf.symbols}
+        loads = [(symbols[IMAGE_SYMBOL].value, data)]
+        loads += [(section.address, section.data) for section in elf.sections]
 
-        def io(entry) -> IoBuffer:
+        def io(entry: dict[str, Any]) -> IoBuffer:
             return IoBuffer(
-                entry["address"], tuple(entry["shape"]), tuple(entry["perm"]), entry["dtype"]
+                entry["symbol"],
+                symbols[entry["symbol"]].value,
+                tuple(entry["shape"]),
+                tuple(entry["perm"]),
+                entry["dtype"],
             )
 
         segments = [
             SegmentImage(
                 s["index"],
-                Stream((folder / s["stream"]).read_bytes()),
+                symbols[s["entry"]].value,
                 [io(e) for e in s["inputs"]],
                 [io(e) for e in s["outputs"]],
             )
-            for s in index["segments"]
+            for s in device["segments"]
         ]
-        return cls([Region(**r) for r in index["regions"]], constants, segments)
+        regions = [Region(**r) for r in device["memory_map"]]
+        return cls(regions, loads, segments)
