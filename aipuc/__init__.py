@@ -5,6 +5,9 @@ Public API:
     import_model(model, ...) -> Graph               ONNX / torch -> axq, runnable in float
     compile(model, config=None, calibration=None)   -> CompiledModel
     load(output_dir)                                -> CompiledModel
+
+Importing the package imports nothing of the compiler: the runtime
+(`aipuc.runtime.loader`) runs a compiled model with NumPy and onnxruntime alone.
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aipuc.config import CompilerConfig
 from aipuc.errors import AipucError
 
 if TYPE_CHECKING:
     from aipuc.compiled import CompiledModel
+    from aipuc.config import CompilerConfig
     from aipuc.graph import Graph
 
 __all__ = ["AipucError", "CompilerConfig", "compile", "import_model", "load"]
@@ -36,6 +39,7 @@ def import_model(
     The whole model becomes one axq graph (host-side operators as `axq.host` ops);
     `Graph.run(inputs)` interprets it in float32.
     """
+    from aipuc.config import CompilerConfig
     from aipuc.driver import import_float_graph, load_onnx
 
     config = CompilerConfig() if config is None else config
@@ -67,3 +71,12 @@ def load(output_dir: str | Path) -> CompiledModel:
     from aipuc.compiled import CompiledModel
 
     return CompiledModel.load(output_dir)
+
+
+def __getattr__(name: str):
+    """`aipuc.CompilerConfig` on first use (it needs pydantic, which the runtime does not)."""
+    if name == "CompilerConfig":
+        from aipuc.config import CompilerConfig
+
+        return CompilerConfig
+    raise AttributeError(f"module 'aipuc' has no attribute '{name}'")

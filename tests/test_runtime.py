@@ -1,0 +1,177 @@
+"""Running from disk: compiled_model/ alone, with the runtime, NumPy and onnxruntime only.
+
+The subprocess test forbids importing the compiler (xDSL, pydantic, onnx and aipuc's
+compiler modules) and still runs a model with host segments bit for bit; the manifest
+refuses a folder whose files were changed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import aipuc
+from aipuc.config import CompilerConfig
+from aipuc.errors import ModelError
+from aipuc.models import build_model, sample_inputs
+from aipuc.runtime import loader
+
+ALLOWED_AIPUC = {
+    "aipuc",
+    "aipuc.errors",
+    "aipuc.hardware",
+    "aipuc.numerics",
+    "aipuc.runtime",
+    "aipuc.runtime.kernels",
+    "aipuc.runtime.loader",
+}
+FORBIDDEN = ("xdsl", "pydantic", "onnx")
+
+
+@pytest.fixture(scope="module")
+def split_attention(tmp_path_factory):
+    """The attention block without the graph cleaner: host segments (ReduceMean, Pow, Div)
+    between seven launches, so the run needs onnxruntime and the device alike."""
+    model = build_model("attention_block")
+    samples = [sample_inputs(model, seed=seed) for seed in range(2)]
+    out = tmp_path_factory.mktemp("attention")
+    config = CompilerConfig(output_dir=str(out), run_graph_cleaner=False, validate_operators=False)
+    return aipuc.compile(model, config, samples), samples
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    model = build_model("tiny_cnn")
+    samples = [sample_inputs(model, seed=seed) for seed in range(2)]
+    out = tmp_path_factory.mktemp("tiny")
+    return aipuc.compile(model, CompilerConfig(output_dir=str(out)), samples), samples
+
+
+def test_host_segments_are_onnx_files_in_the_manifest(split_attention):
+    compiled, _ = split_attention
+    folder = compiled.output_dir / "compiled_model"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    kinds = [step["op"] for step in manifest["steps"]]
+    assert kinds.count("launch") >= 2 and kinds.count("host") >= 2
+    for step in manifest["steps"]:
+        if step["op"] == "host":
+            assert (folder / step["model"]).is_file()
+    assert set(manifest["files"]) == {p.name for p in folder.iterdir() if p.name != "manifest.json"}
+    (entry,) = manifest["inputs"]
+    assert entry["name"] == "input" and entry["shape"] == [1, 64, 128]
+    assert set(entry["quantization"]) == {"scale", "zero_point", "axis"}
+
+
+def test_run_from_disk_equals_run_quantized(split_attention, tiny):
+    for compiled, samples in (split_attention, tiny):
+        model = loader.load(compiled.output_dir / "compiled_model")
+        for sample in samples:
+            streamed, reference = model.run(sample), compiled.run_quantized(sample)
+            assert set(streamed) == set(reference)
+            for name, value in reference.items():
+                np.testing.assert_array_equal(streamed[name], value)
+
+
+def test_a_subprocess_with_only_the_runtime_runs_the_model(split_attention, tmp_path):
+    compiled, samples = split_attention
+    np.savez(tmp_path / "inputs.npz", **samples[0])
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        ALLOWED, FORBIDDEN = {sorted(ALLOWED_AIPUC)!r}, {FORBIDDEN!r}
+
+        class Guard(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                top = name.split(".")[0]
+                forbidden = top in FORBIDDEN or (
+                    top == "aipuc" and name not in ALLOWED and not name.startswith("aipuc.runtime.sim")
+                )
+                if forbidden:
+                    raise ImportError(f"the runtime imported {{name}}")
+                return None
+
+        sys.meta_path.insert(0, Guard())
+        import numpy as np
+        from aipuc.runtime.loader import load
+
+        inputs = dict(np.load(sys.argv[2]))
+        outputs = load(sys.argv[1]).run(inputs)
+        np.savez(sys.argv[3], **outputs)
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aipuc", "onnxruntime"))
+        print(" ".join(m for m in loaded if m.startswith("aipuc")))
+        """
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(compiled.output_dir / "compiled_model"),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "outputs.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "aipuc.runtime.loader" in result.stdout.split()
+    outputs = dict(np.load(tmp_path / "outputs.npz"))
+    for name, value in compiled.run_quantized(samples[0]).items():
+        np.testing.assert_array_equal(outputs[name], value)
+
+
+def _copy(compiled, tmp_path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(compiled.output_dir, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f: f.write_bytes(f.read_bytes()[:-1]),
+            r"model.elf' does not match manifest.json \(size",
+        ),
+        (
+            lambda f: f.write_bytes(f.read_bytes()[:-1] + b"\x01"),
+            r"model.elf' does not match manifest.json \(sha256",
+        ),
+        (lambda f: f.unlink(), r"model.elf' is missing"),
+    ],
+)
+def test_a_changed_folder_is_refused_in_one_line(tiny, tmp_path, change, message):
+    compiled, _ = tiny
+    folder = _copy(compiled, tmp_path)
+    change(folder / "compiled_model" / "model.elf")
+    with pytest.raises(ModelError, match=message) as error:
+        aipuc.load(folder)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_run_refuses_a_changed_folder(tiny, tmp_path):
+    compiled, samples = tiny
+    folder = _copy(compiled, tmp_path)
+    manifest = folder / "compiled_model" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["hardware"]["dpu_registers"] = 8
+    manifest.write_text(json.dumps(data))
+    np.savez(tmp_path / "in.npz", **samples[0])
+    aipuc_cli = Path(sys.executable).with_name("aipuc")
+    result = subprocess.run(
+        [str(aipuc_cli), "run", str(folder), "--input", str(tmp_path / "in.npz")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "another hardware model" in result.stderr
+    assert "Traceback" not in result.stderr
