@@ -90,8 +90,9 @@ def test_a_subprocess_with_only_the_runtime_runs_the_model(split_attention, tmp_
         class Guard(importlib.abc.MetaPathFinder):
             def find_spec(self, name, path=None, target=None):
                 top = name.split(".")[0]
+                simulator = name.startswith("aipuc.runtime.sim")
                 forbidden = top in FORBIDDEN or (
-                    top == "aipuc" and name not in ALLOWED and not name.startswith("aipuc.runtime.sim")
+                    top == "aipuc" and name not in ALLOWED and not simulator
                 )
                 if forbidden:
                     raise ImportError(f"the runtime imported {{name}}")
