@@ -61,8 +61,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "constant_memory_pool",
         "workspace_memory_pool",
         "page_memory",
-        "dpu_constants_home",
-        "dwpu_instructions_home",
     ),
     "scheduling": (
         "use_sysdma",

@@ -15,6 +15,7 @@ _PASS_LOCATIONS: dict[str, str] = {
     "axq-quantize": "aipuc.transforms.quantize:QuantizePass",
     "convert-axq-to-aipu": "aipuc.lowering.convert_axq_to_aipu:ConvertAxqToAipuPass",
     "aipu-fuse-eltwise": "aipuc.lowering.aipu_fuse_eltwise:AipuFuseEltwisePass",
+    "aipu-dpu-constants": "aipuc.lowering.aipu_dpu_constants:AipuDpuConstantsPass",
     "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
     "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
     "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",

@@ -614,6 +614,8 @@ class DwpuOp(IRDLOperation):
     weights = opt_operand_def(AnyMemoryType)
     """Depthwise kernels [kh, kw, C], int8; only in conv mode."""
     requant = opt_operand_def(AnyMemoryType)
+    program = opt_operand_def(BufferType)
+    """The layer's DWPU program word (allocated by aipu-programs)."""
     deps = var_operand_def(TokenType)
 
     mode = prop_def(DwpuModeAttr)
@@ -634,6 +636,7 @@ class DwpuOp(IRDLOperation):
         "$mode `ins` `(` $input `:` type($input) `)` `outs` `(` $output `:` type($output) `)`"
         " (`weights` `(` $weights^ `:` type($weights) `)`)?"
         " (`requant` `(` $requant^ `:` type($requant) `)`)?"
+        " (`program` `(` $program^ `:` type($program) `)`)?"
         " (`after` $deps^)? attr-dict"
     )
 
@@ -653,9 +656,10 @@ class DwpuOp(IRDLOperation):
         weights: SSAValue | Operation | None = None,
         requant: SSAValue | Operation | None = None,
         deps: Sequence[SSAValue | Operation] = (),
+        program: SSAValue | Operation | None = None,
     ):
         super().__init__(
-            operands=[input, output, weights, requant, deps],
+            operands=[input, output, weights, requant, program, deps],
             properties={
                 "mode": DwpuModeAttr(mode),
                 "kernel": _array(kernel),

@@ -6,6 +6,7 @@ Sections (all `SHF_ALLOC`, at the device address the loader copies them to):
     .aipu.boot.core<c>              with stream_tasklist: per segment, a DMA of its first
                                     chunk into the core's tasklist buffer and a JUMP there
     .aipu.dpu_text.<n>              a DPU program (micro-op words), where aipu-programs put it
+    .aipu.dwpu_text.<n>             a DWPU program word, likewise
     .aipu.<kind>.<n>                a constant buffer: weights, mvm_requant (bias and
                                     requantization), dwpu_weights, dwpu_requant, dpu_table
                                     (LUTs, requantization and exp tables), dpu_operand, data
@@ -181,6 +182,8 @@ def build_elf(module: ModuleOp, options: EmitOptions) -> Artifact:
         _resident(emitted, tasklists, sections, symbols)
     for n, (address, words) in enumerate(sorted(emitted.dpu_programs.items())):
         sections.append(Section(f".aipu.dpu_text.{n}", words, address, CODE, 32))
+    for n, (address, word) in enumerate(sorted(emitted.dwpu_programs.items())):
+        sections.append(Section(f".aipu.dwpu_text.{n}", word, address, CODE, 32))
     for n, (buffer, address, data) in enumerate(emitted.constants):
         sections.append(Section(f".aipu.{kinds[buffer]}.{n}", data, address))
     for segment in emitted.segments:

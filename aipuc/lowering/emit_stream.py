@@ -119,6 +119,7 @@ class StreamEmitter:
         self.addresses = addresses
         self.records: list[bytes] = []
         self.dpu_programs: dict[int, bytes] = {}
+        self.dwpu_programs: dict[int, bytes] = {}
 
     def emit_block(self, block: Block, env: dict[SSAValue, int]) -> None:
         for op in block.ops:
@@ -263,11 +264,11 @@ class StreamEmitter:
             flags |= isa.DwpuFlag.COUNT_INCLUDE_PAD
         if aipu._flag(op.per_channel):
             flags |= isa.DwpuFlag.PER_CHANNEL
-        fields = {}
+        word = {"flags": int(flags)}
         if op.weights is not None:
-            fields["w_addr"] = self.addresses.block(op.weights, env)[0]
+            word["w_addr"] = self.addresses.block(op.weights, env)[0]
         if op.requant is not None:
-            fields["rq_addr"] = self.addresses.block(op.requant, env)[0]
+            word["rq_addr"] = self.addresses.block(op.requant, env)[0]
         mode = {
             aipu.DwpuMode.CONV: isa.DwpuMode.CONV,
             aipu.DwpuMode.MAX: isa.DwpuMode.MAX,
@@ -275,9 +276,16 @@ class StreamEmitter:
             aipu.DwpuMode.GLOBAL_AVG: isa.DwpuMode.GLOBAL_AVG,
             aipu.DwpuMode.GLOBAL_MAX: isa.DwpuMode.GLOBAL_MAX,
         }[op.mode.data]
+        word["mode"] = int(mode)
+        if op.program is None:
+            raise CompilationError("a DWPU task needs its program buffer (aipu-programs)")
+        program = self.addresses.buffer_address(op.program)
+        encoded = _encode_word(isa.DWPU_OP, word)
+        if self.dwpu_programs.setdefault(program, encoded) != encoded:
+            raise CompilationError("tiles sharing a DWPU program must compute alike")
         self._record(
             Opcode.DWPU,
-            flags,
+            program=program,
             in_addr=x,
             out_addr=y,
             in_hw=x_sizes[1:3],
@@ -290,8 +298,6 @@ class StreamEmitter:
             dilation=aipu._ints(op.dilation),
             pads=aipu._ints(op.pads),
             extra=aipu._ints(op.extra),
-            mode=int(mode),
-            **fields,
         )
 
     def _dpu(self, op: aipu.DpuOp, env) -> None:
@@ -370,6 +376,13 @@ class StreamEmitter:
                 fields["dst"] = _register(micro)
             words.append(fields)
         return isa.encode_micro_ops(words)
+
+
+def _encode_word(dtype: np.dtype, fields: dict[str, int]) -> bytes:
+    word = np.zeros(1, dtype)
+    for name, value in fields.items():
+        word[name] = value
+    return word.tobytes()
 
 
 def _register(micro: Operation) -> int:
@@ -456,6 +469,7 @@ class Emitted:
     regions: list[Region]
     constants: list[tuple[mem.BufferOp, int, bytes]] = field(default_factory=list)
     dpu_programs: dict[int, bytes] = field(default_factory=dict)
+    dwpu_programs: dict[int, bytes] = field(default_factory=dict)
     segments: list[EmittedSegment] = field(default_factory=list)
 
     @property
@@ -477,6 +491,8 @@ def emit_records(module: ModuleOp) -> Emitted:
             emitter.emit_block(core.regions[0].block, {})
         for address, words in emitter.dpu_programs.items():
             emitted.dpu_programs[addresses.loader(address)] = words
+        for address, word in emitter.dwpu_programs.items():
+            emitted.dwpu_programs[addresses.loader(address)] = word
         index = aipu._int(segment.index)
         emitted.segments.append(
             EmittedSegment(

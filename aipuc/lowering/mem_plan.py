@@ -3,7 +3,7 @@
 Program order is the order of the top-level tasks of every segment's cores, segment after
 segment (a tile loop is one step). A buffer lives from the first to the last step that
 uses it (through views and reinterpretations); segment inputs from the start of their
-segment and outputs to its end, constants and DPU programs for the whole program.
+segment and outputs to its end, constants and DPU/DWPU programs for the whole program.
 
 Per pool the planner places buffers greedily, largest first, at the lowest aligned offset
 that overlaps no placed buffer whose lifetime meets its own. Up to `max_memplan_attempts`
@@ -90,7 +90,7 @@ def lifetimes(module: ModuleOp) -> list[Lifetime]:
 def _programs(module: ModuleOp) -> set[mem.BufferOp]:
     found = set()
     for op in module.walk():
-        if isinstance(op, aipu.DpuOp) and op.program is not None:
+        if isinstance(op, (aipu.DpuOp, aipu.DwpuOp)) and op.program is not None:
             found.add(mem.root_buffer(op.program))
     return found
 

@@ -42,6 +42,7 @@ from aipuc.runtime import loader
 LOWERING_PASSES = (
     "convert-axq-to-aipu",
     "aipu-fuse-eltwise",
+    "aipu-dpu-constants",
     "mem-pools",
     "aipu-tile",
     "mem-bufferize",

@@ -95,7 +95,7 @@ aipu.core 0 {
 // CHECK-NEXT: %mp = aipu.dwpu max ins(%o64 : !mem.view<1x4x56x64xi8, global.l1>) outs(%pool : !mem.view<1x2x28x64xi8, global.l1>) kernel [2, 2] stride [2, 2] after %dc
 // CHECK-NEXT: }
 
-// CHECK-GENERIC: %mp = "aipu.dwpu"(%o64, %pool, %dc) <{mode = #aipu<dwpu_mode max>, kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>, operandSegmentSizes = array<i32: 1, 1, 0, 0, 1>, pads = array<i64: 0, 0, 0, 0>}>
+// CHECK-GENERIC: %mp = "aipu.dwpu"(%o64, %pool, %dc) <{mode = #aipu<dwpu_mode max>, kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 1>, pads = array<i64: 0, 0, 0, 0>}>
 
 // Attributes print in their opaque form when not inside an op's format.
 "test.op"() {unit = #aipu<unit dwpu>, space = #mem<space global.l2>, mode = #aipu<dwpu_mode avg>, engine = #aipu<dma_engine system>} : () -> ()

@@ -9,6 +9,8 @@ encoding and decoding are `tobytes` and `frombuffer` over the same dtypes.
 DPU programs are separate: a DPU record points at a program of 32-byte micro-op words
 (`MICRO_OP`) stored in memory, and carries the tile shape and up to four operand
 descriptors (address and byte strides per axis) that the program's loads and stores use.
+A DWPU record likewise points at its layer's DWPU program word (`DWPU_OP`: mode, flags,
+kernel and table addresses) and carries the geometry of its tile.
 
 All addresses are device addresses (see `aipuc.runtime.sim.memory.AddressMap`); all
 strides are in bytes, innermost axis last. docs/isa.md renders this table.
@@ -101,7 +103,7 @@ HEADER_FIELDS = [
     Field("opcode", "u1", 1, "`Opcode`"),
     Field("unit", "u1", 1, "`UnitCode` of the opcode"),
     Field("core", "u1", 1, "core that runs the record"),
-    Field("flags", "u1", 1, "opcode flags (`MvmFlag`, `DwpuFlag`)"),
+    Field("flags", "u1", 1, "opcode flags (`MvmFlag`)"),
     Field("word", "<u4", 1, "reserved, zero"),
 ]
 
@@ -153,10 +155,9 @@ FORMATS: dict[Opcode, list[Field]] = {
         Field("icr", "u1", 1, "in-core replication: x-position ow uses copy ow % icr"),
     ],
     Opcode.DWPU: [
+        Field("program", "<u8", 1, "address of the layer's DWPU program word (`DWPU_OP`)"),
         Field("in_addr", "<u8", 1, "input tile [h, w, channels] of int8 codes"),
         Field("out_addr", "<u8", 1, "output tile"),
-        Field("w_addr", "<u8", 1, "depthwise kernels [kh, kw, channels] (CONV)"),
-        Field("rq_addr", "<u8", 1, "requantization table (see the simulator)"),
         Field("in_hw", "<u4", 2, "input tile rows, columns"),
         Field("in_strides", "<u4", 2, "bytes between input rows, between pixels"),
         Field("channels", "<u2", 1, "channels"),
@@ -167,7 +168,6 @@ FORMATS: dict[Opcode, list[Field]] = {
         Field("dilation", "u1", 2, "dilation"),
         Field("pads", "u1", 4, "top, left, bottom, right"),
         Field("extra", "u1", 2, "ceil_mode rows/columns past the bottom/right pads"),
-        Field("mode", "u1", 1, "`DwpuMode`"),
     ],
     Opcode.DPU: [
         Field("program", "<u8", 1, "address of the micro-op program"),
@@ -198,6 +198,17 @@ def _record_dtype(fields: Sequence[Field], size: int, *, header: bool = True) ->
         raise AssertionError(f"record of {offset} bytes exceeds {size}")
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": size})
 
+
+DWPU_OP_BYTES = 32
+DWPU_OP_FIELDS = [
+    Field("mode", "u1", 1, "`DwpuMode`"),
+    Field("flags", "u1", 1, "`DwpuFlag`"),
+    Field("w_addr", "<u8", 1, "depthwise kernels [kh, kw, channels] (CONV)"),
+    Field("rq_addr", "<u8", 1, "requantization table (see the simulator)"),
+]
+DWPU_OP = _record_dtype(DWPU_OP_FIELDS, DWPU_OP_BYTES, header=False)
+"""A DWPU program: what a depthwise layer computes, shared by the records of its tiles
+(which carry the geometry of each tile)."""
 
 HEADER = _record_dtype([], RECORD_BYTES)
 DTYPES: dict[Opcode, np.dtype] = {op: _record_dtype(f, RECORD_BYTES) for op, f in FORMATS.items()}
@@ -272,7 +283,7 @@ OPCODE_SEMANTICS: dict[Opcode, str] = {
     Opcode.FILL: "strided byte fill of up to five axes",
     Opcode.IMC_LOAD: "loads int8 weights into an IMC weightset",
     Opcode.MVM: "convolution / matrix product of a tile against a weightset, int32 sums",
-    Opcode.DWPU: "depthwise convolution or pooling of a tile",
+    Opcode.DWPU: "depthwise convolution or pooling of a tile, as its DWPU program says",
     Opcode.DPU: "runs a micro-op program over a tile of up to four operands",
     Opcode.JUMP: "continues fetching records at `target` (the next tasklist chunk)",
     Opcode.END: "ends the segment",

@@ -75,6 +75,16 @@ def render() -> str:
         for enum in _ENUMS[unit]:
             if enum is not isa.MicroOpcode:
                 lines += _enum(enum)
+        if unit == UnitCode.DWPU:
+            lines += [
+                "### DWPU program",
+                "",
+                f"A {isa.DWPU_OP_BYTES}-byte word in memory that the records of a layer's "
+                "tiles point at: what the layer computes and the L1 addresses of its tables.",
+                "",
+                *_table(isa.DWPU_OP, isa.DWPU_OP_FIELDS),
+                "",
+            ]
         if unit == UnitCode.DPU:
             lines += _micro_ops()
     return "\n".join(lines).rstrip() + "\n"

@@ -224,10 +224,10 @@ class Simulator:
 
     # ----------------------------------------------------------------------- DWPU
 
-    def _dwpu_table(self, r: np.void, rows: int, channels: int) -> np.ndarray:
-        width = channels if DwpuFlag(int(r["flags"])) & DwpuFlag.PER_CHANNEL else 1
+    def _dwpu_table(self, p: np.void, rows: int, channels: int) -> np.ndarray:
+        width = channels if DwpuFlag(int(p["flags"])) & DwpuFlag.PER_CHANNEL else 1
         table = self.memories.read(
-            int(r["rq_addr"]),
+            int(p["rq_addr"]),
             [rows, width, DWPU_TABLE_COLUMNS],
             dense_strides([rows, width, DWPU_TABLE_COLUMNS], 4),
             "<i4",
@@ -235,7 +235,9 @@ class Simulator:
         return table.astype(np.int64)
 
     def _dwpu(self, r: np.void) -> None:
-        mode = DwpuMode(int(r["mode"]))
+        word = self.memories.dump_bytes(int(r["program"]), isa.DWPU_OP_BYTES)
+        p = np.frombuffer(word, isa.DWPU_OP)[0]
+        mode = DwpuMode(int(p["mode"]))
         channels = int(r["channels"])
         x = self._tile(r, channels)
         extra = tuple(int(v) for v in r["extra"])
@@ -245,18 +247,18 @@ class Simulator:
             else:
                 out = x.max(axis=(0, 1), keepdims=True)
         elif mode == DwpuMode.CONV:
-            table = self._dwpu_table(r, 1, channels)[0]
+            table = self._dwpu_table(p, 1, channels)[0]
             (kh, kw) = (int(v) for v in r["kernel"])
             weights = self.memories.read(
-                int(r["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
+                int(p["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
             ).astype(np.int64)
             windows = self._windows(r, x - table[:, 4], 0)
             sums = np.einsum("hwcij,ijc->hwc", windows, weights) + table[:, 0]
             out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
         elif mode == DwpuMode.AVG:
-            out = self._avg_pool(r, x, channels, extra)
+            out = self._avg_pool(r, p, x, channels, extra)
         elif mode == DwpuMode.GLOBAL_AVG:
-            table = self._dwpu_table(r, 1, channels)[0]
+            table = self._dwpu_table(p, 1, channels)[0]
             sums = (x - table[:, 4]).sum(axis=(0, 1), keepdims=True)
             out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
         else:  # pragma: no cover - DwpuMode is exhaustive
@@ -264,16 +266,16 @@ class Simulator:
         row, pixel = (int(v) for v in r["out_strides"])
         self.memories.write(int(r["out_addr"]), list(out.shape), [row, pixel, 1], out)
 
-    def _avg_pool(self, r: np.void, x: np.ndarray, channels: int, extra) -> np.ndarray:
+    def _avg_pool(self, r: np.void, p: np.void, x: np.ndarray, channels: int, extra) -> np.ndarray:
         kh, kw = (int(v) for v in r["kernel"])
-        table = self._dwpu_table(r, kh * kw + 1, channels)
+        table = self._dwpu_table(p, kh * kw + 1, channels)
         sums = self._windows(r, x - table[0, :, 4], 0, extra).sum(axis=(-2, -1))
         top, left, bottom, right = (int(v) for v in r["pads"])
         in_h, in_w = x.shape[:2]
         counted = np.zeros(
             (in_h + top + bottom + extra[0], in_w + left + right + extra[1], 1), np.int64
         )
-        if DwpuFlag(int(r["flags"])) & DwpuFlag.COUNT_INCLUDE_PAD:
+        if DwpuFlag(int(p["flags"])) & DwpuFlag.COUNT_INCLUDE_PAD:
             counted[: top + in_h + bottom, : left + in_w + right] = 1
         else:
             counted[top : top + in_h, left : left + in_w] = 1
