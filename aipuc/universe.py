@@ -7,6 +7,7 @@ from collections.abc import Callable
 from xdsl.ir import Dialect
 from xdsl.passes import ModulePass
 from xdsl.universe import Universe
+from xdsl.utils.target import Target
 
 
 def _axq() -> Dialect:
@@ -34,7 +35,14 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return PASSES
 
 
+def _aipu_asm() -> type[Target]:
+    from aipuc.lowering.aipu_asm import AipuAsmTarget
+
+    return AipuAsmTarget
+
+
 AIPUC_UNIVERSE = Universe(
     all_dialects={"axq": _axq, "aipu": _aipu, "mem": _mem},
     all_passes=get_all_passes(),
+    all_targets={"aipu-asm": _aipu_asm},
 )

@@ -24,8 +24,9 @@ Algorithms (`dpu_allocation_algorithm`):
   backjump_recursive  exact recursive search on the interference graph (most constrained
                       value first) with conflict-directed backjumping; never spills and
                       gives up after `SEARCH_STEPS` steps
-  graph               Chaitin-Briggs graph colouring; spills the cheapest value (uses per
-                      interference) when no colour is left, and colours again
+  graph               Chaitin-Briggs graph colouring (optimistic); when a value finds no
+                      colour, spills the value live across the most crowded micro-op that
+                      is read again furthest away, and colours again
   try_all             lazy, then backjump_recursive, then graph: the first that succeeds
 The algorithm that allocated a program is recorded on its `aipu.dpu` op (`regalloc`,
 `spills`).
@@ -51,7 +52,7 @@ from aipuc.lowering.mem_pools import l1_pool_name
 REG_ATTR = "reg"
 SEARCH_STEPS = 20000
 """backjump_recursive's budget: colour attempts before it gives up."""
-SPILL_ROUNDS = 64
+SPILL_ROUNDS = 256
 
 _FLOAT_RESULTS = (
     aipu.DpuIntToFloatOp,
@@ -305,6 +306,21 @@ class _Uncoloured(Exception):
         self.values = values
 
 
+def _spill_choice(liveness: Liveness, spiller: Spiller) -> SSAValue | None:
+    """The value to spill: live across the most crowded point, read again furthest away."""
+    crowded = 2 * liveness.pressure()[1] + 1  # where that micro-op writes its result
+    order = {op: index for index, op in enumerate(liveness.ops)}
+    best, best_next = None, -1
+    for value, (start, end) in liveness.ranges.items():
+        if value in spiller.unspillable or not start < crowded <= end:
+            continue
+        reads = [order[use.operation] for use in value.uses if use.operation in order]
+        upcoming = [2 * r for r in reads if 2 * r >= crowded]
+        if upcoming and min(upcoming) > best_next:
+            best, best_next = value, min(upcoming)
+    return best
+
+
 def graph(program: aipu.DpuOp, registers: int, spiller: Spiller) -> Assignment:
     kinds = _kinds(list(program.body.block.ops))
     for _ in range(SPILL_ROUNDS):
@@ -312,13 +328,14 @@ def graph(program: aipu.DpuOp, registers: int, spiller: Spiller) -> Assignment:
         try:
             return graph_colouring(liveness, registers, spiller)
         except _Uncoloured as failure:
-            candidates = [v for v in failure.values if v not in spiller.unspillable]
-            if not candidates:
+            choice = _spill_choice(liveness, spiller)
+            if choice is None:
+                choice = next((v for v in failure.values if v not in spiller.unspillable), None)
+            if choice is None:
                 raise AllocationError(
                     f"graph colouring cannot fit one micro-op's operands in {registers} registers"
                 ) from None
-            for value in candidates:
-                spiller.spill(value, kinds)
+            spiller.spill(choice, kinds)  # one at a time: the rest may colour now
     raise AllocationError(f"graph colouring still spills after {SPILL_ROUNDS} rounds")
 
 

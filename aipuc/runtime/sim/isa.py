@@ -278,6 +278,27 @@ MICRO_SEMANTICS: dict[MicroOpcode, str] = {
     MicroOpcode.RELOAD: "dst <- the tile SPILL stored at addr (imm0 = 1: float lanes)",
 }
 
+MICRO_SOURCES: dict[MicroOpcode, int] = {
+    **dict.fromkeys(MicroOpcode, 1),
+    **dict.fromkeys((MicroOpcode.LOAD, MicroOpcode.FCONST, MicroOpcode.RELOAD), 0),
+    **dict.fromkeys(
+        (
+            MicroOpcode.ADD,
+            MicroOpcode.SUB,
+            MicroOpcode.MUL,
+            MicroOpcode.MAX,
+            MicroOpcode.MIN,
+            MicroOpcode.FADD,
+            MicroOpcode.FMUL,
+        ),
+        2,
+    ),
+    MicroOpcode.SELECT: 3,
+}
+"""Registers each micro-op reads (a, b, c in order)."""
+MICRO_WRITES = frozenset(MicroOpcode) - {MicroOpcode.STORE, MicroOpcode.SPILL}
+"""Micro-ops that write register dst."""
+
 OPCODE_SEMANTICS: dict[Opcode, str] = {
     Opcode.DMA: "strided byte copy of up to five axes",
     Opcode.FILL: "strided byte fill of up to five axes",
