@@ -5,7 +5,7 @@ live where `dpu_constants_home` says (DDR or L2); each DPU layer stages them int
 
     %t = aipu.const {value = dense<...> : tensor<256xi8>} : tensor<256xi8>
 becomes (dpu_constants_home = global.l2)
-    %t = aipu.const {home = #mem<space global.l2>, value = ...} : tensor<256xi8>
+    %t = aipu.const {value = dense<...> : tensor<256xi8>, home = #mem<space global.l2>} : ...
 """
 
 from __future__ import annotations
