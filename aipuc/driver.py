@@ -50,10 +50,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "remove_io_padding_and_layout_transform",
         "softmax_neutral_value",
     ),
-    "tiling and DFS": (
-        "tiling_depth",
-        "dfs_search_constraint",
-    ),
     "memory planning": (
         "enable_buffer_promotion",
         "split_buffer_promotion",

@@ -32,7 +32,14 @@ from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.passes import PASSES
 from aipuc.runtime.sim.program import DeviceProgram
 
-LOWERING_PASSES = ("convert-axq-to-aipu", "mem-pools", "aipu-tile", "mem-bufferize", "mem-plan")
+LOWERING_PASSES = (
+    "convert-axq-to-aipu",
+    "mem-pools",
+    "aipu-tile",
+    "aipu-dfs",
+    "mem-bufferize",
+    "mem-plan",
+)
 HOST_PROGRAM = "host.mlir"
 
 
