@@ -286,12 +286,11 @@ def _quantize(
 ) -> None:
     from aipuc.frontend.graph_cleaner import clean_graph
     from aipuc.frontend.support import validate_operators
+    from aipuc.ir_files import save_calibrated_model, save_quantized_model
     from aipuc.quantization.artifacts import (
         export_quantized_graph,
         quantization_debug_report,
         quantize_graph,
-        save_calibrated_model,
-        save_quantized_model,
     )
     from aipuc.quantization.calibration import load_calibration
     from aipuc.runtime.host import HostRunner
@@ -407,7 +406,7 @@ def _quantize(
 
 
 def _lower_only(compilation: Compilation, model) -> None:
-    from aipuc.quantization.artifacts import load_quantized_model
+    from aipuc.ir_files import load_quantized_model
 
     with compilation.stage("load"):
         source = Path(model) if isinstance(model, (str, Path)) else None
