@@ -99,3 +99,9 @@ def test_zoo_sqnr_smoke() -> None:
     ):
         assert math.isfinite(row[column]) and row[column] > 15.0, row
     assert row["aipuc compile s"] > 0.0 and row["aipuc run s"] > 0.0
+
+
+def test_speed_smoke() -> None:
+    speed = _benchmark("speed")
+    text = speed.main(["--size", "8", "--repeats", "1", "--model", "tiny_cnn"])
+    assert "| import_onnx(tiny_cnn) |" in text and "group 64, 8x8" in text
