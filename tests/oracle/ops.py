@@ -388,16 +388,10 @@ def _reflect(i: int, n: int) -> int:
 
 
 def pad(x, type_: QType, pads: Sequence[int], mode: str, value: float):
-    """ONNX Pad (pads = begins then ends; negative ones crop): constant pads hold
-    quantize(value) in the type (per channel if it is), reflect mirrors without repeating
-    the edge, edge repeats it."""
+    """ONNX Pad (pads = begins then ends, >= 0): constant pads hold quantize(value) in the
+    type (per channel if it is), reflect mirrors without repeating the edge, edge repeats it."""
     rank = x.ndim
     begins, ends = list(pads[:rank]), list(pads[rank:])
-    crop = tuple(
-        slice(max(-b, 0), n - max(-e, 0)) for b, e, n in zip(begins, ends, x.shape, strict=True)
-    )
-    x = x[crop]
-    begins, ends = [max(b, 0) for b in begins], [max(e, 0) for e in ends]
     shape = tuple(n + b + e for n, b, e in zip(x.shape, begins, ends, strict=True))
     out = np.empty(shape, np.int8)
     for index in np.ndindex(shape):
