@@ -67,7 +67,7 @@ zero_points = st.integers(-128, 127)
 @st.composite
 def qtypes(draw, channels: int | None = None, axis: int = 1, scale=None) -> QType:
     """Per tensor, or (when `channels` is given, half the time) per channel along `axis`."""
-    scale = scale or scales()
+    scale = scales() if scale is None else scale
     if channels is not None and draw(st.booleans()):
         return QType(
             tuple(draw(st.lists(scale, min_size=channels, max_size=channels))),

@@ -1,8 +1,8 @@
 """Evaluate a quantized axq function op by op with the oracle's own implementations.
 
 Only the IR is read here (op classes, attributes, quantized types, constant payloads); every
-value is computed by `oracle.ops`, `oracle.quant` and `oracle.softmax`. Host ops (float ops
-on the host) are outside the integer contract and are rejected.
+quantized value is computed by `oracle.ops`, `oracle.quant` and `oracle.softmax`. Host ops
+(float ONNX ops on the host, outside the integer contract) run on onnx.reference.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from xdsl.ir import Operation, SSAValue
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.numerics import UNARY_FUNCTIONS
+from aipuc.runtime.interpreter import host_evaluator, run_reference
 from oracle import ops, quant, softmax
 
 OracleOp = Callable[[Operation, Sequence[np.ndarray]], list[np.ndarray]]
@@ -265,9 +266,12 @@ ORACLE_OPS: dict[type[Operation], OracleOp] = {
 
 
 def evaluate(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The oracle's results of one quantized op."""
+    """The oracle's results of one quantized op.
+
+    Host ops are float ONNX ops run on the host, outside the integer contract: like the
+    product, they are evaluated by onnx's reference implementation."""
     if isinstance(op, axq.HostOp):
-        raise NotImplementedError("host ops are float ops outside the integer contract")
+        return run_reference(host_evaluator(op), inputs)
     return ORACLE_OPS[type(op)](op, inputs)
 
 
