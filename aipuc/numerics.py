@@ -9,8 +9,10 @@ Quantization (affine, ``real = (q - zero_point) * scale``)
     ``quantize``: ``q = clamp(rint(x / scale) + zero_point, qmin, qmax)``, where ``x / scale``
     is computed in float64 and ``rint`` rounds half to even (as ``np.rint`` and
     ``torch.quantize_per_tensor``). ``dequantize``: ``float32(float64(q - zp) * scale)``.
-    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 (range widened to include 0,
-    scale at least float32 eps, so an all-zero tensor still gets a positive scale). Weights are
+    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 arithmetic: with
+    ``lo = min(min_val, 0)`` and ``hi = max(max_val, 0)``, ``scale = max((hi - lo) / (qmax -
+    qmin), eps)`` (float32 eps, so an all-zero tensor still gets a positive scale) and
+    ``zero_point = clamp(qmin - rint(lo / scale), qmin, qmax)``, rint half to even. Weights are
     symmetric per channel in [-127, 127] with zero point 0. Results are int8 for the default
     [-128, 127]; wider ranges (an int32 bias) get the narrowest signed type that holds them.
 
