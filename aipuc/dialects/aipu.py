@@ -1472,7 +1472,9 @@ class ConvLayerOp(_LayerOp):
     """An MVM layer: convolution (or dense, as a 1x1 convolution) on an NHWC tensor.
 
     `weights` is the [kh * kw * in_c, N * icr] int8 matrix the IMC holds (K rows in
-    im2col order: taps major, `in_c` lanes each; ICR copies side by side), `table` the
+    im2col order: taps major, `in_c` lanes each; ICR copies side by side), or one such
+    matrix per image [batch, K, N] when the weights are computed (attention's matmul, the
+    IMC loaded at run time, centred by `w_zp`); `table` the
     [N, 4] int32 bias, multiplier, shift and output zero point of each output channel.
     """
 
@@ -1550,9 +1552,11 @@ class ConvLayerOp(_LayerOp):
         kh, kw = _ints(self.kernel)
         depth = kh * kw * _int(self.in_c)
         expected = (depth, out_shape[3] * _int(self.icr))
-        if _device_shape(self.weights) != expected:
+        weights = _device_shape(self.weights)
+        if weights not in (expected, (in_shape[0], *expected)):
             raise VerifyException(
-                f"weights must be {list(expected)}, got {list(_device_shape(self.weights))}"
+                f"weights must be {list(expected)} (or one such matrix per image, "
+                f"{[in_shape[0], *expected]}), got {list(weights)}"
             )
         if _device_shape(self.table) != (out_shape[3], 4):
             raise VerifyException(f"the table of {out_shape[3]} channels is [{out_shape[3]}, 4]")

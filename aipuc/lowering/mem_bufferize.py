@@ -270,13 +270,21 @@ class ConvExpansion:
         self.b, self.op = builder, op
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
         self.weights, self.table = builder.buffer(op.weights), builder.buffer(op.table)
+        self.per_image = len(_shape(self.weights)) == 3
+        if self.per_image:  # computed weights, one matrix per image: seen as [images * K, N]
+            images, depth, columns = _shape(self.weights)
+            flat = mem.ReinterpretOp(
+                self.weights, mem.BufferType([images * depth, columns], i8, _space(self.weights))
+            )
+            builder.buffer_ops.append(flat)
+            self.weights = flat.result
         self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
         _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
         self.kernel = aipu._ints(op.kernel)
         self.stride, self.dilation = aipu._ints(op.stride), aipu._ints(op.dilation)
         self.pads = aipu._ints(op.pads)
         self.icr, self.in_c = aipu._int(op.icr), aipu._int(op.in_c)
-        depth = self.kernel[0] * self.kernel[1] * self.in_c
+        depth = self.depth = self.kernel[0] * self.kernel[1] * self.in_c
         rows = aipu._int(op.k_chunk)
         chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
         sets = AIPU.imc_weightsets
@@ -338,7 +346,8 @@ class ConvExpansion:
         for g, group in enumerate(self.groups):
             for c, (k0, rows) in enumerate(group):
                 w_l1 = e.view(self.w_l1[c], [0, 0], [rows, n * self.icr])
-                e.dma(e.view(self.weights, [k0, first * self.icr], [rows, n * self.icr]), w_l1)
+                row = b * self.depth + k0 if self.per_image else Index(k0)
+                e.dma(e.view(self.weights, [row, first * self.icr], [rows, n * self.icr]), w_l1)
                 e.add(aipu.ImcLoadOp(w_l1, c))
             for run in self.runs:
                 e.repeat(
@@ -540,7 +549,7 @@ class EltwiseExpansion:
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
-            else builder.l1(self._tile_shape(self.shape, True))
+            else builder.l1(self._tile_shape(self.shape, True), self.y.type.element_type)
         )
         micro_ops = len(op.inputs) + len(op.body.block.ops)  # loads, the program, its store
         self.program = builder.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])

@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 from xdsl.dialects.builtin import TensorType, i8
+from xdsl.ir import SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 
 from aipuc.dialects import aipu, axq
@@ -248,3 +249,169 @@ class DenseToMvm(RewritePattern):
         ).results[0]
         conv.layouts[op.result] = layout.identity(len(out_shape))
         conv.finish(op, [shaped], rewriter)
+
+
+class MatMulToMvm(RewritePattern):
+    """axq.matmul of two computed tensors (attention) -> aipu.conv with run-time weights.
+
+        %s = axq.matmul %q, %kt : (tensor<1x4x16x64x...>, tensor<1x4x64x16x...>) -> ...
+    becomes, per image of the batch dimensions, an MVM whose IMC weightset is loaded with
+    that image's right operand at run time (centred by its zero point `w_zp`):
+        %a = aipu.reinterpret %qd : tensor<1x4x16x64xi8> -> tensor<4x1x16x64xi8>
+        %b = aipu.reinterpret %ktd : tensor<1x4x64x16xi8> -> tensor<4x64x16xi8>
+        %sd = aipu.conv %a, %b, %t {in_c = 64, in_zp = .., w_zp = ..} -> tensor<4x1x16x16xi8>
+    """
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.MatMulOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+        a_shape, b_shape, out_shape = shape_of(op.lhs), shape_of(op.rhs), shape_of(op.result)
+        if (
+            len(a_shape) < 2
+            or a_shape[:-2] != b_shape[:-2]
+            or a_type.is_per_axis
+            or (b_type.is_per_axis)
+        ):
+            raise CompilationError(
+                f"{describe(op)}: the MVM multiplies per-tensor operands with equal batch "
+                f"dimensions, got {list(a_shape)} x {list(b_shape)}"
+            )
+        images = math.prod(a_shape[:-2])
+        rows, depth = a_shape[-2:]
+        columns = b_shape[-1]
+        a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
+        b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
+        swicr = _uses_swicr(conv, depth, 1, describe(op))
+        in_c = depth if swicr else _pword_ceil(depth)
+        a = self._reshaped(a, [images, 1, rows, depth], in_c, a_type.zero_point, 3, rewriter, op)
+        b = self._reshaped(b, [images, depth, columns], in_c, b_type.zero_point, 1, rewriter, op)
+        out_real = a_type.scale * b_type.scale / scales(out_type, columns)
+        multiplier, shift = fixed_point(out_real)
+        table = np.stack(
+            [np.zeros(columns, np.int64), multiplier, shift, zero_points(out_type, columns)], axis=1
+        )
+        layer = aipu.ConvLayerOp(
+            a,
+            b,
+            conv.constant(int_table(table), rewriter),
+            TensorType(i8, [images, 1, rows, columns]),
+            in_c=in_c,
+            k_chunk=weight_rows(conv),
+            swicr=swicr,
+            in_zp=a_type.zero_point,
+            w_zp=b_type.zero_point,
+        )
+        result = conv.emit(layer, rewriter, op).results[0]
+        shaped = conv.emit(aipu.ReinterpretOp(result, TensorType(i8, out_shape)), rewriter, op)
+        conv.layouts[op.result] = layout.identity(len(out_shape))
+        conv.finish(op, [shaped.results[0]], rewriter)
+
+    def _reshaped(
+        self, value, shape: list[int], lanes: int, zero_point: int, axis: int, rewriter, at
+    ) -> SSAValue:
+        """`value` seen as `shape`, with `axis` (the K axis) padded to `lanes` by its zero
+        point so the padding contributes nothing to the centred products."""
+        flat = self.conv.emit(
+            aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
+        ).results[0]
+        if shape[axis] == lanes:
+            return flat
+        padded = list(shape)
+        padded[axis] = lanes
+        copies = layout.embed_copies(
+            shape,
+            layout.identity(len(shape)),
+            padded,
+            layout.identity(len(shape)),
+            [0] * len(shape),
+        )
+        return self.conv.move(
+            [flat], TensorType(i8, padded), [(0, c) for c in copies], rewriter, at, fill=zero_point
+        )
+
+
+def transposed_as_conv(weights: np.ndarray, group: int) -> np.ndarray:
+    """ConvTranspose weights [C_in, C_out / g, kh, kw] as the equivalent convolution's OIHW
+    weights: channels swapped per group and the kernel flipped."""
+    in_channels, group_out, kh, kw = weights.shape
+    group_in = in_channels // group
+    dense = np.zeros((group_out * group, in_channels, kh, kw), weights.dtype)
+    for g in range(group):
+        block = weights[g * group_in : (g + 1) * group_in, :, ::-1, ::-1]
+        dense[g * group_out : (g + 1) * group_out, g * group_in : (g + 1) * group_in] = (
+            block.transpose(1, 0, 2, 3)
+        )
+    return dense
+
+
+class ConvTransposeToMvm(RewritePattern):
+    """axq.conv_transpose2d -> zero insertion by the DMA, then a stride-1 convolution.
+
+    A transposed convolution with stride s equals a convolution of the input spread out
+    with s - 1 zero-point rows and columns between its pixels, padded by
+    dilation * (k - 1) - pad (plus output_padding at the end), with the kernel flipped and
+    its input/output channels swapped: the same products, so the same int32 sums.
+    """
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.ConvTranspose2dOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        x_type = qtype(op.input)
+        weights = numpy_from_dense(op.weight.owner.value)  # type: ignore[union-attr]
+        kernel = weights.shape[2:]
+        strides, dilations = op.strides.get_values(), op.dilations.get_values()
+        pads, extra = op.pads.get_values(), op.output_padding.get_values()
+        conv_pads = [dilations[a % 2] * (kernel[a % 2] - 1) - pads[a] for a in range(4)]
+        conv_pads[2] += extra[0]
+        conv_pads[3] += extra[1]
+        if min(conv_pads) < 0:
+            raise CompilationError(
+                f"{describe(op)}: pads {list(pads)} exceed dilation x (kernel - 1); the "
+                "accelerator cannot crop a transposed convolution"
+            )
+        x = conv.relayout(op.input, layout.NHWC, rewriter, op)
+        n, h, w, channels = x.type.get_shape()  # type: ignore[attr-defined]
+        if tuple(strides) != (1, 1):
+            spread = (n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, channels)
+            dense = layout.logical_strides(spread, layout.identity(4))
+            copies = layout.strided(
+                0,
+                0,
+                (n, h, w, channels),
+                layout.logical_strides((n, h, w, channels), layout.identity(4)),
+                (dense[0], dense[1] * strides[0], dense[2] * strides[1], 1),
+            )
+            x = conv.move(
+                [x],
+                TensorType(i8, spread),
+                [(0, c) for c in copies],
+                rewriter,
+                op,
+                fill=x_type.zero_point,
+            )
+        equivalent = transposed_as_conv(weights, op.group.value.data)
+        out_channels = equivalent.shape[0]
+        result = conv_layer(
+            conv,
+            rewriter,
+            op,
+            x,
+            equivalent,
+            numpy_from_dense(op.bias.owner.value).astype(np.int64),  # type: ignore[union-attr]
+            accumulator_rescale(op, out_channels),
+            zero_points(qtype(op.result), out_channels),
+            layout.physical_shape(shape_of(op.result), layout.NHWC),
+            in_zp=x_type.zero_point,
+            kernel=kernel,
+            dilation=dilations,
+            pads=conv_pads,
+        )
+        conv.layouts[op.result] = layout.NHWC
+        conv.finish(op, [result], rewriter)
