@@ -531,6 +531,9 @@ VALID = [
         "}",
     ),
     CONV_LAYER.format("", T8),
+    # Computed weights (attention's matmul): one matrix per image.
+    '%wb = "test.op"() : () -> tensor<1x64x64xi8>\n'
+    + CONV_LAYER.format("", T8).replace("%wt,", "%wb,").replace("<64x64xi8>", "<1x64x64xi8>"),
     f"%r = aipu.to_device %logical {{perm = array<i64: 0, 2, 3, 1>}} : tensor<1x64x4x8xi8> -> {T8}",
     move([0, 1, 0, 0, 2048, 1, 1]),
     f"%r = aipu.reinterpret %a8 : {T8} -> tensor<2048xi8>",
@@ -1006,7 +1009,7 @@ INVALID = {
     ),
     "conv layer weights": (
         CONV_LAYER.format(", icr = 2 : i64", T8),
-        "weights must be [64, 128], got [64, 64]",
+        "weights must be [64, 128] (or one such matrix per image, [1, 64, 128]), got [64, 64]",
     ),
     "conv layer table": (
         '%wt32 = "test.op"() : () -> tensor<64x32xi8>\n'

@@ -255,7 +255,7 @@ mem.pool @l1 global.l1 core 0 capacity 4096
 
 // -----
 
-// CHECK: weights must be [576, 16], got [64, 16]
+// CHECK: weights must be [576, 16] (or one such matrix per image, [1, 576, 16]), got [64, 16]
 %x = "test.op"() : () -> tensor<1x4x8x64xi8>
 %w = "test.op"() : () -> tensor<64x16xi8>
 %t = "test.op"() : () -> tensor<16x4xi32>
