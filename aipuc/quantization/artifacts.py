@@ -135,6 +135,7 @@ def save_calibrated_model(
     """
     module = float_module.clone()
     annotate(module, stats)
+    Path(directory).mkdir(parents=True, exist_ok=True)
     path = Path(directory) / CALIBRATED_FILE
     path.write_text(module_text(module))
     return path
