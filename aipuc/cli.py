@@ -1,4 +1,4 @@
-"""The `aipuc` command: compile, run, config, example.
+"""The `aipuc` command: compile, run, config, pipeline, example.
 
 A user error prints one line, `aipuc: error: ...`, and exits non-zero; the traceback is
 shown only with `--debug`.
@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     check = config_actions.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", type=Path)
 
+    pipeline = commands.add_parser(
+        "pipeline", parents=[common], help="print the pass pipeline as xdsl-opt commands"
+    )
+    config_options(pipeline)
+
     example = commands.add_parser(
         "example", parents=[common], help="compile a built-in model on synthetic data"
     )
@@ -174,8 +179,8 @@ def format_report(report: dict[str, Any]) -> str:
             f"int8 vs float32 output SQNR ({quant['scheme']}, "
             f"{quant['calibration_samples']} calibration samples): {sqnr}"
         )
-    for name, stage in report.get("fields_without_effect", {}).items():
-        lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
+    for name in report.get("fields_without_effect", []):
+        lines.append(f"warning: {name} has no effect yet (no built stage reads it)")
     if any(s["status"] == "not_built" for s in report.get("stages", [])):
         lines.append(
             "stopped after quantization: lowering to the instruction stream is not "
@@ -289,7 +294,20 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _example}
+def _pipeline(args: argparse.Namespace) -> int:
+    from aipuc.pipeline import describe
+
+    print(describe(_load_config(args)))
+    return 0
+
+
+COMMANDS = {
+    "compile": _compile,
+    "run": _run,
+    "config": _config,
+    "pipeline": _pipeline,
+    "example": _example,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,6 +10,9 @@ what gets calibrated and quantized):
   layer scale) folds into its weights and bias;
 - a clip of a clip is one clip.
 
+On either graph, exactly: a reshape of a reshape is one reshape (none if it restores the
+shape), such as a Flatten before a dense layer that became a 1x1 convolution.
+
 On the integer graph (the pipeline runs it again after `axq-quantize`), exactly: a clip
 whose bounds the int8 range of its input already satisfies clamps nothing, so it goes. A
 ReLU or ReLU6 after a conv usually is one, because quantization gives the conv the clip's
@@ -221,6 +224,27 @@ class MergeClips(RewritePattern):
         rewriter.erase(inner)
 
 
+class FoldConsecutiveReshapes(RewritePattern):
+    """A reshape of a reshape is one reshape, or none if it restores the shape (exact).
+
+        %f = axq.reshape %p : tensor<1x128x1x1xf32> -> tensor<1x128xf32>
+        %c = axq.reshape %f : tensor<1x128xf32> -> tensor<1x128x1x1xf32>
+    becomes
+        %p (its uses read it directly)
+    """
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.ReshapeOp, rewriter: PatternRewriter) -> None:
+        inner = op.input.owner
+        if not isinstance(inner, axq.ReshapeOp) or only_user(inner.result) is not op:
+            return
+        if keeps_shape(op, inner.input):
+            rewriter.replace(op, [], [inner.input])
+        else:
+            rewriter.replace(op, located(axq.ReshapeOp(inner.input, op.result.type), op.location))
+        rewriter.erase(inner)
+
+
 def clamps_nothing(op: axq.ClipOp) -> bool:
     """Whether a quantized clip's code bounds, quantize(min) and quantize(max), span int8."""
     qtype = element_type(op.input)
@@ -252,7 +276,8 @@ class RemoveSaturatedClip(RewritePattern):
 
 @dataclass(frozen=True)
 class ArithmeticSimplificationPass(ModulePass):
-    """Folds scalings, shifts and identities, affine ops into layers, and redundant clips."""
+    """Folds scalings, shifts, identities, affine ops into layers, redundant clips and
+    reshapes."""
 
     name = "apply-arithmetic-simplification"
 
@@ -264,6 +289,7 @@ class ArithmeticSimplificationPass(ModulePass):
                 RemoveIdentity(),
                 FoldChannelAffineIntoWeights(),
                 MergeClips(),
+                FoldConsecutiveReshapes(),
                 RemoveSaturatedClip(),
             ]
         )

@@ -24,6 +24,7 @@ from xdsl.pattern_rewriter import (
     RewritePattern,
     op_type_rewrite_pattern,
 )
+from xdsl.rewriter import InsertPoint
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import element_type, shape_of
@@ -31,19 +32,15 @@ from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.transforms.common import erase_dead_constants, located
 
 
-def _weight_as_kernel(weight: SSAValue, rewriter: PatternRewriter) -> SSAValue:
-    """The [N, K] weight constant as an [N, K, 1, 1] kernel (same data, same type)."""
-    constant = weight.owner
-    assert isinstance(constant, axq.ConstantOp)
-    data = constant.to_numpy()
+def _kernel_of(weight: axq.ConstantOp) -> axq.ConstantOp:
+    """The [N, K] weight constant as an [N, K, 1, 1] kernel (same data, same element type)."""
+    data = weight.to_numpy()
     kernel_shape = (*data.shape, 1, 1)
-    storage = constant.value.get_element_type()
     kernel = axq.ConstantOp(
-        dense_from_numpy(data.reshape(kernel_shape), storage),
-        tensor_type(kernel_shape, element_type(weight)),
+        dense_from_numpy(data.reshape(kernel_shape), weight.value.get_element_type()),
+        tensor_type(kernel_shape, element_type(weight.result)),
     )
-    rewriter.insert(located(kernel, constant.location))
-    return kernel.result
+    return located(kernel, weight.location)  # type: ignore[return-value]
 
 
 class DenseToConv2d(RewritePattern):
@@ -60,13 +57,20 @@ class DenseToConv2d(RewritePattern):
         %y = axq.reshape %y4 : tensor<4x8x1x1xf32> -> tensor<4x8xf32>
     """
 
+    def __init__(self) -> None:
+        self.kernels: dict[axq.ConstantOp, SSAValue] = {}
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: axq.DenseOp, rewriter: PatternRewriter) -> None:
-        if not isinstance(op.weight.owner, axq.ConstantOp):
+        weight = op.weight.owner
+        if not isinstance(weight, axq.ConstantOp):
             return
+        if weight not in self.kernels:  # one kernel per weight, next to it
+            kernel_op = rewriter.insert(_kernel_of(weight), InsertPoint.after(weight))
+            self.kernels[weight] = kernel_op.result
+        kernel = self.kernels[weight]
         in_shape, out_shape = shape_of(op.input), shape_of(op.result)
         rows = prod(in_shape[:-1])
-        kernel = _weight_as_kernel(op.weight, rewriter)
         x = axq.ReshapeOp(op.input, tensor_type((rows, in_shape[-1], 1, 1), element_type(op.input)))
         conv = axq.Conv2dOp(
             x.result,

@@ -295,8 +295,8 @@ class ValidateOperatorsPass(ModulePass):
         found = violations(op)
         if found:
             raise OperatorValidationError(
-                f"{len(found)} operator(s) of the accelerated core break the hardware "
-                f"constraints: {'; '.join(map(str, found))}. Enable run_graph_cleaner to run "
-                "them on the host, or set validate_operators=false",
+                f"{len(found)} hardware constraint violation(s) in the accelerated core: "
+                f"{'; '.join(map(str, found))}. Enable run_graph_cleaner to run these "
+                "operators on the host, or set validate_operators=false",
                 stage="validate",
             )
