@@ -12,8 +12,10 @@ from xdsl.context import Context
 from xdsl.parser import Parser
 
 from aipuc import numerics
+from aipuc.config import QuantizationScheme
 from aipuc.dialects import axq
-from aipuc.dialects.axq import QuantizedType, element_type
+from aipuc.dialects.axq import QuantizedType, element_type, is_depthwise
+from aipuc.dialects.axq_graph import value_keys
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.errors import QuantizationError
 from aipuc.frontend.loader import load_model
@@ -36,9 +38,10 @@ from aipuc.quantization.calibration import (
     calibrate,
     load_calibration,
     read_annotations,
-    value_keys,
 )
-from aipuc.transforms.quantize import SCHEMES, QuantizePass, is_depthwise
+from aipuc.transforms.quantize import QuantizePass
+
+SCHEMES = tuple(str(scheme) for scheme in QuantizationScheme)
 
 # --------------------------------------------------------------------------- small models
 

@@ -38,7 +38,7 @@ import onnx
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from aipuc.config import GraphCleanerCondition, GraphCleanerNode
-from aipuc.errors import AipucError, ConfigError, ModelError
+from aipuc.errors import AipucError, ConfigError, ModelError, first_line
 from aipuc.frontend.loader import infer_shapes
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
@@ -51,7 +51,7 @@ from aipuc.frontend.support import (
     tensor_shapes,
     value_infos,
 )
-from aipuc.runtime.host import HostRunner, first_line
+from aipuc.runtime.host import HostRunner
 
 MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 """Operators that do the network's real work; the preamble never takes one."""

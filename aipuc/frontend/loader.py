@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from math import prod
 from numbers import Integral
@@ -37,7 +36,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from onnx import AttributeProto, GraphProto, TensorProto, helper
 
-from aipuc.errors import ModelError
+from aipuc.errors import ModelError, first_line
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
     is_static,
@@ -71,14 +70,6 @@ _ELEMENT_BYTES = {
     TensorProto.UINT64: 8,
     TensorProto.BOOL: 1,
 }
-
-
-def _first_line(error: BaseException) -> str:
-    """The gist of a library error: its first line, without C++ assertion boilerplate."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    text = re.sub(r"^.*Assertion .* failed: ", "", text)
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def load_model(
@@ -134,7 +125,7 @@ def load_model(
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
-        raise ModelError(f"the model is not valid ONNX: {_first_line(error)}") from None
+        raise ModelError(f"the model is not valid ONNX: {first_line(error)}") from None
     _check_operators(model.graph)
     return model
 
@@ -199,7 +190,7 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError) as error:
         raise ModelError(
-            f"{what} is not a valid ONNX protobuf (truncated or corrupt?): {_first_line(error)}"
+            f"{what} is not a valid ONNX protobuf (truncated or corrupt?): {first_line(error)}"
         ) from None
     if not model.ir_version or not model.HasField("graph"):
         raise ModelError(
@@ -298,7 +289,7 @@ def _load_external_data(model: onnx.ModelProto, base_dir: Path | None) -> None:
     try:
         onnx.load_external_data_for_model(model, str(root))
     except (OSError, ValueError, onnx.checker.ValidationError) as error:
-        raise ModelError(f"cannot read external data: {_first_line(error)}") from None
+        raise ModelError(f"cannot read external data: {first_line(error)}") from None
     for tensor, source in zip(external, sources, strict=True):
         _check_external_size(tensor, source)
 
@@ -318,7 +309,7 @@ def _validate_external_reference(tensor: TensorProto, root: Path) -> str:
     try:
         target = (root / location).resolve()
     except (OSError, ValueError, RuntimeError) as error:  # NUL bytes, symlink loops
-        raise ModelError(f"{prefix} cannot be resolved: {_first_line(error)}") from None
+        raise ModelError(f"{prefix} cannot be resolved: {first_line(error)}") from None
     if not target.is_relative_to(root):
         raise ModelError(
             f"{prefix} resolves outside the model's folder {root}; refusing to read it"
@@ -464,7 +455,7 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         except Exception as error:  # the converter raises several unrelated types
             raise ModelError(
                 f"cannot convert the model from opset {version} to {opset}: "
-                f"{_first_line(error)}; re-export it at opset >= {MIN_OPSET}"
+                f"{first_line(error)}; re-export it at opset >= {MIN_OPSET}"
             ) from None
     model.ir_version = max(
         model.ir_version, helper.find_min_ir_version_for(model.opset_import, True)
@@ -581,7 +572,7 @@ def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
             model, check_type=True, strict_mode=True, data_prop=True
         )
     except Exception as error:  # InferenceError, ValidationError, RuntimeError
-        raise ModelError(f"ONNX shape inference failed: {_first_line(error)}") from None
+        raise ModelError(f"ONNX shape inference failed: {first_line(error)}") from None
     for value in model.graph.output:
         tensor_type = value.type.tensor_type
         if value.name in declared and not tensor_type.HasField("shape"):

@@ -53,11 +53,10 @@ from xdsl.utils.exceptions import VerifyException
 
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
-from aipuc.errors import ModelError, UnsupportedOperatorError
+from aipuc.errors import ModelError, UnsupportedOperatorError, first_line
 from aipuc.frontend.onnx_attributes import to_builtin
 from aipuc.frontend.support import is_static, shape_of_value, shape_op_value
 from aipuc.graph import Graph
-from aipuc.runtime.host import first_line
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
 _NONDETERMINISTIC = frozenset(

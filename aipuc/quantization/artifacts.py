@@ -46,15 +46,14 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 from aipuc import numerics
 from aipuc.dialects import axq
 from aipuc.dialects.axq import Axq, QuantizedType
+from aipuc.dialects.axq_graph import main_function, tensor_names
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
-from aipuc.errors import QuantizationError
+from aipuc.errors import QuantizationError, first_line
 from aipuc.quantization.calibration import (
     CalibrationStats,
     Progress,
     annotate,
     calibrate,
-    main_function,
-    tensor_names,
 )
 from aipuc.transforms.quantize import QuantizePass
 
@@ -155,8 +154,9 @@ def load_quantized_model(directory: str | Path):
         module = Parser(axq_context(), path.read_text(), str(path)).parse_module()
         module.verify()
     except (ParseError, VerifyException) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise QuantizationError(f"'{path}' is not a valid axq graph: {first_line}") from error
+        raise QuantizationError(
+            f"'{path}' is not a valid axq graph: {first_line(error)}"
+        ) from error
     return Graph(module)
 
 
@@ -306,7 +306,7 @@ def _recorded_run(
 
 def _is_compute(op: Operation) -> bool:
     """Ops of the model itself, not the conversions that quantization inserts."""
-    return not isinstance(op, (axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp))
+    return not axq.is_quantization_conversion(op)
 
 
 def _as_float(value: SSAValue, array: np.ndarray) -> np.ndarray:

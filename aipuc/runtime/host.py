@@ -16,18 +16,12 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from aipuc.errors import AipucError
+from aipuc.errors import AipucError, first_line
 
 if TYPE_CHECKING:
     from aipuc.frontend.graph_cleaner import CleanedModel
 
 Arrays = dict[str, np.ndarray]
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an engine's error (its type name when it has no message)."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _onnxruntime() -> ModuleType | None:
