@@ -39,11 +39,11 @@ from xdsl.pattern_rewriter import (
 from aipuc import numerics
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, is_quantized, shape_of
+from aipuc.dialects.axq_graph import is_f32_tensor
 from aipuc.transforms.common import (
     constant_array,
     constant_operand,
     float_constant,
-    is_float,
     keeps_shape,
     located,
     only_user,
@@ -63,7 +63,7 @@ def _shift(op: Operation) -> tuple[SSAValue, np.ndarray] | None:
 
 
 def _float_result(op: Operation) -> bool:
-    return len(op.results) == 1 and is_float(op.results[0])
+    return len(op.results) == 1 and is_f32_tensor(op.results[0])
 
 
 class FoldConsecutiveScales(RewritePattern):
@@ -182,7 +182,7 @@ class FoldChannelAffineIntoWeights(RewritePattern):
             return
         weight, bias = constant_array(layer.weight), constant_array(layer.bias)
         shape = shape_of(y)
-        axis = 1 if isinstance(layer, axq.Conv2dOp) else len(shape) - 1
+        axis = axq.CHANNEL_AXIS if isinstance(layer, axq.Conv2dOp) else len(shape) - 1
         values = _per_channel(constant, shape, axis)
         if weight is None or bias is None or values is None or not keeps_shape(op, y):
             return
@@ -211,7 +211,7 @@ class MergeClips(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: axq.ClipOp, rewriter: PatternRewriter) -> None:
         inner = op.input.owner
-        if not isinstance(inner, axq.ClipOp) or not is_float(op.result):
+        if not isinstance(inner, axq.ClipOp) or not is_f32_tensor(op.result):
             return
         if only_user(inner.result) is not op:
             return

@@ -12,17 +12,14 @@ from xdsl.ir import Operation, SSAValue
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import element_type, shape_of
+from aipuc.dialects.axq_graph import is_f32_tensor
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
-
-
-def is_float(value: SSAValue) -> bool:
-    return element_type(value) == f32
 
 
 def constant_array(value: SSAValue) -> np.ndarray | None:
     """The data of a float `axq.constant` result, else None."""
     owner = value.owner
-    if isinstance(owner, axq.ConstantOp) and is_float(value):
+    if isinstance(owner, axq.ConstantOp) and is_f32_tensor(value):
         return owner.to_numpy()
     return None
 

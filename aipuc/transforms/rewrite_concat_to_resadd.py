@@ -42,8 +42,6 @@ from aipuc.dialects.axq import element_type, is_quantized, shape_of
 from aipuc.hardware import AIPU
 from aipuc.transforms.common import located
 
-CHANNEL_AXIS = 1
-
 
 def _rewritable(op: axq.ConcatOp) -> bool:
     shape = shape_of(op.result)
@@ -53,7 +51,7 @@ def _rewritable(op: axq.ConcatOp) -> bool:
         return False
     if any(element_type(value) != result_type for value in op.operands):
         return False
-    if axis == CHANNEL_AXIS:
+    if axis == axq.CHANNEL_AXIS:
         ends = accumulate(shape_of(value)[axis] for value in op.operands[:-1])
         return all(end % AIPU.pword_bytes == 0 for end in ends)
     return True

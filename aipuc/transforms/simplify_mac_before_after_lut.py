@@ -34,8 +34,9 @@ from xdsl.pattern_rewriter import (
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import UnaryFunction, shape_of
+from aipuc.dialects.axq_graph import is_f32_tensor
 from aipuc.numerics import AFFINE_PARAMETERS
-from aipuc.transforms.common import constant_array, is_float, located, only_user, scalar_constant
+from aipuc.transforms.common import constant_array, located, only_user, scalar_constant
 
 _FLOAT32_ROUNDING = 2.0**-21
 """Relative distance below which an affine factor counts as 1 (a few float32 ulps)."""
@@ -78,7 +79,7 @@ def _table(
 
 def _per_tensor_mac(op: Operation) -> tuple[SSAValue, float, float] | None:
     """(x, a, b) when `op` computes `a * x + b` with scalars that leave x's shape alone."""
-    if not isinstance(op, (axq.AddOp, axq.SubOp, axq.MulOp)) or not is_float(op.results[0]):
+    if not isinstance(op, (axq.AddOp, axq.SubOp, axq.MulOp)) or not is_f32_tensor(op.results[0]):
         return None
     lhs, rhs = op.operands
     for value, constant, constant_first in ((lhs, rhs, False), (rhs, lhs, True)):
@@ -107,7 +108,7 @@ class FoldMacIntoLutInput(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: axq.LutOp, rewriter: PatternRewriter) -> None:
         producer = op.input.owner
-        if not is_float(op.result) or not isinstance(producer, Operation):
+        if not is_f32_tensor(op.result) or not isinstance(producer, Operation):
             return
         mac = _per_tensor_mac(producer)
         if mac is None or only_user(op.input) is not op:
@@ -224,7 +225,7 @@ class FuseGatedProduct(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: axq.MulOp, rewriter: PatternRewriter) -> None:
-        if not is_float(op.result):
+        if not is_f32_tensor(op.result):
             return
         for x, gate in ((op.lhs, op.rhs), (op.rhs, op.lhs)):
             found = _gate(gate, x)

@@ -26,7 +26,6 @@ from aipuc.errors import ModelError
 from aipuc.frontend.support import is_layout_free_reshape
 from aipuc.hardware import AIPU
 
-CHANNEL_AXIS = 1
 GROUPED_KERNEL_AREA_LIMIT = 128
 SCORE_OPS = (axq.MulOp, axq.AddOp, axq.SubOp, axq.RequantizeOp)
 """Ops between an attention MatMul and its Softmax (scaling, masking) or a requantization."""
@@ -62,7 +61,7 @@ def _is_per_channel(operand: tuple[int, ...], full: tuple[int, ...]) -> bool:
     """
     if len(operand) > len(full) or len(full) not in (2, 3, 4):
         return False
-    axis = CHANNEL_AXIS if len(full) == 4 else len(full) - 1
+    axis = axq.CHANNEL_AXIS if len(full) == 4 else len(full) - 1
     aligned = (1,) * (len(full) - len(operand)) + operand
     return aligned == tuple(full[i] if i == axis else 1 for i in range(len(full)))
 
@@ -148,7 +147,7 @@ def _pad(op: axq.PadOp) -> list[str]:
     if rank == 4:
         if pads[0] or pads[rank]:
             reasons.append("padding on the batch axis")
-        channel = (pads[CHANNEL_AXIS], pads[rank + CHANNEL_AXIS])
+        channel = (pads[axq.CHANNEL_AXIS], pads[rank + axq.CHANNEL_AXIS])
         if channel[0] % AIPU.pword_bytes or channel[1] % AIPU.pword_bytes:
             reasons.append(f"channel pads {list(channel)} must be multiples of {AIPU.pword_bytes}")
     return reasons
