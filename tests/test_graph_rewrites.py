@@ -259,7 +259,7 @@ def _f64(value: float) -> str:
     return ("0x7FF0000000000000" if value > 0 else "0xFFF0000000000000") + " : f64"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     scale=st.floats(1e-4, 1.0),
     zero_point=st.integers(-128, 127),
