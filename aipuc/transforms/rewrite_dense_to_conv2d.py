@@ -27,7 +27,7 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint
 
 from aipuc.dialects import axq
-from aipuc.dialects.axq import element_type, shape_of
+from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.transforms.common import erase_dead_constants, located
 
@@ -41,6 +41,12 @@ def _kernel_of(weight: axq.ConstantOp) -> axq.ConstantOp:
         tensor_type(kernel_shape, element_type(weight.result)),
     )
     return located(kernel, weight.location)  # type: ignore[return-value]
+
+
+def _is_per_axis(value: SSAValue) -> bool:
+    """Quantized per axis: along a dense layer's last axis, which is not a conv's channel axis."""
+    qtype = element_type(value)
+    return isinstance(qtype, QuantizedType) and qtype.is_per_axis
 
 
 class DenseToConv2d(RewritePattern):
@@ -63,7 +69,7 @@ class DenseToConv2d(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: axq.DenseOp, rewriter: PatternRewriter) -> None:
         weight = op.weight.owner
-        if not isinstance(weight, axq.ConstantOp):
+        if not isinstance(weight, axq.ConstantOp) or _is_per_axis(op.result):
             return
         if weight not in self.kernels:  # one kernel per weight, next to it
             kernel_op = rewriter.insert(_kernel_of(weight), InsertPoint.after(weight))
