@@ -167,11 +167,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"output     {entry['name']}: {entry['dtype']}{entry['shape']}")
     lines.append("stages")
     for stage in report.get("stages", []):
-        extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
+        extra = {
+            k: v for k, v in stage.items() if k not in ("stage", "status", "seconds", "passes")
+        }
         detail = "  " + json.dumps(extra) if extra else ""
         lines.append(
             f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s{detail}"
         )
+        for run in stage.get("passes", []):
+            lines.append(f"    {run['pass']:<33} {run['seconds']:>8.3f} s")
     quant = report.get("quantization")
     if quant and "output_sqnr_db" in quant:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
