@@ -38,6 +38,8 @@ from aipuc.passes import PASSES
 
 
 class Phase(StrEnum):
+    """Where a stage runs relative to calibration (see the module docstring)."""
+
     FLOAT = "float"
     QUANTIZED = "quantized"
     LOWERING = "lowering"
@@ -201,9 +203,11 @@ def describe(config: CompilerConfig) -> str:
             "after calibration: replayed on the calibrated graph it gives the driver's IR",
         ),
     ):
-        spec = xdsl_opt_pipeline(config, phases)
+        passes = xdsl_opt_pipeline(config, phases)
         lines.append(f"# {where}")
-        lines.append(f"xdsl-opt {source} --print-debuginfo -p '{spec}'" if spec else "# no pass")
+        lines.append(
+            f"xdsl-opt {source} --print-debuginfo -p '{passes}'" if passes else "# no pass"
+        )
     if not stages(Phase.LOWERING):
         lines.append("# lowering (axq -> aipu -> mem -> instruction stream): not built yet")
     return "\n".join(lines)
