@@ -16,6 +16,8 @@ import pytest
 import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.errors import AipucError
+from aipuc.ir_files import load_module
+from aipuc.lowering.emit_stream import emit_records
 from aipuc.models import build_model, sample_inputs
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.device import Device
