@@ -24,10 +24,10 @@ from aipuc.driver import import_float_graph, load_onnx
 from aipuc.errors import ModelError
 from aipuc.frontend.loader import load_model
 from aipuc.graph import Graph
+from aipuc.ir_files import ir_context as axq_context
 from aipuc.models import build_model, sample_inputs
 from aipuc.passes import PASSES
 from aipuc.pipeline import Phase, run_stage, stages
-from aipuc.quantization.artifacts import axq_context
 from aipuc.quantization.calibration import annotate, calibrate
 from aipuc.runtime.integer_reference import INTEGER_KERNELS
 from aipuc.runtime.interpreter import run_function

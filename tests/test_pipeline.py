@@ -21,9 +21,10 @@ import aipuc
 from aipuc.cli import main
 from aipuc.config import CompilerConfig
 from aipuc.driver import DRIVER_FIELDS, fields_without_effect, import_float_graph, load_onnx
+from aipuc.ir_files import ir_context as axq_context
+from aipuc.ir_files import module_text
 from aipuc.passes import PASSES
 from aipuc.pipeline import STAGES, Phase, build_passes, describe, fields_read_by_passes, stages
-from aipuc.quantization.artifacts import axq_context, module_text
 from aipuc.quantization.calibration import annotate, calibrate, strip_annotations
 
 ROOT = Path(__file__).resolve().parents[1]
