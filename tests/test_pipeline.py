@@ -96,10 +96,15 @@ def test_every_config_field_is_read_in_exactly_one_place():
 def test_fields_without_effect_are_what_nothing_reads():
     read = set(DRIVER_FIELDS) | set(fields_read_by_passes())
     assert set(fields_without_effect()) == set(CompilerConfig.model_fields) - read
-    assert {"tiling_depth", "use_sysdma", "enable_icr", "apply_pword_padding"} <= set(
-        fields_without_effect()
-    )
-    for name in ("rewrite_dense_to_conv2d", "validate_operators", "quantization_scheme"):
+    assert {"use_sysdma", "apply_pword_padding"} <= set(fields_without_effect())
+    for name in (
+        "rewrite_dense_to_conv2d",
+        "validate_operators",
+        "quantization_scheme",
+        "enable_icr",
+        "tiling_depth",
+        "l1_constraint",
+    ):
         assert name not in fields_without_effect()
 
 
@@ -130,7 +135,7 @@ def test_pipeline_command_prints_xdsl_opt_pipelines(tmp_path, capsys):
     )
     lines = capsys.readouterr().out.splitlines()
     commands = [line for line in lines if line.startswith("xdsl-opt")]
-    assert len(commands) == 2
+    assert len(commands) == 3
     assert "-p 'simplify-mac-before-after-lut,apply-arithmetic-simplification'" in commands[0]
     assert commands[1].endswith(
         '-p \'axq-quantize{quantization_scheme="per_tensor_min_max" '
@@ -144,8 +149,10 @@ def test_pipeline_command_prints_xdsl_opt_pipelines(tmp_path, capsys):
 
 def test_the_driver_times_every_pass_in_the_stage_table(compiled):
     table = {row["stage"]: row for row in compiled.report["stages"]}
-    expected = {
-        stage.name: [p.name for p in build_passes(stage, CompilerConfig())] for stage in STAGES
+    expected = {  # the fixture quantizes only: the lowering stages do not run
+        stage.name: [p.name for p in build_passes(stage, CompilerConfig())]
+        for stage in STAGES
+        if stage.phase != Phase.LOWERING
     }
     for name, passes in expected.items():
         assert [entry["pass"] for entry in table[name]["passes"]] == passes
@@ -156,7 +163,12 @@ def test_the_driver_times_every_pass_in_the_stage_table(compiled):
 
 def test_the_pass_trace_has_one_entry_per_pass_under_its_stage(compiled):
     trace = json.loads((compiled.output_dir / "pass_dependency_graph.json").read_text())
-    ran = [(stage.name, p.name) for stage in STAGES for p in build_passes(stage, CompilerConfig())]
+    ran = [
+        (stage.name, p.name)
+        for stage in STAGES
+        if stage.phase != Phase.LOWERING
+        for p in build_passes(stage, CompilerConfig())
+    ]
     assert [(entry["parent"], entry["name"]) for entry in trace["passes"]] == ran
     stage_names = {entry["name"] for entry in trace["stages"]}
     for entry in trace["passes"]:
