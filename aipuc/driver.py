@@ -327,8 +327,8 @@ def _quantize(
 
 def _run_pass_stages(compilation: Compilation, phase: Phase, module: ModuleOp) -> None:
     """Every pass stage of `phase` on `module`, in place, each pass timed and verified."""
-    from aipuc.pipeline import run_stage, stages
     from aipuc.ir_files import ir_context
+    from aipuc.pipeline import run_stage, stages
 
     ctx = ir_context()
     for stage in stages(phase):

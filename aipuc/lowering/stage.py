@@ -93,8 +93,9 @@ def summary(module: ModuleOp, program: DeviceProgram) -> dict[str, Any]:
     }
 
 
-def write(module: ModuleOp, program: DeviceProgram, lowered_dir: Path, compiled_dir: Path,
-          write_json) -> None:
+def write(
+    module: ModuleOp, program: DeviceProgram, lowered_dir: Path, compiled_dir: Path, write_json
+) -> None:
     lowered_dir.mkdir(parents=True, exist_ok=True)
     (lowered_dir / "model.mlir").write_text(lowered_text(module))
     write_json(memory_plan(module), lowered_dir / "memory_plan.json")
