@@ -53,6 +53,7 @@ def module_text(module: ModuleOp) -> str:
 def save_module(path: str | Path, module: ModuleOp) -> Path:
     """Write `module` as IR text to `path`; returns the path."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(module_text(module))
     return path
 
