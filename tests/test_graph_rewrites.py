@@ -24,7 +24,7 @@ from aipuc.driver import import_float_graph, load_onnx
 from aipuc.errors import ModelError
 from aipuc.frontend.loader import load_model
 from aipuc.graph import Graph
-from aipuc.ir_files import ir_context as axq_context
+from aipuc.ir_files import ir_context
 from aipuc.models import build_model, sample_inputs
 from aipuc.passes import PASSES
 from aipuc.pipeline import Phase, run_stage, stages
@@ -49,7 +49,7 @@ def _ir(compiled) -> str:
 
 
 def _apply(pass_name: str, module) -> None:
-    PASSES[pass_name]()().apply(axq_context(), module)
+    PASSES[pass_name]()().apply(ir_context(), module)
     module.verify()
 
 
@@ -171,7 +171,7 @@ def test_one_table_computes_the_gated_product_with_one_rounding(gate, function):
 def _quantized(model: onnx.ModelProto, samples, config: CompilerConfig):
     """The module axq-quantize gives (after the float stage), and the held-out inputs."""
     graph = import_float_graph(load_onnx(model, config), config)
-    ctx = axq_context()
+    ctx = ir_context()
     for stage in stages(Phase.FLOAT):
         run_stage(stage, config, ctx, graph.module)
     module = graph.module.clone()
@@ -238,7 +238,7 @@ def test_resadd_is_the_concatenation_for_any_type(scale, zero_point, axis, sizes
         func.return %y : {_typed(out, qtype)}
       }}
     }}"""
-    module = Parser(axq_context(), text).parse_module()
+    module = Parser(ir_context(), text).parse_module()
     rng = np.random.default_rng(seed)
     codes = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
     expected = np.concatenate(codes, axis=axis)
@@ -275,7 +275,7 @@ def test_a_clip_is_removed_exactly_when_it_clamps_no_code(scale, zero_point, low
         func.return %y : {tensor}
       }}
     }}"""
-    module = Parser(axq_context(), text).parse_module()
+    module = Parser(ir_context(), text).parse_module()
     [clip] = [op for op in module.walk() if isinstance(op, axq.ClipOp)]
     codes = np.arange(-128, 128, dtype=np.int8)
     [clamped] = INTEGER_KERNELS[axq.ClipOp](clip, [codes])

@@ -21,8 +21,7 @@ import aipuc
 from aipuc.cli import main
 from aipuc.config import CompilerConfig
 from aipuc.driver import DRIVER_FIELDS, fields_without_effect, import_float_graph, load_onnx
-from aipuc.ir_files import ir_context as axq_context
-from aipuc.ir_files import module_text
+from aipuc.ir_files import ir_context, module_text
 from aipuc.passes import PASSES
 from aipuc.pipeline import STAGES, Phase, build_passes, describe, fields_read_by_passes, stages
 from aipuc.quantization.calibration import annotate, calibrate, strip_annotations
@@ -209,7 +208,7 @@ def test_xdsl_opt_replays_the_float_passes(compiled, showcase, tmp_path):
 
 
 def _parse(text: str) -> ModuleOp:
-    return Parser(axq_context(), text).parse_module()
+    return Parser(ir_context(), text).parse_module()
 
 
 def _main(module: ModuleOp) -> func.FuncOp:
@@ -236,7 +235,7 @@ def test_onnx_names_survive_every_pass(showcase, showcase_samples):
     onnx_names |= {tensor.name for tensor in model.graph.initializer}
     onnx_names |= {value.name for value in model.graph.input}
     graph = import_float_graph(model, config)
-    ctx = axq_context()
+    ctx = ir_context()
 
     def run_checked(phase: Phase, module: ModuleOp) -> None:
         for stage in stages(phase):
