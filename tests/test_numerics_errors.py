@@ -62,11 +62,13 @@ def test_errors_name_the_problem(case):
 def test_softmax_neutral_value_exactly_256_steps_below_is_accepted():
     """ "at least 256 input steps below the smallest input": equality is allowed."""
     q = np.zeros((1, 8), np.int8)
-    # in_scale 1, zp 0: the smallest input is -128 steps, so -384 is exactly 256 below it.
-    out = nx.softmax_int8(q, 1.0, 0, 1 / 256, -128, neutral_value=-384.0, valid_length=4)
+    # in_scale 1, zp 5: the smallest input is -133 steps, so -389 is exactly 256 below it.
+    out = nx.softmax_int8(q, 1.0, 5, 1 / 256, -128, neutral_value=-389.0, valid_length=4)
     assert out[0, 4:].tolist() == [-128] * 4
-    with pytest.raises(ValueError, match="not negative enough"):
-        nx.softmax_int8(q, 1.0, 0, 1 / 256, -128, neutral_value=-383.0, valid_length=4)
+    with pytest.raises(ValueError, match=r"smallest input value -133\.0 so padded lanes"):
+        nx.softmax_int8(q, 1.0, 5, 1 / 256, -128, neutral_value=-388.0, valid_length=4)
+    # Without padding the neutral value plays no part, whatever the scale.
+    assert nx.softmax_int8(q, 1000.0, 0, 1 / 256, -128).tolist() == [[-96] * 8]
 
 
 def test_integer_kernels_reject_float_tensors_and_missing_tables():
