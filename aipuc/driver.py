@@ -19,7 +19,7 @@ import re
 import time
 import traceback
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,11 +31,10 @@ from aipuc import outputs
 from aipuc.compiled import CompiledModel, dequantize_outputs, io_manifest, quantize_inputs
 from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
+from aipuc.progress import ProgressCallback, step, track
 
 logger = logging.getLogger("aipuc")
 
-ProgressCallback = Callable[[str, int, int], None]
-"""progress(stage, done, total): called while long stages run (calibration)."""
 
 DEFAULT_OUTPUT_DIR = Path("aipuc-out")
 NOT_BUILT = "not_built"
@@ -150,6 +149,10 @@ class Compilation:
     stages: list[StageRecord] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressCallback | None = None
+    core: Any = None
+    """The quantized core `Graph`, handed to the `CompiledModel` so that its first run does
+    not read `model.mlir` back."""
 
     def log(self, message: str) -> None:
         logger.info(message)
@@ -162,7 +165,8 @@ class Compilation:
         self.log(f"stage {name}: start")
         started = time.perf_counter()
         try:
-            yield record
+            with step(self.progress, name):
+                yield record
         except AipucError as error:
             record.status = "error"
             if "stage" not in vars(error):  # no explicit stage: it failed in this one
@@ -252,7 +256,7 @@ def compile_model(
     if config.remove_output_dir:
         _refuse_to_remove_inputs(output_dir, model, calibration)
     staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
-    compilation = Compilation(config, staged, model_name)
+    compilation = Compilation(config, staged, model_name, progress=progress)
     compilation.log(
         f"aipuc compiling '{model_name}' into {output_dir} (compiler_mode={config.compiler_mode})"
     )
@@ -279,7 +283,7 @@ def compile_model(
     _complete_report(compilation, time.perf_counter() - started)
     _write_results(compilation)
     staged.commit()
-    return CompiledModel.load(output_dir)
+    return CompiledModel.load(output_dir, core=compilation.core)
 
 
 # --------------------------------------------------------------------------- stages
@@ -399,18 +403,20 @@ def _quantize(
             quantization_scheme=str(config.quantization_scheme),
             quantize_dw_channel_wise=config.quantize_dw_channel_wise,
             remove_io_quantization=config.remove_io_quantization,
-            progress=(lambda done, total: progress("calibrate", done, total)) if progress else None,
+            progress=progress,
         )
         quantized_dir = staged.path(outputs.QUANTIZED_MODEL)
-        save_quantized_model(quantized_dir, quant_graph.module, stats)
-        save_calibrated_model(quantized_dir, float_graph.module, stats)
+        with step(progress, "write quantized_model/"):
+            save_quantized_model(quantized_dir, quant_graph.module, stats)
+            save_calibrated_model(quantized_dir, float_graph.module, stats)
+        compilation.core = quant_graph
         if config.quantized_graph_export:
             staged.write_json(
                 export_quantized_graph(quant_graph.module),
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
-        accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
+        accuracy = _output_sqnr(float_graph, quant_graph, track(progress, "SQNR", samples[:2]))
         record.detail["output_sqnr_db"] = accuracy
         compilation.report["quantization"] = {
             "scheme": str(config.quantization_scheme),
@@ -451,7 +457,7 @@ def _lower_only(compilation: Compilation, model) -> None:
                 f"{outputs.QUANTIZED_MODEL}/{outputs.QUANTIZED_IR}; run with "
                 "compiler_mode=quantize_only first"
             )
-        graph = load_quantized_model(quantized_dir)
+        graph = compilation.core = load_quantized_model(quantized_dir)
         for entry in (outputs.INPUT_MODEL, outputs.QUANTIZED_MODEL):
             if (source / entry).is_dir():
                 _copy_tree(source / entry, compilation.staged.path(entry))
