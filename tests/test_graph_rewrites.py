@@ -191,11 +191,18 @@ def _integer_outputs(module, samples) -> list[dict[str, np.ndarray]]:
         ("rewrite-concat-to-resadd", axq.ConcatOp, "showcase"),
         ("apply-arithmetic-simplification", axq.ClipOp, "showcase"),
         ("apply-arithmetic-simplification", axq.ClipOp, "tiny_cnn"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "tiny_cnn"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "showcase"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "attention_block"),
     ],
 )
 def test_integer_rewrites_keep_every_code(pass_name, op_type, model_name, showcase):
     model = showcase if model_name == "showcase" else load_model(build_model(model_name))
-    config = CompilerConfig(run_graph_cleaner=False, apply_arithmetic_simplification=False)
+    config = CompilerConfig(
+        run_graph_cleaner=False,
+        apply_arithmetic_simplification=False,
+        rewrite_dense_to_conv2d=False,
+    )
     inputs = [sample_inputs(model, seed) for seed in range(6)]
     module = _quantized(model, inputs[:3], config)
     expected = _integer_outputs(module, inputs[3:])
