@@ -34,7 +34,7 @@ from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
 from aipuc.graph import Graph
 from aipuc.pipeline import PassRun, Phase
-from aipuc.progress import ProgressCallback, step, track
+from aipuc.progress import ProgressCallback, each, step, track
 
 logger = logging.getLogger("aipuc")
 
@@ -357,7 +357,7 @@ def _calibrate(compilation: Compilation, float_graph, onnx_model, preamble, cali
             samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
-        stats = calibrate(float_graph, samples, progress)
+        stats = calibrate(float_graph, samples, each(progress, "calibrate"))
         with step(progress, "write quantized_model/calibrated.mlir"):
             save_calibrated_model(
                 compilation.staged.path(outputs.QUANTIZED_MODEL), float_graph.module, stats

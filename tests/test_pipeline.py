@@ -204,7 +204,7 @@ def test_xdsl_opt_replays_the_float_passes(compiled, showcase, tmp_path):
     source = tmp_path / "float.mlir"
     source.write_text(module_text(imported.module))
     replayed = _parse(_replay(_commands(config)[0], source, tmp_path))
-    calibrated = _parse((compiled.output_dir / "quantized_model/calibrated.mlir").read_text())
+    calibrated = load_module(compiled.output_dir / "quantized_model/calibrated.mlir")
     strip_annotations(_main(calibrated))
     assert module_text(replayed) == module_text(calibrated)
 
