@@ -441,8 +441,18 @@ def _lower_only(compilation: Compilation, model) -> None:
             if (source / entry).is_dir():
                 _copy_tree(source / entry, compilation.staged.path(entry))
         compilation.report["quantization"] = {"loaded_from": str(quantized_dir)}
-        compilation.report["model"] = io_manifest(graph.module)
+        compilation.report["model"] = _source_model_io(source) or io_manifest(graph.module)
     _lower(compilation, graph.module)
+
+
+def _source_model_io(source: Path) -> dict[str, Any] | None:
+    """The model's inputs and outputs as the quantize_only run reported them (with a host
+    preamble or postamble they differ from the core's)."""
+    try:
+        model = json.loads((source / outputs.REPORT_FILE).read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model if isinstance(model, dict) else None
 
 
 def _lower(compilation: Compilation, module: ModuleOp) -> None:

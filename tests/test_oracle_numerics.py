@@ -146,12 +146,18 @@ def test_choose_qparams_asymmetric_per_channel(bounds):
 
 
 @oracle_settings(ci=100, long=1000)
-@given(st.lists(st.lists(float32_values, min_size=1, max_size=5), min_size=1, max_size=4))
+@given(st.lists(st.lists(finite_float64, min_size=1, max_size=5), min_size=1, max_size=4))
 def test_choose_qparams_symmetric_per_channel(rows):
+    """float64 weights too: the scales are computed in float32."""
     width = min(len(r) for r in rows)
-    w = np.array([r[:width] for r in rows], np.float32)
-    got = nx.choose_qparams_symmetric_per_channel(w, axis=0)
+    w = np.array([r[:width] for r in rows])
+    with np.errstate(over="ignore"):
+        got = nx.choose_qparams_symmetric_per_channel(w, axis=0)
     assert got.tolist() == [quant.choose_qparams_symmetric(row) for row in w.tolist()]
+    # A 1-D tensor along its only axis: one channel per element.
+    with np.errstate(over="ignore"):
+        got = nx.choose_qparams_symmetric_per_channel(w[:, 0], axis=0)
+    assert got.tolist() == [quant.choose_qparams_symmetric([v]) for v in w[:, 0].tolist()]
 
 
 # --------------------------------------------------------------------------- multipliers

@@ -450,3 +450,13 @@ def test_quantize_dequantize_requantize(data):
     out_type = output_type(data, 3) or calibrated_type(data.draw, dequantized(x, in_type))
     (arg,) = arguments(tensor(shape, in_type))
     assert_same(axq.RequantizeOp(arg, tensor(shape, out_type)), [x])
+
+
+def test_avg_pool_window_sums_stay_exact_beyond_float32():
+    """300 x 300 taps of x_c = 255 sum to 22,950,000 > 2**24: float32 could not hold the
+    partial sums exactly; the integer reference must still equal the oracle."""
+    x = np.full((1, 1, 300, 300), 127, np.int8)
+    in_type, out_type = QType.per_tensor(0.02, -128), QType.per_tensor(0.01, -128)
+    (arg,) = arguments(tensor(x.shape, in_type))
+    op = axq.AvgPoolOp(arg, tensor((1, 1, 1, 1), out_type), (300, 300), (1, 1), (0, 0, 0, 0))
+    assert_same(op, [x])
