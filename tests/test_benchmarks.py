@@ -133,3 +133,15 @@ def test_speed_smoke() -> None:
     speed = _benchmark("speed")
     text = speed.main(["--size", "8", "--repeats", "1", "--model", "tiny_cnn"])
     assert "| import_onnx(tiny_cnn) |" in text and "group 64, 8x8" in text
+
+
+def test_quantization_speed_smoke(tmp_path: Path) -> None:
+    speed = _benchmark("quantization_speed")
+    row = speed.model_speed("tiny_cnn", calibration=2, runs=1, output_dir=tmp_path / "tiny")
+    assert set(row) == set(speed.TABLE_COLUMNS) and row["model"] == "tiny_cnn"
+    for column in speed.TABLE_COLUMNS[1:]:
+        assert math.isfinite(row[column]) and row[column] > 0.0, (column, row)
+    assert row["quantize ratio"] == pytest.approx(
+        row["aipuc quantize s"] / row["onnxruntime quantize s"]
+    )
+    assert (tmp_path / "tiny" / "quantized_model" / "model.mlir").is_file()

@@ -64,8 +64,9 @@ def dense(shape: list[int], element, values) -> DenseIntOrFPElementsAttr:
     return DenseIntOrFPElementsAttr.from_list(TensorType(element, shape), values)
 
 
-def dpu_program(source, bias, table, lut, exp_table, dest) -> list[Operation]:
-    """Every DPU micro-op once, in one dataflow chain."""
+def dpu_program(source, bias, table, lut, exp_table, dest, scratch) -> list[Operation]:
+    """Every DPU micro-op once, in one dataflow chain (a value spilled to `scratch` and
+    reloaded, as aipu-dpu-regalloc does)."""
     a = aipu.DpuLoadOp(source)
     b = aipu.DpuLoadOp(bias)
     ops: list[Operation] = [a, b]
@@ -96,6 +97,8 @@ def dpu_program(source, bias, table, lut, exp_table, dest) -> list[Operation]:
     x = then(aipu.DpuRowMaxOp(x))
     x = then(aipu.DpuRowSumOp(x))
     x = then(aipu.DpuExpLutOp(x, exp_table))
+    then(aipu.DpuSpillOp(x, scratch, 1, True))
+    x = then(aipu.DpuReloadOp(scratch, 1, True))
     x = then(aipu.DpuFloatToIntOp(x, -128))
     then(aipu.DpuStoreOp(x, dest))
     return ops
@@ -134,9 +137,10 @@ def build_tasks() -> tuple[list[Operation], aipu.SegmentOp]:
     table = buffer("l1_core0", [64, 3], i32, L1)
     lut = buffer("l1_core0", [256], i8, L1)
     exp_table = buffer("l1_core0", [256], i32, L1)
+    spills = buffer("l1_core0", [2, 4096], i8, L1)
     flat = mem.ReinterpretOp(out_ddr, mem.BufferType([1, 4096], i8, DDR))
     buffers = [x_ddr, out_ddr, w_ddr, rq_ddr, prog, x_l2, w, dw, rq, dw_table, avg_table]
-    buffers += [global_table, x, y, bias, sums, narrow, pooled, table, lut, exp_table, flat]
+    buffers += [global_table, x, y, bias, sums, narrow, pooled, table, lut, exp_table, flat, spills]
 
     core = aipu.CoreOp(0)
     t0 = aipu.DmaOp(DmaEngine.SYSTEM, x_ddr, x_l2)
@@ -172,7 +176,9 @@ def build_tasks() -> tuple[list[Operation], aipu.SegmentOp]:
     signal = aipu.TokenSignalOp(Unit.MVM, 5, [m1])
     wait = aipu.TokenWaitOp(Unit.DPU, 5)
     dpu = aipu.DpuOp(
-        dpu_program(tile_in, bias, table, lut, exp_table, tile_out), deps=[wait], program=prog
+        dpu_program(tile_in, bias, table, lut, exp_table, tile_out, spills),
+        deps=[wait],
+        program=prog,
     )
     put(loop.body.block, tile_in, tile_out, tile_sums, tile_narrow, m0, m1, signal, wait, dpu)
     # Two induction variables, a negative coefficient and a strided window.
@@ -312,30 +318,30 @@ def test_printed_forms():
         "aipu.segment 0 ins(%0 : !mem.buffer<1x8x8x64xi8, global.ddr>) outs(%21 : "
         "!mem.buffer<1x4096xi8, global.ddr>) attributes {input_perms = array<i64: 0, 2, 3, 1>, "
         "output_perms = array<i64: 0, 1>} {",
-        "aipu.tile_loop %28 = 0 to 4 {",
-        "mem.view %12[0, 2 * %28, 0, 0] : !mem.buffer<1x8x8x64xi8, global.l1>"
+        "aipu.tile_loop %29 = 0 to 4 {",
+        "mem.view %12[0, 2 * %29, 0, 0] : !mem.buffer<1x8x8x64xi8, global.l1>"
         " -> !mem.view<1x2x8x64xi8, global.l1>",
-        "[0, %28 + 1, -2 * %62 + 6, 16 * %62] strides [1, 2, 1, 1]",
-        "aipu.fill %13 : !mem.buffer<1x8x8x64xi8, global.l1> value -3 after %26",
+        "[0, %29 + 1, -2 * %64 + 6, 16 * %64] strides [1, 2, 1, 1]",
+        "aipu.fill %13 : !mem.buffer<1x8x8x64xi8, global.l1> value -3 after %27",
         "{weightset = 2 : i64, k = 32 : i64, n = 2 : i64, in_c = 64 : i64, k_start = 32 : i64, "
         "icr = 4 : i64, in_zp = -3 : i64, w_zp = 1 : i64}",
         "in_c = 3 : i64, swicr = true, kernel = array<i64: 3, 3>",
         "dilation = array<i64: 2, 2>, pads = array<i64: 2, 2, 2, 2>}",
         "aipu.token_signal mvm 5 after",
         "aipu.token_wait dpu 5",
-        "aipu.dpu program(%4 : !mem.buffer<1024xi8, global.ddr>) after %35 {",
-        "aipu.dpu.requant %46 multiplier 1073741824 shift 31 zero_point -3",
-        "aipu.dpu.ftoi %60 zero_point -128",
+        "aipu.dpu program(%4 : !mem.buffer<1024xi8, global.ddr>) after %36 {",
+        "aipu.dpu.requant %47 multiplier 1073741824 shift 31 zero_point -3",
+        "aipu.dpu.ftoi %62 zero_point -128",
         "aipu.dwpu global_max ins(",
         "extra = array<i64: 1, 1>, count_include_pad = true}",
         "{sizes = array<i64: 8, 8>, src_strides = array<i64: 512, 64>, "
         "dst_strides = array<i64: 64, 512>, offsets = array<i64: 0, 5>}",
         "aipu.core 3 {\n  }",
         "home = #mem<space global.l2>, tiles = array<i64: 2, 1>, dfs_group = 0 : i64}",
-        "aipu.pool avg %84 : tensor<1x4x4x16xi8> table %85 : tensor<5x1x5xi32>",
-        "aipu.move(%92, %89) {copies = array<i64: 0, 1, 0, 0, 16, 1, 1, 1, 2, 0, 16, 2, 8, 8, 1, "
+        "aipu.pool avg %86 : tensor<1x4x4x16xi8> table %87 : tensor<5x1x5xi32>",
+        "aipu.move(%94, %91) {copies = array<i64: 0, 1, 0, 0, 16, 1, 1, 1, 2, 0, 16, 2, 8, 8, 1, "
         "1, 2>, fill = -128 : i64}",
-        "aipu.launch 0(%76) : (tensor<1x64x8x8xi8>) -> tensor<1x48xi8>",
+        "aipu.launch 0(%78) : (tensor<1x64x8x8xi8>) -> tensor<1x48xi8>",
     ):
         assert line in text, line
 

@@ -333,7 +333,7 @@ class ConvExpansion:
         self.t_l1 = builder.l1([self.n_chunk, 4], i32)
         columns = self.n_chunk * self.icr
         self.w_l1 = [
-            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns])
+            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns], weights=True)
             for c in range(len(self.groups[0]))
         ]
         self.acc = None

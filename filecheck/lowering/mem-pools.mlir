@@ -16,8 +16,9 @@ builtin.module {
 
 // Defaults: DDR min(1 GiB used, 1 GiB max) - 32 MiB reserved = 1040187392; L2 32 MiB used
 // - 1245184 reserved - 1 core x 1 MiB tasklist = 31260672; L1 4 MiB - 512 KiB = 3670016.
-// DDR and L2 are paged (64 KiB); each pool has its device address.
-// CHECK:      builtin.module attributes {aipu.l1_core0_physical_address = 402653184 : i64} {
+// DDR and L2 are paged (64 KiB); each pool has its device address; the tasklist region
+// (base, bytes per core) follows L2: 134217728 + 31260672.
+// CHECK:      builtin.module attributes {aipu.l1_core0_physical_address = 402653184 : i64, aipu.tasklist_region = array<i64: 165478400, 1048576>} {
 // CHECK-NEXT:   mem.pool @ddr global.ddr capacity 1040187392 page 65536 at 4294967296
 // CHECK-NEXT:   mem.pool @l2 global.l2 capacity 31260672 page 65536 at 134217728
 // CHECK-NEXT:   mem.pool @l1_core0 global.l1 core 0 capacity 3670016 at 206175207424
@@ -30,7 +31,7 @@ builtin.module {
 // SHARE-NEXT: mem.pool @l1_core0 global.l1 core 0 capacity 500 at 206175207424
 
 // Two cores: one L1 pool each, and L2 reserves two tasklists (31260672 - 1048576).
-// CORES:      builtin.module attributes {aipu.l1_core0_physical_address = 8192 : i64} {
+// CORES:      builtin.module attributes {aipu.l1_core0_physical_address = 8192 : i64, aipu.tasklist_region = array<i64: 164429824, 1048576>} {
 // CORES-NEXT:   mem.pool @ddr global.ddr capacity 1040187392 at 4294967296
 // CORES-NEXT:   mem.pool @l2 global.l2 capacity 30212096 at 134217728
 // CORES-NEXT:   mem.pool @l1_core0 global.l1 core 0 capacity 3670016 at 4096

@@ -108,7 +108,9 @@ class Simulator:
     def _execute(self, opcode: Opcode, record: np.void) -> None:
         try:
             self._handlers[opcode](record)
-        except SimulationError as error:
+        except (SimulationError, ValueError, IndexError) as error:
+            # ValueError/IndexError: parameters the arithmetic rejects (a requantization
+            # shift out of range, a table index past its end), i.e. a bad record.
             raise SimulationError(f"record {self.executed} ({opcode.name}): {error}") from None
         self.executed += 1
 
