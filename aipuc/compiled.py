@@ -207,7 +207,9 @@ class CompiledModel:
                 "inputs must be a dict of NumPy arrays keyed by the model's "
                 f"input names, got {type(inputs).__name__}"
             )
-        values = dict(inputs)
+        from aipuc.runtime.loader import check_inputs
+
+        values = check_inputs(self.report["model"]["inputs"], inputs)
         preamble = self._host("preamble")
         if preamble is not None:
             values = {**values, **preamble.run(values)}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from deploy_checks import check_elf_readers, check_instruction_sections
 from xdsl.dialects.builtin import ModuleOp
 
 import aipuc
@@ -21,7 +22,7 @@ from aipuc.ir_files import ir_context, load_module
 from aipuc.lowering.emit_elf import EmitOptions, emit_program
 from aipuc.lowering.runner import StreamRunner
 from aipuc.models import build_model, sample_inputs
-from aipuc.outputs import QUANTIZED_IR, QUANTIZED_MODEL
+from aipuc.outputs import COMPILED_MODEL, QUANTIZED_IR, QUANTIZED_MODEL
 from aipuc.pipeline import Phase, run_stage, stages
 from aipuc.runtime.sim.program import DeviceProgram
 
@@ -60,7 +61,10 @@ def lower(quantized: Path, folder: Path, **fields) -> CompiledModel:
 def assert_stream_equals_reference(
     folder: Path, references: Sequence[dict[str, np.ndarray]], samples: Sequence[Feeds]
 ) -> None:
-    """The stream saved in `folder`, run from disk, gives the reference's outputs exactly."""
+    """The stream saved in `folder`, run from disk, gives the reference's outputs exactly;
+    its model.elf reads the same through readelf and pyelftools and re-encodes to itself."""
+    elf = check_elf_readers(folder / COMPILED_MODEL)
+    assert check_instruction_sections(elf) > 0
     loaded = aipuc.load(folder)
     for sample, reference in zip(samples, references, strict=True):
         streamed = loaded.run(sample)

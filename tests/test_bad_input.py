@@ -845,18 +845,25 @@ def test_calibration_through_compile(tmp_path, tiny):
 # ------------------------------------------------------------------------------ command line
 
 
-def test_run_with_bad_inputs(tmp_path, built, capsys):
+@pytest.mark.parametrize("reference", [True, False], ids=["quantized", "device"])
+def test_run_with_bad_inputs(tmp_path, built, capsys, reference):
+    """Bad inputs are one line, whether the integer reference or model.elf runs them."""
     x = np.ones((1, 3, 32, 32), np.float32)
     files = {"x.npy": x, "small.npy": x[:, :, :8], "ints.npy": x.astype(np.int32)}
     for name, array in files.items():
         np.save(tmp_path / name, array)
     np.savez(tmp_path / "named.npz", image=x)
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
-    run = ["run", str(built), "--quantized", "--input"]
+    run = ["run", str(built), *(["--quantized"] if reference else []), "--input"]
     cli_error(capsys, [*run, f"image={tmp_path / 'x.npy'}"], "missing model input(s) input")
     cli_error(capsys, [*run, str(tmp_path / "named.npz")], "missing model input(s) input")
     cli_error(capsys, [*run, str(tmp_path / "small.npy")], "input 'input'", "(1, 3, 8, 32)")
     cli_error(capsys, [*run, str(tmp_path / "ints.npy")], "input 'input'", "int32")
+    cli_error(
+        capsys,
+        [*run, f"input={tmp_path / 'x.npy'}", "--input", f"extra={tmp_path / 'x.npy'}"],
+        "unknown input(s) extra",
+    )
     cli_error(capsys, [*run, str(tmp_path / "gone.npy")], "gone.npy", "no such file")
     cli_error(capsys, [*run, str(tmp_path / "broken.npz")], "broken.npz", "corrupt")
     cli_error(capsys, [*run, str(tmp_path)], "not a regular file")

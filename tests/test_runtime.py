@@ -10,28 +10,17 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from deploy_checks import assert_same_outputs, run_runtime_only
 
 import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.errors import ModelError
 from aipuc.models import build_model, sample_inputs
 from aipuc.runtime import loader
-
-ALLOWED_AIPUC = {
-    "aipuc",
-    "aipuc.errors",
-    "aipuc.hardware",
-    "aipuc.numerics",
-    "aipuc.runtime",
-    "aipuc.runtime.kernels",
-    "aipuc.runtime.loader",
-}
-FORBIDDEN = ("xdsl", "pydantic", "onnx")
 
 
 @pytest.fixture(scope="module")
@@ -80,53 +69,11 @@ def test_run_from_disk_equals_run_quantized(split_attention, tiny):
 
 def test_a_subprocess_with_only_the_runtime_runs_the_model(split_attention, tmp_path):
     compiled, samples = split_attention
-    np.savez(tmp_path / "inputs.npz", **samples[0])
-    script = textwrap.dedent(
-        f"""
-        import importlib.abc, sys
-
-        ALLOWED, FORBIDDEN = {sorted(ALLOWED_AIPUC)!r}, {FORBIDDEN!r}
-
-        class Guard(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                top = name.split(".")[0]
-                simulator = name.startswith("aipuc.runtime.sim")
-                forbidden = top in FORBIDDEN or (
-                    top == "aipuc" and name not in ALLOWED and not simulator
-                )
-                if forbidden:
-                    raise ImportError(f"the runtime imported {{name}}")
-                return None
-
-        sys.meta_path.insert(0, Guard())
-        import numpy as np
-        from aipuc.runtime.loader import load
-
-        inputs = dict(np.load(sys.argv[2]))
-        outputs = load(sys.argv[1]).run(inputs)
-        np.savez(sys.argv[3], **outputs)
-        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("aipuc", "onnxruntime"))
-        print(" ".join(m for m in loaded if m.startswith("aipuc")))
-        """
-    )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            script,
-            str(compiled.output_dir / "compiled_model"),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "outputs.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "aipuc.runtime.loader" in result.stdout.split()
-    outputs = dict(np.load(tmp_path / "outputs.npz"))
-    for name, value in compiled.run_quantized(samples[0]).items():
-        np.testing.assert_array_equal(outputs[name], value)
+    folder = compiled.output_dir / "compiled_model"
+    outputs, modules = run_runtime_only(folder, samples, tmp_path)
+    assert "aipuc.runtime.loader" in modules
+    for found, sample in zip(outputs, samples, strict=True):
+        assert_same_outputs(found, compiled.run_quantized(sample))
 
 
 def _copy(compiled, tmp_path) -> Path:

@@ -149,13 +149,7 @@ class CompiledModel:
             raise ModelError(
                 f"inputs must be a dict of arrays by name, got {type(inputs).__name__}"
             )
-        missing = [name for name in self.input_names if name not in inputs]
-        if missing:
-            raise ModelError(
-                f"missing model input(s) {', '.join(missing)}; expected "
-                f"{', '.join(self.input_names)}"
-            )
-        values: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in inputs.items()}
+        values = check_inputs(self.manifest["inputs"], inputs)
         for step in self.manifest["steps"]:
             kind = step["op"]
             if kind == "host":
@@ -178,6 +172,30 @@ class CompiledModel:
             else:
                 raise ModelError(f"unknown step '{kind}' in {MANIFEST}; compile the model again")
         return {entry["name"]: values[entry["name"]] for entry in self.manifest["outputs"]}
+
+
+def check_inputs(
+    entries: list[dict[str, Any]], inputs: Mapping[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The inputs as arrays, after checking their names, shapes and dtypes against the
+    model's input `entries` (name, shape, dtype): a mismatch is a one-line ModelError."""
+    names = [entry["name"] for entry in entries]
+    missing = [name for name in names if name not in inputs]
+    unknown = [name for name in inputs if name not in names]
+    if missing or unknown:
+        problems = [f"missing model input(s) {', '.join(missing)}"] if missing else []
+        problems += [f"unknown input(s) {', '.join(unknown)}"] if unknown else []
+        raise ModelError(f"{'; '.join(problems)}; expected {', '.join(names)}")
+    values = {name: np.asarray(value) for name, value in inputs.items()}
+    for entry in entries:
+        value, name = values[entry["name"]], entry["name"]
+        shape, dtype = tuple(entry["shape"]), np.dtype(entry["dtype"])
+        if value.shape != shape or value.dtype != dtype:
+            raise ModelError(
+                f"input '{name}' must be {dtype} of shape {shape}, got {value.dtype} of "
+                f"shape {value.shape}"
+            )
+    return values
 
 
 def _parameters(step: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int | None]:
