@@ -20,7 +20,7 @@ from xdsl.ir import Attribute
 from aipuc import outputs
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dtype_of
-from aipuc.errors import AipucError, ConfigError, ModelError
+from aipuc.errors import AipucError, ConfigError, InputError, ModelError
 from aipuc.graph import Graph
 
 
@@ -166,12 +166,7 @@ class CompiledModel:
         Inputs are keyed by the ONNX model's input names. Graph inputs that are int8
         (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
         """
-        if not isinstance(inputs, Mapping):
-            raise ConfigError(
-                "inputs must be a dict of NumPy arrays keyed by the model's "
-                f"input names, got {type(inputs).__name__}"
-            )
-        values = dict(inputs)
+        values = self._checked_inputs(inputs)
         preamble = self._host("preamble")
         if preamble is not None:
             values = {**values, **preamble.run(values)}
@@ -179,16 +174,48 @@ class CompiledModel:
         core_inputs = quantize_inputs(
             core.module, {name: values[name] for name in core.inputs if name in values}
         )
-        missing = [name for name in core.inputs if name not in core_inputs]
-        if missing:
-            raise ModelError(
-                f"missing model input(s) {', '.join(missing)}; expected {', '.join(core.inputs)}"
-            )
         values.update(core.run(core_inputs))
         postamble = self._host("postamble")
         if postamble is not None:
             values.update(postamble.run(values))
         return {entry["name"]: values[entry["name"]] for entry in self.report["model"]["outputs"]}
+
+    @property
+    def input_names(self) -> list[str]:
+        """The ONNX model's input names, in order."""
+        return [entry["name"] for entry in self.report["model"]["inputs"]]
+
+    def _checked_inputs(self, inputs: object) -> dict[str, np.ndarray]:
+        """`inputs` as a dict, refused with an InputError unless it names exactly the
+        model's inputs with their shapes (dtypes are checked where they are consumed)."""
+        if not isinstance(inputs, Mapping):
+            raise InputError(
+                "inputs must be a dict of NumPy arrays keyed by the model's "
+                f"input names, got {type(inputs).__name__}"
+            )
+        expected = self.input_names
+        unknown = [str(name) for name in inputs if name not in expected]
+        missing = [name for name in expected if name not in inputs]
+        if unknown or missing:
+            problems = [f"unknown input(s) {', '.join(unknown)}"] if unknown else []
+            problems += [f"missing model input(s) {', '.join(missing)}"] if missing else []
+            raise InputError(f"{'; '.join(problems)}; the model's inputs are {', '.join(expected)}")
+        for entry in self.report["model"]["inputs"]:
+            shape = tuple(entry["shape"])
+            if np.shape(inputs[entry["name"]]) != shape:
+                raise InputError(
+                    f"input '{entry['name']}' must be {entry['dtype']} of shape {shape}, got "
+                    f"shape {np.shape(inputs[entry['name']])}"
+                )
+        return dict(inputs)
+
+    @property
+    def has_instruction_stream(self) -> bool:
+        """Whether the compilation lowered the model to an instruction stream."""
+        return any(
+            stage.get("stage") == "lower" and stage.get("status") == "ok"
+            for stage in self.report.get("stages", [])
+        )
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the instruction stream on the simulator (not built yet: says so)."""

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from aipuc.cli import main
+from aipuc.cli import BROKEN_PIPE_STATUS, main
 from aipuc.models import build_model, sample_inputs
 
 
@@ -96,7 +96,21 @@ def test_compile_and_run(tmp_path, capsys):
     assert main(["run", str(out), "--input", str(inputs), "--quantized", "--save", str(saved)]) == 0
     assert len(np.load(saved).files) == len(model.graph.output)
     assert main(["run", str(out), "--input", str(inputs)]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the hint speaks the command line's language
+    assert "not built yet" in err and "add --quantized" in err and "run_quantized" not in err
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`aipuc config schema | head`: the reader leaves before the schema is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aipuc.cli", "config", "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # long before the child has imported aipuc and printed
+    error = process.stderr.read().decode()
+    assert process.wait() == BROKEN_PIPE_STATUS and error == ""
 
 
 def test_version(capsys):
