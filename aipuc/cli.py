@@ -1,4 +1,4 @@
-"""The `aipuc` command: compile, run, config, example.
+"""The `aipuc` command: compile, run, config, pipeline, example.
 
 A user error prints one line, `aipuc: error: ...`, and exits non-zero; the traceback is
 shown only with `--debug`.
@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from aipuc import __version__
-from aipuc.errors import AipucError, ConfigError, InputError
+from aipuc.errors import AipucError, ConfigError, InputError, ModelError
 from aipuc.progress import ProgressBars
 
 BROKEN_PIPE_STATUS = 128 + 13  # SIGPIPE
@@ -115,6 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     check = config_actions.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", type=Path)
 
+    pipeline = commands.add_parser(
+        "pipeline", parents=[common], help="print the pass pipeline as xdsl-opt commands"
+    )
+    config_options(pipeline)
+
     example = commands.add_parser(
         "example", parents=[common], help="compile a built-in model on synthetic data"
     )
@@ -180,11 +185,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"output     {entry['name']}: {entry['dtype']}{entry['shape']}")
     lines.append("stages")
     for stage in report.get("stages", []):
-        extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
+        extra = {
+            k: v for k, v in stage.items() if k not in ("stage", "status", "seconds", "passes")
+        }
         detail = "  " + json.dumps(extra) if extra else ""
         lines.append(
             f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s{detail}"
         )
+        for run in stage.get("passes", []):
+            lines.append(f"    {run['pass']:<33} {run['seconds']:>8.3f} s")
     quant = report.get("quantization")
     if quant and "output_sqnr_db" in quant:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
@@ -192,13 +201,21 @@ def format_report(report: dict[str, Any]) -> str:
             f"int8 vs float32 output SQNR ({quant['scheme']}, "
             f"{quant['calibration_samples']} calibration samples): {sqnr}"
         )
-    for name, stage in report.get("fields_without_effect", {}).items():
-        lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
-    if any(s["status"] == "not_built" for s in report.get("stages", [])):
+    for name in report.get("fields_without_effect", []):
+        lines.append(f"warning: {name} has no effect yet (no built stage reads it)")
+    lowering = report.get("lowering")
+    if lowering:
+        tasks = ", ".join(f"{count} {unit}" for unit, count in lowering["tasks"].items())
         lines.append(
-            "stopped after quantization: lowering to the instruction stream is not "
-            "built yet (run_quantized gives the bit-exact integer reference)"
+            f"lowered    {lowering['segments']} segment(s), {lowering['records']} instruction "
+            f"records; tasks: {tasks}"
         )
+        for pool, entry in lowering["memory"].items():
+            if entry["peak"]:
+                lines.append(
+                    f"memory     {pool:<9} peak {entry['peak']:>11,} B  (lower bound "
+                    f"{entry['lower_bound']:,} B, capacity {entry['capacity']:,} B)"
+                )
     return "\n".join(lines)
 
 
@@ -273,9 +290,11 @@ def _run(args: argparse.Namespace) -> int:
 
     compiled = CompiledModel.load(args.output_dir)
     if not args.quantized and not compiled.has_instruction_stream:
-        raise ConfigError(
-            "this build has no instruction stream to simulate (lowering is not built yet); "
-            "add --quantized to run the bit-exact integer reference"
+        raise ModelError(
+            f"'{args.output_dir}' holds no instruction stream (compiler_mode "
+            f"{compiled.report.get('compiler_mode')}); compile it again with "
+            "--set compiler_mode=quantize_and_lower, or add --quantized to run the integer "
+            "reference"
         )
     inputs = _read_inputs(args.input)
     expected = compiled.input_names
@@ -314,7 +333,20 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _example}
+def _pipeline(args: argparse.Namespace) -> int:
+    from aipuc.pipeline import describe
+
+    print(describe(_load_config(args)))
+    return 0
+
+
+COMMANDS = {
+    "compile": _compile,
+    "run": _run,
+    "config": _config,
+    "pipeline": _pipeline,
+    "example": _example,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from xdsl.ir import Attribute
 from aipuc import outputs
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dtype_of
-from aipuc.errors import AipucError, ConfigError, InputError, ModelError
+from aipuc.errors import ConfigError, InputError, ModelError
 from aipuc.graph import Graph
 
 
@@ -99,6 +99,7 @@ class CompiledModel:
         self.report = report
         self._runners: dict[str, Any] = {}
         self._core = core
+        self._stream = None
 
     @classmethod
     def load(cls, output_dir: str | Path, *, core: Graph | None = None) -> CompiledModel:
@@ -166,6 +167,37 @@ class CompiledModel:
         Inputs are keyed by the ONNX model's input names. Graph inputs that are int8
         (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
         """
+        return self._run(inputs, self.core.run)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host preamble, the instruction stream on the simulated device, host postamble.
+
+        The core runs from the files in compiled_model/ only: its host program (host ops and
+        launches) and the device program (memory image and streams). Equal to
+        `run_quantized` bit for bit."""
+        return self._run(inputs, self.stream_runner.run)
+
+    @property
+    def stream_runner(self):
+        """The compiled core on the simulated device, loaded on first use."""
+        if self._stream is None:
+            if not self.has_instruction_stream:
+                raise ModelError(
+                    f"'{self.output_dir}' holds no instruction stream (compiler_mode "
+                    f"{self.report.get('compiler_mode')}); compile with compiler_mode "
+                    "quantize_and_lower, or call run_quantized() for the integer reference"
+                )
+            from aipuc.lowering.runner import load_stream_runner
+
+            self._stream = load_stream_runner(self.output_dir / outputs.COMPILED_MODEL)
+        return self._stream
+
+    @property
+    def has_instruction_stream(self) -> bool:
+        """Whether the output folder holds a compiled instruction stream to simulate."""
+        return (self.output_dir / outputs.COMPILED_MODEL / "device.json").is_file()
+
+    def _run(self, inputs: Mapping[str, np.ndarray], run_core) -> dict[str, np.ndarray]:
         values = self._checked_inputs(inputs)
         preamble = self._host("preamble")
         if preamble is not None:
@@ -174,7 +206,7 @@ class CompiledModel:
         core_inputs = quantize_inputs(
             core.module, {name: values[name] for name in core.inputs if name in values}
         )
-        values.update(core.run(core_inputs))
+        values.update(run_core(core_inputs))
         postamble = self._host("postamble")
         if postamble is not None:
             values.update(postamble.run(values))
@@ -208,20 +240,3 @@ class CompiledModel:
                     f"shape {np.shape(inputs[entry['name']])}"
                 )
         return dict(inputs)
-
-    @property
-    def has_instruction_stream(self) -> bool:
-        """Whether the compilation lowered the model to an instruction stream."""
-        return any(
-            stage.get("stage") == "lower" and stage.get("status") == "ok"
-            for stage in self.report.get("stages", [])
-        )
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the instruction stream on the simulator (not built yet: says so)."""
-        raise AipucError(
-            "this build has no instruction stream: lowering (axq -> aipu -> mem -> stream) and "
-            "the stream simulator are not built yet; use run_quantized() for the bit-exact "
-            "integer reference",
-            stage="run",
-        )

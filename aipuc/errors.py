@@ -47,7 +47,7 @@ class QuantizationError(AipucError):
 class InputError(AipucError):
     """Inputs given to run a model that do not fit it: not a dict of arrays, missing or
     unknown input names, a wrong shape or dtype, an unreadable input file. Raised by
-    `Graph.run`, `CompiledModel.run_quantized` and `aipuc run`."""
+    `Graph.run`, `CompiledModel.run`, `CompiledModel.run_quantized` and `aipuc run`."""
 
     stage = "run"
 

@@ -60,8 +60,10 @@ def module_text(module: ModuleOp) -> str:
 
 
 def save_module(path: str | Path, module: ModuleOp) -> Path:
-    """Write `module` as IR text to `path`, its large weights to `<stem>.weights.npz`."""
+    """Write `module` as IR text to `path` (creating its folder), its large weights to
+    `<stem>.weights.npz`."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as stream:
         printer = ResourcePrinter(stream=stream, print_debuginfo=True)
         printer.print_op(module)

@@ -21,6 +21,25 @@ from aipuc.errors import ConfigError, first_line
 # pass name -> "module:ClassName"
 _PASS_LOCATIONS: dict[str, str] = {
     "axq-quantize": "aipuc.transforms.quantize:QuantizePass",
+    "rewrite-dense-to-conv2d": (
+        "aipuc.transforms.rewrite_dense_to_conv2d:RewriteDenseToConv2dPass"
+    ),
+    "rewrite-concat-to-resadd": (
+        "aipuc.transforms.rewrite_concat_to_resadd:RewriteConcatToResaddPass"
+    ),
+    "apply-arithmetic-simplification": (
+        "aipuc.transforms.apply_arithmetic_simplification:ArithmeticSimplificationPass"
+    ),
+    "simplify-mac-before-after-lut": (
+        "aipuc.transforms.simplify_mac_before_after_lut:SimplifyMacAroundLutPass"
+    ),
+    "validate-operators": "aipuc.transforms.validate_operators:ValidateOperatorsPass",
+    "convert-axq-to-aipu": "aipuc.lowering.convert_axq_to_aipu:ConvertAxqToAipuPass",
+    "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
+    "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
+    "aipu-dfs": "aipuc.lowering.aipu_dfs:AipuDfsPass",
+    "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
+    "mem-plan": "aipuc.lowering.mem_plan:MemPlanPass",
 }
 
 
@@ -36,11 +55,12 @@ class AipucPass(ModulePass):
     @classmethod
     def option_summary(cls) -> str:
         """`name: type = default` of every option, for error messages."""
-        return ", ".join(
+        options = ", ".join(
             f"{info.name}: {info.expected_type.strip(chr(39))}"
             + (f" = {info.default_value}" if info.default_value is not None else "")
             for info in get_pass_option_infos(cls)
         )
+        return f"its options are {options}" if options else "it takes no options"
 
     @classmethod
     def from_spec(cls, spec: ArgSpec):
@@ -50,14 +70,13 @@ class AipucPass(ModulePass):
                 close = difflib.get_close_matches(given, names, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise PassOptionError(
-                    f"{cls.name} has no option '{given}'{hint}; its options are "
-                    f"{cls.option_summary()}"
+                    f"{cls.name} has no option '{given}'{hint}; {cls.option_summary()}"
                 )
         try:
             return super().from_spec(spec)
         except (ValueError, TypeError) as error:
             raise PassOptionError(
-                f"{cls.name}: {first_line(error)}; its options are {cls.option_summary()}"
+                f"{cls.name}: {first_line(error)}; {cls.option_summary()}"
             ) from None
 
     def check_choice(self, option: str, choices: Iterable[str]) -> None:

@@ -885,7 +885,7 @@ def test_run_on_the_output_of_a_failed_compile(tmp_path, tiny_file, capsys):
     cli_error(
         capsys,
         ["run", str(out), "--quantized", "--input", str(tiny_file)],
-        "failed in stage quantize",
+        "failed in stage calibrate",
     )
     cli_error(capsys, ["run", str(tmp_path / "nothing")], "not an aipuc output folder")
 
@@ -1058,6 +1058,7 @@ def test_host_part_failing_at_run_time_is_one_line():
 def test_inputs_that_are_not_a_dict(tiny, calibration, tmp_path):
     compiled = aipuc.compile(tiny, CompilerConfig(output_dir=str(tmp_path / "o")), calibration)
     one_line(InputError, lambda: compiled.run_quantized([np.zeros(3)]), "dict")
+    one_line(InputError, lambda: compiled.run({"wrong": np.zeros(3)}), "unknown input(s) wrong")
     one_line(InputError, lambda: compiled.core.run([np.zeros(3)]), "dict")
 
 

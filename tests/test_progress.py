@@ -70,7 +70,15 @@ def test_compile_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch):
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(argv) == 0
-    for task in ("load", "calibrate", "axq-quantize", "write quantized_model/", "SQNR"):
+    for task in (
+        "load",
+        "calibrate",
+        "quantize",
+        "write quantized_model/",
+        "SQNR",
+        "lower",
+        "emit",
+    ):
         assert f"  {task}: 100%" in terminal.getvalue(), task
     terminal.truncate(0)
     assert main([*argv, "-q"]) == 0

@@ -92,8 +92,15 @@ def requantize_to(acc: np.ndarray, real, out_type: QuantizedType) -> np.ndarray:
     a tensor that was constant at calibration) give the same codes as that cap, which
     `numerics.quantize_multiplier` can represent.
     """
-    multiplier, shift = fixed_point_multiplier(np.minimum(real, SATURATING_MULTIPLIER))
+    multiplier, shift = requant_parameters(real)
     return numerics.requantize(acc, multiplier, shift, zero_points_of(out_type, acc.ndim))
+
+
+def requant_parameters(real) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-point multiplier and shift that `requantize_to` applies for `real`.
+
+    The lowering encodes exactly these into the instruction stream."""
+    return fixed_point_multiplier(np.minimum(real, SATURATING_MULTIPLIER))
 
 
 def rescale_int32(acc: np.ndarray, real) -> np.ndarray:
@@ -168,12 +175,24 @@ def _add_or_sub(
     out_type: QuantizedType,
     sign: int,
 ) -> np.ndarray:
-    twice_max = 2 * max(a_type.scale, b_type.scale)
-    a = rescale_int32(centred(a, a_type) << ADD_LEFT_SHIFT, a_type.scale / twice_max)
-    b = rescale_int32(centred(b, b_type) << ADD_LEFT_SHIFT, b_type.scale / twice_max)
+    lhs_real, rhs_real, out_real = add_rescales(
+        a_type, b_type, out_type, max(np.ndim(a), np.ndim(b))
+    )
+    a = rescale_int32(centred(a, a_type) << ADD_LEFT_SHIFT, lhs_real)
+    b = rescale_int32(centred(b, b_type) << ADD_LEFT_SHIFT, rhs_real)
     total = a.astype(np.int64) + sign * b.astype(np.int64)
-    real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, total.ndim))
-    return requantize_to(total, real, out_type)
+    return requantize_to(total, out_real, out_type)
+
+
+def add_rescales(
+    a_type: QuantizedType, b_type: QuantizedType, out_type: QuantizedType, ndim: int
+) -> tuple[float, float, np.ndarray | float]:
+    """add/sub's real multipliers: each operand to the common scale, the sum to the output.
+
+    The lowering encodes exactly these (through `requant_parameters`) into DPU programs."""
+    twice_max = 2 * max(a_type.scale, b_type.scale)
+    out_real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, ndim))
+    return a_type.scale / twice_max, b_type.scale / twice_max, out_real
 
 
 def _add_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
@@ -256,7 +275,7 @@ def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [numerics.apply_lut(inputs[0], numpy_from_dense(op.table)).astype(np.int8)]
 
 
-def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
+def code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
     """The code(s) of one real value in `type_`, broadcastable against rank `ndim`."""
     scales = type_.scale_array()
     codes = numerics.quantize(np.full(scales.shape, real), scales, type_.zero_point_array())
@@ -267,8 +286,8 @@ def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
 
 def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     type_, x = qtype(op.input), inputs[0]
-    low = _code_of(op.min.value.data, type_, x.ndim)
-    high = _code_of(op.max.value.data, type_, x.ndim)
+    low = code_of(op.min.value.data, type_, x.ndim)
+    high = code_of(op.max.value.data, type_, x.ndim)
     return [np.clip(x, low, high).astype(np.int8)]
 
 
@@ -384,7 +403,7 @@ def _resize(op: axq.ResizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, type_ = inputs[0], qtype(op.input)
     pads, mode = op.pads.get_values(), op.mode.data.value
-    code = _code_of(op.value.value.data, type_, x.ndim)
+    code = code_of(op.value.value.data, type_, x.ndim)
     if mode != "constant" or code.ndim == 0:
         return [kernels.pad(x, pads, mode, int(code) if code.ndim == 0 else 0).astype(np.int8)]
     padded = kernels.pad(x, pads, mode, 0)
