@@ -9,6 +9,8 @@ from xdsl.passes import ModulePass
 from xdsl.universe import Universe
 from xdsl.utils.target import Target
 
+from aipuc.errors import one_line_uncaught_errors
+
 
 def _axq() -> Dialect:
     from aipuc.dialects.axq import Axq
@@ -40,6 +42,8 @@ def _aipu_asm() -> type[Target]:
 
     return AipuAsmTarget
 
+
+one_line_uncaught_errors()  # xdsl-opt: a bad pass option is one line, not a traceback
 
 AIPUC_UNIVERSE = Universe(
     all_dialects={"axq": _axq, "aipu": _aipu, "mem": _mem},

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from aipuc import numerics
-from aipuc.errors import ModelError
+from aipuc.errors import InputError, ModelError
 from aipuc.hardware import AIPU
 from aipuc.runtime.sim.device import Device
 from aipuc.runtime.sim.elf import ElfError
@@ -178,20 +178,20 @@ def check_inputs(
     entries: list[dict[str, Any]], inputs: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     """The inputs as arrays, after checking their names, shapes and dtypes against the
-    model's input `entries` (name, shape, dtype): a mismatch is a one-line ModelError."""
+    model's input `entries` (name, shape, dtype): a mismatch is a one-line InputError."""
     names = [entry["name"] for entry in entries]
     missing = [name for name in names if name not in inputs]
     unknown = [name for name in inputs if name not in names]
     if missing or unknown:
-        problems = [f"missing model input(s) {', '.join(missing)}"] if missing else []
-        problems += [f"unknown input(s) {', '.join(unknown)}"] if unknown else []
-        raise ModelError(f"{'; '.join(problems)}; expected {', '.join(names)}")
+        problems = [f"unknown input(s) {', '.join(map(str, unknown))}"] if unknown else []
+        problems += [f"missing model input(s) {', '.join(missing)}"] if missing else []
+        raise InputError(f"{'; '.join(problems)}; the model's inputs are {', '.join(names)}")
     values = {name: np.asarray(value) for name, value in inputs.items()}
     for entry in entries:
         value, name = values[entry["name"]], entry["name"]
         shape, dtype = tuple(entry["shape"]), np.dtype(entry["dtype"])
         if value.shape != shape or value.dtype != dtype:
-            raise ModelError(
+            raise InputError(
                 f"input '{name}' must be {dtype} of shape {shape}, got {value.dtype} of "
                 f"shape {value.shape}"
             )
