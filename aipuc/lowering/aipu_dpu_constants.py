@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu
 from aipuc.dialects.mem import MemorySpaceAttr
 from aipuc.hardware import MemorySpace
+from aipuc.passes import AipucPass
 
 
 def _read_by_dpu_only(const: aipu.ConstOp) -> bool:
@@ -31,7 +31,7 @@ def _read_by_dpu_only(const: aipu.ConstOp) -> bool:
 
 
 @dataclass(frozen=True)
-class AipuDpuConstantsPass(ModulePass):
+class AipuDpuConstantsPass(AipucPass):
     name = "aipu-dpu-constants"
 
     dpu_constants_home: str = "global.l2"

@@ -23,10 +23,10 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Region, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import aipu
+from aipuc.passes import AipucPass
 from aipuc.runtime.sim.isa import DPU_OPERANDS
 
 MAX_INPUTS = DPU_OPERANDS - 1
@@ -100,7 +100,7 @@ def _fuse(group: list[aipu.EltwiseOp]) -> aipu.EltwiseOp:
 
 
 @dataclass(frozen=True)
-class AipuFuseEltwisePass(ModulePass):
+class AipuFuseEltwisePass(AipucPass):
     name = "aipu-fuse-eltwise"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -20,19 +20,19 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, i8
 from xdsl.ir import SSAValue
-from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import aipu, mem
 from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering.mem_pools import pool_name
+from aipuc.passes import AipucPass
 from aipuc.runtime.sim.isa import DWPU_OP_BYTES, MICRO_OP_BYTES
 
 INSTRUCTION_HOMES = {"default": MemorySpace.DDR, "l2": MemorySpace.L2}
 
 
 @dataclass(frozen=True)
-class AipuProgramsPass(ModulePass):
+class AipuProgramsPass(AipucPass):
     name = "aipu-programs"
 
     dpu_instructions_home: str = "default"

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, i8, i64
 from xdsl.ir import Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.config import DPUAllocationAlgorithm
@@ -48,6 +47,7 @@ from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering.mem_pools import l1_pool_name
+from aipuc.passes import AipucPass
 
 REG_ATTR = "reg"
 SEARCH_STEPS = 20000
@@ -410,7 +410,7 @@ def _tile_elements(program: aipu.DpuOp) -> int:
 
 
 @dataclass(frozen=True)
-class DpuRegallocPass(ModulePass):
+class DpuRegallocPass(AipucPass):
     name = "aipu-dpu-regalloc"
 
     dpu_allocation_algorithm: str = "try_all"
