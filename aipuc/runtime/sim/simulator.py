@@ -124,7 +124,7 @@ class Simulator:
             int(r["rq_addr"]), [n, MVM_TABLE_COLUMNS], [4 * MVM_TABLE_COLUMNS, 4], "<i4"
         ).astype(np.int64)
         codes = numerics.requantize(
-            sums + table[:, 0], table[:, 1], table[:, 2], table[:, 3], axis=2
+            np.add(sums, table[:, 0], out=sums), table[:, 1], table[:, 2], table[:, 3], axis=2
         )
         row, pixel = (int(v) for v in r["out_strides"])
         self.memories.write(int(r["out_addr"]), [out_h, out_w, n], [row, pixel, 1], codes)
@@ -170,7 +170,8 @@ class Simulator:
             raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
         first_tap, last_tap = k_start // in_c, (k_start + k_len - 1) // in_c
         taps = [windows[..., t // kw, t % kw] for t in range(first_tap, last_tap + 1)]
-        cols = np.concatenate(taps, axis=-1)  # [oh, ow, taps * C]
+        # [oh, ow, taps * C]; one tap (a 1x1 conv) stays a view, copied once by the GEMM
+        cols = taps[0] if len(taps) == 1 else np.concatenate(taps, axis=-1)
         start = k_start - first_tap * in_c
         return cols[..., start : start + k_len], largest
 
