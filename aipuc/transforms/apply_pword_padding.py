@@ -31,7 +31,6 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -44,6 +43,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.axq import CHANNEL_AXIS, QuantizedType, element_type, is_depthwise, shape_of
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.hardware import AIPU
+from aipuc.passes import AipucPass
 from aipuc.transforms.common import erase_dead_constants, located
 
 PWORD = AIPU.pword_bytes
@@ -363,7 +363,7 @@ class MaskSoftmaxChannels(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ApplyPwordPaddingPass(ModulePass):
+class ApplyPwordPaddingPass(AipucPass):
     """Pads channels to PWORD multiples at convolutions, sinks the slices to the consumers."""
 
     name = "apply-pword-padding"
