@@ -86,7 +86,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "multicore_mode",
     ),
     "runtime and profiling": (
-        "frequency",
         "host_processes_used",
         "input_dmabuf",
         "output_dmabuf",
@@ -452,6 +451,7 @@ def _lower(compilation: Compilation, graph) -> None:
             lambda data, path: outputs.write_json_file(path, data),
         )
         compilation.report["lowering"] = stage.summary(lowered)
+        compilation.report["performance"] = stage.performance(lowered, compilation.config.frequency)
 
 
 # --------------------------------------------------------------------------- helpers

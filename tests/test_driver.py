@@ -230,12 +230,10 @@ def test_unbuilt_stage_table_names_real_config_fields():
 
 def test_every_built_config_field_is_read_in_one_place():
     """Fields of built stages are read by the driver only; the rest are in the unbuilt table."""
+    import dataclasses
     import re
 
     from aipuc.driver import FIELDS_OF_UNBUILT_STAGES
-
-    import dataclasses
-
     from aipuc.lowering.stage import LOWERING_PASSES
     from aipuc.passes import PASSES
 

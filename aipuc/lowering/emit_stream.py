@@ -164,6 +164,10 @@ class StreamEmitter:
         axes = [
             (n, s, d) for n, s, d in zip(sizes, src_strides, dst_strides, strict=True) if n != 1
         ]
+        # A copy may run its axes in any order: innermost the densest destination axis, so
+        # contiguous stretches merge into long runs (a channel concat of NHWC moves whole
+        # pixels' channels, not one byte per step).
+        axes.sort(key=lambda a: (abs(a[2]), abs(a[1])), reverse=True)
         axes.append((itemsize, 1, 1))
         merged: list[tuple[int, int, int]] = []
         for n, s, d in axes:
@@ -220,6 +224,7 @@ class StreamEmitter:
             in_hw=x_sizes[1:3],
             in_strides=x_strides[1:3],
             in_c=aipu._int(op.in_c),
+            channels=aipu._int(op.channels or op.in_c),
             out_hw=y_sizes[1:3],
             n=aipu._int(op.n),
             kernel=aipu._ints(op.kernel),

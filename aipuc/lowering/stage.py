@@ -30,6 +30,7 @@ from aipuc.dialects import aipu, mem
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.passes import PASSES
+from aipuc.runtime.sim import cycles
 from aipuc.runtime.sim.program import DeviceProgram
 
 LOWERING_PASSES = ("convert-axq-to-aipu", "mem-pools", "aipu-tile", "mem-bufferize", "mem-plan")
@@ -155,6 +156,15 @@ def summary(lowered: Lowered) -> dict[str, Any]:
         "memory": memory_plan(lowered.module)["pools"],
         "pass_seconds": lowered.pass_seconds,
     }
+
+
+def performance(lowered: Lowered, frequency: int) -> dict[str, Any]:
+    """The report's `performance` entry: the cycle model over every segment's stream."""
+    program = lowered.program
+    modelled = cycles.profile(
+        program.regions, program.constants, [s.stream for s in program.segments]
+    )
+    return modelled.report(frequency)
 
 
 def write(lowered: Lowered, lowered_dir: Path, compiled_dir: Path, write_json) -> None:
