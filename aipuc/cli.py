@@ -1,4 +1,4 @@
-"""The `aipuc` command: compile, run, config, example.
+"""The `aipuc` command: compile, run, config, pipeline, example.
 
 A user error prints one line, `aipuc: error: ...`, and exits non-zero; the traceback is
 shown only with `--debug`.
@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     check = config_actions.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", type=Path)
 
+    pipeline = commands.add_parser(
+        "pipeline", parents=[common], help="print the pass pipeline as xdsl-opt commands"
+    )
+    config_options(pipeline)
+
     example = commands.add_parser(
         "example", parents=[common], help="compile a built-in model on synthetic data"
     )
@@ -162,11 +167,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"output     {entry['name']}: {entry['dtype']}{entry['shape']}")
     lines.append("stages")
     for stage in report.get("stages", []):
-        extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
+        extra = {
+            k: v for k, v in stage.items() if k not in ("stage", "status", "seconds", "passes")
+        }
         detail = "  " + json.dumps(extra) if extra else ""
         lines.append(
             f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s{detail}"
         )
+        for run in stage.get("passes", []):
+            lines.append(f"    {run['pass']:<33} {run['seconds']:>8.3f} s")
     quant = report.get("quantization")
     if quant and "output_sqnr_db" in quant:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
@@ -174,16 +183,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"int8 vs float32 output SQNR ({quant['scheme']}, "
             f"{quant['calibration_samples']} calibration samples): {sqnr}"
         )
-    for name, stage in report.get("fields_without_effect", {}).items():
-        lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
+    for name in report.get("fields_without_effect", []):
+        lines.append(f"warning: {name} has no effect yet (no built stage reads it)")
     lowering = report.get("lowering")
     if lowering:
-        layers = ", ".join(
-            f"{count} {name.split('.')[1]}" for name, count in lowering["layers"].items()
-        )
+        tasks = ", ".join(f"{count} {unit}" for unit, count in lowering["tasks"].items())
         lines.append(
             f"lowered    {lowering['segments']} segment(s), {lowering['records']} instruction "
-            f"records; layers: {layers}"
+            f"records; tasks: {tasks}"
         )
         for pool, entry in lowering["memory"].items():
             if entry["peak"]:
@@ -316,7 +323,20 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _example}
+def _pipeline(args: argparse.Namespace) -> int:
+    from aipuc.pipeline import describe
+
+    print(describe(_load_config(args)))
+    return 0
+
+
+COMMANDS = {
+    "compile": _compile,
+    "run": _run,
+    "config": _config,
+    "pipeline": _pipeline,
+    "example": _example,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

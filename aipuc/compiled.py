@@ -138,7 +138,7 @@ class CompiledModel:
     def core(self):
         """The quantized core graph (axq, integer semantics), parsed on first use."""
         if self._core is None:
-            from aipuc.quantization.artifacts import load_quantized_model
+            from aipuc.ir_files import load_quantized_model
 
             self._core = load_quantized_model(self.output_dir / outputs.QUANTIZED_MODEL)
         return self._core

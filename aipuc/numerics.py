@@ -9,8 +9,10 @@ Quantization (affine, ``real = (q - zero_point) * scale``)
     ``quantize``: ``q = clamp(rint(x / scale) + zero_point, qmin, qmax)``, where ``x / scale``
     is computed in float64 and ``rint`` rounds half to even (as ``np.rint`` and
     ``torch.quantize_per_tensor``). ``dequantize``: ``float32(float64(q - zp) * scale)``.
-    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 (range widened to include 0,
-    scale at least float32 eps, so an all-zero tensor still gets a positive scale). Weights are
+    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 arithmetic: with
+    ``lo = min(min_val, 0)`` and ``hi = max(max_val, 0)``, ``scale = max((hi - lo) / (qmax -
+    qmin), eps)`` (float32 eps, so an all-zero tensor still gets a positive scale) and
+    ``zero_point = clamp(qmin - rint(lo / scale), qmin, qmax)``, rint half to even. Weights are
     symmetric per channel in [-127, 127] with zero point 0. Results are int8 for the default
     [-128, 127]; wider ranges (an int32 bias) get the narrowest signed type that holds them.
 
@@ -48,6 +50,8 @@ LUTs
     functions live in ``UNARY_FUNCTIONS``: every entry is a factory taking the function's
     parameters as keywords and returning ``fn(x: float64 array) -> float64 array``, e.g.
     ``UNARY_FUNCTIONS["sigmoid"]()`` or ``UNARY_FUNCTIONS["leakyrelu"](alpha=0.1)``.
+    ``unary_function(name, params)`` builds one from an ``axq.lut``'s parameters, which may
+    add an affine map around the function (``AFFINE_PARAMETERS``).
 
 Softmax (DPU, float18): see ``softmax_int8``.
 """
@@ -55,7 +59,7 @@ Softmax (DPU, float18): see ``softmax_int8``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -353,6 +357,29 @@ UNARY_FUNCTIONS: dict[str, Callable[..., UnaryFn]] = {
     "neg": _fixed(np.negative),
     "clip": _clip,
 }
+
+
+AFFINE_PARAMETERS: dict[str, float] = {
+    "pre_scale": 1.0,
+    "pre_shift": 0.0,
+    "post_scale": 1.0,
+    "post_shift": 0.0,
+}
+"""Parameters every LUT function takes besides its own, with their identity values: the
+table computes ``post_scale * fn(pre_scale * x + pre_shift) + post_shift``, so per-tensor
+multiply-adds around a table fold into it (``simplify-mac-before-after-lut``)."""
+
+
+def unary_function(name: str, params: Mapping[str, float]) -> UnaryFn:
+    """``UNARY_FUNCTIONS[name]`` with its own `params`, inside the affine ones if given."""
+    own = {key: value for key, value in params.items() if key not in AFFINE_PARAMETERS}
+    fn = UNARY_FUNCTIONS[name](**own)
+    pre_scale, pre_shift, post_scale, post_shift = (
+        params.get(key, identity) for key, identity in AFFINE_PARAMETERS.items()
+    )
+    if (pre_scale, pre_shift, post_scale, post_shift) == tuple(AFFINE_PARAMETERS.values()):
+        return fn
+    return lambda x: post_scale * fn(pre_scale * x + pre_shift) + post_shift
 
 
 # --------------------------------------------------------------------------- LUTs

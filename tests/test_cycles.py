@@ -14,14 +14,17 @@ import pytest
 from onnx import numpy_helper, shape_inference
 
 import aipuc
+from aipuc import pipeline
 from aipuc.config import CompilerConfig
 from aipuc.hardware import AIPU
+from aipuc.ir_files import ir_context, load_quantized_model
 from aipuc.lowering import stage
 from aipuc.models import build_model, sample_inputs
-from aipuc.quantization.artifacts import load_quantized_model
+from aipuc.pipeline import Phase
 from aipuc.runtime.sim import cycles, isa
 from aipuc.runtime.sim.isa import DmaEngineCode, DwpuMode, MicroOpcode, MvmFlag, Opcode
 from aipuc.runtime.sim.memory import Region, SimulationError
+from aipuc.runtime.sim.program import DeviceProgram
 
 L1 = 0x30_0000_0000
 REGIONS = [
@@ -116,13 +119,13 @@ def test_hand_worked_dwpu_cycles():
     ) == [16 + 30 * 2, 16 + 30 * 2 * 3, 16 + 32 * 6]
 
 
-def _program(*codes: MicroOpcode) -> bytes:
+def _micro_ops(*codes: MicroOpcode) -> bytes:
     return isa.encode_micro_ops([{"op": int(code)} for code in codes])
 
 
 def test_hand_worked_dpu_cycles():
-    add = _program(MicroOpcode.LOAD, MicroOpcode.LOAD, MicroOpcode.ADD, MicroOpcode.STORE)
-    softmaxish = _program(MicroOpcode.LOAD, MicroOpcode.RMAX, MicroOpcode.STORE)
+    add = _micro_ops(MicroOpcode.LOAD, MicroOpcode.LOAD, MicroOpcode.ADD, MicroOpcode.STORE)
+    softmaxish = _micro_ops(MicroOpcode.LOAD, MicroOpcode.RMAX, MicroOpcode.STORE)
     programs = {PROGRAM: add, PROGRAM + 0x100: softmaxish}
     shape = [1, 2, 3, 100]  # 6 rows of 100 lanes: 2 vectors of 64 lanes each
     assert _costs(
@@ -232,6 +235,7 @@ def test_latency_and_fps_scale_with_frequency():
 # ---------------------------------------------------------------------------------- programs
 
 MODEL = "tiny_cnn"
+FREQUENCY = 800_000_000
 
 
 @pytest.fixture(scope="module")
@@ -246,8 +250,17 @@ def quantized(tmp_path_factory) -> Path:
     return out / "quantized_model"
 
 
-def _lowered(quantized: Path, **fields) -> stage.Lowered:
-    return stage.lower(load_quantized_model(quantized).module, CompilerConfig(**fields))
+def _program(quantized: Path, **fields) -> DeviceProgram:
+    """The device program of the quantized model lowered with `fields`."""
+    module = load_quantized_model(quantized).module
+    config = CompilerConfig(**fields)
+    for lowering in pipeline.stages(Phase.LOWERING):
+        pipeline.run_stage(lowering, config, ir_context(), module)
+    return stage.emit(module)
+
+
+def _performance(quantized: Path, **fields) -> dict:
+    return stage.performance(_program(quantized, **fields), FREQUENCY)
 
 
 def _mvm_macs_of(model: onnx.ModelProto) -> int:
@@ -275,12 +288,12 @@ def _mvm_macs_of(model: onnx.ModelProto) -> int:
 
 
 def test_useful_macs_of_a_whole_model_are_its_convolutions_and_dense_layers(quantized):
-    lowered = _lowered(quantized)
-    report = stage.performance(lowered, 800_000_000)
+    program = _program(quantized)
+    report = stage.performance(program, FREQUENCY)
     assert report["mvm"]["useful_macs"] == _mvm_macs_of(build_model(MODEL))
     units = report["units"]
     assert sum(u["cycles"] for u in units.values()) == report["cycles"]
-    assert sum(u["records"] for u in units.values()) == lowered.program.records
+    assert sum(u["records"] for u in units.values()) == program.records
     roofline = report["roofline"]
     assert roofline["bound_cycles"] == max(roofline["compute_cycles"], roofline["memory_cycles"])
     assert roofline["ratio"] >= 1
@@ -290,9 +303,7 @@ def test_icr_and_swicr_raise_mvm_utilization(quantized):
     """tiny_cnn's first layer has 3 input channels (swICR) and its layers 16 outputs (ICR)."""
 
     def utilization(**fields) -> float:
-        return stage.performance(_lowered(quantized, **fields), AIPU_FREQUENCY)["mvm"][
-            "utilization"
-        ]
+        return _performance(quantized, **fields)["mvm"]["utilization"]
 
     default = utilization()
     assert utilization(enable_icr=False) < default
@@ -300,13 +311,10 @@ def test_icr_and_swicr_raise_mvm_utilization(quantized):
     assert utilization(enable_icr=False, enable_swicr=False) < utilization(enable_icr=False)
 
 
-AIPU_FREQUENCY = 800_000_000
-
-
 def test_more_height_tiles_never_reduce_dma_setup_cycles(quantized):
     records = []
     for tiles in (1, 2, 4, 8):
-        report = stage.performance(_lowered(quantized, force_h_tiling=tiles), AIPU_FREQUENCY)
+        report = _performance(quantized, force_h_tiling=tiles)
         records.append(report["units"]["dma"]["records"])
     assert records == sorted(records)
     assert records[-1] > records[0]

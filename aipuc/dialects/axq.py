@@ -995,12 +995,13 @@ class LutOp(_ShapePreservingOp):
         self._check_per_tensor((self.input, self.result), "one table maps every code")
 
     def _check_parameter_names(self) -> None:
-        """The params are exactly what numerics' definition of the function takes."""
-        from aipuc.numerics import UNARY_FUNCTIONS
+        """The params are what numerics' definition of the function takes, plus the
+        optional affine map around it (`numerics.AFFINE_PARAMETERS`)."""
+        from aipuc.numerics import AFFINE_PARAMETERS, UNARY_FUNCTIONS
 
         function = self.function.data.value
         accepted = inspect.signature(UNARY_FUNCTIONS[function]).parameters
-        given = set(self.params.data)
+        given = set(self.params.data) - set(AFFINE_PARAMETERS)
         required = {name for name, p in accepted.items() if p.default is inspect.Parameter.empty}
         if given - set(accepted) or required - given:
             raise VerifyException(

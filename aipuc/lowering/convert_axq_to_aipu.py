@@ -38,7 +38,13 @@ from aipuc.lowering.conversion.dwpu import (
     MaxPoolToDwpu,
 )
 from aipuc.lowering.conversion.moves import MovesToDma
-from aipuc.lowering.conversion.mvm import ConvToMvm, DenseToMvm, MatMulToMvm
+from aipuc.lowering.conversion.mvm import (
+    ConvToMvm,
+    ConvTransposeToMvm,
+    DenseToMvm,
+    MatMulToMvm,
+)
+from aipuc.lowering.conversion.resize import LinearResizeToDpu
 
 _SPATIAL = (
     axq.Conv2dOp,
@@ -124,12 +130,14 @@ class ConvertAxqToAipuPass(ModulePass):
         patterns = [
             ConvToMvm(conv),
             MatMulToMvm(conv),
+            ConvTransposeToMvm(conv),
             DenseToMvm(conv),
             DepthwiseToDwpu(conv),
             MaxPoolToDwpu(conv),
             AvgPoolToDwpu(conv),
             GlobalPoolToDwpu(conv),
             MovesToDma(conv),
+            LinearResizeToDpu(conv),
             *dpu_patterns(conv),
         ]
         PatternRewriteWalker(

@@ -80,6 +80,12 @@ class MemPoolsPass(ModulePass):
                 f"no {space} memory is left to the compiler ({capacity} bytes); check the size, "
                 "reserved and constraint fields and resources_used"
             )
+        if self.page_memory and space != MemorySpace.L1 and capacity < AIPU.page_bytes:
+            raise CompilationError(
+                f"the {space} pool of {capacity} bytes is smaller than one page "
+                f"({AIPU.page_bytes} bytes) of page_memory; raise its size or constraint "
+                "fields or resources_used, or set page_memory=false"
+            )
         return capacity
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

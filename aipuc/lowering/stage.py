@@ -1,7 +1,7 @@
-"""The lowering stage of a compilation: quantized axq module -> device program, and its files.
+"""The end of the lowering: the device program of a lowered module, and its files.
 
-`lower` runs the lowering passes (each with its options from the CompilerConfig) and emits
-the device program; `write` stores what a compiled model folder holds:
+The lowering passes run as `Phase.LOWERING` stages of `aipuc.pipeline`; `emit` flattens
+the result into the device program and `write` stores what a compiled model folder holds:
 
     lowered/model.mlir            the aipu+mem IR (constant contents elided: see constants.bin)
     lowered/memory_plan.json      per pool: capacity, planned peak, lower bound; every buffer
@@ -12,92 +12,24 @@ the device program; `write` stores what a compiled model folder holds:
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass
-from xdsl.printer import Printer
 
-from aipuc.config import CompilerConfig
 from aipuc.dialects import aipu, mem
+from aipuc.ir_files import module_text
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
-from aipuc.passes import PASSES
 from aipuc.runtime.sim import cycles
 from aipuc.runtime.sim.program import DeviceProgram
 
-LOWERING_PASSES = ("convert-axq-to-aipu", "mem-pools", "aipu-tile", "mem-bufferize", "mem-plan")
 HOST_PROGRAM = "host.mlir"
 
 
-def build(config: CompilerConfig) -> list[ModulePass]:
-    """The lowering passes with their options from `config` (option = config field)."""
-    built = []
-    for name in LOWERING_PASSES:
-        pass_class = PASSES[name]()
-        options = {}
-        for option in dataclasses.fields(pass_class):
-            value = getattr(config, option.name)
-            options[option.name] = getattr(value, "value", value)
-        built.append(pass_class(**options))
-    return built
-
-
-@dataclass
-class Lowered:
-    module: ModuleOp
-    program: DeviceProgram
-    pass_seconds: dict[str, float]
-    layers: dict[str, int]
-    """Layers per unit after unit mapping (`aipu.conv` runs on the MVM, ...)."""
-
-
-def lower(
-    module: ModuleOp, config: CompilerConfig, log: Callable[[str], None] = lambda _: None
-) -> Lowered:
-    ctx = Context(allow_unregistered=False)
-    for dialect in _dialects():
-        ctx.load_dialect(dialect)
-    seconds: dict[str, float] = {}
-    layers: dict[str, int] = {}
-    for module_pass in build(config):
-        started = time.perf_counter()
-        module_pass.apply(ctx, module)
-        module.verify()
-        seconds[module_pass.name] = round(time.perf_counter() - started, 4)
-        log(f"pass {module_pass.name}: {seconds[module_pass.name]:.2f} s")
-        if module_pass.name == LOWERING_PASSES[0]:
-            for op in module.walk():
-                if isinstance(op, aipu.LAYER_OPS):
-                    layers[op.name] = layers.get(op.name, 0) + 1
-    started = time.perf_counter()
-    program = emit_program(module)
-    seconds["emit"] = round(time.perf_counter() - started, 4)
-    return Lowered(module, program, seconds, layers)
-
-
-def _dialects():
-    from xdsl.dialects.builtin import Builtin
-    from xdsl.dialects.func import Func
-
-    from aipuc.dialects.aipu import Aipu
-    from aipuc.dialects.axq import Axq
-    from aipuc.dialects.mem import Mem
-
-    return (Builtin, Func, Axq, Aipu, Mem)
-
-
-def _print(op) -> str:
-    text = io.StringIO()
-    Printer(stream=text, print_debuginfo=True).print_op(op)
-    return text.getvalue()
+def emit(module: ModuleOp) -> DeviceProgram:
+    """The device program of the lowered module (the passes ran through `aipuc.pipeline`)."""
+    return emit_program(module)
 
 
 def lowered_text(module: ModuleOp) -> str:
@@ -108,7 +40,7 @@ def lowered_text(module: ModuleOp) -> str:
         op.init = None
         op.attributes["constant"] = aipu._i64(1)
     try:
-        return _print(module)
+        return module_text(module)
     finally:
         for op, init in zip(buffers, saved, strict=True):
             op.init = init
@@ -125,7 +57,7 @@ def host_program_text(module: ModuleOp) -> str:
     holder = ModuleOp([])
     clone = main.clone()
     holder.body.block.add_op(clone)
-    return _print(holder)
+    return module_text(holder)
 
 
 def memory_plan(module: ModuleOp) -> dict[str, Any]:
@@ -147,29 +79,34 @@ def memory_plan(module: ModuleOp) -> dict[str, Any]:
     return {"pools": pools, "buffers": buffers}
 
 
-def summary(lowered: Lowered) -> dict[str, Any]:
-    """The report's `lowering` entry."""
+def summary(module: ModuleOp, program: DeviceProgram) -> dict[str, Any]:
+    """The report's `lowering` entry: segments, records, tasks per unit, memory per pool."""
+    tasks: dict[str, int] = {}
+    for op in module.walk():
+        if isinstance(op, aipu.TASK_OPS):
+            unit = op.UNIT.value  # type: ignore[attr-defined]
+            tasks[unit] = tasks.get(unit, 0) + 1
     return {
-        "segments": len(lowered.program.segments),
-        "records": lowered.program.records,
-        "layers": lowered.layers,
-        "memory": memory_plan(lowered.module)["pools"],
-        "pass_seconds": lowered.pass_seconds,
+        "segments": len(program.segments),
+        "records": program.records,
+        "tasks": tasks,
+        "memory": memory_plan(module)["pools"],
     }
 
 
-def performance(lowered: Lowered, frequency: int) -> dict[str, Any]:
+def performance(program: DeviceProgram, frequency: int) -> dict[str, Any]:
     """The report's `performance` entry: the cycle model over every segment's stream."""
-    program = lowered.program
     modelled = cycles.profile(
         program.regions, program.constants, [s.stream for s in program.segments]
     )
     return modelled.report(frequency)
 
 
-def write(lowered: Lowered, lowered_dir: Path, compiled_dir: Path, write_json) -> None:
+def write(
+    module: ModuleOp, program: DeviceProgram, lowered_dir: Path, compiled_dir: Path, write_json
+) -> None:
     lowered_dir.mkdir(parents=True, exist_ok=True)
-    (lowered_dir / "model.mlir").write_text(lowered_text(lowered.module))
-    write_json(memory_plan(lowered.module), lowered_dir / "memory_plan.json")
-    lowered.program.save(compiled_dir)
-    (compiled_dir / HOST_PROGRAM).write_text(host_program_text(lowered.module))
+    (lowered_dir / "model.mlir").write_text(lowered_text(module))
+    write_json(memory_plan(module), lowered_dir / "memory_plan.json")
+    program.save(compiled_dir)
+    (compiled_dir / HOST_PROGRAM).write_text(host_program_text(module))

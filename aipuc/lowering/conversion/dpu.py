@@ -48,11 +48,19 @@ from aipuc.runtime.integer_reference import ADD_LEFT_SHIFT, add_rescales, code_o
 class Program:
     """Builds one eltwise layer: its inputs (broadcast to the result) and micro-ops."""
 
-    def __init__(self, conv: Conversion, rewriter: PatternRewriter, at: Operation):
+    def __init__(
+        self,
+        conv: Conversion,
+        rewriter: PatternRewriter,
+        at: Operation,
+        result_shape: Sequence[int] | None = None,
+    ):
+        """A program for `at`'s result, or for an intermediate of `result_shape` (logical)
+        in the result's layout."""
         self.conv, self.rewriter, self.at = conv, rewriter, at
         self.block = Block()
         self.inputs: list[SSAValue] = []
-        self.result_shape = shape_of(at.results[0])
+        self.result_shape = tuple(result_shape or shape_of(at.results[0]))
         self.perm = conv.perm(at.results[0])
 
     # ------------------------------------------------------------------ inputs
@@ -126,12 +134,15 @@ class Program:
                 "needs that axis innermost on the device"
             )
 
-    def finish(self, result: SSAValue) -> None:
+    def build(self, result: SSAValue, element=i8) -> SSAValue:
+        """The eltwise layer yielding `result`; its device tensor."""
         self.block.add_op(aipu.DpuYieldOp(result))
-        result_type = TensorType(i8, layout.physical_shape(self.result_shape, self.perm))
+        result_type = TensorType(element, layout.physical_shape(self.result_shape, self.perm))
         layer = aipu.EltwiseOp(self.inputs, result_type, Region(self.block))
-        device = self.conv.emit(layer, self.rewriter, self.at).results[0]
-        self.conv.finish(self.at, [device], self.rewriter)
+        return self.conv.emit(layer, self.rewriter, self.at).results[0]
+
+    def finish(self, result: SSAValue) -> None:
+        self.conv.finish(self.at, [self.build(result)], self.rewriter)
 
 
 class _DpuPattern(RewritePattern):

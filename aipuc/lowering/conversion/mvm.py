@@ -334,3 +334,86 @@ class MatMulToMvm(RewritePattern):
         return self.conv.move(
             [flat], TensorType(i8, padded), [(0, c) for c in copies], rewriter, at, fill=zero_point
         )
+
+
+def transposed_as_conv(weights: np.ndarray, group: int) -> np.ndarray:
+    """ConvTranspose weights [C_in, C_out / g, kh, kw] as the equivalent convolution's OIHW
+    weights: channels swapped per group and the kernel flipped."""
+    in_channels, group_out, kh, kw = weights.shape
+    group_in = in_channels // group
+    dense = np.zeros((group_out * group, in_channels, kh, kw), weights.dtype)
+    for g in range(group):
+        block = weights[g * group_in : (g + 1) * group_in, :, ::-1, ::-1]
+        dense[g * group_out : (g + 1) * group_out, g * group_in : (g + 1) * group_in] = (
+            block.transpose(1, 0, 2, 3)
+        )
+    return dense
+
+
+class ConvTransposeToMvm(RewritePattern):
+    """axq.conv_transpose2d -> zero insertion by the DMA, then a stride-1 convolution.
+
+    A transposed convolution with stride s equals a convolution of the input spread out
+    with s - 1 zero-point rows and columns between its pixels, padded by
+    dilation * (k - 1) - pad (plus output_padding at the end), with the kernel flipped and
+    its input/output channels swapped: the same products, so the same int32 sums.
+    """
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.ConvTranspose2dOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        x_type = qtype(op.input)
+        weights = numpy_from_dense(op.weight.owner.value)  # type: ignore[union-attr]
+        kernel = weights.shape[2:]
+        strides, dilations = op.strides.get_values(), op.dilations.get_values()
+        pads, extra = op.pads.get_values(), op.output_padding.get_values()
+        conv_pads = [dilations[a % 2] * (kernel[a % 2] - 1) - pads[a] for a in range(4)]
+        conv_pads[2] += extra[0]
+        conv_pads[3] += extra[1]
+        if min(conv_pads) < 0:
+            raise CompilationError(
+                f"{describe(op)}: pads {list(pads)} exceed dilation x (kernel - 1); the "
+                "accelerator cannot crop a transposed convolution"
+            )
+        x = conv.relayout(op.input, layout.NHWC, rewriter, op)
+        n, h, w, channels = x.type.get_shape()  # type: ignore[attr-defined]
+        if tuple(strides) != (1, 1):
+            spread = (n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, channels)
+            dense = layout.logical_strides(spread, layout.identity(4))
+            copies = layout.strided(
+                0,
+                0,
+                (n, h, w, channels),
+                layout.logical_strides((n, h, w, channels), layout.identity(4)),
+                (dense[0], dense[1] * strides[0], dense[2] * strides[1], 1),
+            )
+            x = conv.move(
+                [x],
+                TensorType(i8, spread),
+                [(0, c) for c in copies],
+                rewriter,
+                op,
+                fill=x_type.zero_point,
+            )
+        equivalent = transposed_as_conv(weights, op.group.value.data)
+        out_channels = equivalent.shape[0]
+        result = conv_layer(
+            conv,
+            rewriter,
+            op,
+            x,
+            equivalent,
+            numpy_from_dense(op.bias.owner.value).astype(np.int64),  # type: ignore[union-attr]
+            accumulator_rescale(op, out_channels),
+            zero_points(qtype(op.result), out_channels),
+            layout.physical_shape(shape_of(op.result), layout.NHWC),
+            in_zp=x_type.zero_point,
+            kernel=kernel,
+            dilation=dilations,
+            pads=conv_pads,
+        )
+        conv.layouts[op.result] = layout.NHWC
+        conv.finish(op, [result], rewriter)
