@@ -9,6 +9,7 @@ the `DeviceProgram` (and issue-9's ELF will store exactly this).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 
@@ -19,9 +20,10 @@ from xdsl.ir import Block, Operation, SSAValue
 from aipuc.dialects import aipu, mem
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime.sim import isa
-from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, Opcode
+from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, MicroOpcode, Opcode
 from aipuc.runtime.sim.memory import Region
 from aipuc.runtime.sim.program import DeviceProgram, IoBuffer, SegmentImage
 
@@ -309,6 +311,7 @@ class StreamEmitter:
                 ]
         assert shape is not None
         words = self._micro_ops(op, slots, env)
+        shape = _full_lanes(shape, operand_strides, operand_bytes, len(slots), words)
         if op.program is None:
             raise CompilationError("a DPU task needs its program buffer (mem-bufferize)")
         program = self.addresses.buffer_address(op.program)
@@ -351,6 +354,33 @@ class StreamEmitter:
                 registers[micro.results[0]] = fields["dst"] = len(registers)
             words.append(fields)
         return isa.encode_micro_ops(words)
+
+
+_PER_LANE_AXIS = (MicroOpcode.REQUANT_TABLE, MicroOpcode.RMAX, MicroOpcode.RSUM)
+"""Micro-ops whose meaning depends on the innermost axis (per channel, reductions)."""
+
+
+def _full_lanes(
+    shape: list[int], strides: list[int], sizes: list[int], operands: int, words: bytes
+) -> list[int]:
+    """A dense element-wise tile as rows of whole DPU vectors (`strides` updated in place).
+
+    A tile of 16 channels per pixel fills a quarter of each 64-lane vector; when every
+    operand is dense with the tile's shape and no micro-op depends on the innermost axis,
+    the same bytes are the same elements read as [rows, 64], so the DPU runs full vectors.
+    """
+    lanes, total = AIPU.dpu_lanes, math.prod(shape)
+    if shape[-1] % lanes == 0 or total % lanes:
+        return shape
+    if np.isin(isa.decode_micro_ops(words)["op"], [int(c) for c in _PER_LANE_AXIS]).any():
+        return shape
+    for slot in range(operands):
+        dense = [0 if n == 1 else s for n, s in zip(shape, _dense(shape, sizes[slot]), strict=True)]
+        if strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] != dense:
+            return shape
+    for slot in range(operands):
+        strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] = [0, 0, lanes * sizes[slot], sizes[slot]]
+    return [1, 1, total // lanes, lanes]
 
 
 def _immediates(micro: Operation) -> dict[str, int]:
