@@ -20,6 +20,7 @@ from aipuc.hardware import AIPU
 from aipuc.ir_files import ir_context, load_quantized_model
 from aipuc.lowering import stage
 from aipuc.models import build_model, sample_inputs
+from aipuc.models.builder import IMAGE_IMAGENET, GraphBuilder
 from aipuc.pipeline import Phase
 from aipuc.runtime.sim import cycles, isa
 from aipuc.runtime.sim.isa import DmaEngineCode, DwpuMode, MicroOpcode, MvmFlag, Opcode
@@ -338,3 +339,49 @@ def test_compilation_report_and_cli_line(tmp_path):
     np.testing.assert_array_equal(
         compiled.run(samples[0])["logits"], compiled.run_quantized(samples[0])["logits"]
     )
+
+
+def test_element_wise_tiles_run_whole_dpu_vectors(quantized):
+    """tiny_cnn's element-wise layers have 16 channels: dense tiles run as rows of 64 lanes."""
+    program = _program(quantized)
+    constants = dict(program.constants)
+    per_lane = [int(MicroOpcode.REQUANT_TABLE), int(MicroOpcode.RMAX), int(MicroOpcode.RSUM)]
+    shapes = []
+    for segment in program.segments:
+        for opcode, record in segment.stream.records():
+            if opcode != Opcode.DPU:
+                continue
+            words = constants[int(record["program"])][: int(record["micro_ops"]) * 32]
+            if not np.isin(isa.decode_micro_ops(words)["op"], per_lane).any():
+                shapes.append(record["shape"].tolist())
+    assert shapes and all(shape[-1] == AIPU.dpu_lanes for shape in shapes), shapes
+
+
+def _c2f_like() -> onnx.ModelProto:
+    """conv -> split in two channel halves -> conv on one -> concat -> conv, as YOLO's C2f."""
+    b = GraphBuilder("c2f_like", 3)
+    x = b.input("input", (1, 3, 16, 16), IMAGE_IMAGENET)
+    x = b.conv_bn_act(x, 32, 3, act="relu", name="stem")
+    left, right = b.split(x, [16, 16], axis=1)
+    right = b.conv_bn_act(right, 16, 3, act="relu", name="inner")
+    x = b.concat([left, right], axis=1)
+    b.output(b.conv_bn_act(x, 32, 1, act=None, name="out"), "output")
+    return b.model("C2f-like split and concat between convolutions")
+
+
+def test_split_and_concat_keep_the_convolutions_layout(tmp_path):
+    """No NHWC <-> NCHW transposes around a split and a concat: every DMA moves runs of at
+    least one pixel's channels (16 bytes), and the stream still equals the reference."""
+    model = _c2f_like()
+    sample = sample_inputs(model, seed=0)
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(tmp_path / "o")), [sample])
+    program = DeviceProgram.load(compiled.output_dir / "compiled_model")
+    runs = [
+        int(record["sizes"][-1])
+        for segment in program.segments
+        for opcode, record in segment.stream.records()
+        if opcode == Opcode.DMA
+    ]
+    assert min(runs) >= 16, sorted(runs)[:5]
+    streamed, reference = compiled.run(sample), compiled.run_quantized(sample)
+    np.testing.assert_array_equal(streamed["output"], reference["output"])
