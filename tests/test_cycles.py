@@ -20,7 +20,7 @@ from aipuc.hardware import AIPU
 from aipuc.ir_files import ir_context, load_quantized_model
 from aipuc.lowering import stage
 from aipuc.models import build_model, sample_inputs
-from aipuc.models.builder import IMAGE_IMAGENET, GraphBuilder
+from aipuc.models.builder import EMBEDDINGS, IMAGE_IMAGENET, GraphBuilder
 from aipuc.pipeline import Phase
 from aipuc.runtime.sim import cycles, isa
 from aipuc.runtime.sim.isa import DmaEngineCode, DwpuMode, MicroOpcode, MvmFlag, Opcode
@@ -383,5 +383,20 @@ def test_split_and_concat_keep_the_convolutions_layout(tmp_path):
         if opcode == Opcode.DMA
     ]
     assert min(runs) >= 16, sorted(runs)[:5]
+    streamed, reference = compiled.run(sample), compiled.run_quantized(sample)
+    np.testing.assert_array_equal(streamed["output"], reference["output"])
+
+
+def test_dense_rows_share_one_weight_load(tmp_path):
+    """A dense layer on 8 rows (a conv on 8 images of 1x1 after rewrite-dense-to-conv2d)
+    loads its one weightset once, not once per row; the stream equals the reference."""
+    b = GraphBuilder("rows", 5)
+    x = b.input("input", (8, 32), EMBEDDINGS)
+    b.output(b.gemm(x, 16), "output")
+    model = b.model("a dense layer on 8 rows")
+    sample = sample_inputs(model, seed=0)
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(tmp_path / "o")), [sample])
+    performance = compiled.report["performance"]
+    assert performance["units"]["mvm"]["records"] == 2  # one IMC load, one MVM of 8 pixels
     streamed, reference = compiled.run(sample), compiled.run_quantized(sample)
     np.testing.assert_array_equal(streamed["output"], reference["output"])

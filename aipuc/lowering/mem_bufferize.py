@@ -285,17 +285,41 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------- MVM
 
 
+def _pixel_rows(op: aipu.ConvLayerOp) -> bool:
+    """A 1x1, unpadded layer with constant weights on a batch of 1x1 images."""
+    batch, height, width, _ = _shape(op.input)
+    return (
+        batch > 1
+        and height == width == 1
+        and aipu._ints(op.kernel) == (1, 1)
+        and not any(aipu._ints(op.pads))
+        and len(_shape(op.weights)) == 2
+    )
+
+
+def _as_one_image(builder: SegmentBuilder, buffer: SSAValue) -> SSAValue:
+    """A dense [B, 1, 1, C] buffer seen as [1, 1, B, C] (the same bytes)."""
+    batch, _, _, channels = _shape(buffer)
+    alias = mem.ReinterpretOp(buffer, mem.BufferType([1, 1, batch, channels], i8, _space(buffer)))
+    builder.buffer_ops.append(alias)
+    return alias.result
+
+
 class ConvExpansion:
     """An MVM layer: per N chunk the table and weightsets, then the height tiles.
 
     A layer of one height tile keeps its input in L1 across the N chunks (one DMA in) and
     gathers all output channels there (one contiguous DMA out). Constant weights of several
-    N chunks are stored chunk-major, so each weightset is one contiguous DMA.
+    N chunks are stored chunk-major, so each weightset is one contiguous DMA. A 1x1 layer on
+    a batch of single pixels (a dense layer's rows) runs as one image of that many pixels,
+    so its weights load once rather than once per row.
     """
 
     def __init__(self, builder: SegmentBuilder, op: aipu.ConvLayerOp):
         self.b, self.op = builder, op
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
+        if _pixel_rows(op):
+            self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
         self.table = builder.buffer(op.table)
         self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
         _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
