@@ -7,10 +7,11 @@ shown only with `--debug`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from aipuc import __version__
 from aipuc.errors import AipucError, ConfigError
+from aipuc.progress import ProgressBars
 
 EXAMPLE_MODEL = "resnet18"
 EXAMPLE_SAMPLES = 8
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show tracebacks and debug logging",
     )
+
+    def quiet_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", help="no progress bars (the summary stays)"
+        )
 
     def config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-c", "--config", type=Path, help="CompilerConfig file (.toml/.json)")
@@ -80,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=DIMS",
         help="fix a dynamic input, e.g. input=1x3x224x224",
     )
+    quiet_option(compile_cmd)
 
     run_cmd = commands.add_parser("run", parents=[common], help="run a compiled model on inputs")
     run_cmd.add_argument("output_dir", type=Path)
@@ -119,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     config_options(example)
     example.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
+    quiet_option(example)
     return parser
 
 
@@ -148,10 +157,17 @@ def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
     return shapes
 
 
-def _progress(stage: str, done: int, total: int) -> None:
-    if sys.stderr.isatty() or done == total or done % max(1, total // 4) == 0:
-        end = "\n" if done == total else "\r" if sys.stderr.isatty() else "\n"
-        print(f"  {stage}: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[ProgressBars | None]:
+    """Progress bars on stderr for a compilation, unless --quiet."""
+    if args.quiet:
+        yield None
+        return
+    bars = ProgressBars()
+    try:
+        yield bars
+    finally:
+        bars.close()
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -226,9 +242,10 @@ def _compile(args: argparse.Namespace) -> int:
     calibration: Any = args.calibration
     if args.synthetic_calibration is not None:
         calibration = _synthetic_calibration(args.model, config, args.synthetic_calibration, shapes)
-    compiled = compile_model(
-        args.model, config, calibration, input_shapes=shapes or None, progress=_progress
-    )
+    with _progress(args) as progress:
+        compiled = compile_model(
+            args.model, config, calibration, input_shapes=shapes or None, progress=progress
+        )
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
     return 0
@@ -258,7 +275,8 @@ def _example(args: argparse.Namespace) -> int:
         f"calibrating on {args.samples} seeded synthetic samples, not real data"
     )
     samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]
-    compiled = compile_model(model, config, samples, progress=_progress)
+    with _progress(args) as progress:
+        compiled = compile_model(model, config, samples, progress=progress)
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
     return 0

@@ -19,7 +19,7 @@ import re
 import time
 import traceback
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,10 @@ from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
 from aipuc.graph import Graph
 from aipuc.pipeline import PassRun, Phase
+from aipuc.progress import ProgressCallback, each, step, track
 
 logger = logging.getLogger("aipuc")
 
-ProgressCallback = Callable[[str, int, int], None]
-"""progress(stage, done, total): called while long stages run (calibration)."""
 
 DEFAULT_OUTPUT_DIR = Path("aipuc-out")
 NOT_BUILT = "not_built"
@@ -98,6 +97,10 @@ class Compilation:
     pass_runs: list[PassRun] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressCallback | None = None
+    core: Any = None
+    """The quantized core `Graph`, handed to the `CompiledModel` so that its first run does
+    not read `model.mlir` back."""
 
     def log(self, message: str) -> None:
         logger.info(message)
@@ -110,7 +113,8 @@ class Compilation:
         self.log(f"stage {name}: start")
         started = time.perf_counter()
         try:
-            yield record
+            with step(self.progress, name):
+                yield record
         except AipucError as error:
             record.status = "error"
             if "stage" not in vars(error):  # no explicit stage: it failed in this one
@@ -200,7 +204,7 @@ def compile_model(
     if config.remove_output_dir:
         _refuse_to_remove_inputs(output_dir, model, calibration)
     staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
-    compilation = Compilation(config, staged, model_name)
+    compilation = Compilation(config, staged, model_name, progress=progress)
     compilation.log(
         f"aipuc compiling '{model_name}' into {output_dir} (compiler_mode={config.compiler_mode})"
     )
@@ -229,7 +233,7 @@ def compile_model(
     _complete_report(compilation, time.perf_counter() - started)
     _write_results(compilation)
     staged.commit()
-    return CompiledModel.load(output_dir)
+    return CompiledModel.load(output_dir, core=compilation.core)
 
 
 # --------------------------------------------------------------------------- stages
@@ -354,14 +358,11 @@ def _calibrate(compilation: Compilation, float_graph, onnx_model, preamble, cali
             samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
-        stats = calibrate(
-            float_graph,
-            samples,
-            (lambda done, total: progress("calibrate", done, total)) if progress else None,
-        )
-        save_calibrated_model(
-            compilation.staged.path(outputs.QUANTIZED_MODEL), float_graph.module, stats
-        )
+        stats = calibrate(float_graph, samples, each(progress, "calibrate"))
+        with step(progress, "write quantized_model/calibrated.mlir"):
+            save_calibrated_model(
+                compilation.staged.path(outputs.QUANTIZED_MODEL), float_graph.module, stats
+            )
         module = float_graph.module.clone()
         annotate(module, stats)
     return module, stats, samples
@@ -383,14 +384,18 @@ def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples
     config, staged = compilation.config, compilation.staged
     with compilation.stage("evaluate") as record:
         quantized_dir = staged.path(outputs.QUANTIZED_MODEL)
-        save_quantized_model(quantized_dir, quant_graph.module, stats)
+        with step(compilation.progress, "write quantized_model/"):
+            save_quantized_model(quantized_dir, quant_graph.module, stats)
+        compilation.core = quant_graph
         if config.quantized_graph_export:
             staged.write_json(
                 export_quantized_graph(quant_graph.module),
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
-        accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
+        accuracy = _output_sqnr(
+            float_graph, quant_graph, track(compilation.progress, "SQNR", samples[:2])
+        )
         record.detail["output_sqnr_db"] = accuracy
         options = _quantize_options(compilation)
         compilation.report["quantization"] = {
@@ -432,19 +437,30 @@ def _lower_only(compilation: Compilation, model) -> None:
                 f"{outputs.QUANTIZED_MODEL}/{outputs.QUANTIZED_IR}; run with "
                 "compiler_mode=quantize_only first"
             )
-        graph = load_quantized_model(quantized_dir)
+        graph = compilation.core = load_quantized_model(quantized_dir)
         for entry in (outputs.INPUT_MODEL, outputs.QUANTIZED_MODEL):
             if (source / entry).is_dir():
                 _copy_tree(source / entry, compilation.staged.path(entry))
         compilation.report["quantization"] = {"loaded_from": str(quantized_dir)}
-        compilation.report["model"] = io_manifest(graph.module)
+        compilation.report["model"] = _source_model_io(source) or io_manifest(graph.module)
     _lower(compilation, graph.module)
+
+
+def _source_model_io(source: Path) -> dict[str, Any] | None:
+    """The model's inputs and outputs as the quantize_only run reported them (with a host
+    preamble or postamble they differ from the core's)."""
+    try:
+        model = json.loads((source / outputs.REPORT_FILE).read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model if isinstance(model, dict) else None
 
 
 def _lower(compilation: Compilation, module: ModuleOp) -> None:
     """The lowering stages on the final axq IR, then the device program and its files."""
     from aipuc.lowering import stage
 
+    module = module.clone()  # the quantized graph stays the core's integer reference
     _run_pass_stages(compilation, Phase.LOWERING, module)
     with compilation.stage("emit") as record:
         staged = compilation.staged

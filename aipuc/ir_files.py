@@ -1,7 +1,9 @@
 """IR files: the text form of the modules a compilation saves, and reading them back.
 
 `save_module` / `load_module` write and read any module of the project's dialects (with op
-locations, so ONNX node names survive); `xdsl-opt` reads the same files. On top of them,
+locations, so ONNX node names survive); `xdsl-opt` reads the same files. Weights stay out of
+the text: large dense attributes are `#axq.resource` references to the NumPy file
+`<stem>.weights.npz` beside the `.mlir` file (`aipuc.dialects.resources`). On top of them,
 the files of the output folder's `quantized_model/`:
 
 - `model.mlir`, the quantized axq graph, and `calibration_stats.json`
@@ -29,6 +31,13 @@ from aipuc import outputs
 from aipuc.dialects.aipu import Aipu
 from aipuc.dialects.axq import Axq
 from aipuc.dialects.mem import Mem
+from aipuc.dialects.resources import (
+    ResourceError,
+    ResourcePrinter,
+    references,
+    resolve,
+    sidecar_of,
+)
 from aipuc.errors import ModelError, QuantizationError, first_line
 from aipuc.graph import Graph
 from aipuc.quantization.calibration import CalibrationStats, annotate
@@ -51,21 +60,43 @@ def module_text(module: ModuleOp) -> str:
 
 
 def save_module(path: str | Path, module: ModuleOp) -> Path:
-    """Write `module` as IR text to `path`; returns the path."""
+    """Write `module` as IR text to `path` (creating its folder), its large weights to
+    `<stem>.weights.npz`."""
     path = Path(path)
-    path.write_text(module_text(module))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as stream:
+        printer = ResourcePrinter(stream=stream, print_debuginfo=True)
+        printer.print_op(module)
+        stream.write("\n")
+    if printer.write_sidecar(path) is None:
+        sidecar_of(path).unlink(missing_ok=True)  # no stale weights of an older module
     return path
 
 
 def load_module(path: str | Path) -> ModuleOp:
-    """The verified module in the IR file `path`."""
+    """The verified module in the IR file `path` (weights read from its weights file)."""
     path = Path(path)
     try:
         module = Parser(ir_context(), path.read_text(), str(path)).parse_module()
+        _resolve_references(module, path)
         module.verify()
-    except (ParseError, VerifyException) as error:
+    except ParseError as error:  # its text starts with the location, then the source line
+        location = error.span.get_location()
+        raise ModelError(
+            f"'{path}' is not a valid IR file: line {location.line}: {first_line(error.msg)}"
+        ) from error
+    except (VerifyException, ResourceError) as error:
         raise ModelError(f"'{path}' is not a valid IR file: {first_line(error)}") from error
     return module
+
+
+def _resolve_references(module: ModuleOp, path: Path) -> None:
+    """Resource references in the properties and attributes of any op, as dense attributes
+    (for ops whose parser does not resolve them, such as ops printed in generic form)."""
+    for op in module.walk():
+        for entries in (op.properties, op.attributes):
+            for name, reference in list(references(entries)):
+                entries[name] = resolve(reference, str(path))
 
 
 # --------------------------------------------------------------------------- quantized_model/

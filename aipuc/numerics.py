@@ -183,17 +183,18 @@ def quantize_multiplier(real_multiplier) -> tuple[np.ndarray, np.ndarray]:
     return multiplier.astype(np.int32), shift.astype(np.int32)
 
 
-def rounding_right_shift(x, shift) -> np.ndarray:
+def rounding_right_shift(x, shift, out: np.ndarray | None = None) -> np.ndarray:
     """``floor((x + 2**(shift - 1)) / 2**shift)``: divide by 2**shift, ties towards +inf.
 
-    ``shift`` in [0, 62] (0 returns x); ``x + 2**(shift - 1)`` must fit in int64.
+    ``shift`` in [0, 62] (0 returns x); ``x + 2**(shift - 1)`` must fit in int64. ``out``
+    (an int64 array of the result's shape, ``x`` itself allowed) receives the result.
     """
     x = np.asarray(x, np.int64)
     shift = np.asarray(shift, np.int64)
     if np.any((shift < 0) | (shift > _MAX_SHIFT)):
         raise ValueError(f"shift must lie in [0, {_MAX_SHIFT}], got {shift}")
     half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-    return np.right_shift(x + half, shift)
+    return np.right_shift(np.add(x, half, out=out), shift, out=out)
 
 
 def requantize(
@@ -212,16 +213,22 @@ def requantize(
     acc = np.asarray(acc)
     if not np.issubdtype(acc.dtype, np.integer):
         raise TypeError(f"requantize expects an integer accumulator, got {acc.dtype}")
-    acc = acc.astype(np.int64)
-    if acc.size and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
+    wide = not np.can_cast(acc.dtype, np.int32)  # narrower accumulators need no scan
+    if acc.size and wide and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
         raise ValueError("requantize accumulators must lie in the int32 range")
     multiplier = along_axis(np.asarray(multiplier, np.int64), acc.ndim, axis)
     shift = along_axis(np.asarray(shift, np.int64), acc.ndim, axis)
     if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
         raise ValueError("requantize multipliers must lie in [0, 2**31)")
     out_zp = along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
-    scaled = rounding_right_shift(acc * multiplier, shift) + out_zp
-    return np.clip(scaled, qmin, qmax).astype(_int_dtype(qmin, qmax))
+    # one int64 buffer for every step: product, rounding shift, zero point, clamp
+    shape = np.broadcast_shapes(acc.shape, multiplier.shape, shift.shape, out_zp.shape)
+    scaled = np.empty(shape, np.int64)
+    np.multiply(acc, multiplier, out=scaled, casting="unsafe")  # int32-range values
+    rounding_right_shift(scaled, shift, out=scaled)
+    scaled += out_zp
+    np.clip(scaled, qmin, qmax, out=scaled)
+    return scaled.astype(_int_dtype(qmin, qmax))
 
 
 # --------------------------------------------------------------------------- float18

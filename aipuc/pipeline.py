@@ -203,25 +203,26 @@ def spec(module_pass: ModulePass) -> str:
     return str(module_pass.spec(include_default=True))
 
 
-AFTER_CALIBRATION = (Phase.QUANTIZED, Phase.LOWERING)
-
-
 def describe(config: CompilerConfig) -> str:
     """The pipeline of `config` as the xdsl-opt commands that replay it, with comments."""
     lines = []
-    for phases, source, where in (
-        ((Phase.FLOAT,), "float.mlir", "before calibration, on the imported float graph"),
+    for phase, source, where in (
+        (Phase.FLOAT, "float.mlir", "before calibration, on the imported float graph"),
         (
-            AFTER_CALIBRATION,
+            Phase.QUANTIZED,
             "quantized_model/calibrated.mlir",
-            "after calibration: replayed on the calibrated graph it gives the driver's IR",
+            "after calibration: on the calibrated graph it gives quantized_model/model.mlir",
+        ),
+        (
+            Phase.LOWERING,
+            "quantized_model/model.mlir",
+            "lowering: on the quantized graph it gives lowered/model.mlir (the emitter then "
+            "flattens it into the instruction stream)",
         ),
     ):
-        passes = xdsl_opt_pipeline(config, phases)
+        passes = xdsl_opt_pipeline(config, (phase,))
         lines.append(f"# {where}")
         lines.append(
             f"xdsl-opt {source} --print-debuginfo -p '{passes}'" if passes else "# no pass"
         )
-    if not stages(Phase.LOWERING):
-        lines.append("# lowering (axq -> aipu -> mem -> instruction stream): not built yet")
     return "\n".join(lines)

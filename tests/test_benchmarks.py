@@ -153,3 +153,15 @@ def test_modelled_table_has_the_report_figures(capsys) -> None:
     assert float(cells["latency ms"]) == pytest.approx(cycles / 800e6 * 1e3, abs=0.006)
     assert cells["roofline bound"].split()[0] in ("compute", "memory")
     assert float(cells["ratio to bound"]) >= 1
+
+
+def test_quantization_speed_smoke(tmp_path: Path) -> None:
+    speed = _benchmark("quantization_speed")
+    row = speed.model_speed("tiny_cnn", calibration=2, runs=1, output_dir=tmp_path / "tiny")
+    assert set(row) == set(speed.TABLE_COLUMNS) and row["model"] == "tiny_cnn"
+    for column in speed.TABLE_COLUMNS[1:]:
+        assert math.isfinite(row[column]) and row[column] > 0.0, (column, row)
+    assert row["quantize ratio"] == pytest.approx(
+        row["aipuc quantize s"] / row["onnxruntime quantize s"]
+    )
+    assert (tmp_path / "tiny" / "quantized_model" / "model.mlir").is_file()

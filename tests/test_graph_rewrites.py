@@ -24,10 +24,10 @@ from aipuc.driver import import_float_graph, load_onnx
 from aipuc.errors import ModelError
 from aipuc.frontend.loader import load_model
 from aipuc.graph import Graph
+from aipuc.ir_files import ir_context
 from aipuc.models import build_model, sample_inputs
 from aipuc.passes import PASSES
 from aipuc.pipeline import Phase, run_stage, stages
-from aipuc.quantization.artifacts import axq_context
 from aipuc.quantization.calibration import annotate, calibrate
 from aipuc.runtime.integer_reference import INTEGER_KERNELS
 from aipuc.runtime.interpreter import run_function
@@ -49,7 +49,7 @@ def _ir(compiled) -> str:
 
 
 def _apply(pass_name: str, module) -> None:
-    PASSES[pass_name]()().apply(axq_context(), module)
+    PASSES[pass_name]()().apply(ir_context(), module)
     module.verify()
 
 
@@ -171,7 +171,7 @@ def test_one_table_computes_the_gated_product_with_one_rounding(gate, function):
 def _quantized(model: onnx.ModelProto, samples, config: CompilerConfig):
     """The module axq-quantize gives (after the float stage), and the held-out inputs."""
     graph = import_float_graph(load_onnx(model, config), config)
-    ctx = axq_context()
+    ctx = ir_context()
     for stage in stages(Phase.FLOAT):
         run_stage(stage, config, ctx, graph.module)
     module = graph.module.clone()
@@ -191,11 +191,18 @@ def _integer_outputs(module, samples) -> list[dict[str, np.ndarray]]:
         ("rewrite-concat-to-resadd", axq.ConcatOp, "showcase"),
         ("apply-arithmetic-simplification", axq.ClipOp, "showcase"),
         ("apply-arithmetic-simplification", axq.ClipOp, "tiny_cnn"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "tiny_cnn"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "showcase"),
+        ("rewrite-dense-to-conv2d", axq.DenseOp, "attention_block"),
     ],
 )
 def test_integer_rewrites_keep_every_code(pass_name, op_type, model_name, showcase):
     model = showcase if model_name == "showcase" else load_model(build_model(model_name))
-    config = CompilerConfig(run_graph_cleaner=False, apply_arithmetic_simplification=False)
+    config = CompilerConfig(
+        run_graph_cleaner=False,
+        apply_arithmetic_simplification=False,
+        rewrite_dense_to_conv2d=False,
+    )
     inputs = [sample_inputs(model, seed) for seed in range(6)]
     module = _quantized(model, inputs[:3], config)
     expected = _integer_outputs(module, inputs[3:])
@@ -238,7 +245,7 @@ def test_resadd_is_the_concatenation_for_any_type(scale, zero_point, axis, sizes
         func.return %y : {_typed(out, qtype)}
       }}
     }}"""
-    module = Parser(axq_context(), text).parse_module()
+    module = Parser(ir_context(), text).parse_module()
     rng = np.random.default_rng(seed)
     codes = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
     expected = np.concatenate(codes, axis=axis)
@@ -275,7 +282,7 @@ def test_a_clip_is_removed_exactly_when_it_clamps_no_code(scale, zero_point, low
         func.return %y : {tensor}
       }}
     }}"""
-    module = Parser(axq_context(), text).parse_module()
+    module = Parser(ir_context(), text).parse_module()
     [clip] = [op for op in module.walk() if isinstance(op, axq.ClipOp)]
     codes = np.arange(-128, 128, dtype=np.int8)
     [clamped] = INTEGER_KERNELS[axq.ClipOp](clip, [codes])

@@ -146,12 +146,18 @@ def test_choose_qparams_asymmetric_per_channel(bounds):
 
 
 @oracle_settings(ci=100, long=1000)
-@given(st.lists(st.lists(float32_values, min_size=1, max_size=5), min_size=1, max_size=4))
+@given(st.lists(st.lists(finite_float64, min_size=1, max_size=5), min_size=1, max_size=4))
 def test_choose_qparams_symmetric_per_channel(rows):
+    """float64 weights too: the scales are computed in float32."""
     width = min(len(r) for r in rows)
-    w = np.array([r[:width] for r in rows], np.float32)
-    got = nx.choose_qparams_symmetric_per_channel(w, axis=0)
+    w = np.array([r[:width] for r in rows])
+    with np.errstate(over="ignore"):
+        got = nx.choose_qparams_symmetric_per_channel(w, axis=0)
     assert got.tolist() == [quant.choose_qparams_symmetric(row) for row in w.tolist()]
+    # A 1-D tensor along its only axis: one channel per element.
+    with np.errstate(over="ignore"):
+        got = nx.choose_qparams_symmetric_per_channel(w[:, 0], axis=0)
+    assert got.tolist() == [quant.choose_qparams_symmetric([v]) for v in w[:, 0].tolist()]
 
 
 # --------------------------------------------------------------------------- multipliers
@@ -352,3 +358,54 @@ def test_softmax_int8(case):
     )
     expected = softmax.softmax_row(codes, in_scale, in_zp, out_scale, out_zp, neutral, valid)
     assert got.tolist() == expected
+
+
+def test_softmax_rows_are_independent():
+    """Each row subtracts its own maximum: a row far below another is not flushed to zero."""
+    codes = [[-128, -127], [126, 127]]
+    got = nx.softmax_int8(np.int8(codes), 0.5, 0, 1 / 256, -128)
+    expected = [softmax.softmax_row(row, 0.5, 0, 1 / 256, -128) for row in codes]
+    assert got.tolist() == expected
+    assert expected[0] == expected[1]  # the same differences in both rows
+
+
+def test_f18_sum_keeps_the_sign_of_an_all_negative_zero_sum():
+    """IEEE: -0 + -0 = -0, so 64 lanes of -0 sum to -0 (an extra +0 group would give +0)."""
+    total = float(nx.f18_sum(np.full(64, -0.0, np.float32)))
+    assert math.copysign(1, total) == -1 == math.copysign(1, ieee.f18_sum([-0.0] * 64))
+
+
+MATH_DEFINITIONS = {
+    "relu": lambda x: max(x, 0.0),
+    "sigmoid": lambda x: 1 / (1 + math.exp(-x)),
+    "tanh": math.tanh,
+    "hardswish": lambda x: x * min(max(x / 6 + 0.5, 0.0), 1.0),
+    "silu": lambda x: x / (1 + math.exp(-x)),
+    "gelu": lambda x: 0.5 * x * (1 + math.erf(x / math.sqrt(2))),
+    "softplus": lambda x: math.log1p(math.exp(x)),
+    "exp": math.exp,
+    "erf": math.erf,
+    "sqrt": lambda x: math.sqrt(max(x, 0.0)),
+    "identity": lambda x: x,
+    "abs": abs,
+    "neg": lambda x: -x,
+}
+PARAMETRISED = {
+    ("hardsigmoid", (("alpha", 0.3), ("beta", 0.4))): lambda x: min(max(0.3 * x + 0.4, 0.0), 1.0),
+    ("leakyrelu", (("alpha", 0.1),)): lambda x: x if x >= 0 else 0.1 * x,
+    ("elu", (("alpha", 0.7),)): lambda x: x if x > 0 else 0.7 * math.expm1(x),
+    ("clip", (("min_value", -1.0), ("max_value", 2.0))): lambda x: min(max(x, -1.0), 2.0),
+}
+
+
+def test_unary_functions_equal_their_math_definitions():
+    """The LUT functions (the one thing the oracle takes from the product) against math."""
+    grid = [i / 8 for i in range(-48, 49)]  # -6 .. 6, with 0 and points in (0, 1)
+    cases = {(name, ()): fn for name, fn in MATH_DEFINITIONS.items()} | PARAMETRISED
+    assert {name for name, _ in cases} == set(nx.UNARY_FUNCTIONS) - {"reciprocal"}
+    for (name, params), reference in cases.items():
+        got = nx.UNARY_FUNCTIONS[name](**dict(params))(np.array(grid))
+        expected = [reference(x) for x in grid]
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15, err_msg=name)
+    reciprocal = nx.UNARY_FUNCTIONS["reciprocal"]()(np.array([0.5, -4.0]))
+    assert reciprocal.tolist() == [2.0, -0.25]

@@ -128,7 +128,7 @@ def windows(draw, max_pad: int | None = 2, dilated: bool = True, ceil_mode: bool
     return (height, width), kernel, strides, pads, dilations
 
 
-@oracle_settings(ci=60, long=1500)
+@oracle_settings(ci=60, long=400)
 @given(st.sampled_from(["dense", "grouped", "depthwise"]), windows(), st.data())
 def test_conv2d(kind, window, data):
     (height, width), kernel, strides, pads, dilations = window
@@ -158,7 +158,7 @@ def test_conv2d(kind, window, data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.data())
 def test_conv_transpose2d(data):
     group = data.draw(st.integers(1, 2))
@@ -194,7 +194,7 @@ def test_conv_transpose2d(data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.data())
 def test_dense(data):
     batch, depth, outputs = (data.draw(st.integers(1, n)) for n in (3, 40, 5))
@@ -210,7 +210,7 @@ def test_dense(data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.sampled_from([(), (2,), (2, 1)]), st.data())
 def test_matmul(batch, data):
     m, k, n = (data.draw(st.integers(1, 5)) for _ in range(3))
@@ -219,9 +219,8 @@ def test_matmul(batch, data):
     check(
         lambda args, result: axq.MatMulOp(*args, result),
         [(a, data.draw(qtypes()), INT8), (b, data.draw(qtypes()), INT8)],
-        output_type(data),
+        output_type(data, (*np.broadcast_shapes(batch, batch[:1]), m, n)[1]),
         data.draw,
-        per_channel_axis=None,
     )
 
 
@@ -257,7 +256,7 @@ def binary_operands(draw, shapes):
     return (a, a_type, INT8), (b, b_type, INT8)
 
 
-@oracle_settings(ci=100, long=2500)
+@oracle_settings(ci=100, long=800)
 @given(
     st.sampled_from([axq.AddOp, axq.SubOp, axq.MulOp, axq.PReluOp]),
     st.sampled_from(SHAPE_PAIRS).flatmap(binary_operands),
@@ -272,7 +271,7 @@ def test_binary_ops(op_class, operands, data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.sampled_from(["sigmoid", "tanh", "silu", "gelu", "exp", "sqrt", "hardswish"]), st.data())
 def test_lut(function, data):
     in_type = data.draw(qtypes(scale=scales(-12, 2)))
@@ -292,7 +291,7 @@ def test_lut(function, data):
     check(make, [(x, in_type, INT8)], output_type(data), data.draw, per_channel_axis=None)
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.data())
 def test_clip(data):
     x, type_ = data.draw(codes((1, 3, 2, 2))), data.draw(qtypes(3))
@@ -308,7 +307,7 @@ def test_clip(data):
     )
 
 
-@oracle_settings(ci=25, long=600)
+@oracle_settings(ci=25, long=200)
 @given(st.sampled_from([-1, 0, 1]), st.data())
 def test_softmax(axis, data):
     length = data.draw(st.integers(1, 70))
@@ -327,7 +326,7 @@ def test_softmax(axis, data):
 # --------------------------------------------------------------------------- pooling
 
 
-@oracle_settings(ci=60, long=1500)
+@oracle_settings(ci=60, long=400)
 @given(st.booleans(), st.booleans(), st.data())
 def test_avg_pool(ceil_mode, include_pad, data):
     (height, width), kernel, strides, pads, _ = data.draw(windows(None, False, ceil_mode))
@@ -343,7 +342,7 @@ def test_avg_pool(ceil_mode, include_pad, data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.booleans(), st.data())
 def test_max_pool(ceil_mode, data):
     (height, width), kernel, strides, pads, dilations = data.draw(windows(None, True, ceil_mode))
@@ -359,7 +358,7 @@ def test_max_pool(ceil_mode, data):
     )
 
 
-@oracle_settings(ci=40, long=1000)
+@oracle_settings(ci=40, long=300)
 @given(st.sampled_from(list(axq.PoolKind)), st.data())
 def test_global_pool(kind, data):
     channels = data.draw(st.integers(1, 3))
@@ -382,7 +381,7 @@ def test_global_pool(kind, data):
 # --------------------------------------------------------------------------- data movement
 
 
-@oracle_settings(ci=60, long=1500)
+@oracle_settings(ci=60, long=400)
 @given(
     st.sampled_from(list(axq.ResizeMode)),
     st.sampled_from(list(axq.CoordinateTransform)),
@@ -409,7 +408,7 @@ def test_resize(mode, transform, rounding, data):
     )
 
 
-@oracle_settings(ci=60, long=1500)
+@oracle_settings(ci=60, long=400)
 @given(st.sampled_from(list(axq.PadMode)), st.data())
 def test_pad(mode, data):
     shape = (1, 2, data.draw(st.integers(2, 4)), data.draw(st.integers(2, 4)))
@@ -437,7 +436,7 @@ def floats_near_codes(draw, type_: QType, shape):
     return values
 
 
-@oracle_settings(ci=60, long=1500)
+@oracle_settings(ci=60, long=400)
 @given(st.data())
 def test_quantize_dequantize_requantize(data):
     shape = (2, 3, 2)
@@ -451,3 +450,13 @@ def test_quantize_dequantize_requantize(data):
     out_type = output_type(data, 3) or calibrated_type(data.draw, dequantized(x, in_type))
     (arg,) = arguments(tensor(shape, in_type))
     assert_same(axq.RequantizeOp(arg, tensor(shape, out_type)), [x])
+
+
+def test_avg_pool_window_sums_stay_exact_beyond_float32():
+    """300 x 300 taps of x_c = 255 sum to 22,950,000 > 2**24: float32 could not hold the
+    partial sums exactly; the integer reference must still equal the oracle."""
+    x = np.full((1, 1, 300, 300), 127, np.int8)
+    in_type, out_type = QType.per_tensor(0.02, -128), QType.per_tensor(0.01, -128)
+    (arg,) = arguments(tensor(x.shape, in_type))
+    op = axq.AvgPoolOp(arg, tensor((1, 1, 1, 1), out_type), (300, 300), (1, 1), (0, 0, 0, 0))
+    assert_same(op, [x])

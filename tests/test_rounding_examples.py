@@ -31,6 +31,11 @@ def test_quantize_rounds_half_to_even():
     # 3.5 -> 4, + 125 = 129 -> 127; -2.5 -> -2, - 127 = -129 -> -128.
     assert nx.quantize([2.5, 3.5], 1.0, 125).tolist() == [127, 127]
     assert nx.quantize([-2.5], 1.0, -127).tolist() == [-128]
+    # x / scale in float64, even for float32 inputs: float32(0.35) / float32(0.1) is
+    # 3.49999992 in float64 -> 3, but 3.5 in float32 arithmetic -> 4 (half to even).
+    x, scale = np.float32([0.35]), np.float32(0.1)
+    assert nx.quantize(x, scale, 0).tolist() == [3]
+    assert quant.quantize(float(x[0]), float(scale), 0) == 3
 
 
 def test_requantize_rounds_half_up():

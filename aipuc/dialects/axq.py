@@ -68,6 +68,7 @@ from xdsl.traits import ConstantLike, OpTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
+from aipuc.dialects import resources
 from aipuc.dialects.quantized_type import QuantizedType
 from aipuc.dialects.tensors import numpy_from_dense
 
@@ -490,7 +491,9 @@ class ConstantOp(_AxqOp):
     """A weight or other constant tensor; the data is a bytes-backed dense attribute.
 
     The custom format prints the data as decimals, or as one hex string where xDSL's
-    decimals would not read back exactly, so a printed graph reloads bit for bit.
+    decimals would not read back exactly, so a printed graph reloads bit for bit. In IR
+    files, large data is a `#axq.resource` reference to the file's weights file
+    (`aipuc.dialects.resources`), resolved here while parsing.
     """
 
     name = "axq.constant"
@@ -506,8 +509,14 @@ class ConstantOp(_AxqOp):
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
+        start = parser.pos
         attributes = dict(parser.parse_optional_attr_dict())
         value = attributes.pop("value", None)
+        if isinstance(value, resources.ResourceAttr):  # data in the IR file's weights file
+            try:
+                value = resources.resolve(value, parser.lexer.input.name)
+            except resources.ResourceError as error:
+                parser.raise_error(str(error), start, parser.pos)
         if not isinstance(value, DenseIntOrFPElementsAttr):
             parser.raise_error("axq.constant needs a dense `value` in its attribute dictionary")
         parser.parse_punctuation(":")
@@ -523,7 +532,11 @@ class ConstantOp(_AxqOp):
             if isinstance(attr, UnitAttr):
                 return
             printer.print_string(" = ")
-            if attr is self.value and not _decimal_text_is_exact(self.value):
+            if (
+                attr is self.value
+                and not resources.is_external(printer, attr)
+                and not _decimal_text_is_exact(self.value)
+            ):
                 printer.print_string(f'dense<"0x{self.value.data.data.hex().upper()}"> : ')
                 printer.print_attribute(self.value.type)
             else:
@@ -1678,5 +1691,6 @@ Axq = Dialect(
         NearestRoundingAttr,
         PadModeAttr,
         UnaryFunctionAttr,
+        resources.ResourceAttr,
     ],
 )

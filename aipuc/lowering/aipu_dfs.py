@@ -30,7 +30,7 @@ from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu
 from aipuc.lowering.mem_bufferize import GroupExpansion, SegmentBuilder, chain_input
-from aipuc.lowering.mem_pools import l1_pool_name, pools_of
+from aipuc.lowering.mem_pools import l1_capacity, pools_of
 
 MAX_GROUP_TILES = 64
 
@@ -76,9 +76,8 @@ class AipuDfsPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.tiling_depth < 2:
             return
-        pools = pools_of(op)
-        limit = pools[l1_pool_name(0)].capacity.value.data
-        builder = SegmentBuilder(0, pools)
+        limit = l1_capacity(op)
+        builder = SegmentBuilder(0, pools_of(op))
         grouped: set[Operation] = set()
         group = 0
         for layer in list(op.walk()):

@@ -308,9 +308,10 @@ def _as_one_image(builder: SegmentBuilder, buffer: SSAValue) -> SSAValue:
 class ConvExpansion:
     """An MVM layer: per N chunk the table and weightsets, then the height tiles.
 
-    A layer of one height tile keeps its input in L1 across the N chunks (one DMA in) and
-    gathers all output channels there (one contiguous DMA out). Constant weights of several
-    N chunks are stored chunk-major, so each weightset is one contiguous DMA. A 1x1 layer on
+    A layer of one tile (height and channels) keeps its input in L1 across the N chunks (one
+    DMA in) and gathers all output channels there (one contiguous DMA out). Constant weights
+    of several N chunks are stored chunk-major, so each weightset is one contiguous DMA. A
+    1x1 layer on
     a batch of single pixels (a dense layer's rows) runs as one image of that many pixels,
     so its weights load once rather than once per row.
     """
@@ -320,7 +321,6 @@ class ConvExpansion:
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
         if _pixel_rows(op):
             self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
-        self.table = builder.buffer(op.table)
         self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
         _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
         self.kernel = aipu._ints(op.kernel)
@@ -348,9 +348,11 @@ class ConvExpansion:
             self.pads[2],
         )
         self.runs = tiling.runs(window, op.tile_counts()[0])
-        self.single = len(self.runs) == 1 and self.runs[0].count == 1
+        # one tile in all: the input stays in L1 across N chunks, the output gathers there
+        self.single = len(self.runs) == 1 and self.runs[0].count == 1 and channel_tiles == 1
         in_rows, out_rows = tiling.max_rows(window, op.tile_counts()[0])
         self.weights, self.per_image, self.blocked = self._weight_matrix(builder, op)
+        self.table = builder.buffer(op.table)
         self.x_l1 = (
             None
             if _space(self.x) == MemorySpace.L1
@@ -365,7 +367,7 @@ class ConvExpansion:
         self.t_l1 = builder.l1([self.n_chunk, 4], i32)
         columns = self.n_chunk * self.icr
         self.w_l1 = [
-            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns])
+            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns], weights=True)
             for c in range(len(self.groups[0]))
         ]
         self.acc = None

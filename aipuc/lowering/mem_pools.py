@@ -42,6 +42,16 @@ def pools_of(module: ModuleOp) -> dict[str, mem.PoolOp]:
     return {op.sym_name.data: op for op in module.ops if isinstance(op, mem.PoolOp)}
 
 
+def l1_capacity(module: ModuleOp, core: int = 0) -> int:
+    """Usable bytes of a core's L1 pool; a clear error when mem-pools has not run."""
+    pool = pools_of(module).get(l1_pool_name(core))
+    if pool is None:
+        raise CompilationError(
+            f"the module has no L1 pool '{l1_pool_name(core)}': run mem-pools first"
+        )
+    return pool.capacity.value.data
+
+
 @dataclass(frozen=True)
 class MemPoolsPass(ModulePass):
     name = "mem-pools"

@@ -41,11 +41,8 @@ from aipuc.dialects.axq_graph import main_function, tensor_names
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
 from aipuc.errors import QuantizationError
 from aipuc.ir_files import ir_context
-from aipuc.quantization.calibration import (
-    Progress,
-    annotate,
-    calibrate,
-)
+from aipuc.progress import ProgressCallback, each, step
+from aipuc.quantization.calibration import annotate, calibrate
 from aipuc.transforms.quantize import QuantizePass
 
 EXPORT_FORMAT = "aipuc.quantized_graph"
@@ -59,9 +56,12 @@ def quantize_graph(
     quantization_scheme: str = "per_tensor_histogram",
     quantize_dw_channel_wise: bool = False,
     remove_io_quantization: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
-    """The quantized copy of a float `Graph` and the calibration stats it was made from."""
+    """The quantized copy of a float `Graph` and the calibration stats it was made from.
+
+    `progress` hears of every calibration sample ("calibrate") and of the pass
+    ("axq-quantize")."""
     from aipuc.graph import Graph
 
     quantize = QuantizePass(
@@ -69,10 +69,11 @@ def quantize_graph(
         quantize_dw_channel_wise=quantize_dw_channel_wise,
         remove_io_quantization=remove_io_quantization,
     )
-    stats = calibrate(graph, samples, progress)
-    module = graph.module.clone()
-    annotate(module, stats)
-    quantize.apply(ir_context(), module)
+    stats = calibrate(graph, samples, each(progress, "calibrate"))
+    with step(progress, "axq-quantize"):
+        module = graph.module.clone()
+        annotate(module, stats)
+        quantize.apply(ir_context(), module)
     try:
         module.verify()
     except VerifyException as error:
