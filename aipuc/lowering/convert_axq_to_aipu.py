@@ -10,8 +10,8 @@ segments. Options are the unit-mapping fields of the CompilerConfig:
 
 Layouts: a first walk gives every quantized tensor a device layout. 4-D tensors that meet
 a spatial op (convolution, pooling, resize) are NHWC; tensors of attention (matmul,
-softmax over the last axis) keep their logical order; element-wise ops share their
-operands' layout (one union-find group per chain).
+softmax over the last axis) keep their logical order; element-wise ops and the copies of
+concat, split, slice and pad share their operands' layout (one union-find group per chain).
 """
 
 from __future__ import annotations
@@ -64,6 +64,11 @@ _SAME_LAYOUT = (
     axq.LutOp,
     axq.ClipOp,
     axq.RequantizeOp,
+    # copies along any axes: keeping their neighbours' layout saves two transposes
+    axq.ConcatOp,
+    axq.SplitOp,
+    axq.SliceOp,
+    axq.PadOp,
 )
 HOST_SIDE = (axq.HostOp, axq.QuantizeOp, axq.DequantizeOp, axq.ConstantOp, func.ReturnOp)
 """Ops that run on the host (or are constants): the conversion leaves them."""
