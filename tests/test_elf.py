@@ -82,7 +82,7 @@ def test_the_tasklist_decodes_to_the_emitted_records(default):
     module = load_module(compiled.output_dir / "lowered" / "model.mlir")
     emitted = emit_records(module)
     (segment,) = emitted.segments
-    tasklists = _region(manifest, "tasklists")
+    tasklists = _region(manifest, "l2.tasklists")
     decoded = [
         r
         for r in _records(elf.section(".aipu.tasklist.core0.seg0").data)
@@ -118,7 +118,7 @@ def test_stream_tasklist_off_copies_tasklists_into_the_reserved_l2(default, tmp_
     names = {s.name for s in resident.sections}
     assert ".aipu.boot.core0" not in names
     tasklist = resident.section(".aipu.tasklist.core0.seg0")
-    assert tasklist.address == _region(manifest_r, "tasklists").start
+    assert tasklist.address == _region(manifest_r, "l2.tasklists").start
     records = _records(tasklist.data)
     assert records[-1].opcode == Opcode.END
     assert not any(r.opcode == Opcode.JUMP for r in records)
@@ -136,7 +136,7 @@ def test_stream_tasklist_off_needs_room(tmp_path, tiny):
 def test_streamed_chunks_are_loaded_by_dma_records_in_the_stream(tmp_path, tiny):
     """A small tasklist space: many chunks, each loaded by a system DMA record."""
     compiled, elf, manifest = _compile(tmp_path, tiny, "chunks", l2_size_reserved_tasklist=4096)
-    tasklists = _region(manifest, "tasklists")
+    tasklists = _region(manifest, "l2.tasklists")
     records = _records(elf.section(".aipu.tasklist.core0.seg0").data)
     loads = [r for r in records if r.opcode == Opcode.DMA and r.fields["dst"] in tasklists]
     jumps = [r for r in records if r.opcode == Opcode.JUMP]

@@ -67,6 +67,25 @@ class Artifact:
     def program(self) -> DeviceProgram:
         return DeviceProgram.from_elf(self.elf, self.device)
 
+    def executed(self) -> list[isa.Stream]:
+        """Per segment, the records its core runs in order, JUMPs and END left out: the
+        boot DMA of its first chunk (stream_tasklist), then its tasklist section, whose
+        chunks follow one another in the order they run."""
+        elf = ElfFile.from_bytes(self.elf)
+        boot = next((s for s in elf.sections if s.name == f".aipu.boot.core{CORE}"), None)
+        streams = []
+        for position, segment in enumerate(self.emitted.segments):
+            data = elf.section(f".aipu.tasklist.core{CORE}.seg{segment.index}").data
+            if boot is not None:
+                data = boot.data[2 * RECORD_BYTES * position :][:RECORD_BYTES] + data
+            records = [
+                record.tobytes()
+                for opcode, record in isa.Stream(data).records()
+                if opcode not in (Opcode.JUMP, Opcode.END)
+            ]
+            streams.append(isa.Stream(b"".join(records)))
+        return streams
+
 
 def _end() -> bytes:
     return isa.encode(Opcode.END, {}, core=CORE)

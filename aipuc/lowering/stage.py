@@ -31,6 +31,7 @@ from aipuc.lowering.emit_elf import Artifact, EmitOptions, build_elf
 from aipuc.lowering.host_program import host_steps
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.runtime import loader
+from aipuc.runtime.sim import cycles
 
 HOST_PARTS = ("preamble", "postamble")
 
@@ -96,6 +97,14 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
         "elf": {"bytes": len(artifact.elf), **artifact.image},
         "dpu_regalloc": {"programs": regalloc, "spills": spills},
     }
+
+
+def performance(artifact: Artifact, frequency: int) -> dict[str, Any]:
+    """The report's `performance` entry: the cycle model over the records each segment
+    runs, as model.elf holds them (with stream_tasklist, the chunk loads too)."""
+    program = artifact.program()
+    modelled = cycles.profile(program.regions, program.loads, artifact.executed())
+    return modelled.report(frequency)
 
 
 def write(

@@ -153,6 +153,13 @@ FORMATS: dict[Opcode, list[Field]] = {
         Field("k_len", "<u2", 1, "rows of the K vector this weightset holds"),
         Field("weightset", "u1", 1, "IMC weightset used"),
         Field("icr", "u1", 1, "in-core replication: x-position ow uses copy ow % icr"),
+        Field(
+            "channels",
+            "<u2",
+            1,
+            "lanes of each tap holding input channels, the rest of in_c zero-point padding "
+            "(0: all); the simulator ignores it, the cycle model counts useful MACs",
+        ),
     ],
     Opcode.DWPU: [
         Field("program", "<u8", 1, "address of the layer's DWPU program word (`DWPU_OP`)"),
