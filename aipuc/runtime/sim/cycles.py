@@ -1,7 +1,7 @@
 """The cycle model: what each instruction record costs, from the hardware model alone.
 
 It reads what the simulator executes (the records of each stream, the memory map, and the
-DPU programs among the constants) and nothing of the IR; every number comes from
+DPU and DWPU program words among the loaded sections) and nothing of the IR; every number comes from
 `aipuc.hardware.HardwareModel`. Costs per record, `hw` the hardware model:
 
     MVM       task + ceil(out_h * ceil(out_w / icr) / mvm_vectors_per_cycle)
