@@ -29,6 +29,7 @@ from xdsl.rewriter import InsertPoint
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
+from aipuc.frontend.support import is_layout_free_reshape
 from aipuc.transforms.common import erase_dead_constants, located
 
 
@@ -71,11 +72,14 @@ class DenseToConv2d(RewritePattern):
         weight = op.weight.owner
         if not isinstance(weight, axq.ConstantOp) or _is_per_axis(op.result):
             return
+        in_shape = shape_of(op.input)
+        if not is_layout_free_reshape(in_shape, (prod(in_shape[:-1]), in_shape[-1], 1, 1)):
+            return  # several batches of tokens: the dense layer stays (the MVM runs it as is)
         if weight not in self.kernels:  # one kernel per weight, next to it
             kernel_op = rewriter.insert(_kernel_of(weight), InsertPoint.after(weight))
             self.kernels[weight] = kernel_op.result
         kernel = self.kernels[weight]
-        in_shape, out_shape = shape_of(op.input), shape_of(op.result)
+        out_shape = shape_of(op.result)
         rows = prod(in_shape[:-1])
         x = axq.ReshapeOp(op.input, tensor_type((rows, in_shape[-1], 1, 1), element_type(op.input)))
         conv = axq.Conv2dOp(
