@@ -3,7 +3,9 @@
 
 The MVM runs convolutions; a dense layer is the 1x1 convolution whose batch is the rows of
 its input. The reshapes around the convolution only add or drop axes of size 1 around the
-channel axis, so they move no data. Dense and conv2d have the same integer semantics
+channel axis, so they move no data. A dense layer on several batches of tokens ([B, N, C]
+with B > 1) stays as it is: its rows would merge two axes, which validate-operators does not
+accept as a layout-free reshape. Dense and conv2d have the same integer semantics
 (sum of products plus bias, requantized per output channel; weights per output channel on
 axis 0), so the pass gives the same codes whether it runs before or after quantization;
 the pipeline runs it on the float graph, before calibration.
