@@ -45,3 +45,25 @@ def test_dense_layer_on_two_batches_of_tokens(tmp_path):
     node = helper.make_node("MatMul", ["x", "w"], ["y"])
     model = single_node_model(node, [2, 3, 8], [2, 3, 4], [numpy_helper.from_array(weight, "w")])
     compile_and_compare(model, (2, 3, 8), tmp_path)
+
+
+def test_depth_first_group_reading_int32_interpolation_sums(tmp_path):
+    """A linear resize is a DPU layer making int32 sums, then one reducing them to int8; with
+    tiling_depth > 1 the second heads a depth-first group with the PReLU after it, and the
+    group staged its int32 input in an int8 L1 buffer (mem-bufferize left IR that did not
+    verify: "DMA copies like to like")."""
+    scales = numpy_helper.from_array(np.array([1, 1, 3, 3], np.float32), "scales")
+    slope = numpy_helper.from_array(np.full((8, 1, 1), 0.25, np.float32), "slope")
+    resize = helper.make_node("Resize", ["x", "", "scales"], ["r"], mode="linear")
+    prelu = helper.make_node("PRelu", ["r", "slope"], ["y"])
+    graph = helper.make_graph(
+        [resize, prelu],
+        "repro",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 6, 9])],
+        [scales, slope],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
+    )
+    compile_and_compare(model, (1, 8, 2, 3), tmp_path, tiling_depth=2)
