@@ -10,6 +10,7 @@ read from the compiled folder (records of the stream, memory_plan.json, lowered 
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -25,6 +26,7 @@ from lowering_harness import (
 )
 from onnx import TensorProto, helper, numpy_helper
 
+from aipuc.cli import main
 from aipuc.errors import CompilationError
 from aipuc.models.builder import IR_VERSION, OPSET
 from aipuc.runtime.sim.isa import MvmFlag
@@ -315,3 +317,18 @@ def test_enable_buffer_promotion(compiled):
     """The probe's activations (a few KiB) are promoted out of DDR by default, not without."""
     assert pools_used(compiled(enable_buffer_promotion=False)) == {"ddr"}
     assert pools_used(compiled()) != {"ddr"}
+
+
+def test_a_model_too_large_for_l1_fails_with_the_error_and_stage_code(probe, tmp_path, capsys):
+    """`aipuc compile` of the quantized probe into an L1 of 2 KiB: exit status 2, one line
+    naming the pool, its peak and capacity; the report records stage and code; no stream."""
+    out = tmp_path / "out"
+    argv = ["compile", str(probe[0]), "-o", str(out), "--set", "compiler_mode=lower_only"]
+    assert main([*argv, "--set", "l1_constraint=2048"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert re.match(r"aipuc: error: memory plan of pool 'l1_core0' needs \d+ bytes", err[0])
+    assert "capacity is 2048 bytes" in err[0]
+    error = json.loads((out / "compilation_report.json").read_text())["error"]
+    assert (error["stage"], error["code"]) == ("lower", "E_LOWER")
+    assert not (out / "compiled_model").exists() and not (out / "lowered").exists()
