@@ -322,11 +322,14 @@ def test_memory_pools_in_l2(compiled):
     assert pools_used(in_l2) == {"l2"}
 
 
+def ddr_bytes(folder) -> int:
+    return sum(b["size"] for b in memory_plan(folder)["buffers"] if b["pool"] == "ddr")
+
+
 @pytest.mark.xfail(strict=True, reason=NO_PROMOTION_YET)
 def test_enable_buffer_promotion(compiled):
     """The probe's activations (a few KiB) are promoted out of DDR by default, not without."""
-    assert pools_used(compiled(enable_buffer_promotion=False)) == {"ddr"}
-    assert pools_used(compiled()) != {"ddr"}
+    assert ddr_bytes(compiled()) < ddr_bytes(compiled(enable_buffer_promotion=False))
 
 
 def test_a_model_too_large_for_l1_fails_with_the_error_and_stage_code(probe, tmp_path, capsys):
