@@ -82,8 +82,10 @@ def probe_model() -> onnx.ModelProto:
     return model
 
 
-TIGHT_L1 = 6144
+TIGHT_L1 = 40960
 """Fits the probe only with height tiles; counting weights needs more of them."""
+SMALL_L1 = 16384
+"""Every layer's tiles fit with weights ignored, but not the plan of everything L1 holds."""
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +133,13 @@ def swicr_records(folder) -> int:
 
 
 def test_enable_icr(compiled):
-    """ICR on (default): the narrow layers run 8, 2 and 4 copies; off: one copy each."""
-    assert mvm_field(compiled(), "icr") == [8, 2, 4]
+    """ICR on (default): the narrow layers run 8, 2 (both K chunks) and 4 copies; off: one."""
+    assert mvm_field(compiled(), "icr") == [8, 2, 2, 4]
     assert set(mvm_field(compiled(enable_icr=False), "icr")) == {1}
 
 
 def test_icrx_max_factor(compiled):
-    assert mvm_field(compiled(icrx_max_factor=3), "icr") == [3, 2, 3]
+    assert mvm_field(compiled(icrx_max_factor=3), "icr") == [3, 2, 2, 3]
 
 
 def test_icrx_force(compiled):
@@ -157,18 +159,21 @@ def test_icrx_force_that_does_not_fit_names_the_layer(probe, tmp_path):
 
 
 def test_icrx_parallel_block_threshold(compiled):
-    """Without swICR the second conv has two K chunks (two parallel IMC blocks): a threshold
-    of 1 turns its ICR off, the default of 4 keeps it; one-chunk layers keep theirs."""
+    """The second conv has two K chunks (two parallel IMC blocks), and without swICR the
+    first too: a threshold of 1 turns their ICR off, the default of 4 keeps it; one-chunk
+    layers keep theirs."""
+    assert mvm_field(compiled(icrx_parallel_block_threshold=1), "icr") == [8, 1, 1, 4]
     assert mvm_field(compiled(enable_swicr=False), "icr") == [8, 8, 2, 2, 4]
     threshold = compiled(enable_swicr=False, icrx_parallel_block_threshold=1)
     assert mvm_field(threshold, "icr") == [1, 1, 1, 1, 4]
 
 
 def test_enable_swicr(compiled):
-    """swICR packs the first conv's 3 channels x 9 taps into 27 K rows; without it every tap
-    is a whole PWORD (9 x 64 = 576 rows: two K chunks of 512 and 64)."""
-    assert mvm_field(compiled(), "k_len") == [27, 72, 24]
-    assert swicr_records(compiled()) == 3
+    """swICR packs the first layer's 3 channels x 9 taps into 27 K rows; without it every tap
+    is a whole PWORD (9 x 64 = 576 rows: two K chunks of 512 and 64). Later layers are never
+    packed (swICR is for first layers)."""
+    assert mvm_field(compiled(), "k_len") == [27, 512, 64, 64]
+    assert swicr_records(compiled()) == 1
     plain = compiled(enable_swicr=False)
     assert mvm_field(plain, "k_len") == [512, 64, 512, 64, 64]
     assert swicr_records(plain) == 0
@@ -187,9 +192,9 @@ def test_mvm_utilization_limit(compiled, caplog):
 
 def test_force_h_tiling(compiled):
     """Four height tiles: every MVM runs a quarter of its output rows per record."""
-    assert mvm_rows(compiled()) == [16, 16, 8]
+    assert mvm_rows(compiled()) == [16, 16, 16, 8]
     forced = compiled(force_h_tiling=4)
-    assert mvm_rows(forced) == [4] * 8 + [2] * 4
+    assert mvm_rows(forced) == [4] * 12 + [2] * 4
     assert "aipu.tile_loop" in (forced / "lowered" / "model.mlir").read_text()
 
 
@@ -200,15 +205,16 @@ def test_force_h_tiling(compiled):
     "(aipu-dfs does not read force_h_tiling; the probe's groups run untiled)",
 )
 def test_force_h_tiling_holds_in_depth_first_groups(compiled):
-    assert mvm_rows(compiled(force_h_tiling=4, tiling_depth=4)) == [4] * 8 + [2] * 4
+    assert mvm_rows(compiled(force_h_tiling=4, tiling_depth=4)) == [4] * 12 + [2] * 4
 
 
 def test_force_oc_tiling(compiled):
     """Without ICR, two output-channel tiles halve every MVM record's columns; with ICR the
     copies share all columns, so those layers keep one channel tile."""
-    assert mvm_field(compiled(enable_icr=False), "n") == [8, 24, 16]
-    assert mvm_field(compiled(enable_icr=False, force_oc_tiling=2), "n") == [4, 4, 12, 12, 8, 8]
-    assert mvm_field(compiled(force_oc_tiling=2), "n") == [8, 24, 16]
+    assert mvm_field(compiled(enable_icr=False), "n") == [8, 24, 24, 16]
+    two = compiled(enable_icr=False, force_oc_tiling=2)
+    assert mvm_field(two, "n") == [4, 4, 12, 12, 12, 12, 8, 8]
+    assert mvm_field(compiled(force_oc_tiling=2), "n") == [8, 24, 24, 16]
 
 
 def test_ignore_weight_buffers(compiled):
@@ -241,13 +247,13 @@ def test_tiling_depth_moves_fewer_bytes(compiled):
 
 
 def test_dfs_search_constraint(compiled):
-    """Under the tight L1 most depth-first groups need height tiles; a search space of one
+    """Under a 64 KiB L1 most depth-first groups need height tiles; a search space of one
     candidate per start layer (its longest chain, untiled) finds fewer groups, so more bytes
     move than with the full search, though fewer than without depth-first tiling."""
-    tight = stream_facts(compiled(l1_constraint=TIGHT_L1)).off_core_bytes
-    full = stream_facts(compiled(l1_constraint=TIGHT_L1, tiling_depth=4)).off_core_bytes
-    constrained = compiled(l1_constraint=TIGHT_L1, tiling_depth=4, dfs_search_constraint=1)
-    assert full < stream_facts(constrained).off_core_bytes <= tight
+    tight = stream_facts(compiled(l1_constraint=65536)).off_core_bytes
+    full = stream_facts(compiled(l1_constraint=65536, tiling_depth=4)).off_core_bytes
+    constrained = compiled(l1_constraint=65536, tiling_depth=4, dfs_search_constraint=1)
+    assert full < stream_facts(constrained).off_core_bytes < tight
 
 
 # ------------------------------------------------------------------------------ memory
@@ -283,20 +289,20 @@ def test_page_memory(compiled):
 
 def test_a_pool_that_cannot_fit_names_the_pool_the_peak_and_the_capacity(probe, tmp_path):
     with pytest.raises(CompilationError) as caught:
-        lower(probe[0], tmp_path / "out", l1_constraint=2048)
+        lower(probe[0], tmp_path / "out", l1_constraint=SMALL_L1)
     assert re.match(
         r"memory plan of pool 'l1_core0' needs (\d+) bytes \((\d+) alive at once at best\) but "
-        r"its capacity is 2048 bytes, after 5 attempt\(s\)",
+        rf"its capacity is {SMALL_L1} bytes, after 5 attempt\(s\)",
         str(caught.value),
     )
     peak = int(re.search(r"needs (\d+) bytes", str(caught.value)).group(1))
-    assert peak > 2048
+    assert peak > SMALL_L1
     assert not (tmp_path / "out" / "compiled_model").exists()
 
 
 def test_max_memplan_attempts_is_named_in_the_error(probe, tmp_path):
     with pytest.raises(CompilationError, match=r"after 1 attempt\(s\)"):
-        lower(probe[0], tmp_path / "out", l1_constraint=2048, max_memplan_attempts=1)
+        lower(probe[0], tmp_path / "out", l1_constraint=SMALL_L1, max_memplan_attempts=1)
 
 
 NO_PROMOTION_YET = (
@@ -333,15 +339,15 @@ def test_enable_buffer_promotion(compiled):
 
 
 def test_a_model_too_large_for_l1_fails_with_the_error_and_stage_code(probe, tmp_path, capsys):
-    """`aipuc compile` of the quantized probe into an L1 of 2 KiB: exit status 2, one line
+    """`aipuc compile` of the quantized probe into an L1 of 16 KiB: exit status 2, one line
     naming the pool, its peak and capacity; the report records stage and code; no stream."""
     out = tmp_path / "out"
     argv = ["compile", str(probe[0]), "-o", str(out), "--set", "compiler_mode=lower_only"]
-    assert main([*argv, "--set", "l1_constraint=2048"]) == 2
+    assert main([*argv, "--set", f"l1_constraint={SMALL_L1}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Traceback" not in err[0]
     assert re.match(r"aipuc: error: memory plan of pool 'l1_core0' needs \d+ bytes", err[0])
-    assert "capacity is 2048 bytes" in err[0]
+    assert f"capacity is {SMALL_L1} bytes" in err[0]
     error = json.loads((out / "compilation_report.json").read_text())["error"]
     assert (error["stage"], error["code"]) == ("lower", "E_LOWER")
     assert not (out / "compiled_model").exists() and not (out / "lowered").exists()
