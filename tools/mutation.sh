@@ -25,6 +25,8 @@ TARGETS=(
     'aipuc.runtime.kernels.x__elementwise_exact_dtype*'
     'aipuc.runtime.kernels.x__gemm*'
     'aipuc.runtime.kernels.x__add_bias*'
+    # the stream simulator: record decoding, memories, each unit's execution, the device
+    'aipuc.runtime.sim.*'
 )
 if (($#)); then TARGETS=("$@"); fi
 
