@@ -107,13 +107,14 @@ def scratch_copy(mutation: Mutation, folder: Path) -> None:
     target.write_text(text.replace(mutation.original, mutation.mutated))
 
 
-def failures(folder: Path, tests: list[str]) -> tuple[list[str], str]:
-    """The failing test ids of `pytest tests` run on the copy, and the summary line."""
+def failures(folder: Path, tests: list[str], what: str) -> tuple[list[str], str]:
+    """The failing test ids of `pytest tests` run on the copy, and a summary."""
     env = {**os.environ, "PYTHONPATH": str(folder)}
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rf", *tests]
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf", *tests]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, re.MULTILINE)
-    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+    passed = re.findall(r"(\d+) passed", done.stdout)
+    summary = f"{what}: {len(failed)} failed, {passed[-1] if passed else 0} passed"
     return failed, summary
 
 
@@ -133,10 +134,10 @@ def check(name: str, mutation: Mutation) -> bool:
             sys.exit(f"the copy's aipuc is not the one imported ({imported})")
         config = tomllib.loads((folder / "pyproject.toml").read_text())
         selection = config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
-        failed, summary = failures(folder, selection)
+        failed, summary = failures(folder, selection, "the numerics selection")
         if not failed:  # the rest of the default suite
             rest = [f"--ignore={t}" for t in selection]
-            failed, summary = failures(folder, ["tests", *rest])
+            failed, summary = failures(folder, ["tests", *rest], "the rest of the default suite")
     print(f"{name}: {mutation.what}")
     print(f"    {summary}")
     for test in failed:
