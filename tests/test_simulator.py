@@ -8,6 +8,7 @@ catches the plan)."""
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import struct
@@ -104,6 +105,37 @@ def test_micro_ops_round_trip_and_are_32_bytes():
     for word, fields in zip(decoded, words, strict=True):
         for name, value in fields.items():
             assert int(word[name]) == int(value), name
+
+
+_CTYPES = {
+    "u1": ctypes.c_uint8, "<i1": ctypes.c_int8, "<u2": ctypes.c_uint16, "<i2": ctypes.c_int16,
+    "<u4": ctypes.c_uint32, "<i4": ctypes.c_int32, "<u8": ctypes.c_uint64, "<i8": ctypes.c_int64,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("opcode", list(Opcode))
+def test_record_layout_is_the_c_struct_layout(opcode: Opcode):
+    """Header then payload, in order, naturally aligned, padded to 128 bytes: the layout a C
+    compiler gives the same struct (ctypes computes it independently)."""
+    fields = [*((name, type_, 1) for name, type_ in isa._HEADER), *isa.FORMATS[opcode]]
+
+    class Record(ctypes.LittleEndianStructure):
+        _fields_ = [(n, _CTYPES[t] * c if c > 1 else _CTYPES[t]) for n, t, c in fields]
+
+    layout = isa._record_dtype(isa.FORMATS[opcode], isa.RECORD_BYTES)
+    assert layout == isa.DTYPES[opcode]
+    assert layout.names == tuple(name for name, _, _ in fields)
+    assert layout.itemsize == isa.RECORD_BYTES >= ctypes.sizeof(Record)
+    for name, type_, count in fields:
+        dtype, offset = layout.fields[name][:2]
+        assert offset == getattr(Record, name).offset, name
+        assert dtype == np.dtype(type_ if count == 1 else (type_, (count,))), name
+
+
+def test_a_payload_past_the_record_is_refused():
+    with pytest.raises(AssertionError, match="record of 129 bytes exceeds 128"):
+        isa._record_dtype([("a", "<u8", 15), ("b", "u1", 1)], isa.RECORD_BYTES)
+    assert isa._record_dtype([("a", "<u8", 15)], isa.RECORD_BYTES).itemsize == 128
 
 
 def test_encoding_is_little_endian():
@@ -435,6 +467,49 @@ def test_dwpu_avg_extra_rows_are_reached_never_counted():
         ),
     )
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 9])  # 6/2, 9/1
+
+
+@pytest.mark.parametrize("count_include_pad", [False, True])
+def test_dwpu_avg_per_channel_with_zero_points_pads_and_overhang(count_include_pad):
+    """Every side padded, ceil-mode overhang on both axes, per-channel rows per divisor with
+    distinct in/out zero points; the table ends flush with DDR, so it is read exactly
+    [taps + 1, C, 5]. Expected values from loops over the ISA's definition."""
+    memories = device()
+    (in_h, in_w), channels, (kh, kw), (sh, sw) = (4, 5), 2, (3, 2), (2, 3)
+    top, left, bottom, right, extra = 1, 2, 1, 1, (1, 2)
+    out_h = (in_h + top + bottom + extra[0] - kh) // sh + 1
+    out_w = (in_w + left + right + extra[1] - kw) // sw + 1
+    x = ((np.arange(in_h * in_w * channels) * 37) % 200 - 100).astype(np.int8)
+    x = x.reshape(in_h, in_w, channels)
+    in_zp, out_zp = [3, -5], [-7, 11]
+    rows = [
+        [[0, (1 << 30) + 9973 * d + 101 * c, 31 + d % 3, out_zp[c], in_zp[c]]
+         for c in range(channels)]
+        for d in range(kh * kw + 1)
+    ]  # fmt: skip
+    rq = table(rows)
+    rq_addr = DDR + 4096 - rq.nbytes
+    put(memories, L1, x)
+    put(memories, rq_addr, rq)
+    flags = DwpuFlag.PER_CHANNEL | (DwpuFlag.COUNT_INCLUDE_PAD if count_include_pad else 0)
+    record = dwpu(
+        DwpuMode.AVG, flags, **_io((in_h, in_w), channels, (out_h, out_w)), rq_addr=rq_addr,
+        kernel=[kh, kw], stride=[sh, sw], pads=[top, left, bottom, right], extra=list(extra),
+    )  # fmt: skip
+    run(memories, record)
+    expected = np.zeros((out_h, out_w, channels), np.int8)
+    for oh, ow, c in np.ndindex(out_h, out_w, channels):
+        acc, divisor = 0, 0
+        for ky, kx in np.ndindex(kh, kw):
+            iy, ix = oh * sh + ky - top, ow * sw + kx - left
+            inside = 0 <= iy < in_h and 0 <= ix < in_w
+            in_pads = -top <= iy < in_h + bottom and -left <= ix < in_w + right
+            acc += int(x[iy, ix, c]) - in_zp[c] if inside else 0
+            divisor += inside or (count_include_pad and in_pads)
+        _, m, shift, zp, _ = rows[divisor][c]  # pooling has no bias: column 0 is unused
+        expected[oh, ow, c] = requantize(acc, m, shift, zp)
+    got = get(memories, L1 + 1024, (out_h, out_w, channels))
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_dwpu_global_pooling():
