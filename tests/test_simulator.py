@@ -386,10 +386,11 @@ def test_dwpu_depthwise_conv_per_channel():
     rows = [[5, 1 << 30, 31, 1, -2], [-3, 1 << 30, 30, -1, 4]]  # bias, m, shift, out_zp, in_zp
     put(memories, L1, x)
     put(memories, DDR, w)
-    put(memories, DDR + 64, table(rows))
+    rq_addr = DDR + 4096 - table(rows).nbytes  # flush with the end of DDR: read exactly [C, 5]
+    put(memories, rq_addr, table(rows))
     record = dwpu(
         DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io((3, 3), 2, (3, 3)), w_addr=DDR,
-        rq_addr=DDR + 64, kernel=[3, 3], pads=[1, 1, 1, 1],
+        rq_addr=rq_addr, kernel=[3, 3], pads=[1, 1, 1, 1],
     )  # fmt: skip
     run(memories, record)
     expected = np.zeros((3, 3, 2), np.int8)
@@ -522,6 +523,22 @@ def test_dwpu_global_pooling():
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [7, 8])
     run(memories, dwpu(DwpuMode.GLOBAL_MAX, **_io((2, 2), 2, (1, 1))))
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 8])
+
+
+def test_dwpu_max_pool_overhang_and_global_max_per_channel():
+    memories = device()
+    x = np.array([[[1, -8], [2, 8]], [[3, 9], [-4, 7]]], np.int8)  # [h, w, c]
+    put(memories, L1, x)
+    run(memories, dwpu(DwpuMode.GLOBAL_MAX, **_io((2, 2), 2, (1, 1))))
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 9])  # per channel
+    # ceil_mode: 2x2 windows, stride 2, on 3x3: the overhang row and column are -128.
+    y = np.array([[5, -3, 7], [1, 2, -9], [-100, 4, -50]], np.int8).reshape(3, 3, 1)
+    put(memories, L1, y)
+    record = dwpu(
+        DwpuMode.MAX, **_io((3, 3), 1, (2, 2)), kernel=[2, 2], stride=[2, 2], extra=[1, 1]
+    )
+    run(memories, record)
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2, 2)), [[5, 7], [4, -50]])
 
 
 # ------------------------------------------------------------------------------ DPU
