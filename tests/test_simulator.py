@@ -541,6 +541,19 @@ def test_dwpu_max_pool_overhang_and_global_max_per_channel():
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2, 2)), [[5, 7], [4, -50]])
 
 
+def test_dwpu_global_average_per_channel_reads_its_table_exactly():
+    memories = device()
+    x = np.array([[[1, -8], [2, 8]], [[3, 9], [-4, 7]]], np.int8)  # channel sums 2 and 16
+    put(memories, L1, x)
+    rows = table([[0, 1 << 30, 32, 5, -1], [0, 1 << 30, 31, -3, 2]])
+    rq_addr = DDR + 4096 - rows.nbytes
+    put(memories, rq_addr, rows)
+    flags = DwpuFlag.PER_CHANNEL
+    run(memories, dwpu(DwpuMode.GLOBAL_AVG, flags, **_io((2, 2), 2, (1, 1)), rq_addr=rq_addr))
+    # (2 + 4) / 4 = 1.5 -> 2, + 5; (16 - 8) / 2 = 4, - 3
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [7, 1])
+
+
 # ------------------------------------------------------------------------------ DPU
 
 A = [-3, 5, 20, -20]
@@ -571,6 +584,36 @@ def dpu_run(words, memories: Memories | None = None, shape=(1, 1, 1, 4)) -> np.n
     )
     run(memories, record)
     return get(memories, L1 + 128, (4,))
+
+
+def test_dpu_int32_operands_load_and_store_whole_words_and_every_store_runs():
+    """4-byte operands are read and written as int32 (values beyond int8), and a program
+    goes on after a STORE (here: two stores)."""
+    memories = device()
+    wide = np.array([100000, -70000, 300, -129], "<i4")
+    put(memories, L1, wide)
+    words = [
+        {"op": MicroOpcode.LOAD, "dst": 0, "slot": 0},
+        {"op": MicroOpcode.ADDI, "dst": 1, "a": 0, "imm0": 5},
+        {"op": MicroOpcode.STORE, "a": 1, "slot": 1},
+        {"op": MicroOpcode.CLAMP, "dst": 2, "a": 0, "imm0": -128, "imm1": 127},
+        {"op": MicroOpcode.STORE, "a": 2, "slot": 2},
+    ]
+    memories.load_bytes(DDR, isa.encode_micro_ops(words))
+    fields = {
+        "program": DDR,
+        "micro_ops": len(words),
+        "operand_addr": [L1, L1 + 64, L1 + 128, 0],
+        "operand_strides": [0, 0, 0, 4] + [0, 0, 0, 4] + [0, 0, 0, 1] + [0] * 4,
+        "shape": [1, 1, 1, 4],
+        "operand_bytes": [4, 4, 1, 1],
+    }
+    run(memories, isa.encode(Opcode.DPU, fields))
+    np.testing.assert_array_equal(get(memories, L1 + 64, (4,), "<i4"), wide + 5)
+    np.testing.assert_array_equal(get(memories, L1 + 128, (4,)), [127, -128, 127, -128])
+    fields["operand_bytes"] = [2, 4, 1, 1]
+    with pytest.raises(SimulationError, match=r"\(DPU\): DPU operand 0 has elements of 2 bytes$"):
+        run(memories, isa.encode(Opcode.DPU, fields))
 
 
 def program(*ops: dict, zero_point: int | None = None) -> list[dict]:
