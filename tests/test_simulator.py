@@ -654,6 +654,12 @@ def test_dpu_integer_micro_ops(op, expected):
     np.testing.assert_array_equal(dpu_run(program(word)), expected)
 
 
+def test_dpu_select_takes_b_where_a_is_zero():
+    shifted = {"op": MicroOpcode.ADDI, "dst": 2, "a": 0, "imm0": 3}  # A + 3 = 0, 8, 23, -17
+    select = {"op": MicroOpcode.SELECT, "dst": 3, "a": 2, "b": 1, "c": 0}
+    np.testing.assert_array_equal(dpu_run(program(shifted, select)), [7, -2, 3, -20])
+
+
 def test_dpu_requant_table_per_channel():
     memories = device()
     rows = [[1 << 30, 30, 0], [1 << 30, 31, 1], [1 << 30, 32, -1], [1 << 30, 29, 0]]
@@ -718,6 +724,40 @@ def test_dpu_row_reductions_and_exp_table():
         {"op": MicroOpcode.EXPLUT, "dst": 4, "a": 3, "addr": DDR + 512},  # 1.5, 0, 0, 10
     )
     np.testing.assert_array_equal(dpu_run(program(*exp, zero_point=0), memories), [2, 0, 0, 10])
+
+
+def test_dpu_row_reductions_are_per_row_and_the_exp_table_starts_at_zero():
+    memories = device()
+    put(memories, L1, np.array([[-3, 5, 0, 2], [7, -1, 4, 0]], np.int8))
+    put(memories, DDR + 512, np.arange(256, dtype="<f4") * np.float32(0.5) + np.float32(1))
+    op = MicroOpcode
+    words = [
+        {"op": op.LOAD, "dst": 0, "slot": 0},
+        {"op": op.ITOF, "dst": 1, "a": 0},
+        {"op": op.RMAX, "dst": 2, "a": 1},
+        {"op": op.FTOI, "dst": 3, "a": 2},
+        {"op": op.STORE, "a": 3, "slot": 1},
+        {"op": op.RSUM, "dst": 4, "a": 1},
+        {"op": op.FTOI, "dst": 5, "a": 4},
+        {"op": op.STORE, "a": 5, "slot": 2},
+        {"op": op.EXPLUT, "dst": 6, "a": 1, "addr": DDR + 512},  # entry d = d / 2 + 1
+        {"op": op.FTOI, "dst": 7, "a": 6},
+        {"op": op.STORE, "a": 7, "slot": 3},
+    ]
+    memories.load_bytes(DDR, isa.encode_micro_ops(words))
+    fields = {
+        "program": DDR,
+        "micro_ops": len(words),
+        "operand_addr": [L1, L1 + 64, L1 + 128, L1 + 192],
+        "operand_strides": [0, 0, 4, 1] * 4,
+        "shape": [1, 1, 2, 4],
+        "operand_bytes": [1, 1, 1, 1],
+    }
+    run(memories, isa.encode(Opcode.DPU, fields))
+    np.testing.assert_array_equal(get(memories, L1 + 64, (2, 4)), [[5] * 4, [7] * 4])
+    np.testing.assert_array_equal(get(memories, L1 + 128, (2, 4)), [[4] * 4, [10] * 4])
+    # outside [0, 256) -> 0; 5 -> 3.5 -> 4, 0 -> 1, 2 -> 2; 7 -> 4.5 -> 4 (ties to even), 4 -> 3
+    np.testing.assert_array_equal(get(memories, L1 + 192, (2, 4)), [[0, 4, 1, 2], [4, 0, 3, 1]])
 
 
 def test_dpu_broadcast_operand_and_strided_store():
