@@ -598,19 +598,23 @@ def test_dpu_int32_operands_load_and_store_whole_words_and_every_store_runs():
         {"op": MicroOpcode.STORE, "a": 1, "slot": 1},
         {"op": MicroOpcode.CLAMP, "dst": 2, "a": 0, "imm0": -128, "imm1": 127},
         {"op": MicroOpcode.STORE, "a": 2, "slot": 2},
+        {"op": MicroOpcode.ITOF, "dst": 3, "a": 0},
+        {"op": MicroOpcode.FTOI, "dst": 4, "a": 3, "imm2": 0},  # saturates to int8
+        {"op": MicroOpcode.STORE, "a": 4, "slot": 3},
     ]
     memories.load_bytes(DDR, isa.encode_micro_ops(words))
     fields = {
         "program": DDR,
         "micro_ops": len(words),
-        "operand_addr": [L1, L1 + 64, L1 + 128, 0],
-        "operand_strides": [0, 0, 0, 4] + [0, 0, 0, 4] + [0, 0, 0, 1] + [0] * 4,
+        "operand_addr": [L1, L1 + 64, L1 + 128, L1 + 192],
+        "operand_strides": [0, 0, 0, 4] + [0, 0, 0, 4] + [0, 0, 0, 1] + [0, 0, 0, 1],
         "shape": [1, 1, 1, 4],
         "operand_bytes": [4, 4, 1, 1],
     }
     run(memories, isa.encode(Opcode.DPU, fields))
     np.testing.assert_array_equal(get(memories, L1 + 64, (4,), "<i4"), wide + 5)
     np.testing.assert_array_equal(get(memories, L1 + 128, (4,)), [127, -128, 127, -128])
+    np.testing.assert_array_equal(get(memories, L1 + 192, (4,)), [127, -128, 127, -128])
     fields["operand_bytes"] = [2, 4, 1, 1]
     with pytest.raises(SimulationError, match=r"\(DPU\): DPU operand 0 has elements of 2 bytes$"):
         run(memories, isa.encode(Opcode.DPU, fields))
@@ -663,8 +667,9 @@ def test_dpu_select_takes_b_where_a_is_zero():
 def test_dpu_requant_table_per_channel():
     memories = device()
     rows = [[1 << 30, 30, 0], [1 << 30, 31, 1], [1 << 30, 32, -1], [1 << 30, 29, 0]]
-    put(memories, DDR + 512, table(rows))  # x1, x0.5 + 1, x0.25 - 1, x2
-    word = {"op": MicroOpcode.REQUANT_TABLE, "dst": 2, "a": 0, "addr": DDR + 512}
+    address = DDR + 4096 - table(rows).nbytes  # flush with the end of DDR: read exactly [C, 3]
+    put(memories, address, table(rows))  # x1, x0.5 + 1, x0.25 - 1, x2
+    word = {"op": MicroOpcode.REQUANT_TABLE, "dst": 2, "a": 0, "addr": address}
     np.testing.assert_array_equal(dpu_run(program(word), memories), [-3, 4, 4, -40])
 
 
