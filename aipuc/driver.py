@@ -391,7 +391,8 @@ def _quantize(
         samples = load_calibration(calibration, _full_inputs(onnx_model))
         if preamble is not None:
             runner = HostRunner(preamble)
-            samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
+            samples = [{**sample, **runner.run(sample)} for sample in samples]
+        samples = [_select(sample, float_graph.inputs) for sample in samples]
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
         quant_graph, stats = quantize_graph(

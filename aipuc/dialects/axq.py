@@ -320,6 +320,16 @@ class UnaryFunction(StrEnum):
     ABS = auto()
     NEG = auto()
     CLIP = auto()
+    GELU_TANH = auto()
+    SOFTSIGN = auto()
+    MISH = auto()
+    SELU = auto()
+    CELU = auto()
+    THRESHOLDEDRELU = auto()
+    LOG = auto()
+    SIN = auto()
+    COS = auto()
+    POW = auto()
 
 
 @irdl_attr_definition
@@ -960,6 +970,26 @@ class PReluOp(_BinaryOp):
     name = "axq.prelu"
 
 
+class _SelectOp(_BinaryOp):
+    """Elementwise maximum or minimum; quantized, both operands and the result share one
+    type (the quantizer requantizes operands to the output's type, which commutes with the
+    clamp), so the op selects codes."""
+
+    def verify_(self) -> None:
+        super().verify_()
+        self._check_keeps_type(self.lhs, [self.rhs, self.result])
+
+
+@irdl_op_definition
+class MaxOp(_SelectOp):
+    name = "axq.max"
+
+
+@irdl_op_definition
+class MinOp(_SelectOp):
+    name = "axq.min"
+
+
 def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of np.matmul(a, b), found without computing it."""
     _require(len(a) >= 1 and len(b) >= 1, f"axq.matmul needs operands of rank >= 1, got {a}, {b}")
@@ -1130,6 +1160,66 @@ class SoftmaxOp(_ShapePreservingOp):
             -rank <= axis < rank, f"axq.softmax axis {axis} out of range for a rank-{rank} tensor"
         )
         self._check_per_tensor((self.input, self.result), "the DPU softmax has one scale")
+
+
+@irdl_op_definition
+class LayerNormOp(_ComputeOp):
+    """Normalisation over the axes from `axis` on, then `* scale + bias` (ONNX
+    LayerNormalization); quantized, it runs on the DPU in float18 (`numerics.layer_norm_int8`).
+
+    `scale` and `bias` have the normalised shape `input.shape[axis:]` and stay f32 constants
+    after quantization (the DPU holds them as float18)."""
+
+    name = "axq.layer_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr)
+    epsilon = prop_def(FloatAttr)
+    traits = traits_def(Pure())
+    assembly_format = "$input `,` $scale `,` $bias attr-dict `:` functional-type(operands, results)"
+
+    def __init__(
+        self,
+        input: SSAValue,
+        scale: SSAValue,
+        bias: SSAValue,
+        result_type: Attribute,
+        axis: int,
+        epsilon: float,
+    ):
+        super().__init__(
+            operands=[input, scale, bias],
+            result_types=[result_type],
+            properties={"axis": int_attr(axis), "epsilon": float_attr(epsilon)},
+        )
+
+    def _code_tensors(self) -> Sequence[SSAValue]:
+        return (self.input, self.result)
+
+    def _same_kind_tensors(self) -> Sequence[SSAValue]:
+        return (self.input, self.result)
+
+    def verify_(self) -> None:
+        super().verify_()
+        shape, axis = shape_of(self.input), self.axis.value.data
+        _require(
+            0 <= axis < len(shape),
+            f"axq.layer_norm axis {axis} out of range 0..{len(shape) - 1} (normalise it)",
+        )
+        _require(
+            shape_of(self.result) == shape,
+            f"axq.layer_norm keeps the shape: {shape} != {shape_of(self.result)}",
+        )
+        for what, value in (("scale", self.scale), ("bias", self.bias)):
+            _require(
+                shape_of(value) == shape[axis:] and element_type(value) == f32,
+                f"axq.layer_norm {what} must be an f32 tensor of the normalised shape "
+                f"{shape[axis:]}, got {value.type}",
+            )
+        _require(self.epsilon.value.data > 0, "axq.layer_norm epsilon must be positive")
+        self._check_per_tensor((self.input, self.result), "the DPU works on one scale")
 
 
 @irdl_op_definition
@@ -1649,9 +1739,12 @@ Axq = Dialect(
         SubOp,
         MulOp,
         PReluOp,
+        MaxOp,
+        MinOp,
         LutOp,
         ClipOp,
         SoftmaxOp,
+        LayerNormOp,
         QuantizeOp,
         DequantizeOp,
         RequantizeOp,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from math import prod
 from numbers import Integral
@@ -38,6 +37,7 @@ from google.protobuf.message import DecodeError, Message
 from onnx import AttributeProto, GraphProto, TensorProto, helper
 
 from aipuc.errors import ModelError
+from aipuc.frontend.graph_optimizer import fold_constants, infer_shapes
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
     is_static,
@@ -47,6 +47,7 @@ from aipuc.frontend.support import (
     topological_order,
     value_infos,
 )
+from aipuc.runtime.host import first_line
 
 MIN_OPSET = 17
 """The oldest default-domain opset the compiler reads; older models are converted."""
@@ -71,14 +72,6 @@ _ELEMENT_BYTES = {
     TensorProto.UINT64: 8,
     TensorProto.BOOL: 1,
 }
-
-
-def _first_line(error: BaseException) -> str:
-    """The gist of a library error: its first line, without C++ assertion boilerplate."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    text = re.sub(r"^.*Assertion .* failed: ", "", text)
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def load_model(
@@ -111,8 +104,6 @@ def load_model(
     if unresolved:
         # Shape arithmetic that data propagation cannot follow (e.g. Shape -> Div -> Reshape)
         # becomes constant once the input shapes are static.
-        from aipuc.frontend.graph_cleaner import fold_constants
-
         model = infer_shapes(fold_constants(model))
         unresolved = _unresolved_shapes(model)
     if unresolved:
@@ -134,7 +125,7 @@ def load_model(
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as error:
-        raise ModelError(f"the model is not valid ONNX: {_first_line(error)}") from None
+        raise ModelError(f"the model is not valid ONNX: {first_line(error)}") from None
     _check_operators(model.graph)
     return model
 
@@ -199,7 +190,7 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
         model = onnx.ModelProto.FromString(data)
     except (DecodeError, RuntimeError) as error:
         raise ModelError(
-            f"{what} is not a valid ONNX protobuf (truncated or corrupt?): {_first_line(error)}"
+            f"{what} is not a valid ONNX protobuf (truncated or corrupt?): {first_line(error)}"
         ) from None
     if not model.ir_version or not model.HasField("graph"):
         raise ModelError(
@@ -298,7 +289,7 @@ def _load_external_data(model: onnx.ModelProto, base_dir: Path | None) -> None:
     try:
         onnx.load_external_data_for_model(model, str(root))
     except (OSError, ValueError, onnx.checker.ValidationError) as error:
-        raise ModelError(f"cannot read external data: {_first_line(error)}") from None
+        raise ModelError(f"cannot read external data: {first_line(error)}") from None
     for tensor, source in zip(external, sources, strict=True):
         _check_external_size(tensor, source)
 
@@ -318,7 +309,7 @@ def _validate_external_reference(tensor: TensorProto, root: Path) -> str:
     try:
         target = (root / location).resolve()
     except (OSError, ValueError, RuntimeError) as error:  # NUL bytes, symlink loops
-        raise ModelError(f"{prefix} cannot be resolved: {_first_line(error)}") from None
+        raise ModelError(f"{prefix} cannot be resolved: {first_line(error)}") from None
     if not target.is_relative_to(root):
         raise ModelError(
             f"{prefix} resolves outside the model's folder {root}; refusing to read it"
@@ -464,7 +455,7 @@ def _convert_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         except Exception as error:  # the converter raises several unrelated types
             raise ModelError(
                 f"cannot convert the model from opset {version} to {opset}: "
-                f"{_first_line(error)}; re-export it at opset >= {MIN_OPSET}"
+                f"{first_line(error)}; re-export it at opset >= {MIN_OPSET}"
             ) from None
     model.ir_version = max(
         model.ir_version, helper.find_min_ir_version_for(model.opset_import, True)
@@ -552,41 +543,6 @@ def _override_shape(name: str, tensor_type: onnx.TypeProto.Tensor, dims: Sequenc
     tensor_type.ClearField("shape")
     for dim in dims:
         tensor_type.shape.dim.add().dim_value = dim
-
-
-def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Strict shape inference from the graph inputs alone (stale annotations are dropped).
-
-    A graph output whose shape inference cannot tell keeps its declared shape. An output that
-    is a graph input or an initializer gets that tensor's type first: onnx infers nothing at
-    all for a graph whose pass-through output has lost its shape.
-    """
-    graph = model.graph
-    del graph.value_info[:]
-    sources = {value.name: value.type for value in graph.input}
-    for tensor in graph.initializer:
-        sources.setdefault(
-            tensor.name, helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
-        )
-    declared = {}
-    for value in graph.output:
-        if value.name in sources:
-            value.type.CopyFrom(sources[value.name])
-        elif value.type.WhichOneof("value") == "tensor_type":
-            if value.type.tensor_type.HasField("shape"):
-                declared[value.name] = copy.deepcopy(value.type.tensor_type.shape)
-            value.type.tensor_type.ClearField("shape")
-    try:
-        model = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-    except Exception as error:  # InferenceError, ValidationError, RuntimeError
-        raise ModelError(f"ONNX shape inference failed: {_first_line(error)}") from None
-    for value in model.graph.output:
-        tensor_type = value.type.tensor_type
-        if value.name in declared and not tensor_type.HasField("shape"):
-            tensor_type.shape.CopyFrom(declared[value.name])
-    return model
 
 
 def _unresolved_shapes(

@@ -8,9 +8,9 @@ preamble -> core -> postamble computes bit for bit what the uncut model computes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -18,16 +18,16 @@ from onnx import helper
 
 from aipuc.errors import AipucError
 
-if TYPE_CHECKING:
-    from aipuc.frontend.graph_cleaner import CleanedModel
-
 Arrays = dict[str, np.ndarray]
 
 
 def first_line(error: BaseException) -> str:
-    """The first line of an engine's error (its type name when it has no message)."""
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
+    """The gist of a library error: its first non-blank line without C++ assertion
+    boilerplate, at most 300 characters (its type name when it has no message)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    text = re.sub(r"^.*Assertion .* failed: ", "", text)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _onnxruntime() -> ModuleType | None:
@@ -100,33 +100,3 @@ class HostRunner:
         return {
             name: np.asarray(value) for name, value in zip(self.output_names, results, strict=True)
         }
-
-
-class SplitModelRunner:
-    """Runs a cleaned model stage by stage: host preamble, core, host postamble.
-
-    `run_core` computes the core's outputs from its inputs (the accelerator simulator, say);
-    by default the float core model runs on the host too.
-    """
-
-    def __init__(
-        self,
-        cleaned: CleanedModel,
-        run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None,
-    ):
-        self.outputs = list(cleaned.outputs)
-        self.core_inputs = list(cleaned.core_inputs)
-        self._stages: list[Callable[[Arrays], Mapping[str, np.ndarray]]] = []
-        if cleaned.preamble is not None:
-            self._stages.append(HostRunner(cleaned.preamble).run)
-        if cleaned.core is not None:
-            core = run_core or HostRunner(cleaned.core).run
-            self._stages.append(lambda env: core({name: env[name] for name in self.core_inputs}))
-        if cleaned.postamble is not None:
-            self._stages.append(HostRunner(cleaned.postamble).run)
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
-        values = dict(inputs)
-        for stage in self._stages:
-            values.update(stage(values))
-        return {name: np.asarray(values[name]) for name in self.outputs}

@@ -30,8 +30,9 @@ Which tensors share quantization parameters
     depthwise conv, its first tensor comes from an op that requantizes per channel
     (conv, conv-transpose, add, sub, mul, prelu, average pools) and every op in it keeps
     the channel axis. Consumers that need per-tensor inputs get an ``axq.requantize`` to
-    the group's histogram range. Concat requantizes every input whose type differs from
-    the output's own calibrated type, then only moves codes.
+    the group's histogram range. Concat, max and min requantize every input whose type
+    differs from the output's own calibrated type, then only move or select codes; an
+    input used only there is produced in the output's type directly.
 
 Integer semantics of the quantized ops (implemented in aipuc.runtime.integer_reference)
     Notation: x_c = q - zp (the centred code), M(r) = numerics.quantize_multiplier(r), and
@@ -54,6 +55,9 @@ Integer semantics of the quantized ops (implemented in aipuc.runtime.integer_ref
         (rows sum to 2**10); out = requant(acc, 2**-(10 k)) for k scaled axes, same type.
     pad: codes, the pad value quantized with the tensor's type. clip: clamp codes to
         [quantize(min), quantize(max)]. reshape / transpose / slice / split / concat: codes.
+    max / min: elementwise max / min of codes; every operand has the output's type
+        (requantized to it, like concat's inputs: clamping commutes with max and min).
+    layer_norm: numerics.layer_norm_int8 (float18 on the DPU; scale and bias stay f32).
     lut: table[q + 128] with the 256-entry table numerics.build_lut stored on the op.
     softmax: numerics.softmax_int8 (float18 on the DPU).
     quantize / dequantize: numerics.quantize / numerics.dequantize.
@@ -173,6 +177,11 @@ def preserves_channels(op: Operation) -> bool:
     return True
 
 
+_JOINING_OPS = (axq.ConcatOp, axq.MaxOp, axq.MinOp)
+"""Ops whose operands are requantized to the output's type, after which they move or select
+codes: clamping commutes with them, so an operand may take the output's type directly."""
+
+
 def _joins_concat(value: SSAValue) -> bool:
     """A concat input read only by the concat is produced directly in the concat's type.
 
@@ -182,7 +191,7 @@ def _joins_concat(value: SSAValue) -> bool:
     user = value.get_user_of_unique_use()
     producer = value.owner
     return (
-        isinstance(user, axq.ConcatOp)
+        isinstance(user, _JOINING_OPS)
         and _is_float_tensor(value)
         and not isinstance(producer, axq.ConstantOp)
         and not (isinstance(producer, Operation) and shares_input_quantization(producer))
@@ -192,7 +201,7 @@ def _joins_concat(value: SSAValue) -> bool:
 def _looked_through(op: Operation) -> bool:
     """Ops that commute with a clamp, so a later clip's range may move before them."""
     linear_resize = isinstance(op, axq.ResizeOp) and op.mode.data == axq.ResizeMode.LINEAR
-    return (shares_input_quantization(op) and not linear_resize) or isinstance(op, axq.ConcatOp)
+    return (shares_input_quantization(op) and not linear_resize) or isinstance(op, _JOINING_OPS)
 
 
 def _produces_per_channel(op: Operation) -> bool:
@@ -224,7 +233,7 @@ def activation_operands(op: Operation) -> tuple[SSAValue, ...]:
     """Operands of an accelerated op that are activations (not weights or biases)."""
     if not _is_accelerated(op):
         return ()
-    if isinstance(op, _WEIGHTED_OPS):
+    if isinstance(op, (*_WEIGHTED_OPS, axq.LayerNormOp)):
         return (op.input,)
     return tuple(op.operands)
 
@@ -317,7 +326,7 @@ def plan_quantization(
         if shares_input_quantization(op) and _is_float_tensor(op.operands[0]):
             for result in op.results:
                 groups.union(op.operands[0], result)
-        if isinstance(op, axq.ConcatOp):
+        if isinstance(op, _JOINING_OPS):
             for value in op.operands:
                 if _joins_concat(value):
                     groups.union(value, op.result)
@@ -732,7 +741,7 @@ class QuantizeSharedScaleOp(_QuantizePattern):
 
 @dataclass
 class QuantizeConcat(_QuantizePattern):
-    """concat: inputs requantized to the output's own type where theirs differs.
+    """concat, max, min: inputs requantized to the output's own type where theirs differs.
 
         %y = axq.concat %a, %b {axis = 1 : i64} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>)
             -> tensor<1x8x8x8xf32>
@@ -743,11 +752,32 @@ class QuantizeConcat(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not _needs_quantizing(op, axq.ConcatOp):
+        if not _needs_quantizing(op, _JOINING_OPS):
             return
         wanted = self.rewriting.planned(op.results[0])
         inputs = [self.rewriting.activation(v, rewriter, wanted=wanted) for v in op.operands]
         self.rewriting.replace(op, inputs, rewriter)
+
+
+@dataclass
+class QuantizeLayerNorm(_QuantizePattern):
+    """layer_norm: per-tensor int8 input and output; scale and bias stay f32 (float18 on the
+    DPU, see numerics.layer_norm_int8).
+
+        %y = axq.layer_norm %x, %g, %b {axis = 2 : i64, epsilon = 1.0e-05 : f64}
+            : (tensor<1x4x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+    becomes
+        %y = axq.layer_norm %xq, %g, %b {axis = 2 : i64, epsilon = 1.0e-05 : f64}
+            : (tensor<1x4x8x!axq.q<i8, 0.02:3>>, tensor<8xf32>, tensor<8xf32>)
+            -> tensor<1x4x8x!axq.q<i8, 0.03:-1>>
+    """
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not _needs_quantizing(op, axq.LayerNormOp):
+            return
+        assert isinstance(op, axq.LayerNormOp)
+        x = self.rewriting.activation(op.input, rewriter)
+        self.rewriting.replace(op, [x, op.scale, op.bias], rewriter)
 
 
 @dataclass
@@ -907,6 +937,7 @@ class QuantizePass(ModulePass):
             QuantizeRescalingOp(rewriting),
             QuantizeSharedScaleOp(rewriting),
             QuantizeConcat(rewriting),
+            QuantizeLayerNorm(rewriting),
             QuantizeHostBoundary(rewriting),
         ]
         PatternRewriteWalker(
