@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 
 from aipuc import outputs
-from aipuc.compiled import CompiledModel, dequantize_outputs, io_manifest, quantize_inputs
+from aipuc.compiled import CompiledModel, io_manifest
 from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
 
@@ -42,6 +42,7 @@ NOT_BUILT = "not_built"
 
 FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
     "axq rewrites and legalization": (
+        "validate_operators",
         "rewrite_dense_to_conv2d",
         "rewrite_concat_to_resadd",
         "apply_arithmetic_simplification",
@@ -306,16 +307,21 @@ def load_onnx(
 
 def import_float_graph(onnx_model: onnx.ModelProto, config: CompilerConfig):
     """The axq float graph of `onnx_model`, node names as locations when configured."""
-    from aipuc.frontend.onnx_import import import_onnx
+    return import_with_placement(onnx_model, config)[0]
 
-    return import_onnx(onnx_model, propagate_span_information=config.propagate_span_information)
+
+def import_with_placement(onnx_model: onnx.ModelProto, config: CompilerConfig):
+    """`import_float_graph` and where each node of `onnx_model` runs."""
+    from aipuc.frontend.onnx_import import import_with_placement as import_placed
+
+    return import_placed(onnx_model, propagate_span_information=config.propagate_span_information)
 
 
 def _quantize(
     compilation: Compilation, model, calibration, input_shapes, example_input, progress
 ) -> None:
+    from aipuc.evaluation import split_held_out, sqnr_description, whole_model_sqnr
     from aipuc.frontend.graph_cleaner import clean_graph
-    from aipuc.frontend.support import validate_operators
     from aipuc.quantization.artifacts import (
         export_quantized_graph,
         quantization_debug_report,
@@ -354,9 +360,8 @@ def _quantize(
                 ),
             )
             preamble, core, postamble = cleaned.preamble, cleaned.core, cleaned.postamble
-            for node_name, reason in cleaned.host_reasons.items():
-                compilation.log(f"host: {node_name}: {reason}")
         else:
+            cleaned = None
             preamble, core, postamble = None, onnx_model, None
         if core is None:
             raise ModelError(
@@ -371,24 +376,14 @@ def _quantize(
             name: len(part.graph.node) if part is not None else 0
             for name, part in (("preamble", preamble), ("core", core), ("postamble", postamble))
         }
-        if config.validate_operators:
-            violations = validate_operators(core)
-            if violations:
-                listed = "; ".join(f"{v.node} ({v.op_type}): {v.reason}" for v in violations[:5])
-                more = f" and {len(violations) - 5} more" if len(violations) > 5 else ""
-                raise ModelError(
-                    f"{len(violations)} operator(s) in the accelerated core are not supported: "
-                    f"{listed}{more}; enable run_graph_cleaner to move them to the host or "
-                    "set validate_operators=false",
-                    stage="validate",
-                )
 
     with compilation.stage("import") as record:
-        float_graph = import_float_graph(core, config)
+        float_graph, core_placements = import_with_placement(core, config)
         record.detail["ops"] = sum(1 for _ in float_graph.module.walk()) - 2
+        _report_placement(compilation, cleaned, core_placements, float_graph)
 
     with compilation.stage("quantize") as record:
-        samples = load_calibration(calibration, _full_inputs(onnx_model))
+        samples, held_out = split_held_out(load_calibration(calibration, _full_inputs(onnx_model)))
         if preamble is not None:
             runner = HostRunner(preamble)
             samples = [{**sample, **runner.run(sample)} for sample in samples]
@@ -412,12 +407,14 @@ def _quantize(
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
-        accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
+        accuracy = whole_model_sqnr(onnx_model, preamble, quant_graph, postamble, held_out)
         record.detail["output_sqnr_db"] = accuracy
         compilation.report["quantization"] = {
             "scheme": str(config.quantization_scheme),
             "calibration_samples": len(samples),
             "output_sqnr_db": accuracy,
+            "output_sqnr_held_out_samples": len(held_out),
+            "output_sqnr_method": sqnr_description(len(held_out)),
             "remove_io_quantization": config.remove_io_quantization,
         }
         if config.quantization_debug:
@@ -434,6 +431,38 @@ def _quantize(
         staged.write_json(
             io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL, outputs.MANIFEST_FILE
         )
+
+
+def _report_placement(compilation: Compilation, cleaned, core_placements, float_graph) -> None:
+    """compilation_report.json's `placement`, over the host parts and the core."""
+    from aipuc.frontend.support import tensor_shapes
+    from aipuc.placement import (
+        accelerated_segment_count,
+        host_part_placements,
+        placement_report,
+        placement_summary,
+        placement_warning,
+    )
+
+    nodes = list(core_placements)
+    if cleaned is not None:
+        shapes = tensor_shapes(cleaned.full.graph)
+        reasons = cleaned.host_reasons
+        nodes = [
+            *host_part_placements(cleaned.preamble, "preamble", reasons, shapes),
+            *nodes,
+            *host_part_placements(cleaned.postamble, "postamble", reasons, shapes),
+        ]
+    placement = placement_report(nodes, accelerated_segment_count(float_graph.main))
+    compilation.report["placement"] = placement
+    compilation.log(placement_summary(placement))
+    for node in placement["host_nodes"]:
+        compilation.log(
+            f"host node: {node['name']} ({node['op_type']}, {node['part']}): {node['reason']}"
+        )
+    warning = placement_warning(placement)
+    if warning:
+        compilation.log(warning)
 
 
 def _lower_only(compilation: Compilation, model) -> None:
@@ -638,21 +667,3 @@ def _full_inputs(model: onnx.ModelProto) -> TensorSpecs:
 
 def _select(values: Mapping[str, np.ndarray], wanted: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {name: values[name] for name in wanted}
-
-
-def _output_sqnr(float_graph, quant_graph, samples) -> dict[str, float]:
-    """SQNR in dB of each quantized core output against float, over a few samples."""
-    signal: dict[str, float] = {}
-    noise: dict[str, float] = {}
-    for sample in samples:
-        expected = float_graph.run(sample)
-        actual = dequantize_outputs(
-            quant_graph.module, quant_graph.run(quantize_inputs(quant_graph.module, sample))
-        )
-        for name, value in expected.items():
-            got = actual[name]
-            signal[name] = signal.get(name, 0.0) + float(np.sum(np.square(value, dtype=np.float64)))
-            noise[name] = noise.get(name, 0.0) + float(np.sum(np.square(value - got)))
-    return {
-        name: round(10 * np.log10(signal[name] / max(noise[name], 1e-30)), 2) for name in signal
-    }

@@ -9,9 +9,10 @@ every int8 (or int32 bias) tensor, per tensor or per axis, like MLIR's `!quant.u
     %y = axq.conv2d %x, %w, %b {strides = array<i64: 2, 2>, ...}
         : (tensor<1x3x224x224x!axq.q<i8, 0.0187:-14>>, ...) -> tensor<...>
 
-Host-side ONNX operators that the accelerator never runs stay `axq.host` ops that carry
-the ONNX op type and attributes; the interpreters run them with onnx's reference
-implementation.
+ONNX operators that the accelerator cannot run stay `axq.host` ops, wherever they sit, that
+carry the ONNX op type and attributes; @main is then accelerated segments with host ops
+between them (`aipuc.placement.segments`). The interpreters run a host op on the host engine
+(onnxruntime, else onnx's reference implementation).
 """
 
 from __future__ import annotations
@@ -1694,7 +1695,7 @@ class HostOp(_AxqOp):
     """An ONNX operator run on the host (shape arithmetic, normalisation, decode tails).
 
     `attributes` holds the ONNX node's attributes converted to builtin attributes; the
-    interpreters run it with onnx's reference implementation of `op_type` at `opset`.
+    interpreters run `op_type` at `opset` on the host engine (`runtime.interpreter.host_runner`).
     """
 
     name = "axq.host"

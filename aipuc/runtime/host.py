@@ -1,4 +1,5 @@
-"""Running the host parts of a model (the graph cleaner's preamble and postamble) on the CPU.
+"""Running the host parts of a model on the CPU: the graph cleaner's preamble and postamble,
+and the `axq.host` ops between accelerated segments.
 
 `HostRunner` uses onnxruntime when it is installed and onnx's reference implementation
 otherwise. onnxruntime runs with graph optimisations off and one thread: every node then runs
@@ -39,9 +40,13 @@ def _onnxruntime() -> ModuleType | None:
 
 
 class HostRunner:
-    """Runs one ONNX model on the host; the session is built once and reused."""
+    """Runs one ONNX model on the host; the session is built once and reused.
 
-    def __init__(self, model: onnx.ModelProto):
+    `reference_only` uses onnx's reference implementation even when onnxruntime is installed
+    (for the few operators onnxruntime does not implement at the model's opset).
+    """
+
+    def __init__(self, model: onnx.ModelProto, *, reference_only: bool = False):
         constants = {tensor.name for tensor in model.graph.initializer}
         self.input_types = {
             value.name: helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
@@ -49,7 +54,8 @@ class HostRunner:
             if value.name not in constants
         }
         self.output_names = [value.name for value in model.graph.output]
-        onnxruntime = _onnxruntime()
+        self.model = model
+        onnxruntime = None if reference_only else _onnxruntime()
         if onnxruntime is None:
             from onnx.reference import ReferenceEvaluator
 
