@@ -20,7 +20,7 @@ from xdsl.ir import Attribute
 from aipuc import outputs
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dtype_of
-from aipuc.errors import AipucError, ConfigError, ModelError
+from aipuc.errors import ConfigError, ModelError
 from aipuc.graph import Graph
 
 
@@ -94,14 +94,17 @@ def dequantize_outputs(module: ModuleOp, values: Mapping[str, np.ndarray]) -> di
 class CompiledModel:
     """The result of `aipuc.compile`, or of `aipuc.load(output_dir)`."""
 
-    def __init__(self, output_dir: Path, report: dict[str, Any]):
+    def __init__(self, output_dir: Path, report: dict[str, Any], core: Graph | None = None):
         self.output_dir = output_dir
         self.report = report
         self._runners: dict[str, Any] = {}
-        self._core = None
+        self._core = core
+        self._stream = None
 
     @classmethod
-    def load(cls, output_dir: str | Path) -> CompiledModel:
+    def load(cls, output_dir: str | Path, *, core: Graph | None = None) -> CompiledModel:
+        """The compilation in `output_dir`; `core` is its quantized graph when the caller
+        holds it already (the compiler's own), else `model.mlir` is read on first use."""
         output_dir = Path(output_dir)
         report_file = output_dir / outputs.REPORT_FILE
         if not report_file.is_file():
@@ -131,13 +134,13 @@ class CompiledModel:
             )
         if not isinstance(report.get("model"), dict):
             raise not_a_report
-        return cls(output_dir, report)
+        return cls(output_dir, report, core)
 
     @property
     def core(self):
         """The quantized core graph (axq, integer semantics), parsed on first use."""
         if self._core is None:
-            from aipuc.quantization.artifacts import load_quantized_model
+            from aipuc.ir_files import load_quantized_model
 
             self._core = load_quantized_model(self.output_dir / outputs.QUANTIZED_MODEL)
         return self._core
@@ -164,6 +167,33 @@ class CompiledModel:
         Inputs are keyed by the ONNX model's input names. Graph inputs that are int8
         (remove_io_quantization) accept int8 codes as they are, or floats to quantize.
         """
+        return self._run(inputs, self.core.run)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host preamble, the instruction stream on the simulated device, host postamble.
+
+        The core runs from the files in compiled_model/ only: its host program (host ops and
+        launches) and the device program (memory image and streams). Equal to
+        `run_quantized` bit for bit."""
+        return self._run(inputs, self.stream_runner.run)
+
+    @property
+    def stream_runner(self):
+        """The compiled core on the simulated device, loaded on first use."""
+        if self._stream is None:
+            compiled = self.output_dir / outputs.COMPILED_MODEL
+            if not (compiled / "device.json").is_file():
+                raise ModelError(
+                    f"'{self.output_dir}' holds no instruction stream (compiler_mode "
+                    f"{self.report.get('compiler_mode')}); compile with compiler_mode "
+                    "quantize_and_lower, or run with --quantized"
+                )
+            from aipuc.lowering.runner import load_stream_runner
+
+            self._stream = load_stream_runner(compiled)
+        return self._stream
+
+    def _run(self, inputs: Mapping[str, np.ndarray], run_core) -> dict[str, np.ndarray]:
         if not isinstance(inputs, Mapping):
             raise ConfigError(
                 "inputs must be a dict of NumPy arrays keyed by the model's "
@@ -182,17 +212,8 @@ class CompiledModel:
             raise ModelError(
                 f"missing model input(s) {', '.join(missing)}; expected {', '.join(core.inputs)}"
             )
-        values.update(core.run(core_inputs))
+        values.update(run_core(core_inputs))
         postamble = self._host("postamble")
         if postamble is not None:
             values.update(postamble.run(values))
         return {entry["name"]: values[entry["name"]] for entry in self.report["model"]["outputs"]}
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the instruction stream on the simulator (not built yet: says so)."""
-        raise AipucError(
-            "this build has no instruction stream: lowering (axq -> aipu -> mem -> stream) and "
-            "the stream simulator are not built yet; use run_quantized() for the bit-exact "
-            "integer reference",
-            stage="run",
-        )

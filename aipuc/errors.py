@@ -7,6 +7,8 @@ recorded in ``compilation_report.json``.
 
 from __future__ import annotations
 
+import re
+
 
 class AipucError(Exception):
     """Base of all errors that are the user's to fix (bad input, bad config, bad model)."""
@@ -40,3 +42,13 @@ class QuantizationError(AipucError):
 
 class CompilationError(AipucError):
     stage = "lower"
+
+
+def first_line(error: BaseException) -> str:
+    """The gist of a library's error for a one-line message: its first non-empty line
+    without C++ assertion boilerplate, at most 300 characters (its type name when it has
+    no message)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    text = re.sub(r"^.*Assertion .* failed: ", "", text)
+    return text if len(text) <= 300 else text[:297] + "..."

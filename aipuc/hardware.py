@@ -56,6 +56,12 @@ class HardwareModel:
     hw_tokens_per_core: int = 32  # chosen
     control_core_sync_cycles: int = 100  # chosen: sync cost without hardware tokens
     host_link_bytes_per_second: float = 3.5e9  # chosen: PCIe Gen3 x4
+    # Device address map (chosen). Each core reaches its own L1 at the configured
+    # l1_virtual_address; DMA engines see every L1 at l1_core0_physical_address + core * stride.
+    l2_address: int = 0x0800_0000  # chosen
+    ddr_address: int = 0x1_0000_0000  # chosen
+    l1_core_stride: int = 0x0100_0000  # chosen: 16 MiB between the cores' physical L1 windows
+    page_bytes: int = 64 * 1024  # chosen: page size of paged L2 and DDR (page_memory)
 
     @property
     def macs_per_cycle(self) -> int:

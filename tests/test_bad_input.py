@@ -885,7 +885,7 @@ def test_run_on_the_output_of_a_failed_compile(tmp_path, tiny_file, capsys):
     cli_error(
         capsys,
         ["run", str(out), "--quantized", "--input", str(tiny_file)],
-        "failed in stage quantize",
+        "failed in stage calibrate",
     )
     cli_error(capsys, ["run", str(tmp_path / "nothing")], "not an aipuc output folder")
 
@@ -1058,3 +1058,13 @@ def test_inputs_that_are_not_a_dict(tiny, calibration, tmp_path):
     compiled = aipuc.compile(tiny, CompilerConfig(output_dir=str(tmp_path / "o")), calibration)
     one_line(ConfigError, lambda: compiled.run_quantized([np.zeros(3)]), "dict")
     one_line(AipucError, lambda: compiled.core.run([np.zeros(3)]), "dict")
+
+
+def test_first_line_is_the_gist_of_a_library_error():
+    from aipuc.errors import first_line
+
+    assert first_line(ValueError("\n  bad shape\nTraceback detail")) == "bad shape"
+    assert first_line(KeyError()) == "KeyError"
+    cpp = RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Assertion `x > 0` failed: x is 0")
+    assert first_line(cpp) == "x is 0"
+    assert first_line(ValueError("y" * 400)) == "y" * 297 + "..."

@@ -47,6 +47,7 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType
+from aipuc.dialects.resources import ResourceAttr
 from aipuc.dialects.tensors import dense_from_numpy, numpy_from_dense
 
 
@@ -424,7 +425,8 @@ def test_enum_attribute_round_trip(attr: Attribute):
 
 
 def test_every_enum_attribute_is_registered():
-    assert {attr_class for attr_class, _ in ENUM_ATTRS} | {QuantizedType} == set(axq.Axq.attributes)
+    others = {QuantizedType, ResourceAttr}
+    assert {attr_class for attr_class, _ in ENUM_ATTRS} | others == set(axq.Axq.attributes)
     assert str(axq.UnaryFunctionAttr(axq.UnaryFunction.HARDSWISH)) == (
         "#axq<unary_function hardswish>"
     )
@@ -1252,3 +1254,83 @@ def test_quantized_type_parse_errors_point_at_the_type(text: str, message: str):
     """Invalid parameters are parse diagnostics with a location, not a traceback."""
     with pytest.raises(ParseError, match=re.escape(message)):
         parse_attribute(text)
+
+
+# ---------------------------------------------------------------------------- op facts (traits)
+
+
+def _fact_ops() -> dict[str, Operation]:
+    """One op per case whose facts differ, on a 1x4x8x8 input."""
+    x, w, b = values(tensor(X), tensor((4, 1, 3, 3)), tensor((4,)))
+    dense_w, dense_b = values(tensor((6, 8)), tensor((6,)))
+    t = tensor
+    return {
+        "conv": axq.Conv2dOp(x, w, b, t((1, 4, 6, 6)), group=4),
+        "conv_transpose": axq.ConvTranspose2dOp(
+            x, *values(t((4, 2, 1, 1)), t((2,))), t((1, 2, 8, 8))
+        ),
+        "dense": axq.DenseOp(x, dense_w, dense_b, t((1, 4, 8, 6))),
+        "add": axq.AddOp(x, x, t(X)),
+        "matmul": axq.MatMulOp(x, x, t(X)),
+        "clip": axq.ClipOp(x, t(X), 0.0, 6.0),
+        "lut": axq.LutOp(x, t(X), axq.UnaryFunction.SIGMOID),
+        "reshape": axq.ReshapeOp(x, t((1, 256))),
+        "transpose": axq.TransposeOp(x, t((1, 8, 8, 4)), (0, 2, 3, 1)),
+        "pad_spatial": axq.PadOp(x, t((1, 4, 10, 10)), (0, 0, 1, 1, 0, 0, 1, 1)),
+        "pad_channels": axq.PadOp(x, t((1, 6, 8, 8)), (0, 1, 0, 0, 0, 1, 0, 0)),
+        "slice_spatial": axq.SliceOp(x, t((1, 4, 4, 8)), [0], [4], [2], [1]),
+        "slice_channels": axq.SliceOp(x, t((1, 2, 8, 8)), [0], [2], [1], [1]),
+        "split_spatial": axq.SplitOp(x, [t((1, 4, 4, 8))] * 2, 2),
+        "split_channels": axq.SplitOp(x, [t((1, 2, 8, 8))] * 2, 1),
+        "resize_nearest": axq.ResizeOp(x, t((1, 4, 16, 16)), axq.ResizeMode.NEAREST, (1, 1, 2, 2)),
+        "resize_linear": axq.ResizeOp(x, t((1, 4, 16, 16)), axq.ResizeMode.LINEAR, (1, 1, 2, 2)),
+        "resize_channels": axq.ResizeOp(x, t((1, 8, 8, 8)), axq.ResizeMode.NEAREST, (1, 2, 1, 1)),
+        "max_pool": axq.MaxPoolOp(x, t((1, 4, 4, 4)), (2, 2), (2, 2)),
+        "avg_pool": axq.AvgPoolOp(x, t((1, 4, 4, 4)), (2, 2), (2, 2)),
+        "global_max": axq.GlobalPoolOp(x, t((1, 4, 1, 1)), axq.PoolKind.MAX),
+        "global_avg": axq.GlobalPoolOp(x, t((1, 4, 1, 1)), axq.PoolKind.AVG),
+        "concat": axq.ConcatOp([x, x], t((1, 8, 8, 8)), 1),
+        "softmax": axq.SoftmaxOp(x, t(X), 1),
+        "quantize": axq.QuantizeOp(x, t(X, QX)),
+        "constant": axq.ConstantOp(dense_from_numpy(np.zeros(X, np.float32))),
+    }
+
+
+# The facts quantization relies on, written out per case (what the isinstance lists of
+# transforms/quantize.py said before the facts became traits).
+FACTS = {
+    axq.shares_input_quantization: {
+        "clip", "reshape", "transpose", "pad_spatial", "pad_channels", "slice_spatial",
+        "slice_channels", "split_spatial", "split_channels", "resize_nearest", "resize_linear",
+        "resize_channels", "max_pool", "global_max",
+    },
+    axq.preserves_channel_axis: {
+        "clip", "pad_spatial", "slice_spatial", "split_spatial", "resize_nearest",
+        "resize_linear", "max_pool", "global_max", "global_avg",
+    },
+    axq.commutes_with_clamp: {
+        "clip", "reshape", "transpose", "pad_spatial", "pad_channels", "slice_spatial",
+        "slice_channels", "split_spatial", "split_channels", "resize_nearest",
+        "resize_channels", "max_pool", "global_max", "concat",
+    },
+    axq.requantizes_per_channel: {"conv", "conv_transpose", "add", "avg_pool", "global_avg"},
+    axq.is_weighted: {"conv", "conv_transpose", "dense"},
+    axq.is_quantization_conversion: {"quantize"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fact", FACTS, ids=lambda fact: fact.__name__)
+def test_op_facts(fact):
+    ops = _fact_ops()
+    for op in ops.values():
+        op.verify()
+    assert {name for name, op in ops.items() if fact(op)} == FACTS[fact]
+
+
+def test_is_depthwise():
+    ops = _fact_ops()
+    x, w, b = values(tensor(X), tensor((4, 2, 3, 3)), tensor((4,)))
+    grouped = axq.Conv2dOp(x, w, b, tensor((1, 4, 6, 6)), group=2)
+    assert axq.is_depthwise(ops["conv"])
+    assert not axq.is_depthwise(grouped)
+    assert not axq.is_depthwise(ops["dense"])

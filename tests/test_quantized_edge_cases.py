@@ -20,20 +20,23 @@ from xdsl.dialects.builtin import DictionaryAttr, IntegerType, TensorType, f32
 from xdsl.ir import Block, Operation, SSAValue
 
 from aipuc import numerics
+from aipuc.config import QuantizationScheme
 from aipuc.dialects import axq
-from aipuc.dialects.axq import QuantizedType, UnaryFunction, UnaryFunctionAttr, element_type
+from aipuc.dialects.axq import (
+    QuantizedType,
+    UnaryFunction,
+    UnaryFunctionAttr,
+    element_type,
+    is_depthwise,
+)
+from aipuc.dialects.axq_graph import tensor_names
 from aipuc.dialects.tensors import dense_from_numpy, numpy_from_dense, tensor_type
 from aipuc.errors import QuantizationError
 from aipuc.frontend.loader import load_model
 from aipuc.frontend.onnx_import import import_onnx
 from aipuc.graph import Graph
-from aipuc.quantization.artifacts import (
-    load_quantized_model,
-    quantization_debug_report,
-    quantize_graph,
-    save_quantized_model,
-)
-from aipuc.quantization.calibration import tensor_names
+from aipuc.ir_files import load_quantized_model, save_quantized_model
+from aipuc.quantization.artifacts import quantization_debug_report, quantize_graph
 from aipuc.runtime import kernels
 from aipuc.runtime.float_interpreter import FLOAT_KERNELS
 from aipuc.runtime.integer_reference import (
@@ -42,7 +45,8 @@ from aipuc.runtime.integer_reference import (
     SATURATING_MULTIPLIER,
 )
 from aipuc.runtime.interpreter import run_function
-from aipuc.transforms.quantize import SCHEMES, is_depthwise
+
+SCHEMES = tuple(str(scheme) for scheme in QuantizationScheme)
 
 INT8, INT32 = IntegerType(8), IntegerType(32)
 HYBRID = "hybrid_per_tensor_per_channel"

@@ -33,8 +33,6 @@ from xdsl.dialects.builtin import (
     Float64Type,
     FloatAttr,
     IntegerAttr,
-    IntegerType,
-    Signedness,
     StringAttr,
     TensorType,
     UnitAttr,
@@ -48,10 +46,9 @@ from xdsl.dialects.utils.enum_attribute import EnumAttribute
 from xdsl.ir import (
     Attribute,
     Dialect,
-    ParametrizedAttribute,
+    Operation,
     SpacedOpaqueSyntaxAttribute,
     SSAValue,
-    TypeAttribute,
 )
 from xdsl.irdl import (
     IRDLOperation,
@@ -66,186 +63,27 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.parser import AttrParser, Parser
+from xdsl.parser import Parser
 from xdsl.printer import Printer
-from xdsl.traits import ConstantLike, Pure
+from xdsl.traits import ConstantLike, OpTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
+
+from aipuc.dialects import resources
+from aipuc.dialects.quantized_type import QuantizedType
+from aipuc.dialects.tensors import numpy_from_dense
 
 NAME_ATTR = "axq.name"
 """Argument/result attribute of the graph function holding the ONNX tensor name."""
 
 
 # --------------------------------------------------------------------------- types
-
-
-def _format_float(value: float) -> str:
-    """Shortest exact decimal of a float64, in a form xDSL's lexer reads as a float."""
-    text = repr(float(value))
-    if "e" in text and "." not in text:
-        text = text.replace("e", ".0e")
-    return text
-
-
-STORAGE_WIDTHS = (8, 32)
-"""Bit widths of quantized storage: int8 codes and int32 biases."""
+# `!axq.q` (QuantizedType) is defined in aipuc.dialects.quantized_type.
 
 
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise VerifyException(message)
-
-
-@irdl_attr_definition
-class QuantizedType(ParametrizedAttribute, TypeAttribute):
-    """An integer storage type with a real value `scale * (q - zero_point)`.
-
-    `axis == -1` means per tensor (one scale and zero point); otherwise one scale and
-    zero point per index of that tensor axis. Scales are float64 and print exactly.
-    """
-
-    name = "axq.q"
-
-    storage: IntegerType
-    scales: DenseArrayBase
-    zero_points: DenseArrayBase
-    axis: IntegerAttr
-
-    def __init__(
-        self,
-        storage: IntegerType,
-        scales: Sequence[float] | np.ndarray,
-        zero_points: Sequence[int] | np.ndarray,
-        axis: int = -1,
-    ):
-        super().__init__(
-            storage,
-            DenseArrayBase.from_list(f64, [float(s) for s in np.ravel(scales)]),
-            DenseArrayBase.from_list(i64, [int(z) for z in np.ravel(zero_points)]),
-            IntegerAttr(axis, i64),
-        )
-
-    @staticmethod
-    def per_tensor(storage: IntegerType, scale: float, zero_point: int) -> QuantizedType:
-        return QuantizedType(storage, [scale], [zero_point], -1)
-
-    @property
-    def is_per_axis(self) -> bool:
-        return self.axis.value.data >= 0
-
-    @property
-    def axis_index(self) -> int:
-        return self.axis.value.data
-
-    @property
-    def quantized_axis(self) -> int | None:
-        """The per-axis axis, or None per tensor: the `axis` argument of numerics' helpers."""
-        return self.axis_index if self.is_per_axis else None
-
-    def scale_array(self) -> np.ndarray:
-        return np.asarray(self.scales.get_values(), dtype=np.float64)
-
-    def zero_point_array(self) -> np.ndarray:
-        return np.asarray(self.zero_points.get_values(), dtype=np.int64)
-
-    @property
-    def scale(self) -> float:
-        """The scale of a per-tensor type."""
-        if self.is_per_axis:
-            raise ValueError("a per-axis quantized type has no single scale")
-        return self.scales.get_values()[0]
-
-    @property
-    def zero_point(self) -> int:
-        if self.is_per_axis:
-            raise ValueError("a per-axis quantized type has no single zero point")
-        return self.zero_points.get_values()[0]
-
-    @property
-    def bounds(self) -> tuple[int, int]:
-        """Representable codes; int8 weights use the symmetric [-127, 127] by convention."""
-        width = self.storage.width.data
-        return -(1 << (width - 1)), (1 << (width - 1)) - 1
-
-    def verify(self) -> None:
-        storage = self.storage
-        if storage.signedness.data != Signedness.SIGNLESS or (
-            storage.width.data not in STORAGE_WIDTHS
-        ):
-            raise VerifyException(
-                f"quantized storage must be a signless integer of 8 or 32 "
-                f"bits (i8, i32), got {storage}"
-            )
-        _require(
-            self.axis_index >= -1,
-            f"quantization axis must be -1 (per tensor) or a tensor axis, got {self.axis_index}",
-        )
-        scales, zero_points = self.scale_array(), self.zero_point_array()
-        _require(
-            scales.size == zero_points.size,
-            f"quantized type needs as many zero points as scales, got {zero_points.size} "
-            f"for {scales.size}",
-        )
-        _require(
-            self.is_per_axis or scales.size == 1,
-            f"a per-tensor quantized type has exactly one scale, got {scales.size}",
-        )
-        _require(scales.size > 0, "a quantized type needs at least one scale")
-        bad_scales = scales[~((scales > 0) & np.isfinite(scales))]
-        if bad_scales.size:
-            raise VerifyException(
-                f"quantization scales must be positive and finite, got {bad_scales[0]}"
-            )
-        low, high = self.bounds
-        bad_zero_points = zero_points[(zero_points < low) | (zero_points > high)]
-        if bad_zero_points.size:
-            raise VerifyException(
-                f"zero point {bad_zero_points[0]} out of range: {storage} zero points lie in "
-                f"[{low}, {high}]"
-            )
-
-    @classmethod
-    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
-        def parse_pair() -> tuple[float, int]:
-            scale = parser.parse_float()
-            parser.parse_punctuation(":")
-            return scale, parser.parse_integer()
-
-        start = parser.pos
-        parser.parse_punctuation("<")
-        storage = parser.parse_type()
-        if not isinstance(storage, IntegerType):
-            parser.raise_error("quantized storage must be an integer type")
-        parser.parse_punctuation(",")
-        axis = -1
-        if parser.parse_optional_keyword("axis"):
-            axis = parser.parse_integer(allow_negative=False)
-            parser.parse_punctuation(",")
-            pairs = parser.parse_comma_separated_list(parser.Delimiter.SQUARE, parse_pair)
-        else:
-            pairs = [parse_pair()]
-        parser.parse_punctuation(">")
-        if not pairs:
-            parser.raise_error(
-                "a quantized type needs at least one scale:zero_point pair", start, parser.pos
-            )
-        scales, zero_points = zip(*pairs, strict=True)
-        try:
-            return QuantizedType(storage, scales, zero_points, axis).parameters
-        except VerifyException as error:
-            parser.raise_error(str(error), start, parser.pos)
-
-    def print_parameters(self, printer: Printer) -> None:
-        pairs = ", ".join(
-            f"{_format_float(s)}:{z}"
-            for s, z in zip(self.scales.get_values(), self.zero_points.get_values(), strict=True)
-        )
-        printer.print_string("<")
-        printer.print_attribute(self.storage)
-        if self.is_per_axis:
-            printer.print_string(f", axis {self.axis_index}, [{pairs}]>")
-        else:
-            printer.print_string(f", {pairs}>")
 
 
 def element_type(value: SSAValue | Attribute) -> Attribute:
@@ -401,6 +239,97 @@ def conv_output_size(
 
 CHANNEL_AXIS = 1
 """The NCHW channel axis: the one axis along which activations may be quantized per axis."""
+
+
+# --------------------------------------------------------------------------- traits
+# Facts about op classes that quantization, calibration and later passes read instead of
+# lists of op types, so a new op states its facts where it is defined. Like xDSL's
+# `ConditionallySpeculatable`, a fact whose truth depends on an op's properties is a
+# subclass overriding `holds`; ask through the functions below, not `has_trait`.
+
+
+class _OpFact(OpTrait):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        """Whether the fact holds for this op (always, unless a subclass narrows it)."""
+        return True
+
+
+class SharesInputQuantization(_OpFact):
+    """The results keep the input's codes (data movement, monotone clamps), so quantized
+    they have exactly the input's type."""
+
+
+class PreservesChannelAxis(_OpFact):
+    """Channel c (axis 1 of a 4-D input) of every result comes from channel c of the input,
+    so a per-channel type stays valid across the op."""
+
+
+class CommutesWithClamp(_OpFact):
+    """A clamp of the result equals the op applied to the clamped input, so a later clip's
+    range may decide the input's quantization (activation fusion looks through it)."""
+
+
+class RequantizesPerChannel(_OpFact):
+    """The integer kernel ends in a requantization that may use one scale per output
+    channel, so the result may be quantized per channel."""
+
+
+class Weighted(_OpFact):
+    """Operands `input`, `weight` and `bias`: only `input` is an activation; the weight and
+    bias are constants that quantization turns into int8 and int32 codes."""
+
+
+class FloatParameters(_OpFact):
+    """Operands after the first are f32 parameters that stay float after quantization (the
+    DPU holds them as float18): only the first operand is an activation."""
+
+
+class JoinsInResultType(_OpFact):
+    """Quantized, every operand has the result's type (the quantizer requantizes the others),
+    after which the op only moves or selects codes: an operand read only here may be
+    produced in the result's type directly."""
+
+
+class QuantizationConversion(_OpFact):
+    """An op that quantization inserts to convert between float and quantized types."""
+
+
+def _fact(op: Operation, fact: type[_OpFact]) -> bool:
+    trait = op.get_trait(fact)
+    return trait is not None and trait.holds(op)
+
+
+def shares_input_quantization(op: Operation) -> bool:
+    return _fact(op, SharesInputQuantization)
+
+
+def preserves_channel_axis(op: Operation) -> bool:
+    return _fact(op, PreservesChannelAxis)
+
+
+def commutes_with_clamp(op: Operation) -> bool:
+    return _fact(op, CommutesWithClamp)
+
+
+def requantizes_per_channel(op: Operation) -> bool:
+    return _fact(op, RequantizesPerChannel)
+
+
+def is_weighted(op: Operation) -> bool:
+    return _fact(op, Weighted)
+
+
+def has_float_parameters(op: Operation) -> bool:
+    return _fact(op, FloatParameters)
+
+
+def joins_in_result_type(op: Operation) -> bool:
+    return _fact(op, JoinsInResultType)
+
+
+def is_quantization_conversion(op: Operation) -> bool:
+    return _fact(op, QuantizationConversion)
 
 
 def _check_tensor_type(op_name: str, value: SSAValue) -> None:
@@ -577,8 +506,6 @@ def _decimal_text_is_exact(value: DenseIntOrFPElementsAttr) -> bool:
     """
     if not isinstance(value.get_element_type(), Float16Type | Float32Type | Float64Type):
         return True
-    from aipuc.dialects.tensors import numpy_from_dense
-
     data = numpy_from_dense(value).astype(np.float64)
     magnitude = np.abs(data)
     hex_printed = ~np.isfinite(data) | (
@@ -594,7 +521,9 @@ class ConstantOp(_AxqOp):
     """A weight or other constant tensor; the data is a bytes-backed dense attribute.
 
     The custom format prints the data as decimals, or as one hex string where xDSL's
-    decimals would not read back exactly, so a printed graph reloads bit for bit.
+    decimals would not read back exactly, so a printed graph reloads bit for bit. In IR
+    files, large data is a `#axq.resource` reference to the file's weights file
+    (`aipuc.dialects.resources`), resolved here while parsing.
     """
 
     name = "axq.constant"
@@ -610,8 +539,14 @@ class ConstantOp(_AxqOp):
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
+        start = parser.pos
         attributes = dict(parser.parse_optional_attr_dict())
         value = attributes.pop("value", None)
+        if isinstance(value, resources.ResourceAttr):  # data in the IR file's weights file
+            try:
+                value = resources.resolve(value, parser.lexer.input.name)
+            except resources.ResourceError as error:
+                parser.raise_error(str(error), start, parser.pos)
         if not isinstance(value, DenseIntOrFPElementsAttr):
             parser.raise_error("axq.constant needs a dense `value` in its attribute dictionary")
         parser.parse_punctuation(":")
@@ -627,7 +562,11 @@ class ConstantOp(_AxqOp):
             if isinstance(attr, UnitAttr):
                 return
             printer.print_string(" = ")
-            if attr is self.value and not _decimal_text_is_exact(self.value):
+            if (
+                attr is self.value
+                and not resources.is_external(printer, attr)
+                and not _decimal_text_is_exact(self.value)
+            ):
                 printer.print_string(f'dense<"0x{self.value.data.data.hex().upper()}"> : ')
                 printer.print_attribute(self.value.type)
             else:
@@ -660,8 +599,6 @@ class ConstantOp(_AxqOp):
             )
 
     def to_numpy(self) -> np.ndarray:
-        from aipuc.dialects.tensors import numpy_from_dense
-
         return numpy_from_dense(self.value)
 
 
@@ -677,7 +614,7 @@ class _WeightedOp(_ComputeOp):
     weight = operand_def(TensorType)
     bias = operand_def(TensorType)
     result = result_def(TensorType)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), Weighted())
     assembly_format = (
         "$input `,` $weight `,` $bias attr-dict `:` functional-type(operands, results)"
     )
@@ -750,6 +687,7 @@ class Conv2dOp(_WeightedOp):
     """
 
     name = "axq.conv2d"
+    traits = traits_def(RequantizesPerChannel())
     strides = prop_def(DenseArrayBase)
     pads = prop_def(DenseArrayBase)
     dilations = prop_def(DenseArrayBase)
@@ -814,11 +752,21 @@ class Conv2dOp(_WeightedOp):
         self._check_bias(w_shape[0])
 
 
+def is_depthwise(op: Operation) -> bool:
+    """A grouped conv with one input channel per group (MobileNet's depthwise conv)."""
+    return (
+        isinstance(op, Conv2dOp)
+        and op.group.value.data > 1
+        and op.group.value.data == shape_of(op.input)[1]
+    )
+
+
 @irdl_op_definition
 class ConvTranspose2dOp(_WeightedOp):
     """2-D transposed convolution, ONNX ConvTranspose semantics (weight is IOHW)."""
 
     name = "axq.conv_transpose2d"
+    traits = traits_def(RequantizesPerChannel())
     strides = prop_def(DenseArrayBase)
     pads = prop_def(DenseArrayBase)
     dilations = prop_def(DenseArrayBase)
@@ -952,16 +900,19 @@ class _BinaryOp(_ComputeOp):
 @irdl_op_definition
 class AddOp(_BinaryOp):
     name = "axq.add"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
 class SubOp(_BinaryOp):
     name = "axq.sub"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
 class MulOp(_BinaryOp):
     name = "axq.mul"
+    traits = traits_def(RequantizesPerChannel())
 
 
 @irdl_op_definition
@@ -969,6 +920,7 @@ class PReluOp(_BinaryOp):
     """x if x >= 0 else slope * x; slope broadcasts (scalar or per channel)."""
 
     name = "axq.prelu"
+    traits = traits_def(RequantizesPerChannel())
 
 
 class _SelectOp(_BinaryOp):
@@ -984,11 +936,13 @@ class _SelectOp(_BinaryOp):
 @irdl_op_definition
 class MaxOp(_SelectOp):
     name = "axq.max"
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
 
 
 @irdl_op_definition
 class MinOp(_SelectOp):
     name = "axq.min"
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
 
 
 def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
@@ -1106,12 +1060,13 @@ class LutOp(_ShapePreservingOp):
         self._check_per_tensor((self.input, self.result), "one table maps every code")
 
     def _check_parameter_names(self) -> None:
-        """The params are exactly what numerics' definition of the function takes."""
-        from aipuc.numerics import UNARY_FUNCTIONS
+        """The params are what numerics' definition of the function takes, plus the
+        optional affine map around it (`numerics.AFFINE_PARAMETERS`)."""
+        from aipuc.numerics import AFFINE_PARAMETERS, UNARY_FUNCTIONS
 
         function = self.function.data.value
         accepted = inspect.signature(UNARY_FUNCTIONS[function]).parameters
-        given = set(self.params.data)
+        given = set(self.params.data) - set(AFFINE_PARAMETERS)
         required = {name for name, p in accepted.items() if p.default is inspect.Parameter.empty}
         if given - set(accepted) or required - given:
             raise VerifyException(
@@ -1125,6 +1080,7 @@ class ClipOp(_ShapePreservingOp):
     """Clamp to [min, max] (ReLU, ReLU6, HardTanh); quantized, it clamps codes in place."""
 
     name = "axq.clip"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), PreservesChannelAxis())
     min = prop_def(FloatAttr)
     max = prop_def(FloatAttr)
 
@@ -1178,7 +1134,7 @@ class LayerNormOp(_ComputeOp):
     result = result_def(TensorType)
     axis = prop_def(IntegerAttr)
     epsilon = prop_def(FloatAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), FloatParameters())
     assembly_format = "$input `,` $scale `,` $bias attr-dict `:` functional-type(operands, results)"
 
     def __init__(
@@ -1228,6 +1184,7 @@ class QuantizeOp(_ShapePreservingOp):
     """float -> quantized, round half to even then clamp."""
 
     name = "axq.quantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1249,6 +1206,7 @@ class DequantizeOp(_ShapePreservingOp):
     """quantized -> float: scale * (q - zero_point)."""
 
     name = "axq.dequantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1270,6 +1228,7 @@ class RequantizeOp(_ShapePreservingOp):
     """quantized -> quantized with other parameters, by fixed-point multiplier and shift."""
 
     name = "axq.requantize"
+    traits = traits_def(QuantizationConversion())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1289,6 +1248,7 @@ class ReshapeOp(_UnaryOp):
     """Reshape (also Flatten, Squeeze, Unsqueeze); the target shape is the result type's."""
 
     name = "axq.reshape"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp())
 
     def __init__(self, input: SSAValue, result_type: Attribute):
         super().__init__(operands=[input], result_types=[result_type])
@@ -1306,6 +1266,7 @@ class ReshapeOp(_UnaryOp):
 @irdl_op_definition
 class TransposeOp(_UnaryOp):
     name = "axq.transpose"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp())
     perm = prop_def(DenseArrayBase)
 
     def __init__(self, input: SSAValue, result_type: Attribute, perm: Sequence[int]):
@@ -1329,11 +1290,20 @@ class TransposeOp(_UnaryOp):
         self._check_keeps_type(self.input, [self.result])
 
 
+class _PadKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, PadOp)
+        pads = op.pads.get_values()
+        return pads[CHANNEL_AXIS] == 0 and pads[len(pads) // 2 + CHANNEL_AXIS] == 0
+
+
 @irdl_op_definition
 class PadOp(_UnaryOp):
     """Pad with ONNX pads layout [begin_0, ..., begin_n, end_0, ..., end_n]."""
 
     name = "axq.pad"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), _PadKeepsChannels())
     pads = prop_def(DenseArrayBase)
     value = prop_def(FloatAttr)
     mode = prop_def(PadModeAttr)
@@ -1372,11 +1342,19 @@ class PadOp(_UnaryOp):
         self._check_keeps_type(self.input, [self.result])
 
 
+class _SliceKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, SliceOp)
+        return CHANNEL_AXIS not in op.axes.get_values()
+
+
 @irdl_op_definition
 class SliceOp(_UnaryOp):
     """Static strided slice (ONNX Slice with constant starts/ends/axes/steps)."""
 
     name = "axq.slice"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), _SliceKeepsChannels())
     starts = prop_def(DenseArrayBase)
     ends = prop_def(DenseArrayBase)
     axes = prop_def(DenseArrayBase)
@@ -1488,6 +1466,7 @@ class _WindowOp(_UnaryOp):
 @irdl_op_definition
 class MaxPoolOp(_WindowOp):
     name = "axq.max_pool"
+    traits = traits_def(SharesInputQuantization(), CommutesWithClamp(), PreservesChannelAxis())
 
     def __init__(
         self,
@@ -1513,6 +1492,7 @@ class MaxPoolOp(_WindowOp):
 @irdl_op_definition
 class AvgPoolOp(_WindowOp):
     name = "axq.avg_pool"
+    traits = traits_def(RequantizesPerChannel())
     count_include_pad = prop_def(BoolAttr)
 
     def __init__(
@@ -1530,11 +1510,40 @@ class AvgPoolOp(_WindowOp):
         super().__init__(operands=[input], result_types=[result_type], properties=properties)
 
 
+def _global_pool_kind(op: Operation) -> PoolKind:
+    assert isinstance(op, GlobalPoolOp)
+    return op.kind.data
+
+
+class _GlobalMaxShares(SharesInputQuantization):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.MAX
+
+
+class _GlobalMaxCommutesWithClamp(CommutesWithClamp):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.MAX
+
+
+class _GlobalAverageRequantizes(RequantizesPerChannel):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        return _global_pool_kind(op) == PoolKind.AVG
+
+
 @irdl_op_definition
 class GlobalPoolOp(_UnaryOp):
     """Global average or max over all spatial axes, keeping them as size 1."""
 
     name = "axq.global_pool"
+    traits = traits_def(
+        _GlobalMaxShares(),
+        _GlobalMaxCommutesWithClamp(),
+        _GlobalAverageRequantizes(),
+        PreservesChannelAxis(),
+    )
     kind = prop_def(PoolKindAttr)
 
     def __init__(self, input: SSAValue, result_type: Attribute, kind: PoolKind):
@@ -1558,11 +1567,30 @@ class GlobalPoolOp(_UnaryOp):
             self._check_keeps_type(self.input, [self.result])
 
 
+class _ResizeKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, ResizeOp)
+        return op.scales.get_values()[CHANNEL_AXIS] == 1.0
+
+
+class _NearestResizeCommutesWithClamp(CommutesWithClamp):
+    """Interpolation does not commute with a clamp; picking the nearest input does."""
+
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, ResizeOp)
+        return op.mode.data != ResizeMode.LINEAR
+
+
 @irdl_op_definition
 class ResizeOp(_UnaryOp):
     """Resize by per-axis scales (nearest or linear), ONNX Resize semantics."""
 
     name = "axq.resize"
+    traits = traits_def(
+        SharesInputQuantization(), _NearestResizeCommutesWithClamp(), _ResizeKeepsChannels()
+    )
     mode = prop_def(ResizeModeAttr)
     scales = prop_def(DenseArrayBase)
     coordinate_transform = prop_def(CoordinateTransformAttr)
@@ -1616,7 +1644,7 @@ class ConcatOp(_ComputeOp):
     inputs = var_operand_def(TensorType)
     result = result_def(TensorType)
     axis = prop_def(IntegerAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
     assembly_format = "$inputs attr-dict `:` functional-type($inputs, $result)"
 
     def __init__(self, inputs: Sequence[SSAValue], result_type: Attribute, axis: int):
@@ -1651,13 +1679,22 @@ class ConcatOp(_ComputeOp):
             self._check_keeps_type(value, [self.result])
 
 
+class _SplitKeepsChannels(PreservesChannelAxis):
+    @classmethod
+    def holds(cls, op: Operation) -> bool:
+        assert isinstance(op, SplitOp)
+        return op.axis.value.data != CHANNEL_AXIS
+
+
 @irdl_op_definition
 class SplitOp(_ComputeOp):
     name = "axq.split"
     input = operand_def(TensorType)
     outputs = var_result_def(TensorType)
     axis = prop_def(IntegerAttr)
-    traits = traits_def(Pure())
+    traits = traits_def(
+        Pure(), SharesInputQuantization(), CommutesWithClamp(), _SplitKeepsChannels()
+    )
     assembly_format = "$input attr-dict `:` type($input) `->` type($outputs)"
 
     def __init__(self, input: SSAValue, result_types: Sequence[Attribute], axis: int):
@@ -1769,5 +1806,6 @@ Axq = Dialect(
         NearestRoundingAttr,
         PadModeAttr,
         UnaryFunctionAttr,
+        resources.ResourceAttr,
     ],
 )

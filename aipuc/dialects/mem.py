@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from xdsl.dialects.builtin import (
     I64,
     DenseArrayBase,
+    DenseIntOrFPElementsAttr,
     FixedBitwidthType,
     IndexType,
     IntegerAttr,
@@ -185,11 +186,14 @@ class PoolOp(IRDLOperation):
     """Usable bytes."""
     page_size = opt_prop_def(IntegerAttr[I64])
     """Bytes per page when the pool is paged (`page_memory`)."""
+    address = opt_prop_def(IntegerAttr[I64])
+    """Device address of offset 0 (the memory map); set with the pools' capacities."""
 
     traits = traits_def(SymbolOpInterface())
 
     assembly_format = (
-        "$sym_name $space (`core` $core^)? `capacity` $capacity (`page` $page_size^)? attr-dict"
+        "$sym_name $space (`core` $core^)? `capacity` $capacity (`page` $page_size^)?"
+        " (`at` $address^)? attr-dict"
     )
 
     def __init__(
@@ -200,6 +204,7 @@ class PoolOp(IRDLOperation):
         *,
         core: int | None = None,
         page_size: int | None = None,
+        address: int | None = None,
     ):
         super().__init__(
             properties={
@@ -208,6 +213,7 @@ class PoolOp(IRDLOperation):
                 "core": None if core is None else IntegerAttr(core, i64),
                 "capacity": IntegerAttr(capacity, i64),
                 "page_size": None if page_size is None else IntegerAttr(page_size, i64),
+                "address": None if address is None else IntegerAttr(address, i64),
             }
         )
 
@@ -240,10 +246,13 @@ class BufferOp(IRDLOperation):
     alignment = prop_def(IntegerAttr[I64])
     offset = opt_prop_def(IntegerAttr[I64])
     """Byte offset in the pool; absent until memory planning."""
+    init = opt_prop_def(DenseIntOrFPElementsAttr)
+    """Constant contents (weights, tables) the loader places before the stream runs."""
     buffer = result_def(BufferType)
 
     assembly_format = (
-        "$pool `size` $size `align` $alignment (`offset` $offset^)? attr-dict `:` type($buffer)"
+        "$pool `size` $size `align` $alignment (`offset` $offset^)? (`init` $init^)? attr-dict"
+        " `:` type($buffer)"
     )
 
     def __init__(
@@ -254,6 +263,7 @@ class BufferOp(IRDLOperation):
         size: int | None = None,
         alignment: int = AIPU.pword_bytes,
         offset: int | None = None,
+        init: DenseIntOrFPElementsAttr | None = None,
     ):
         if isinstance(pool, str):
             pool = SymbolRefAttr(pool)
@@ -263,6 +273,7 @@ class BufferOp(IRDLOperation):
                 "size": IntegerAttr(buffer_type.nbytes if size is None else size, i64),
                 "alignment": IntegerAttr(alignment, i64),
                 "offset": None if offset is None else IntegerAttr(offset, i64),
+                "init": init,
             },
             result_types=[buffer_type],
         )
@@ -521,8 +532,38 @@ def _parse_affine(parser: Parser) -> tuple[int, list[tuple[int, UnresolvedOperan
             return constant, terms
 
 
+@irdl_op_definition
+class ReinterpretOp(IRDLOperation):
+    """The same bytes as another buffer type (a reshape that moves nothing): an alias."""
+
+    name = "mem.reinterpret"
+
+    source = operand_def(BufferType)
+    result = result_def(BufferType)
+
+    assembly_format = "$source attr-dict `:` type($source) `->` type($result)"
+
+    def __init__(self, source: SSAValue | Operation, result_type: BufferType):
+        super().__init__(operands=[source], result_types=[result_type])
+
+    def verify_(self) -> None:
+        source, result = self.source.type, self.result.type
+        assert isinstance(source, BufferType) and isinstance(result, BufferType)
+        if source.nbytes != result.nbytes or source.space != result.space:
+            raise VerifyException("a reinterpretation keeps the bytes and the memory space")
+
+
+def root_buffer(value: SSAValue) -> BufferOp:
+    """The buffer that owns the storage of a buffer, view or reinterpretation."""
+    owner = value.owner
+    while isinstance(owner, (ViewOp, ReinterpretOp)):
+        owner = owner.source.owner
+    assert isinstance(owner, BufferOp), f"{value} does not come from a mem.buffer"
+    return owner
+
+
 Mem = Dialect(
     "mem",
-    [PoolOp, BufferOp, ViewOp],
+    [PoolOp, BufferOp, ViewOp, ReinterpretOp],
     [MemorySpaceAttr, BufferType, ViewType],
 )

@@ -27,6 +27,8 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute
 
+from aipuc.dialects.quantized_type import QuantizedType
+
 _INT_WIDTHS = {
     np.dtype(np.int8): 8,
     np.dtype(np.int16): 16,
@@ -63,8 +65,6 @@ def element_type_of(dtype: np.dtype) -> Attribute:
 
 def dtype_of(element_type: Attribute) -> np.dtype:
     """The NumPy dtype that stores one element of an xDSL element type."""
-    from aipuc.dialects.axq import QuantizedType
-
     if isinstance(element_type, QuantizedType):
         return dtype_of(element_type.storage)
     if isinstance(element_type, IntegerType):

@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
-from aipuc.errors import ModelError
+from aipuc.errors import ModelError, first_line
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
     is_static,
@@ -33,7 +33,7 @@ from aipuc.frontend.support import (
     tensor_shapes,
     value_infos,
 )
-from aipuc.runtime.host import HostRunner, first_line
+from aipuc.runtime.host import HostRunner
 
 _NON_DETERMINISTIC = frozenset(
     {

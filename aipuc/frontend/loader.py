@@ -36,7 +36,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from onnx import AttributeProto, GraphProto, TensorProto, helper
 
-from aipuc.errors import ModelError
+from aipuc.errors import ModelError, first_line
 from aipuc.frontend.graph_optimizer import fold_constants, infer_shapes
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
@@ -47,7 +47,6 @@ from aipuc.frontend.support import (
     topological_order,
     value_infos,
 )
-from aipuc.runtime.host import first_line
 
 MIN_OPSET = 17
 """The oldest default-domain opset the compiler reads; older models are converted."""

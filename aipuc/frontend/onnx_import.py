@@ -56,7 +56,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
-from aipuc.errors import ModelError, UnsupportedOperatorError
+from aipuc.errors import ModelError, UnsupportedOperatorError, first_line
 from aipuc.frontend.onnx_attributes import to_builtin
 from aipuc.frontend.patterns import LayerNormMatch
 from aipuc.frontend.support import (
@@ -68,7 +68,6 @@ from aipuc.frontend.support import (
 )
 from aipuc.graph import Graph
 from aipuc.placement import NodePlacement, node_macs
-from aipuc.runtime.host import first_line
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
 _NONDETERMINISTIC = frozenset(

@@ -1,11 +1,12 @@
 """Which ONNX nodes the accelerator runs: the operator support table as data.
 
 `SUPPORT_TABLE` lists every operator the accelerator runs with its constraint in words
-(docs/operator-support.md explains each one); the rule functions in `_RULES` check those
-constraints on a node. `check_node` returns the reasons a node cannot be accelerated (empty:
-supported). Such a node runs on the host: the graph cleaner puts it in the preamble or the
-postamble when it is input preprocessing or a trailing node, and otherwise leaves it where
-it is, where the importer makes it an `axq.host` op between accelerated segments.
+(docs/coverage.md measures the placement on real architectures); the rule functions in
+`_RULES` check those constraints on a node. `check_node` returns the reasons a node cannot
+be accelerated (empty: supported). Such a node runs on the host: the graph cleaner puts it
+in the preamble or the postamble when it is input preprocessing or a trailing node, and
+otherwise leaves it where it is, where the importer makes it an `axq.host` op between
+accelerated segments.
 
 Every check needs static shapes (the loader provides them) and treats a tensor as constant
 when it is an initializer. The rules follow the AIPU model of design.md:
@@ -19,11 +20,11 @@ when it is an initializer. The rules follow the AIPU model of design.md:
   NHWC, other tensors row-major in logical order; a reshape or transpose that is not a pure
   reinterpretation of the buffer, see `is_layout_free_reshape`, is a DMA permutation).
 - Unary functions are 256-entry tables (LUT), whatever their parameters.
-- MatMul runs as a dense layer (constant 2-D right operand) or inside an attention block
-  (both operands computed, one of them the output of a Softmax, or the product feeding a
-  Softmax through scale/mask ops); Softmax runs over the last axis of attention scores,
-  between a MatMul and the MatMul with V. Deciding "attention" needs the graph
-  (`GraphIndex`); without it these two report that they cannot be checked.
+- MatMul runs as a dense layer (constant 2-D right operand) or, with both operands
+  computed, as MVMs whose weightsets are loaded at run time (equal batch dimensions).
+  Softmax runs on the DPU in float18 over any axis (the lowering makes that axis innermost).
+- Resize (nearest: DMA gathers; linear: two gathers and a DPU weighted sum per axis) scales
+  H and W by any factor.
 - A LayerNorm spelled in primitive ops (`patterns.find_layer_norms`) runs as one DPU op, so
   its ReduceMean, Sub, Pow, Sqrt and Div nodes are supported there (with a `GraphIndex`).
 """
@@ -98,7 +99,7 @@ SUPPORT_TABLE: dict[str, str] = {
     "Slice": f"{_DMA}; constant starts, ends, axes and steps",
     "Split": f"{_DMA}; constant split sizes",
     "Pad": f"{_DMA}; constant, reflect or edge mode, constant non-negative pads",
-    "Resize": "nearest or linear, 4-D, integer upscaling of H and W",
+    "Resize": "nearest or linear, 4-D, H and W only",
     "Upsample": "as Resize (deprecated; an asymmetric, floor-rounding Resize)",
     # Elementwise, any broadcasting.
     "Add": "any broadcasting",
@@ -117,7 +118,7 @@ SUPPORT_TABLE: dict[str, str] = {
     ),
     "ConvTranspose": "2-D, constant weights, group 1, symmetric pads",
     "Gemm": "constant B",
-    "MatMul": "dense layer (constant 2-D right operand) or attention block",
+    "MatMul": "dense layer (constant 2-D right operand) or equal batch dimensions",
     "BatchNormalization": "inference mode with constant statistics (folded)",
     # Pooling and reductions.
     "MaxPool": "2-D, storage_order 0, no Indices output",
@@ -128,7 +129,7 @@ SUPPORT_TABLE: dict[str, str] = {
     "ReduceMax": "over all spatial axes (a global max pool)",
     # Normalisation (DPU, float18).
     "LayerNormalization": "constant scale and bias, no Mean/InvStdDev output",
-    "Softmax": "attention block",
+    "Softmax": "",
 }
 """Operator -> its constraint on the accelerator ("" = always supported)."""
 
@@ -538,11 +539,8 @@ def _resize(view: _NodeView) -> list[str]:
     if reasons:
         return reasons
     (n, c, h, w), (out_n, out_c, out_h, out_w) = view.shape(0), view.out_shape()
-    if (n, c) != (out_n, out_c) or out_h % h or out_w % w:
-        reasons.append(
-            f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} is not an "
-            "integer upscaling of H and W"
-        )
+    if (n, c) != (out_n, out_c):
+        reasons.append(f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} changes N or C")
     return reasons
 
 
@@ -614,37 +612,6 @@ def is_layout_free_reshape(in_shape: Sequence[int], out_shape: Sequence[int]) ->
     return len(in_shape) >= 2 and len(out_shape) >= 2 and in_shape[:2] == out_shape[:2]
 
 
-_SCORE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Where"})
-"""Ops between an attention MatMul and its Softmax: scaling and masking."""
-_SCORE_DEPTH = 3
-
-
-def _reaches_softmax(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) -> bool:
-    for consumer in graph.consumers.get(tensor, []):
-        if consumer.op_type == "Softmax":
-            return True
-        if (
-            depth
-            and consumer.op_type in _SCORE_OPS
-            and _reaches_softmax(graph, consumer.output[0], depth - 1)
-        ):
-            return True
-    return False
-
-
-def _from_matmul(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) -> bool:
-    producer = graph.producers.get(tensor)
-    if producer is None:
-        return False
-    if producer.op_type == "MatMul":
-        return True
-    return (
-        bool(depth)
-        and producer.op_type in _SCORE_OPS
-        and any(_from_matmul(graph, name, depth - 1) for name in producer.input if name)
-    )
-
-
 def _matmul(view: _NodeView) -> list[str]:
     a, b = view.shape(0), view.shape(1)
     if view.const(1) is not None:
@@ -655,39 +622,14 @@ def _matmul(view: _NodeView) -> list[str]:
         )
     if view.const(0) is not None:
         return ["constant left operand; only the right operand can be a weight"]
-    if view.graph is None:
+    if len(a) < 2 or len(b) < 2:
+        return [f"MatMul of {list(a)} and {list(b)}: a 1-D operand (the MVM multiplies matrices)"]
+    if a[:-2] != b[:-2]:
         return [
-            "MatMul of two computed tensors runs only in attention blocks, which needs "
-            "the graph to decide"
+            f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims (one weightset "
+            "per image)"
         ]
-    reasons = []
-    if len(a) < 2 or len(b) < 2 or a[:-2] != b[:-2]:
-        reasons.append(f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims")
-    graph = view.graph
-    in_attention = _reaches_softmax(graph, view.node.output[0]) or any(
-        graph.producers.get(name) is not None and graph.producers[name].op_type == "Softmax"
-        for name in view.node.input
-    )
-    if not in_attention:
-        reasons.append("MatMul of two computed tensors outside an attention block")
-    return reasons
-
-
-def _softmax(view: _NodeView) -> list[str]:
-    rank = len(view.shape(0))
-    reasons = []
-    if view.attr("axis", -1) % rank != rank - 1:
-        reasons.append(f"axis={view.attr('axis')}; attention softmax runs over the last axis")
-    if view.graph is None:
-        return [*reasons, "Softmax runs only in attention blocks, which needs the graph to decide"]
-    graph = view.graph
-    feeds_matmul = any(
-        consumer.op_type == "MatMul" and consumer.input[0] == view.node.output[0]
-        for consumer in graph.consumers.get(view.node.output[0], [])
-    )
-    if not (feeds_matmul and _from_matmul(graph, view.name(0))):
-        reasons.append("Softmax outside an attention block (MatMul -> Softmax -> MatMul)")
-    return reasons
+    return []
 
 
 _RULES: dict[str, Rule] = {
@@ -710,7 +652,6 @@ _RULES: dict[str, Rule] = {
     "Slice": _slice,
     "Split": _split,
     "MatMul": _matmul,
-    "Softmax": _softmax,
 }
 
 

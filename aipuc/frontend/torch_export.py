@@ -9,7 +9,7 @@ from types import ModuleType
 
 import onnx
 
-from aipuc.errors import ModelError
+from aipuc.errors import ModelError, first_line
 
 
 def _import_torch() -> ModuleType:
@@ -47,8 +47,7 @@ def export_torch(module, example_input, opset: int) -> onnx.ModelProto:
             with torch.no_grad():
                 torch.onnx.export(module, args, str(path), **options)
         except Exception as error:  # the exporter raises many types
-            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             raise ModelError(
-                f"torch.onnx.export of {type(module).__name__} failed: {message}"
+                f"torch.onnx.export of {type(module).__name__} failed: {first_line(error)}"
             ) from None
         return onnx.load(str(path))

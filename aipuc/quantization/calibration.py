@@ -33,86 +33,29 @@ from xdsl.dialects.builtin import (
     DenseArrayBase,
     DictionaryAttr,
     ModuleOp,
-    NameLoc,
-    StringAttr,
-    TensorType,
     f64,
 )
 from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
 
-from aipuc.dialects import axq
-from aipuc.errors import QuantizationError
+from aipuc.dialects.axq import CHANNEL_AXIS
+from aipuc.dialects.axq_graph import (
+    calibrated_operands,
+    channel_calibrated_values,
+    is_floating_point_tensor,
+    main_function,
+    tensor_names,
+    value_keys,
+)
+from aipuc.errors import QuantizationError, first_line
 from aipuc.quantization.observers import (
     HistogramObserver,
-    MinMaxObserver,
     PerChannelMinMaxObserver,
 )
 
 CALIBRATION_ATTR = "axq.calibration"
-CHANNEL_AXIS = 1
 
 InputSpecs = Mapping[str, tuple[tuple[int, ...], np.dtype]]
 Progress = Callable[[int, int], None]
-
-
-# --------------------------------------------------------------------------- naming
-
-
-def main_function(module: ModuleOp) -> func.FuncOp:
-    for op in module.ops:
-        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
-            return op
-    raise QuantizationError("the module has no func.func @main to quantize")
-
-
-def value_keys(func_op: func.FuncOp) -> dict[SSAValue, str]:
-    """Stable position keys: `arg<i>` for arguments, `op<i>.<r>` for op results."""
-    keys: dict[SSAValue, str] = {arg: f"arg{arg.index}" for arg in func_op.body.block.args}
-    for index, op in enumerate(func_op.body.block.ops):
-        for result in op.results:
-            keys[result] = f"op{index}.{result.index}"
-    return keys
-
-
-_HELPER_OPS = (axq.ConstantOp, axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp)
-
-
-def tensor_names(func_op: func.FuncOp) -> dict[SSAValue, str]:
-    """Readable unique names: ONNX names of arguments, op locations (node names) else op kinds.
-
-    Compute ops are named first, so an op keeps its name whatever constants or conversions
-    sit around it (a float graph and its quantized graph name their ops alike); constants
-    and conversions are named `<location>.<kind>`. Duplicates get `#<n>` suffixes and the
-    results of multi-result ops `:<index>`.
-    """
-    names: dict[SSAValue, str] = {}
-    taken: set[str] = set()
-
-    def claim(value: SSAValue, base: str) -> None:
-        name, count = base, 1
-        while name in taken:
-            count += 1
-            name = f"{base}#{count}"
-        taken.add(name)
-        names[value] = name
-
-    arg_attrs = func_op.arg_attrs.data if func_op.arg_attrs is not None else ()
-    for arg in func_op.body.block.args:
-        entry = arg_attrs[arg.index].data.get(axq.NAME_ATTR) if arg.index < len(arg_attrs) else None
-        claim(arg, entry.data if isinstance(entry, StringAttr) else f"arg{arg.index}")
-    ops = list(func_op.body.block.ops)
-    for helpers in (False, True):
-        for index, op in enumerate(ops):
-            if isinstance(op, _HELPER_OPS) != helpers:
-                continue
-            kind = op.name.split(".")[-1]
-            if isinstance(op.location, NameLoc):
-                base = op.location.desc.data + (f".{kind}" if helpers else "")
-            else:
-                base = f"{kind}_{index}"
-            for result in op.results:
-                claim(result, base if len(op.results) == 1 else f"{base}:{result.index}")
-    return names
 
 
 # --------------------------------------------------------------------------- statistics
@@ -238,7 +181,7 @@ def _validated(sample: object, where: str, expected: InputSpecs | None) -> dict[
             arrays[str(name)] = np.asarray(value)
         except (TypeError, ValueError) as error:  # ragged nested lists, odd objects
             raise QuantizationError(
-                f"{where}: input '{name}' is not an array: {str(error).splitlines()[0]}"
+                f"{where}: input '{name}' is not an array: {first_line(error)}"
             ) from None
     for name, array in arrays.items():
         if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
@@ -324,7 +267,7 @@ def _samples_of(source: Iterable) -> Iterator[tuple[int, object]]:
         except Exception as error:  # the user's generator or dataset failed
             raise QuantizationError(
                 f"the calibration data raised {type(error).__name__} while producing sample "
-                f"{index}: {str(error).splitlines()[0] if str(error) else ''}"
+                f"{index}: {first_line(error)}"
             ) from error
         yield index, sample
         index += 1
@@ -388,13 +331,14 @@ def load_calibration(
 
 
 class _Observers:
+    """The histogram observer (whose running minimum and maximum are the min-max range)
+    and, for tensors the hybrid scheme may quantize per channel, a per-channel min-max."""
+
     def __init__(self, per_channel: bool):
-        self.min_max = MinMaxObserver()
         self.histogram = HistogramObserver()
         self.channels = PerChannelMinMaxObserver(CHANNEL_AXIS) if per_channel else None
 
     def observe(self, array: np.ndarray) -> None:
-        self.min_max.observe(array)
         self.histogram.observe(array)
         if self.channels is not None:
             self.channels.observe(array)
@@ -403,21 +347,9 @@ class _Observers:
         channel_min = channel_max = None
         if self.channels is not None:
             channel_min, channel_max = self.channels.range()
-        return TensorStats(self.min_max.range(), self.histogram.range(), channel_min, channel_max)
-
-
-def _is_float_tensor(value: SSAValue) -> bool:
-    return (
-        isinstance(value.type, TensorType)
-        and not isinstance(value.type.element_type, axq.QuantizedType)
-        and np.issubdtype(_dtype(value), np.floating)
-    )
-
-
-def _dtype(value: SSAValue) -> np.dtype:
-    from aipuc.dialects.tensors import dtype_of
-
-    return dtype_of(value.type.element_type)  # type: ignore[attr-defined]
+        return TensorStats(
+            self.histogram.min_max_range(), self.histogram.range(), channel_min, channel_max
+        )
 
 
 def calibrate(
@@ -426,7 +358,6 @@ def calibrate(
     """Run the float `graph` on `samples` and observe every accelerated float tensor."""
     from aipuc.runtime.float_interpreter import FLOAT_KERNELS
     from aipuc.runtime.interpreter import run_function
-    from aipuc.transforms.quantize import calibrated_operands, channel_calibrated_values
 
     func_op = graph.main
     expected = graph.inputs
@@ -439,7 +370,7 @@ def calibrate(
     seen: set[SSAValue] = set()
 
     def observe(value: SSAValue, array: np.ndarray) -> None:
-        if value in seen or not _is_float_tensor(value):
+        if value in seen or not is_floating_point_tensor(value):
             return
         seen.add(value)
         if array.size == 0:

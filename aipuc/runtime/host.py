@@ -9,7 +9,6 @@ preamble -> core -> postamble computes bit for bit what the uncut model computes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import ModuleType
 
@@ -17,18 +16,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from aipuc.errors import AipucError
+from aipuc.errors import AipucError, first_line
 
 Arrays = dict[str, np.ndarray]
-
-
-def first_line(error: BaseException) -> str:
-    """The gist of a library error: its first non-blank line without C++ assertion
-    boilerplate, at most 300 characters (its type name when it has no message)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    text = re.sub(r"^.*Assertion .* failed: ", "", text)
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _onnxruntime() -> ModuleType | None:

@@ -13,7 +13,8 @@ must reproduce these results exactly and can call the same helpers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.ir import Operation, SSAValue
@@ -91,8 +92,15 @@ def requantize_to(acc: np.ndarray, real, out_type: QuantizedType) -> np.ndarray:
     a tensor that was constant at calibration) give the same codes as that cap, which
     `numerics.quantize_multiplier` can represent.
     """
-    multiplier, shift = fixed_point_multiplier(np.minimum(real, SATURATING_MULTIPLIER))
+    multiplier, shift = requant_parameters(real)
     return numerics.requantize(acc, multiplier, shift, zero_points_of(out_type, acc.ndim))
+
+
+def requant_parameters(real) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-point multiplier and shift that `requantize_to` applies for `real`.
+
+    The lowering encodes exactly these into the instruction stream."""
+    return fixed_point_multiplier(np.minimum(real, SATURATING_MULTIPLIER))
 
 
 def rescale_int32(acc: np.ndarray, real) -> np.ndarray:
@@ -160,41 +168,105 @@ def _matmul(op: axq.MatMulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def _add_or_sub(
-    op: axq.AddOp | axq.SubOp, inputs: Sequence[np.ndarray], sign: int
-) -> list[np.ndarray]:
-    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    twice_max = 2 * max(a_type.scale, b_type.scale)
-    a = rescale_int32(centred(inputs[0], a_type) << ADD_LEFT_SHIFT, a_type.scale / twice_max)
-    b = rescale_int32(centred(inputs[1], b_type) << ADD_LEFT_SHIFT, b_type.scale / twice_max)
+    a: np.ndarray,
+    b: np.ndarray,
+    a_type: QuantizedType,
+    b_type: QuantizedType,
+    out_type: QuantizedType,
+    sign: int,
+) -> np.ndarray:
+    lhs_real, rhs_real, out_real = add_rescales(
+        a_type, b_type, out_type, max(np.ndim(a), np.ndim(b))
+    )
+    a = rescale_int32(centred(a, a_type) << ADD_LEFT_SHIFT, lhs_real)
+    b = rescale_int32(centred(b, b_type) << ADD_LEFT_SHIFT, rhs_real)
     total = a.astype(np.int64) + sign * b.astype(np.int64)
-    real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, total.ndim))
-    return [requantize_to(total, real, out_type)]
+    return requantize_to(total, out_real, out_type)
 
 
-def _add(op: axq.AddOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _add_or_sub(op, inputs, 1)
+def add_rescales(
+    a_type: QuantizedType, b_type: QuantizedType, out_type: QuantizedType, ndim: int
+) -> tuple[float, float, np.ndarray | float]:
+    """add/sub's real multipliers: each operand to the common scale, the sum to the output.
+
+    The lowering encodes exactly these (through `requant_parameters`) into DPU programs."""
+    twice_max = 2 * max(a_type.scale, b_type.scale)
+    out_real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, ndim))
+    return a_type.scale / twice_max, b_type.scale / twice_max, out_real
 
 
-def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _add_or_sub(op, inputs, -1)
+def _add_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    return _add_or_sub(a, b, a_type, b_type, out_type, 1)
 
 
-def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    acc = centred(inputs[0], a_type) * centred(inputs[1], b_type)
+def _sub_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    return _add_or_sub(a, b, a_type, b_type, out_type, -1)
+
+
+def _mul_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    acc = centred(a, a_type) * centred(b, b_type)
     real = a_type.scale * b_type.scale / scales_of(out_type, acc.ndim)
-    return [requantize_to(acc, real, out_type)]
+    return requantize_to(acc, real, out_type)
 
 
-def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    x_type, slope_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    x = centred(inputs[0], x_type)
-    negative_part = x * centred(inputs[1], slope_type)
+def _prelu_codes(x, slope, x_type, slope_type, out_type) -> np.ndarray:
+    x = centred(x, x_type)
+    negative_part = x * centred(slope, slope_type)
     x = np.broadcast_to(x, negative_part.shape)
     out_scales = scales_of(out_type, x.ndim)
     positive = requantize_to(x, x_type.scale / out_scales, out_type)
     negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales, out_type)
-    return [np.where(x >= 0, positive, negative)]
+    return np.where(x >= 0, positive, negative)
+
+
+BinaryCodes = Callable[
+    [np.ndarray, np.ndarray, QuantizedType, QuantizedType, QuantizedType], np.ndarray
+]
+_ALL_CODES = np.arange(256, dtype=np.uint8).view(np.int8)
+"""Every int8 code, at the index of its byte (0..127, then -128..-1)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _pair_table(
+    codes: BinaryCodes, a_type: QuantizedType, b_type: QuantizedType, out_type: QuantizedType
+) -> np.ndarray | None:
+    """`codes` on every pair of int8 codes, flat at index (byte of a) * 256 + byte of b;
+    None when some pair would raise (then only the inputs themselves are computed)."""
+    try:
+        return codes(_ALL_CODES[:, None], _ALL_CODES[None, :], a_type, b_type, out_type).ravel()
+    except ValueError:
+        return None
+
+
+def _binary(codes: BinaryCodes, op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """An elementwise op on two per-tensor operands. With a per-tensor result, its int8 result
+    depends on the two codes alone, so it is looked up in the table of all 65536 pairs that
+    `codes` itself computed: the same bits as computing every element, at one gather."""
+    a_type, b_type, out_type = (qtype(v) for v in (*op.operands, op.results[0]))
+    a, b = inputs
+    table = None
+    if not out_type.is_per_axis and a.dtype == b.dtype == np.int8:
+        table = _pair_table(codes, a_type, b_type, out_type)
+    if table is None:
+        return [codes(a, b, a_type, b_type, out_type)]
+    index = np.left_shift(a.view(np.uint8), 8, dtype=np.uint16) | b.view(np.uint8)
+    return [table[index]]
+
+
+def _add(op: axq.AddOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_add_codes, op, inputs)
+
+
+def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_sub_codes, op, inputs)
+
+
+def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_mul_codes, op, inputs)
+
+
+def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_prelu_codes, op, inputs)
 
 
 def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -203,7 +275,7 @@ def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [numerics.apply_lut(inputs[0], numpy_from_dense(op.table)).astype(np.int8)]
 
 
-def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
+def code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
     """The code(s) of one real value in `type_`, broadcastable against rank `ndim`."""
     scales = type_.scale_array()
     codes = numerics.quantize(np.full(scales.shape, real), scales, type_.zero_point_array())
@@ -214,8 +286,8 @@ def _code_of(real: float, type_: QuantizedType, ndim: int) -> np.ndarray:
 
 def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     type_, x = qtype(op.input), inputs[0]
-    low = _code_of(op.min.value.data, type_, x.ndim)
-    high = _code_of(op.max.value.data, type_, x.ndim)
+    low = code_of(op.min.value.data, type_, x.ndim)
+    high = code_of(op.max.value.data, type_, x.ndim)
     return [np.clip(x, low, high).astype(np.int8)]
 
 
@@ -349,7 +421,7 @@ def _resize(op: axq.ResizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def _pad(op: axq.PadOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     x, type_ = inputs[0], qtype(op.input)
     pads, mode = op.pads.get_values(), op.mode.data.value
-    code = _code_of(op.value.value.data, type_, x.ndim)
+    code = code_of(op.value.value.data, type_, x.ndim)
     if mode != "constant" or code.ndim == 0:
         return [kernels.pad(x, pads, mode, int(code) if code.ndim == 0 else 0).astype(np.int8)]
     padded = kernels.pad(x, pads, mode, 0)
@@ -380,11 +452,24 @@ def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.n
     return [dequantize_codes(inputs[0], qtype(op.input))]
 
 
+def _requantize_codes(codes: np.ndarray, in_type: QuantizedType, out_type: QuantizedType):
+    x = centred(codes, in_type)
+    real = scales_of(in_type, x.ndim) / scales_of(out_type, x.ndim)
+    return requantize_to(x, real, out_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _requantize_table(in_type: QuantizedType, out_type: QuantizedType) -> np.ndarray:
+    """The requantized code of every int8 code, at the index of its byte."""
+    return _requantize_codes(_ALL_CODES, in_type, out_type)
+
+
 def _requantize(op: axq.RequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
-    x = centred(inputs[0], in_type)
-    real = scales_of(in_type, x.ndim) / scales_of(out_type, x.ndim)
-    return [requantize_to(x, real, out_type)]
+    x = inputs[0]
+    if in_type.is_per_axis or out_type.is_per_axis or x.dtype != np.int8:
+        return [_requantize_codes(x, in_type, out_type)]
+    return [_requantize_table(in_type, out_type)[x.view(np.uint8)]]  # one code in, one out
 
 
 _CODE_MOVEMENT = (

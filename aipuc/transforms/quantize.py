@@ -102,20 +102,36 @@ from xdsl.pattern_rewriter import (
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc import numerics
+from aipuc.config import QuantizationScheme
 from aipuc.dialects import axq
-from aipuc.dialects.axq import QuantizedType, element_type, is_quantized, shape_of
+from aipuc.dialects.axq import (
+    CHANNEL_AXIS,
+    QuantizedType,
+    commutes_with_clamp,
+    element_type,
+    is_depthwise,
+    is_quantized,
+    requantizes_per_channel,
+    shape_of,
+    shares_input_quantization,
+)
+from aipuc.dialects.axq_graph import (
+    activation_operands,
+    is_accelerated,
+    is_f32_tensor,
+    main_function,
+    preserves_channels,
+    tensor_names,
+)
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.errors import QuantizationError
 from aipuc.quantization.calibration import (
     CALIBRATION_ATTR,
     TensorStats,
-    main_function,
     read_annotations,
     strip_annotations,
-    tensor_names,
 )
 
-SCHEMES = ("per_tensor_histogram", "per_tensor_min_max", "hybrid_per_tensor_per_channel")
 INT8 = IntegerType(8)
 INT32 = IntegerType(32)
 WEIGHT_BOUND = 127
@@ -123,63 +139,9 @@ INT32_MAX = 2**31 - 1
 BIAS_BOUND_FLOOR = 2**30
 """Bias codes may always use this much: only layers of more than ~33k products (K * 255 * 127
 above 2**30) could overflow int32 on adversarial inputs, whatever their bias."""
-CHANNEL_AXIS = 1
 
 
 # --------------------------------------------------------------------------- op classes
-
-
-def is_depthwise(op: Operation) -> bool:
-    """A grouped conv with one input channel per group (MobileNet's depthwise conv)."""
-    return (
-        isinstance(op, axq.Conv2dOp)
-        and op.group.value.data > 1
-        and op.group.value.data == shape_of(op.input)[1]
-    )
-
-
-def _is_global_pool(op: Operation, kind: axq.PoolKind) -> bool:
-    return isinstance(op, axq.GlobalPoolOp) and op.kind.data == kind
-
-
-_SHARED_SCALE_OPS = (
-    axq.ReshapeOp,
-    axq.TransposeOp,
-    axq.SliceOp,
-    axq.SplitOp,
-    axq.PadOp,
-    axq.MaxPoolOp,
-    axq.ResizeOp,
-    axq.ClipOp,
-)
-
-
-def shares_input_quantization(op: Operation) -> bool:
-    """Ops whose outputs keep their input's codes, so they have the input's type."""
-    return isinstance(op, _SHARED_SCALE_OPS) or _is_global_pool(op, axq.PoolKind.MAX)
-
-
-def preserves_channels(op: Operation) -> bool:
-    """A sharing op that keeps axis 1 of a 4-D tensor whole and in place."""
-    if not shares_input_quantization(op) or len(shape_of(op.operands[0])) != 4:
-        return False
-    if isinstance(op, (axq.ReshapeOp, axq.TransposeOp)):
-        return False
-    if isinstance(op, axq.PadOp):
-        pads = op.pads.get_values()
-        return pads[CHANNEL_AXIS] == 0 and pads[4 + CHANNEL_AXIS] == 0
-    if isinstance(op, axq.ResizeOp):
-        return op.scales.get_values()[CHANNEL_AXIS] == 1.0
-    if isinstance(op, axq.SliceOp):
-        return CHANNEL_AXIS not in op.axes.get_values()
-    if isinstance(op, axq.SplitOp):
-        return op.axis.value.data != CHANNEL_AXIS
-    return True
-
-
-_JOINING_OPS = (axq.ConcatOp, axq.MaxOp, axq.MinOp)
-"""Ops whose operands are requantized to the output's type, after which they move or select
-codes: clamping commutes with them, so an operand may take the output's type directly."""
 
 
 def _joins_concat(value: SSAValue) -> bool:
@@ -191,78 +153,12 @@ def _joins_concat(value: SSAValue) -> bool:
     user = value.get_user_of_unique_use()
     producer = value.owner
     return (
-        isinstance(user, _JOINING_OPS)
-        and _is_float_tensor(value)
+        isinstance(user, Operation)
+        and axq.joins_in_result_type(user)
+        and is_f32_tensor(value)
         and not isinstance(producer, axq.ConstantOp)
         and not (isinstance(producer, Operation) and shares_input_quantization(producer))
     )
-
-
-def _looked_through(op: Operation) -> bool:
-    """Ops that commute with a clamp, so a later clip's range may move before them."""
-    linear_resize = isinstance(op, axq.ResizeOp) and op.mode.data == axq.ResizeMode.LINEAR
-    return (shares_input_quantization(op) and not linear_resize) or isinstance(op, _JOINING_OPS)
-
-
-def _produces_per_channel(op: Operation) -> bool:
-    """Ops whose integer kernel ends in a per-channel-capable requantization."""
-    return isinstance(
-        op,
-        (
-            axq.Conv2dOp,
-            axq.ConvTranspose2dOp,
-            axq.AddOp,
-            axq.SubOp,
-            axq.MulOp,
-            axq.PReluOp,
-            axq.AvgPoolOp,
-        ),
-    ) or _is_global_pool(op, axq.PoolKind.AVG)
-
-
-_WEIGHTED_OPS = (axq.Conv2dOp, axq.ConvTranspose2dOp, axq.DenseOp)
-
-
-def _is_accelerated(op: Operation) -> bool:
-    return op.name.startswith("axq.") and not isinstance(
-        op, (axq.HostOp, axq.ConstantOp, axq.QuantizeOp, axq.DequantizeOp, axq.RequantizeOp)
-    )
-
-
-def activation_operands(op: Operation) -> tuple[SSAValue, ...]:
-    """Operands of an accelerated op that are activations (not weights or biases)."""
-    if not _is_accelerated(op):
-        return ()
-    if isinstance(op, (*_WEIGHTED_OPS, axq.LayerNormOp)):
-        return (op.input,)
-    return tuple(op.operands)
-
-
-def calibrated_operands(op: Operation) -> tuple[SSAValue, ...]:
-    """Activation operands whose range calibration observes (constants are read directly)."""
-    return tuple(v for v in activation_operands(op) if not isinstance(v.owner, axq.ConstantOp))
-
-
-def channel_calibrated_values(func_op: func.FuncOp) -> set[SSAValue]:
-    """Tensors whose per-channel range the hybrid scheme may need.
-
-    Inputs of depthwise convs, and the tensors they share a type with through
-    channel-preserving ops, back to the op that produces the group.
-    """
-    wanted: set[SSAValue] = set()
-    pending = [op.input for op in func_op.body.block.ops if is_depthwise(op)]
-    while pending:
-        value = pending.pop()
-        if value in wanted:
-            continue
-        wanted.add(value)
-        if isinstance(value.owner, Operation) and preserves_channels(value.owner):
-            pending.append(value.owner.operands[0])
-    return wanted
-
-
-def _is_float_tensor(value: SSAValue) -> bool:
-    return isinstance(value.type, TensorType) and value.type.element_type == f32
 
 
 # --------------------------------------------------------------------------- planning
@@ -316,17 +212,17 @@ def plan_quantization(
     for op in func_op.body.block.ops:
         for result in op.results:
             order[result] = len(order)
-        if not _is_accelerated(op):
+        if not is_accelerated(op):
             continue
         for value in (*activation_operands(op), *op.results):
-            if _is_float_tensor(value):
+            if is_f32_tensor(value):
                 groups.add(value)
         if is_depthwise(op):
             feeds_depthwise.add(op.input)
-        if shares_input_quantization(op) and _is_float_tensor(op.operands[0]):
+        if shares_input_quantization(op) and is_f32_tensor(op.operands[0]):
             for result in op.results:
                 groups.union(op.operands[0], result)
-        if isinstance(op, _JOINING_OPS):
+        if axq.joins_in_result_type(op):
             for value in op.operands:
                 if _joins_concat(value):
                     groups.union(value, op.result)
@@ -344,7 +240,7 @@ def _deciding_value(first: SSAValue, group: set[SSAValue]) -> SSAValue:
     """The group's last tensor reached from `first` through single-use, clamp-safe links."""
     value = first
     while (user := value.get_user_of_unique_use()) is not None:
-        if not _looked_through(user) or len(user.results) != 1 or user.results[0] not in group:
+        if not commutes_with_clamp(user) or len(user.results) != 1 or user.results[0] not in group:
             break
         value = user.results[0]
     return value
@@ -376,14 +272,15 @@ def _plan_group(
     first = group[0]
     decider = _deciding_value(first, set(group))
     ranges = _ranges(decider, stats, names)
-    low, high = ranges.min_max if scheme == "per_tensor_min_max" else ranges.histogram
+    min_max = scheme == QuantizationScheme.PER_TENSOR_MIN_MAX
+    low, high = ranges.min_max if min_max else ranges.histogram
     per_tensor = _activation_type(low, high)
     producer = first.owner
     per_channel = (
-        scheme == "hybrid_per_tensor_per_channel"
+        scheme == QuantizationScheme.HYBRID_PER_TENSOR_PER_CHANNEL
         and any(value in feeds_depthwise for value in group)
         and isinstance(producer, Operation)
-        and _produces_per_channel(producer)
+        and requantizes_per_channel(producer)
         and len(shape_of(first)) == 4
         and all(preserves_channels(value.owner) for value in group[1:])  # type: ignore[arg-type]
         and ranges.channel_min is not None
@@ -587,7 +484,7 @@ def _location_of(value: SSAValue) -> LocationAttr:
 
 
 def _needs_quantizing(op: Operation, kinds: type | tuple[type, ...]) -> bool:
-    return isinstance(op, kinds) and any(_is_float_tensor(r) for r in op.results)
+    return isinstance(op, kinds) and any(is_f32_tensor(r) for r in op.results)
 
 
 @dataclass
@@ -609,9 +506,9 @@ class QuantizeWeightedOp(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not _needs_quantizing(op, _WEIGHTED_OPS):
+        if not axq.is_weighted(op) or not _needs_quantizing(op, Operation):
             return
-        assert isinstance(op, _WEIGHTED_OPS)
+        assert isinstance(op, axq.Conv2dOp | axq.ConvTranspose2dOp | axq.DenseOp)
         depthwise = is_depthwise(op)
         x = self.rewriting.activation(op.input, rewriter, per_channel_ok=depthwise)
         weight, bias = self._weight_and_bias(op, element_type(x), rewriter)
@@ -626,11 +523,9 @@ class QuantizeWeightedOp(_QuantizePattern):
         return value.owner.to_numpy()
 
     def _weight_axis(self, op: Operation) -> int | None:
-        if isinstance(op, axq.ConvTranspose2dOp):
-            return 1
         if is_depthwise(op) and not self.rewriting.quantize_dw_channel_wise:
             return None
-        return 0
+        return op.WEIGHT_CHANNEL_AXIS
 
     def _weight_and_bias(self, op, x_type, rewriter: PatternRewriter) -> tuple[SSAValue, SSAValue]:
         weight = self._constant(op, op.weight, "weight")
@@ -693,7 +588,7 @@ class QuantizeLut(_QuantizePattern):
         assert isinstance(op, axq.LutOp)
         x = self.rewriting.activation(op.input, rewriter)
         in_type, out_type = element_type(x), self.rewriting.planned(op.result)
-        function = numerics.UNARY_FUNCTIONS[op.function.data.value](**op.param_values())
+        function = numerics.unary_function(op.function.data.value, op.param_values())
         table = numerics.build_lut(
             function, in_type.scale, in_type.zero_point, out_type.scale, out_type.zero_point
         )
@@ -712,7 +607,9 @@ class QuantizeRescalingOp(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        averaging = isinstance(op, axq.AvgPoolOp) or _is_global_pool(op, axq.PoolKind.AVG)
+        averaging = isinstance(op, axq.AvgPoolOp) or (
+            isinstance(op, axq.GlobalPoolOp) and op.kind.data == axq.PoolKind.AVG
+        )
         if not (averaging or isinstance(op, axq.SoftmaxOp)) or not _needs_quantizing(op, Operation):
             return
         x = self.rewriting.activation(op.operands[0], rewriter, per_channel_ok=averaging)
@@ -752,7 +649,7 @@ class QuantizeConcat(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not _needs_quantizing(op, _JOINING_OPS):
+        if not axq.joins_in_result_type(op) or not _needs_quantizing(op, Operation):
             return
         wanted = self.rewriting.planned(op.results[0])
         inputs = [self.rewriting.activation(v, rewriter, wanted=wanted) for v in op.operands]
@@ -826,7 +723,7 @@ def _quantize_for_accelerator(
     rewriting.origin[quantize.result] = value
     value.replace_uses_with_if(
         quantize.result,
-        lambda use: use.operation is not quantize and _is_accelerated(use.operation),
+        lambda use: use.operation is not quantize and is_accelerated(use.operation),
     )
 
 
@@ -847,7 +744,7 @@ def quantize_arguments(
         if not remove_io_quantization:
             _quantize_for_accelerator(arg, qtype, InsertPoint.before(first_op), rewriting)
             continue
-        float_uses = [use for use in arg.uses if not _is_accelerated(use.operation)]
+        float_uses = [use for use in arg.uses if not is_accelerated(use.operation)]
         new_arg = Rewriter.replace_value_with_new_type(arg, tensor_type(shape_of(arg), qtype))
         rewriting.origin[new_arg] = arg
         rewriting.plan.types[new_arg] = qtype
@@ -891,7 +788,7 @@ def check_no_float_compute(func_op: func.FuncOp) -> None:
         {
             op.name
             for op in func_op.body.block.ops
-            if _is_accelerated(op) and any(_is_float_tensor(r) for r in op.results)
+            if is_accelerated(op) and any(is_f32_tensor(r) for r in op.results)
         }
     )
     if left:
@@ -913,15 +810,15 @@ class QuantizePass(ModulePass):
 
     name = "axq-quantize"
 
-    quantization_scheme: str = "per_tensor_histogram"
+    quantization_scheme: str = QuantizationScheme.PER_TENSOR_HISTOGRAM
     quantize_dw_channel_wise: bool = False
     remove_io_quantization: bool = False
 
     def __post_init__(self) -> None:
-        if self.quantization_scheme not in SCHEMES:
+        if self.quantization_scheme not in tuple(QuantizationScheme):
             raise QuantizationError(
                 f"quantization_scheme '{self.quantization_scheme}' is not one of "
-                f"{', '.join(SCHEMES)}"
+                f"{', '.join(QuantizationScheme)}"
             )
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

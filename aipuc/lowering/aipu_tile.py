@@ -1,0 +1,102 @@
+"""`aipu-tile`: height and output-channel tiles so each layer's working set fits L1.
+
+A layer's working set is the L1 staging its expansion allocates (input and output tiles,
+partial sums, weightsets, tables); it is measured by expanding the layer for real on a
+scratch builder, so tiling and bufferization can never disagree. Height tiles double from
+1 for up to `max_tiling_attempts` attempts; `force_h_tiling` and `force_oc_tiling` fix the
+factors instead; with `ignore_weight_buffers` weightsets and kernels do not count (the
+memory planner still places them). The choice is recorded on the layer:
+
+    %y = aipu.conv %x, %w, %t {..., tiles = array<i64: 8, 1>}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from aipuc.dialects import aipu
+from aipuc.dialects.axq import shape_of
+from aipuc.errors import CompilationError
+from aipuc.lowering.mem_bufferize import (
+    ConvExpansion,
+    EltwiseExpansion,
+    PoolExpansion,
+    SegmentBuilder,
+)
+from aipuc.lowering.mem_pools import l1_capacity, pools_of
+
+EXPANSIONS = {
+    aipu.ConvLayerOp: ConvExpansion,
+    aipu.PoolLayerOp: PoolExpansion,
+    aipu.EltwiseOp: EltwiseExpansion,
+}
+
+
+def working_set(builder: SegmentBuilder, layer, tiles: tuple[int, int]) -> tuple[int, int]:
+    """L1 bytes (activations, weights) the layer's expansion stages with `tiles`."""
+    layer.tiles = aipu._array(tiles)
+    builder.buffer_ops.clear()
+    builder.buffers.clear()
+    builder.weight_buffers.clear()
+    EXPANSIONS[type(layer)](builder, layer)
+    return builder.l1_bytes()
+
+
+def _height_extent(layer) -> int:
+    """How many height tiles a layer can have at most (1: it cannot be height-tiled)."""
+    if isinstance(layer, aipu.PoolLayerOp) and layer.is_global:
+        return 1
+    shape = shape_of(layer.result)
+    if isinstance(layer, aipu.EltwiseOp):
+        return next((n for n in shape[:-1] if n > 1), 1)
+    return shape[1]
+
+
+@dataclass(frozen=True)
+class AipuTilePass(ModulePass):
+    name = "aipu-tile"
+
+    max_tiling_attempts: int = 8
+    force_h_tiling: int | None = None
+    force_oc_tiling: int | None = None
+    ignore_weight_buffers: bool = True
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        limit = l1_capacity(op)
+        builder = SegmentBuilder(0, pools_of(op))
+        for layer in list(op.walk()):
+            if type(layer) in EXPANSIONS:
+                self._tile(builder, layer, limit)
+
+    def _candidates(self, layer) -> list[tuple[int, int]]:
+        extent = _height_extent(layer)
+        channels = self.force_oc_tiling or 1
+        if not isinstance(layer, aipu.ConvLayerOp):
+            channels = 1
+        if self.force_h_tiling is not None:
+            return [(min(self.force_h_tiling, extent), channels)]
+        heights = []
+        for attempt in range(self.max_tiling_attempts):
+            tiles = min(2**attempt, extent)
+            if tiles not in heights:
+                heights.append(tiles)
+        return [(h, channels) for h in heights]
+
+    def _tile(self, builder: SegmentBuilder, layer, limit: int) -> None:
+        tried = []
+        for tiles in self._candidates(layer):
+            activations, weights = working_set(builder, layer, tiles)
+            needed = activations + (0 if self.ignore_weight_buffers else weights)
+            tried.append(f"{tiles[0]}x{tiles[1]}: {needed} bytes")
+            if needed <= limit:
+                return
+        raise CompilationError(
+            f"Could not find a tiling factor that fits the memory constraints for "
+            f"{layer.name} at {layer.location}: L1 holds {limit} bytes, tried (height x "
+            f"channel tiles) {'; '.join(tried)}; raise max_tiling_attempts or l1_constraint, "
+            "or change force_h_tiling/force_oc_tiling"
+        )

@@ -1,0 +1,158 @@
+"""Data movement onto the DMA: reshape, transpose, slice, split, concat, pad (constant,
+reflect, edge), nearest resize.
+
+Each becomes an `aipu.move` whose copies are strided blocks between the dense device
+layouts of input and result (`aipuc.lowering.layout`), or an `aipu.reinterpret` when the
+bytes are already where the result wants them:
+
+    %y = axq.transpose %x {perm = [0, 2, 1, 3]} : tensor<1x8x16x64x...> -> tensor<1x16x8x64x...>
+becomes
+    %yd = aipu.move %xd {copies = array<i64: 3, 0, 0, 8, 16, 64, 1024, 64, 1, 64, 512, 1>}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from xdsl.ir import Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
+
+from aipuc.dialects import axq
+from aipuc.dialects.axq import shape_of
+from aipuc.errors import CompilationError
+from aipuc.lowering import layout
+from aipuc.lowering.conversion.common import Conversion, describe, qtype
+from aipuc.runtime import kernels
+from aipuc.runtime.integer_reference import code_of
+
+
+class MovesToDma(RewritePattern):
+    """Every data-movement axq op, by op type."""
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        handler = {
+            axq.ReshapeOp: self._reshape,
+            axq.TransposeOp: self._transpose,
+            axq.SliceOp: self._slice,
+            axq.SplitOp: self._split,
+            axq.ConcatOp: self._concat,
+            axq.PadOp: self._pad,
+            axq.ResizeOp: self._resize,
+        }.get(type(op))
+        if handler is None:
+            return
+        if isinstance(op, axq.ResizeOp) and op.mode.data != axq.ResizeMode.NEAREST:
+            return
+        results = handler(op, rewriter)
+        self.conv.finish(op, results, rewriter)
+
+    def _io(self, op: Operation, value: SSAValue, result: SSAValue):
+        conv = self.conv
+        return (
+            shape_of(value),
+            conv.perm(value),
+            shape_of(result),
+            conv.perm(result),
+            conv.device_type(result),
+        )
+
+    def _moved(self, op, rewriter, value, result, copies, fill=None) -> SSAValue:
+        source = self.conv.device(value, rewriter)
+        return self.conv.move(
+            [source], self.conv.device_type(result), [(0, c) for c in copies], rewriter, op, fill
+        )
+
+    def _reshape(self, op: axq.ReshapeOp, rewriter) -> list[SSAValue]:
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)
+        copies = layout.reshape_copies(in_shape, in_perm, out_shape, out_perm)
+        return [self._moved(op, rewriter, op.input, op.result, copies)]
+
+    def _transpose(self, op: axq.TransposeOp, rewriter) -> list[SSAValue]:
+        in_shape, in_perm, _, out_perm, _ = self._io(op, op.input, op.result)
+        copies = layout.transpose_copies(in_shape, in_perm, op.perm.get_values(), out_perm)
+        return [self._moved(op, rewriter, op.input, op.result, copies)]
+
+    def _slice_of(self, op, rewriter, value, result, index: Sequence[slice]) -> SSAValue:
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, value, result)
+        ranges = [range(size)[s] for size, s in zip(in_shape, index, strict=True)]
+        copies = layout.slice_copies(
+            in_shape,
+            in_perm,
+            out_shape,
+            out_perm,
+            [r.start if len(r) else 0 for r in ranges],
+            [r.step for r in ranges],
+        )
+        return self._moved(op, rewriter, value, result, copies)
+
+    def _slice(self, op: axq.SliceOp, rewriter) -> list[SSAValue]:
+        return [self._slice_of(op, rewriter, op.input, op.result, op.index())]
+
+    def _split(self, op: axq.SplitOp, rewriter) -> list[SSAValue]:
+        axis, start, results = op.axis.value.data, 0, []
+        for result, size in zip(op.outputs, op.split_sizes(), strict=True):
+            index = [slice(None)] * len(shape_of(op.input))
+            index[axis] = slice(start, start + size)
+            results.append(self._slice_of(op, rewriter, op.input, result, index))
+            start += size
+        return results
+
+    def _concat(self, op: axq.ConcatOp, rewriter) -> list[SSAValue]:
+        conv, axis = self.conv, op.axis.value.data
+        out_shape, out_perm = shape_of(op.result), conv.perm(op.result)
+        copies, offset = [], 0
+        for index, value in enumerate(op.inputs):
+            begins = [0] * len(out_shape)
+            begins[axis] = offset
+            offset += shape_of(value)[axis]
+            embedded = layout.embed_copies(
+                shape_of(value), conv.perm(value), out_shape, out_perm, begins
+            )
+            copies += [(index, copy) for copy in embedded]
+        sources = [conv.device(value, rewriter) for value in op.inputs]
+        return [conv.move(sources, conv.device_type(op.result), copies, rewriter, op)]
+
+    def _pad(self, op: axq.PadOp, rewriter) -> list[SSAValue]:
+        if op.mode.data != axq.PadMode.CONSTANT:
+            return [self._gathered_pad(op, rewriter)]
+        type_ = qtype(op.input)
+        if type_.is_per_axis:
+            raise CompilationError(f"{describe(op)}: per-channel padding values are not supported")
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)
+        begins = op.pads.get_values()[: len(in_shape)]
+        copies = layout.embed_copies(in_shape, in_perm, out_shape, out_perm, begins)
+        fill = int(code_of(op.value.value.data, type_, 0))
+        return [self._moved(op, rewriter, op.input, op.result, copies, fill)]
+
+    def _gathered_pad(self, op: axq.PadOp, rewriter) -> SSAValue:
+        """reflect / edge padding: per axis, each output index reads the input index that
+        np.pad's mode maps it to (codes are copied, so the quantized type is unchanged)."""
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)
+        pads, rank = op.pads.get_values(), len(in_shape)
+        mode = "reflect" if op.mode.data == axq.PadMode.REFLECT else "edge"
+        maps = [
+            np.pad(np.arange(size), (pads[axis], pads[rank + axis]), mode=mode)
+            for axis, size in enumerate(in_shape)
+        ]
+        copies = layout.gather_copies(in_shape, in_perm, out_shape, out_perm, maps)
+        return self._moved(op, rewriter, op.input, op.result, copies)
+
+    def _resize(self, op: axq.ResizeOp, rewriter) -> list[SSAValue]:
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)
+        maps = []
+        for axis, scale in enumerate(op.scales.get_values()):
+            maps.append(
+                kernels.resize(
+                    np.arange(in_shape[axis]),
+                    "nearest",
+                    [scale],
+                    op.coordinate_transform.data.value,
+                    op.nearest_rounding.data.value,
+                ).astype(np.int64)
+            )
+        copies = layout.gather_copies(in_shape, in_perm, out_shape, out_perm, maps)
+        return [self._moved(op, rewriter, op.input, op.result, copies)]

@@ -1,0 +1,417 @@
+"""Convolutions and dense layers onto the MVM: weights packed for the IMC, ICR and swICR.
+
+    %y = axq.conv2d %x, %w, %b {strides = [1, 1], pads = [1, 1, 1, 1], ...}
+        : (tensor<1x64x56x56x!axq.q<i8, 0.02:-3>>, ...) -> tensor<1x64x56x56x!axq.q<...>>
+becomes
+    %wk = aipu.const {value = dense<...> : tensor<576x64xi8>} : tensor<576x64xi8>
+    %t = aipu.const {value = dense<...> : tensor<64x4xi32>} : tensor<64x4xi32>
+    %yd = aipu.conv %xd, %wk, %t {in_c = 64, in_zp = -3, kernel = [3, 3], pads = [1, 1, 1, 1]}
+        : (tensor<1x56x56x64xi8>, ...) -> tensor<1x56x56x64xi8>
+
+The K rows of the weight matrix follow the MVM's input vector: kernel taps in row-major
+order, each contributing `in_c` lanes of its input pixel. Without swICR a tap is whole
+PWORDs (channels padded to 64, the padding lanes meeting zero weights); with swICR a first
+layer's few channels are packed densely (3 channels x 9 taps = 27 rows). ICR puts `icr`
+copies of a narrow layer's weights side by side in the 64 columns so the MVM computes
+`icr` x-positions per cycle.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from xdsl.dialects.builtin import TensorType, i8
+from xdsl.ir import SSAValue
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+
+from aipuc.dialects import aipu, axq
+from aipuc.dialects.axq import shape_of
+from aipuc.dialects.tensors import numpy_from_dense
+from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
+from aipuc.lowering import layout
+from aipuc.lowering.conversion.common import (
+    Conversion,
+    describe,
+    fixed_point,
+    int_table,
+    logger,
+    qtype,
+    scales,
+    zero_points,
+)
+
+PWORD = AIPU.pword_bytes
+
+
+def _pword_ceil(channels: int) -> int:
+    return -(-channels // PWORD) * PWORD
+
+
+def weight_rows(conv: Conversion) -> int:
+    """Rows of one IMC weightset the utilization limit leaves active (whole PWORDs)."""
+    limit = conv.options.mvm_utilization_limit
+    return max(PWORD, int(AIPU.mvm_k * limit) // PWORD * PWORD)
+
+
+def _uses_swicr(conv: Conversion, channels: int, taps: int, where: str) -> bool:
+    """swICR packs a layer's few input channels densely into the K vector."""
+    if channels % PWORD == 0 or not conv.options.enable_swicr:
+        return False
+    if taps * channels > weight_rows(conv):
+        return False
+    if conv.options.mvm_utilization_limit < 1.0:
+        logger.warning(
+            f"swICR disabled for {where}: mvm_utilization_limit "
+            f"{conv.options.mvm_utilization_limit} < 1 leaves no room for dense packing"
+        )
+        return False
+    return True
+
+
+def _icr_factor(
+    conv: Conversion, out_channels: int, out_width: int, k_chunks: int, where: str
+) -> int:
+    """How many copies of the weights share the MVM columns (In-Core Replication)."""
+    options = conv.options
+    if not options.enable_icr:
+        return 1
+    room = AIPU.mvm_n // out_channels if out_channels <= AIPU.mvm_n else 1
+    if options.icrx_force != -1:
+        if options.icrx_force > room or options.icrx_force > out_width:
+            raise CompilationError(
+                f"icrx_force={options.icrx_force} does not fit {where}: {out_channels} output "
+                f"channels x {options.icrx_force} copies exceed the {AIPU.mvm_n} MVM columns "
+                f"or its output width {out_width}; use a factor <= {min(room, out_width)}"
+            )
+        return options.icrx_force
+    if room < 2 or k_chunks > options.icrx_parallel_block_threshold:
+        return 1
+    return max(1, min(options.icrx_max_factor, room, out_width))
+
+
+def conv_layer(
+    conv: Conversion,
+    rewriter: PatternRewriter,
+    at: axq.Conv2dOp | axq.DenseOp,
+    x: object,
+    weights: np.ndarray,
+    bias: np.ndarray,
+    requant_real: np.ndarray,
+    out_zero_points: np.ndarray,
+    result_shape: tuple[int, ...],
+    *,
+    in_zp: int,
+    kernel=(1, 1),
+    stride=(1, 1),
+    dilation=(1, 1),
+    pads=(0, 0, 0, 0),
+):
+    """An MVM layer on device tensor `x` [N, H, W, C] with dense OIHW int8 `weights`."""
+    out_channels, channels, kh, kw = weights.shape
+    where = describe(at)
+    swicr = _uses_swicr(conv, channels, kh * kw, where)
+    in_c = channels if swicr else _pword_ceil(channels)
+    if in_c != channels:  # whole PWORDs per tap: pad the channels with the zero point
+        n, h, w, _ = x.type.get_shape()  # type: ignore[attr-defined]
+        padded = TensorType(i8, [n, h, w, in_c])
+        copies = layout.embed_copies(
+            (n, h, w, channels),
+            layout.identity(4),
+            (n, h, w, in_c),
+            layout.identity(4),
+            (0, 0, 0, 0),
+        )
+        x = conv.move([x], padded, [(0, c) for c in copies], rewriter, at, fill=in_zp)
+    rows = weight_rows(conv)
+    k_chunks = -(-(kh * kw * in_c) // rows)
+    icr = _icr_factor(conv, out_channels, result_shape[2], k_chunks, where)
+    matrix = np.zeros((kh, kw, in_c, out_channels), np.int8)
+    matrix[:, :, :channels, :] = weights.transpose(2, 3, 1, 0)
+    matrix = np.tile(matrix.reshape(kh * kw * in_c, out_channels), (1, icr))
+    multiplier, shift = fixed_point(requant_real)
+    table = np.stack([bias, multiplier, shift, out_zero_points], axis=1)
+    layer = aipu.ConvLayerOp(
+        x,  # type: ignore[arg-type]
+        conv.constant(matrix, rewriter),
+        conv.constant(int_table(table), rewriter),
+        TensorType(i8, result_shape),
+        in_c=in_c,
+        k_chunk=rows,
+        icr=icr,
+        swicr=swicr,
+        in_zp=in_zp,
+        kernel=kernel,
+        stride=stride,
+        dilation=dilation,
+        pads=pads,
+    )
+    return conv.emit(layer, rewriter, at).results[0]
+
+
+def _block_diagonal(weights: np.ndarray, group: int) -> np.ndarray:
+    """A grouped convolution's weights as one dense convolution (zeros across groups)."""
+    out_channels, group_in, kh, kw = weights.shape
+    dense = np.zeros((out_channels, group_in * group, kh, kw), weights.dtype)
+    per_group = out_channels // group
+    for g in range(group):
+        rows = slice(g * per_group, (g + 1) * per_group)
+        dense[rows, g * group_in : (g + 1) * group_in] = weights[rows]
+    return dense
+
+
+def accumulator_rescale(op, out_channels: int) -> np.ndarray:
+    """s_bias / s_out per output channel (the integer reference's `_accumulator_rescale`)."""
+    return scales(qtype(op.bias), out_channels) / scales(qtype(op.result), out_channels)
+
+
+def is_depthwise(op: axq.Conv2dOp) -> bool:
+    out_channels, group_in = shape_of(op.weight)[:2]
+    group = op.group.value.data
+    return group > 1 and group_in == 1 and out_channels == group
+
+
+class ConvToMvm(RewritePattern):
+    """axq.conv2d (dense or grouped, not depthwise) -> aipu.conv."""
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.Conv2dOp, rewriter: PatternRewriter) -> None:
+        if is_depthwise(op):
+            return
+        conv = self.conv
+        x_type = qtype(op.input)
+        if x_type.is_per_axis:
+            raise CompilationError(f"{describe(op)}: the MVM needs a per-tensor input")
+        weights = numpy_from_dense(op.weight.owner.value)  # type: ignore[union-attr]
+        group = op.group.value.data
+        if group > 1:
+            weights = _block_diagonal(weights, group)
+        out_channels = weights.shape[0]
+        x = conv.relayout(op.input, layout.NHWC, rewriter, op)
+        out_shape = layout.physical_shape(shape_of(op.result), layout.NHWC)
+        pads = op.pads.get_values()
+        result = conv_layer(
+            conv,
+            rewriter,
+            op,
+            x,
+            weights,
+            numpy_from_dense(op.bias.owner.value).astype(np.int64),  # type: ignore[union-attr]
+            accumulator_rescale(op, out_channels),
+            zero_points(qtype(op.result), out_channels),
+            out_shape,
+            in_zp=x_type.zero_point,
+            kernel=shape_of(op.weight)[2:],
+            stride=op.strides.get_values(),
+            dilation=op.dilations.get_values(),
+            pads=(pads[0], pads[1], pads[2], pads[3]),
+        )
+        conv.layouts[op.result] = layout.NHWC
+        conv.finish(op, [result], rewriter)
+
+
+class DenseToMvm(RewritePattern):
+    """axq.dense on [..., K] -> aipu.conv 1x1 on the rows seen as [1, 1, M, K]."""
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.DenseOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        x_type = qtype(op.input)
+        in_shape, out_shape = shape_of(op.input), shape_of(op.result)
+        rows = math.prod(in_shape[:-1])
+        x = conv.relayout(op.input, layout.identity(len(in_shape)), rewriter, op)
+        flat = conv.emit(
+            aipu.ReinterpretOp(x, TensorType(i8, [1, 1, rows, in_shape[-1]])), rewriter, op
+        ).results[0]
+        weights = numpy_from_dense(op.weight.owner.value)  # type: ignore[union-attr]
+        out_channels = weights.shape[0]
+        result = conv_layer(
+            conv,
+            rewriter,
+            op,
+            flat,
+            weights[:, :, None, None],
+            numpy_from_dense(op.bias.owner.value).astype(np.int64),  # type: ignore[union-attr]
+            accumulator_rescale(op, out_channels),
+            zero_points(qtype(op.result), out_channels),
+            (1, 1, rows, out_channels),
+            in_zp=x_type.zero_point,
+        )
+        shaped = conv.emit(
+            aipu.ReinterpretOp(result, TensorType(i8, out_shape)), rewriter, op
+        ).results[0]
+        conv.layouts[op.result] = layout.identity(len(out_shape))
+        conv.finish(op, [shaped], rewriter)
+
+
+class MatMulToMvm(RewritePattern):
+    """axq.matmul of two computed tensors (attention) -> aipu.conv with run-time weights.
+
+        %s = axq.matmul %q, %kt : (tensor<1x4x16x64x...>, tensor<1x4x64x16x...>) -> ...
+    becomes, per image of the batch dimensions, an MVM whose IMC weightset is loaded with
+    that image's right operand at run time (centred by its zero point `w_zp`):
+        %a = aipu.reinterpret %qd : tensor<1x4x16x64xi8> -> tensor<4x1x16x64xi8>
+        %b = aipu.reinterpret %ktd : tensor<1x4x64x16xi8> -> tensor<4x64x16xi8>
+        %sd = aipu.conv %a, %b, %t {in_c = 64, in_zp = .., w_zp = ..} -> tensor<4x1x16x16xi8>
+    """
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.MatMulOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
+        a_shape, b_shape, out_shape = shape_of(op.lhs), shape_of(op.rhs), shape_of(op.result)
+        if (
+            len(a_shape) < 2
+            or a_shape[:-2] != b_shape[:-2]
+            or a_type.is_per_axis
+            or (b_type.is_per_axis)
+        ):
+            raise CompilationError(
+                f"{describe(op)}: the MVM multiplies per-tensor operands with equal batch "
+                f"dimensions, got {list(a_shape)} x {list(b_shape)}"
+            )
+        images = math.prod(a_shape[:-2])
+        rows, depth = a_shape[-2:]
+        columns = b_shape[-1]
+        a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
+        b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
+        swicr = _uses_swicr(conv, depth, 1, describe(op))
+        in_c = depth if swicr else _pword_ceil(depth)
+        a = self._reshaped(a, [images, 1, rows, depth], in_c, a_type.zero_point, 3, rewriter, op)
+        b = self._reshaped(b, [images, depth, columns], in_c, b_type.zero_point, 1, rewriter, op)
+        out_real = a_type.scale * b_type.scale / scales(out_type, columns)
+        multiplier, shift = fixed_point(out_real)
+        table = np.stack(
+            [np.zeros(columns, np.int64), multiplier, shift, zero_points(out_type, columns)], axis=1
+        )
+        layer = aipu.ConvLayerOp(
+            a,
+            b,
+            conv.constant(int_table(table), rewriter),
+            TensorType(i8, [images, 1, rows, columns]),
+            in_c=in_c,
+            k_chunk=weight_rows(conv),
+            swicr=swicr,
+            in_zp=a_type.zero_point,
+            w_zp=b_type.zero_point,
+        )
+        result = conv.emit(layer, rewriter, op).results[0]
+        shaped = conv.emit(aipu.ReinterpretOp(result, TensorType(i8, out_shape)), rewriter, op)
+        conv.layouts[op.result] = layout.identity(len(out_shape))
+        conv.finish(op, [shaped.results[0]], rewriter)
+
+    def _reshaped(
+        self, value, shape: list[int], lanes: int, zero_point: int, axis: int, rewriter, at
+    ) -> SSAValue:
+        """`value` seen as `shape`, with `axis` (the K axis) padded to `lanes` by its zero
+        point so the padding contributes nothing to the centred products."""
+        flat = self.conv.emit(
+            aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
+        ).results[0]
+        if shape[axis] == lanes:
+            return flat
+        padded = list(shape)
+        padded[axis] = lanes
+        copies = layout.embed_copies(
+            shape,
+            layout.identity(len(shape)),
+            padded,
+            layout.identity(len(shape)),
+            [0] * len(shape),
+        )
+        return self.conv.move(
+            [flat], TensorType(i8, padded), [(0, c) for c in copies], rewriter, at, fill=zero_point
+        )
+
+
+def transposed_as_conv(weights: np.ndarray, group: int) -> np.ndarray:
+    """ConvTranspose weights [C_in, C_out / g, kh, kw] as the equivalent convolution's OIHW
+    weights: channels swapped per group and the kernel flipped."""
+    in_channels, group_out, kh, kw = weights.shape
+    group_in = in_channels // group
+    dense = np.zeros((group_out * group, in_channels, kh, kw), weights.dtype)
+    for g in range(group):
+        block = weights[g * group_in : (g + 1) * group_in, :, ::-1, ::-1]
+        dense[g * group_out : (g + 1) * group_out, g * group_in : (g + 1) * group_in] = (
+            block.transpose(1, 0, 2, 3)
+        )
+    return dense
+
+
+class ConvTransposeToMvm(RewritePattern):
+    """axq.conv_transpose2d -> zero insertion by the DMA, then a stride-1 convolution.
+
+    A transposed convolution with stride s equals a convolution of the input spread out
+    with s - 1 zero-point rows and columns between its pixels, padded by
+    dilation * (k - 1) - pad (plus output_padding at the end), with the kernel flipped and
+    its input/output channels swapped: the same products, so the same int32 sums.
+    """
+
+    def __init__(self, conv: Conversion):
+        self.conv = conv
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.ConvTranspose2dOp, rewriter: PatternRewriter) -> None:
+        conv = self.conv
+        x_type = qtype(op.input)
+        weights = numpy_from_dense(op.weight.owner.value)  # type: ignore[union-attr]
+        kernel = weights.shape[2:]
+        strides, dilations = op.strides.get_values(), op.dilations.get_values()
+        pads, extra = op.pads.get_values(), op.output_padding.get_values()
+        conv_pads = [dilations[a % 2] * (kernel[a % 2] - 1) - pads[a] for a in range(4)]
+        conv_pads[2] += extra[0]
+        conv_pads[3] += extra[1]
+        if min(conv_pads) < 0:
+            raise CompilationError(
+                f"{describe(op)}: pads {list(pads)} exceed dilation x (kernel - 1); the "
+                "accelerator cannot crop a transposed convolution"
+            )
+        x = conv.relayout(op.input, layout.NHWC, rewriter, op)
+        n, h, w, channels = x.type.get_shape()  # type: ignore[attr-defined]
+        if tuple(strides) != (1, 1):
+            spread = (n, (h - 1) * strides[0] + 1, (w - 1) * strides[1] + 1, channels)
+            dense = layout.logical_strides(spread, layout.identity(4))
+            copies = layout.strided(
+                0,
+                0,
+                (n, h, w, channels),
+                layout.logical_strides((n, h, w, channels), layout.identity(4)),
+                (dense[0], dense[1] * strides[0], dense[2] * strides[1], 1),
+            )
+            x = conv.move(
+                [x],
+                TensorType(i8, spread),
+                [(0, c) for c in copies],
+                rewriter,
+                op,
+                fill=x_type.zero_point,
+            )
+        equivalent = transposed_as_conv(weights, op.group.value.data)
+        out_channels = equivalent.shape[0]
+        result = conv_layer(
+            conv,
+            rewriter,
+            op,
+            x,
+            equivalent,
+            numpy_from_dense(op.bias.owner.value).astype(np.int64),  # type: ignore[union-attr]
+            accumulator_rescale(op, out_channels),
+            zero_points(qtype(op.result), out_channels),
+            layout.physical_shape(shape_of(op.result), layout.NHWC),
+            in_zp=x_type.zero_point,
+            kernel=kernel,
+            dilation=dilations,
+            pads=conv_pads,
+        )
+        conv.layouts[op.result] = layout.NHWC
+        conv.finish(op, [result], rewriter)

@@ -1,0 +1,174 @@
+"""`convert-axq-to-aipu`: every accelerated axq op onto its unit, as layers on device tensors.
+
+Convolutions and dense layers go to the MVM (`aipu.conv`), depthwise convolutions and
+pooling to the DWPU (`aipu.pool`), element-wise ops, tables, requantization and softmax to
+the DPU (`aipu.eltwise`), data movement to the DMA (`aipu.move`). Host ops, the graph's
+quantize/dequantize and their constants stay: they run on the host between accelerated
+segments. Options are the unit-mapping fields of the CompilerConfig:
+
+    xdsl-opt model.mlir -p 'convert-axq-to-aipu{enable_icr=false,mvm_utilization_limit=0.5}'
+
+Layouts: a first walk gives every quantized tensor a device layout. 4-D tensors that meet
+a spatial op (convolution, pooling, resize) are NHWC; tensors of attention (matmul,
+softmax over the last axis) keep their logical order; element-wise ops share their
+operands' layout (one union-find group per chain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
+
+from aipuc.dialects import aipu, axq
+from aipuc.dialects.axq import is_quantized, shape_of
+from aipuc.errors import CompilationError
+from aipuc.lowering import layout
+from aipuc.lowering.conversion.common import Conversion, UnitOptions, describe
+from aipuc.lowering.conversion.dpu import dpu_patterns
+from aipuc.lowering.conversion.dwpu import (
+    AvgPoolToDwpu,
+    DepthwiseToDwpu,
+    GlobalPoolToDwpu,
+    MaxPoolToDwpu,
+)
+from aipuc.lowering.conversion.moves import MovesToDma
+from aipuc.lowering.conversion.mvm import (
+    ConvToMvm,
+    ConvTransposeToMvm,
+    DenseToMvm,
+    MatMulToMvm,
+)
+from aipuc.lowering.conversion.resize import LinearResizeToDpu
+
+_SPATIAL = (
+    axq.Conv2dOp,
+    axq.MaxPoolOp,
+    axq.AvgPoolOp,
+    axq.GlobalPoolOp,
+    axq.ResizeOp,
+    axq.ConvTranspose2dOp,
+)
+_ROW_MAJOR = (axq.MatMulOp, axq.SoftmaxOp)
+_SAME_LAYOUT = (
+    axq.AddOp,
+    axq.SubOp,
+    axq.MulOp,
+    axq.PReluOp,
+    axq.MaxOp,
+    axq.MinOp,
+    axq.LutOp,
+    axq.ClipOp,
+    axq.RequantizeOp,
+)
+HOST_SIDE = (axq.HostOp, axq.QuantizeOp, axq.DequantizeOp, axq.ConstantOp, func.ReturnOp)
+"""Ops that run on the host (or are constants): the conversion leaves them."""
+
+
+def assign_layouts(main: func.FuncOp) -> dict[SSAValue, tuple[int, ...]]:
+    """The device layout (`perm`) of every quantized tensor of @main."""
+    parent: dict[SSAValue, SSAValue] = {}
+
+    def find(value: SSAValue) -> SSAValue:
+        parent.setdefault(value, value)
+        while parent[value] is not value:
+            parent[value] = parent[parent[value]]
+            value = parent[value]
+        return value
+
+    nhwc_seeds, row_seeds = set(), set()
+    for op in main.body.block.ops:
+        values = [v for v in (*op.operands, *op.results) if is_quantized(v)]
+        if isinstance(op, _SPATIAL):
+            nhwc_seeds.update(v for v in values if len(shape_of(v)) == 4)
+        elif isinstance(op, _ROW_MAJOR):
+            row_seeds.update(values)
+        if isinstance(op, _SAME_LAYOUT):
+            for value in values[1:]:
+                if len(shape_of(value)) == len(shape_of(values[0])):
+                    parent[find(value)] = find(values[0])
+    nhwc_roots = {find(v) for v in nhwc_seeds}
+    layouts = {}
+    values = {v for op in main.body.block.ops for v in (*op.operands, *op.results)}
+    values.update(main.body.block.args)
+    for value in values:
+        if not is_quantized(value):
+            continue
+        rank = len(shape_of(value))
+        spatial = rank == 4 and find(value) in nhwc_roots and value not in row_seeds
+        layouts[value] = layout.NHWC if spatial else layout.identity(rank)
+    return layouts
+
+
+@dataclass(frozen=True)
+class ConvertAxqToAipuPass(ModulePass):
+    """Unit mapping: axq ops to MVM, DWPU, DPU and DMA layers (see the module docstring)."""
+
+    name = "convert-axq-to-aipu"
+
+    enable_icr: bool = True
+    icrx_force: int = -1
+    icrx_parallel_block_threshold: int = 4
+    icrx_max_factor: int = 8
+    enable_swicr: bool = True
+    mvm_utilization_limit: float = 1.0
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        main = next(o for o in op.ops if isinstance(o, func.FuncOp))
+        options = UnitOptions(
+            self.enable_icr,
+            self.icrx_force,
+            self.icrx_parallel_block_threshold,
+            self.icrx_max_factor,
+            self.enable_swicr,
+            self.mvm_utilization_limit,
+        )
+        conv = Conversion(assign_layouts(main), options)
+        patterns = [
+            ConvToMvm(conv),
+            MatMulToMvm(conv),
+            ConvTransposeToMvm(conv),
+            DenseToMvm(conv),
+            DepthwiseToDwpu(conv),
+            MaxPoolToDwpu(conv),
+            AvgPoolToDwpu(conv),
+            GlobalPoolToDwpu(conv),
+            MovesToDma(conv),
+            LinearResizeToDpu(conv),
+            *dpu_patterns(conv),
+        ]
+        PatternRewriteWalker(
+            GreedyRewritePatternApplier(patterns), apply_recursively=False
+        ).rewrite_module(op)
+        _check_converted(main)
+        _erase_dead_exits(main)
+
+
+def _check_converted(main: func.FuncOp) -> None:
+    left = [
+        o
+        for o in main.body.block.ops
+        if isinstance(o, Operation) and o.dialect_name() == "axq" and not isinstance(o, HOST_SIDE)
+    ]
+    if left:
+        listed = "; ".join(describe(o) for o in left[:5])
+        raise CompilationError(
+            f"{len(left)} op(s) have no mapping onto the AIPU units: {listed}; the legalization "
+            "should have moved them to the host"
+        )
+
+
+def _erase_dead_exits(main: func.FuncOp) -> None:
+    """`aipu.from_device` ops that only fed other layers, and constants nobody reads."""
+    for o in reversed(list(main.body.block.ops)):
+        if (
+            isinstance(o, (aipu.FromDeviceOp, axq.ConstantOp, aipu.ConstOp))
+            and not o.results[0].uses
+        ):
+            o.detach()
+            o.erase()

@@ -1,0 +1,992 @@
+"""`mem-bufferize`: layers become buffers, tile loops, DMA transfers and unit tasks.
+
+Each accelerated segment of @main (the layers between host ops) becomes an `aipu.segment`
+holding one core's program; @main launches it with `aipu.launch`. Every device tensor gets
+a buffer in its `home` pool (DDR when no home was chosen), constants with their contents.
+Each layer expands into the tasks of its unit over L1 staging buffers:
+
+    %y = aipu.conv %x, %w, %t {kernel = [3, 3], pads = [1, 1, 1, 1], tiles = [7, 1]}
+becomes (the first and last height tiles have their own padding; the middle ones a loop)
+    aipu.dma core ins(%t_view) outs(%t_l1)                  // requantization table
+    aipu.dma core ins(%w_view) outs(%w_l1)                  // weights of the N chunk
+    aipu.imc_load ins(%w_l1) weightset 0
+    aipu.dma core ins(%x_rows_0_8) outs(%x_l1_9rows) ...    // first tile
+    aipu.mvm ins(...) outs(...) requant(%t_l1) {pads = [1, 1, 0, 1], ...}
+    aipu.dma core ins(%y_l1) outs(%y_rows_0_8)
+    aipu.tile_loop %i = 0 to 5 { ... mem.view %x[0, 8 * %i + 7, 0, 0] ... }
+    ... last tile ...
+
+A tensor whose home is L1 is read and written in place (no staging DMA). Tile loops
+carry affine views, so the IR grows with layers, not with tiles.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType, i8, i32
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from aipuc.dialects import aipu, mem
+from aipuc.dialects.aipu import DmaEngine
+from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU, MemorySpace
+from aipuc.lowering import tiles as tiling
+from aipuc.lowering.mem_pools import pool_name, pools_of
+from aipuc.runtime.sim.isa import MICRO_OP_BYTES
+
+DEVICE_OPS = (aipu.ToDeviceOp, aipu.ReinterpretOp, *aipu.LAYER_OPS)
+"""Ops of an accelerated segment (constants join the segments that read them)."""
+
+
+# ---------------------------------------------------------------------------------- indices
+
+
+@dataclass(frozen=True)
+class Index:
+    """An affine offset: `const + sum(coefficient * induction variable)`."""
+
+    const: int = 0
+    terms: tuple[tuple[SSAValue, int], ...] = ()
+
+    @staticmethod
+    def of(iv: SSAValue | None, step: int, start: int = 0) -> Index:
+        if iv is None or step == 0:
+            return Index(start)
+        return Index(start, ((iv, step),))
+
+    def __add__(self, other: Index | int) -> Index:
+        if isinstance(other, int):
+            return Index(self.const + other, self.terms)
+        return Index(self.const + other.const, self.terms + other.terms)
+
+    def __mul__(self, factor: int) -> Index:
+        return Index(self.const * factor, tuple((iv, c * factor) for iv, c in self.terms))
+
+
+def view(source: SSAValue, offsets: Sequence[Index | int], sizes: Sequence[int]) -> mem.ViewOp:
+    """A tile window of `source` at affine `offsets` (in elements)."""
+    indices = [o if isinstance(o, Index) else Index(o) for o in offsets]
+    steps: dict[SSAValue, list[int]] = {}
+    for dim, index in enumerate(indices):
+        for iv, coefficient in index.terms:
+            steps.setdefault(iv, [0] * len(indices))[dim] += coefficient
+    steps = {iv: c for iv, c in steps.items() if any(c)}
+    return mem.ViewOp(source, [i.const for i in indices], list(sizes), steps=steps or None)
+
+
+# ---------------------------------------------------------------------------------- blocks
+
+
+class Emitter:
+    """Appends tasks to a block (before a tile loop's terminator) and opens loops."""
+
+    def __init__(self, block: Block):
+        self.block = block
+
+    def add(self, op: Operation) -> Operation:
+        last = self.block.last_op
+        if isinstance(last, aipu.YieldOp):
+            self.block.insert_op_before(op, last)
+        else:
+            self.block.add_op(op)
+        return op
+
+    def value(self, op: Operation) -> SSAValue:
+        return self.add(op).results[0]
+
+    def view(self, source: SSAValue, offsets, sizes) -> SSAValue:
+        return self.value(view(source, offsets, sizes))
+
+    def repeat(self, count: int, body: Callable[[Emitter, SSAValue | None], None]) -> None:
+        """`body` once (no loop) or in a tile loop of `count` iterations."""
+        if count == 1:
+            body(self, None)
+            return
+        loop = aipu.TileLoopOp(0, count)
+        self.add(loop)
+        body(Emitter(loop.body.block), loop.iv)
+
+    def dma(self, source: SSAValue, dest: SSAValue) -> None:
+        self.add(aipu.DmaOp(DmaEngine.CORE, source, dest))
+
+
+# ---------------------------------------------------------------------------------- segments
+
+
+def _main(module: ModuleOp) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise CompilationError("the module has no func.func @main")
+
+
+def partition(main: func.FuncOp) -> list[list[Operation]]:
+    """The device ops of each accelerated segment, in order.
+
+    A device op belongs to the segment after every host op it depends on: host ops that
+    read a segment's results end it, and device ops that need them start the next one.
+    """
+    level: dict[SSAValue, int] = {arg: -1 for arg in main.body.block.args}
+    segments: dict[int, list[Operation]] = {}
+    for op in main.body.block.ops:
+        if isinstance(op, aipu.ConstOp):
+            continue
+        inputs = [level.get(v, -1) for v in op.operands if not isinstance(v.owner, aipu.ConstOp)]
+        if isinstance(op, aipu.ToDeviceOp):
+            index = inputs[0] + 1
+        elif isinstance(op, DEVICE_OPS):
+            index = max(inputs, default=0)
+        else:  # host side: as late as its latest device input
+            index = max(inputs, default=-1)
+            for result in op.results:
+                level[result] = index
+            continue
+        index = max(index, 0)
+        for result in op.results:
+            level[result] = index
+        segments.setdefault(index, []).append(op)
+    return [segments[k] for k in sorted(segments)]
+
+
+@dataclass
+class SegmentBuilder:
+    """Buffers and the core program of one segment."""
+
+    index: int
+    pools: dict[str, mem.PoolOp]
+    buffer_ops: list[Operation] = field(default_factory=list)
+    buffers: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    weight_buffers: set[SSAValue] = field(default_factory=set)
+    core: aipu.CoreOp = field(default_factory=lambda: aipu.CoreOp(0))
+
+    @property
+    def tasks(self) -> Emitter:
+        return Emitter(self.core.body.block)
+
+    # ------------------------------------------------------------------ buffers
+
+    def new_buffer(self, space: MemorySpace, shape, element=i8, init=None) -> SSAValue:
+        name = pool_name(space)
+        if name not in self.pools:
+            raise CompilationError(f"no {space} pool: run mem-pools before mem-bufferize")
+        buffer_type = mem.BufferType(list(shape), element, space)
+        size = -(-buffer_type.nbytes // AIPU.pword_bytes) * AIPU.pword_bytes
+        op = mem.BufferOp(name, buffer_type, size=size, init=init)
+        self.buffer_ops.append(op)
+        return op.buffer
+
+    def l1(self, shape, element=i8, *, weights: bool = False) -> SSAValue:
+        """An L1 staging buffer; `weights` marks IMC weights and DWPU kernels."""
+        buffer = self.new_buffer(MemorySpace.L1, shape, element)
+        if weights:
+            self.weight_buffers.add(buffer)
+        return buffer
+
+    def l1_bytes(self) -> tuple[int, int]:
+        """Bytes of the L1 staging buffers created so far: (activations, weights)."""
+        total = weights = 0
+        for op in self.buffer_ops:
+            if isinstance(op, mem.BufferOp) and op.buffer_type.space == MemorySpace.L1:
+                size = op.size.value.data
+                total += size
+                weights += size if op.buffer in self.weight_buffers else 0
+        return total - weights, weights
+
+    def buffer(self, value: SSAValue) -> SSAValue:
+        """The home buffer of a device tensor, created on first use."""
+        if value in self.buffers:
+            return self.buffers[value]
+        owner = value.owner
+        value_type = value.type
+        assert isinstance(value_type, TensorType)
+        if isinstance(owner, aipu.ReinterpretOp):
+            source = self.buffer(owner.input)
+            space = source.type.space  # type: ignore[attr-defined]
+            result_type = mem.BufferType(value_type.get_shape(), value_type.element_type, space)
+            alias = mem.ReinterpretOp(source, result_type)
+            self.buffer_ops.append(alias)
+            buffer = alias.result
+        else:
+            home = getattr(owner, "home", None)
+            space = MemorySpace.DDR if home is None else home.data
+            init = owner.value if isinstance(owner, aipu.ConstOp) else None
+            buffer = self.new_buffer(space, value_type.get_shape(), value_type.element_type, init)
+        self.buffers[value] = buffer
+        return buffer
+
+    # ------------------------------------------------------------------ layers
+
+    def lower(self, op: Operation) -> None:
+        if getattr(op, "dfs_group", None) is not None:
+            self._group(op)
+        elif isinstance(op, aipu.ConvLayerOp):
+            ConvExpansion(self, op).emit()
+        elif isinstance(op, aipu.PoolLayerOp):
+            PoolExpansion(self, op).emit()
+        elif isinstance(op, aipu.EltwiseOp):
+            EltwiseExpansion(self, op).emit()
+        elif isinstance(op, aipu.MoveLayerOp):
+            self._move(op)
+        else:  # to_device, constants, reinterpretations: buffers only
+            for result in op.results:
+                self.buffer(result)
+
+    def _group(self, op: Operation) -> None:
+        """A depth-first group runs where its last member sits: by then every member's
+        other operands (a residual add's second input, say) have been computed."""
+        group = aipu._int(op.dfs_group)  # type: ignore[attr-defined]
+        members = [
+            o
+            for o in op.parent_block().ops  # type: ignore[union-attr]
+            if getattr(o, "dfs_group", None) is not None and aipu._int(o.dfs_group) == group
+        ]
+        if op is members[-1]:
+            GroupExpansion(self, members).emit()
+
+    def _move(self, op: aipu.MoveLayerOp) -> None:
+        dest = self.buffer(op.result)
+        if op.fill is not None:
+            self.tasks.add(aipu.FillOp(dest, op.fill.value.data))
+        for source, src_offset, dst_offset, sizes, src_strides, dst_strides in op.copy_list():
+            self.tasks.add(
+                aipu.DmaOp(
+                    DmaEngine.CORE,
+                    self.buffer(op.inputs[source]),
+                    dest,
+                    pattern=(sizes, src_strides, dst_strides),
+                    offsets=(src_offset, dst_offset),
+                )
+            )
+
+
+def _space(buffer: SSAValue) -> MemorySpace:
+    return buffer.type.space  # type: ignore[attr-defined]
+
+
+def _shape(value: SSAValue) -> tuple[int, ...]:
+    return tuple(value.type.get_shape())  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------- MVM
+
+
+class ConvExpansion:
+    """An MVM layer: per N chunk the table and weightsets, then the height tiles."""
+
+    def __init__(self, builder: SegmentBuilder, op: aipu.ConvLayerOp):
+        self.b, self.op = builder, op
+        self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
+        self.weights, self.table = builder.buffer(op.weights), builder.buffer(op.table)
+        self.per_image = len(_shape(self.weights)) == 3
+        if self.per_image:  # computed weights, one matrix per image: seen as [images * K, N]
+            images, depth, columns = _shape(self.weights)
+            flat = mem.ReinterpretOp(
+                self.weights, mem.BufferType([images * depth, columns], i8, _space(self.weights))
+            )
+            builder.buffer_ops.append(flat)
+            self.weights = flat.result
+        self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
+        _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
+        self.kernel = aipu._ints(op.kernel)
+        self.stride, self.dilation = aipu._ints(op.stride), aipu._ints(op.dilation)
+        self.pads = aipu._ints(op.pads)
+        self.icr, self.in_c = aipu._int(op.icr), aipu._int(op.in_c)
+        depth = self.depth = self.kernel[0] * self.kernel[1] * self.in_c
+        rows = aipu._int(op.k_chunk)
+        chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
+        sets = AIPU.imc_weightsets
+        self.groups = [chunks[i : i + sets] for i in range(0, len(chunks), sets)]
+        channel_tiles = op.tile_counts()[1]
+        self.n_chunk = (
+            self.out_channels
+            if self.icr > 1
+            else min(AIPU.mvm_n, -(-self.out_channels // channel_tiles))
+        )
+        window = tiling.Window(
+            self.in_h,
+            self.out_h,
+            self.kernel[0],
+            self.stride[0],
+            self.dilation[0],
+            self.pads[0],
+            self.pads[2],
+        )
+        self.runs = tiling.runs(window, op.tile_counts()[0])
+        in_rows, out_rows = tiling.max_rows(window, op.tile_counts()[0])
+        self.x_l1 = (
+            None
+            if _space(self.x) == MemorySpace.L1
+            else builder.l1([1, in_rows, self.in_w, self.lanes])
+        )
+        self.y_l1 = (
+            None
+            if _space(self.y) == MemorySpace.L1
+            else builder.l1([1, out_rows, self.out_w, self.n_chunk])
+        )
+        self.t_l1 = builder.l1([self.n_chunk, 4], i32)
+        columns = self.n_chunk * self.icr
+        self.w_l1 = [
+            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns], weights=True)
+            for c in range(len(self.groups[0]))
+        ]
+        self.acc = None
+        if len(chunks) > 1:
+            acc_rows = out_rows if len(self.groups) == 1 else self.out_h
+            self.acc = builder.l1([1, acc_rows, self.out_w, self.n_chunk], i32)
+
+    def emit(self) -> None:
+        full, rest = divmod(self.out_channels, self.n_chunk)
+
+        def batch(e: Emitter, b: SSAValue | None) -> None:
+            bi = Index.of(b, 1)
+            if full:
+                e.repeat(
+                    full, lambda e2, j: self._chunk(e2, Index.of(j, self.n_chunk), self.n_chunk, bi)
+                )
+            if rest:
+                self._chunk(e, Index(full * self.n_chunk), rest, bi)
+
+        self.b.tasks.repeat(self.batch, batch)
+
+    def _chunk(self, e: Emitter, first: Index, n: int, b: Index) -> None:
+        e.dma(e.view(self.table, [first, 0], [n, 4]), e.view(self.t_l1, [0, 0], [n, 4]))
+        for g, group in enumerate(self.groups):
+            for c, (k0, rows) in enumerate(group):
+                w_l1 = e.view(self.w_l1[c], [0, 0], [rows, n * self.icr])
+                row = b * self.depth + k0 if self.per_image else Index(k0)
+                e.dma(e.view(self.weights, [row, first * self.icr], [rows, n * self.icr]), w_l1)
+                e.add(aipu.ImcLoadOp(w_l1, c))
+            for run in self.runs:
+                e.repeat(
+                    run.count,
+                    lambda e2, t, run=run, g=g, group=group: self._tile(
+                        e2, run, Index.of(t, 1), first, n, b, g, group
+                    ),
+                )
+
+    def _tile(
+        self, e: Emitter, run: tiling.Run, t: Index, first: Index, n: int, b: Index, g: int, group
+    ) -> None:
+        in_row = t * run.in_step + run.in_start
+        out_row = t * run.out_step + run.out_start
+        x_home = [b, in_row, 0, 0]
+        x_size = [1, run.in_rows, self.in_w, self.lanes]
+        if self.x_l1 is None:
+            x = e.view(self.x, x_home, x_size)
+        else:
+            x = e.view(self.x_l1, [0, 0, 0, 0], x_size)
+            e.dma(e.view(self.x, x_home, x_size), x)
+        y_size = [1, run.out_rows, self.out_w, n]
+        y_home = [b, out_row, 0, first]
+        y = (
+            e.view(self.y, y_home, y_size)
+            if self.y_l1 is None
+            else e.view(self.y_l1, [0, 0, 0, 0], y_size)
+        )
+        acc = None
+        if self.acc is not None:
+            acc_row = 0 if len(self.groups) == 1 else out_row
+            acc = e.view(self.acc, [0, acc_row, 0, 0], y_size)
+        table = e.view(self.t_l1, [0, 0], [n, 4])
+        pads = (run.pad_top, self.pads[1], run.pad_bottom, self.pads[3])
+        for c, (k0, rows) in enumerate(group):
+            first_chunk = g == 0 and c == 0
+            last_chunk = g == len(self.groups) - 1 and c == len(group) - 1
+            e.add(
+                aipu.MvmOp(
+                    x,
+                    y if last_chunk else acc,
+                    acc=None if first_chunk else acc,
+                    requant=table if last_chunk else None,
+                    weightset=c,
+                    k=rows,
+                    n=n,
+                    in_c=self.in_c,
+                    k_start=k0,
+                    icr=self.icr,
+                    swicr=aipu._flag(self.op.swicr),
+                    in_zp=aipu._int(self.op.in_zp),
+                    w_zp=aipu._int(self.op.w_zp),
+                    kernel=self.kernel,
+                    stride=self.stride,
+                    dilation=self.dilation,
+                    pads=pads,
+                )
+            )
+        if self.y_l1 is not None and g == len(self.groups) - 1:
+            e.dma(y, e.view(self.y, y_home, y_size))
+
+
+# ---------------------------------------------------------------------------------- DWPU
+
+
+class PoolExpansion:
+    """A DWPU layer: kernels and table into L1 once, then the height tiles."""
+
+    def __init__(self, builder: SegmentBuilder, op: aipu.PoolLayerOp):
+        self.b, self.op = builder, op
+        self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
+        self.batch, self.in_h, self.in_w, self.channels = _shape(self.x)
+        _, self.out_h, self.out_w, _ = _shape(self.y)
+        self.mode = op.mode.data
+        kernel = aipu._ints(op.kernel)
+        pads, extra = aipu._ints(op.pads), aipu._ints(op.extra)
+        if op.is_global:
+            window = tiling.Window(self.in_h, 1, self.in_h)
+            self.runs = tiling.runs(window, 1)
+        else:
+            window = tiling.Window(
+                self.in_h,
+                self.out_h,
+                kernel[0],
+                aipu._ints(op.stride)[0],
+                aipu._ints(op.dilation)[0],
+                pads[0],
+                pads[2],
+                extra[0],
+            )
+            self.runs = tiling.runs(window, op.tile_counts()[0])
+        in_rows, out_rows = tiling.max_rows(window, 1 if op.is_global else op.tile_counts()[0])
+        self.x_l1 = (
+            None
+            if _space(self.x) == MemorySpace.L1
+            else builder.l1([1, in_rows, self.in_w, self.channels])
+        )
+        self.y_l1 = (
+            None
+            if _space(self.y) == MemorySpace.L1
+            else builder.l1([1, out_rows, self.out_w, self.channels])
+        )
+        self.staged = {}
+        for name in ("weights", "table"):
+            value = getattr(op, name)
+            if value is not None:
+                home = builder.buffer(value)
+                self.staged[name] = (
+                    home,
+                    builder.l1(_shape(home), home.type.element_type, weights=name == "weights"),
+                )
+
+    def emit(self) -> None:
+        tasks = self.b.tasks
+        for home, l1 in self.staged.values():
+            tasks.dma(home, l1)
+
+        def batch(e: Emitter, b: SSAValue | None) -> None:
+            for run in self.runs:
+                e.repeat(
+                    run.count,
+                    lambda e2, t, run=run: self._tile(e2, run, Index.of(t, 1), Index.of(b, 1)),
+                )
+
+        tasks.repeat(self.batch, batch)
+
+    def _tile(self, e: Emitter, run: tiling.Run, t: Index, b: Index) -> None:
+        op = self.op
+        x_size = [1, run.in_rows, self.in_w, self.channels]
+        x_home = [b, t * run.in_step + run.in_start, 0, 0]
+        if self.x_l1 is None:
+            x = e.view(self.x, x_home, x_size)
+        else:
+            x = e.view(self.x_l1, [0, 0, 0, 0], x_size)
+            e.dma(e.view(self.x, x_home, x_size), x)
+        out_rows = 1 if op.is_global else run.out_rows
+        y_size = [1, out_rows, self.out_w, self.channels]
+        y_home = [b, t * run.out_step + run.out_start, 0, 0]
+        y = (
+            e.view(self.y, y_home, y_size)
+            if self.y_l1 is None
+            else e.view(self.y_l1, [0, 0, 0, 0], y_size)
+        )
+        pads = aipu._ints(op.pads)
+        window = (
+            {}
+            if op.is_global
+            else {
+                "kernel": aipu._ints(op.kernel),
+                "stride": aipu._ints(op.stride),
+                "dilation": aipu._ints(op.dilation),
+                "pads": (run.pad_top, pads[1], run.pad_bottom, pads[3]),
+                "extra": (run.extra, aipu._ints(op.extra)[1]),
+            }
+        )
+        e.add(
+            aipu.DwpuOp(
+                self.mode,
+                x,
+                y,
+                weights=self.staged["weights"][1] if "weights" in self.staged else None,
+                requant=self.staged["table"][1] if "table" in self.staged else None,
+                count_include_pad=aipu._flag(op.count_include_pad),
+                per_channel=aipu._flag(op.per_channel),
+                **window,
+            )
+        )
+        if self.y_l1 is not None:
+            e.dma(y, e.view(self.y, y_home, y_size))
+
+
+# ---------------------------------------------------------------------------------- DPU
+
+
+class EltwiseExpansion:
+    """A DPU layer: tiles along its outermost axis; broadcast inputs and tables staged once."""
+
+    def __init__(self, builder: SegmentBuilder, op: aipu.EltwiseOp):
+        self.b, self.op = builder, op
+        self.y = builder.buffer(op.result)
+        self.shape = _shape(self.y)
+        self.axis = next((a for a, n in enumerate(self.shape[:-1]) if n > 1), None)
+        extent = 1 if self.axis is None else self.shape[self.axis]
+        window = tiling.Window(extent, extent)
+        self.runs = tiling.runs(window, op.tile_counts()[0])
+        self.rows = tiling.max_rows(window, op.tile_counts()[0])[1]
+        self.inputs = [builder.buffer(v) for v in op.inputs]
+        self.tiled = [self.axis is not None and _shape(x)[self.axis] > 1 for x in self.inputs]
+        self.staged: dict[SSAValue, SSAValue] = {}
+        for x, tiled in zip(self.inputs, self.tiled, strict=True):
+            if _space(x) != MemorySpace.L1 and x not in self.staged:
+                self.staged[x] = builder.l1(self._tile_shape(_shape(x), tiled), x.type.element_type)  # type: ignore[attr-defined]
+        self.tables = {}
+        for micro in op.body.walk():
+            for operand in micro.operands:
+                if isinstance(operand.type, TensorType) and operand not in self.tables:
+                    home = builder.buffer(operand)
+                    self.tables[operand] = (home, builder.l1(_shape(home), home.type.element_type))
+        self.y_l1 = (
+            None
+            if _space(self.y) == MemorySpace.L1
+            else builder.l1(self._tile_shape(self.shape, True), self.y.type.element_type)
+        )
+        micro_ops = len(op.inputs) + len(op.body.block.ops)  # loads, the program, its store
+        self.program = builder.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])
+
+    def _tile_shape(self, shape, tiled: bool) -> list[int]:
+        shape = list(shape)
+        if tiled and self.axis is not None:
+            shape[self.axis] = self.rows
+        return shape
+
+    def emit(self) -> None:
+        tasks = self.b.tasks
+        for home, l1 in self.tables.values():
+            tasks.dma(home, l1)
+        for x, tiled in zip(self.inputs, self.tiled, strict=True):
+            if not tiled and x in self.staged:
+                tasks.dma(x, self.staged[x])
+        for run in self.runs:
+            tasks.repeat(run.count, lambda e, t, run=run: self._tile(e, run, Index.of(t, 1)))
+
+    def _window(self, shape, rows: int, start: Index | int) -> tuple[list, list[int]]:
+        offsets: list[Index | int] = [0] * len(shape)
+        sizes = list(shape)
+        if self.axis is not None and shape[self.axis] > 1:
+            offsets[self.axis] = start
+            sizes[self.axis] = rows
+        return offsets, sizes
+
+    def _tile(self, e: Emitter, run: tiling.Run, t: Index) -> None:
+        start = t * run.out_step + run.out_start
+        loads = []
+        for x, tiled in zip(self.inputs, self.tiled, strict=True):
+            offsets, sizes = self._window(_shape(x), run.out_rows, start)
+            if x not in self.staged:
+                loads.append(e.view(x, offsets, sizes))
+                continue
+            local = e.view(self.staged[x], [0] * len(sizes), sizes)
+            if tiled:
+                e.dma(e.view(x, offsets, sizes), local)
+            loads.append(local)
+        offsets, sizes = self._window(self.shape, run.out_rows, start)
+        y = (
+            e.view(self.y, offsets, sizes)
+            if self.y_l1 is None
+            else e.view(self.y_l1, [0] * len(sizes), sizes)
+        )
+        e.add(aipu.DpuOp(self._program(loads, y), program=self.program))
+        if self.y_l1 is not None:
+            e.dma(y, e.view(self.y, offsets, sizes))
+
+    def _program(self, loads: list[SSAValue], store: SSAValue) -> Region:
+        return dpu_program(self.op, loads, store, {t: l1 for t, (_, l1) in self.tables.items()})
+
+
+def dpu_program(
+    layer: aipu.EltwiseOp, loads: list[SSAValue], store: SSAValue, tables: dict
+) -> Region:
+    """The layer's micro-ops with loads for its inputs and a store of its result."""
+    block = Block()
+    mapping: dict[SSAValue, SSAValue] = dict(tables)
+    for arg, source in zip(layer.body.block.args, loads, strict=True):
+        load = aipu.DpuLoadOp(source)
+        block.add_op(load)
+        mapping[arg] = load.result
+    for micro in layer.body.block.ops:
+        if isinstance(micro, aipu.DpuYieldOp):
+            block.add_op(aipu.DpuStoreOp(mapping[micro.value], store))
+            continue
+        block.add_op(micro.clone(value_mapper=mapping))
+    return Region(block)
+
+
+# ---------------------------------------------------------------------------------- groups
+
+
+def chain_input(layer) -> SSAValue:
+    """The operand through which a layer of a depth-first group reads its predecessor."""
+    if isinstance(layer, aipu.EltwiseOp):
+        producers = [v for v in layer.inputs if isinstance(v.owner, aipu.LAYER_OPS)]
+        return producers[0] if producers else layer.inputs[0]
+    return layer.input
+
+
+def window_of(layer) -> tiling.Window:
+    """The height window of a layer that can join a depth-first group."""
+    in_h = _shape(chain_input(layer))[1]
+    out_h = _shape(layer.result)[1]
+    if isinstance(layer, aipu.EltwiseOp):
+        return tiling.Window(in_h, out_h)
+    pads = aipu._ints(layer.pads)
+    extra = aipu._ints(layer.extra)[0] if isinstance(layer, aipu.PoolLayerOp) else 0
+    return tiling.Window(
+        in_h,
+        out_h,
+        aipu._ints(layer.kernel)[0],
+        aipu._ints(layer.stride)[0],
+        aipu._ints(layer.dilation)[0],
+        pads[0],
+        pads[2],
+        extra,
+    )
+
+
+@dataclass
+class Place:
+    """Where a tile lives: a buffer and the offsets of the tile's first element."""
+
+    buffer: SSAValue
+    offsets: list
+
+    def view(self, e: Emitter, sizes, channel: Index | int = 0) -> SSAValue:
+        """The tile view, moved `channel` along the innermost (channel) axis."""
+        offsets = [*self.offsets[:-1], Index(0) + self.offsets[-1] + channel]
+        return e.view(self.buffer, offsets, sizes)
+
+
+class GroupExpansion:
+    """A depth-first group: a chain of layers run tile by tile over the last one's rows.
+
+    Each tile computes, layer after layer, exactly the rows the next layer reads (halos
+    recomputed), in L1: the intermediate tensors never leave L1, which is what saves DMA
+    traffic to L2 and DDR. Weights and tables of every member are staged in L1 once; the
+    IMC weightsets are reloaded per tile and layer.
+    """
+
+    def __init__(self, builder: SegmentBuilder, layers: list[Operation]):
+        self.b, self.layers = builder, layers
+        self.x = builder.buffer(chain_input(layers[0]))
+        self.y = builder.buffer(layers[-1].result)
+        tiles = layers[-1].tile_counts()[0]
+        self.runs = tiling.group_runs([window_of(layer) for layer in layers], tiles)
+        count = len(layers)
+        in_rows = max(run[0].in_rows for run in self.runs)
+        out_rows = [max(run[k].out_rows for run in self.runs) for k in range(count)]
+        x_shape = list(_shape(self.x))
+        self.x_l1 = (
+            None if _space(self.x) == MemorySpace.L1 else builder.l1([1, in_rows, *x_shape[2:]])
+        )
+        self.inter = []
+        for k, layer in enumerate(layers[:-1]):
+            shape = list(_shape(layer.result))
+            self.inter.append(
+                builder.l1([1, out_rows[k], *shape[2:]], layer.result.type.element_type)
+            )
+        y_shape = list(_shape(self.y))
+        self.y_l1 = (
+            None
+            if _space(self.y) == MemorySpace.L1
+            else builder.l1([1, out_rows[-1], *y_shape[2:]], self.y.type.element_type)
+        )
+        self.staged: list[tuple[SSAValue, SSAValue]] = []  # (home, L1 copy), loaded once
+        self.local: dict[SSAValue, SSAValue] = {}  # device tensor -> its L1 copy
+        self.acc: dict[Operation, SSAValue] = {}
+        self.tiled_inputs: dict[SSAValue, SSAValue] = {}
+        self.programs: dict[Operation, SSAValue] = {}
+        for k, layer in enumerate(layers):
+            self._stage(layer, out_rows[k])
+
+    def _copy(self, value: SSAValue, weights: bool = False) -> SSAValue:
+        if value not in self.local:
+            home = self.b.buffer(value)
+            if _space(home) == MemorySpace.L1:
+                self.local[value] = home
+            else:
+                local = self.b.l1(_shape(home), home.type.element_type, weights=weights)
+                self.staged.append((home, local))
+                self.local[value] = local
+        return self.local[value]
+
+    def _stage(self, layer, out_rows: int) -> None:
+        if isinstance(layer, aipu.ConvLayerOp):
+            self._copy(layer.weights, weights=True)
+            self._copy(layer.table)
+            depth = _shape(layer.weights)[0]
+            if depth > aipu._int(layer.k_chunk):
+                shape = _shape(layer.result)
+                channels = shape[3] if aipu._int(layer.icr) > 1 else min(AIPU.mvm_n, shape[3])
+                self.acc[layer] = self.b.l1([1, out_rows, shape[2], channels], i32)
+        elif isinstance(layer, aipu.PoolLayerOp):
+            for value in (layer.weights, layer.table):
+                if value is not None:
+                    self._copy(value, weights=value is layer.weights)
+        else:
+            chained = chain_input(layer)
+            for value in layer.inputs:
+                if value is chained or value in self.tiled_inputs:
+                    continue
+                if _shape(value)[1] == 1:
+                    self._copy(value)  # broadcast along the rows: whole, once
+                else:
+                    home = self.b.buffer(value)
+                    self.tiled_inputs[value] = (
+                        home
+                        if _space(home) == MemorySpace.L1
+                        else (self.b.l1([1, out_rows, *_shape(value)[2:]], home.type.element_type))
+                    )
+            for micro in layer.body.walk():
+                for operand in micro.operands:
+                    if isinstance(operand.type, TensorType):
+                        self._copy(operand)
+            micro_ops = len(layer.inputs) + len(layer.body.block.ops)
+            self.programs[layer] = self.b.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])
+
+    def emit(self) -> None:
+        tasks = self.b.tasks
+        for home, local in self.staged:
+            tasks.dma(home, local)
+        for run in self.runs:
+            tasks.repeat(run[0].count, lambda e, t, run=run: self._tile(e, run, Index.of(t, 1)))
+
+    def _tile(self, e: Emitter, run: list[tiling.Run], t: Index) -> None:
+        first = run[0]
+        x_shape = list(_shape(self.x))
+        x_sizes = [1, first.in_rows, *x_shape[2:]]
+        x_home = [0, t * first.in_step + first.in_start, 0, 0]
+        if self.x_l1 is None:
+            source = Place(self.x, x_home)
+        else:
+            e.dma(e.view(self.x, x_home, x_sizes), e.view(self.x_l1, [0, 0, 0, 0], x_sizes))
+            source = Place(self.x_l1, [0, 0, 0, 0])
+        last = len(self.layers) - 1
+        for k, (layer, r) in enumerate(zip(self.layers, run, strict=True)):
+            if k < last:
+                dest = Place(self.inter[k], [0, 0, 0, 0])
+            elif self.y_l1 is None:
+                dest = Place(self.y, [0, t * r.out_step + r.out_start, 0, 0])
+            else:
+                dest = Place(self.y_l1, [0, 0, 0, 0])
+            compute = {
+                aipu.ConvLayerOp: self._conv,
+                aipu.PoolLayerOp: self._pool,
+                aipu.EltwiseOp: self._eltwise,
+            }[type(layer)]
+            compute(e, layer, r, t, source, dest)
+            source = dest
+        if self.y_l1 is not None:
+            r = run[-1]
+            sizes = [1, r.out_rows, *_shape(self.y)[2:]]
+            e.dma(
+                e.view(self.y_l1, [0, 0, 0, 0], sizes),
+                e.view(self.y, [0, t * r.out_step + r.out_start, 0, 0], sizes),
+            )
+
+    def _conv(self, e, layer: aipu.ConvLayerOp, r: tiling.Run, t, source: Place, dest: Place):
+        in_sizes = [1, r.in_rows, *_shape(chain_input(layer))[2:]]
+        x = source.view(e, in_sizes)
+        weights, table = self.local[layer.weights], self.local[layer.table]
+        _, _, out_w, out_channels = _shape(layer.result)
+        icr = aipu._int(layer.icr)
+        chunk = out_channels if icr > 1 else min(AIPU.mvm_n, out_channels)
+        depth, rows = _shape(layer.weights)[0], aipu._int(layer.k_chunk)
+        chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
+        groups = [
+            chunks[i : i + AIPU.imc_weightsets] for i in range(0, len(chunks), AIPU.imc_weightsets)
+        ]
+        pads = aipu._ints(layer.pads)
+        pads = (r.pad_top, pads[1], r.pad_bottom, pads[3])
+
+        def one_chunk(e2: Emitter, first: Index, n: int) -> None:
+            y_sizes = [1, r.out_rows, out_w, n]
+            y = dest.view(e2, y_sizes, first)
+            acc = None if layer not in self.acc else e2.view(self.acc[layer], [0, 0, 0, 0], y_sizes)
+            requant = e2.view(table, [first, 0], [n, 4])
+            for g, group in enumerate(groups):
+                for c, (k0, k_rows) in enumerate(group):
+                    e2.add(
+                        aipu.ImcLoadOp(e2.view(weights, [k0, first * icr], [k_rows, n * icr]), c)
+                    )
+                for c, (k0, k_rows) in enumerate(group):
+                    first_chunk = g == 0 and c == 0
+                    last_chunk = g == len(groups) - 1 and c == len(group) - 1
+                    e2.add(
+                        aipu.MvmOp(
+                            x,
+                            y if last_chunk else acc,
+                            acc=None if first_chunk else acc,
+                            requant=requant if last_chunk else None,
+                            weightset=c,
+                            k=k_rows,
+                            n=n,
+                            in_c=aipu._int(layer.in_c),
+                            k_start=k0,
+                            icr=icr,
+                            swicr=aipu._flag(layer.swicr),
+                            in_zp=aipu._int(layer.in_zp),
+                            w_zp=aipu._int(layer.w_zp),
+                            kernel=aipu._ints(layer.kernel),
+                            stride=aipu._ints(layer.stride),
+                            dilation=aipu._ints(layer.dilation),
+                            pads=pads,
+                        )
+                    )
+
+        full, rest = divmod(out_channels, chunk)
+        if full:
+            e.repeat(full, lambda e2, j: one_chunk(e2, Index.of(j, chunk), chunk))
+        if rest:
+            one_chunk(e, Index(full * chunk), rest)
+
+    def _pool(self, e, layer: aipu.PoolLayerOp, r: tiling.Run, t, source: Place, dest: Place):
+        x = source.view(e, [1, r.in_rows, *_shape(chain_input(layer))[2:]])
+        y = dest.view(e, [1, r.out_rows, *_shape(layer.result)[2:]])
+        pads = aipu._ints(layer.pads)
+        e.add(
+            aipu.DwpuOp(
+                layer.mode.data,
+                x,
+                y,
+                weights=None if layer.weights is None else self.local[layer.weights],
+                requant=None if layer.table is None else self.local[layer.table],
+                kernel=aipu._ints(layer.kernel),
+                stride=aipu._ints(layer.stride),
+                dilation=aipu._ints(layer.dilation),
+                pads=(r.pad_top, pads[1], r.pad_bottom, pads[3]),
+                extra=(r.extra, aipu._ints(layer.extra)[1]),
+                count_include_pad=aipu._flag(layer.count_include_pad),
+                per_channel=aipu._flag(layer.per_channel),
+            )
+        )
+
+    def _eltwise(self, e, layer: aipu.EltwiseOp, r: tiling.Run, t, source: Place, dest: Place):
+        shape = list(_shape(layer.result))
+        sizes = [1, r.out_rows, *shape[2:]]
+        chained = chain_input(layer)
+        loads = []
+        for value in layer.inputs:
+            if value is chained:
+                loads.append(source.view(e, sizes))
+            elif value in self.tiled_inputs:
+                local, home = self.tiled_inputs[value], self.b.buffer(value)
+                row = t * r.out_step + r.out_start
+                value_sizes = [1, r.out_rows, *_shape(value)[2:]]
+                if local is home:
+                    loads.append(e.view(home, [0, row, 0, 0], value_sizes))
+                else:
+                    tile = e.view(local, [0, 0, 0, 0], value_sizes)
+                    e.dma(e.view(home, [0, row, 0, 0], value_sizes), tile)
+                    loads.append(tile)
+            else:
+                loads.append(self.local[value])
+        store = dest.view(e, sizes)
+        tables = {
+            v: self.local[v]
+            for micro in layer.body.walk()
+            for v in micro.operands
+            if isinstance(v.type, TensorType)
+        }
+        e.add(aipu.DpuOp(dpu_program(layer, loads, store, tables), program=self.programs[layer]))
+
+
+# ---------------------------------------------------------------------------------- the pass
+
+
+@dataclass(frozen=True)
+class MemBufferizePass(ModulePass):
+    name = "mem-bufferize"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        pools = pools_of(op)
+        main = _main(op)
+        for index, ops in enumerate(partition(main)):
+            builder = SegmentBuilder(index, pools)
+            for device_op in ops:
+                builder.lower(device_op)
+            self._launch(main, builder, ops)
+        for const in [o for o in main.body.block.ops if isinstance(o, aipu.ConstOp)]:
+            Rewriter.erase_op(const, safe_erase=False)
+        _sort(main.body.block)
+
+    def _launch(self, main: func.FuncOp, builder: SegmentBuilder, ops: list[Operation]) -> None:
+        """Replace the segment's ops in @main by an `aipu.launch` of its `aipu.segment`."""
+        enters = [o for o in ops if isinstance(o, aipu.ToDeviceOp)]
+        exits = list(
+            dict.fromkeys(
+                use.operation
+                for o in ops
+                for r in o.results
+                for use in r.uses
+                if isinstance(use.operation, aipu.FromDeviceOp)
+            )
+        )
+        segment = aipu.SegmentOp(
+            builder.index,
+            [builder.buffer(o.result) for o in enters],
+            [builder.buffer(o.input) for o in exits],
+            [aipu._ints(o.perm) for o in enters],
+            [aipu._ints(o.perm) for o in exits],
+            Region(Block([builder.core])),
+        )
+        Rewriter.insert_op([*builder.buffer_ops, segment], InsertPoint.before(main))
+        launch = aipu.LaunchOp(
+            builder.index, [o.input for o in enters], [o.result.type for o in exits]
+        )
+        Rewriter.insert_op(launch, InsertPoint.before(ops[0]))
+        for leave, result in zip(exits, launch.outputs, strict=True):
+            leave.result.replace_all_uses_with(result)
+            Rewriter.erase_op(leave)
+        for dead in reversed(ops):
+            Rewriter.erase_op(dead, safe_erase=False)
+
+
+def _sort(block: Block) -> None:
+    """Reorder a block topologically, keeping the existing order where it is valid."""
+    ops = list(block.ops)
+    position = {op: i for i, op in enumerate(ops)}
+    waiting = {
+        op: {o.owner for o in op.operands if o.owner in position and o.owner is not op}
+        for op in ops
+    }
+    users: dict[Operation, list[Operation]] = {op: [] for op in ops}
+    for op, needs in waiting.items():
+        for need in needs:
+            users[need].append(op)  # type: ignore[index]
+    ready = [(position[op], id(op), op) for op in ops if not waiting[op]]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        _, _, op = heapq.heappop(ready)
+        order.append(op)
+        for user in users[op]:
+            waiting[user].discard(op)
+            if not waiting[user]:
+                heapq.heappush(ready, (position[user], id(user), user))
+    for op in order:
+        op.detach()
+        block.add_op(op)

@@ -1,0 +1,336 @@
+"""Executes an instruction stream, record by record, against byte-addressed memories.
+
+Each unit's semantics is written once here, on NumPy arrays read from and written to the
+memories at the addresses the record holds. The integer arithmetic is `aipuc.numerics`
+(requantization, rounding shifts, float18) and the exact GEMM of `aipuc.runtime.kernels`:
+the same functions the integer reference uses, so a correct stream reproduces the integer
+reference bit for bit, and a wrong address, size or parameter gives wrong numbers.
+
+Requantization tables (int32, one row per output channel, or per channel and divisor):
+    MVM:           [n, 4]            bias, multiplier, shift, out_zp
+    DWPU CONV:     [C', 5]           bias, multiplier, shift, out_zp, in_zp
+    DWPU AVG:      [taps + 1, C', 5] indexed by the divisor of the output position
+    DWPU GLOBAL_AVG: [C', 5]
+where C' is the channel count with the PER_CHANNEL flag and 1 without (broadcast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from aipuc import numerics
+from aipuc.hardware import AIPU
+from aipuc.runtime import kernels
+from aipuc.runtime.sim import isa
+from aipuc.runtime.sim.isa import DwpuFlag, DwpuMode, MicroOpcode, MvmFlag, Opcode
+from aipuc.runtime.sim.memory import Memories, SimulationError, dense_strides
+
+_INT32 = (-(2**31), 2**31 - 1)
+MVM_TABLE_COLUMNS = 4
+DWPU_TABLE_COLUMNS = 5
+
+
+class Simulator:
+    """One device: memories plus the IMC weightsets of each core."""
+
+    def __init__(self, memories: Memories):
+        self.memories = memories
+        self.weightsets: dict[tuple[int, int], np.ndarray] = {}
+        self.executed = 0
+        self._handlers: dict[Opcode, Callable[[np.void], None]] = {
+            Opcode.DMA: self._dma,
+            Opcode.FILL: self._fill,
+            Opcode.IMC_LOAD: self._imc_load,
+            Opcode.MVM: self._mvm,
+            Opcode.DWPU: self._dwpu,
+            Opcode.DPU: self._dpu,
+        }
+
+    def run(self, stream: isa.Stream) -> None:
+        for opcode, record in stream.records():
+            try:
+                self._handlers[opcode](record)
+            except (SimulationError, ValueError, IndexError) as error:
+                # ValueError/IndexError: parameters the arithmetic rejects (a requantization
+                # shift out of range, a table index past its end), i.e. a bad record.
+                raise SimulationError(f"record {self.executed} ({opcode.name}): {error}") from None
+            self.executed += 1
+
+    # ----------------------------------------------------------------------- DMA
+
+    def _dma(self, r: np.void) -> None:
+        sizes = list(r["sizes"])
+        block = self.memories.read(int(r["src"]), sizes, list(r["src_strides"]), np.uint8)
+        self.memories.write(int(r["dst"]), sizes, list(r["dst_strides"]), block, np.uint8)
+
+    def _fill(self, r: np.void) -> None:
+        value = np.int8(r["value"]).view(np.uint8)
+        self.memories.write(
+            int(r["dst"]), list(r["sizes"]), list(r["dst_strides"]), value, np.uint8
+        )
+
+    # ----------------------------------------------------------------------- MVM
+
+    def _imc_load(self, r: np.void) -> None:
+        k, n = int(r["k"]), int(r["n"])
+        if not (1 <= k <= AIPU.mvm_k and 1 <= n <= AIPU.mvm_n):
+            raise SimulationError(f"IMC weightset of {k}x{n} exceeds {AIPU.mvm_k}x{AIPU.mvm_n}")
+        if int(r["weightset"]) >= AIPU.imc_weightsets:
+            raise SimulationError(f"weightset {int(r['weightset'])} does not exist")
+        weights = self.memories.read(int(r["src"]), [k, n], [int(r["row_stride"]), 1])
+        self.weightsets[(int(r["core"]), int(r["weightset"]))] = weights
+
+    def _mvm(self, r: np.void) -> None:
+        flags = MvmFlag(int(r["flags"]))
+        in_c, n, icr = int(r["in_c"]), int(r["n"]), int(r["icr"])
+        if not flags & MvmFlag.SWICR and in_c % AIPU.pword_bytes:
+            raise SimulationError(
+                f"MVM taps of {in_c} lanes are not whole PWORDs ({AIPU.pword_bytes}) without swICR"
+            )
+        key = (int(r["core"]), int(r["weightset"]))
+        if key not in self.weightsets:
+            raise SimulationError(f"MVM uses weightset {key[1]}, never loaded")
+        weights = self.weightsets[key].astype(np.int64) - int(r["w_zp"])
+        k_start, k_len = int(r["k_start"]), int(r["k_len"])
+        if weights.shape != (k_len, n * icr):
+            raise SimulationError(
+                f"weightset holds {weights.shape[0]}x{weights.shape[1]}, the MVM expects "
+                f"{k_len}x{n * icr} (ICR {icr})"
+            )
+        cols = self._im2col(r, in_c, k_start, k_len)
+        out_h, out_w = (int(v) for v in r["out_hw"])
+        sums = np.empty((out_h, out_w, n), np.int64)
+        for replica in range(icr):  # x-position ow uses the weight copy in columns ow % icr
+            columns = weights[:, replica * n : (replica + 1) * n]
+            vectors = cols[:, replica::icr]
+            flat = np.ascontiguousarray(vectors).reshape(-1, k_len)  # one GEMM, not one per row
+            sums[:, replica::icr] = kernels.exact_int_matmul(flat, columns).reshape(
+                vectors.shape[0], vectors.shape[1], n
+            )
+        acc_strides = [*(int(v) for v in r["acc_strides"]), 4]
+        if flags & MvmFlag.ACCUMULATE:
+            sums += self.memories.read(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, "<i4")
+        if not flags & MvmFlag.REQUANTIZE:
+            if sums.size and (sums.min() < _INT32[0] or sums.max() > _INT32[1]):
+                raise SimulationError("MVM partial sums overflow int32")
+            self.memories.write(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, sums, "<i4")
+            return
+        table = self.memories.read(
+            int(r["rq_addr"]), [n, MVM_TABLE_COLUMNS], [4 * MVM_TABLE_COLUMNS, 4], "<i4"
+        ).astype(np.int64)
+        codes = numerics.requantize(
+            sums + table[:, 0], table[:, 1], table[:, 2], table[:, 3], axis=2
+        )
+        row, pixel = (int(v) for v in r["out_strides"])
+        self.memories.write(int(r["out_addr"]), [out_h, out_w, n], [row, pixel, 1], codes)
+
+    def _tile(self, r: np.void, lanes: int) -> np.ndarray:
+        """The input tile [h, w, lanes] as int64 codes."""
+        in_h, in_w = (int(v) for v in r["in_hw"])
+        row, pixel = (int(v) for v in r["in_strides"])
+        return self.memories.read(int(r["in_addr"]), [in_h, in_w, lanes], [row, pixel, 1]).astype(
+            np.int64
+        )
+
+    def _windows(self, r: np.void, x: np.ndarray, pad_value: int, extra=(0, 0)) -> np.ndarray:
+        """[out_h, out_w, C, kh, kw] windows of x padded with `pad_value` (copy-free view)."""
+        top, left, bottom, right = (int(v) for v in r["pads"])
+        padded = np.pad(
+            x,
+            ((top, bottom + extra[0]), (left, right + extra[1]), (0, 0)),
+            constant_values=pad_value,
+        )
+        (kh, kw), (sh, sw) = (int(v) for v in r["kernel"]), (int(v) for v in r["stride"])
+        dh, dw = (int(v) for v in r["dilation"])
+        out_h, out_w = (int(v) for v in r["out_hw"])
+        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        if (
+            padded.shape[0] < (out_h - 1) * sh + span[0]
+            or padded.shape[1] < (out_w - 1) * sw + span[1]
+        ):
+            raise SimulationError(f"a {out_h}x{out_w} output needs more input than the tile holds")
+        view = sliding_window_view(padded, span, axis=(0, 1))[::sh, ::sw, :, ::dh, ::dw]
+        return view[:out_h, :out_w]
+
+    def _im2col(self, r: np.void, in_c: int, k_start: int, k_len: int) -> np.ndarray:
+        """Rows k_start..k_start+k_len of every output pixel's input vector (taps major,
+        `in_c` centred lanes per tap), as [out_h, out_w, k_len] int16."""
+        x = (self._tile(r, in_c) - int(r["in_zp"])).astype(np.int16)
+        windows = self._windows(r, x, 0)  # [oh, ow, C, kh, kw]
+        kh, kw = windows.shape[-2:]
+        if k_start + k_len > kh * kw * in_c:
+            raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
+        first_tap, last_tap = k_start // in_c, (k_start + k_len - 1) // in_c
+        taps = [windows[..., t // kw, t % kw] for t in range(first_tap, last_tap + 1)]
+        cols = np.concatenate(taps, axis=-1)  # [oh, ow, taps * C]
+        start = k_start - first_tap * in_c
+        return cols[..., start : start + k_len]
+
+    # ----------------------------------------------------------------------- DWPU
+
+    def _dwpu_table(self, r: np.void, rows: int, channels: int) -> np.ndarray:
+        width = channels if DwpuFlag(int(r["flags"])) & DwpuFlag.PER_CHANNEL else 1
+        table = self.memories.read(
+            int(r["rq_addr"]),
+            [rows, width, DWPU_TABLE_COLUMNS],
+            dense_strides([rows, width, DWPU_TABLE_COLUMNS], 4),
+            "<i4",
+        )
+        return table.astype(np.int64)
+
+    def _dwpu(self, r: np.void) -> None:
+        mode = DwpuMode(int(r["mode"]))
+        channels = int(r["channels"])
+        x = self._tile(r, channels)
+        extra = tuple(int(v) for v in r["extra"])
+        if mode in (DwpuMode.MAX, DwpuMode.GLOBAL_MAX):
+            if mode == DwpuMode.MAX:
+                out = self._windows(r, x, numerics._INT8_MIN, extra).max(axis=(-2, -1))
+            else:
+                out = x.max(axis=(0, 1), keepdims=True)
+        elif mode == DwpuMode.CONV:
+            table = self._dwpu_table(r, 1, channels)[0]
+            (kh, kw) = (int(v) for v in r["kernel"])
+            weights = self.memories.read(
+                int(r["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
+            ).astype(np.int64)
+            windows = self._windows(r, x - table[:, 4], 0)
+            sums = np.einsum("hwcij,ijc->hwc", windows, weights) + table[:, 0]
+            out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
+        elif mode == DwpuMode.AVG:
+            out = self._avg_pool(r, x, channels, extra)
+        elif mode == DwpuMode.GLOBAL_AVG:
+            table = self._dwpu_table(r, 1, channels)[0]
+            sums = (x - table[:, 4]).sum(axis=(0, 1), keepdims=True)
+            out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
+        else:  # pragma: no cover - DwpuMode is exhaustive
+            raise SimulationError(f"unknown DWPU mode {mode}")
+        row, pixel = (int(v) for v in r["out_strides"])
+        self.memories.write(int(r["out_addr"]), list(out.shape), [row, pixel, 1], out)
+
+    def _avg_pool(self, r: np.void, x: np.ndarray, channels: int, extra) -> np.ndarray:
+        kh, kw = (int(v) for v in r["kernel"])
+        table = self._dwpu_table(r, kh * kw + 1, channels)
+        sums = self._windows(r, x - table[0, :, 4], 0, extra).sum(axis=(-2, -1))
+        top, left, bottom, right = (int(v) for v in r["pads"])
+        in_h, in_w = x.shape[:2]
+        counted = np.zeros(
+            (in_h + top + bottom + extra[0], in_w + left + right + extra[1], 1), np.int64
+        )
+        if DwpuFlag(int(r["flags"])) & DwpuFlag.COUNT_INCLUDE_PAD:
+            counted[: top + in_h + bottom, : left + in_w + right] = 1
+        else:
+            counted[top : top + in_h, left : left + in_w] = 1
+        (sh, sw), (dh, dw) = (int(v) for v in r["stride"]), (int(v) for v in r["dilation"])
+        span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
+        windows = sliding_window_view(counted, span, axis=(0, 1))[::sh, ::sw, :, ::dh, ::dw]
+        divisor = windows[: sums.shape[0], : sums.shape[1]].sum(axis=(-2, -1))  # [oh, ow, 1]
+        rows = table[divisor[..., 0]]  # [oh, ow, C', 5]
+        return numerics.requantize(sums, rows[..., 1], rows[..., 2], rows[..., 3])
+
+    # ----------------------------------------------------------------------- DPU
+
+    def _dpu(self, r: np.void) -> None:
+        shape = [int(v) for v in r["shape"]]
+        program = isa.decode_micro_ops(
+            self.memories.dump_bytes(int(r["program"]), int(r["micro_ops"]) * isa.MICRO_OP_BYTES)
+        )
+        strides = np.asarray(r["operand_strides"]).reshape(isa.DPU_OPERANDS, isa.DPU_RANK)
+        registers: dict[int, np.ndarray] = {}
+
+        def operand(slot: int) -> tuple[int, list[int], str]:
+            size = int(r["operand_bytes"][slot])
+            if size not in (1, 4):
+                raise SimulationError(f"DPU operand {slot} has elements of {size} bytes")
+            return (
+                int(r["operand_addr"][slot]),
+                [int(s) for s in strides[slot]],
+                ("<i1" if size == 1 else "<i4"),
+            )
+
+        for micro in program:
+            code = MicroOpcode(int(micro["op"]))
+            if code == MicroOpcode.STORE:
+                address, slot_strides, dtype = operand(int(micro["slot"]))
+                self.memories.write(address, shape, slot_strides, registers[int(micro["a"])], dtype)
+                continue
+            if code == MicroOpcode.LOAD:
+                address, slot_strides, dtype = operand(int(micro["slot"]))
+                value = self.memories.read(address, shape, slot_strides, dtype).astype(np.int64)
+            else:
+                value = self._micro_op(code, micro, registers, shape)
+            registers[int(micro["dst"])] = value
+
+    def _micro_op(
+        self, code: MicroOpcode, m: np.void, regs: dict[int, np.ndarray], shape: list[int]
+    ) -> np.ndarray:
+        a = regs.get(int(m["a"]))
+        b = regs.get(int(m["b"]))
+        imm0, imm1, imm2 = int(m["imm0"]), int(m["imm1"]), int(m["imm2"])
+        if code == MicroOpcode.ADDI:
+            return a + imm0
+        if code == MicroOpcode.SHLI:
+            return a << imm0
+        if code == MicroOpcode.ADD:
+            return a + b
+        if code == MicroOpcode.SUB:
+            return a - b
+        if code == MicroOpcode.MUL:
+            return a * b
+        if code == MicroOpcode.MAX:
+            return np.maximum(a, b)
+        if code == MicroOpcode.MIN:
+            return np.minimum(a, b)
+        if code == MicroOpcode.RESCALE:
+            return numerics.requantize(a, imm0, imm1, 0, qmin=_INT32[0], qmax=_INT32[1]).astype(
+                np.int64
+            )
+        if code == MicroOpcode.REQUANT:
+            return numerics.requantize(a, imm0, imm1, imm2).astype(np.int64)
+        if code == MicroOpcode.REQUANT_TABLE:
+            channels = shape[-1]
+            table = self.memories.read(int(m["addr"]), [channels, 3], [12, 4], "<i4")
+            table = table.astype(np.int64)
+            return numerics.requantize(
+                a, table[:, 0], table[:, 1], table[:, 2], axis=len(shape) - 1
+            ).astype(np.int64)
+        if code == MicroOpcode.LUT:
+            table = self.memories.read(int(m["addr"]), [AIPU.lut_entries], [1])
+            return numerics.apply_lut(a, table).astype(np.int64)
+        if code == MicroOpcode.CLAMP:
+            return np.clip(a, imm0, imm1)
+        if code == MicroOpcode.SELECT:
+            return np.where(a >= 0, b, regs[int(m["c"])])
+        if code == MicroOpcode.ITOF:
+            return numerics.to_float18(a)
+        if code == MicroOpcode.FADD:
+            return numerics.f18_add(a, b)
+        if code == MicroOpcode.FMUL:
+            return numerics.f18_mul(a, b)
+        if code == MicroOpcode.FNEG:
+            return -a
+        if code == MicroOpcode.FRECIP:
+            return numerics.f18_reciprocal(a)
+        if code == MicroOpcode.FCONST:
+            value = np.array([imm1], np.int32).view(np.float32)[0]
+            return np.full(shape, numerics.to_float18(value), np.float32)
+        if code == MicroOpcode.RMAX:
+            return np.broadcast_to(a.max(axis=-1, keepdims=True), shape)
+        if code == MicroOpcode.RSUM:
+            return np.broadcast_to(numerics.f18_sum(a, axis=-1)[..., None], shape)
+        if code == MicroOpcode.EXPLUT:
+            table = self.memories.read(int(m["addr"]), [AIPU.lut_entries], [4], "<f4")
+            inside = (a >= 0) & (a < AIPU.lut_entries)
+            index = np.where(inside, a, 0).astype(np.int64)
+            return np.where(inside, table[index], np.float32(0))
+        if code == MicroOpcode.FTOI:
+            return np.clip(np.rint(a).astype(np.int64) + imm2, -128, 127)
+        if code == MicroOpcode.FRSQRT:
+            return numerics.f18_rsqrt(a)
+        if code == MicroOpcode.FVEC:
+            vector = self.memories.read(int(m["addr"]), [shape[-1]], [4], "<f4")
+            return np.broadcast_to(numerics.to_float18(vector), shape)
+        raise SimulationError(f"unknown DPU micro-op {code}")

@@ -1,0 +1,144 @@
+"""`validate-operators`: every accelerated op against the AIPU's constraints (config field
+`validate_operators`).
+
+The pipeline runs it on the quantized core, after the rewrites, so it checks the graph
+lowering will receive. The constraints are those of the AIPU as `convert-axq-to-aipu`
+lowers to it, read on axq ops; the placement applies the same constraints to ONNX nodes
+(`aipuc.frontend.support`), so an imported model passes unless a rewrite broke one. Data
+movement (reshape, transpose, slice, split, concat, pad, resize) is a strided DMA
+and elementwise operands broadcast: neither is constrained here.
+`axq.host` ops run on the host by design and are not checked. One error lists every
+violation with its ONNX node name (the op's location) and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import prod
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, NameLoc
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import PassFailedException
+
+from aipuc.dialects import axq
+from aipuc.dialects.axq import shape_of
+from aipuc.errors import ModelError
+
+GROUPED_KERNEL_AREA_LIMIT = 128
+
+
+class OperatorValidationError(ModelError, PassFailedException):
+    """Accelerated ops that the AIPU cannot run; a diagnostic for xdsl-opt too."""
+
+
+@dataclass(frozen=True)
+class Violation:
+    node: str
+    op: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"node '{self.node}' ({self.op}): {self.reason}"
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _conv(op: axq.Conv2dOp) -> list[str]:
+    group = op.group.value.data
+    if group == 1:
+        return []
+    kernel = shape_of(op.weight)[2:]
+    reasons = [
+        f"grouped convolution (group={group}) needs a square {what}, got {pair[0]}x{pair[1]}"
+        for what, pair in (
+            ("kernel", kernel),
+            ("stride", op.strides.get_values()),
+            ("dilation", op.dilations.get_values()),
+        )
+        if pair[0] != pair[1]
+    ]
+    if prod(kernel) >= GROUPED_KERNEL_AREA_LIMIT:
+        reasons.append(
+            f"grouped convolution kernel area {kernel[0]}x{kernel[1]}={prod(kernel)} must be "
+            f"< {GROUPED_KERNEL_AREA_LIMIT}"
+        )
+    return reasons
+
+
+def _conv_transpose(op: axq.ConvTranspose2dOp) -> list[str]:
+    reasons = []
+    if op.group.value.data != 1:
+        reasons.append(f"group={op.group.value.data}: transposed convolution needs group 1")
+    top, left, bottom, right = op.pads.get_values()
+    if (top, left) != (bottom, right):
+        reasons.append(
+            f"pads {[top, left, bottom, right]} are asymmetric; the accelerator needs begin == end"
+        )
+    return reasons
+
+
+def _resize(op: axq.ResizeOp) -> list[str]:
+    (n, c, h, w), out = shape_of(op.input), shape_of(op.result)
+    if (n, c) != out[:2]:
+        return [f"resizing {[n, c, h, w]} to {list(out)} changes N or C; only H and W scale"]
+    return []
+
+
+def _matmul(op: axq.MatMulOp) -> list[str]:
+    if isinstance(op.lhs.owner, axq.ConstantOp):
+        return ["constant left operand; only the right operand can be a weight"]
+    if isinstance(op.rhs.owner, axq.ConstantOp):
+        rank = len(shape_of(op.rhs))
+        return [] if rank == 2 else [f"constant right operand of rank {rank}; a weight is 2-D"]
+    a, b = shape_of(op.lhs), shape_of(op.rhs)
+    if len(a) < 2 or len(b) < 2:
+        return [f"matmul of {list(a)} and {list(b)}: a 1-D operand (the MVM multiplies matrices)"]
+    if a[:-2] != b[:-2]:
+        return [f"batched matmul of {list(a)} and {list(b)} needs equal batch dims"]
+    return []
+
+
+RULES: dict[type[Operation], Callable[..., list[str]]] = {
+    axq.Conv2dOp: _conv,
+    axq.ConvTranspose2dOp: _conv_transpose,
+    axq.ResizeOp: _resize,
+    axq.MatMulOp: _matmul,
+}
+"""The constrained ops; every other accelerated op is supported as it is."""
+
+
+def _node_name(op: Operation, index: int) -> str:
+    if isinstance(op.location, NameLoc):
+        return op.location.desc.data
+    return f"#{index} (no location)"
+
+
+def violations(module: ModuleOp) -> list[Violation]:
+    """Every constraint violation of every accelerated op, in program order."""
+    found = []
+    for index, op in enumerate(module.walk()):
+        rule = RULES.get(type(op))
+        if rule is not None:
+            found += [Violation(_node_name(op, index), op.name, reason) for reason in rule(op)]
+    return found
+
+
+@dataclass(frozen=True)
+class ValidateOperatorsPass(ModulePass):
+    """Fails, naming every violation, if an accelerated op breaks a hardware constraint."""
+
+    name = "validate-operators"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        found = violations(op)
+        if found:
+            raise OperatorValidationError(
+                f"{len(found)} hardware constraint violation(s) in the accelerated core: "
+                f"{'; '.join(map(str, found))}. Enable run_graph_cleaner to run these "
+                "operators on the host, or set validate_operators=false",
+                stage="validate",
+            )
