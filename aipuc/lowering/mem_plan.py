@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
 from aipuc.lowering.mem_pools import pools_of
+from aipuc.passes import AipucPass
 
 PLAN_ATTR = "mem.plan"
 """Module attribute: per pool, its capacity, planned peak and lower bound in bytes."""
@@ -141,7 +141,7 @@ ORDERS: list[Callable[[Lifetime], tuple]] = [
 
 
 @dataclass(frozen=True)
-class MemPlanPass(ModulePass):
+class MemPlanPass(AipucPass):
     name = "mem-plan"
 
     max_memplan_attempts: int = 5

@@ -20,12 +20,12 @@ from math import prod
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, NameLoc
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import shape_of
 from aipuc.errors import ModelError
+from aipuc.passes import AipucPass
 
 GROUPED_KERNEL_AREA_LIMIT = 128
 
@@ -128,7 +128,7 @@ def violations(module: ModuleOp) -> list[Violation]:
 
 
 @dataclass(frozen=True)
-class ValidateOperatorsPass(ModulePass):
+class ValidateOperatorsPass(AipucPass):
     """Fails, naming every violation, if an accelerated op breaks a hardware constraint."""
 
     name = "validate-operators"
