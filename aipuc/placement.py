@@ -24,8 +24,10 @@ from xdsl.ir import Operation, SSAValue
 
 from aipuc.dialects import axq
 
-MAC_OP_TYPES = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+MAC_OP_TYPES = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "LSTM", "GRU", "RNN"})
 """ONNX operators that multiply-accumulate (everything else counts 0 MACs)."""
+
+_RECURRENT = frozenset({"LSTM", "GRU", "RNN"})
 
 HOST_MAC_WARNING_FRACTION = 0.01
 """The CLI warns when more than this fraction of a model's MACs run on the host."""
@@ -36,10 +38,16 @@ def node_macs(node: NodeProto, shapes: Mapping[str, Sequence[int | None]]) -> in
 
     Conv: output elements x weight elements per output channel; ConvTranspose: input
     elements x weight elements per input channel; Gemm/MatMul: output elements x the
-    contraction length.
+    contraction length; LSTM/GRU/RNN: every step of every sequence multiplies the input
+    weights W and the recurrent weights R (all gates, both directions).
     """
     if node.op_type not in MAC_OP_TYPES or node.domain not in ("", "ai.onnx"):
         return 0
+    if node.op_type in _RECURRENT:
+        x, w, r = (shapes.get(name) for name in node.input[:3])
+        if any(s is None or None in s for s in (x, w, r)):
+            return 0
+        return prod(x[:2]) * (prod(w) + prod(r))  # x: [steps, batch, in] or [batch, steps, in]
     inputs = [shapes.get(name) for name in node.input[:2]]
     output = shapes.get(node.output[0])
     if output is None or None in output or any(s is None or None in s for s in inputs):

@@ -202,7 +202,8 @@ def test_host_nodes_between_macs_stay_in_the_core():
     cleaned = clean(load_model(original))
     assert cleaned.preamble is None
     assert "LRN" in ops(cleaned.core) and "MaxPool" in ops(cleaned.core)
-    assert ops(cleaned.postamble) == ["Flatten", "Softmax"]
+    # a trailing chain that concatenates nothing stays on the accelerator
+    assert ops(cleaned.postamble) == [] and ops(cleaned.core)[-2:] == ["Flatten", "Softmax"]
     assert "LRN is not supported" in cleaned.host_reasons["norm1"]
     assert "2-D pooling" in cleaned.host_reasons["pool3d"]
     assert "conv3" not in cleaned.host_reasons and "to_5d" not in cleaned.host_reasons
@@ -270,9 +271,9 @@ def test_weight_condition_moves_a_big_gemm_to_the_postamble(condition, threshold
     assert cleaned.host_reasons["small_fc"] == "follows host node 'big_fc'"
     inputs = {"input": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)}
     assert_composition_exact(original, cleaned, inputs)
-    # at the threshold nothing moves: only the classifier Softmax is on the host
+    # at the threshold nothing moves: the classifier Softmax stays on the accelerator too
     relaxed = clean(loaded, condition=condition, node_type="Gemm", threshold=threshold + 1)
-    assert ops(relaxed.postamble) == ["Softmax"]
+    assert relaxed.postamble is None
     # the condition applies without the support split too
     unsplit = clean(
         loaded,

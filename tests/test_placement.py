@@ -152,6 +152,8 @@ def test_compile_reports_placement_and_runs_every_segment(tmp_path):
     assert all(isinstance(use.operation, axq.QuantizeOp) for use in hosts[0].outputs[0].uses)
     reference = ort.InferenceSession(model.SerializeToString()).run(None, data[8])[0]
     got = compiled.run_quantized(data[8])["y"]
+    # the stream: segment 0 on the simulator, LRN on the host, segment 1 on the simulator
+    np.testing.assert_array_equal(compiled.run(data[8])["y"], got)
     sqnr = 10 * np.log10(np.sum(reference**2) / np.sum((got - reference) ** 2))
     assert sqnr > 20
     assert compiled.report["quantization"]["output_sqnr_db"]["y"] == pytest.approx(sqnr, abs=0.05)
@@ -204,3 +206,65 @@ def test_no_warning_when_the_host_runs_no_macs():
     }
     assert placement_warning(placement) is None  # 1% exactly is not more than 1%
     assert "lrn (LRN: r)" in placement_warning({**placement, "macs_on_host": 11})
+
+
+# ------------------------------------------------------------------ real architectures
+
+SMALL = {
+    "resnet50_sum": {"width": 8, "blocks": (1, 1, 1, 1), "size": 32},
+    "shufflenet_v2": {"widths": (8, 16, 32, 64), "repeats": (2, 1, 1), "size": 32},
+    "squeezenet1_1": {"size": 48, "classes": 10},
+    "mobilenet_v3_small": {"size": 32, "width": 0.25, "blocks": 5},
+    "unet": {"base": 4, "depth": 2, "size": 32},
+    "transformer_encoder": {"dim": 32, "heads": 2, "layers": 1, "tokens": 8},
+    "crnn": {"width": 32, "hidden": 16, "classes": 5, "channels": (8, 8, 16, 16)},
+}
+"""Small versions of `architectures.ARCHITECTURES` (docs/coverage.md measures full size)."""
+
+EVERY_OP_TYPE = {
+    "resnet50_sum": {"Sum", "BatchNormalization", "MaxPool", "Flatten", "Gemm"},
+    "shufflenet_v2": {"Split", "Transpose", "Reshape", "Concat", "ReduceMean"},
+    "squeezenet1_1": {"Concat", "Dropout", "GlobalAveragePool", "Flatten"},
+    "mobilenet_v3_small": {"Clip", "Div", "HardSigmoid", "GlobalAveragePool", "Mul", "Dropout"},
+    "unet": {"ConvTranspose", "Resize", "Concat", "Sigmoid"},
+    "transformer_encoder": {"ReduceMean", "Pow", "Sqrt", "Erf", "Softmax", "Transpose"},
+    "crnn": {"Squeeze", "Transpose", "LSTM", "LogSoftmax"},
+}
+"""Exporter idioms each architecture must keep, so its coverage cannot silently shrink."""
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def architecture(request, tmp_path_factory):
+    """(name, model, compiled through the lowering, held-out sample)."""
+    from aipuc.models.architectures import ARCHITECTURES, input_feeds
+
+    name = request.param
+    model = ARCHITECTURES[name](**SMALL[name])
+    data = [input_feeds(model, seed) for seed in range(3)]
+    folder = tmp_path_factory.mktemp(name)
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(folder)), data[:2])
+    return name, model, compiled, data[2]
+
+
+def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
+    """Every MAC of these exports runs on the accelerator except the text recognizer's LSTM
+    (recurrent, on the host by design), and the instruction stream equals the integer
+    reference bit for bit, host parts included."""
+    name, model, compiled, sample = architecture
+    assert EVERY_OP_TYPE[name] <= {node.op_type for node in model.graph.node}
+    placement = compiled.report["placement"]
+    host = [(n["op_type"], n["part"]) for n in placement["host_nodes"]]
+    if name == "crnn":
+        assert host == [("LSTM", "core"), ("LogSoftmax", "postamble")]
+        assert placement["segments"] == 2  # the convolutions, then the classifier after the LSTM
+        # the LSTM: 10 steps x 2 directions x 4 gates x 16 units x (16 inputs + 16 recurrent)
+        assert placement["macs_on_host"] == 10 * 2 * 4 * 16 * (16 + 16)
+    else:
+        assert host == [] and placement["macs_on_host"] == 0
+        assert placement["segments"] == 1
+    assert placement["macs_on_accelerator"] > 0
+    streamed, reference = compiled.run(sample), compiled.run_quantized(sample)
+    assert streamed.keys() == reference.keys() == {"output"}
+    np.testing.assert_array_equal(streamed["output"], reference["output"])
+    expected = ort.InferenceSession(model.SerializeToString()).run(None, sample)[0]
+    assert streamed["output"].shape == expected.shape

@@ -7,9 +7,10 @@ Placement (design.md, "accelerator first, host by design"): every node the accel
 run (`support.check_node` gives a reason) runs on the host, and `_partition` decides where,
 in topological order:
 
-- *preamble* if none of its not-yet-preamble ancestors is a MAC operator (Conv,
-  ConvTranspose, Gemm, MatMul): it is input preprocessing, so it moves to the preamble
-  together with all its ancestors, supported or not;
+- *preamble* if none of its not-yet-preamble ancestors is a MAC operator
+  (`placement.MAC_OP_TYPES`: convolutions, Gemm, MatMul, recurrent layers): it is input
+  preprocessing, so it moves to the preamble together with all its ancestors, supported or
+  not;
 - *postamble* if none of its descendants is a MAC operator: a trailing node (decode tails,
   NMS, a classifier Softmax) moves to the postamble together with all its descendants;
 - otherwise it stays in the *core*, where the importer makes it an `axq.host` op: the core
@@ -17,11 +18,11 @@ in topological order:
   convolutions), run in order by every interpreter, and the rest of the network stays on
   the accelerator.
 
-Every other node after the last MAC operator of its path (no MAC descendant, a MAC
-ancestor) joins the postamble too, supported or not: output decoding (YOLO box arithmetic, a
-final Softmax) costs the host little and stays in float32, where int8 would have to share one
-scale between, say, box coordinates in pixels and scores in [0, 1]. The accelerated core thus
-ends at the last MAC operators.
+Output decoding joins the postamble too, supported or not: a connected group of nodes after
+the last MAC operators of their paths (no MAC descendant, a MAC ancestor) that concatenates
+tensors (YOLO's boxes in pixels with scores in [0, 1]) stays in float32 on the host, where
+int8 would have to share one scale between them. A trailing chain that joins nothing (a
+final Softmax, LayerNorm, Sigmoid or pooling) stays on the accelerator.
 
 Nodes of `node_type` whose largest constant input exceeds the weight-size `condition`, and
 nodes whose outputs have value-dependent (dynamic) shapes, are sent to the postamble first.
@@ -54,10 +55,8 @@ from aipuc.frontend.support import (
     node_inputs,
     value_infos,
 )
+from aipuc.placement import MAC_OP_TYPES
 from aipuc.runtime.host import Arrays, HostRunner
-
-MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-"""Operators that do the network's real work; the preamble never takes one."""
 
 _NON_DETERMINISTIC = frozenset(
     {
@@ -321,7 +320,7 @@ def _partition(
             why.setdefault(nodes[j].name, f"follows host node '{nodes[i].name}'")
 
     def has_mac(indices: set[int]) -> bool:
-        return any(nodes[j].op_type in MAC_OPS for j in indices)
+        return any(nodes[j].op_type in MAC_OP_TYPES for j in indices)
 
     for i in sorted(forced):
         if i not in postamble:
@@ -347,21 +346,38 @@ def _partition(
     return preamble, postamble, why
 
 
-TRAILING_REASON = "after the last MAC operator: output decoding runs on the host in float32"
+TRAILING_REASON = (
+    "output decoding after the last MAC operator (it concatenates tensors of different "
+    "ranges): on the host in float32"
+)
 
 
 def _output_decoding(
     nodes: Sequence[NodeProto], predecessors: list[set[int]], successors: list[set[int]]
 ) -> set[int]:
-    """Nodes after a MAC operator with no MAC operator after them (nodes are sorted)."""
-    is_mac = [node.op_type in MAC_OPS for node in nodes]
+    """Nodes after a MAC operator with no MAC operator after them (nodes are sorted), in
+    connected groups that concatenate tensors."""
+    is_mac = [node.op_type in MAC_OP_TYPES for node in nodes]
     after_mac = [False] * len(nodes)
     for i in range(len(nodes)):
         after_mac[i] = any(is_mac[p] or after_mac[p] for p in predecessors[i])
     before_mac = [False] * len(nodes)
     for i in reversed(range(len(nodes))):
         before_mac[i] = any(is_mac[s] or before_mac[s] for s in successors[i])
-    return {i for i in range(len(nodes)) if after_mac[i] and not before_mac[i] and not is_mac[i]}
+    tail = {i for i in range(len(nodes)) if after_mac[i] and not before_mac[i] and not is_mac[i]}
+    decoding: set[int] = set()
+    for start in sorted(tail):
+        if start in decoding or nodes[start].op_type != "Concat":
+            continue
+        group, frontier = {start}, [start]
+        while frontier:
+            i = frontier.pop()
+            for j in (*predecessors[i], *successors[i]):
+                if j in tail and j not in group:
+                    group.add(j)
+                    frontier.append(j)
+        decoding |= group
+    return decoding
 
 
 def _nhwc_core_inputs(index: GraphIndex, core: list[int]) -> list[str]:
