@@ -268,3 +268,69 @@ def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
     np.testing.assert_array_equal(streamed["output"], reference["output"])
     expected = ort.InferenceSession(model.SerializeToString()).run(None, sample)[0]
     assert streamed["output"].shape == expected.shape
+
+
+def lowering_coverage_model() -> onnx.ModelProto:
+    """The ops this work brought onto the accelerator, each with its own lowering: n-ary Max,
+    Min, Mean and Sum, reflect and edge Pad, a padded AveragePool without the padding in its
+    divisor, LayerNormalization, a stride-2x1 depthwise convolution."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv_a", pads=[1] * 4),
+        helper.make_node("Conv", ["x", "w2"], ["b"], name="conv_b", pads=[1] * 4),
+        helper.make_node("Conv", ["x", "w3"], ["c"], name="conv_c", pads=[1] * 4),
+        helper.make_node("Max", ["a", "b", "c"], ["hi"], name="max3"),
+        helper.make_node("Min", ["a", "b", "c"], ["lo"], name="min3"),
+        helper.make_node("Mean", ["a", "b", "c"], ["mean"], name="mean3"),
+        helper.make_node("Sum", ["hi", "lo", "mean"], ["s"], name="sum3"),
+        helper.make_node("Pad", ["s", "pads"], ["r"], name="reflect", mode="reflect"),
+        helper.make_node("Pad", ["r", "pads"], ["e"], name="edge", mode="edge"),
+        helper.make_node(
+            "AveragePool",
+            ["e"],
+            ["p"],
+            name="pool",
+            kernel_shape=[3, 3],
+            pads=[1, 1, 1, 1],
+            count_include_pad=0,
+        ),
+        helper.make_node(
+            "Conv", ["p", "dw"], ["d"], name="dw_2x1", group=8, strides=[2, 1], pads=[1] * 4
+        ),
+        helper.make_node("LayerNormalization", ["d", "gamma", "beta"], ["y"], name="norm"),
+    ]
+    rng = np.random.default_rng(5)
+    graph = helper.make_graph(
+        nodes,
+        "lowering_coverage",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [
+            _weight("w1", 8, 3, 3, 3),
+            _weight("w2", 8, 3, 3, 3),
+            _weight("w3", 8, 3, 3, 3),
+            _weight("dw", 8, 1, 3, 3),
+            numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads"),
+            numpy_helper.from_array(rng.uniform(0.5, 1.5, 12).astype(np.float32), "gamma"),
+            numpy_helper.from_array(rng.normal(0, 0.1, 12).astype(np.float32), "beta"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_new_accelerator_ops_lower_and_run_bit_exactly(tmp_path):
+    model = lowering_coverage_model()
+    data = samples(3)
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(tmp_path)), data[:2])
+    placement = compiled.report["placement"]
+    assert placement["host_nodes"] == [] and placement["segments"] == 1
+    ops = {op.name for op in compiled.core.main.walk()}
+    assert {"axq.max", "axq.min", "axq.layer_norm", "axq.pad", "axq.avg_pool"} <= ops
+    assert "axq.host" not in ops
+    lowered = (tmp_path / "lowered" / "model.mlir").read_text()
+    assert "aipu.dpu.frsqrt" in lowered and "aipu.dpu.fvec" in lowered
+    got = compiled.run_quantized(data[2])["y"]
+    np.testing.assert_array_equal(compiled.run(data[2])["y"], got)
+    reference = ort.InferenceSession(model.SerializeToString()).run(None, data[2])[0]
+    assert got.shape == reference.shape == (1, 8, 6, 12)
+    sqnr = 10 * np.log10(np.sum(reference**2) / np.sum((got - reference) ** 2))
+    assert sqnr > 15
