@@ -249,8 +249,10 @@ class MicroOpcode(IntEnum):
     RSUM = 23
     EXPLUT = 24
     FTOI = 25
-    SPILL = 26
-    RELOAD = 27
+    FRSQRT = 26
+    FVEC = 27
+    SPILL = 28
+    RELOAD = 29
 
 
 MICRO_SEMANTICS: dict[MicroOpcode, str] = {
@@ -280,6 +282,8 @@ MICRO_SEMANTICS: dict[MicroOpcode, str] = {
     MicroOpcode.RSUM: "dst <- float18 sum of a over the innermost axis, broadcast back",
     MicroOpcode.EXPLUT: "dst <- float18 table at addr [a] where 0 <= a < 256, else 0",
     MicroOpcode.FTOI: "dst <- clip(rint(a) + imm2, -128, 127)",
+    MicroOpcode.FRSQRT: "dst <- numerics.f18_rsqrt(a)",
+    MicroOpcode.FVEC: "dst <- float18 of the float32 vector at addr, one entry per innermost index",
     MicroOpcode.SPILL: "L1 at addr <- register a for the whole tile, dense: int32 lanes, "
     "or float32 when imm0 = 1",
     MicroOpcode.RELOAD: "dst <- the tile SPILL stored at addr (imm0 = 1: float lanes)",
@@ -287,7 +291,9 @@ MICRO_SEMANTICS: dict[MicroOpcode, str] = {
 
 MICRO_SOURCES: dict[MicroOpcode, int] = {
     **dict.fromkeys(MicroOpcode, 1),
-    **dict.fromkeys((MicroOpcode.LOAD, MicroOpcode.FCONST, MicroOpcode.RELOAD), 0),
+    **dict.fromkeys(
+        (MicroOpcode.LOAD, MicroOpcode.FCONST, MicroOpcode.FVEC, MicroOpcode.RELOAD), 0
+    ),
     **dict.fromkeys(
         (
             MicroOpcode.ADD,
