@@ -214,6 +214,23 @@ def test_integer_rewrites_keep_every_code(pass_name, op_type, model_name, showca
             np.testing.assert_array_equal(got[name], want[name])
 
 
+def test_dense_to_conv2d_before_calibration_keeps_tiny_cnn_bit_identical():
+    """docs/benchmarks.md: run in the float stage (before calibration), the rewrite leaves
+    tiny_cnn's integer outputs unchanged (the conv sees the dense's inputs and ranges)."""
+    model = load_model(build_model("tiny_cnn"))
+    inputs = [sample_inputs(model, seed) for seed in range(5)]
+    outputs, denses = [], []
+    for rewrite in (False, True):
+        config = CompilerConfig(rewrite_dense_to_conv2d=rewrite)
+        module = _quantized(model, inputs[:3], config)
+        denses.append(_count(module, axq.DenseOp))
+        outputs.append(_integer_outputs(module, inputs[3:]))
+    assert denses[0] > denses[1] == 0  # the rewrite ran
+    for got, want in zip(outputs[1], outputs[0], strict=True):
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
 def _typed(shape, qtype: str) -> str:
     return f"tensor<{'x'.join(map(str, shape))}x!axq.q<i8, {qtype}>>"
 
