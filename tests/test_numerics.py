@@ -293,7 +293,11 @@ def test_erf_accuracy_against_math_erf():
 
 
 def test_unary_function_definitions():
-    fns = {name: factory() for name, factory in nx.UNARY_FUNCTIONS.items() if name != "clip"}
+    fns = {
+        name: factory()
+        for name, factory in nx.UNARY_FUNCTIONS.items()
+        if name not in ("clip", "pow")
+    }
     x = np.array([-2.0, 0.0, 3.0])
     np.testing.assert_allclose(fns["hardswish"](x), [-1 / 3, 0, 3])
     np.testing.assert_allclose(fns["hardsigmoid"](x), [0.1, 0.5, 1.0])
@@ -305,6 +309,16 @@ def test_unary_function_definitions():
     np.testing.assert_allclose(fns["elu"](x), [math.expm1(-2), 0, 3])
     np.testing.assert_allclose(nx.UNARY_FUNCTIONS["leakyrelu"](alpha=0.5)(x), [-1, 0, 3])
     np.testing.assert_allclose(nx.UNARY_FUNCTIONS["clip"](min_value=0, max_value=6)(x), [0, 0, 3])
+    np.testing.assert_allclose(fns["softsign"](x), [-2 / 3, 0, 0.75])
+    np.testing.assert_allclose(fns["thresholdedrelu"](x), [0, 0, 3])
+    np.testing.assert_allclose(fns["selu"](x)[1:], [0, 3 * 1.0507009873554805])
+    np.testing.assert_allclose(fns["celu"](x), [math.expm1(-2), 0, 3])
+    np.testing.assert_allclose(fns["mish"](x), x * np.tanh(np.log1p(np.exp(x))))
+    np.testing.assert_allclose(fns["gelu_tanh"](x), fns["gelu"](x), atol=2e-3)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(fns["log"](np.array([-1.0, 0.0, math.e])), [-np.inf, -np.inf, 1])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["pow"](exponent=3.0)(x), [-8, 0, 27])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["pow"](exponent=0.5)(x), [0, 0, math.sqrt(3)])
 
 
 @pytest.mark.parametrize("name", MONOTONE)
