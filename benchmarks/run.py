@@ -68,6 +68,7 @@ SUMMARY_COLUMNS = (
     "sim s",
     "ort float s",
     "sim / ort",
+    "sim / ort CPU",
     "sim == run_quantized",
     "cycles",
     "latency ms",
@@ -150,8 +151,9 @@ class ModelResult:
     name: str
     compile: dict[str, Any]
     report: dict[str, Any]
-    sim_s: float
-    ort_float_s: float
+    sim_s: tuple[float, float]
+    """Best wall and CPU seconds of one stream run; `ort_float_s` the same for onnxruntime."""
+    ort_float_s: tuple[float, float]
     exact: bool
     peers: dict[str, Any] = field(default_factory=dict)
 
@@ -172,19 +174,21 @@ class ModelResult:
         return self.stage_seconds(LOWERING_STAGES)
 
 
-def _best_seconds(run: Callable[[], object], repeats: int) -> float:
-    """The fastest of `repeats` runs: on a shared machine the others only add others' load."""
-    times = []
+def _best_seconds(run: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """The fastest wall and CPU seconds (all threads) of `repeats` runs: on a shared machine
+    the slower runs only add others' load, and CPU time is what the run itself costs."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return min(wall), min(cpu)
 
 
 def _simulate(
     output_dir: Path, model: onnx.ModelProto, runs: int, profile: Path | None
-) -> tuple[float, float, bool]:
+) -> tuple[tuple[float, float], tuple[float, float], bool]:
     """Best warm seconds of the stream simulator and of onnxruntime's float run on one
     held-out input, and whether the stream equals the integer reference bit for bit."""
     import aipuc
@@ -386,9 +390,10 @@ def summary_row(r: ModelResult) -> dict[str, str]:
         "quantize s": _num(r.quantize_s),
         "lowering s": _num(r.lowering_s),
         "peak RSS MiB": _num(round(r.compile["peak_rss_mib"])),
-        "sim s": _num(r.sim_s),
-        "ort float s": _num(r.ort_float_s),
-        "sim / ort": _ratio(r.sim_s, r.ort_float_s),
+        "sim s": _num(r.sim_s[0]),
+        "ort float s": _num(r.ort_float_s[0]),
+        "sim / ort": _ratio(r.sim_s[0], r.ort_float_s[0]),
+        "sim / ort CPU": _ratio(r.sim_s[1], r.ort_float_s[1]),
         "sim == run_quantized": _num(r.exact),
     }
     for column in SUMMARY_COLUMNS[len(row) :]:
@@ -439,7 +444,8 @@ def render(results: Sequence[ModelResult], command: str, calibration: int, runs:
         f"`{command}` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
         f"{machine_info()}.",
         f"{calibration} calibration samples; run times are the best of {runs} warm runs of one "
-        "held-out input; seconds are wall-clock but `compile CPU s` (the child's CPU time). "
+        "held-out input; seconds are wall-clock but `compile CPU s` (the child's CPU time) and "
+        "`sim / ort CPU` (CPU seconds of all threads). "
         "`compile s` is the whole compilation in a child process; `quantize s` the stages "
         "before lowering (without the SQNR check where the report times it apart); "
         "`lowering s` convert + lower + emit; ratios are aipuc over the peer. The modelled "
