@@ -9,6 +9,7 @@ an addressing bug reads the wrong bytes or stops the simulation with the address
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,13 +66,17 @@ class Memories:
         self, address: int, sizes: Sequence[int], strides: Sequence[int], dtype=np.int8
     ) -> np.ndarray:
         """A writable strided view of `sizes` elements of `dtype` at `address`."""
-        dtype = np.dtype(dtype).newbyteorder("<")
+        dtype = _little_endian(dtype)
         sizes = [int(s) for s in sizes]
         strides = [int(s) for s in strides]
         if min(sizes, default=1) <= 0:
             return np.zeros(sizes, dtype)
-        low = sum(min(0, (n - 1) * s) for n, s in zip(sizes, strides, strict=True))
-        high = sum(max(0, (n - 1) * s) for n, s in zip(sizes, strides, strict=True))
+        low = high = 0  # the lowest and highest byte offsets the block touches
+        for n, s in zip(sizes, strides, strict=True):
+            if s < 0:
+                low += (n - 1) * s
+            else:
+                high += (n - 1) * s
         array, offset = self._locate(address, low, high + dtype.itemsize - 1)
         return np.ndarray(sizes, dtype, buffer=array, offset=offset, strides=strides)
 
@@ -90,6 +95,11 @@ class Memories:
 
     def dump_bytes(self, address: int, length: int) -> bytes:
         return self.view(address, [length], [1], np.uint8).tobytes()
+
+
+@functools.cache
+def _little_endian(dtype) -> np.dtype:
+    return np.dtype(dtype).newbyteorder("<")
 
 
 def dense_strides(sizes: Sequence[int], itemsize: int = 1) -> list[int]:
