@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from deploy_checks import assert_same_outputs, run_runtime_only
+from onnx import TensorProto, helper, numpy_helper
 
 import aipuc
 from aipuc.config import CompilerConfig
@@ -25,11 +26,33 @@ from aipuc.runtime import loader
 
 @pytest.fixture(scope="module")
 def split_attention(tmp_path_factory):
-    """The attention block without the graph cleaner: host segments (ReduceMean, Pow, Div)
-    between seven launches, so the run needs onnxruntime and the device alike."""
-    model = build_model("attention_block")
-    samples = [sample_inputs(model, seed=seed) for seed in range(2)]
-    out = tmp_path_factory.mktemp("attention")
+    """Convolutions around two CumSums (no accelerator op), without the graph cleaner: three
+    launches with host segments between them, so the run needs onnxruntime and the device."""
+    rng = np.random.default_rng(0)
+    weights = [
+        numpy_helper.from_array(
+            (rng.standard_normal((8, c, 3, 3)) * 0.3).astype("float32"), f"w{n}"
+        )
+        for n, c in enumerate((4, 8, 8))
+    ]
+    axis = numpy_helper.from_array(np.array(3, np.int64), "axis")
+    nodes = []
+    for n in range(3):
+        source = "input" if n == 0 else f"s{n - 1}"
+        target = "output" if n == 2 else f"c{n}"
+        nodes.append(helper.make_node("Conv", [source, f"w{n}"], [target], pads=[1, 1, 1, 1]))
+        if n < 2:
+            nodes.append(helper.make_node("CumSum", [target, "axis"], [f"s{n}"]))
+    graph = helper.make_graph(
+        nodes,
+        "split",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, 8, 8])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 8, 8, 8])],
+        [*weights, axis],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    samples = [{"input": rng.standard_normal((1, 4, 8, 8)).astype("float32")} for _ in range(2)]
+    out = tmp_path_factory.mktemp("split")
     config = CompilerConfig(output_dir=str(out), run_graph_cleaner=False, validate_operators=False)
     return aipuc.compile(model, config, samples), samples
 
@@ -53,7 +76,7 @@ def test_host_segments_are_onnx_files_in_the_manifest(split_attention):
             assert (folder / step["model"]).is_file()
     assert set(manifest["files"]) == {p.name for p in folder.iterdir() if p.name != "manifest.json"}
     (entry,) = manifest["inputs"]
-    assert entry["name"] == "input" and entry["shape"] == [1, 64, 128]
+    assert entry["name"] == "input" and entry["shape"] == [1, 4, 8, 8]
     assert set(entry["quantization"]) == {"scale", "zero_point", "axis"}
 
 
