@@ -55,12 +55,6 @@ FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
         "dfs_search_constraint",
     ),
     "memory planning": (
-        "enable_buffer_promotion",
-        "split_buffer_promotion",
-        "io_memory_pool",
-        "constant_memory_pool",
-        "workspace_memory_pool",
-        "page_memory",
         "dpu_constants_home",
         "dpu_instructions_home",
         "dwpu_instructions_home",

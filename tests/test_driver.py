@@ -230,13 +230,11 @@ def test_unbuilt_stage_table_names_real_config_fields():
 
 def test_every_built_config_field_is_read_in_one_place():
     """Fields of built stages are read by the driver only; the rest are in the unbuilt table."""
+    import dataclasses
     import re
 
     from aipuc.driver import FIELDS_OF_UNBUILT_STAGES
-
-    import dataclasses
-
-    from aipuc.lowering.stage import LOWERING_PASSES
+    from aipuc.lowering.stage import LOWERING_PASSES, PIPELINE_FIELDS
     from aipuc.passes import PASSES
 
     unbuilt = {n for fields in FIELDS_OF_UNBUILT_STAGES.values() for n in fields}
@@ -252,6 +250,8 @@ def test_every_built_config_field_is_read_in_one_place():
         ]
         if name in options:  # a lowering pass option: that pass is its one reader
             assert readers == [] and len(options[name]) == 1, (name, readers, options[name])
+        elif name in PIPELINE_FIELDS:  # shapes the pass sequence: the pipeline builder
+            assert readers == ["stage.py"], (name, readers)
         else:
             assert readers == ["driver.py"], (name, readers)
 

@@ -27,24 +27,62 @@ from xdsl.printer import Printer
 
 from aipuc.config import CompilerConfig
 from aipuc.dialects import aipu, mem
+from aipuc.hardware import MemorySpace
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.passes import PASSES
 from aipuc.runtime.sim.program import DeviceProgram
 
-LOWERING_PASSES = ("convert-axq-to-aipu", "mem-pools", "aipu-tile", "mem-bufferize", "mem-plan")
+LOWERING_PASSES = (
+    "convert-axq-to-aipu",
+    "mem-pools",
+    "aipu-tile",
+    "mem-promote",
+    "mem-bufferize",
+    "mem-plan",
+)
+"""Every lowering pass once, in pipeline order; `pipeline` gives the actual sequence."""
+DEPTH_FIRST: tuple[tuple[str, dict[str, Any]], ...] = ()
+"""Depth-first tiling (aipu-dfs), once it is built: after L2 promotion, before L1 promotion."""
+PIPELINE_FIELDS = ("split_buffer_promotion",)
+"""Config fields that shape the pass sequence rather than set a pass option."""
 HOST_PROGRAM = "host.mlir"
+
+
+def pipeline(config: CompilerConfig) -> list[tuple[str, dict[str, Any]]]:
+    """The lowering passes in order, with the options that no config field mirrors.
+
+    Promotion is one `mem-promote` (to L2, then L1), or with `split_buffer_promotion` two,
+    L2 first, with depth-first tiling between them so it can choose what stays in L1."""
+    l2, l1 = MemorySpace.L2.value, MemorySpace.L1.value
+    if config.split_buffer_promotion:
+        promotion = [
+            ("mem-promote", {"promote_to": (l2,)}),
+            *DEPTH_FIRST,
+            ("mem-promote", {"promote_to": (l1,)}),
+        ]
+    else:
+        promotion = [("mem-promote", {"promote_to": (l2, l1)}), *DEPTH_FIRST]
+    return [
+        ("convert-axq-to-aipu", {}),
+        ("mem-pools", {}),
+        ("aipu-tile", {}),
+        *promotion,
+        ("mem-bufferize", {}),
+        ("mem-plan", {}),
+    ]
 
 
 def build(config: CompilerConfig) -> list[ModulePass]:
     """The lowering passes with their options from `config` (option = config field)."""
     built = []
-    for name in LOWERING_PASSES:
+    for name, fixed in pipeline(config):
         pass_class = PASSES[name]()
-        options = {}
+        options = dict(fixed)
         for option in dataclasses.fields(pass_class):
-            value = getattr(config, option.name)
-            options[option.name] = getattr(value, "value", value)
+            if option.name in CompilerConfig.model_fields and option.name not in options:
+                value = getattr(config, option.name)
+                options[option.name] = getattr(value, "value", value)
         built.append(pass_class(**options))
     return built
 
@@ -70,7 +108,8 @@ def lower(
         started = time.perf_counter()
         module_pass.apply(ctx, module)
         module.verify()
-        seconds[module_pass.name] = round(time.perf_counter() - started, 4)
+        spent = time.perf_counter() - started
+        seconds[module_pass.name] = round(seconds.get(module_pass.name, 0) + spent, 4)
         log(f"pass {module_pass.name}: {seconds[module_pass.name]:.2f} s")
         if module_pass.name == LOWERING_PASSES[0]:
             for op in module.walk():
