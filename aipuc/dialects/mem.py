@@ -188,12 +188,16 @@ class PoolOp(IRDLOperation):
     """Bytes per page when the pool is paged (`page_memory`)."""
     address = opt_prop_def(IntegerAttr[I64])
     """Device address of offset 0 (the memory map); set with the pools' capacities."""
+    pages = opt_prop_def(DenseArrayBase.constr(i64))
+    """A paged pool's page table, set by the memory planner: the physical page behind each
+    virtual page (buffer offsets are virtual), -1 for a page no buffer uses. Virtual pages
+    whose buffers are never alive at once may share a physical page."""
 
     traits = traits_def(SymbolOpInterface())
 
     assembly_format = (
         "$sym_name $space (`core` $core^)? `capacity` $capacity (`page` $page_size^)?"
-        " (`at` $address^)? attr-dict"
+        " (`at` $address^)? (`pages` $pages^)? attr-dict"
     )
 
     def __init__(
@@ -232,6 +236,15 @@ class PoolOp(IRDLOperation):
             raise VerifyException(
                 f"page size must be in 1..capacity ({capacity}), got {self.page_size.value.data}"
             )
+        if self.pages is not None:
+            if self.page_size is None:
+                raise VerifyException("only a paged pool (with `page`) has a page table")
+            frames = capacity // self.page_size.value.data
+            table = self.pages.get_values()
+            if any(not -1 <= frame < frames for frame in table):
+                raise VerifyException(
+                    f"page table entries must be physical pages 0..{frames - 1} or -1"
+                )
 
 
 @irdl_op_definition
