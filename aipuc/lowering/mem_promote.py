@@ -43,6 +43,7 @@ from xdsl.passes import ModulePass
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
 from aipuc.hardware import MemorySpace
+from aipuc.lowering.aipu_tile import EXPANSIONS
 from aipuc.lowering.mem_bufferize import SegmentBuilder, _main, buffer_bytes, partition
 from aipuc.lowering.mem_pools import pool_name, pools_of
 
@@ -156,13 +157,17 @@ class LayerProgram:
 
     # ------------------------------------------------------------------ expansions
 
-    def expand(self, step: int) -> tuple[int, dict[SSAValue, int]]:
-        """The layer's L1 staging bytes and DMA bytes per tensor, with the current homes."""
+    def expand(self, step: int, tasks: bool = True) -> tuple[int, dict[SSAValue, int]]:
+        """The layer's L1 staging bytes and (with `tasks`) the DMA bytes per tensor, with the
+        current homes; staging alone needs only the expansion's buffers, not its tasks."""
         layer = self.layers[step]
         if layer is None:
             return 0, {}
         builder = SegmentBuilder(0, self.pools)
-        builder.lower(layer)
+        if tasks:
+            builder.lower(layer)
+        elif type(layer) in EXPANSIONS:
+            EXPANSIONS[type(layer)](builder, layer)
         homes = {}
         for value, buffer in builder.buffers.items():
             if isinstance(buffer.owner, mem.BufferOp):
@@ -272,7 +277,7 @@ class Promoter:
         tensor.home = MemorySpace.L1
         staging = self.staging.copy()
         for step in touched:
-            staging[step] = self.program.expand(step)[0]
+            staging[step] = self.program.expand(step, tasks=False)[0]
         if (self._l1_need(span, staging) + tensor.size > capacity).any():
             tensor.home = old_home
             return False

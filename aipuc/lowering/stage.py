@@ -108,10 +108,12 @@ def lower(
     for module_pass in build(config):
         started = time.perf_counter()
         module_pass.apply(ctx, module)
+        applied = time.perf_counter()
         module.verify()
-        spent = time.perf_counter() - started
-        seconds[module_pass.name] = round(seconds.get(module_pass.name, 0) + spent, 4)
-        log(f"pass {module_pass.name}: {seconds[module_pass.name]:.2f} s")
+        verified = time.perf_counter()
+        seconds[module_pass.name] = round(seconds.get(module_pass.name, 0) + applied - started, 4)
+        seconds["verify"] = round(seconds.get("verify", 0) + verified - applied, 4)
+        log(f"pass {module_pass.name}: {applied - started:.2f} s (verify {verified - applied:.2f} s)")
         if module_pass.name == LOWERING_PASSES[0]:
             for op in module.walk():
                 if isinstance(op, aipu.LAYER_OPS):
