@@ -113,7 +113,9 @@ def lower(
         verified = time.perf_counter()
         seconds[module_pass.name] = round(seconds.get(module_pass.name, 0) + applied - started, 4)
         seconds["verify"] = round(seconds.get("verify", 0) + verified - applied, 4)
-        log(f"pass {module_pass.name}: {applied - started:.2f} s (verify {verified - applied:.2f} s)")
+        log(
+            f"pass {module_pass.name}: {applied - started:.2f} s, verify {verified - applied:.2f} s"
+        )
         if module_pass.name == LOWERING_PASSES[0]:
             for op in module.walk():
                 if isinstance(op, aipu.LAYER_OPS):
