@@ -21,6 +21,7 @@ from its first to its last use in program order; there is no alloc/dealloc.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import (
@@ -66,6 +67,13 @@ from xdsl.utils.exceptions import VerifyException
 from aipuc.hardware import AIPU, MemorySpace
 
 
+@functools.lru_cache(maxsize=4096)
+def _i64_array(values: tuple[int, ...]) -> DenseArrayBase:
+    """An i64 array attribute. Attributes are immutable, so equal ones are shared: building
+    one (normalising, packing, verifying) is a hot spot of bufferization."""
+    return DenseArrayBase.from_list(i64, values)
+
+
 @irdl_attr_definition
 class MemorySpaceAttr(EnumAttribute[MemorySpace], SpacedOpaqueSyntaxAttribute):
     """A memory level of the AIPU: `#mem<space global.l1>`."""
@@ -88,7 +96,7 @@ class MemoryType(ParametrizedAttribute, TypeAttribute):
     ):
         if not isinstance(space, MemorySpaceAttr):
             space = MemorySpaceAttr(space)
-        super().__init__(DenseArrayBase.from_list(i64, shape), element_type, space)
+        super().__init__(_i64_array(tuple(shape)), element_type, space)
 
     def get_shape(self) -> tuple[int, ...]:
         return tuple(self.shape.iter_values())
@@ -368,13 +376,9 @@ class ViewOp(IRDLOperation):
         super().__init__(
             operands=[source, list(steps)],
             properties={
-                "static_offsets": DenseArrayBase.from_list(i64, offsets),
-                "coefficients": DenseArrayBase.from_list(
-                    i64, [c for coeffs in steps.values() for c in coeffs]
-                ),
-                "strides": DenseArrayBase.from_list(
-                    i64, [1] * len(sizes) if strides is None else strides
-                ),
+                "static_offsets": _i64_array(tuple(offsets)),
+                "coefficients": _i64_array(tuple(c for coeffs in steps.values() for c in coeffs)),
+                "strides": _i64_array(tuple([1] * len(sizes) if strides is None else strides)),
             },
             result_types=[ViewType(sizes, source_type.element_type, source_type.memory_space)],
         )
