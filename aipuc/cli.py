@@ -1,4 +1,4 @@
-"""The `aipuc` command: compile, run, config, example.
+"""The `aipuc` command: compile, run, config, pipeline, example.
 
 A user error prints one line, `aipuc: error: ...`, and exits non-zero; the traceback is
 shown only with `--debug`.
@@ -7,10 +7,11 @@ shown only with `--debug`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from aipuc import __version__
 from aipuc.errors import AipucError, ConfigError
+from aipuc.progress import ProgressBars
 
 EXAMPLE_MODEL = "resnet18"
 EXAMPLE_SAMPLES = 8
@@ -39,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show tracebacks and debug logging",
     )
+
+    def quiet_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", help="no progress bars (the summary stays)"
+        )
 
     def config_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-c", "--config", type=Path, help="CompilerConfig file (.toml/.json)")
@@ -80,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=DIMS",
         help="fix a dynamic input, e.g. input=1x3x224x224",
     )
+    quiet_option(compile_cmd)
 
     run_cmd = commands.add_parser("run", parents=[common], help="run a compiled model on inputs")
     run_cmd.add_argument("output_dir", type=Path)
@@ -105,6 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     check = config_actions.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", type=Path)
 
+    pipeline = commands.add_parser(
+        "pipeline", parents=[common], help="print the pass pipeline as xdsl-opt commands"
+    )
+    config_options(pipeline)
+
     example = commands.add_parser(
         "example", parents=[common], help="compile a built-in model on synthetic data"
     )
@@ -114,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     config_options(example)
     example.add_argument("-o", "--output-dir", type=Path, help="sets output_dir")
+    quiet_option(example)
     return parser
 
 
@@ -143,10 +157,17 @@ def _parse_shapes(specs: Sequence[str]) -> dict[str, list[int]]:
     return shapes
 
 
-def _progress(stage: str, done: int, total: int) -> None:
-    if sys.stderr.isatty() or done == total or done % max(1, total // 4) == 0:
-        end = "\n" if done == total else "\r" if sys.stderr.isatty() else "\n"
-        print(f"  {stage}: {done}/{total} samples", end=end, file=sys.stderr, flush=True)
+@contextlib.contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[ProgressBars | None]:
+    """Progress bars on stderr for a compilation, unless --quiet."""
+    if args.quiet:
+        yield None
+        return
+    bars = ProgressBars()
+    try:
+        yield bars
+    finally:
+        bars.close()
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -162,11 +183,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"output     {entry['name']}: {entry['dtype']}{entry['shape']}")
     lines.append("stages")
     for stage in report.get("stages", []):
-        extra = {k: v for k, v in stage.items() if k not in ("stage", "status", "seconds")}
+        extra = {
+            k: v for k, v in stage.items() if k not in ("stage", "status", "seconds", "passes")
+        }
         detail = "  " + json.dumps(extra) if extra else ""
         lines.append(
             f"  {stage['stage']:<10} {stage['status']:<10} {stage['seconds']:>8.2f} s{detail}"
         )
+        for run in stage.get("passes", []):
+            lines.append(f"    {run['pass']:<33} {run['seconds']:>8.3f} s")
     quant = report.get("quantization")
     if quant and "output_sqnr_db" in quant:
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
@@ -174,16 +199,14 @@ def format_report(report: dict[str, Any]) -> str:
             f"int8 vs float32 output SQNR ({quant['scheme']}, "
             f"{quant['calibration_samples']} calibration samples): {sqnr}"
         )
-    for name, stage in report.get("fields_without_effect", {}).items():
-        lines.append(f"warning: {name} has no effect yet (the {stage} stage is not built)")
+    for name in report.get("fields_without_effect", []):
+        lines.append(f"warning: {name} has no effect yet (no built stage reads it)")
     lowering = report.get("lowering")
     if lowering:
-        layers = ", ".join(
-            f"{count} {name.split('.')[1]}" for name, count in lowering["layers"].items()
-        )
+        tasks = ", ".join(f"{count} {unit}" for unit, count in lowering["tasks"].items())
         lines.append(
             f"lowered    {lowering['segments']} segment(s), {lowering['records']} instruction "
-            f"records; layers: {layers}"
+            f"records; tasks: {tasks}"
         )
         for pool, entry in lowering["memory"].items():
             if entry["peak"]:
@@ -202,9 +225,10 @@ def _compile(args: argparse.Namespace) -> int:
     calibration: Any = args.calibration
     if args.synthetic_calibration is not None:
         calibration = _synthetic_calibration(args.model, config, args.synthetic_calibration, shapes)
-    compiled = compile_model(
-        args.model, config, calibration, input_shapes=shapes or None, progress=_progress
-    )
+    with _progress(args) as progress:
+        compiled = compile_model(
+            args.model, config, calibration, input_shapes=shapes or None, progress=progress
+        )
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
     return 0
@@ -234,7 +258,8 @@ def _example(args: argparse.Namespace) -> int:
         f"calibrating on {args.samples} seeded synthetic samples, not real data"
     )
     samples = [sample_inputs(model, seed=seed) for seed in range(args.samples)]
-    compiled = compile_model(model, config, samples, progress=_progress)
+    with _progress(args) as progress:
+        compiled = compile_model(model, config, samples, progress=progress)
     print(format_report(compiled.report))
     print(f"outputs in {compiled.output_dir}")
     return 0
@@ -299,7 +324,20 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "config": _config, "example": _example}
+def _pipeline(args: argparse.Namespace) -> int:
+    from aipuc.pipeline import describe
+
+    print(describe(_load_config(args)))
+    return 0
+
+
+COMMANDS = {
+    "compile": _compile,
+    "run": _run,
+    "config": _config,
+    "pipeline": _pipeline,
+    "example": _example,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

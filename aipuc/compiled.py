@@ -94,15 +94,17 @@ def dequantize_outputs(module: ModuleOp, values: Mapping[str, np.ndarray]) -> di
 class CompiledModel:
     """The result of `aipuc.compile`, or of `aipuc.load(output_dir)`."""
 
-    def __init__(self, output_dir: Path, report: dict[str, Any]):
+    def __init__(self, output_dir: Path, report: dict[str, Any], core: Graph | None = None):
         self.output_dir = output_dir
         self.report = report
         self._runners: dict[str, Any] = {}
-        self._core = None
+        self._core = core
         self._stream = None
 
     @classmethod
-    def load(cls, output_dir: str | Path) -> CompiledModel:
+    def load(cls, output_dir: str | Path, *, core: Graph | None = None) -> CompiledModel:
+        """The compilation in `output_dir`; `core` is its quantized graph when the caller
+        holds it already (the compiler's own), else `model.mlir` is read on first use."""
         output_dir = Path(output_dir)
         report_file = output_dir / outputs.REPORT_FILE
         if not report_file.is_file():
@@ -132,13 +134,13 @@ class CompiledModel:
             )
         if not isinstance(report.get("model"), dict):
             raise not_a_report
-        return cls(output_dir, report)
+        return cls(output_dir, report, core)
 
     @property
     def core(self):
         """The quantized core graph (axq, integer semantics), parsed on first use."""
         if self._core is None:
-            from aipuc.quantization.artifacts import load_quantized_model
+            from aipuc.ir_files import load_quantized_model
 
             self._core = load_quantized_model(self.output_dir / outputs.QUANTIZED_MODEL)
         return self._core

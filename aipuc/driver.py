@@ -1,13 +1,13 @@
 """The compilation driver: runs the pipeline stages a CompilerConfig asks for.
 
-The driver is where the tooling fields of the config are read (output_dir,
-remove_output_dir, model_name, compiler_mode, trace_tvm_passes, save_error_artifact,
-randomize_onnx_model) and where every other field is handed, once, to the stage that
-honours it. Stages write into a staging folder that is committed at the end, so a failed
-compilation never leaves half-written outputs (see `aipuc.outputs`).
+The driver reads the tooling, frontend and reporting fields of the config itself
+(`DRIVER_FIELDS`); the pass stages come from the one pipeline builder (`aipuc.pipeline`),
+which hands every other field to the pass that reads it. Calibration runs between the
+float passes and quantization. Stages write into a staging folder that is committed at the
+end, so a failed compilation never leaves half-written outputs (see `aipuc.outputs`).
 
-The pipeline is built up to quantization; lowering to the instruction stream is reported
-as not built yet, plainly, in the report and on the command line.
+The pipeline is built up to quantization and legalization; lowering to the instruction
+stream is reported as not built yet, plainly, in the report and on the command line.
 """
 
 from __future__ import annotations
@@ -19,82 +19,61 @@ import re
 import time
 import traceback
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
+from xdsl.dialects.builtin import ModuleOp
 
 from aipuc import outputs
 from aipuc.compiled import CompiledModel, dequantize_outputs, io_manifest, quantize_inputs
 from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
+from aipuc.graph import Graph
+from aipuc.pipeline import PassRun, Phase
+from aipuc.progress import ProgressCallback, each, step, track
 
 logger = logging.getLogger("aipuc")
 
-ProgressCallback = Callable[[str, int, int], None]
-"""progress(stage, done, total): called while long stages run (calibration)."""
 
 DEFAULT_OUTPUT_DIR = Path("aipuc-out")
 NOT_BUILT = "not_built"
 
-FIELDS_OF_UNBUILT_STAGES: dict[str, tuple[str, ...]] = {
-    "axq rewrites and legalization": (
-        "rewrite_dense_to_conv2d",
-        "rewrite_concat_to_resadd",
-        "apply_arithmetic_simplification",
-        "simplify_mac_before_after_lut",
-        "apply_pword_padding",
-        "remove_io_padding_and_layout_transform",
-        "softmax_neutral_value",
-    ),
-    "tiling and DFS": (
-        "tiling_depth",
-        "dfs_search_constraint",
-    ),
-    "memory planning": (
-        "dpu_constants_home",
-        "dpu_instructions_home",
-        "dwpu_instructions_home",
-        "elf_in_ddr",
-    ),
-    "scheduling": (
-        "use_sysdma",
-        "dma_dual_channel",
-        "pipeline_spatial_tiles",
-        "pipeline_channel_tiles",
-        "inter_operator_async",
-        "use_list_scheduler",
-        "unroll_prologue_epilogue",
-        "use_hw_tokens",
-        "group_ifdw_tasks",
-        "double_buffer",
-        "imc_double_buffer_pipeline",
-        "imc_double_buffer_sequential",
-    ),
-    "code generation": (
-        "dpu_allocation_algorithm",
-        "stream_tasklist",
-        "multicore_mode",
-    ),
-    "runtime and profiling": (
-        "frequency",
-        "host_processes_used",
-        "input_dmabuf",
-        "output_dmabuf",
-        "runtime_dir",
-        "device_dir",
-        "profiling_levels",
-        "profiling_drop_percentile",
-        "compiler_dir",
-    ),
+DRIVER_FIELDS: dict[str, str] = {
+    "output_dir": "driver",
+    "remove_output_dir": "driver",
+    "model_name": "driver",
+    "compiler_mode": "driver",
+    "trace_tvm_passes": "driver",
+    "save_error_artifact": "driver",
+    "randomize_onnx_model": "driver",
+    "onnx_opset_version": "load",
+    "run_graph_cleaner": "clean",
+    "graph_cleaner_split_pre_post_processing": "clean",
+    "graph_cleaner_condition": "clean",
+    "graph_cleaner_node": "clean",
+    "graph_cleaner_threshold": "clean",
+    "graph_cleaner_dump_core_onnx": "clean",
+    "graph_cleaner_dump_full_opt_onnx": "clean",
+    "remove_layout_transform_from_preamble": "clean",
+    "propagate_span_information": "import",
+    "quantization_debug": "evaluate",
+    "model_debug_save_dir": "evaluate",
+    "quantized_graph_export": "evaluate",
 }
-"""Config fields whose stage is not built yet (design.md, "Where each config field is read").
+"""Config fields the driver reads itself -> the stage that reads them. The passes read the
+others (`pipeline.fields_read_by_passes`); a field neither reads has no effect yet."""
 
-They are validated like every field; setting one away from its default is reported as
-having no effect yet, rather than silently ignored."""
+
+def fields_without_effect() -> list[str]:
+    """Config fields that no built stage reads (their stage is not built yet)."""
+    from aipuc.pipeline import fields_read_by_passes
+
+    read = set(DRIVER_FIELDS) | set(fields_read_by_passes())
+    return [name for name in CompilerConfig.model_fields if name not in read]
 
 
 @dataclass
@@ -114,8 +93,13 @@ class Compilation:
     staged: outputs.StagedOutput
     model_name: str
     stages: list[StageRecord] = field(default_factory=list)
+    pass_runs: list[PassRun] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    progress: ProgressCallback | None = None
+    core: Any = None
+    """The quantized core `Graph`, handed to the `CompiledModel` so that its first run does
+    not read `model.mlir` back."""
 
     def log(self, message: str) -> None:
         logger.info(message)
@@ -128,7 +112,8 @@ class Compilation:
         self.log(f"stage {name}: start")
         started = time.perf_counter()
         try:
-            yield record
+            with step(self.progress, name):
+                yield record
         except AipucError as error:
             record.status = "error"
             if "stage" not in vars(error):  # no explicit stage: it failed in this one
@@ -218,7 +203,7 @@ def compile_model(
     if config.remove_output_dir:
         _refuse_to_remove_inputs(output_dir, model, calibration)
     staged = outputs.StagedOutput(output_dir, clean=config.remove_output_dir)
-    compilation = Compilation(config, staged, model_name)
+    compilation = Compilation(config, staged, model_name, progress=progress)
     compilation.log(
         f"aipuc compiling '{model_name}' into {output_dir} (compiler_mode={config.compiler_mode})"
     )
@@ -228,11 +213,11 @@ def compile_model(
         if config.compiler_mode == CompilerMode.LOWER_ONLY:
             _lower_only(compilation, model)
         else:
-            graph = _quantize(
+            module = _quantize(
                 compilation, model, calibration, input_shapes, example_input, progress
             )
             if config.compiler_mode == CompilerMode.QUANTIZE_AND_LOWER:
-                _lower(compilation, graph)
+                _lower(compilation, module)
         compilation.report["status"] = "ok"
     except AipucError as error:
         compilation.log(f"error in stage {error.stage}: {error}")
@@ -247,7 +232,7 @@ def compile_model(
     _complete_report(compilation, time.perf_counter() - started)
     _write_results(compilation)
     staged.commit()
-    return CompiledModel.load(output_dir)
+    return CompiledModel.load(output_dir, core=compilation.core)
 
 
 # --------------------------------------------------------------------------- stages
@@ -281,18 +266,9 @@ def import_float_graph(onnx_model: onnx.ModelProto, config: CompilerConfig):
 
 def _quantize(
     compilation: Compilation, model, calibration, input_shapes, example_input, progress
-) -> None:
+) -> ModuleOp:
+    """Load, clean, import, rewrite, calibrate, quantize and legalize: the final axq IR."""
     from aipuc.frontend.graph_cleaner import clean_graph
-    from aipuc.frontend.support import validate_operators
-    from aipuc.quantization.artifacts import (
-        export_quantized_graph,
-        quantization_debug_report,
-        quantize_graph,
-        save_calibrated_model,
-        save_quantized_model,
-    )
-    from aipuc.quantization.calibration import load_calibration
-    from aipuc.runtime.host import HostRunner
 
     config, staged = compilation.config, compilation.staged
 
@@ -339,53 +315,93 @@ def _quantize(
             name: len(part.graph.node) if part is not None else 0
             for name, part in (("preamble", preamble), ("core", core), ("postamble", postamble))
         }
-        if config.validate_operators:
-            violations = validate_operators(core)
-            if violations:
-                listed = "; ".join(f"{v.node} ({v.op_type}): {v.reason}" for v in violations[:5])
-                more = f" and {len(violations) - 5} more" if len(violations) > 5 else ""
-                raise ModelError(
-                    f"{len(violations)} operator(s) in the accelerated core are not supported: "
-                    f"{listed}{more}; enable run_graph_cleaner to move them to the host or "
-                    "set validate_operators=false",
-                    stage="validate",
-                )
 
     with compilation.stage("import") as record:
         float_graph = import_float_graph(core, config)
         record.detail["ops"] = sum(1 for _ in float_graph.module.walk()) - 2
 
-    with compilation.stage("quantize") as record:
+    _run_pass_stages(compilation, Phase.FLOAT, float_graph.module)
+    module, stats, samples = _calibrate(
+        compilation, float_graph, onnx_model, preamble, calibration, progress
+    )
+    _run_pass_stages(compilation, Phase.QUANTIZED, module)
+    _evaluate(compilation, float_graph, Graph(module), stats, samples)
+    return module
+
+
+def _run_pass_stages(compilation: Compilation, phase: Phase, module: ModuleOp) -> None:
+    """Every pass stage of `phase` on `module`, in place, each pass timed and verified."""
+    from aipuc.ir_files import ir_context
+    from aipuc.pipeline import run_stage, stages
+
+    ctx = ir_context()
+    for stage in stages(phase):
+        with compilation.stage(stage.name) as record:
+            runs = run_stage(stage, compilation.config, ctx, module)
+            record.detail["passes"] = [
+                {"pass": run.name, "seconds": round(run.seconds, 4)} for run in runs
+            ]
+            compilation.pass_runs += runs
+
+
+def _calibrate(compilation: Compilation, float_graph, onnx_model, preamble, calibration, progress):
+    """Calibrate the rewritten float graph; the calibrated copy that quantization starts from."""
+    from aipuc.ir_files import save_calibrated_model
+    from aipuc.quantization.calibration import annotate, calibrate, load_calibration
+    from aipuc.runtime.host import HostRunner
+
+    with compilation.stage("calibrate") as record:
         samples = load_calibration(calibration, _full_inputs(onnx_model))
         if preamble is not None:
             runner = HostRunner(preamble)
             samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
-        quant_graph, stats = quantize_graph(
-            float_graph,
-            samples,
-            quantization_scheme=str(config.quantization_scheme),
-            quantize_dw_channel_wise=config.quantize_dw_channel_wise,
-            remove_io_quantization=config.remove_io_quantization,
-            progress=(lambda done, total: progress("calibrate", done, total)) if progress else None,
-        )
+        stats = calibrate(float_graph, samples, each(progress, "calibrate"))
+        with step(progress, "write quantized_model/calibrated.mlir"):
+            save_calibrated_model(
+                compilation.staged.path(outputs.QUANTIZED_MODEL), float_graph.module, stats
+            )
+        module = float_graph.module.clone()
+        annotate(module, stats)
+    return module, stats, samples
+
+
+def _quantize_options(compilation: Compilation) -> dict[str, Any]:
+    """The options axq-quantize ran with."""
+    for run in compilation.pass_runs:
+        if run.name == "axq-quantize":
+            return {f.name: getattr(run.module_pass, f.name) for f in fields(run.module_pass)}
+    raise CompilationError("the pipeline has no axq-quantize pass")
+
+
+def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples) -> None:
+    """Write quantized_model/ and measure the int8 graph against float."""
+    from aipuc.ir_files import save_quantized_model
+    from aipuc.quantization.artifacts import export_quantized_graph, quantization_debug_report
+
+    config, staged = compilation.config, compilation.staged
+    with compilation.stage("evaluate") as record:
         quantized_dir = staged.path(outputs.QUANTIZED_MODEL)
-        save_quantized_model(quantized_dir, quant_graph.module, stats)
-        save_calibrated_model(quantized_dir, float_graph.module, stats)
+        with step(compilation.progress, "write quantized_model/"):
+            save_quantized_model(quantized_dir, quant_graph.module, stats)
+        compilation.core = quant_graph
         if config.quantized_graph_export:
             staged.write_json(
                 export_quantized_graph(quant_graph.module),
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
-        accuracy = _output_sqnr(float_graph, quant_graph, samples[:2])
+        accuracy = _output_sqnr(
+            float_graph, quant_graph, track(compilation.progress, "SQNR", samples[:2])
+        )
         record.detail["output_sqnr_db"] = accuracy
+        options = _quantize_options(compilation)
         compilation.report["quantization"] = {
-            "scheme": str(config.quantization_scheme),
+            "scheme": options["quantization_scheme"],
             "calibration_samples": len(samples),
             "output_sqnr_db": accuracy,
-            "remove_io_quantization": config.remove_io_quantization,
+            "remove_io_quantization": options["remove_io_quantization"],
         }
         if config.quantization_debug:
             debug_dir = _optional_inside(
@@ -401,11 +417,10 @@ def _quantize(
         staged.write_json(
             io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL, outputs.MANIFEST_FILE
         )
-    return quant_graph
 
 
 def _lower_only(compilation: Compilation, model) -> None:
-    from aipuc.quantization.artifacts import load_quantized_model
+    from aipuc.ir_files import load_quantized_model
 
     with compilation.stage("load"):
         source = Path(model) if isinstance(model, (str, Path)) else None
@@ -421,31 +436,43 @@ def _lower_only(compilation: Compilation, model) -> None:
                 f"{outputs.QUANTIZED_MODEL}/{outputs.QUANTIZED_IR}; run with "
                 "compiler_mode=quantize_only first"
             )
-        graph = load_quantized_model(quantized_dir)
+        graph = compilation.core = load_quantized_model(quantized_dir)
         for entry in (outputs.INPUT_MODEL, outputs.QUANTIZED_MODEL):
             if (source / entry).is_dir():
                 _copy_tree(source / entry, compilation.staged.path(entry))
         compilation.report["quantization"] = {"loaded_from": str(quantized_dir)}
-        compilation.report["model"] = io_manifest(graph.module)
-    _lower(compilation, graph)
+        compilation.report["model"] = _source_model_io(source) or io_manifest(graph.module)
+    _lower(compilation, graph.module)
 
 
-def _lower(compilation: Compilation, graph) -> None:
-    """axq -> aipu -> mem -> the instruction stream, written to lowered/ and compiled_model/."""
+def _source_model_io(source: Path) -> dict[str, Any] | None:
+    """The model's inputs and outputs as the quantize_only run reported them (with a host
+    preamble or postamble they differ from the core's)."""
+    try:
+        model = json.loads((source / outputs.REPORT_FILE).read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return model if isinstance(model, dict) else None
+
+
+def _lower(compilation: Compilation, module: ModuleOp) -> None:
+    """The lowering stages on the final axq IR, then the device program and its files."""
     from aipuc.lowering import stage
 
-    with compilation.stage("lower") as record:
-        lowered = stage.lower(graph.module, compilation.config, compilation.log)
-        record.detail["passes"] = lowered.pass_seconds
-    with compilation.stage("emit"):
+    module = module.clone()  # the quantized graph stays the core's integer reference
+    _run_pass_stages(compilation, Phase.LOWERING, module)
+    with compilation.stage("emit") as record:
         staged = compilation.staged
+        program = stage.emit(module)
         stage.write(
-            lowered,
+            module,
+            program,
             staged.path(outputs.LOWERED),
             staged.path(outputs.COMPILED_MODEL),
             lambda data, path: outputs.write_json_file(path, data),
         )
-        compilation.report["lowering"] = stage.summary(lowered)
+        compilation.report["lowering"] = stage.summary(module, program)
+        record.detail["records"] = program.records
 
 
 # --------------------------------------------------------------------------- helpers
@@ -453,14 +480,13 @@ def _lower(compilation: Compilation, graph) -> None:
 
 def _report_fields_without_effect(compilation: Compilation) -> None:
     config = compilation.config
-    without_effect = {
-        name: stage
-        for stage, names in FIELDS_OF_UNBUILT_STAGES.items()
-        for name in names
+    without_effect = [
+        name
+        for name in fields_without_effect()
         if getattr(config, name) != type(config).model_fields[name].default
-    }
-    for name, stage in without_effect.items():
-        compilation.log(f"warning: {name} has no effect yet: the {stage} stage is not built")
+    ]
+    for name in without_effect:
+        compilation.log(f"warning: {name} has no effect yet: no built stage reads it")
     if without_effect:
         compilation.report["fields_without_effect"] = without_effect
 
@@ -504,20 +530,36 @@ def _last_completed(compilation: Compilation) -> str | None:
 
 
 def _pass_trace(compilation: Compilation) -> dict[str, Any]:
-    """pass_dependency_graph.json: one node per stage, children in pipeline order."""
-    nodes = [
+    """pass_dependency_graph.json: the stages under the compilation, each pass under its stage.
+
+    Passes are in run order; `id` tells apart a pass that runs in several stages.
+    """
+    from aipuc.pipeline import spec
+
+    stages = [
         {
             "name": s.name,
             "status": s.status,
             "start": s.start,
             "end": s.start + s.seconds,
             "parent": "compile",
-            "opt_level": 0,
         }
         for s in compilation.stages
     ]
-    edges = [[a["name"], b["name"]] for a, b in zip(nodes, nodes[1:], strict=False)]
-    return {"root": "compile", "passes": nodes, "dependencies": edges}
+    passes = [
+        {
+            "id": f"{run.stage}/{run.name}",
+            "name": run.name,
+            "options": spec(run.module_pass),
+            "start": run.start,
+            "end": run.end,
+            "parent": run.stage,
+            "opt_level": 0,
+        }
+        for run in compilation.pass_runs
+    ]
+    edges = [[a["id"], b["id"]] for a, b in zip(passes, passes[1:], strict=False)]
+    return {"root": "compile", "stages": stages, "passes": passes, "dependencies": edges}
 
 
 def _write_failure(compilation: Compilation, model: object, error: AipucError) -> None:

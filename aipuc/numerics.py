@@ -9,8 +9,10 @@ Quantization (affine, ``real = (q - zero_point) * scale``)
     ``quantize``: ``q = clamp(rint(x / scale) + zero_point, qmin, qmax)``, where ``x / scale``
     is computed in float64 and ``rint`` rounds half to even (as ``np.rint`` and
     ``torch.quantize_per_tensor``). ``dequantize``: ``float32(float64(q - zp) * scale)``.
-    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 (range widened to include 0,
-    scale at least float32 eps, so an all-zero tensor still gets a positive scale). Weights are
+    ``choose_qparams_*`` follow PyTorch's MinMaxObserver in float32 arithmetic: with
+    ``lo = min(min_val, 0)`` and ``hi = max(max_val, 0)``, ``scale = max((hi - lo) / (qmax -
+    qmin), eps)`` (float32 eps, so an all-zero tensor still gets a positive scale) and
+    ``zero_point = clamp(qmin - rint(lo / scale), qmin, qmax)``, rint half to even. Weights are
     symmetric per channel in [-127, 127] with zero point 0. Results are int8 for the default
     [-128, 127]; wider ranges (an int32 bias) get the narrowest signed type that holds them.
 
@@ -48,6 +50,8 @@ LUTs
     functions live in ``UNARY_FUNCTIONS``: every entry is a factory taking the function's
     parameters as keywords and returning ``fn(x: float64 array) -> float64 array``, e.g.
     ``UNARY_FUNCTIONS["sigmoid"]()`` or ``UNARY_FUNCTIONS["leakyrelu"](alpha=0.1)``.
+    ``unary_function(name, params)`` builds one from an ``axq.lut``'s parameters, which may
+    add an affine map around the function (``AFFINE_PARAMETERS``).
 
 Softmax (DPU, float18): see ``softmax_int8``.
 """
@@ -55,7 +59,7 @@ Softmax (DPU, float18): see ``softmax_int8``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -179,17 +183,18 @@ def quantize_multiplier(real_multiplier) -> tuple[np.ndarray, np.ndarray]:
     return multiplier.astype(np.int32), shift.astype(np.int32)
 
 
-def rounding_right_shift(x, shift) -> np.ndarray:
+def rounding_right_shift(x, shift, out: np.ndarray | None = None) -> np.ndarray:
     """``floor((x + 2**(shift - 1)) / 2**shift)``: divide by 2**shift, ties towards +inf.
 
-    ``shift`` in [0, 62] (0 returns x); ``x + 2**(shift - 1)`` must fit in int64.
+    ``shift`` in [0, 62] (0 returns x); ``x + 2**(shift - 1)`` must fit in int64. ``out``
+    (an int64 array of the result's shape, ``x`` itself allowed) receives the result.
     """
     x = np.asarray(x, np.int64)
     shift = np.asarray(shift, np.int64)
     if np.any((shift < 0) | (shift > _MAX_SHIFT)):
         raise ValueError(f"shift must lie in [0, {_MAX_SHIFT}], got {shift}")
     half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-    return np.right_shift(x + half, shift)
+    return np.right_shift(np.add(x, half, out=out), shift, out=out)
 
 
 def requantize(
@@ -208,16 +213,22 @@ def requantize(
     acc = np.asarray(acc)
     if not np.issubdtype(acc.dtype, np.integer):
         raise TypeError(f"requantize expects an integer accumulator, got {acc.dtype}")
-    acc = acc.astype(np.int64)
-    if acc.size and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
+    wide = not np.can_cast(acc.dtype, np.int32)  # narrower accumulators need no scan
+    if acc.size and wide and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
         raise ValueError("requantize accumulators must lie in the int32 range")
     multiplier = along_axis(np.asarray(multiplier, np.int64), acc.ndim, axis)
     shift = along_axis(np.asarray(shift, np.int64), acc.ndim, axis)
     if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
         raise ValueError("requantize multipliers must lie in [0, 2**31)")
     out_zp = along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
-    scaled = rounding_right_shift(acc * multiplier, shift) + out_zp
-    return np.clip(scaled, qmin, qmax).astype(_int_dtype(qmin, qmax))
+    # one int64 buffer for every step: product, rounding shift, zero point, clamp
+    shape = np.broadcast_shapes(acc.shape, multiplier.shape, shift.shape, out_zp.shape)
+    scaled = np.empty(shape, np.int64)
+    np.multiply(acc, multiplier, out=scaled, casting="unsafe")  # int32-range values
+    rounding_right_shift(scaled, shift, out=scaled)
+    scaled += out_zp
+    np.clip(scaled, qmin, qmax, out=scaled)
+    return scaled.astype(_int_dtype(qmin, qmax))
 
 
 # --------------------------------------------------------------------------- float18
@@ -353,6 +364,29 @@ UNARY_FUNCTIONS: dict[str, Callable[..., UnaryFn]] = {
     "neg": _fixed(np.negative),
     "clip": _clip,
 }
+
+
+AFFINE_PARAMETERS: dict[str, float] = {
+    "pre_scale": 1.0,
+    "pre_shift": 0.0,
+    "post_scale": 1.0,
+    "post_shift": 0.0,
+}
+"""Parameters every LUT function takes besides its own, with their identity values: the
+table computes ``post_scale * fn(pre_scale * x + pre_shift) + post_shift``, so per-tensor
+multiply-adds around a table fold into it (``simplify-mac-before-after-lut``)."""
+
+
+def unary_function(name: str, params: Mapping[str, float]) -> UnaryFn:
+    """``UNARY_FUNCTIONS[name]`` with its own `params`, inside the affine ones if given."""
+    own = {key: value for key, value in params.items() if key not in AFFINE_PARAMETERS}
+    fn = UNARY_FUNCTIONS[name](**own)
+    pre_scale, pre_shift, post_scale, post_shift = (
+        params.get(key, identity) for key, identity in AFFINE_PARAMETERS.items()
+    )
+    if (pre_scale, pre_shift, post_scale, post_shift) == tuple(AFFINE_PARAMETERS.values()):
+        return fn
+    return lambda x: post_scale * fn(pre_scale * x + pre_shift) + post_shift
 
 
 # --------------------------------------------------------------------------- LUTs

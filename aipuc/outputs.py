@@ -23,6 +23,8 @@ COMPILED_MODEL = "compiled_model"
 REPORT_FILE = "compilation_report.json"
 LOG_FILE = "compilation_log.txt"
 QUANTIZED_IR = "model.mlir"
+CALIBRATED_IR = "calibrated.mlir"
+CALIBRATION_STATS_FILE = "calibration_stats.json"
 MANIFEST_FILE = "manifest.json"
 
 

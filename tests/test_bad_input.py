@@ -885,7 +885,7 @@ def test_run_on_the_output_of_a_failed_compile(tmp_path, tiny_file, capsys):
     cli_error(
         capsys,
         ["run", str(out), "--quantized", "--input", str(tiny_file)],
-        "failed in stage quantize",
+        "failed in stage calibrate",
     )
     cli_error(capsys, ["run", str(tmp_path / "nothing")], "not an aipuc output folder")
 

@@ -47,6 +47,7 @@ from xdsl.utils.exceptions import ParseError, VerifyException
 
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType
+from aipuc.dialects.resources import ResourceAttr
 from aipuc.dialects.tensors import dense_from_numpy, numpy_from_dense
 
 
@@ -400,7 +401,8 @@ def test_enum_attribute_round_trip(attr: Attribute):
 
 
 def test_every_enum_attribute_is_registered():
-    assert {attr_class for attr_class, _ in ENUM_ATTRS} | {QuantizedType} == set(axq.Axq.attributes)
+    others = {QuantizedType, ResourceAttr}
+    assert {attr_class for attr_class, _ in ENUM_ATTRS} | others == set(axq.Axq.attributes)
     assert str(axq.UnaryFunctionAttr(axq.UnaryFunction.HARDSWISH)) == (
         "#axq<unary_function hardswish>"
     )

@@ -21,6 +21,11 @@ from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.runtime.float_interpreter import FLOAT_KERNELS
 from aipuc.runtime.integer_reference import (
     INTEGER_KERNELS,
+    _add_codes,
+    _mul_codes,
+    _prelu_codes,
+    _requantize_codes,
+    _sub_codes,
     fixed_point_multiplier,
     linear_resize_weights,
 )
@@ -441,3 +446,54 @@ def test_negligible_multipliers_round_to_zero():
 def test_every_quantized_op_has_an_integer_kernel():
     compute_ops = {op for op in axq.Axq.operations if op not in (axq.ConstantOp, axq.HostOp)}
     assert compute_ops <= set(INTEGER_KERNELS)
+
+
+# --------------------------------------------------------------------------- lookup tables
+
+
+def _binary_op(op_class, codes, types, out_type) -> Operation:
+    block = Block(arg_types=[tensor_type(c.shape, t) for c, t in zip(codes, types, strict=True)])
+    shape = np.broadcast_shapes(*(c.shape for c in codes))
+    return op_class(*block.args, tensor_type(shape, out_type))
+
+
+@pytest.mark.parametrize(
+    ("op_class", "codes_of"),
+    [
+        (axq.AddOp, _add_codes),
+        (axq.SubOp, _sub_codes),
+        (axq.MulOp, _mul_codes),
+        (axq.PReluOp, _prelu_codes),
+    ],
+)
+@pytest.mark.parametrize("seed", range(4))
+def test_binary_tables_give_the_bits_of_the_elementwise_formula(op_class, codes_of, seed):
+    """A per-tensor binary op looks its result up in a table of all code pairs; the table
+    is the formula itself on every pair, so any inputs give the formula's bits."""
+    rng = np.random.default_rng(seed)
+    scales = np.exp(rng.uniform(-7, 1, 3))
+    a_type, b_type = per_tensor(scales[0], rng.integers(-128, 128)), per_tensor(scales[1], 5)
+    out_type = per_tensor(scales[2], rng.integers(-128, 128))
+    codes = [activations(rng, (2, 3, 4, 5)), activations(rng, (1, 3, 1, 5))]
+    op = _binary_op(op_class, codes, [a_type, b_type], out_type)
+    got = INTEGER_KERNELS[op_class](op, codes)[0]
+    expected = codes_of(*codes, a_type, b_type, out_type)
+    assert got.dtype == expected.dtype == np.int8
+    np.testing.assert_array_equal(got, expected)
+    # per-channel results are computed element by element (no table of every channel)
+    channel_type = per_axis(scales[2] * np.array([1.0, 2.0, 0.5]), axis=1)
+    per_channel = _binary_op(op_class, codes, [a_type, b_type], channel_type)
+    np.testing.assert_array_equal(
+        INTEGER_KERNELS[op_class](per_channel, codes)[0],
+        codes_of(*codes, a_type, b_type, channel_type),
+    )
+
+
+def test_requantize_table_gives_the_bits_of_the_formula():
+    rng = np.random.default_rng(17)
+    in_type, out_type = per_tensor(0.031, -7), per_tensor(0.0123, 100)
+    codes = activations(rng, (3, 4, 5))
+    block = Block(arg_types=[tensor_type(codes.shape, in_type)])
+    op = axq.RequantizeOp(block.args[0], tensor_type(codes.shape, out_type))
+    got = INTEGER_KERNELS[axq.RequantizeOp](op, [codes])[0]
+    np.testing.assert_array_equal(got, _requantize_codes(codes, in_type, out_type))

@@ -15,8 +15,8 @@ import pytest
 import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.errors import CompilationError
-from aipuc.lowering import stage
 from aipuc.models import build_model, sample_inputs
+from aipuc.pipeline import Phase, build_passes, fields_read_by_passes, stages
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.program import DeviceProgram
 
@@ -107,20 +107,35 @@ def test_homes_in_the_lowered_ir(quantized, tmp_path):
     assert plan["pools"]["l1_core0"]["peak"] <= 40000
 
 
-def test_split_promotion_is_two_passes_with_the_depth_first_slot_between():
-    names = [(name, options) for name, options in stage.pipeline(CompilerConfig())]
-    promote = [options for name, options in names if name == "mem-promote"]
-    assert promote == [{"promote_to": ("global.l2", "global.l1")}]
-    split = stage.pipeline(CompilerConfig(split_buffer_promotion=True))
-    promote = [(i, options) for i, (name, options) in enumerate(split) if name == "mem-promote"]
-    assert [options for _, options in promote] == [
-        {"promote_to": ("global.l2",)},
-        {"promote_to": ("global.l1",)},
+def test_split_promotion_is_two_passes_with_depth_first_tiling_between():
+    def lowering(config: CompilerConfig) -> list:
+        return [p for s in stages(Phase.LOWERING) for p in build_passes(s, config)]
+
+    names = [p.name for p in lowering(CompilerConfig())]
+    assert names[names.index("aipu-tile") :] == [
+        "aipu-tile",
+        "mem-promote",
+        "aipu-dfs",
+        "mem-bufferize",
+        "mem-plan",
     ]
-    first, second = (i for i, _ in promote)
-    assert [name for name, _ in split[first + 1 : second]] == [n for n, _ in stage.DEPTH_FIRST]
-    built = stage.build(CompilerConfig(split_buffer_promotion=True, enable_buffer_promotion=True))
-    assert [p.name for p in built].count("mem-promote") == 2
+    (single,) = [p for p in lowering(CompilerConfig()) if p.name == "mem-promote"]
+    assert single.promote_to == ("global.l2", "global.l1")
+    split = lowering(CompilerConfig(split_buffer_promotion=True, enable_buffer_promotion=True))
+    names = [p.name for p in split]
+    assert names[names.index("aipu-tile") :] == [
+        "aipu-tile",
+        "mem-promote",
+        "aipu-dfs",
+        "mem-promote",
+        "mem-bufferize",
+        "mem-plan",
+    ]
+    assert [p.promote_to for p in split if p.name == "mem-promote"] == [
+        ("global.l2",),
+        ("global.l1",),
+    ]
+    assert fields_read_by_passes()["split_buffer_promotion"] == "mem-promote"
 
 
 def test_a_model_too_large_for_its_pool_fails_with_pool_peak_and_capacity(quantized, tmp_path):

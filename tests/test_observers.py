@@ -178,3 +178,46 @@ def test_histogram_observer_matches_pytorch_bit_for_bit():
             observer.observe(x)
         expected = tuple(float(v) for v in reference._non_linear_param_search())
         assert tuple(float(np.float32(v)) for v in observer.range()) == expected
+
+
+def test_histogram_min_max_range_is_the_min_max_observers():
+    """Calibration reads the min-max range off the histogram observer's running min/max."""
+    rng = np.random.default_rng(4)
+    histogram, minmax = HistogramObserver(), MinMaxObserver()
+    for scale in (1.0, 3.0, 0.5):
+        batch = (rng.standard_normal((1, 6, 5, 5)) * scale).astype(np.float32)
+        batch[0, 1, 2, 3] = np.inf if scale == 3.0 else np.nan
+        histogram.observe(batch)
+        minmax.observe(batch)
+    assert histogram.min_max_range() == minmax.range()
+    assert all(np.isfinite(histogram.min_max_range()))
+
+
+def test_observers_read_strided_views_like_their_copies():
+    """An NHWC view of an NCHW tensor is observed in place: the same histogram and ranges."""
+    rng = np.random.default_rng(5)
+    batches = [rng.standard_t(3, (1, 7, 6, 8)).astype(np.float32) for _ in range(3)]
+    batches[1][0, 2, 1, 1] = np.nan
+    views = [np.moveaxis(b, 3, 1) for b in batches]  # non-contiguous (1, 8, 7, 6)
+    copies = [np.ascontiguousarray(v).ravel() for v in views]
+    for kind in (HistogramObserver, lambda: PerChannelMinMaxObserver(axis=1)):
+        strided, flat = kind(), kind()
+        for view, copy in zip(views, copies, strict=True):
+            strided.observe(view)
+            flat.observe(copy.reshape(view.shape))
+        if isinstance(strided, HistogramObserver):
+            np.testing.assert_array_equal(strided.histogram, flat.histogram)
+        for a, b in zip(strided.range(), flat.range(), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_per_channel_min_max_skips_non_finite_values():
+    data = np.arange(24, dtype=np.float32).reshape(1, 3, 2, 4)
+    data[0, 0, 0, 0] = np.nan
+    data[0, 1, 1, 3] = np.inf
+    data[0, 2] = -np.inf
+    observer = PerChannelMinMaxObserver(axis=1)
+    observer.observe(data)
+    low, high = observer.range()
+    np.testing.assert_array_equal(low, [1.0, 8.0, 0.0])  # channel 2 saw nothing finite
+    np.testing.assert_array_equal(high, [7.0, 14.0, 0.0])

@@ -15,13 +15,13 @@ import json
 
 import numpy as np
 import pytest
+from lowering_harness import lowered_in_memory
 from xdsl.dialects.builtin import DenseArrayBase, i64
 
 import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU
-from aipuc.lowering import stage
 from aipuc.lowering.mem_plan import Lifetime, lower_bound, map_pages, place, verify_plan
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.lowering.runner import StreamRunner
@@ -244,12 +244,8 @@ def test_unpaged_and_paged_plans_give_the_same_bits(quantized, tmp_path, in_ddr)
 @pytest.fixture
 def planned(quantized):
     """The lowered module of the paging model, everything in paged DDR."""
-    from aipuc.quantization.artifacts import load_quantized_model
-
     folder, _ = quantized
-    graph = load_quantized_model(folder / "quantized_model")
-    config = CompilerConfig(enable_buffer_promotion=False)
-    return stage.lower(graph.module, config).module
+    return lowered_in_memory(folder, enable_buffer_promotion=False)[0]
 
 
 def test_verify_plan_accepts_the_plan_and_catches_a_page_table_that_aliases(planned):

@@ -21,16 +21,18 @@ from aipuc.errors import QuantizationError
 from aipuc.frontend.loader import load_model
 from aipuc.frontend.onnx_import import import_onnx
 from aipuc.graph import Graph
-from aipuc.models import ZOO, build_model, sample_inputs
-from aipuc.quantization.artifacts import (
-    axq_context,
-    export_quantized_graph,
+from aipuc.ir_files import (
+    ir_context,
     load_calibration_stats,
     load_quantized_model,
     module_text,
+    save_quantized_model,
+)
+from aipuc.models import ZOO, build_model, sample_inputs
+from aipuc.quantization.artifacts import (
+    export_quantized_graph,
     quantization_debug_report,
     quantize_graph,
-    save_quantized_model,
     sqnr_db,
 )
 from aipuc.quantization.calibration import (
@@ -162,7 +164,7 @@ def test_annotations_survive_printing_and_parsing(depthwise):
     _, graph, stats = depthwise
     module = graph.module.clone()
     annotate(module, stats)
-    parsed = Parser(axq_context(), str(module)).parse_module()
+    parsed = Parser(ir_context(), str(module)).parse_module()
     by_key = {
         value_keys(Graph(parsed).main)[value]: entry
         for value, entry in read_annotations(Graph(parsed).main).items()

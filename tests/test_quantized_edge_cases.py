@@ -34,12 +34,8 @@ from aipuc.dialects.tensors import dense_from_numpy, numpy_from_dense, tensor_ty
 from aipuc.frontend.loader import load_model
 from aipuc.frontend.onnx_import import import_onnx
 from aipuc.graph import Graph
-from aipuc.quantization.artifacts import (
-    load_quantized_model,
-    quantization_debug_report,
-    quantize_graph,
-    save_quantized_model,
-)
+from aipuc.ir_files import load_quantized_model, save_quantized_model
+from aipuc.quantization.artifacts import quantization_debug_report, quantize_graph
 from aipuc.runtime import kernels
 from aipuc.runtime.float_interpreter import FLOAT_KERNELS
 from aipuc.runtime.integer_reference import (

@@ -1238,7 +1238,9 @@ class DpuExpLutOp(_TableMicroOp):
 
     def verify_(self) -> None:
         if (shape := self._table_shape()) != (AIPU.lut_entries,):
-            raise VerifyException(f"an exp table has {AIPU.lut_entries} entries, got {shape}")
+            raise VerifyException(
+                f"an exp table has {AIPU.lut_entries} entries, got shape {list(shape)}"
+            )
 
 
 @irdl_op_definition

@@ -68,6 +68,7 @@ from xdsl.traits import ConstantLike, OpTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 from xdsl.utils.str_enum import StrEnum
 
+from aipuc.dialects import resources
 from aipuc.dialects.quantized_type import QuantizedType
 from aipuc.dialects.tensors import numpy_from_dense
 
@@ -490,7 +491,9 @@ class ConstantOp(_AxqOp):
     """A weight or other constant tensor; the data is a bytes-backed dense attribute.
 
     The custom format prints the data as decimals, or as one hex string where xDSL's
-    decimals would not read back exactly, so a printed graph reloads bit for bit.
+    decimals would not read back exactly, so a printed graph reloads bit for bit. In IR
+    files, large data is a `#axq.resource` reference to the file's weights file
+    (`aipuc.dialects.resources`), resolved here while parsing.
     """
 
     name = "axq.constant"
@@ -506,8 +509,14 @@ class ConstantOp(_AxqOp):
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
+        start = parser.pos
         attributes = dict(parser.parse_optional_attr_dict())
         value = attributes.pop("value", None)
+        if isinstance(value, resources.ResourceAttr):  # data in the IR file's weights file
+            try:
+                value = resources.resolve(value, parser.lexer.input.name)
+            except resources.ResourceError as error:
+                parser.raise_error(str(error), start, parser.pos)
         if not isinstance(value, DenseIntOrFPElementsAttr):
             parser.raise_error("axq.constant needs a dense `value` in its attribute dictionary")
         parser.parse_punctuation(":")
@@ -523,7 +532,11 @@ class ConstantOp(_AxqOp):
             if isinstance(attr, UnitAttr):
                 return
             printer.print_string(" = ")
-            if attr is self.value and not _decimal_text_is_exact(self.value):
+            if (
+                attr is self.value
+                and not resources.is_external(printer, attr)
+                and not _decimal_text_is_exact(self.value)
+            ):
                 printer.print_string(f'dense<"0x{self.value.data.data.hex().upper()}"> : ')
                 printer.print_attribute(self.value.type)
             else:
@@ -995,12 +1008,13 @@ class LutOp(_ShapePreservingOp):
         self._check_per_tensor((self.input, self.result), "one table maps every code")
 
     def _check_parameter_names(self) -> None:
-        """The params are exactly what numerics' definition of the function takes."""
-        from aipuc.numerics import UNARY_FUNCTIONS
+        """The params are what numerics' definition of the function takes, plus the
+        optional affine map around it (`numerics.AFFINE_PARAMETERS`)."""
+        from aipuc.numerics import AFFINE_PARAMETERS, UNARY_FUNCTIONS
 
         function = self.function.data.value
         accepted = inspect.signature(UNARY_FUNCTIONS[function]).parameters
-        given = set(self.params.data)
+        given = set(self.params.data) - set(AFFINE_PARAMETERS)
         required = {name for name, p in accepted.items() if p.default is inspect.Parameter.empty}
         if given - set(accepted) or required - given:
             raise VerifyException(
@@ -1677,5 +1691,6 @@ Axq = Dialect(
         NearestRoundingAttr,
         PadModeAttr,
         UnaryFunctionAttr,
+        resources.ResourceAttr,
     ],
 )

@@ -27,7 +27,7 @@ from aipuc.lowering.mem_bufferize import (
     PoolExpansion,
     SegmentBuilder,
 )
-from aipuc.lowering.mem_pools import l1_pool_name, pools_of
+from aipuc.lowering.mem_pools import l1_capacity, pools_of
 
 EXPANSIONS = {
     aipu.ConvLayerOp: ConvExpansion,
@@ -66,9 +66,8 @@ class AipuTilePass(ModulePass):
     ignore_weight_buffers: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        pools = pools_of(op)
-        limit = pools[l1_pool_name(0)].capacity.value.data
-        builder = SegmentBuilder(0, pools)
+        limit = l1_capacity(op)
+        builder = SegmentBuilder(0, pools_of(op))
         for layer in list(op.walk()):
             if type(layer) in EXPANSIONS:
                 self._tile(builder, layer, limit)

@@ -228,7 +228,9 @@ class SegmentBuilder:
     # ------------------------------------------------------------------ layers
 
     def lower(self, op: Operation) -> None:
-        if isinstance(op, aipu.ConvLayerOp):
+        if getattr(op, "dfs_group", None) is not None:
+            self._group(op)
+        elif isinstance(op, aipu.ConvLayerOp):
             ConvExpansion(self, op).emit()
         elif isinstance(op, aipu.PoolLayerOp):
             PoolExpansion(self, op).emit()
@@ -239,6 +241,18 @@ class SegmentBuilder:
         else:  # to_device, constants, reinterpretations: buffers only
             for result in op.results:
                 self.buffer(result)
+
+    def _group(self, op: Operation) -> None:
+        """A depth-first group runs where its last member sits: by then every member's
+        other operands (a residual add's second input, say) have been computed."""
+        group = aipu._int(op.dfs_group)  # type: ignore[attr-defined]
+        members = [
+            o
+            for o in op.parent_block().ops  # type: ignore[union-attr]
+            if getattr(o, "dfs_group", None) is not None and aipu._int(o.dfs_group) == group
+        ]
+        if op is members[-1]:
+            GroupExpansion(self, members).emit()
 
     def _move(self, op: aipu.MoveLayerOp) -> None:
         dest = self.buffer(op.result)
@@ -323,7 +337,7 @@ class ConvExpansion:
         self.t_l1 = builder.l1([self.n_chunk, 4], i32)
         columns = self.n_chunk * self.icr
         self.w_l1 = [
-            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns])
+            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns], weights=True)
             for c in range(len(self.groups[0]))
         ]
         self.acc = None
@@ -605,22 +619,303 @@ class EltwiseExpansion:
             e.dma(y, e.view(self.y, offsets, sizes))
 
     def _program(self, loads: list[SSAValue], store: SSAValue) -> Region:
-        """The layer's micro-ops with loads for its inputs and a store of its result."""
-        block = Block()
-        mapping: dict[SSAValue, SSAValue] = {}
-        for arg, source in zip(self.op.body.block.args, loads, strict=True):
-            load = aipu.DpuLoadOp(source)
-            block.add_op(load)
-            mapping[arg] = load.result
-        for table, (_, l1) in self.tables.items():
-            mapping[table] = l1
-        for micro in self.op.body.block.ops:
-            if isinstance(micro, aipu.DpuYieldOp):
-                block.add_op(aipu.DpuStoreOp(mapping[micro.value], store))
-                continue
-            clone = micro.clone(value_mapper=mapping)
-            block.add_op(clone)
-        return Region(block)
+        return dpu_program(self.op, loads, store, {t: l1 for t, (_, l1) in self.tables.items()})
+
+
+def dpu_program(
+    layer: aipu.EltwiseOp, loads: list[SSAValue], store: SSAValue, tables: dict
+) -> Region:
+    """The layer's micro-ops with loads for its inputs and a store of its result."""
+    block = Block()
+    mapping: dict[SSAValue, SSAValue] = dict(tables)
+    for arg, source in zip(layer.body.block.args, loads, strict=True):
+        load = aipu.DpuLoadOp(source)
+        block.add_op(load)
+        mapping[arg] = load.result
+    for micro in layer.body.block.ops:
+        if isinstance(micro, aipu.DpuYieldOp):
+            block.add_op(aipu.DpuStoreOp(mapping[micro.value], store))
+            continue
+        block.add_op(micro.clone(value_mapper=mapping))
+    return Region(block)
+
+
+# ---------------------------------------------------------------------------------- groups
+
+
+def chain_input(layer) -> SSAValue:
+    """The operand through which a layer of a depth-first group reads its predecessor."""
+    if isinstance(layer, aipu.EltwiseOp):
+        producers = [v for v in layer.inputs if isinstance(v.owner, aipu.LAYER_OPS)]
+        return producers[0] if producers else layer.inputs[0]
+    return layer.input
+
+
+def window_of(layer) -> tiling.Window:
+    """The height window of a layer that can join a depth-first group."""
+    in_h = _shape(chain_input(layer))[1]
+    out_h = _shape(layer.result)[1]
+    if isinstance(layer, aipu.EltwiseOp):
+        return tiling.Window(in_h, out_h)
+    pads = aipu._ints(layer.pads)
+    extra = aipu._ints(layer.extra)[0] if isinstance(layer, aipu.PoolLayerOp) else 0
+    return tiling.Window(
+        in_h,
+        out_h,
+        aipu._ints(layer.kernel)[0],
+        aipu._ints(layer.stride)[0],
+        aipu._ints(layer.dilation)[0],
+        pads[0],
+        pads[2],
+        extra,
+    )
+
+
+@dataclass
+class Place:
+    """Where a tile lives: a buffer and the offsets of the tile's first element."""
+
+    buffer: SSAValue
+    offsets: list
+
+    def view(self, e: Emitter, sizes, channel: Index | int = 0) -> SSAValue:
+        """The tile view, moved `channel` along the innermost (channel) axis."""
+        offsets = [*self.offsets[:-1], Index(0) + self.offsets[-1] + channel]
+        return e.view(self.buffer, offsets, sizes)
+
+
+class GroupExpansion:
+    """A depth-first group: a chain of layers run tile by tile over the last one's rows.
+
+    Each tile computes, layer after layer, exactly the rows the next layer reads (halos
+    recomputed), in L1: the intermediate tensors never leave L1, which is what saves DMA
+    traffic to L2 and DDR. Weights and tables of every member are staged in L1 once; the
+    IMC weightsets are reloaded per tile and layer.
+    """
+
+    def __init__(self, builder: SegmentBuilder, layers: list[Operation]):
+        self.b, self.layers = builder, layers
+        self.x = builder.buffer(chain_input(layers[0]))
+        self.y = builder.buffer(layers[-1].result)
+        tiles = layers[-1].tile_counts()[0]
+        self.runs = tiling.group_runs([window_of(layer) for layer in layers], tiles)
+        count = len(layers)
+        in_rows = max(run[0].in_rows for run in self.runs)
+        out_rows = [max(run[k].out_rows for run in self.runs) for k in range(count)]
+        x_shape = list(_shape(self.x))
+        self.x_l1 = (
+            None if _space(self.x) == MemorySpace.L1 else builder.l1([1, in_rows, *x_shape[2:]])
+        )
+        self.inter = []
+        for k, layer in enumerate(layers[:-1]):
+            shape = list(_shape(layer.result))
+            self.inter.append(
+                builder.l1([1, out_rows[k], *shape[2:]], layer.result.type.element_type)
+            )
+        y_shape = list(_shape(self.y))
+        self.y_l1 = (
+            None
+            if _space(self.y) == MemorySpace.L1
+            else builder.l1([1, out_rows[-1], *y_shape[2:]], self.y.type.element_type)
+        )
+        self.staged: list[tuple[SSAValue, SSAValue]] = []  # (home, L1 copy), loaded once
+        self.local: dict[SSAValue, SSAValue] = {}  # device tensor -> its L1 copy
+        self.acc: dict[Operation, SSAValue] = {}
+        self.tiled_inputs: dict[SSAValue, SSAValue] = {}
+        self.programs: dict[Operation, SSAValue] = {}
+        for k, layer in enumerate(layers):
+            self._stage(layer, out_rows[k])
+
+    def _copy(self, value: SSAValue, weights: bool = False) -> SSAValue:
+        if value not in self.local:
+            home = self.b.buffer(value)
+            if _space(home) == MemorySpace.L1:
+                self.local[value] = home
+            else:
+                local = self.b.l1(_shape(home), home.type.element_type, weights=weights)
+                self.staged.append((home, local))
+                self.local[value] = local
+        return self.local[value]
+
+    def _stage(self, layer, out_rows: int) -> None:
+        if isinstance(layer, aipu.ConvLayerOp):
+            self._copy(layer.weights, weights=True)
+            self._copy(layer.table)
+            depth = _shape(layer.weights)[0]
+            if depth > aipu._int(layer.k_chunk):
+                shape = _shape(layer.result)
+                channels = shape[3] if aipu._int(layer.icr) > 1 else min(AIPU.mvm_n, shape[3])
+                self.acc[layer] = self.b.l1([1, out_rows, shape[2], channels], i32)
+        elif isinstance(layer, aipu.PoolLayerOp):
+            for value in (layer.weights, layer.table):
+                if value is not None:
+                    self._copy(value, weights=value is layer.weights)
+        else:
+            chained = chain_input(layer)
+            for value in layer.inputs:
+                if value is chained or value in self.tiled_inputs:
+                    continue
+                if _shape(value)[1] == 1:
+                    self._copy(value)  # broadcast along the rows: whole, once
+                else:
+                    home = self.b.buffer(value)
+                    self.tiled_inputs[value] = (
+                        home
+                        if _space(home) == MemorySpace.L1
+                        else (self.b.l1([1, out_rows, *_shape(value)[2:]], home.type.element_type))
+                    )
+            for micro in layer.body.walk():
+                for operand in micro.operands:
+                    if isinstance(operand.type, TensorType):
+                        self._copy(operand)
+            micro_ops = len(layer.inputs) + len(layer.body.block.ops)
+            self.programs[layer] = self.b.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])
+
+    def emit(self) -> None:
+        tasks = self.b.tasks
+        for home, local in self.staged:
+            tasks.dma(home, local)
+        for run in self.runs:
+            tasks.repeat(run[0].count, lambda e, t, run=run: self._tile(e, run, Index.of(t, 1)))
+
+    def _tile(self, e: Emitter, run: list[tiling.Run], t: Index) -> None:
+        first = run[0]
+        x_shape = list(_shape(self.x))
+        x_sizes = [1, first.in_rows, *x_shape[2:]]
+        x_home = [0, t * first.in_step + first.in_start, 0, 0]
+        if self.x_l1 is None:
+            source = Place(self.x, x_home)
+        else:
+            e.dma(e.view(self.x, x_home, x_sizes), e.view(self.x_l1, [0, 0, 0, 0], x_sizes))
+            source = Place(self.x_l1, [0, 0, 0, 0])
+        last = len(self.layers) - 1
+        for k, (layer, r) in enumerate(zip(self.layers, run, strict=True)):
+            if k < last:
+                dest = Place(self.inter[k], [0, 0, 0, 0])
+            elif self.y_l1 is None:
+                dest = Place(self.y, [0, t * r.out_step + r.out_start, 0, 0])
+            else:
+                dest = Place(self.y_l1, [0, 0, 0, 0])
+            compute = {
+                aipu.ConvLayerOp: self._conv,
+                aipu.PoolLayerOp: self._pool,
+                aipu.EltwiseOp: self._eltwise,
+            }[type(layer)]
+            compute(e, layer, r, t, source, dest)
+            source = dest
+        if self.y_l1 is not None:
+            r = run[-1]
+            sizes = [1, r.out_rows, *_shape(self.y)[2:]]
+            e.dma(
+                e.view(self.y_l1, [0, 0, 0, 0], sizes),
+                e.view(self.y, [0, t * r.out_step + r.out_start, 0, 0], sizes),
+            )
+
+    def _conv(self, e, layer: aipu.ConvLayerOp, r: tiling.Run, t, source: Place, dest: Place):
+        in_sizes = [1, r.in_rows, *_shape(chain_input(layer))[2:]]
+        x = source.view(e, in_sizes)
+        weights, table = self.local[layer.weights], self.local[layer.table]
+        _, _, out_w, out_channels = _shape(layer.result)
+        icr = aipu._int(layer.icr)
+        chunk = out_channels if icr > 1 else min(AIPU.mvm_n, out_channels)
+        depth, rows = _shape(layer.weights)[0], aipu._int(layer.k_chunk)
+        chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
+        groups = [
+            chunks[i : i + AIPU.imc_weightsets] for i in range(0, len(chunks), AIPU.imc_weightsets)
+        ]
+        pads = aipu._ints(layer.pads)
+        pads = (r.pad_top, pads[1], r.pad_bottom, pads[3])
+
+        def one_chunk(e2: Emitter, first: Index, n: int) -> None:
+            y_sizes = [1, r.out_rows, out_w, n]
+            y = dest.view(e2, y_sizes, first)
+            acc = None if layer not in self.acc else e2.view(self.acc[layer], [0, 0, 0, 0], y_sizes)
+            requant = e2.view(table, [first, 0], [n, 4])
+            for g, group in enumerate(groups):
+                for c, (k0, k_rows) in enumerate(group):
+                    e2.add(
+                        aipu.ImcLoadOp(e2.view(weights, [k0, first * icr], [k_rows, n * icr]), c)
+                    )
+                for c, (k0, k_rows) in enumerate(group):
+                    first_chunk = g == 0 and c == 0
+                    last_chunk = g == len(groups) - 1 and c == len(group) - 1
+                    e2.add(
+                        aipu.MvmOp(
+                            x,
+                            y if last_chunk else acc,
+                            acc=None if first_chunk else acc,
+                            requant=requant if last_chunk else None,
+                            weightset=c,
+                            k=k_rows,
+                            n=n,
+                            in_c=aipu._int(layer.in_c),
+                            k_start=k0,
+                            icr=icr,
+                            swicr=aipu._flag(layer.swicr),
+                            in_zp=aipu._int(layer.in_zp),
+                            w_zp=aipu._int(layer.w_zp),
+                            kernel=aipu._ints(layer.kernel),
+                            stride=aipu._ints(layer.stride),
+                            dilation=aipu._ints(layer.dilation),
+                            pads=pads,
+                        )
+                    )
+
+        full, rest = divmod(out_channels, chunk)
+        if full:
+            e.repeat(full, lambda e2, j: one_chunk(e2, Index.of(j, chunk), chunk))
+        if rest:
+            one_chunk(e, Index(full * chunk), rest)
+
+    def _pool(self, e, layer: aipu.PoolLayerOp, r: tiling.Run, t, source: Place, dest: Place):
+        x = source.view(e, [1, r.in_rows, *_shape(chain_input(layer))[2:]])
+        y = dest.view(e, [1, r.out_rows, *_shape(layer.result)[2:]])
+        pads = aipu._ints(layer.pads)
+        e.add(
+            aipu.DwpuOp(
+                layer.mode.data,
+                x,
+                y,
+                weights=None if layer.weights is None else self.local[layer.weights],
+                requant=None if layer.table is None else self.local[layer.table],
+                kernel=aipu._ints(layer.kernel),
+                stride=aipu._ints(layer.stride),
+                dilation=aipu._ints(layer.dilation),
+                pads=(r.pad_top, pads[1], r.pad_bottom, pads[3]),
+                extra=(r.extra, aipu._ints(layer.extra)[1]),
+                count_include_pad=aipu._flag(layer.count_include_pad),
+                per_channel=aipu._flag(layer.per_channel),
+            )
+        )
+
+    def _eltwise(self, e, layer: aipu.EltwiseOp, r: tiling.Run, t, source: Place, dest: Place):
+        shape = list(_shape(layer.result))
+        sizes = [1, r.out_rows, *shape[2:]]
+        chained = chain_input(layer)
+        loads = []
+        for value in layer.inputs:
+            if value is chained:
+                loads.append(source.view(e, sizes))
+            elif value in self.tiled_inputs:
+                local, home = self.tiled_inputs[value], self.b.buffer(value)
+                row = t * r.out_step + r.out_start
+                value_sizes = [1, r.out_rows, *_shape(value)[2:]]
+                if local is home:
+                    loads.append(e.view(home, [0, row, 0, 0], value_sizes))
+                else:
+                    tile = e.view(local, [0, 0, 0, 0], value_sizes)
+                    e.dma(e.view(home, [0, row, 0, 0], value_sizes), tile)
+                    loads.append(tile)
+            else:
+                loads.append(self.local[value])
+        store = dest.view(e, sizes)
+        tables = {
+            v: self.local[v]
+            for micro in layer.body.walk()
+            for v in micro.operands
+            if isinstance(v.type, TensorType)
+        }
+        e.add(aipu.DpuOp(dpu_program(layer, loads, store, tables), program=self.programs[layer]))
 
 
 # ---------------------------------------------------------------------------------- the pass

@@ -47,6 +47,16 @@ def pools_of(module: ModuleOp) -> dict[str, mem.PoolOp]:
     return {op.sym_name.data: op for op in module.ops if isinstance(op, mem.PoolOp)}
 
 
+def l1_capacity(module: ModuleOp, core: int = 0) -> int:
+    """Usable bytes of a core's L1 pool; a clear error when mem-pools has not run."""
+    pool = pools_of(module).get(l1_pool_name(core))
+    if pool is None:
+        raise CompilationError(
+            f"the module has no L1 pool '{l1_pool_name(core)}': run mem-pools first"
+        )
+    return pool.capacity.value.data
+
+
 @dataclass(frozen=True)
 class MemPoolsPass(ModulePass):
     name = "mem-pools"
@@ -80,14 +90,19 @@ class MemPoolsPass(ModulePass):
         if constraint is not None:
             usable = min(usable, constraint)
         capacity = int(usable * self.resources_used)
-        if self.page_memory and space != MemorySpace.L1:
-            capacity -= capacity % AIPU.page_bytes
         if capacity < 1:
             raise CompilationError(
-                f"no {space} memory is left to the compiler ({capacity} bytes, in whole pages of "
-                f"{AIPU.page_bytes} when paged); check the size, reserved and constraint fields "
-                "and resources_used"
+                f"no {space} memory is left to the compiler ({capacity} bytes); check the size, "
+                "reserved and constraint fields and resources_used"
             )
+        if self.page_memory and space != MemorySpace.L1:
+            if capacity < AIPU.page_bytes:
+                raise CompilationError(
+                    f"the {space} pool of {capacity} bytes is smaller than one page "
+                    f"({AIPU.page_bytes} bytes) of page_memory; raise its size or constraint "
+                    "fields or resources_used, or set page_memory=false"
+                )
+            capacity -= capacity % AIPU.page_bytes  # whole pages
         return capacity
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -133,7 +133,9 @@ class LayerProgram:
                     segment_of[result] = (first, last)
             if not layers:  # a segment without layers still takes a step
                 self.layers.append(None)
-        steps = max(len(self.layers), 1)
+        if not self.layers:  # no segment at all: one empty step
+            self.layers.append(None)
+        steps = len(self.layers)
         for source, segments in const_segments.items():
             tensor = self.tensors[source]
             tensor.first, tensor.last = 0, steps - 1

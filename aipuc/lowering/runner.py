@@ -34,13 +34,8 @@ class StreamRunner:
 
 def load_stream_runner(compiled_dir: Path) -> StreamRunner:
     """The runner of a compiled_model/ folder: host program and device program from disk."""
-    from xdsl.context import Context
-    from xdsl.parser import Parser
+    from aipuc.ir_files import load_module
+    from aipuc.lowering.stage import HOST_PROGRAM
 
-    from aipuc.lowering.stage import HOST_PROGRAM, _dialects
-
-    ctx = Context()
-    for dialect in _dialects():
-        ctx.load_dialect(dialect)
-    module = Parser(ctx, (compiled_dir / HOST_PROGRAM).read_text()).parse_module()
+    module = load_module(compiled_dir / HOST_PROGRAM)
     return StreamRunner(module, DeviceProgram.load(compiled_dir))

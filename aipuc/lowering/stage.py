@@ -1,7 +1,7 @@
-"""The lowering stage of a compilation: quantized axq module -> device program, and its files.
+"""The end of the lowering: the device program of a lowered module, and its files.
 
-`lower` runs the lowering passes (each with its options from the CompilerConfig) and emits
-the device program; `write` stores what a compiled model folder holds:
+The lowering passes run as `Phase.LOWERING` stages of `aipuc.pipeline`; `emit` flattens
+the result into the device program and `write` stores what a compiled model folder holds:
 
     lowered/model.mlir            the aipu+mem IR (constant contents elided: see constants.bin)
     lowered/memory_plan.json      per pool: capacity, planned peak, lower bound; every buffer
@@ -12,140 +12,24 @@ the device program; `write` stores what a compiled model folder holds:
 
 from __future__ import annotations
 
-import dataclasses
-import io
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass
-from xdsl.printer import Printer
 
-from aipuc.config import CompilerConfig
 from aipuc.dialects import aipu, mem
-from aipuc.hardware import MemorySpace
+from aipuc.ir_files import module_text
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.lowering.mem_pools import pools_of
-from aipuc.passes import PASSES
 from aipuc.runtime.sim.program import DeviceProgram
 
-LOWERING_PASSES = (
-    "convert-axq-to-aipu",
-    "mem-pools",
-    "aipu-tile",
-    "mem-promote",
-    "mem-bufferize",
-    "mem-plan",
-)
-"""Every lowering pass once, in pipeline order; `pipeline` gives the actual sequence."""
-DEPTH_FIRST: tuple[tuple[str, dict[str, Any]], ...] = ()
-"""Depth-first tiling (aipu-dfs), once it is built: after L2 promotion, before L1 promotion."""
-PIPELINE_FIELDS = ("split_buffer_promotion",)
-"""Config fields that shape the pass sequence rather than set a pass option."""
 HOST_PROGRAM = "host.mlir"
 
 
-def pipeline(config: CompilerConfig) -> list[tuple[str, dict[str, Any]]]:
-    """The lowering passes in order, with the options that no config field mirrors.
-
-    Promotion is one `mem-promote` (to L2, then L1), or with `split_buffer_promotion` two,
-    L2 first, with depth-first tiling between them so it can choose what stays in L1."""
-    l2, l1 = MemorySpace.L2.value, MemorySpace.L1.value
-    if config.split_buffer_promotion:
-        promotion = [
-            ("mem-promote", {"promote_to": (l2,)}),
-            *DEPTH_FIRST,
-            ("mem-promote", {"promote_to": (l1,)}),
-        ]
-    else:
-        promotion = [("mem-promote", {"promote_to": (l2, l1)}), *DEPTH_FIRST]
-    return [
-        ("convert-axq-to-aipu", {}),
-        ("mem-pools", {}),
-        ("aipu-tile", {}),
-        *promotion,
-        ("mem-bufferize", {}),
-        ("mem-plan", {}),
-    ]
-
-
-def build(config: CompilerConfig) -> list[ModulePass]:
-    """The lowering passes with their options from `config` (option = config field)."""
-    built = []
-    for name, fixed in pipeline(config):
-        pass_class = PASSES[name]()
-        options = dict(fixed)
-        for option in dataclasses.fields(pass_class):
-            if option.name in CompilerConfig.model_fields and option.name not in options:
-                value = getattr(config, option.name)
-                options[option.name] = getattr(value, "value", value)
-        built.append(pass_class(**options))
-    return built
-
-
-@dataclass
-class Lowered:
-    module: ModuleOp
-    program: DeviceProgram
-    pass_seconds: dict[str, float]
-    layers: dict[str, int]
-    """Layers per unit after unit mapping (`aipu.conv` runs on the MVM, ...)."""
-
-
-def lower(
-    module: ModuleOp,
-    config: CompilerConfig,
-    log: Callable[[str], None] = lambda _: None,
-    clock: Callable[[], float] = time.perf_counter,
-) -> Lowered:
-    """Every lowering pass (the module verified after each), then emission; `clock` times
-    them (seconds per pass, verification and emission in `Lowered.pass_seconds`)."""
-    ctx = Context(allow_unregistered=False)
-    for dialect in _dialects():
-        ctx.load_dialect(dialect)
-    seconds: dict[str, float] = {}
-    layers: dict[str, int] = {}
-    for module_pass in build(config):
-        started = clock()
-        module_pass.apply(ctx, module)
-        applied = clock()
-        module.verify()
-        verified = clock()
-        seconds[module_pass.name] = round(seconds.get(module_pass.name, 0) + applied - started, 4)
-        seconds["verify"] = round(seconds.get("verify", 0) + verified - applied, 4)
-        log(
-            f"pass {module_pass.name}: {applied - started:.2f} s, verify {verified - applied:.2f} s"
-        )
-        if module_pass.name == LOWERING_PASSES[0]:
-            for op in module.walk():
-                if isinstance(op, aipu.LAYER_OPS):
-                    layers[op.name] = layers.get(op.name, 0) + 1
-    started = clock()
-    program = emit_program(module)
-    seconds["emit"] = round(clock() - started, 4)
-    return Lowered(module, program, seconds, layers)
-
-
-def _dialects():
-    from xdsl.dialects.builtin import Builtin
-    from xdsl.dialects.func import Func
-
-    from aipuc.dialects.aipu import Aipu
-    from aipuc.dialects.axq import Axq
-    from aipuc.dialects.mem import Mem
-
-    return (Builtin, Func, Axq, Aipu, Mem)
-
-
-def _print(op) -> str:
-    text = io.StringIO()
-    Printer(stream=text, print_debuginfo=True).print_op(op)
-    return text.getvalue()
+def emit(module: ModuleOp) -> DeviceProgram:
+    """The device program of the lowered module (the passes ran through `aipuc.pipeline`)."""
+    return emit_program(module)
 
 
 def lowered_text(module: ModuleOp) -> str:
@@ -156,7 +40,7 @@ def lowered_text(module: ModuleOp) -> str:
         op.init = None
         op.attributes["constant"] = aipu._i64(1)
     try:
-        return _print(module)
+        return module_text(module)
     finally:
         for op, init in zip(buffers, saved, strict=True):
             op.init = init
@@ -173,7 +57,7 @@ def host_program_text(module: ModuleOp) -> str:
     holder = ModuleOp([])
     clone = main.clone()
     holder.body.block.add_op(clone)
-    return _print(holder)
+    return module_text(holder)
 
 
 def memory_plan(module: ModuleOp, page_tables: bool = True) -> dict[str, Any]:
@@ -201,20 +85,26 @@ def memory_plan(module: ModuleOp, page_tables: bool = True) -> dict[str, Any]:
     return {"pools": pools, "buffers": buffers}
 
 
-def summary(lowered: Lowered) -> dict[str, Any]:
-    """The report's `lowering` entry."""
+def summary(module: ModuleOp, program: DeviceProgram) -> dict[str, Any]:
+    """The report's `lowering` entry: segments, records, tasks per unit, memory per pool."""
+    tasks: dict[str, int] = {}
+    for op in module.walk():
+        if isinstance(op, aipu.TASK_OPS):
+            unit = op.UNIT.value  # type: ignore[attr-defined]
+            tasks[unit] = tasks.get(unit, 0) + 1
     return {
-        "segments": len(lowered.program.segments),
-        "records": lowered.program.records,
-        "layers": lowered.layers,
-        "memory": memory_plan(lowered.module, page_tables=False)["pools"],
-        "pass_seconds": lowered.pass_seconds,
+        "segments": len(program.segments),
+        "records": program.records,
+        "tasks": tasks,
+        "memory": memory_plan(module, page_tables=False)["pools"],
     }
 
 
-def write(lowered: Lowered, lowered_dir: Path, compiled_dir: Path, write_json) -> None:
+def write(
+    module: ModuleOp, program: DeviceProgram, lowered_dir: Path, compiled_dir: Path, write_json
+) -> None:
     lowered_dir.mkdir(parents=True, exist_ok=True)
-    (lowered_dir / "model.mlir").write_text(lowered_text(lowered.module))
-    write_json(memory_plan(lowered.module), lowered_dir / "memory_plan.json")
-    lowered.program.save(compiled_dir)
-    (compiled_dir / HOST_PROGRAM).write_text(host_program_text(lowered.module))
+    (lowered_dir / "model.mlir").write_text(lowered_text(module))
+    write_json(memory_plan(module), lowered_dir / "memory_plan.json")
+    program.save(compiled_dir)
+    (compiled_dir / HOST_PROGRAM).write_text(host_program_text(module))

@@ -119,3 +119,73 @@ def max_rows(window: Window, tiles: int) -> tuple[int, int]:
     """The most input and output rows any tile holds (its L1 buffers' height)."""
     found = runs(window, tiles)
     return max(r.in_rows for r in found), max(r.out_rows for r in found)
+
+
+def group_runs(windows: list[Window], tiles: int) -> list[list[Run]]:
+    """Depth-first tiles of a chain of layers: per run, one `Run` per layer (in order).
+
+    The tiles split the last layer's output rows; each earlier layer computes exactly the
+    rows the next one reads (its halo included), clamped to its own output. Consecutive
+    tiles whose every layer has the same sizes and padding, and whose row offsets move by a
+    constant step per layer, share one run.
+    """
+    last = windows[-1]
+    size = rows_per_tile(last.out_h, tiles)
+    per_tile = []
+    for start in range(0, last.out_h, size):
+        stop = min(start + size, last.out_h)
+        layers = []
+        for window in reversed(windows):
+            out_rows, in_start, in_rows, top, bottom, extra = _tile(window, start, stop)
+            layers.append((start, out_rows, in_start, in_rows, top, bottom, extra))
+            start, stop = in_start, in_start + in_rows
+        per_tile.append(layers[::-1])
+    found: list[list[Run]] = []
+    for index, layers in enumerate(per_tile):
+        if found and _extends(found[-1], layers):
+            found[-1] = [
+                Run(
+                    run.first,
+                    run.count + 1,
+                    run.out_start,
+                    run.out_step if run.count > 1 else layer[0] - run.out_start,
+                    run.out_rows,
+                    run.in_start,
+                    run.in_step if run.count > 1 else layer[2] - run.in_start,
+                    run.in_rows,
+                    run.pad_top,
+                    run.pad_bottom,
+                    run.extra,
+                )
+                for run, layer in zip(found[-1], layers, strict=True)
+            ]
+            continue
+        found.append(
+            [
+                Run(index, 1, out_start, 0, out_rows, in_start, 0, in_rows, top, bottom, extra)
+                for out_start, out_rows, in_start, in_rows, top, bottom, extra in layers
+            ]
+        )
+    return found
+
+
+def _extends(runs_: list[Run], layers) -> bool:
+    for run, (out_start, out_rows, in_start, in_rows, top, bottom, extra) in zip(
+        runs_, layers, strict=True
+    ):
+        if (run.out_rows, run.in_rows, run.pad_top, run.pad_bottom, run.extra) != (
+            out_rows,
+            in_rows,
+            top,
+            bottom,
+            extra,
+        ):
+            return False
+        out_step, in_step = out_start - run.out_start, in_start - run.in_start
+        if run.count > 1 and (
+            out_step != run.out_step * run.count or in_step != run.in_step * run.count
+        ):
+            return False
+        if out_step < 0 or in_step < 0:
+            return False
+    return True

@@ -1,9 +1,6 @@
 """What quantization hands to the rest of the compiler and to people.
 
 - `quantize_graph`: calibrate + annotate + the `axq-quantize` pass, on a copy of the graph.
-- `save_quantized_model` / `load_quantized_model`: `quantized_model/model.mlir` (the axq IR
-  with locations, so ONNX node names survive) and `calibration_stats.json`. A reloaded
-  model runs to the same bits as the one that was saved.
 - `export_quantized_graph`: the content of `quantized_graph.json`: the graph inputs and
   outputs (ONNX name and tensor), every tensor with its shape, storage dtype and
   quantization (scales, zero points, axis), every op with its operands, results and
@@ -15,17 +12,14 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from xdsl.context import Context
 from xdsl.dialects.builtin import (
     ArrayAttr,
-    Builtin,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
@@ -37,29 +31,20 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
 )
-from xdsl.dialects.func import Func
 from xdsl.ir import Attribute, Operation, SSAValue
-from xdsl.parser import Parser
-from xdsl.printer import Printer
-from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.exceptions import VerifyException
 
 from aipuc import numerics
 from aipuc.dialects import axq
-from aipuc.dialects.axq import Axq, QuantizedType
+from aipuc.dialects.axq import QuantizedType
 from aipuc.dialects.axq_graph import main_function, tensor_names
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
-from aipuc.errors import QuantizationError, first_line
-from aipuc.quantization.calibration import (
-    CalibrationStats,
-    Progress,
-    annotate,
-    calibrate,
-)
+from aipuc.errors import QuantizationError
+from aipuc.ir_files import ir_context
+from aipuc.progress import ProgressCallback, each, step
+from aipuc.quantization.calibration import annotate, calibrate
 from aipuc.transforms.quantize import QuantizePass
 
-MODEL_FILE = "model.mlir"
-CALIBRATED_FILE = "calibrated.mlir"
-STATS_FILE = "calibration_stats.json"
 EXPORT_FORMAT = "aipuc.quantized_graph"
 EXPORT_VERSION = 1
 
@@ -71,9 +56,12 @@ def quantize_graph(
     quantization_scheme: str = "per_tensor_histogram",
     quantize_dw_channel_wise: bool = False,
     remove_io_quantization: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
-    """The quantized copy of a float `Graph` and the calibration stats it was made from."""
+    """The quantized copy of a float `Graph` and the calibration stats it was made from.
+
+    `progress` hears of every calibration sample ("calibrate") and of the pass
+    ("axq-quantize")."""
     from aipuc.graph import Graph
 
     quantize = QuantizePass(
@@ -81,89 +69,16 @@ def quantize_graph(
         quantize_dw_channel_wise=quantize_dw_channel_wise,
         remove_io_quantization=remove_io_quantization,
     )
-    stats = calibrate(graph, samples, progress)
-    module = graph.module.clone()
-    annotate(module, stats)
-    quantize.apply(axq_context(), module)
+    stats = calibrate(graph, samples, each(progress, "calibrate"))
+    with step(progress, "axq-quantize"):
+        module = graph.module.clone()
+        annotate(module, stats)
+        quantize.apply(ir_context(), module)
     try:
         module.verify()
     except VerifyException as error:
         raise QuantizationError(f"the quantized graph does not verify: {error}") from error
     return Graph(module), stats
-
-
-# --------------------------------------------------------------------------- files
-
-
-def axq_context() -> Context:
-    """A context that parses axq graphs: builtin, func and axq."""
-    ctx = Context()
-    for dialect in (Builtin, Func, Axq):
-        ctx.load_dialect(dialect)
-    return ctx
-
-
-def module_text(module: ModuleOp) -> str:
-    """The IR text with op locations (ONNX node names)."""
-    stream = io.StringIO()
-    Printer(stream=stream, print_debuginfo=True).print_op(module)
-    stream.write("\n")
-    return stream.getvalue()
-
-
-def save_quantized_model(
-    directory: str | Path, module: ModuleOp, stats: CalibrationStats | None = None
-) -> Path:
-    """Write `model.mlir` (and `calibration_stats.json`) into `directory`; returns the IR path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / MODEL_FILE
-    path.write_text(module_text(module))
-    if stats is not None:
-        (directory / STATS_FILE).write_text(json.dumps(stats.to_json(), indent=1) + "\n")
-    return path
-
-
-def save_calibrated_model(
-    directory: str | Path, float_module: ModuleOp, stats: CalibrationStats
-) -> Path:
-    """Write `calibrated.mlir`: the float graph with its calibration annotations.
-
-    `xdsl-opt calibrated.mlir -p 'axq-quantize{...}'` replays quantization with other pass
-    options, without the model or the calibration data.
-    """
-    module = float_module.clone()
-    annotate(module, stats)
-    path = Path(directory) / CALIBRATED_FILE
-    path.write_text(module_text(module))
-    return path
-
-
-def load_quantized_model(directory: str | Path):
-    """The `Graph` saved by `save_quantized_model` in `directory`."""
-    from aipuc.graph import Graph
-
-    path = Path(directory) / MODEL_FILE
-    if not path.is_file():
-        raise QuantizationError(
-            f"'{directory}' holds no {MODEL_FILE}; save a quantized model "
-            "there first (compiler_mode=quantize_only)"
-        )
-    try:
-        module = Parser(axq_context(), path.read_text(), str(path)).parse_module()
-        module.verify()
-    except (ParseError, VerifyException) as error:
-        raise QuantizationError(
-            f"'{path}' is not a valid axq graph: {first_line(error)}"
-        ) from error
-    return Graph(module)
-
-
-def load_calibration_stats(directory: str | Path) -> CalibrationStats:
-    path = Path(directory) / STATS_FILE
-    if not path.is_file():
-        raise QuantizationError(f"'{directory}' holds no {STATS_FILE}")
-    return CalibrationStats.from_json(json.loads(path.read_text()))
 
 
 # --------------------------------------------------------------------------- export

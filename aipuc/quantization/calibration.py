@@ -49,7 +49,6 @@ from aipuc.dialects.axq_graph import (
 from aipuc.errors import QuantizationError, first_line
 from aipuc.quantization.observers import (
     HistogramObserver,
-    MinMaxObserver,
     PerChannelMinMaxObserver,
 )
 
@@ -332,13 +331,14 @@ def load_calibration(
 
 
 class _Observers:
+    """The histogram observer (whose running minimum and maximum are the min-max range)
+    and, for tensors the hybrid scheme may quantize per channel, a per-channel min-max."""
+
     def __init__(self, per_channel: bool):
-        self.min_max = MinMaxObserver()
         self.histogram = HistogramObserver()
         self.channels = PerChannelMinMaxObserver(CHANNEL_AXIS) if per_channel else None
 
     def observe(self, array: np.ndarray) -> None:
-        self.min_max.observe(array)
         self.histogram.observe(array)
         if self.channels is not None:
             self.channels.observe(array)
@@ -347,7 +347,9 @@ class _Observers:
         channel_min = channel_max = None
         if self.channels is not None:
             channel_min, channel_max = self.channels.range()
-        return TensorStats(self.min_max.range(), self.histogram.range(), channel_min, channel_max)
+        return TensorStats(
+            self.histogram.min_max_range(), self.histogram.range(), channel_min, channel_max
+        )
 
 
 def calibrate(

@@ -36,11 +36,23 @@ QUANTIZED_LEVELS = 256  # int8 destination bins of the error model
 SEARCH_STEP = 1e-5
 
 
-def _finite_float32(x: np.ndarray) -> np.ndarray:
-    values = np.asarray(x, dtype=np.float32).ravel()
-    if not np.all(np.isfinite(values)):
+def finite_values(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.float32] | None:
+    """The finite values of `x` as float32 with their minimum and maximum; None if none.
+
+    `x` keeps its shape and layout when every value is finite (a strided view is not
+    copied), else it becomes the 1-D array of its finite values. min and max are the
+    finiteness test: a NaN or infinity shows in one of them.
+    """
+    values = np.asarray(x, dtype=np.float32)
+    if values.size == 0:
+        return None
+    low, high = values.min(), values.max()
+    if not (np.isfinite(low) and np.isfinite(high)):
         values = values[np.isfinite(values)]
-    return values
+        if values.size == 0:
+            return None
+        low, high = values.min(), values.max()
+    return values, low, high
 
 
 class MinMaxObserver:
@@ -51,10 +63,10 @@ class MinMaxObserver:
         self.max_val = np.float32(-np.inf)
 
     def observe(self, x: np.ndarray) -> None:
-        values = _finite_float32(x)
-        if values.size:
-            self.min_val = min(self.min_val, values.min())
-            self.max_val = max(self.max_val, values.max())
+        found = finite_values(x)
+        if found is not None:
+            self.min_val = min(self.min_val, found[1])
+            self.max_val = max(self.max_val, found[2])
 
     @property
     def observed(self) -> bool:
@@ -76,10 +88,13 @@ class PerChannelMinMaxObserver:
 
     def observe(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float32)
-        channels = np.moveaxis(x, self.axis, 0).reshape(x.shape[self.axis], -1)
-        finite = np.isfinite(channels)
-        batch_min = np.where(finite, channels, np.inf).min(axis=1).astype(np.float32)
-        batch_max = np.where(finite, channels, -np.inf).max(axis=1).astype(np.float32)
+        others = tuple(axis for axis in range(x.ndim) if axis != self.axis % x.ndim)
+        batch_min = x.min(axis=others, initial=np.inf)
+        batch_max = x.max(axis=others, initial=-np.inf)
+        if not (np.isfinite(batch_min).all() and np.isfinite(batch_max).all()):
+            finite = np.isfinite(x)
+            batch_min = np.where(finite, x, np.inf).min(axis=others, initial=np.inf)
+            batch_max = np.where(finite, x, -np.inf).max(axis=others, initial=-np.inf)
         if self.min_val is None or self.max_val is None:
             self.min_val, self.max_val = batch_min, batch_max
             return
@@ -110,18 +125,32 @@ def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.nda
     where 1 is below that (|low| >= 2**24). Ranges so wide that float32 would overflow
     (span * bins > float32 max) are binned in float64 instead.
     """
+    low, high = _histc_range(low, high)
+    return _bin_counts(x[(x >= low) & (x <= high)], bins, low, high)
+
+
+def _histc_range(low, high) -> tuple[np.float32, np.float32]:
+    """histc's range: [low, high] in float32, an empty one widened as histc documents."""
     low, high = np.float32(low), np.float32(high)
     if low == high:
         widening = max(np.float32(1), np.spacing(np.abs(low)))
         low, high = low - widening, high + widening
-    inside = x[(x >= low) & (x <= high)]
+    return low, high
+
+
+def _bin_counts(values: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.ndarray:
+    """histc's counts of `values` (any shape, all within [low, high]) over its range."""
     span = np.float64(high) - np.float64(low)
     if span * bins < np.finfo(np.float32).max:
-        position = ((inside - low) * np.float32(bins) / (high - low)).astype(np.int64)
+        # ((x - low) * bins / (high - low)) in float32, one buffer for the three steps
+        scaled = np.subtract(values, low, dtype=np.float32, order="C")
+        np.multiply(scaled, np.float32(bins), out=scaled)
+        np.divide(scaled, high - low, out=scaled)
+        position = scaled.astype(np.intp)
     else:
-        position = ((inside.astype(np.float64) - np.float64(low)) * bins / span).astype(np.int64)
-    position = np.minimum(position, bins - 1)
-    return np.bincount(position, minlength=bins).astype(np.float32)
+        position = ((values.astype(np.float64) - np.float64(low)) * bins / span).astype(np.intp)
+    np.minimum(position, bins - 1, out=position)
+    return np.bincount(position.ravel(), minlength=bins).astype(np.float32)
 
 
 class HistogramObserver:
@@ -145,17 +174,18 @@ class HistogramObserver:
         return bool(self.min_val <= self.max_val)
 
     def observe(self, x: np.ndarray) -> None:
-        values = _finite_float32(x)
-        if values.size == 0:
+        found = finite_values(x)
+        if found is None:
             return
-        batch_min, batch_max = values.min(), values.max()
+        values, batch_min, batch_max = found
+        # Every value lies in the range binned below, so histc's selection is skipped.
         if not self.observed:
             self.min_val, self.max_val = batch_min, batch_max
-            self.histogram = histc(values, self.bins, batch_min, batch_max)
+            self.histogram = _bin_counts(values, self.bins, *_histc_range(batch_min, batch_max))
             return
         new_min = min(self.min_val, batch_min)
         new_max = max(self.max_val, batch_max)
-        update = histc(values, self.bins, new_min, new_max)
+        update = _bin_counts(values, self.bins, *_histc_range(new_min, new_max))
         if new_min == self.min_val and new_max == self.max_val:
             self.histogram = self.histogram + update
             return
@@ -238,6 +268,12 @@ class HistogramObserver:
             norm_min = norm
             start_bin, end_bin = next_start, next_end
         return start_bin, end_bin
+
+    def min_max_range(self) -> tuple[float, float]:
+        """The running minimum and maximum: what a MinMaxObserver of the same data gives."""
+        if not self.observed:
+            raise QuantizationError("observer saw no finite values; calibrate on real data")
+        return float(self.min_val), float(self.max_val)
 
     def range(self) -> tuple[float, float]:
         """The clipping range [lo, hi] that minimises the L2 quantization error."""

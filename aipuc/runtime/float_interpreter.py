@@ -17,7 +17,7 @@ from xdsl.ir import Operation
 
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import dtype_of
-from aipuc.numerics import UNARY_FUNCTIONS, softmax_float_reference
+from aipuc.numerics import softmax_float_reference, unary_function
 from aipuc.runtime import kernels
 from aipuc.runtime.interpreter import Kernel
 
@@ -96,7 +96,7 @@ def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    function = UNARY_FUNCTIONS[op.function.data.value](**op.param_values())
+    function = unary_function(op.function.data.value, op.param_values())
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         return _as_result(op, function(inputs[0].astype(np.float64)))
 

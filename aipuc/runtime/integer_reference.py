@@ -13,7 +13,8 @@ must reproduce these results exactly and can call the same helpers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from xdsl.ir import Operation, SSAValue
@@ -167,49 +168,105 @@ def _matmul(op: axq.MatMulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def _add_or_sub(
-    op: axq.AddOp | axq.SubOp, inputs: Sequence[np.ndarray], sign: int
-) -> list[np.ndarray]:
-    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    lhs_real, rhs_real, out_real = add_rescales(a_type, b_type, out_type, len(shape_of(op.result)))
-    a = rescale_int32(centred(inputs[0], a_type) << ADD_LEFT_SHIFT, lhs_real)
-    b = rescale_int32(centred(inputs[1], b_type) << ADD_LEFT_SHIFT, rhs_real)
+    a: np.ndarray,
+    b: np.ndarray,
+    a_type: QuantizedType,
+    b_type: QuantizedType,
+    out_type: QuantizedType,
+    sign: int,
+) -> np.ndarray:
+    lhs_real, rhs_real, out_real = add_rescales(
+        a_type, b_type, out_type, max(np.ndim(a), np.ndim(b))
+    )
+    a = rescale_int32(centred(a, a_type) << ADD_LEFT_SHIFT, lhs_real)
+    b = rescale_int32(centred(b, b_type) << ADD_LEFT_SHIFT, rhs_real)
     total = a.astype(np.int64) + sign * b.astype(np.int64)
-    return [requantize_to(total, out_real, out_type)]
+    return requantize_to(total, out_real, out_type)
 
 
 def add_rescales(
     a_type: QuantizedType, b_type: QuantizedType, out_type: QuantizedType, ndim: int
 ) -> tuple[float, float, np.ndarray | float]:
-    """add/sub's real multipliers: each operand to the common scale, the sum to the output."""
+    """add/sub's real multipliers: each operand to the common scale, the sum to the output.
+
+    The lowering encodes exactly these (through `requant_parameters`) into DPU programs."""
     twice_max = 2 * max(a_type.scale, b_type.scale)
     out_real = twice_max / (2**ADD_LEFT_SHIFT * scales_of(out_type, ndim))
     return a_type.scale / twice_max, b_type.scale / twice_max, out_real
 
 
-def _add(op: axq.AddOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _add_or_sub(op, inputs, 1)
+def _add_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    return _add_or_sub(a, b, a_type, b_type, out_type, 1)
 
 
-def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    return _add_or_sub(op, inputs, -1)
+def _sub_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    return _add_or_sub(a, b, a_type, b_type, out_type, -1)
 
 
-def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    acc = centred(inputs[0], a_type) * centred(inputs[1], b_type)
+def _mul_codes(a, b, a_type, b_type, out_type) -> np.ndarray:
+    acc = centred(a, a_type) * centred(b, b_type)
     real = a_type.scale * b_type.scale / scales_of(out_type, acc.ndim)
-    return [requantize_to(acc, real, out_type)]
+    return requantize_to(acc, real, out_type)
 
 
-def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    x_type, slope_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-    x = centred(inputs[0], x_type)
-    negative_part = x * centred(inputs[1], slope_type)
+def _prelu_codes(x, slope, x_type, slope_type, out_type) -> np.ndarray:
+    x = centred(x, x_type)
+    negative_part = x * centred(slope, slope_type)
     x = np.broadcast_to(x, negative_part.shape)
     out_scales = scales_of(out_type, x.ndim)
     positive = requantize_to(x, x_type.scale / out_scales, out_type)
     negative = requantize_to(negative_part, x_type.scale * slope_type.scale / out_scales, out_type)
-    return [np.where(x >= 0, positive, negative)]
+    return np.where(x >= 0, positive, negative)
+
+
+BinaryCodes = Callable[
+    [np.ndarray, np.ndarray, QuantizedType, QuantizedType, QuantizedType], np.ndarray
+]
+_ALL_CODES = np.arange(256, dtype=np.uint8).view(np.int8)
+"""Every int8 code, at the index of its byte (0..127, then -128..-1)."""
+
+
+@functools.lru_cache(maxsize=256)
+def _pair_table(
+    codes: BinaryCodes, a_type: QuantizedType, b_type: QuantizedType, out_type: QuantizedType
+) -> np.ndarray | None:
+    """`codes` on every pair of int8 codes, flat at index (byte of a) * 256 + byte of b;
+    None when some pair would raise (then only the inputs themselves are computed)."""
+    try:
+        return codes(_ALL_CODES[:, None], _ALL_CODES[None, :], a_type, b_type, out_type).ravel()
+    except ValueError:
+        return None
+
+
+def _binary(codes: BinaryCodes, op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """An elementwise op on two per-tensor operands. With a per-tensor result, its int8 result
+    depends on the two codes alone, so it is looked up in the table of all 65536 pairs that
+    `codes` itself computed: the same bits as computing every element, at one gather."""
+    a_type, b_type, out_type = (qtype(v) for v in (*op.operands, op.results[0]))
+    a, b = inputs
+    table = None
+    if not out_type.is_per_axis and a.dtype == b.dtype == np.int8:
+        table = _pair_table(codes, a_type, b_type, out_type)
+    if table is None:
+        return [codes(a, b, a_type, b_type, out_type)]
+    index = np.left_shift(a.view(np.uint8), 8, dtype=np.uint16) | b.view(np.uint8)
+    return [table[index]]
+
+
+def _add(op: axq.AddOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_add_codes, op, inputs)
+
+
+def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_sub_codes, op, inputs)
+
+
+def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_mul_codes, op, inputs)
+
+
+def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _binary(_prelu_codes, op, inputs)
 
 
 def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -377,11 +434,24 @@ def _dequantize(op: axq.DequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.n
     return [dequantize_codes(inputs[0], qtype(op.input))]
 
 
+def _requantize_codes(codes: np.ndarray, in_type: QuantizedType, out_type: QuantizedType):
+    x = centred(codes, in_type)
+    real = scales_of(in_type, x.ndim) / scales_of(out_type, x.ndim)
+    return requantize_to(x, real, out_type)
+
+
+@functools.lru_cache(maxsize=256)
+def _requantize_table(in_type: QuantizedType, out_type: QuantizedType) -> np.ndarray:
+    """The requantized code of every int8 code, at the index of its byte."""
+    return _requantize_codes(_ALL_CODES, in_type, out_type)
+
+
 def _requantize(op: axq.RequantizeOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
-    x = centred(inputs[0], in_type)
-    real = scales_of(in_type, x.ndim) / scales_of(out_type, x.ndim)
-    return [requantize_to(x, real, out_type)]
+    x = inputs[0]
+    if in_type.is_per_axis or out_type.is_per_axis or x.dtype != np.int8:
+        return [_requantize_codes(x, in_type, out_type)]
+    return [_requantize_table(in_type, out_type)[x.view(np.uint8)]]  # one code in, one out
 
 
 _CODE_MOVEMENT = (

@@ -61,20 +61,31 @@ def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
 
 def _to_int64(exact: np.ndarray) -> np.ndarray:
     """float64 values that are exact integers, as int64 (no rounding needed)."""
-    return exact.astype(np.int64)
+    return exact.astype(np.int64, copy=False)
 
 
 def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     """`np.matmul` of integer arrays at BLAS speed, exact, returned as int64."""
-    depth = a_int.shape[-1]
-    chunk = _float32_exact_terms(check_exact_integer_depth(a_int, b_int, depth))
+    chunk = _float32_exact_terms(check_exact_integer_depth(a_int, b_int, a_int.shape[-1]))
+    dtype = _exact_gemm_dtype(chunk)
+    return _exact_float_matmul(a_int.astype(dtype), b_int.astype(dtype), chunk)
+
+
+def _exact_gemm_dtype(chunk: int) -> np.dtype:
+    """float32 chunks when one term fits them (`chunk` > 0), else float64."""
+    return np.dtype(np.float32 if chunk else np.float64)
+
+
+def _exact_float_matmul(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+    """`np.matmul` of integer-valued float arrays, exact, as int64: float64 in one product
+    (`chunk` 0), else float32 over reduction chunks of `chunk` terms added in int64."""
     if chunk == 0:
-        return _to_int64(np.matmul(a_int.astype(np.float64), b_int.astype(np.float64)))
-    a32, b32 = a_int.astype(np.float32), b_int.astype(np.float32)
-    total = _to_int64(np.matmul(a32[..., :chunk], b32[..., :chunk, :]))
+        return _to_int64(np.matmul(a, b))
+    depth = a.shape[-1]
+    total = _to_int64(np.matmul(a[..., :chunk], b[..., :chunk, :]))
     for start in range(chunk, depth, chunk):
         total += _to_int64(
-            np.matmul(a32[..., start : start + chunk], b32[..., start : start + chunk, :])
+            np.matmul(a[..., start : start + chunk], b[..., start : start + chunk, :])
         )
     return total
 
@@ -221,6 +232,8 @@ def conv2d(
         for i in range(kh):
             for j in range(kw):
                 out += windows[:, :, None, :, :, i, j] * taps[:, :, i, j, None, None]
+    elif exact_integer:
+        out = _exact_conv_gemm(padded, w, group, strides, dilations, (out_h, out_w))
     else:
         # im2col: the window view materialised as [group, pixels, depth], then one GEMM.
         group_out = out_channels // group
@@ -235,6 +248,44 @@ def conv2d(
         out = out.reshape(group, n, out_h, out_w, group_out).transpose(1, 0, 4, 2, 3)
     out = out.reshape(n, out_channels, out_h, out_w)
     return _add_bias(out, bias, exact_integer, channel_axis=1)
+
+
+def _exact_conv_gemm(
+    padded: np.ndarray,
+    w: np.ndarray,
+    group: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """The exact integer conv as one im2col GEMM, returned as [n, out_channels, h, w] int64.
+
+    The sum is exact whatever its order, so the columns are gathered channels-last (each
+    kernel tap copies runs of contiguous channels) in the float dtype of the GEMM.
+    """
+    n, channels = padded.shape[:2]
+    out_channels, group_channels, kh, kw = w.shape
+    group_out, depth = out_channels // group, group_channels * kh * kw
+    chunk = _float32_exact_terms(check_exact_integer_depth(padded, w, depth))
+    dtype = _exact_gemm_dtype(chunk)
+    nhwc = np.ascontiguousarray(padded.transpose(0, 2, 3, 1), dtype=dtype)
+    spans = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilations, strict=True)]
+    windows = sliding_window_view(nhwc, spans, axis=(1, 2))  # [n, h', w', C, span_h, span_w]
+    windows = windows[:, :: strides[0], :: strides[1], :, :: dilations[0], :: dilations[1]]
+    windows = windows[:, : out_hw[0], : out_hw[1]]
+    cols = (
+        windows.reshape(n, *out_hw, group, group_channels, kh, kw)
+        .transpose(3, 0, 1, 2, 5, 6, 4)
+        .reshape(group, n * out_hw[0] * out_hw[1], depth)
+    )
+    weight = (
+        w.astype(dtype)
+        .reshape(group, group_out, group_channels, kh, kw)
+        .transpose(0, 3, 4, 2, 1)
+        .reshape(group, depth, group_out)
+    )
+    out = _exact_float_matmul(cols, weight, chunk)
+    return out.reshape(group, n, *out_hw, group_out).transpose(1, 0, 4, 2, 3)
 
 
 def conv_transpose2d(

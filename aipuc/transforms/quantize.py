@@ -583,7 +583,7 @@ class QuantizeLut(_QuantizePattern):
         assert isinstance(op, axq.LutOp)
         x = self.rewriting.activation(op.input, rewriter)
         in_type, out_type = element_type(x), self.rewriting.planned(op.result)
-        function = numerics.UNARY_FUNCTIONS[op.function.data.value](**op.param_values())
+        function = numerics.unary_function(op.function.data.value, op.param_values())
         table = numerics.build_lut(
             function, in_type.scale, in_type.zero_point, out_type.scale, out_type.zero_point
         )

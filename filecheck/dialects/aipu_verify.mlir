@@ -86,7 +86,17 @@ mem.pool @l1 global.l1 core 0 capacity 1048576
 %x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
 %y = mem.buffer @l1 size 4096 align 64 : !mem.buffer<1x4x8x32xi32, global.l1>
 aipu.core 0 {
-  %t = aipu.mvm ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%y : !mem.buffer<1x4x8x32xi32, global.l1>) weightset 0 k 64 n 32 icr 4
+  %t = aipu.mvm ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%y : !mem.buffer<1x4x8x32xi32, global.l1>) {weightset = 0 : i64, k = 64 : i64, n = 32 : i64, in_c = 64 : i64, icr = 4 : i64}
+}
+
+// -----
+
+// CHECK: without swICR each tap is whole PWORDs: in_c 3 is not a multiple of 64
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+%y = mem.buffer @l1 size 4096 align 64 : !mem.buffer<1x4x8x32xi32, global.l1>
+aipu.core 0 {
+  %t = aipu.mvm ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%y : !mem.buffer<1x4x8x32xi32, global.l1>) {weightset = 0 : i64, k = 3 : i64, n = 32 : i64, in_c = 3 : i64}
 }
 
 // -----
@@ -95,7 +105,26 @@ aipu.core 0 {
 mem.pool @l1 global.l1 core 0 capacity 1048576
 %x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
 aipu.core 0 {
-  %t = aipu.dwpu max ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%x : !mem.buffer<1x4x8x64xi8, global.l1>) kernel [3, 3]
+  %t = aipu.dwpu max ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%x : !mem.buffer<1x4x8x64xi8, global.l1>) {kernel = array<i64: 3, 3>}
+}
+
+// -----
+
+// CHECK: global pooling of [1, 4, 8, 64] gives [N, 1, 1, C]
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+%y = mem.buffer @l1 size 64 align 64 : !mem.buffer<1x1x1x32xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dwpu global_max ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%y : !mem.buffer<1x1x1x32xi8, global.l1>)
+}
+
+// -----
+
+// CHECK: avg mode needs requant
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%x = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dwpu avg ins(%x : !mem.buffer<1x4x8x64xi8, global.l1>) outs(%x : !mem.buffer<1x4x8x64xi8, global.l1>)
 }
 
 // -----
@@ -107,6 +136,26 @@ mem.pool @ddr global.ddr capacity 4096
 %b = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
 aipu.core 0 {
   %t = aipu.dma system ins(%a : !mem.buffer<64xi8, global.ddr>) outs(%b : !mem.buffer<64xi8, global.l1>)
+}
+
+// -----
+
+// CHECK: DMA pattern reaches past the dest
+mem.pool @l1 global.l1 core 0 capacity 4096
+mem.pool @ddr global.ddr capacity 4096
+%a = mem.buffer @ddr size 64 align 64 : !mem.buffer<64xi8, global.ddr>
+%b = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dma core ins(%a : !mem.buffer<64xi8, global.ddr>) outs(%b : !mem.buffer<64xi8, global.l1>) {sizes = array<i64: 8, 8>, src_strides = array<i64: 8, 1>, dst_strides = array<i64: 1, 8>, offsets = array<i64: 0, 1>}
+}
+
+// -----
+
+// CHECK: fill value 200 out of int8 range
+mem.pool @l1 global.l1 core 0 capacity 4096
+%b = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.fill %b : !mem.buffer<64xi8, global.l1> value 200
 }
 
 // -----
@@ -171,10 +220,73 @@ mem.pool @l1 global.l1 core 0 capacity 1048576
 aipu.core 0 {
   %t = aipu.dpu {
     %a = aipu.dpu.load %y : !mem.buffer<1x4x8x64xi8, global.l1>
-    %b = aipu.dpu.requant %a scale 1.0 zero_point 200
+    %b = aipu.dpu.requant %a multiplier 1073741824 shift 31 zero_point 200
     aipu.dpu.store %b, %y : !mem.buffer<1x4x8x64xi8, global.l1>
   }
 }
+
+// -----
+
+// CHECK: shift 63 out of range 0..62
+mem.pool @l1 global.l1 core 0 capacity 1048576
+%y = mem.buffer @l1 size 2048 align 64 : !mem.buffer<1x4x8x64xi8, global.l1>
+aipu.core 0 {
+  %t = aipu.dpu {
+    %a = aipu.dpu.load %y : !mem.buffer<1x4x8x64xi8, global.l1>
+    %b = aipu.dpu.rescale %a multiplier 1073741824 shift 63
+    aipu.dpu.store %b, %y : !mem.buffer<1x4x8x64xi8, global.l1>
+  }
+}
+
+// -----
+
+// CHECK: a reinterpretation keeps the bytes and the memory space
+mem.pool @l1 global.l1 core 0 capacity 4096
+%b = mem.buffer @l1 size 64 align 64 : !mem.buffer<64xi8, global.l1>
+%r = mem.reinterpret %b : !mem.buffer<64xi8, global.l1> -> !mem.buffer<16xi32, global.l2>
+
+// -----
+
+// Layers.
+
+// CHECK: perm [0, 1, 1, 3] is not a permutation of 4 axes
+%x = "test.op"() : () -> tensor<1x64x4x8xi8>
+%d = aipu.to_device %x {perm = array<i64: 0, 1, 1, 3>} : tensor<1x64x4x8xi8> -> tensor<1x4x8x64xi8>
+
+// -----
+
+// CHECK: weights must be [576, 16] (or one such matrix per image, [1, 576, 16]), got [64, 16]
+%x = "test.op"() : () -> tensor<1x4x8x64xi8>
+%w = "test.op"() : () -> tensor<64x16xi8>
+%t = "test.op"() : () -> tensor<16x4xi32>
+%c = aipu.conv %x, %w, %t {in_c = 64 : i64, kernel = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>} : (tensor<1x4x8x64xi8>, tensor<64x16xi8>, tensor<16x4xi32>) -> tensor<1x4x8x16xi8>
+
+// -----
+
+// CHECK: global pooling of [1, 4, 8, 64] gives [N, 1, 1, C]
+%x = "test.op"() : () -> tensor<1x4x8x64xi8>
+%p = aipu.pool global_avg %x : tensor<1x4x8x64xi8> -> tensor<1x1x8x64xi8>
+
+// -----
+
+// CHECK: input [1, 4, 8, 64] does not broadcast to [1, 4, 1, 64]
+%x = "test.op"() : () -> tensor<1x4x8x64xi8>
+%e = aipu.eltwise(%x) : (tensor<1x4x8x64xi8>) -> tensor<1x4x1x64xi8> {
+^bb0(%v: !aipu.vreg):
+  aipu.dpu.yield %v
+}
+
+// -----
+
+// CHECK: a copy reaches outside the result
+%x = "test.op"() : () -> tensor<1x4x8x64xi8>
+%m = aipu.move(%x) {copies = array<i64: 0, 1, 0, 1, 2048, 1, 1>} : (tensor<1x4x8x64xi8>) -> tensor<1x4x8x64xi8>
+
+// -----
+
+// CHECK: a reinterpretation keeps the element count
+%x = "test.op"() : () -> tensor<1x4x8x64xi8>
+%r = aipu.reinterpret %x : tensor<1x4x8x64xi8> -> tensor<4x8x32xi8>
 
 // -----
 
@@ -184,7 +296,7 @@ aipu.core 0 {
 
 // -----
 
-// CHECK: 'aipu.dpu.add' expects parent op 'aipu.dpu'
+// CHECK: 'aipu.dpu.add' expects parent op to be one of 'aipu.dpu', 'aipu.eltwise'
 aipu.core 0 {
   %a = "test.op"() : () -> !aipu.vreg
   %b = aipu.dpu.add %a, %a

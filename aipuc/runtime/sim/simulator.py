@@ -53,7 +53,9 @@ class Simulator:
         for opcode, record in stream.records():
             try:
                 self._handlers[opcode](record)
-            except SimulationError as error:
+            except (SimulationError, ValueError, IndexError) as error:
+                # ValueError/IndexError: parameters the arithmetic rejects (a requantization
+                # shift out of range, a table index past its end), i.e. a bad record.
                 raise SimulationError(f"record {self.executed} ({opcode.name}): {error}") from None
             self.executed += 1
 

@@ -1,0 +1,127 @@
+"""`aipu-dfs`: depth-first tiling: chains of layers run tile by tile, intermediates in L1.
+
+With `tiling_depth` > 1, a chain of up to that many layers, each reading only its
+predecessor's result (a single use, not a segment output), all height-tileable on NHWC
+tensors of one image (convolutions with constant weights, windowed pooling, element-wise
+programs), runs as one group: per tile of the last layer's output, every layer computes
+exactly the rows the next one needs (halos recomputed), so the intermediate tensors live
+only in L1 and never travel to L2 or DDR. The group's members get the same `dfs_group` and
+the group's tile count:
+
+    %a = aipu.conv %x, ... {dfs_group = 0, tiles = array<i64: 4, 1>}
+    %b = aipu.eltwise(%a) ... {dfs_group = 0, tiles = array<i64: 4, 1>}
+    %c = aipu.pool max %b ... {dfs_group = 0, tiles = array<i64: 4, 1>}
+
+The search goes through the layers in order and, at each one, through the candidates
+longest chain first and, per chain, height tiles 1, 2, 4, ...; it takes the first
+candidate whose L1 working set (measured by expanding the group on a scratch builder, as
+aipu-tile does for single layers) fits. `dfs_search_constraint` caps how many candidates
+are tried per start layer (the vendor's `search_space[:dfs_search_constraint]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
+from xdsl.ir import Operation
+from xdsl.passes import ModulePass
+
+from aipuc.dialects import aipu
+from aipuc.lowering.mem_bufferize import GroupExpansion, SegmentBuilder, chain_input
+from aipuc.lowering.mem_pools import l1_capacity, pools_of
+
+MAX_GROUP_TILES = 64
+
+
+def _groupable(layer: Operation) -> bool:
+    if isinstance(layer, aipu.ConvLayerOp):
+        return len(layer.weights.type.get_shape()) == 2 and _one_image(layer)  # type: ignore[attr-defined]
+    if isinstance(layer, aipu.PoolLayerOp):
+        return not layer.is_global and _one_image(layer)
+    if isinstance(layer, aipu.EltwiseOp):
+        shape = layer.result.type.get_shape()  # type: ignore[attr-defined]
+        if len(shape) != 4 or shape[0] != 1 or shape[1] == 1:
+            return False
+        return all(
+            v.type.get_shape()[1] in (1, shape[1])  # type: ignore[attr-defined]
+            for v in layer.inputs
+        )
+    return False
+
+
+def _one_image(layer) -> bool:
+    return layer.result.type.get_shape()[0] == 1 and len(layer.result.type.get_shape()) == 4
+
+
+def _next_in_chain(layer: Operation) -> Operation | None:
+    """The layer that alone reads `layer`'s result, if it continues a chain."""
+    uses = list(layer.results[0].uses)
+    if len(uses) != 1:
+        return None
+    user = uses[0].operation
+    if not _groupable(user) or chain_input(user) is not layer.results[0]:
+        return None
+    return user
+
+
+@dataclass(frozen=True)
+class AipuDfsPass(ModulePass):
+    name = "aipu-dfs"
+
+    tiling_depth: int = 1
+    dfs_search_constraint: int | None = None
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        if self.tiling_depth < 2:
+            return
+        limit = l1_capacity(op)
+        builder = SegmentBuilder(0, pools_of(op))
+        grouped: set[Operation] = set()
+        group = 0
+        for layer in list(op.walk()):
+            if layer in grouped or not _groupable(layer):
+                continue
+            chain = [layer]
+            while len(chain) < self.tiling_depth and (after := _next_in_chain(chain[-1])):
+                chain.append(after)
+            found = self._search(builder, chain, limit)
+            if found is None:
+                continue
+            members, tiles = found
+            for member in members:
+                member.dfs_group = IntegerAttr(group, i64)
+                member.tiles = aipu._array((tiles, 1))
+                grouped.add(member)
+            group += 1
+
+    def _candidates(self, chain: list[Operation]) -> list[tuple[int, int]]:
+        height = chain[-1].result.type.get_shape()[1]  # type: ignore[attr-defined]
+        tile_counts = []
+        count = 1
+        while count <= min(height, MAX_GROUP_TILES):
+            tile_counts.append(count)
+            count *= 2
+        space = [(length, tiles) for length in range(len(chain), 1, -1) for tiles in tile_counts]
+        if self.dfs_search_constraint is not None:
+            space = space[: max(1, self.dfs_search_constraint)]
+        return space
+
+    def _search(self, builder: SegmentBuilder, chain: list[Operation], limit: int):
+        saved = [(layer.tiles, layer.dfs_group) for layer in chain]
+        try:
+            for length, tiles in self._candidates(chain):
+                members = chain[:length]
+                for member in members:
+                    member.tiles = aipu._array((tiles, 1))
+                builder.buffer_ops.clear()
+                builder.buffers.clear()
+                builder.weight_buffers.clear()
+                GroupExpansion(builder, members)
+                if sum(builder.l1_bytes()) <= limit:
+                    return members, tiles
+        finally:
+            for layer, (tiles, dfs_group) in zip(chain, saved, strict=True):
+                layer.tiles, layer.dfs_group = tiles, dfs_group
+        return None

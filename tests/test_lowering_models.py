@@ -1,0 +1,132 @@
+"""Whole models through the lowering: every zoo model, with the default config and with
+non-default lowering configs, runs on the simulator from its output folder bit for bit
+like the integer reference (`aipuc.load(dir).run == run_quantized`).
+
+The default run covers tiny_cnn under every config (grouped in four compilations) and the
+attention block; `pytest -m long` sweeps every zoo model under every config, one by one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lowering_harness import (
+    assert_stream_equals_reference,
+    lower,
+    quantize,
+    samples_of,
+    zoo_model,
+)
+
+import aipuc
+from aipuc.errors import CompilationError
+from aipuc.models import ZOO
+
+ALL_POOLS_IN_DDR = {
+    "io_memory_pool": "global.ddr",
+    "constant_memory_pool": "global.ddr",
+    "workspace_memory_pool": "global.ddr",
+}
+
+TIGHT_L1 = {"tiny_cnn": 16384, "attention_block": 131072}
+"""An l1_constraint that forces height tiling but still fits every layer's smallest tile."""
+DEFAULT_TIGHT_L1 = 524288
+
+
+def configs(model: str) -> dict[str, dict]:
+    """The lowering configs of the sweep: the default and one per non-default setting."""
+    return {
+        "default": {},
+        "forced height tiles": {"force_h_tiling": 4},
+        "forced channel tiles": {"force_oc_tiling": 2},
+        "all pools in DDR": ALL_POOLS_IN_DDR,
+        "promotion off": {"enable_buffer_promotion": False},
+        "tight L1": {"l1_constraint": TIGHT_L1.get(model, DEFAULT_TIGHT_L1)},
+        "no ICR, no swICR": {"enable_icr": False, "enable_swicr": False},
+        "MVM utilization 0.5": {"mvm_utilization_limit": 0.5},
+        "depth-first 4": {"tiling_depth": 4},
+        "depth-first 6": {"tiling_depth": 6},
+    }
+
+
+QUICK = {
+    "default": {},
+    "forced tiles, DDR pools, no promotion": {
+        "force_h_tiling": 4,
+        "force_oc_tiling": 2,
+        "enable_buffer_promotion": False,
+        **ALL_POOLS_IN_DDR,
+    },
+    "tight L1, no ICR/swICR": {
+        "l1_constraint": TIGHT_L1["tiny_cnn"],
+        "enable_icr": False,
+        "enable_swicr": False,
+    },
+    "MVM utilization 0.5, depth-first 4": {"mvm_utilization_limit": 0.5, "tiling_depth": 4},
+}
+"""tiny_cnn in the default run: every setting of `configs`, grouped in four compilations."""
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory):
+    """name -> (quantize_only folder, samples, reference outputs), built once per model."""
+    cache: dict[str, tuple[Path, list, list]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            model = zoo_model(name)
+            samples = samples_of(model, 2 if name == "tiny_cnn" else 1)
+            folder = tmp_path_factory.mktemp(name) / "quantized"
+            compiled = quantize(model, samples, folder)
+            cache[name] = (folder, samples, [compiled.run_quantized(s) for s in samples])
+        return cache[name]
+
+    return get
+
+
+def check(quantized, tmp_path: Path, model: str, fields: dict) -> Path:
+    folder, samples, references = quantized(model)
+    out = tmp_path / "lowered"
+    lower(folder, out, **fields)
+    assert_stream_equals_reference(out, references, samples)
+    return out
+
+
+@pytest.mark.parametrize("name", QUICK)
+def test_tiny_cnn_is_bit_exact_under_each_config(quantized, tmp_path, name):
+    fields = QUICK[name]
+    out = check(quantized, tmp_path, "tiny_cnn", fields)
+    if "force_h_tiling" in fields or "l1_constraint" in fields:  # the tile loops are there
+        assert "aipu.tile_loop" in (out / "lowered" / "model.mlir").read_text()
+
+
+def test_attention_block_is_bit_exact(quantized, tmp_path):
+    """Attention: the graph cleaner leaves a host postamble; lower_only keeps running it and
+    returns the model's outputs (it used to return the core's)."""
+    out = check(quantized, tmp_path, "attention_block", {})
+    assert [o["name"] for o in aipuc.load(out).report["model"]["outputs"]] == ["output"]
+
+
+def test_a_paged_pool_smaller_than_a_page_is_a_clear_error(quantized, tmp_path):
+    folder, _, _ = quantized("tiny_cnn")
+    with pytest.raises(CompilationError) as caught:
+        lower(folder, tmp_path / "small", l2_constraint=2048)
+    assert "internal error" not in str(caught.value)
+    assert "the global.l2 pool of 2048 bytes is smaller than one page" in str(caught.value)
+
+
+def test_tiling_that_cannot_fit_names_the_layer_and_the_sizes(quantized, tmp_path):
+    folder, _, _ = quantized("tiny_cnn")
+    with pytest.raises(CompilationError, match="Could not find a tiling factor") as caught:
+        lower(folder, tmp_path / "tiny", l1_constraint=8192)
+    assert "L1 holds 8192 bytes, tried (height x channel tiles)" in str(caught.value)
+
+
+SWEEP = [(model, name) for model in ZOO for name in configs(model)]
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("model, name", SWEEP, ids=[f"{m}-{n}" for m, n in SWEEP])
+def test_zoo_sweep(quantized, tmp_path, model, name):
+    check(quantized, tmp_path, model, configs(model)[name])
