@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any, NoReturn
 import numpy as np
 
 from aipuc import __version__
-from aipuc.errors import AipucError, ConfigError
+from aipuc.errors import AipucError, ConfigError, InputError, ModelError
 from aipuc.progress import ProgressBars
 
+BROKEN_PIPE_STATUS = 128 + 13  # SIGPIPE
 EXAMPLE_MODEL = "resnet18"
 EXAMPLE_SAMPLES = 8
 
@@ -275,7 +277,7 @@ def _read_inputs(specs: Sequence[str]) -> dict[str, np.ndarray]:
         try:
             loaded = read_array_file(path)
         except ValueError as error:
-            raise ConfigError(f"--input '{spec}': cannot read {path}: {error}") from None
+            raise InputError(f"--input '{spec}': cannot read {path}: {error}") from None
         if isinstance(loaded, dict):
             inputs.update(loaded)
         else:
@@ -287,11 +289,18 @@ def _run(args: argparse.Namespace) -> int:
     from aipuc.compiled import CompiledModel
 
     compiled = CompiledModel.load(args.output_dir)
+    if not args.quantized and not compiled.has_instruction_stream:
+        raise ModelError(
+            f"'{args.output_dir}' holds no instruction stream (compiler_mode "
+            f"{compiled.report.get('compiler_mode')}); compile it again with "
+            "--set compiler_mode=quantize_and_lower, or add --quantized to run the integer "
+            "reference"
+        )
     inputs = _read_inputs(args.input)
-    expected = [entry["name"] for entry in compiled.report["model"]["inputs"]]
+    expected = compiled.input_names
     if "" in inputs:
         if len(expected) != 1:
-            raise ConfigError(
+            raise InputError(
                 f"the model has inputs {', '.join(expected)}: name them as --input NAME=FILE.npy"
             )
         inputs[expected[0]] = inputs.pop("")
@@ -346,7 +355,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING, format="%(name)s: %(message)s"
     )
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`aipuc config schema | head`): stop quietly, as Unix tools
+        # do, with the status of a process ended by SIGPIPE. Output still buffered goes
+        # nowhere, so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     except AipucError as error:
         if args.debug:
             raise

@@ -20,7 +20,7 @@ from xdsl.ir import Attribute
 from aipuc import outputs
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dtype_of
-from aipuc.errors import ConfigError, ModelError
+from aipuc.errors import ConfigError, InputError, ModelError
 from aipuc.graph import Graph
 
 
@@ -181,25 +181,24 @@ class CompiledModel:
     def stream_runner(self):
         """The compiled core on the simulated device, loaded on first use."""
         if self._stream is None:
-            compiled = self.output_dir / outputs.COMPILED_MODEL
-            if not (compiled / "device.json").is_file():
+            if not self.has_instruction_stream:
                 raise ModelError(
                     f"'{self.output_dir}' holds no instruction stream (compiler_mode "
                     f"{self.report.get('compiler_mode')}); compile with compiler_mode "
-                    "quantize_and_lower, or run with --quantized"
+                    "quantize_and_lower, or call run_quantized() for the integer reference"
                 )
             from aipuc.lowering.runner import load_stream_runner
 
-            self._stream = load_stream_runner(compiled)
+            self._stream = load_stream_runner(self.output_dir / outputs.COMPILED_MODEL)
         return self._stream
 
+    @property
+    def has_instruction_stream(self) -> bool:
+        """Whether the output folder holds a compiled instruction stream to simulate."""
+        return (self.output_dir / outputs.COMPILED_MODEL / "device.json").is_file()
+
     def _run(self, inputs: Mapping[str, np.ndarray], run_core) -> dict[str, np.ndarray]:
-        if not isinstance(inputs, Mapping):
-            raise ConfigError(
-                "inputs must be a dict of NumPy arrays keyed by the model's "
-                f"input names, got {type(inputs).__name__}"
-            )
-        values = dict(inputs)
+        values = self._checked_inputs(inputs)
         preamble = self._host("preamble")
         if preamble is not None:
             values = {**values, **preamble.run(values)}
@@ -207,13 +206,37 @@ class CompiledModel:
         core_inputs = quantize_inputs(
             core.module, {name: values[name] for name in core.inputs if name in values}
         )
-        missing = [name for name in core.inputs if name not in core_inputs]
-        if missing:
-            raise ModelError(
-                f"missing model input(s) {', '.join(missing)}; expected {', '.join(core.inputs)}"
-            )
         values.update(run_core(core_inputs))
         postamble = self._host("postamble")
         if postamble is not None:
             values.update(postamble.run(values))
         return {entry["name"]: values[entry["name"]] for entry in self.report["model"]["outputs"]}
+
+    @property
+    def input_names(self) -> list[str]:
+        """The ONNX model's input names, in order."""
+        return [entry["name"] for entry in self.report["model"]["inputs"]]
+
+    def _checked_inputs(self, inputs: object) -> dict[str, np.ndarray]:
+        """`inputs` as a dict, refused with an InputError unless it names exactly the
+        model's inputs with their shapes (dtypes are checked where they are consumed)."""
+        if not isinstance(inputs, Mapping):
+            raise InputError(
+                "inputs must be a dict of NumPy arrays keyed by the model's "
+                f"input names, got {type(inputs).__name__}"
+            )
+        expected = self.input_names
+        unknown = [str(name) for name in inputs if name not in expected]
+        missing = [name for name in expected if name not in inputs]
+        if unknown or missing:
+            problems = [f"unknown input(s) {', '.join(unknown)}"] if unknown else []
+            problems += [f"missing model input(s) {', '.join(missing)}"] if missing else []
+            raise InputError(f"{'; '.join(problems)}; the model's inputs are {', '.join(expected)}")
+        for entry in self.report["model"]["inputs"]:
+            shape = tuple(entry["shape"])
+            if np.shape(inputs[entry["name"]]) != shape:
+                raise InputError(
+                    f"input '{entry['name']}' must be {entry['dtype']} of shape {shape}, got "
+                    f"shape {np.shape(inputs[entry['name']])}"
+                )
+        return dict(inputs)

@@ -7,7 +7,11 @@ recorded in ``compilation_report.json``.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
+from types import TracebackType
 
 
 class AipucError(Exception):
@@ -40,8 +44,35 @@ class QuantizationError(AipucError):
     stage = "quantize"
 
 
+class InputError(AipucError):
+    """Inputs given to run a model that do not fit it: not a dict of arrays, missing or
+    unknown input names, a wrong shape or dtype, an unreadable input file. Raised by
+    `Graph.run`, `CompiledModel.run`, `CompiledModel.run_quantized` and `aipuc run`."""
+
+    stage = "run"
+
+
 class CompilationError(AipucError):
     stage = "lower"
+
+
+def one_line_uncaught_errors() -> None:
+    """Show an `AipucError` that nothing caught as one line, `<program>: error: ...`,
+    instead of a traceback (set AIPUC_DEBUG=1 for the traceback). Installed when xDSL
+    tools such as xdsl-opt load the project, so a bad pass option reads like any other
+    aipuc error; every other exception keeps the previous hook."""
+    previous = sys.excepthook
+    if getattr(previous, "aipuc", False):
+        return
+
+    def hook(kind: type[BaseException], error: BaseException, trace: TracebackType | None):
+        if isinstance(error, AipucError) and not os.environ.get("AIPUC_DEBUG"):
+            print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, trace)
+
+    hook.aipuc = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def first_line(error: BaseException) -> str:

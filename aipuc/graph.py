@@ -19,7 +19,7 @@ from xdsl.printer import Printer
 
 from aipuc.dialects.axq import NAME_ATTR, QuantizedType
 from aipuc.dialects.tensors import dtype_of
-from aipuc.errors import AipucError
+from aipuc.errors import InputError
 from aipuc.runtime.interpreter import run_function
 
 TensorSpec = tuple[tuple[int, ...], np.dtype]
@@ -83,27 +83,24 @@ class Graph:
     def run(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Runs the graph: float kernels before quantization, integer reference after."""
         if not isinstance(inputs, Mapping):
-            raise AipucError(
+            raise InputError(
                 "inputs must be a dict of NumPy arrays keyed by the graph's input "
                 f"names, got {type(inputs).__name__}",
-                stage="run",
             )
         expected = self.inputs
         missing = [name for name in expected if name not in inputs]
         unknown = [name for name in inputs if name not in expected]
         if missing or unknown:
-            raise AipucError(
+            raise InputError(
                 f"graph inputs are {list(expected)}; missing {missing}, unknown {unknown}",
-                stage="run",
             )
         arrays = []
         for name, (shape, dtype) in expected.items():
             array = np.asarray(inputs[name])
             if array.shape != shape or array.dtype != dtype:
-                raise AipucError(
+                raise InputError(
                     f"input '{name}' must be {dtype} of shape {shape}, got {array.dtype} of "
                     f"shape {array.shape}",
-                    stage="run",
                 )
             arrays.append(array)
         if self.is_quantized:

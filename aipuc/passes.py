@@ -1,14 +1,22 @@
-"""Registry of every project pass by its kebab-case xdsl-opt name.
+"""The project's passes: their registry by kebab-case xdsl-opt name, and their base class.
 
-Each entry imports its pass lazily so `xdsl-opt --help` stays fast.
+Each registry entry imports its pass lazily so `xdsl-opt --help` stays fast. Every pass
+derives from `AipucPass`, so a misspelled option or a bad value, in `xdsl-opt -p` or in a
+pipeline string, is one line that names the pass, the option and the valid choices.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import import_module
 
-from xdsl.passes import ModulePass
+from xdsl.passes import ModulePass, get_pass_option_infos
+from xdsl.utils.arg_spec import ArgSpec
+
+from aipuc.errors import ConfigError, first_line
 
 # pass name -> "module:ClassName"
 _PASS_LOCATIONS: dict[str, str] = {
@@ -34,6 +42,53 @@ _PASS_LOCATIONS: dict[str, str] = {
     "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
     "mem-plan": "aipuc.lowering.mem_plan:MemPlanPass",
 }
+
+
+class PassOptionError(ConfigError):
+    """A project pass was given an option it does not have, or a value it cannot take."""
+
+
+@dataclass(frozen=True)
+class AipucPass(ModulePass):
+    """Base of every project pass: options are its dataclass fields, spelled like the
+    CompilerConfig fields they mirror; option errors are `PassOptionError`s."""
+
+    @classmethod
+    def option_summary(cls) -> str:
+        """`name: type = default` of every option, for error messages."""
+        options = ", ".join(
+            f"{info.name}: {info.expected_type.strip(chr(39))}"
+            + (f" = {info.default_value}" if info.default_value is not None else "")
+            for info in get_pass_option_infos(cls)
+        )
+        return f"its options are {options}" if options else "it takes no options"
+
+    @classmethod
+    def from_spec(cls, spec: ArgSpec):
+        names = [field.name for field in dataclasses.fields(cls) if field.init]
+        for given in spec.normalize_parameter_names().parameters:
+            if given not in names:
+                close = difflib.get_close_matches(given, names, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise PassOptionError(
+                    f"{cls.name} has no option '{given}'{hint}; {cls.option_summary()}"
+                )
+        try:
+            return super().from_spec(spec)
+        except (ValueError, TypeError) as error:
+            raise PassOptionError(
+                f"{cls.name}: {first_line(error)}; {cls.option_summary()}"
+            ) from None
+
+    def check_choice(self, option: str, choices: Iterable[str]) -> None:
+        """Refuse a value of `option` outside `choices` (for options with an enum's values)."""
+        value, allowed = getattr(self, option), [str(choice) for choice in choices]
+        if value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise PassOptionError(
+                f"{self.name}: {option} '{value}' is not one of {', '.join(allowed)}{hint}"
+            )
 
 
 def _loader(location: str) -> Callable[[], type[ModulePass]]:

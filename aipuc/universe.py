@@ -8,6 +8,8 @@ from xdsl.ir import Dialect
 from xdsl.passes import ModulePass
 from xdsl.universe import Universe
 
+from aipuc.errors import one_line_uncaught_errors
+
 
 def _axq() -> Dialect:
     from aipuc.dialects.axq import Axq
@@ -33,6 +35,8 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
 
     return PASSES
 
+
+one_line_uncaught_errors()  # xdsl-opt: a bad pass option is one line, not a traceback
 
 AIPUC_UNIVERSE = Universe(
     all_dialects={"axq": _axq, "aipu": _aipu, "mem": _mem},

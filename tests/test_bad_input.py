@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 import aipuc
 from aipuc.cli import main
 from aipuc.config import CompilerConfig
-from aipuc.errors import AipucError, ConfigError, ModelError, QuantizationError
+from aipuc.errors import AipucError, ConfigError, InputError, ModelError, QuantizationError
 from aipuc.frontend.loader import load_model
 from aipuc.models import build_model, sample_inputs
 from aipuc.quantization.calibration import load_calibration
@@ -853,8 +853,8 @@ def test_run_with_bad_inputs(tmp_path, built, capsys):
     np.savez(tmp_path / "named.npz", image=x)
     (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 truncated")
     run = ["run", str(built), "--quantized", "--input"]
-    cli_error(capsys, [*run, f"image={tmp_path / 'x.npy'}"], "missing model input(s) input")
-    cli_error(capsys, [*run, str(tmp_path / "named.npz")], "missing model input(s) input")
+    for spec in (f"image={tmp_path / 'x.npy'}", str(tmp_path / "named.npz")):
+        cli_error(capsys, [*run, spec], "unknown input(s) image; missing model input(s) input")
     cli_error(capsys, [*run, str(tmp_path / "small.npy")], "input 'input'", "(1, 3, 8, 32)")
     cli_error(capsys, [*run, str(tmp_path / "ints.npy")], "input 'input'", "int32")
     cli_error(capsys, [*run, str(tmp_path / "gone.npy")], "gone.npy", "no such file")
@@ -936,7 +936,8 @@ def test_malformed_set_values(tmp_path, tiny_file, capsys, assignment, fragment)
         ("input=1x3x32x32x", "positive dims"),
         ("input=1.5x3x32x32", "positive dims"),
         ("image=1x3x32x32", "['image'] that are not model inputs"),
-        ("input=1x3x1x1", "node 'pool' (MaxPool): the kernel [2, 2]"),
+        ("input=1x3x1x1", "static shape [1, 3, 32, 32]"),
+        ("input=2x3x32x32", "changing dimension(s) 0;"),
     ],
 )
 def test_input_shape_edge_cases(tmp_path, tiny_file, capsys, spec, fragment):
@@ -1056,8 +1057,9 @@ def test_host_part_failing_at_run_time_is_one_line():
 
 def test_inputs_that_are_not_a_dict(tiny, calibration, tmp_path):
     compiled = aipuc.compile(tiny, CompilerConfig(output_dir=str(tmp_path / "o")), calibration)
-    one_line(ConfigError, lambda: compiled.run_quantized([np.zeros(3)]), "dict")
-    one_line(AipucError, lambda: compiled.core.run([np.zeros(3)]), "dict")
+    one_line(InputError, lambda: compiled.run_quantized([np.zeros(3)]), "dict")
+    one_line(InputError, lambda: compiled.run({"wrong": np.zeros(3)}), "unknown input(s) wrong")
+    one_line(InputError, lambda: compiled.core.run([np.zeros(3)]), "dict")
 
 
 def test_first_line_is_the_gist_of_a_library_error():
@@ -1068,3 +1070,10 @@ def test_first_line_is_the_gist_of_a_library_error():
     cpp = RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Assertion `x > 0` failed: x is 0")
     assert first_line(cpp) == "x is 0"
     assert first_line(ValueError("y" * 400)) == "y" * 297 + "..."
+
+
+def test_an_input_shape_equal_to_the_static_one_only_warns(tiny, caplog):
+    with caplog.at_level("WARNING", logger="aipuc"):
+        model = load_model(tiny, input_shapes={"input": (1, 3, 32, 32)})
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 32, 32]
+    assert "repeats the static shape of input 'input'" in caplog.text

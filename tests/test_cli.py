@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from aipuc.cli import main
+from aipuc.cli import BROKEN_PIPE_STATUS, main
 from aipuc.models import build_model, sample_inputs
 
 
@@ -100,6 +100,19 @@ def test_compile_and_run(tmp_path, capsys):
     quantized, stream = np.load(saved), np.load(streamed)
     for name in quantized.files:  # the instruction stream equals the integer reference
         np.testing.assert_array_equal(stream[name], quantized[name])
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`aipuc config schema | head`: the reader leaves before the schema is written."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aipuc.cli", "config", "schema"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # long before the child has imported aipuc and printed
+    error = process.stderr.read().decode()
+    assert process.wait() == BROKEN_PIPE_STATUS and error == ""
 
 
 def test_version(capsys):

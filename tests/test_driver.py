@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 import aipuc
+from aipuc.cli import main
 from aipuc.config import CompilerConfig
 from aipuc.errors import AipucError, ConfigError, ModelError
 from aipuc.models import build_model, sample_inputs
@@ -94,14 +95,21 @@ def test_stream_equals_integer_reference(compiled, samples):
             np.testing.assert_array_equal(streamed[name], value)
 
 
-def test_quantize_only_output_has_no_stream(tmp_path, tiny_model, samples):
+def test_quantize_only_output_has_no_stream(tmp_path, tiny_model, samples, capsys):
     only = aipuc.compile(
         tiny_model,
         CompilerConfig(output_dir=str(tmp_path / "q"), compiler_mode="quantize_only"),
         samples,
     )
-    with pytest.raises(AipucError, match="holds no instruction stream"):
+    with pytest.raises(AipucError, match="holds no instruction stream") as error:
         only.run(samples[0])
+    assert "run_quantized()" in str(error.value)  # the library's words, not the CLI's
+    inputs = tmp_path / "x.npz"
+    np.savez(inputs, **samples[0])
+    assert main(["run", str(tmp_path / "q"), "--input", str(inputs)]) == 2
+    err = capsys.readouterr().err  # the command line's words, not the library's
+    assert "holds no instruction stream" in err and "add --quantized" in err
+    assert "run_quantized" not in err and "--set compiler_mode=quantize_and_lower" in err
 
 
 def test_quantize_only_then_lower_only_gives_same_bits(tmp_path, tiny_model, samples):

@@ -29,6 +29,7 @@ from aipuc.ir_files import (
     save_quantized_model,
 )
 from aipuc.models import ZOO, build_model, sample_inputs
+from aipuc.passes import PassOptionError
 from aipuc.quantization.artifacts import (
     export_quantized_graph,
     quantization_debug_report,
@@ -439,7 +440,7 @@ def test_hybrid_requantizes_per_channel_tensors_for_per_tensor_consumers():
 
 
 def test_pass_errors(depthwise):
-    with pytest.raises(QuantizationError, match="quantization_scheme 'per_tensor' is not one"):
+    with pytest.raises(PassOptionError, match="quantization_scheme 'per_tensor' is not one"):
         QuantizePass(quantization_scheme="per_tensor")
     _, graph, _ = depthwise
     with pytest.raises(QuantizationError, match="no calibration range .* run calibrate"):

@@ -25,6 +25,7 @@ later stage assumes:
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from math import prod
@@ -46,6 +47,8 @@ from aipuc.frontend.support import (
     topological_order,
     value_infos,
 )
+
+logger = logging.getLogger("aipuc")
 
 MIN_OPSET = 17
 """The oldest default-domain opset the compiler reads; older models are converted."""
@@ -540,9 +543,32 @@ def _override_shape(name: str, tensor_type: onnx.TypeProto.Tensor, dims: Sequenc
             f"input_shapes['{name}'] has {len(dims)} dimensions but the input has "
             f"rank {len(tensor_type.shape.dim)}"
         )
+    if tensor_type.HasField("shape"):
+        _check_static_dims(name, tensor_type, dims)
     tensor_type.ClearField("shape")
     for dim in dims:
         tensor_type.shape.dim.add().dim_value = dim
+
+
+def _check_static_dims(name: str, tensor_type: onnx.TypeProto.Tensor, dims: list[int]) -> None:
+    """An override may fix dynamic dimensions only: the model was built for its static ones
+    (weights, reshapes and pads assume them). Repeating a static shape is only a warning."""
+    declared = [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
+    changed = [i for i, (d, g) in enumerate(zip(declared, dims, strict=True)) if d not in (None, g)]
+    if changed:
+        raise ModelError(
+            f"input '{name}' has the static shape {_show(declared)}, and input_shapes "
+            f"(--input-shape) gives {_show(dims)}, changing dimension(s) "
+            f"{', '.join(map(str, changed))}; the model fixes its static dimensions: drop the "
+            "override, or export the model with those dimensions dynamic"
+        )
+    if None not in declared:
+        logger.warning(
+            "input_shapes['%s'] = %s repeats the static shape of input '%s'; it has no effect",
+            name,
+            _show(dims),
+            name,
+        )
 
 
 def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:

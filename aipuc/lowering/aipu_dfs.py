@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu
 from aipuc.lowering.mem_bufferize import GroupExpansion, SegmentBuilder, chain_input
 from aipuc.lowering.mem_pools import l1_capacity, pools_of
+from aipuc.passes import AipucPass
 
 MAX_GROUP_TILES = 64
 
@@ -67,7 +67,7 @@ def _next_in_chain(layer: Operation) -> Operation | None:
 
 
 @dataclass(frozen=True)
-class AipuDfsPass(ModulePass):
+class AipuDfsPass(AipucPass):
     name = "aipu-dfs"
 
     tiling_depth: int = 1

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu
 from aipuc.dialects.axq import shape_of
@@ -28,6 +27,7 @@ from aipuc.lowering.mem_bufferize import (
     SegmentBuilder,
 )
 from aipuc.lowering.mem_pools import l1_capacity, pools_of
+from aipuc.passes import AipucPass
 
 EXPANSIONS = {
     aipu.ConvLayerOp: ConvExpansion,
@@ -57,7 +57,7 @@ def _height_extent(layer) -> int:
 
 
 @dataclass(frozen=True)
-class AipuTilePass(ModulePass):
+class AipuTilePass(AipucPass):
     name = "aipu-tile"
 
     max_tiling_attempts: int = 8

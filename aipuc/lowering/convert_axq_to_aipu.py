@@ -22,7 +22,6 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
 
 from aipuc.dialects import aipu, axq
@@ -45,6 +44,7 @@ from aipuc.lowering.conversion.mvm import (
     MatMulToMvm,
 )
 from aipuc.lowering.conversion.resize import LinearResizeToDpu
+from aipuc.passes import AipucPass
 
 _SPATIAL = (
     axq.Conv2dOp,
@@ -104,7 +104,7 @@ def assign_layouts(main: func.FuncOp) -> dict[SSAValue, tuple[int, ...]]:
 
 
 @dataclass(frozen=True)
-class ConvertAxqToAipuPass(ModulePass):
+class ConvertAxqToAipuPass(AipucPass):
     """Unit mapping: axq ops to MVM, DWPU, DPU and DMA layers (see the module docstring)."""
 
     name = "convert-axq-to-aipu"

@@ -30,7 +30,6 @@ from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, i8, i32
 from xdsl.ir import Block, Operation, Region, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import aipu, mem
@@ -39,6 +38,7 @@ from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering import tiles as tiling
 from aipuc.lowering.mem_pools import pool_name, pools_of
+from aipuc.passes import AipucPass
 from aipuc.runtime.sim.isa import MICRO_OP_BYTES
 
 DEVICE_OPS = (aipu.ToDeviceOp, aipu.ReinterpretOp, *aipu.LAYER_OPS)
@@ -922,7 +922,7 @@ class GroupExpansion:
 
 
 @dataclass(frozen=True)
-class MemBufferizePass(ModulePass):
+class MemBufferizePass(AipucPass):
     name = "mem-bufferize"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import DenseArrayBase, DictionaryAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU
 from aipuc.lowering.mem_pools import pools_of
+from aipuc.passes import AipucPass
 
 PLAN_ATTR = "mem.plan"
 """Module attribute: per pool, its capacity, planned peak and lower bound in bytes."""
@@ -232,7 +232,7 @@ def plan_pool(items: list[Lifetime], page: int | None, attempts: int, goal: int)
 
 
 @dataclass(frozen=True)
-class MemPlanPass(ModulePass):
+class MemPlanPass(AipucPass):
     name = "mem-plan"
 
     max_memplan_attempts: int = 5

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
-from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import mem
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU, MemorySpace
+from aipuc.passes import AipucPass
 
 L1_PHYSICAL_ATTR = "aipu.l1_core0_physical_address"
 """Module attribute: where DMA engines see core 0's L1 (core k at + k * AIPU.l1_core_stride)."""
@@ -58,7 +58,7 @@ def l1_capacity(module: ModuleOp, core: int = 0) -> int:
 
 
 @dataclass(frozen=True)
-class MemPoolsPass(ModulePass):
+class MemPoolsPass(AipucPass):
     name = "mem-pools"
 
     l1_size_used: int = 4194304

@@ -38,7 +38,6 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
-from xdsl.passes import ModulePass
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
@@ -46,6 +45,7 @@ from aipuc.hardware import MemorySpace
 from aipuc.lowering.aipu_tile import EXPANSIONS
 from aipuc.lowering.mem_bufferize import SegmentBuilder, _main, buffer_bytes, partition
 from aipuc.lowering.mem_pools import pool_name, pools_of
+from aipuc.passes import AipucPass
 
 
 class TensorKind(StrEnum):
@@ -294,7 +294,7 @@ class Promoter:
 
 
 @dataclass(frozen=True)
-class MemPromotePass(ModulePass):
+class MemPromotePass(AipucPass):
     name = "mem-promote"
 
     io_memory_pool: str = MemorySpace.DDR.value

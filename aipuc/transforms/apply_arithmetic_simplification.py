@@ -27,7 +27,6 @@ import numpy as np
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -40,6 +39,7 @@ from aipuc import numerics
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, is_quantized, shape_of
 from aipuc.dialects.axq_graph import is_f32_tensor
+from aipuc.passes import AipucPass
 from aipuc.transforms.common import (
     constant_array,
     constant_operand,
@@ -275,7 +275,7 @@ class RemoveSaturatedClip(RewritePattern):
 
 
 @dataclass(frozen=True)
-class ArithmeticSimplificationPass(ModulePass):
+class ArithmeticSimplificationPass(AipucPass):
     """Folds scalings, shifts, identities, affine ops into layers, redundant clips and
     reshapes."""
 

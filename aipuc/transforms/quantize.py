@@ -88,7 +88,6 @@ from xdsl.dialects.builtin import (
     f32,
 )
 from xdsl.ir import Attribute, BlockArgument, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -121,6 +120,7 @@ from aipuc.dialects.axq_graph import (
 )
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
 from aipuc.errors import QuantizationError
+from aipuc.passes import AipucPass
 from aipuc.quantization.calibration import (
     CALIBRATION_ATTR,
     TensorStats,
@@ -776,7 +776,7 @@ def check_no_float_compute(func_op: func.FuncOp) -> None:
 
 
 @dataclass(frozen=True)
-class QuantizePass(ModulePass):
+class QuantizePass(AipucPass):
     """Post-training quantization of @main from its `axq.calibration` ranges.
 
     Options are spelled like the CompilerConfig fields they come from.
@@ -789,11 +789,7 @@ class QuantizePass(ModulePass):
     remove_io_quantization: bool = False
 
     def __post_init__(self) -> None:
-        if self.quantization_scheme not in tuple(QuantizationScheme):
-            raise QuantizationError(
-                f"quantization_scheme '{self.quantization_scheme}' is not one of "
-                f"{', '.join(QuantizationScheme)}"
-            )
+        self.check_choice("quantization_scheme", QuantizationScheme)
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         func_op = main_function(op)

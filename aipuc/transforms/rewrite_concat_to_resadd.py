@@ -29,7 +29,6 @@ from itertools import accumulate
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
     PatternRewriteWalker,
@@ -40,6 +39,7 @@ from xdsl.pattern_rewriter import (
 from aipuc.dialects import axq
 from aipuc.dialects.axq import element_type, is_quantized, shape_of
 from aipuc.hardware import AIPU
+from aipuc.passes import AipucPass
 from aipuc.transforms.common import located
 
 
@@ -94,7 +94,7 @@ class ConcatToResadd(RewritePattern):
 
 
 @dataclass(frozen=True)
-class RewriteConcatToResaddPass(ModulePass):
+class RewriteConcatToResaddPass(AipucPass):
     """Every quantized 4-D concat that the AIPU can shift into place becomes pads and adds."""
 
     name = "rewrite-concat-to-resadd"

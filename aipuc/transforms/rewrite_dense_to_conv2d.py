@@ -17,7 +17,6 @@ from math import prod
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     PatternRewriter,
     PatternRewriteWalker,
@@ -29,6 +28,7 @@ from xdsl.rewriter import InsertPoint
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
+from aipuc.passes import AipucPass
 from aipuc.transforms.common import erase_dead_constants, located
 
 
@@ -91,7 +91,7 @@ class DenseToConv2d(RewritePattern):
 
 
 @dataclass(frozen=True)
-class RewriteDenseToConv2dPass(ModulePass):
+class RewriteDenseToConv2dPass(AipucPass):
     """Every dense layer with a constant weight becomes a 1x1 conv2d between reshapes."""
 
     name = "rewrite-dense-to-conv2d"

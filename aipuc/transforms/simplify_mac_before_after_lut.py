@@ -23,7 +23,6 @@ from typing import NamedTuple
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
     GreedyRewritePatternApplier,
     PatternRewriter,
@@ -36,6 +35,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.axq import UnaryFunction, shape_of
 from aipuc.dialects.axq_graph import is_f32_tensor
 from aipuc.numerics import AFFINE_PARAMETERS
+from aipuc.passes import AipucPass
 from aipuc.transforms.common import constant_array, located, only_user, scalar_constant
 
 _FLOAT32_ROUNDING = 2.0**-21
@@ -240,7 +240,7 @@ class FuseGatedProduct(RewritePattern):
 
 
 @dataclass(frozen=True)
-class SimplifyMacAroundLutPass(ModulePass):
+class SimplifyMacAroundLutPass(AipucPass):
     """Folds per-tensor multiply-adds into tables, and gated products into one table."""
 
     name = "simplify-mac-before-after-lut"

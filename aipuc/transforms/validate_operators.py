@@ -17,7 +17,6 @@ from math import prod
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, NameLoc
 from xdsl.ir import BlockArgument, Operation, SSAValue
-from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import PassFailedException
 
 from aipuc.dialects import axq
@@ -25,6 +24,7 @@ from aipuc.dialects.axq import shape_of
 from aipuc.errors import ModelError
 from aipuc.frontend.support import is_layout_free_reshape
 from aipuc.hardware import AIPU
+from aipuc.passes import AipucPass
 
 GROUPED_KERNEL_AREA_LIMIT = 128
 SCORE_OPS = (axq.MulOp, axq.AddOp, axq.SubOp, axq.RequantizeOp)
@@ -285,7 +285,7 @@ def violations(module: ModuleOp) -> list[Violation]:
 
 
 @dataclass(frozen=True)
-class ValidateOperatorsPass(ModulePass):
+class ValidateOperatorsPass(AipucPass):
     """Fails, naming every violation, if an accelerated op breaks a hardware constraint."""
 
     name = "validate-operators"
