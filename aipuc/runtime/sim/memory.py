@@ -108,15 +108,20 @@ class Memories:
             )
         return array, None, frames * page + virtual % page
 
-    def read(self, address, sizes, strides, dtype=np.int8) -> np.ndarray:
+    def view(self, address, sizes, strides, dtype=np.int8) -> np.ndarray:
+        """The block's values, without a copy where its bytes are contiguous in physical
+        memory (a view: read it before the memory changes); otherwise a gathered copy."""
         dtype = np.dtype(dtype).newbyteorder("<")
         sizes, strides = [int(s) for s in sizes], [int(s) for s in strides]
         if min(sizes, default=1) <= 0:
             return np.zeros(sizes, dtype)
         array, offset, scattered = self._block(address, sizes, strides, dtype)
         if scattered is None:
-            return np.ndarray(sizes, dtype, buffer=array, offset=offset, strides=strides).copy()
+            return np.ndarray(sizes, dtype, buffer=array, offset=offset, strides=strides)
         return array[scattered].view(dtype).reshape(sizes)
+
+    def read(self, address, sizes, strides, dtype=np.int8) -> np.ndarray:
+        return self.view(address, sizes, strides, dtype).copy()
 
     def write(self, address, sizes, strides, values, dtype=np.int8) -> None:
         sizes, strides = [int(s) for s in sizes], [int(s) for s in strides]
