@@ -46,8 +46,10 @@ def samples_of(model: onnx.ModelProto, count: int = 2) -> list[dict[str, np.ndar
     return [sample_inputs(model, seed=seed) for seed in range(count)]
 
 
-def quantize(model: onnx.ModelProto, samples: Sequence[Feeds], folder: Path) -> CompiledModel:
-    config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only")
+def quantize(
+    model: onnx.ModelProto, samples: Sequence[Feeds], folder: Path, **fields
+) -> CompiledModel:
+    config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only", **fields)
     return aipuc.compile(model, config, list(samples))
 
 
