@@ -70,9 +70,9 @@ CONFIGS = {
         "constant_memory_pool": "global.l2",
         "workspace_memory_pool": "global.l2",
     },
-    "tight L1": {"l1_constraint": 40000},
+    "tight L1": {"l1_constraint": 81920},
     "tight L1, split, unpaged": {
-        "l1_constraint": 40000,
+        "l1_constraint": 81920,
         "split_buffer_promotion": True,
         "page_memory": False,
     },
@@ -91,20 +91,20 @@ def test_stream_equals_the_integer_reference(quantized, tmp_path, fields):
 def test_promotion_removes_ddr_and_l2_traffic(quantized, tmp_path):
     off = dma_bytes(lower(quantized, tmp_path, "off", enable_buffer_promotion=False))
     on = dma_bytes(lower(quantized, tmp_path, "on"))
-    tight = dma_bytes(lower(quantized, tmp_path, "tight", l1_constraint=40000))
+    tight = dma_bytes(lower(quantized, tmp_path, "tight", l1_constraint=81920))
     assert off["ddr"] > 0 and off["l2"] == 0
     # all of tiny_cnn fits in L1: nothing moves to or from DDR or L2 any more
     assert on["ddr"] == on["l2"] == 0
-    # with 40000 bytes of L1 some tensors stay in L2, none in DDR
+    # with 80 KiB of L1 some tensors stay in L2, none in DDR
     assert tight["ddr"] == 0 and 0 < tight["l2"] < off["ddr"]
 
 
 def test_homes_in_the_lowered_ir(quantized, tmp_path):
-    compiled = lower(quantized, tmp_path, l1_constraint=40000)
+    compiled = lower(quantized, tmp_path, l1_constraint=81920)
     text = (compiled.output_dir / "lowered" / "model.mlir").read_text()
     assert "global.l1>" in text and "global.l2>" in text
     plan = json.loads((compiled.output_dir / "lowered" / "memory_plan.json").read_text())
-    assert plan["pools"]["l1_core0"]["peak"] <= 40000
+    assert plan["pools"]["l1_core0"]["peak"] <= 81920
 
 
 def test_split_promotion_is_two_passes_with_depth_first_tiling_between():
