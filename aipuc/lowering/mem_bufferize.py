@@ -776,7 +776,9 @@ class GroupExpansion:
         out_rows = [max(run[k].out_rows for run in self.runs) for k in range(count)]
         x_shape = list(_shape(self.x))
         self.x_l1 = (
-            None if _space(self.x) == MemorySpace.L1 else builder.l1([1, in_rows, *x_shape[2:]])
+            None
+            if _space(self.x) == MemorySpace.L1
+            else builder.l1([1, in_rows, *x_shape[2:]], self.x.type.element_type)
         )
         self.inter = []
         for k, layer in enumerate(layers[:-1]):
