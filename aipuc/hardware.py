@@ -37,7 +37,6 @@ class HardwareModel:
     mvm_n: int = 64  # chosen
     imc_weightsets: int = 4  # chosen
     imc_weightset_load_cycles: int = 256  # chosen: one 32 KiB weightset from L1
-    mvm_vectors_per_cycle: int = 1  # chosen: input vectors (x-positions without ICR) per cycle
     # DPU: 64 lanes of float18 (1 sign, 8 exponent, 9 mantissa bits).
     dpu_lanes: int = 64  # chosen
     dpu_registers: int = 16  # chosen

@@ -13,6 +13,7 @@ a wrong page table gives wrong numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -111,7 +112,7 @@ class Memories:
     def view(self, address, sizes, strides, dtype=np.int8) -> np.ndarray:
         """The block's values, without a copy where its bytes are contiguous in physical
         memory (a view: read it before the memory changes); otherwise a gathered copy."""
-        dtype = np.dtype(dtype).newbyteorder("<")
+        dtype = _little_endian(dtype)
         sizes, strides = [int(s) for s in sizes], [int(s) for s in strides]
         if min(sizes, default=1) <= 0:
             return np.zeros(sizes, dtype)
@@ -127,7 +128,7 @@ class Memories:
         sizes, strides = [int(s) for s in sizes], [int(s) for s in strides]
         if any(s == 0 for s, n in zip(strides, sizes, strict=True) if n > 1):
             raise SimulationError(f"a write at {address:#x} has a zero stride")
-        dtype = np.dtype(dtype).newbyteorder("<")
+        dtype = _little_endian(dtype)
         if min(sizes, default=1) <= 0:
             return
         array, offset, scattered = self._block(address, sizes, strides, dtype)
@@ -146,6 +147,11 @@ class Memories:
 
     def dump_bytes(self, address: int, length: int) -> bytes:
         return self.read(address, [length], [1], np.uint8).tobytes()
+
+
+@functools.cache
+def _little_endian(dtype) -> np.dtype:
+    return np.dtype(dtype).newbyteorder("<")
 
 
 def dense_strides(sizes: Sequence[int], itemsize: int = 1) -> list[int]:
