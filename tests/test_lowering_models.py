@@ -30,9 +30,15 @@ ALL_POOLS_IN_DDR = {
     "workspace_memory_pool": "global.ddr",
 }
 
-TIGHT_L1 = {"tiny_cnn": 16384, "attention_block": 131072}
-"""An l1_constraint that forces height tiling but still fits every layer's smallest tile."""
-DEFAULT_TIGHT_L1 = 524288
+TIGHT_L1 = {
+    "tiny_cnn": {"l1_constraint": 45056, "ignore_weight_buffers": False},
+    "attention_block": {"l1_constraint": 131072},
+    "yolov5s_head": {"l1_constraint": 589824},
+}
+"""An L1 that forces height tiling but still fits every layer's smallest tile and the plan.
+Since channels are padded to whole PWORDs, tiny_cnn's ICR weightsets no longer fit beside
+tiles chosen with weights ignored: below 64 KiB it needs ignore_weight_buffers=false."""
+DEFAULT_TIGHT_L1 = {"l1_constraint": 524288}
 
 
 def configs(model: str) -> dict[str, dict]:
@@ -43,7 +49,7 @@ def configs(model: str) -> dict[str, dict]:
         "forced channel tiles": {"force_oc_tiling": 2},
         "all pools in DDR": ALL_POOLS_IN_DDR,
         "promotion off": {"enable_buffer_promotion": False},
-        "tight L1": {"l1_constraint": TIGHT_L1.get(model, DEFAULT_TIGHT_L1)},
+        "tight L1": TIGHT_L1.get(model, DEFAULT_TIGHT_L1),
         "no ICR, no swICR": {"enable_icr": False, "enable_swicr": False},
         "MVM utilization 0.5": {"mvm_utilization_limit": 0.5},
         "depth-first 4": {"tiling_depth": 4},
@@ -61,7 +67,7 @@ QUICK = {
         **ALL_POOLS_IN_DDR,
     },
     "tight L1, no ICR/swICR": {
-        "l1_constraint": TIGHT_L1["tiny_cnn"],
+        "l1_constraint": 16384,
         "enable_icr": False,
         "enable_swicr": False,
     },
