@@ -171,6 +171,8 @@ class SegmentBuilder:
     buffer_ops: list[Operation] = field(default_factory=list)
     buffers: dict[SSAValue, SSAValue] = field(default_factory=dict)
     weight_buffers: set[SSAValue] = field(default_factory=set)
+    derived: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    """Buffers laid out afresh from a constant tensor (chunk-major weights) -> the tensor."""
     core: aipu.CoreOp = field(default_factory=lambda: aipu.CoreOp(0))
 
     @property
@@ -393,7 +395,9 @@ class ConvExpansion:
             blocked = matrix.reshape(self.depth, chunks, self.n_chunk).transpose(1, 0, 2)
             blocked = blocked.reshape(chunks * self.depth, self.n_chunk)
             init = dense_from_numpy(blocked)
-            return builder.new_buffer(home_space(owner), blocked.shape, i8, init), False, True
+            matrix_buffer = builder.new_buffer(home_space(owner), blocked.shape, i8, init)
+            builder.derived[matrix_buffer] = op.weights
+            return matrix_buffer, False, True
         weights = builder.buffer(op.weights)
         if len(shape) == 3:  # computed weights, one matrix per image: seen as [images * K, N]
             images, depth, columns = shape

@@ -171,7 +171,8 @@ class LayerProgram:
         elif type(layer) in EXPANSIONS:
             EXPANSIONS[type(layer)](builder, layer)
         homes = {}
-        for value, buffer in builder.buffers.items():
+        pairs = [*builder.buffers.items(), *((v, b) for b, v in builder.derived.items())]
+        for value, buffer in pairs:
             if isinstance(buffer.owner, mem.BufferOp):
                 homes[buffer.owner] = root(value)
         staging = sum(
