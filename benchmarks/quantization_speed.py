@@ -10,6 +10,8 @@ Then one held-out input runs through both: aipuc's `CompiledModel.run_quantized`
 reference; its first call on a freshly loaded output folder includes reading `model.mlir`) and
 onnxruntime's session on the QDQ model (session creation excluded, one warm-up run). Run times
 are medians. The IR column is the size of `quantized_model/` (IR text and weight files).
+The peak RSS column is the process's resident-memory high-water mark during aipuc's compile
+(Linux: reset through /proc/self/clear_refs just before it; elsewhere the process's peak so far).
 
     python benchmarks/quantization_speed.py [--models resnet18,mobilenetv2] [--calibration 32]
         [--runs 5] [--profile DIR] [--work-dir DIR]
@@ -24,6 +26,7 @@ import argparse
 import cProfile
 import io
 import pstats
+import resource
 import statistics
 import tempfile
 import time
@@ -48,11 +51,31 @@ TABLE_COLUMNS = (
     "onnxruntime int8 run s",
     "run ratio",
     "IR MB",
+    "aipuc peak RSS MiB",
 )
 
 
 def _folder_megabytes(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def _reset_peak_rss() -> None:
+    """Restart the kernel's RSS high-water mark at the current RSS (Linux only)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_rss_mib() -> float:
+    """The process's resident-memory high-water mark."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -91,9 +114,11 @@ def model_speed(
 
     config = aipuc.CompilerConfig(output_dir=str(output_dir), compiler_mode="quantize_only")
     quantize_profile = cProfile.Profile() if profile_dir is not None else None
+    _reset_peak_rss()
     started = time.perf_counter()
     compiled = _profiled(quantize_profile, lambda: aipuc.compile(model, config, samples))
     compile_s = time.perf_counter() - started
+    peak_mib = _peak_rss_mib()
     stages = {stage["stage"]: stage["seconds"] for stage in compiled.report["stages"]}
 
     started = time.perf_counter()
@@ -132,6 +157,7 @@ def model_speed(
         "onnxruntime int8 run s": ort_run_s,
         "run ratio": aipuc_run_s / ort_run_s,
         "IR MB": _folder_megabytes(output_dir / "quantized_model"),
+        "aipuc peak RSS MiB": peak_mib,
     }
 
 
