@@ -39,8 +39,11 @@ def _max_magnitude(array: np.ndarray) -> int:
     return max(abs(int(array.min())), abs(int(array.max())))
 
 
-def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
-    """Fail unless a float64 dot product of `depth` terms of `a` and `b` is exact.
+def check_exact_integer_depth(
+    a: np.ndarray, b: np.ndarray, depth: int, bias: np.ndarray | None = None
+) -> int:
+    """Fail unless a float64 dot product of `depth` terms of `a` and `b` (plus `bias`) is
+    exact.
 
     The bound uses the operands' actual magnitudes, so int8 (|q| <= 128) allows
     depth < 2**53 / 2**14, i.e. any realistic K. Returns the largest |product| of one
@@ -50,7 +53,7 @@ def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
         if not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"exact integer GEMM needs integer operands, {name} is {array.dtype}")
     largest_product = _max_magnitude(a) * _max_magnitude(b)
-    bound = depth * largest_product
+    bound = depth * largest_product + (0 if bias is None else _max_magnitude(bias))
     if bound >= FLOAT64_EXACT_LIMIT:
         raise ValueError(
             f"exact integer GEMM of depth {depth} could reach {bound} >= 2**53; "
@@ -76,18 +79,32 @@ def _exact_gemm_dtype(chunk: int) -> np.dtype:
     return np.dtype(np.float32 if chunk else np.float64)
 
 
-def _exact_float_matmul(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+def _exact_float_matmul(
+    a: np.ndarray, b: np.ndarray, chunk: int, offset: np.ndarray | None = None
+) -> np.ndarray:
     """`np.matmul` of integer-valued float arrays, exact, as int64: float64 in one product
-    (`chunk` 0), else float32 over reduction chunks of `chunk` terms added in int64."""
-    if chunk == 0:
-        return _to_int64(np.matmul(a, b))
+    (`chunk` 0), else float32 over reduction chunks of `chunk` terms added in int64.
+
+    An integer `offset` (a bias broadcast against the product) is added in the same pass
+    that converts the first product to int64. Each conversion adds in float64 and casts,
+    exact while the sum stays below 2**53, which `check_exact_integer_depth` ensures.
+    """
     depth = a.shape[-1]
-    total = _to_int64(np.matmul(a[..., :chunk], b[..., :chunk, :]))
-    for start in range(chunk, depth, chunk):
-        total += _to_int64(
-            np.matmul(a[..., start : start + chunk], b[..., start : start + chunk, :])
-        )
+    step = chunk or depth
+    total = _exact_sum_as_int64(np.matmul(a[..., :step], b[..., :step, :]), offset)
+    for start in range(step, depth, step):
+        product = np.matmul(a[..., start : start + step], b[..., start : start + step, :])
+        np.add(total, product, out=total, dtype=np.float64, casting="unsafe")
     return total
+
+
+def _exact_sum_as_int64(exact: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """Integer-valued floats plus an integer `offset`, as int64 in one pass (float64
+    arithmetic: exact below 2**53)."""
+    if offset is None:
+        return _to_int64(exact)
+    out = np.empty(np.broadcast_shapes(exact.shape, offset.shape), np.int64)
+    return np.add(exact, offset, out=out, dtype=np.float64, casting="unsafe")
 
 
 def _float32_exact_terms(largest_product: int) -> int:
@@ -212,33 +229,76 @@ def conv2d(
     the integer reference centres its inputs instead, so it pads with 0).
     Returns `accumulate_dtype`, or int64 with `exact_integer`.
     """
-    n, channels, height, width = x.shape
+    n, _, height, width = x.shape
     out_channels, group_channels, kh, kw = w.shape
-    (out_h, out_w), _ = window_geometry((height, width), (kh, kw), strides, pads, dilations)
+    out_hw, _ = window_geometry((height, width), (kh, kw), strides, pads, dilations)
     padded = _pad_hw(x, pads[:2], pads[2:], pad_value)
-    depth = group_channels * kh * kw
+    geometry = (group, strides, dilations, out_hw)
+    if exact_integer:
+        out = _exact_conv(padded, w, bias, *geometry)
+        return out.reshape(n, out_channels, *out_hw)
+    dtype = np.dtype(accumulate_dtype)
     if group_channels == 1 and group > 1:
-        # Depthwise (channel multiplier m): one broadcast multiply-add per kernel tap over
-        # the window view; 2-5x faster than einsum on the 6-D view, and no GEMM to feed.
-        if exact_integer:
-            dtype = _elementwise_exact_dtype(check_exact_integer_depth(padded, w, depth), depth)
-        else:
-            dtype = np.dtype(accumulate_dtype)
-        windows = _windows(
-            padded.astype(dtype, copy=False), (kh, kw), strides, dilations, (out_h, out_w)
-        )
-        taps = w.astype(dtype, copy=False).reshape(channels, out_channels // channels, kh, kw)
-        out = np.zeros((n, channels, taps.shape[1], out_h, out_w), dtype)
-        for i in range(kh):
-            for j in range(kw):
-                out += windows[:, :, None, :, :, i, j] * taps[:, :, i, j, None, None]
-    elif exact_integer:
-        out = _exact_conv_gemm(padded, w, group, strides, dilations, (out_h, out_w))
+        out = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
     else:
-        weight, cols = _im2col(padded, w, group, strides, dilations, (out_h, out_w))
+        weight, cols = _im2col(padded, w, *geometry)
         out = _gemm(weight, cols, False, accumulate_dtype)
-    out = out.reshape(n, out_channels, out_h, out_w)
-    return _add_bias(out, bias, exact_integer, channel_axis=1)
+    return _add_bias(out.reshape(n, out_channels, *out_hw), bias, False, channel_axis=1)
+
+
+def _exact_conv(
+    padded: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    group: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """The integer conv plus bias, exact, as int64 [n, out_channels, pixels]: in float32
+    (float64 where one product is too large for it), the bias added while converting."""
+    if bias is not None and not np.issubdtype(bias.dtype, np.integer):
+        raise TypeError(f"exact integer kernels need an integer bias, got {bias.dtype}")
+    depth = w.shape[1] * w.shape[2] * w.shape[3]
+    largest_product = check_exact_integer_depth(padded, w, depth, bias)
+    geometry = (group, strides, dilations, out_hw)
+    if w.shape[1] == 1 and group > 1:
+        dtype = _elementwise_exact_dtype(largest_product, depth)
+        sums = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+        column = None if bias is None else bias.reshape(-1, 1)
+        return _exact_sum_as_int64(sums.reshape(len(padded), len(w), -1), column)
+    chunk = _float32_exact_terms(largest_product)
+    dtype = _exact_gemm_dtype(chunk)
+    weight, cols = _im2col(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+    column = None if bias is None else bias.reshape(*weight.shape[:-1], 1)
+    return _exact_float_matmul(weight, cols, chunk, column)
+
+
+def _depthwise_taps(
+    padded: np.ndarray,
+    w: np.ndarray,
+    group: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """Depthwise conv (channel multiplier m) in the operands' dtype, [n, C, m, h, w]: one
+    broadcast multiply-add per kernel tap over the window view; 2-5x faster than einsum on
+    the 6-D view, and no GEMM to feed."""
+    n, channels = padded.shape[:2]
+    out_channels, _, kh, kw = w.shape
+    windows = _windows(padded, (kh, kw), strides, dilations, out_hw)
+    taps = w.reshape(channels, out_channels // channels, kh, kw)
+    out = np.empty((n, channels, taps.shape[1], *out_hw), padded.dtype)
+    product = np.empty_like(out)  # one scratch buffer, not a temporary per tap
+    for i in range(kh):
+        for j in range(kw):
+            tap = (windows[:, :, None, :, :, i, j], taps[:, :, i, j, None, None])
+            if i == j == 0:
+                np.multiply(*tap, out=out)
+            else:
+                out += np.multiply(*tap, out=product)
+    return out
 
 
 def _im2col(
@@ -250,8 +310,9 @@ def _im2col(
     out_hw: tuple[int, int],
 ) -> tuple[np.ndarray, np.ndarray]:
     """The conv as a GEMM: weight [group, out/group, depth] (as stored) and columns
-    [n, group, depth, pixels], depth in (channel, kh, kw) order; weight @ columns is NCHW
-    with no transpose, and each copied run is an output row of the input."""
+    [n, group, depth, pixels] (both without their unit batch dimensions when n and group
+    are 1), depth in (channel, kh, kw) order; weight @ columns is NCHW with no transpose,
+    and each copied run is an output row of the input."""
     n = padded.shape[0]
     out_channels, group_channels, kh, kw = w.shape
     depth = group_channels * kh * kw
@@ -261,26 +322,10 @@ def _im2col(
         .transpose(0, 1, 2, 5, 6, 3, 4)
         .reshape(n, group, depth, out_hw[0] * out_hw[1])
     )
-    return w.reshape(group, out_channels // group, depth), cols
-
-
-def _exact_conv_gemm(
-    padded: np.ndarray,
-    w: np.ndarray,
-    group: int,
-    strides: Sequence[int],
-    dilations: Sequence[int],
-    out_hw: tuple[int, int],
-) -> np.ndarray:
-    """The exact integer conv as one im2col GEMM in the float dtype the operands' magnitudes
-    allow, returned as [n, out_channels, pixels] int64 (exact whatever the sum's order)."""
-    depth = w.shape[1] * w.shape[2] * w.shape[3]
-    chunk = _float32_exact_terms(check_exact_integer_depth(padded, w, depth))
-    dtype = _exact_gemm_dtype(chunk)
-    weight, cols = _im2col(
-        padded.astype(dtype, copy=False), w.astype(dtype), group, strides, dilations, out_hw
-    )
-    return _exact_float_matmul(weight, cols, chunk)
+    weight = w.reshape(group, out_channels // group, depth)
+    if n == group == 1:  # np.matmul broadcasting batch dimensions is about 2x slower
+        return weight[0], cols[0, 0]
+    return weight, cols
 
 
 def conv_transpose2d(
