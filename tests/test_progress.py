@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import onnx
 
@@ -57,7 +58,23 @@ def test_bars_on_a_terminal_and_lines_elsewhere():
         "  calibrate: 4/8",
         "  calibrate: 6/8",
         "  calibrate: 8/8",
+        "  import ...",  # a single step says when it starts
     ]
+
+
+def test_a_long_step_keeps_its_bar_moving(monkeypatch):
+    """On a terminal, an open bar is redrawn every TICK_SECONDS while its step runs."""
+    monkeypatch.setattr(ProgressBars, "TICK_SECONDS", 0.01)
+    terminal = _Terminal()
+    bars = ProgressBars(terminal)
+    bars("lower", 0, 1)
+    drawn = len(terminal.getvalue())
+    deadline = time.monotonic() + 30
+    while len(terminal.getvalue()) == drawn and time.monotonic() < deadline:
+        time.sleep(0.01)  # nothing reports progress meanwhile: only the ticker draws
+    assert len(terminal.getvalue()) > drawn
+    bars.close()
+    assert bars._ticker is not None and not bars._ticker.is_alive()
 
 
 def test_compile_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch):
@@ -65,8 +82,12 @@ def test_compile_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch):
     onnx.save(build_model("tiny_cnn"), model_path)
     argv = ["compile", str(model_path), "--synthetic-calibration", "2", "-o", str(tmp_path / "o")]
     assert main(argv) == 0
-    lines = ["  calibrate: 1/2", "  calibrate: 2/2", "  SQNR: 1/2", "  SQNR: 2/2"]
-    assert capsys.readouterr().err.splitlines() == lines
+    lines = capsys.readouterr().err.splitlines()  # every stage says when it starts
+    assert [line for line in lines if not line.endswith(" ...")] == [
+        "  calibrate: 1/2", "  calibrate: 2/2", "  SQNR: 1/2", "  SQNR: 2/2"
+    ]  # fmt: skip
+    for stage in ("load", "clean", "calibrate", "quantize", "evaluate", "lower", "emit"):
+        assert f"  {stage} ..." in lines, stage
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(argv) == 0
