@@ -145,3 +145,34 @@ def test_quantization_speed_smoke(tmp_path: Path) -> None:
         row["aipuc quantize s"] / row["onnxruntime quantize s"]
     )
     assert (tmp_path / "tiny" / "quantized_model" / "model.mlir").is_file()
+
+
+def test_run_benchmark_smoke_without_peers(tmp_path: Path, monkeypatch) -> None:
+    """benchmarks/run.py on tiny_cnn: the document has every table and real measurements;
+    an absent peer is reported as missing, not run."""
+    run = _benchmark("run")
+    finder = run.importlib.util.find_spec
+    monkeypatch.setattr(
+        run.importlib.util, "find_spec", lambda name: None if name == "tvm" else finder(name)
+    )
+    out = tmp_path / "table.md"
+    argv = ["--models", "tiny_cnn", "--calibration", "2", "--runs", "1", "--peers", "tvm"]
+    assert run.main([*argv, "--out", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    document = out.read_text()
+    for heading in ("## Summary", "## Modelled unit busy fractions", "## Peers"):
+        assert heading in document
+    summary = document.split("## Summary")[1].splitlines()
+    header = [c.strip() for c in summary[2].strip("|").split("|")]
+    row = dict(zip(header, (c.strip() for c in summary[4].strip("|").split("|")), strict=True))
+    assert row["model"] == "tiny_cnn" and row["sim == run_quantized"] == "yes"
+    assert float(row["compile s"]) > 0 and float(row["peak RSS MiB"]) > 50
+    assert row["sim / ort"].endswith("x")
+    peers = document.split("## Peers")[1]
+    assert "missing (apache-tvm not installed)" in peers
+    assert "not run" in peers  # onnxruntime and IREE were not asked for
+    stages = document.split("## tiny_cnn: stages")[1]
+    for stage in ("calibrate", "quantize", "convert", "lower", "emit"):
+        assert f"| {stage} |" in stages
+    convert = next(line for line in stages.splitlines() if line.startswith("| convert |"))
+    assert "convert-axq-to-aipu" in convert  # each pass sits in its stage's row
+    assert (tmp_path / "work" / "tiny_cnn" / "compilation_report.json").is_file()
