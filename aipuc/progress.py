@@ -54,8 +54,8 @@ def each(progress: ProgressCallback | None, task: str) -> Callable[[int, int], N
 class ProgressBars:
     """The command line's `ProgressCallback`: a tqdm bar per running task on a terminal,
     whose elapsed time keeps ticking while a long step runs (nothing on screen stands still
-    for more than `TICK_SECONDS`); elsewhere (logs, pipes) a line when a single step starts
-    and a line per quarter of a task that counts units (calibration samples)."""
+    for more than `TICK_SECONDS`); elsewhere (logs, pipes, where an error must stay one
+    line) a line per quarter of a task that counts units (calibration samples) only."""
 
     TICK_SECONDS = 1.0
 
@@ -70,8 +70,6 @@ class ProgressBars:
     def __call__(self, task: str, done: int, total: int) -> None:
         if self.interactive:
             self._draw(task, done, total)
-        elif total == 1 and done == 0:
-            print(f"  {task} ...", file=self.stream, flush=True)
         elif total > 1 and done and (done == total or done % max(1, total // 4) == 0):
             print(f"  {task}: {done}/{total}", file=self.stream, flush=True)
 

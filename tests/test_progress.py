@@ -58,7 +58,6 @@ def test_bars_on_a_terminal_and_lines_elsewhere():
         "  calibrate: 4/8",
         "  calibrate: 6/8",
         "  calibrate: 8/8",
-        "  import ...",  # a single step says when it starts
     ]
 
 
@@ -82,12 +81,8 @@ def test_compile_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch):
     onnx.save(build_model("tiny_cnn"), model_path)
     argv = ["compile", str(model_path), "--synthetic-calibration", "2", "-o", str(tmp_path / "o")]
     assert main(argv) == 0
-    lines = capsys.readouterr().err.splitlines()  # every stage says when it starts
-    assert [line for line in lines if not line.endswith(" ...")] == [
-        "  calibrate: 1/2", "  calibrate: 2/2", "  SQNR: 1/2", "  SQNR: 2/2"
-    ]  # fmt: skip
-    for stage in ("load", "clean", "calibrate", "quantize", "evaluate", "lower", "emit"):
-        assert f"  {stage} ..." in lines, stage
+    lines = ["  calibrate: 1/2", "  calibrate: 2/2", "  SQNR: 1/2", "  SQNR: 2/2"]
+    assert capsys.readouterr().err.splitlines() == lines
     terminal = _Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
     assert main(argv) == 0
