@@ -394,10 +394,12 @@ def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
+        started = time.perf_counter()
         accuracy = _output_sqnr(
             float_graph, quant_graph, track(compilation.progress, "SQNR", samples[:2])
         )
         record.detail["output_sqnr_db"] = accuracy
+        record.detail["sqnr_seconds"] = round(time.perf_counter() - started, 4)
         options = _quantize_options(compilation)
         compilation.report["quantization"] = {
             "scheme": options["quantization_scheme"],
