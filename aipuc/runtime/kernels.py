@@ -241,8 +241,18 @@ def conv2d(
     if group_channels == 1 and group > 1:
         out = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
     else:
-        weight, cols = _im2col(padded, w, *geometry)
-        out = _gemm(weight, cols, False, accumulate_dtype)
+        # im2col as [group, pixels, depth] against the transposed weight: this operand order
+        # fixes the float sums' rounding (onnxruntime's, to a few ulps), which the exact
+        # path below need not keep.
+        windows = _windows(padded, (kh, kw), strides, dilations, out_hw)
+        cols = (
+            windows.reshape(n, group, group_channels, *out_hw, kh, kw)
+            .transpose(1, 0, 3, 4, 2, 5, 6)
+            .reshape(group, n * out_hw[0] * out_hw[1], group_channels * kh * kw)
+        )
+        weight = w.reshape(group, out_channels // group, -1).transpose(0, 2, 1)
+        out = _gemm(cols, weight, False, accumulate_dtype)
+        out = out.reshape(group, n, *out_hw, out_channels // group).transpose(1, 0, 4, 2, 3)
     return _add_bias(out.reshape(n, out_channels, *out_hw), bias, False, channel_axis=1)
 
 
