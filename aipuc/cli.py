@@ -216,7 +216,24 @@ def format_report(report: dict[str, Any]) -> str:
                     f"memory     {pool:<9} peak {entry['peak']:>11,} B  (lower bound "
                     f"{entry['lower_bound']:,} B, capacity {entry['capacity']:,} B)"
                 )
+    performance = report.get("performance")
+    if performance:
+        lines.append(_performance_line(performance))
     return "\n".join(lines)
+
+
+def _performance_line(p: dict[str, Any]) -> str:
+    """The cycle model's figures in one line (modelled, not measured)."""
+    mvm, roofline = p["mvm"], p["roofline"]
+    if not p["cycles"]:
+        return "modelled   no device records (every op runs on the host)"
+    utilization = "n/a" if mvm["utilization"] is None else f"{mvm['utilization']:.1%}"
+    return (
+        f"modelled   {p['cycles']:,} cycles, {p['latency_ms']:.3f} ms at "
+        f"{p['frequency_hz'] / 1e6:g} MHz ({p['fps']:,.0f} FPS, sequential, one core); "
+        f"MVM utilization {utilization}; {roofline['ratio']}x the {roofline['bound']} "
+        "roofline"
+    )
 
 
 def _compile(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ DRIVER_FIELDS: dict[str, str] = {
     "trace_tvm_passes": "driver",
     "save_error_artifact": "driver",
     "randomize_onnx_model": "driver",
+    "frequency": "emit",
     "onnx_opset_version": "load",
     "run_graph_cleaner": "clean",
     "graph_cleaner_split_pre_post_processing": "clean",
@@ -477,6 +478,7 @@ def _lower(compilation: Compilation, module: ModuleOp) -> None:
         )
         compilation.report["lowering"] = stage.summary(module, program)
         record.detail["records"] = program.records
+        compilation.report["performance"] = stage.performance(program, compilation.config.frequency)
 
 
 # --------------------------------------------------------------------------- helpers

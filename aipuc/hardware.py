@@ -37,6 +37,7 @@ class HardwareModel:
     mvm_n: int = 64  # chosen
     imc_weightsets: int = 4  # chosen
     imc_weightset_load_cycles: int = 256  # chosen: one 32 KiB weightset from L1
+    mvm_vectors_per_cycle: int = 1  # chosen: input vectors (x-positions without ICR) per cycle
     # DPU: 64 lanes of float18 (1 sign, 8 exponent, 9 mantissa bits).
     dpu_lanes: int = 64  # chosen
     dpu_registers: int = 16  # chosen
@@ -52,6 +53,8 @@ class HardwareModel:
     core_dma_ddr_l1_bytes_per_cycle: int = 32  # chosen
     sysdma_ddr_l2_bytes_per_cycle: int = 32  # chosen
     dma_setup_cycles: int = 64  # chosen
+    dma_burst_min_cycles: int = 4  # chosen: a contiguous run is a burst of at least this long
+    unit_task_cycles: int = 16  # chosen: issue and pipeline fill of one MVM, DWPU or DPU task
     core_dma_channels: int = 2  # chosen: the second is used with dma_dual_channel
     hw_tokens_per_core: int = 32  # chosen
     control_core_sync_cycles: int = 100  # chosen: sync cost without hardware tokens

@@ -126,6 +126,7 @@ def save_calibrated_model(
     """
     module = float_module.clone()
     annotate(module, stats)
+    Path(directory).mkdir(parents=True, exist_ok=True)
     return save_module(Path(directory) / outputs.CALIBRATED_IR, module)
 
 

@@ -33,6 +33,7 @@ _PASS_LOCATIONS: dict[str, str] = {
     "simplify-mac-before-after-lut": (
         "aipuc.transforms.simplify_mac_before_after_lut:SimplifyMacAroundLutPass"
     ),
+    "apply-pword-padding": "aipuc.transforms.apply_pword_padding:ApplyPwordPaddingPass",
     "validate-operators": "aipuc.transforms.validate_operators:ValidateOperatorsPass",
     "convert-axq-to-aipu": "aipuc.lowering.convert_axq_to_aipu:ConvertAxqToAipuPass",
     "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",

@@ -87,6 +87,7 @@ STAGES: tuple[Stage, ...] = (
         (
             Step("apply-arithmetic-simplification", "apply_arithmetic_simplification"),
             Step("rewrite-concat-to-resadd", "rewrite_concat_to_resadd"),
+            Step("apply-pword-padding", "apply_pword_padding"),
             Step("validate-operators", "validate_operators"),
         ),
     ),

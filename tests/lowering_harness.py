@@ -7,7 +7,10 @@ the simulator, from disk) must equal `run_quantized` (the integer reference) bit
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +24,9 @@ from aipuc.ir_files import ir_context, load_module
 from aipuc.lowering.runner import StreamRunner
 from aipuc.lowering.stage import emit
 from aipuc.models import build_model, sample_inputs
-from aipuc.outputs import QUANTIZED_IR, QUANTIZED_MODEL
+from aipuc.outputs import COMPILED_MODEL, LOWERED, QUANTIZED_IR, QUANTIZED_MODEL
 from aipuc.pipeline import Phase, run_stage, stages
+from aipuc.runtime.sim.isa import Opcode
 from aipuc.runtime.sim.program import DeviceProgram
 
 Feeds = Mapping[str, np.ndarray]
@@ -46,8 +50,10 @@ def samples_of(model: onnx.ModelProto, count: int = 2) -> list[dict[str, np.ndar
     return [sample_inputs(model, seed=seed) for seed in range(count)]
 
 
-def quantize(model: onnx.ModelProto, samples: Sequence[Feeds], folder: Path) -> CompiledModel:
-    config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only")
+def quantize(
+    model: onnx.ModelProto, samples: Sequence[Feeds], folder: Path, **fields
+) -> CompiledModel:
+    config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only", **fields)
     return aipuc.compile(model, config, list(samples))
 
 
@@ -82,3 +88,36 @@ def lowered_in_memory(quantized: Path, **fields) -> tuple[ModuleOp, DeviceProgra
 
 def stream_outputs(module: ModuleOp, program: DeviceProgram, sample: Feeds) -> dict:
     return StreamRunner(module, program).run(sample)
+
+
+@dataclass
+class StreamFacts:
+    """What a compiled folder's instruction stream does, read from its records on disk."""
+
+    records: Counter[str]
+    mvm: list[np.void]  # the MVM records, in order
+    dwpu: list[np.void]
+    off_core_bytes: int  # bytes DMAs read from or write to L2/DDR (not L1 to L1)
+
+
+def stream_facts(folder: Path) -> StreamFacts:
+    program = DeviceProgram.load(folder / COMPILED_MODEL)
+    l1 = [region for region in program.regions if region.name.startswith("l1")]
+    records: Counter[str] = Counter()
+    mvm, dwpu, off_core = [], [], 0
+    for segment in program.segments:
+        for opcode, record in segment.stream.records():
+            records[opcode.name] += 1
+            if opcode == Opcode.MVM:
+                mvm.append(record)
+            elif opcode == Opcode.DWPU:
+                dwpu.append(record)
+            elif opcode == Opcode.DMA:
+                inside = [any(int(record[end]) in r for r in l1) for end in ("src", "dst")]
+                if not all(inside):
+                    off_core += int(np.prod(record["sizes"], dtype=np.int64))
+    return StreamFacts(records, mvm, dwpu, off_core)
+
+
+def memory_plan(folder: Path) -> dict:
+    return json.loads((folder / LOWERED / "memory_plan.json").read_text())

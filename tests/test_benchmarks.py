@@ -135,6 +135,26 @@ def test_speed_smoke() -> None:
     assert "| import_onnx(tiny_cnn) |" in text and "group 64, 8x8" in text
 
 
+def test_modelled_table_has_the_report_figures(capsys) -> None:
+    modelled = _benchmark("modelled")
+    assert modelled.main(["--models", "tiny_cnn", "--calibration", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("| model"))
+    row = next(line for line in lines if line.startswith("| tiny_cnn"))
+    cells = dict(
+        zip(
+            [c.strip() for c in header.strip("|").split("|")],
+            [c.strip() for c in row.strip("|").split("|")],
+            strict=True,
+        )
+    )
+    cycles = int(cells["cycles"].replace(",", ""))
+    assert cycles > 0
+    assert float(cells["latency ms"]) == pytest.approx(cycles / 800e6 * 1e3, abs=0.006)
+    assert cells["roofline bound"].split()[0] in ("compute", "memory")
+    assert float(cells["ratio to bound"]) >= 1
+
+
 def test_quantization_speed_smoke(tmp_path: Path) -> None:
     speed = _benchmark("quantization_speed")
     row = speed.model_speed("tiny_cnn", calibration=2, runs=1, output_dir=tmp_path / "tiny")

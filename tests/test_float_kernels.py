@@ -340,6 +340,24 @@ def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
     )
 
 
+@pytest.mark.parametrize("magnitude, depth", [(255, 4608), (2**12 + 1, 5)])
+def test_exact_bounded_matmul_of_float32_operands(magnitude, depth):
+    """The simulator's GEMM: float32 operands holding integers and the caller's bound give
+    the int64 product at every chunking (float32 chunks; float64 for a too-large term)."""
+    rng = np.random.default_rng(depth)
+    a = rng.integers(-magnitude, magnitude + 1, (4, depth))
+    a[0] = magnitude
+    b = rng.integers(-magnitude, magnitude + 1, (depth, 3))
+    b[:, 0] = magnitude
+    product = kernels.exact_bounded_matmul(
+        a.astype(np.float32), b.astype(np.float32), magnitude * magnitude
+    )
+    assert product.dtype == np.int64
+    np.testing.assert_array_equal(product, a @ b)
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        kernels.exact_bounded_matmul(a[:, :1], b[:1], 2**53)
+
+
 def test_exact_integer_refuses_inexact_inputs():
     big = np.full((1, 4096), 2**21, np.int32)  # 2**12 * 2**21 * 2**21 = 2**54
     with pytest.raises(ValueError, match="2\\*\\*53"):

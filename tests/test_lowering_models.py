@@ -8,6 +8,7 @@ attention block; `pytest -m long` sweeps every zoo model under every config, one
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,7 @@ def configs(model: str) -> dict[str, dict]:
         "MVM utilization 0.5": {"mvm_utilization_limit": 0.5},
         "depth-first 4": {"tiling_depth": 4},
         "depth-first 6": {"tiling_depth": 6},
+        "device transposes IO": {"remove_io_padding_and_layout_transform": False},
     }
 
 
@@ -99,6 +101,30 @@ def test_tiny_cnn_is_bit_exact_under_each_config(quantized, tmp_path, name):
     out = check(quantized, tmp_path, "tiny_cnn", fields)
     if "force_h_tiling" in fields or "l1_constraint" in fields:  # the tile loops are there
         assert "aipu.tile_loop" in (out / "lowered" / "model.mlir").read_text()
+
+
+def _input_perms(out: Path) -> list[str]:
+    return re.findall(r"input_perms = array<i64: ([\d, ]+)>", _lowered_ir(out))
+
+
+def _lowered_ir(out: Path) -> str:
+    return (out / "lowered" / "model.mlir").read_text()
+
+
+def test_the_device_transposes_io_unless_the_host_does(quantized, tmp_path):
+    """remove_io_padding_and_layout_transform: true leaves the NCHW -> NHWC transpose of the
+    input to the host (the segment takes NHWC); false takes NCHW and moves it on the device."""
+    host = check(quantized, tmp_path / "host", "tiny_cnn", {})
+    device = check(
+        quantized,
+        tmp_path / "device",
+        "tiny_cnn",
+        {"remove_io_padding_and_layout_transform": False},
+    )
+    assert _input_perms(host) == ["0, 2, 3, 1"]
+    assert _input_perms(device) == ["0, 1, 2, 3"]
+    moves = [ir.count("aipu.dma") for ir in (_lowered_ir(host), _lowered_ir(device))]
+    assert moves[1] > moves[0]
 
 
 def test_attention_block_is_bit_exact(quantized, tmp_path):

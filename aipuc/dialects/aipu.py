@@ -483,6 +483,8 @@ class MvmOp(IRDLOperation):
     k = prop_def(IntegerAttr[I64])
     n = prop_def(IntegerAttr[I64])
     in_c = prop_def(IntegerAttr[I64])
+    channels = opt_prop_def(IntegerAttr[I64])
+    """Lanes of each tap holding input channels (absent: all `in_c`; the rest is padding)."""
     k_start = prop_def(IntegerAttr[I64], default_value=_i64(0))
     icr = prop_def(IntegerAttr[I64], default_value=_i64(1))
     swicr = prop_def(BoolAttr, default_value=BoolAttr.from_bool(False))
@@ -514,6 +516,7 @@ class MvmOp(IRDLOperation):
         k: int,
         n: int,
         in_c: int,
+        channels: int | None = None,
         k_start: int = 0,
         icr: int = 1,
         swicr: bool = False,
@@ -534,6 +537,7 @@ class MvmOp(IRDLOperation):
                 "k": _i64(k),
                 "n": _i64(n),
                 "in_c": _i64(in_c),
+                "channels": None if channels is None else _i64(channels),
                 "k_start": _i64(k_start),
                 "icr": _i64(icr),
                 "swicr": BoolAttr.from_bool(swicr),
@@ -574,6 +578,8 @@ class MvmOp(IRDLOperation):
                 f"without swICR each tap is whole PWORDs: in_c {in_c} is not a multiple of "
                 f"{AIPU.pword_bytes}"
             )
+        if self.channels is not None and not 1 <= _int(self.channels) <= in_c:
+            raise VerifyException(f"channels {_int(self.channels)} out of range 1..in_c {in_c}")
         if _int(self.k_start) + k > (depth := kernel[0] * kernel[1] * in_c):
             raise VerifyException(
                 f"K rows {_int(self.k_start)}..{_int(self.k_start) + k} exceed kernel area x "
@@ -1485,6 +1491,8 @@ class ConvLayerOp(_LayerOp):
     result = result_def(TensorType)
 
     in_c = prop_def(IntegerAttr[I64])
+    channels = opt_prop_def(IntegerAttr[I64])
+    """Input channels of each tap (absent: all `in_c`; the rest is zero-point padding)."""
     k_chunk = prop_def(IntegerAttr[I64], default_value=_i64(AIPU.mvm_k))
     """Weight rows per IMC weightset (fewer under `mvm_utilization_limit`)."""
     icr = prop_def(IntegerAttr[I64], default_value=_i64(1))
@@ -1508,6 +1516,7 @@ class ConvLayerOp(_LayerOp):
         result_type: Attribute,
         *,
         in_c: int,
+        channels: int | None = None,
         k_chunk: int = AIPU.mvm_k,
         icr: int = 1,
         swicr: bool = False,
@@ -1523,6 +1532,7 @@ class ConvLayerOp(_LayerOp):
             result_types=[result_type],
             properties={
                 "in_c": _i64(in_c),
+                "channels": None if channels is None else _i64(channels),
                 "k_chunk": _i64(k_chunk),
                 "icr": _i64(icr),
                 "swicr": BoolAttr.from_bool(swicr),

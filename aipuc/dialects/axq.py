@@ -1052,11 +1052,25 @@ class SoftmaxOp(_ShapePreservingOp):
 
     name = "axq.softmax"
     axis = prop_def(IntegerAttr)
+    valid_length = opt_prop_def(IntegerAttr)
+    """Lanes from `valid_length` on along the axis are padding: they read `neutral_value`
+    (real), whose exponential is 0, so they do not change the valid lanes' results."""
+    neutral_value = opt_prop_def(FloatAttr)
 
-    def __init__(self, input: SSAValue, result_type: Attribute, axis: int):
-        super().__init__(
-            operands=[input], result_types=[result_type], properties={"axis": int_attr(axis)}
-        )
+    def __init__(
+        self,
+        input: SSAValue,
+        result_type: Attribute,
+        axis: int,
+        valid_length: int | None = None,
+        neutral_value: float | None = None,
+    ):
+        properties: dict[str, Attribute] = {"axis": int_attr(axis)}
+        if valid_length is not None:
+            properties["valid_length"] = int_attr(valid_length)
+        if neutral_value is not None:
+            properties["neutral_value"] = float_attr(neutral_value)
+        super().__init__(operands=[input], result_types=[result_type], properties=properties)
 
     def verify_(self) -> None:
         super().verify_()
@@ -1064,6 +1078,17 @@ class SoftmaxOp(_ShapePreservingOp):
         _require(
             -rank <= axis < rank, f"axq.softmax axis {axis} out of range for a rank-{rank} tensor"
         )
+        _require(
+            (self.valid_length is None) == (self.neutral_value is None),
+            "axq.softmax takes valid_length and neutral_value together",
+        )
+        if self.valid_length is not None:
+            length = shape_of(self.input)[axis]
+            valid = self.valid_length.value.data
+            _require(
+                1 <= valid <= length,
+                f"axq.softmax valid_length {valid} must lie in 1..{length} (the axis size)",
+            )
         self._check_per_tensor((self.input, self.result), "the DPU softmax has one scale")
 
 

@@ -4,7 +4,8 @@ A layer's working set is the L1 staging its expansion allocates (input and outpu
 partial sums, weightsets, tables); it is measured by expanding the layer for real on a
 scratch builder, so tiling and bufferization can never disagree. Height tiles double from
 1 for up to `max_tiling_attempts` attempts; `force_h_tiling` and `force_oc_tiling` fix the
-factors instead; with `ignore_weight_buffers` weightsets and kernels do not count (the
+factors instead (a layer with ICR keeps one channel tile: its copies share the columns of
+all its output channels); with `ignore_weight_buffers` weightsets and kernels do not count (the
 memory planner still places them). The choice is recorded on the layer:
 
     %y = aipu.conv %x, %w, %t {..., tiles = array<i64: 8, 1>}
@@ -20,6 +21,7 @@ from xdsl.dialects.builtin import ModuleOp
 from aipuc.dialects import aipu
 from aipuc.dialects.axq import shape_of
 from aipuc.errors import CompilationError
+from aipuc.lowering.conversion.common import logger
 from aipuc.lowering.mem_bufferize import (
     ConvExpansion,
     EltwiseExpansion,
@@ -76,6 +78,13 @@ class AipuTilePass(AipucPass):
         extent = _height_extent(layer)
         channels = self.force_oc_tiling or 1
         if not isinstance(layer, aipu.ConvLayerOp):
+            channels = 1
+        elif channels > 1 and aipu._int(layer.icr) > 1:
+            logger.warning(
+                f"force_oc_tiling={channels} ignored for {layer.name} at {layer.location}: its "
+                f"ICR copies (icr={aipu._int(layer.icr)}) share the MVM columns of all its "
+                "output channels"
+            )
             channels = 1
         if self.force_h_tiling is not None:
             return [(min(self.force_h_tiling, extent), channels)]

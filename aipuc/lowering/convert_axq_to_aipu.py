@@ -10,8 +10,8 @@ segments. Options are the unit-mapping fields of the CompilerConfig:
 
 Layouts: a first walk gives every quantized tensor a device layout. 4-D tensors that meet
 a spatial op (convolution, pooling, resize) are NHWC; tensors of attention (matmul,
-softmax over the last axis) keep their logical order; element-wise ops share their
-operands' layout (one union-find group per chain).
+softmax over the last axis) keep their logical order; element-wise ops and the copies of
+concat, split, slice and pad share their operands' layout (one union-find group per chain).
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.dialects.builtin import ModuleOp, TensorType, i8
+from xdsl.ir import Block, Operation, SSAValue
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
+from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import aipu, axq
 from aipuc.dialects.axq import is_quantized, shape_of
@@ -63,13 +64,21 @@ _SAME_LAYOUT = (
     axq.LutOp,
     axq.ClipOp,
     axq.RequantizeOp,
+    # copies along any axes: keeping their neighbours' layout saves two transposes
+    axq.ConcatOp,
+    axq.SplitOp,
+    axq.SliceOp,
+    axq.PadOp,
 )
 HOST_SIDE = (axq.HostOp, axq.QuantizeOp, axq.DequantizeOp, axq.ConstantOp, func.ReturnOp)
 """Ops that run on the host (or are constants): the conversion leaves them."""
 
 
-def assign_layouts(main: func.FuncOp) -> dict[SSAValue, tuple[int, ...]]:
-    """The device layout (`perm`) of every quantized tensor of @main."""
+def assign_layouts(
+    main: func.FuncOp, host_transposes: bool = True
+) -> dict[SSAValue, tuple[int, ...]]:
+    """The device layout (`perm`) of every quantized tensor of @main. Unless
+    `host_transposes`, tensors coming from the host enter in their logical layout."""
     parent: dict[SSAValue, SSAValue] = {}
 
     def find(value: SSAValue) -> SSAValue:
@@ -99,6 +108,9 @@ def assign_layouts(main: func.FuncOp) -> dict[SSAValue, tuple[int, ...]]:
             continue
         rank = len(shape_of(value))
         spatial = rank == 4 and find(value) in nhwc_roots and value not in row_seeds
+        from_host = isinstance(value.owner, (*HOST_SIDE, Block))
+        if from_host and not host_transposes:
+            spatial = False
         layouts[value] = layout.NHWC if spatial else layout.identity(rank)
     return layouts
 
@@ -115,6 +127,10 @@ class ConvertAxqToAipuPass(AipucPass):
     icrx_max_factor: int = 8
     enable_swicr: bool = True
     mvm_utilization_limit: float = 1.0
+    remove_io_padding_and_layout_transform: bool = True
+    """True: the host transposes the segments' inputs and outputs into and out of their
+    device layouts (the layout is in the compiled program); false: the device does, with
+    DMA moves, and takes and gives tensors in ONNX's logical layout."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         main = next(o for o in op.ops if isinstance(o, func.FuncOp))
@@ -126,7 +142,8 @@ class ConvertAxqToAipuPass(AipucPass):
             self.enable_swicr,
             self.mvm_utilization_limit,
         )
-        conv = Conversion(assign_layouts(main), options)
+        host_transposes = self.remove_io_padding_and_layout_transform
+        conv = Conversion(assign_layouts(main, host_transposes), options)
         patterns = [
             ConvToMvm(conv),
             MatMulToMvm(conv),
@@ -145,6 +162,8 @@ class ConvertAxqToAipuPass(AipucPass):
         ).rewrite_module(op)
         _check_converted(main)
         _erase_dead_exits(main)
+        if not host_transposes:
+            _leave_in_logical_layout(main)
 
 
 def _check_converted(main: func.FuncOp) -> None:
@@ -170,3 +189,32 @@ def _erase_dead_exits(main: func.FuncOp) -> None:
         ):
             o.detach()
             o.erase()
+
+
+def _leave_in_logical_layout(main: func.FuncOp) -> None:
+    """Each tensor the host reads leaves the device in its logical layout: a DMA transpose.
+
+        %y = aipu.from_device %yd {perm = [0, 2, 3, 1]} : tensor<1x8x4x4xi8> -> ...
+    becomes
+        %t = aipu.move %yd ... : tensor<1x4x4x8xi8> -> tensor<1x8x4x4xi8>
+        %y = aipu.from_device %t {perm = [0, 1, 2, 3]} : tensor<1x8x4x4xi8> -> ...
+    """
+    for leave in [o for o in main.body.block.ops if isinstance(o, aipu.FromDeviceOp)]:
+        perm = tuple(leave.perm.get_values())
+        shape = shape_of(leave.result)
+        if perm == layout.identity(len(shape)):
+            continue
+        identity = layout.identity(len(shape))
+        copies = layout.transpose_copies(shape, perm, identity, identity)
+        move = aipu.MoveLayerOp(
+            [leave.input],
+            TensorType(i8, shape),
+            [(0, *c.as_tuple()) for c in copies],
+            None,
+        )
+        logical = aipu.FromDeviceOp(move.results[0], identity, leave.result.type)
+        for new_op in (move, logical):
+            new_op.location = leave.location
+        Rewriter.insert_op([move, logical], InsertPoint.after(leave))
+        leave.result.replace_all_uses_with(logical.result)
+        Rewriter.erase_op(leave)

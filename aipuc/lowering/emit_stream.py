@@ -9,6 +9,7 @@ the `DeviceProgram` (and issue-9's ELF will store exactly this).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 
@@ -19,9 +20,10 @@ from xdsl.ir import Block, Operation, SSAValue
 from aipuc.dialects import aipu, mem
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime.sim import isa
-from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, Opcode
+from aipuc.runtime.sim.isa import DPU_OPERANDS, DPU_RANK, MAX_DIMS, MicroOpcode, Opcode
 from aipuc.runtime.sim.memory import Region
 from aipuc.runtime.sim.program import DeviceProgram, IoBuffer, SegmentImage
 
@@ -164,6 +166,10 @@ class StreamEmitter:
         axes = [
             (n, s, d) for n, s, d in zip(sizes, src_strides, dst_strides, strict=True) if n != 1
         ]
+        # A copy may run its axes in any order: innermost the densest destination axis, so
+        # contiguous stretches merge into long runs (a channel concat of NHWC moves whole
+        # pixels' channels, not one byte per step).
+        axes.sort(key=lambda a: (abs(a[2]), abs(a[1])), reverse=True)
         axes.append((itemsize, 1, 1))
         merged: list[tuple[int, int, int]] = []
         for n, s, d in axes:
@@ -220,6 +226,7 @@ class StreamEmitter:
             in_hw=x_sizes[1:3],
             in_strides=x_strides[1:3],
             in_c=aipu._int(op.in_c),
+            channels=aipu._int(op.channels or op.in_c),
             out_hw=y_sizes[1:3],
             n=aipu._int(op.n),
             kernel=aipu._ints(op.kernel),
@@ -304,6 +311,7 @@ class StreamEmitter:
                 ]
         assert shape is not None
         words = self._micro_ops(op, slots, env)
+        shape = _full_lanes(shape, operand_strides, operand_bytes, len(slots), words)
         if op.program is None:
             raise CompilationError("a DPU task needs its program buffer (mem-bufferize)")
         program = self.addresses.buffer_address(op.program)
@@ -346,6 +354,33 @@ class StreamEmitter:
                 registers[micro.results[0]] = fields["dst"] = len(registers)
             words.append(fields)
         return isa.encode_micro_ops(words)
+
+
+_PER_LANE_AXIS = (MicroOpcode.REQUANT_TABLE, MicroOpcode.RMAX, MicroOpcode.RSUM)
+"""Micro-ops whose meaning depends on the innermost axis (per channel, reductions)."""
+
+
+def _full_lanes(
+    shape: list[int], strides: list[int], sizes: list[int], operands: int, words: bytes
+) -> list[int]:
+    """A dense element-wise tile as rows of whole DPU vectors (`strides` updated in place).
+
+    A tile of 16 channels per pixel fills a quarter of each 64-lane vector; when every
+    operand is dense with the tile's shape and no micro-op depends on the innermost axis,
+    the same bytes are the same elements read as [rows, 64], so the DPU runs full vectors.
+    """
+    lanes, total = AIPU.dpu_lanes, math.prod(shape)
+    if shape[-1] % lanes == 0 or total % lanes:
+        return shape
+    if np.isin(isa.decode_micro_ops(words)["op"], [int(c) for c in _PER_LANE_AXIS]).any():
+        return shape
+    for slot in range(operands):
+        dense = [0 if n == 1 else s for n, s in zip(shape, _dense(shape, sizes[slot]), strict=True)]
+        if strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] != dense:
+            return shape
+    for slot in range(operands):
+        strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] = [0, 0, lanes * sizes[slot], sizes[slot]]
+    return [1, 1, total // lanes, lanes]
 
 
 def _immediates(micro: Operation) -> dict[str, int]:

@@ -26,6 +26,7 @@ import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType, i8, i32
@@ -34,6 +35,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 from aipuc.dialects import aipu, mem
 from aipuc.dialects.aipu import DmaEngine
+from aipuc.dialects.tensors import dense_from_numpy, numpy_from_dense
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering import tiles as tiling
@@ -214,10 +216,10 @@ class SegmentBuilder:
             self.buffer_ops.append(alias)
             buffer = alias.result
         else:
-            home = getattr(owner, "home", None)
-            space = MemorySpace.DDR if home is None else home.data
             init = owner.value if isinstance(owner, aipu.ConstOp) else None
-            buffer = self.new_buffer(space, value_type.get_shape(), value_type.element_type, init)
+            buffer = self.new_buffer(
+                home_space(owner), value_type.get_shape(), value_type.element_type, init
+            )
         self.buffers[value] = buffer
         return buffer
 
@@ -266,6 +268,12 @@ class SegmentBuilder:
             )
 
 
+def home_space(owner: Operation) -> MemorySpace:
+    """Where a layer's (or constant's) result lives: its `home`, else DDR."""
+    home = getattr(owner, "home", None)
+    return MemorySpace.DDR if home is None else home.data
+
+
 def _space(buffer: SSAValue) -> MemorySpace:
     return buffer.type.space  # type: ignore[attr-defined]
 
@@ -277,21 +285,42 @@ def _shape(value: SSAValue) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------- MVM
 
 
+def _pixel_rows(op: aipu.ConvLayerOp) -> bool:
+    """A 1x1, unpadded layer with constant weights on a batch of 1x1 images."""
+    batch, height, width, _ = _shape(op.input)
+    return (
+        batch > 1
+        and height == width == 1
+        and aipu._ints(op.kernel) == (1, 1)
+        and not any(aipu._ints(op.pads))
+        and len(_shape(op.weights)) == 2
+    )
+
+
+def _as_one_image(builder: SegmentBuilder, buffer: SSAValue) -> SSAValue:
+    """A dense [B, 1, 1, C] buffer seen as [1, 1, B, C] (the same bytes)."""
+    batch, _, _, channels = _shape(buffer)
+    alias = mem.ReinterpretOp(buffer, mem.BufferType([1, 1, batch, channels], i8, _space(buffer)))
+    builder.buffer_ops.append(alias)
+    return alias.result
+
+
 class ConvExpansion:
-    """An MVM layer: per N chunk the table and weightsets, then the height tiles."""
+    """An MVM layer: per N chunk the table and weightsets, then the height tiles.
+
+    A layer of one tile (height and channels) keeps its input in L1 across the N chunks (one
+    DMA in) and gathers all output channels there (one contiguous DMA out). Constant weights
+    of several N chunks are stored chunk-major, so each weightset is one contiguous DMA. A
+    1x1 layer on
+    a batch of single pixels (a dense layer's rows) runs as one image of that many pixels,
+    so its weights load once rather than once per row.
+    """
 
     def __init__(self, builder: SegmentBuilder, op: aipu.ConvLayerOp):
         self.b, self.op = builder, op
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
-        self.weights, self.table = builder.buffer(op.weights), builder.buffer(op.table)
-        self.per_image = len(_shape(self.weights)) == 3
-        if self.per_image:  # computed weights, one matrix per image: seen as [images * K, N]
-            images, depth, columns = _shape(self.weights)
-            flat = mem.ReinterpretOp(
-                self.weights, mem.BufferType([images * depth, columns], i8, _space(self.weights))
-            )
-            builder.buffer_ops.append(flat)
-            self.weights = flat.result
+        if _pixel_rows(op):
+            self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
         self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
         _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
         self.kernel = aipu._ints(op.kernel)
@@ -319,16 +348,21 @@ class ConvExpansion:
             self.pads[2],
         )
         self.runs = tiling.runs(window, op.tile_counts()[0])
+        # one tile in all: the input stays in L1 across N chunks, the output gathers there
+        self.single = len(self.runs) == 1 and self.runs[0].count == 1 and channel_tiles == 1
         in_rows, out_rows = tiling.max_rows(window, op.tile_counts()[0])
+        self.weights, self.per_image, self.blocked = self._weight_matrix(builder, op)
+        self.table = builder.buffer(op.table)
         self.x_l1 = (
             None
             if _space(self.x) == MemorySpace.L1
             else builder.l1([1, in_rows, self.in_w, self.lanes])
         )
+        y_channels = self.out_channels if self.single else self.n_chunk
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
-            else builder.l1([1, out_rows, self.out_w, self.n_chunk])
+            else builder.l1([1, out_rows, self.out_w, y_channels])
         )
         self.t_l1 = builder.l1([self.n_chunk, 4], i32)
         columns = self.n_chunk * self.icr
@@ -341,27 +375,63 @@ class ConvExpansion:
             acc_rows = out_rows if len(self.groups) == 1 else self.out_h
             self.acc = builder.l1([1, acc_rows, self.out_w, self.n_chunk], i32)
 
+    def _weight_matrix(
+        self, builder: SegmentBuilder, op: aipu.ConvLayerOp
+    ) -> tuple[SSAValue, bool, bool]:
+        """(the weights buffer as the DMAs read it, one matrix per image?, chunk-major?)."""
+        owner = op.weights.owner
+        shape = _shape(op.weights)
+        if isinstance(owner, aipu.ConstOp) and len(shape) == 2 and self.out_channels > self.n_chunk:
+            # chunk j's [K, n_chunk] columns as rows j*K.. of one [chunks * K, n_chunk] matrix
+            chunks = -(-self.out_channels // self.n_chunk)
+            matrix = np.zeros((self.depth, chunks * self.n_chunk), np.int8)
+            matrix[:, : self.out_channels] = numpy_from_dense(owner.value)
+            blocked = matrix.reshape(self.depth, chunks, self.n_chunk).transpose(1, 0, 2)
+            blocked = blocked.reshape(chunks * self.depth, self.n_chunk)
+            init = dense_from_numpy(blocked)
+            return builder.new_buffer(home_space(owner), blocked.shape, i8, init), False, True
+        weights = builder.buffer(op.weights)
+        if len(shape) == 3:  # computed weights, one matrix per image: seen as [images * K, N]
+            images, depth, columns = shape
+            flat = mem.ReinterpretOp(
+                weights, mem.BufferType([images * depth, columns], i8, _space(weights))
+            )
+            builder.buffer_ops.append(flat)
+            return flat.result, True, False
+        return weights, False, False
+
     def emit(self) -> None:
         full, rest = divmod(self.out_channels, self.n_chunk)
+        run = self.runs[0]
+        x_whole = [1, run.in_rows, self.in_w, self.lanes]
+        y_whole = [1, run.out_rows, self.out_w, self.out_channels]
 
         def batch(e: Emitter, b: SSAValue | None) -> None:
             bi = Index.of(b, 1)
+            if self.single and self.x_l1 is not None:
+                e.dma(e.view(self.x, [bi, run.in_start, 0, 0], x_whole), self.x_l1)
             if full:
-                e.repeat(
-                    full, lambda e2, j: self._chunk(e2, Index.of(j, self.n_chunk), self.n_chunk, bi)
-                )
+                e.repeat(full, lambda e2, j: self._chunk(e2, Index.of(j, 1), self.n_chunk, bi))
             if rest:
-                self._chunk(e, Index(full * self.n_chunk), rest, bi)
+                self._chunk(e, Index(full), rest, bi)
+            if self.single and self.y_l1 is not None:
+                e.dma(self.y_l1, e.view(self.y, [bi, run.out_start, 0, 0], y_whole))
 
         self.b.tasks.repeat(self.batch, batch)
 
-    def _chunk(self, e: Emitter, first: Index, n: int, b: Index) -> None:
+    def _chunk(self, e: Emitter, j: Index, n: int, b: Index) -> None:
+        first = j * self.n_chunk
         e.dma(e.view(self.table, [first, 0], [n, 4]), e.view(self.t_l1, [0, 0], [n, 4]))
         for g, group in enumerate(self.groups):
             for c, (k0, rows) in enumerate(group):
                 w_l1 = e.view(self.w_l1[c], [0, 0], [rows, n * self.icr])
-                row = b * self.depth + k0 if self.per_image else Index(k0)
-                e.dma(e.view(self.weights, [row, first * self.icr], [rows, n * self.icr]), w_l1)
+                if self.blocked:
+                    at: list[Index | int] = [j * self.depth + k0, 0]
+                elif self.per_image:
+                    at = [b * self.depth + k0, first * self.icr]
+                else:
+                    at = [k0, first * self.icr]
+                e.dma(e.view(self.weights, at, [rows, n * self.icr]), w_l1)
                 e.add(aipu.ImcLoadOp(w_l1, c))
             for run in self.runs:
                 e.repeat(
@@ -382,13 +452,14 @@ class ConvExpansion:
             x = e.view(self.x, x_home, x_size)
         else:
             x = e.view(self.x_l1, [0, 0, 0, 0], x_size)
-            e.dma(e.view(self.x, x_home, x_size), x)
+            if not self.single:
+                e.dma(e.view(self.x, x_home, x_size), x)
         y_size = [1, run.out_rows, self.out_w, n]
         y_home = [b, out_row, 0, first]
         y = (
             e.view(self.y, y_home, y_size)
             if self.y_l1 is None
-            else e.view(self.y_l1, [0, 0, 0, 0], y_size)
+            else e.view(self.y_l1, [0, 0, 0, first if self.single else 0], y_size)
         )
         acc = None
         if self.acc is not None:
@@ -409,6 +480,7 @@ class ConvExpansion:
                     k=rows,
                     n=n,
                     in_c=self.in_c,
+                    channels=aipu._int(self.op.channels) if self.op.channels else None,
                     k_start=k0,
                     icr=self.icr,
                     swicr=aipu._flag(self.op.swicr),
@@ -420,7 +492,7 @@ class ConvExpansion:
                     pads=pads,
                 )
             )
-        if self.y_l1 is not None and g == len(self.groups) - 1:
+        if self.y_l1 is not None and not self.single and g == len(self.groups) - 1:
             e.dma(y, e.view(self.y, y_home, y_size))
 
 
@@ -700,7 +772,9 @@ class GroupExpansion:
         out_rows = [max(run[k].out_rows for run in self.runs) for k in range(count)]
         x_shape = list(_shape(self.x))
         self.x_l1 = (
-            None if _space(self.x) == MemorySpace.L1 else builder.l1([1, in_rows, *x_shape[2:]])
+            None
+            if _space(self.x) == MemorySpace.L1
+            else builder.l1([1, in_rows, *x_shape[2:]], self.x.type.element_type)
         )
         self.inter = []
         for k, layer in enumerate(layers[:-1]):

@@ -21,6 +21,7 @@ from aipuc.dialects import aipu, mem
 from aipuc.ir_files import module_text
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
+from aipuc.runtime.sim import cycles
 from aipuc.runtime.sim.program import DeviceProgram
 
 HOST_PROGRAM = "host.mlir"
@@ -91,6 +92,14 @@ def summary(module: ModuleOp, program: DeviceProgram) -> dict[str, Any]:
         "tasks": tasks,
         "memory": memory_plan(module)["pools"],
     }
+
+
+def performance(program: DeviceProgram, frequency: int) -> dict[str, Any]:
+    """The report's `performance` entry: the cycle model over every segment's stream."""
+    modelled = cycles.profile(
+        program.regions, program.constants, [s.stream for s in program.segments]
+    )
+    return modelled.report(frequency)
 
 
 def write(

@@ -293,6 +293,12 @@ def _clip(op: axq.ClipOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def _softmax(op: axq.SoftmaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     in_type, out_type = qtype(op.input), qtype(op.result)
+    padding = {}
+    if op.valid_length is not None and op.neutral_value is not None:
+        padding = {
+            "valid_length": op.valid_length.value.data,
+            "neutral_value": op.neutral_value.value.data,
+        }
     return [
         numerics.softmax_int8(
             inputs[0],
@@ -301,6 +307,7 @@ def _softmax(op: axq.SoftmaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray
             out_type.scale,
             out_type.zero_point,
             axis=op.axis.value.data,
+            **padding,
         )
     ]
 

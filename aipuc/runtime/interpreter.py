@@ -22,7 +22,6 @@ from xdsl.ir import Operation, SSAValue
 from aipuc.dialects.axq import ConstantOp, HostOp, shape_of
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
 from aipuc.frontend.onnx_attributes import to_onnx
-from aipuc.runtime.threads import single_threaded_blas
 
 Kernel = Callable[[Operation, Sequence[np.ndarray]], Sequence[np.ndarray]]
 """Computes the results of one op from the arrays of its operands."""
@@ -125,18 +124,8 @@ def run_function(
     """Runs the body of `func_op` on `inputs` and returns the arrays it returns.
 
     Each array is dropped right after the last op that reads it, so peak memory is the
-    live set of the graph, not all of its activations. BLAS runs on one thread (see
-    `aipuc.runtime.threads`).
+    live set of the graph, not all of its activations.
     """
-    with single_threaded_blas():
-        return _run_block(func_op, inputs, kernels)
-
-
-def _run_block(
-    func_op: func.FuncOp,
-    inputs: Sequence[np.ndarray],
-    kernels: Mapping[type[Operation], Kernel],
-) -> list[np.ndarray]:
     block = func_op.body.block
     if len(inputs) != len(block.args):
         raise ValueError(

@@ -13,14 +13,21 @@ magnitude, whatever the summation order. The reduction is cut into float32 chunk
 enough for that bound (from the operands' actual magnitudes: about 500 int8 terms), the
 chunk results are added in int64, and float64 is used only where a single term is too
 large for float32. The result comes back as int64.
+
+Every GEMM runs on one BLAS thread: on the shared 2-core machines the project targets,
+OpenBLAS's threads wait on each other (ResNet-50's conv GEMMs: 3x slower on two threads
+than on one; a 49x512x64 GEMM 500x, measured under load).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from threadpoolctl import ThreadpoolController
 
 from aipuc.dialects.axq import conv_output_size
 
@@ -31,6 +38,22 @@ FLOAT32_EXACT_LIMIT = 2**24
 
 
 # --------------------------------------------------------------------------- exact GEMM
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()  # inspects the loaded libraries once (about 40 ms)
+
+
+def _one_blas_thread(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` with BLAS limited to one thread while it runs (about 70 us a call)."""
+
+    @functools.wraps(function)
+    def limited(*args: Any, **kwargs: Any) -> Any:
+        with _blas().limit(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return limited
 
 
 def _max_magnitude(array: np.ndarray) -> int:
@@ -74,11 +97,24 @@ def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     return _exact_float_matmul(a_int.astype(dtype), b_int.astype(dtype), chunk)
 
 
+def exact_bounded_matmul(a: np.ndarray, b: np.ndarray, largest_product: int) -> np.ndarray:
+    """`np.matmul` of integer-valued arrays (float32 or any dtype holding them exactly) whose
+    term products are at most `largest_product` in magnitude, exact, as int64. For callers
+    that know the bound from the narrower data they built `a` from: nothing is scanned."""
+    bound = a.shape[-1] * largest_product
+    if bound >= FLOAT64_EXACT_LIMIT:
+        raise ValueError(f"exact integer GEMM could reach {bound} >= 2**53; it would round")
+    chunk = _float32_exact_terms(largest_product)
+    dtype = _exact_gemm_dtype(chunk)
+    return _exact_float_matmul(a.astype(dtype, copy=False), b.astype(dtype, copy=False), chunk)
+
+
 def _exact_gemm_dtype(chunk: int) -> np.dtype:
     """float32 chunks when one term fits them (`chunk` > 0), else float64."""
     return np.dtype(np.float32 if chunk else np.float64)
 
 
+@_one_blas_thread
 def _exact_float_matmul(
     a: np.ndarray, b: np.ndarray, chunk: int, offset: np.ndarray | None = None
 ) -> np.ndarray:
@@ -131,6 +167,7 @@ def _add_bias(
     return out + bias.astype(out.dtype).reshape(shape)
 
 
+@_one_blas_thread
 def _gemm(a: np.ndarray, b: np.ndarray, exact_integer: bool, accumulate_dtype) -> np.ndarray:
     if exact_integer:
         return exact_int_matmul(a, b)

@@ -3,7 +3,9 @@
 
 The MVM runs convolutions; a dense layer is the 1x1 convolution whose batch is the rows of
 its input. The reshapes around the convolution only add or drop axes of size 1 around the
-channel axis, so they move no data. Dense and conv2d have the same integer semantics
+channel axis, so they move no data. A dense layer on several batches of tokens ([B, N, C]
+with B > 1) stays as it is: its rows would merge two axes, which validate-operators does not
+accept as a layout-free reshape. Dense and conv2d have the same integer semantics
 (sum of products plus bias, requantized per output channel; weights per output channel on
 axis 0), so the pass gives the same codes whether it runs before or after quantization;
 the pipeline runs it on the float graph, before calibration.
@@ -28,6 +30,7 @@ from xdsl.rewriter import InsertPoint
 from aipuc.dialects import axq
 from aipuc.dialects.axq import QuantizedType, element_type, shape_of
 from aipuc.dialects.tensors import dense_from_numpy, tensor_type
+from aipuc.frontend.support import is_layout_free_reshape
 from aipuc.passes import AipucPass
 from aipuc.transforms.common import erase_dead_constants, located
 
@@ -71,11 +74,14 @@ class DenseToConv2d(RewritePattern):
         weight = op.weight.owner
         if not isinstance(weight, axq.ConstantOp) or _is_per_axis(op.result):
             return
+        in_shape = shape_of(op.input)
+        if not is_layout_free_reshape(in_shape, (prod(in_shape[:-1]), in_shape[-1], 1, 1)):
+            return  # several batches of tokens: the dense layer stays (the MVM runs it as is)
         if weight not in self.kernels:  # one kernel per weight, next to it
             kernel_op = rewriter.insert(_kernel_of(weight), InsertPoint.after(weight))
             self.kernels[weight] = kernel_op.result
         kernel = self.kernels[weight]
-        in_shape, out_shape = shape_of(op.input), shape_of(op.result)
+        out_shape = shape_of(op.result)
         rows = prod(in_shape[:-1])
         x = axq.ReshapeOp(op.input, tensor_type((rows, in_shape[-1], 1, 1), element_type(op.input)))
         conv = axq.Conv2dOp(

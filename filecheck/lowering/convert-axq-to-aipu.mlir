@@ -33,16 +33,17 @@ builtin.module {
 // CHECK-NEXT: func.return %y
 
 // Without swICR each tap is a whole PWORD: a DMA move pads the 16 pixels' 2 channels to 64
-// lanes with the input zero point 3; the matrix is [64, 3] (rows 2..63 zero); no ICR.
+// lanes with the input zero point 3; the matrix is [64, 3] (rows 2..63 zero); no ICR. The
+// layer records `channels = 2` (lanes holding data), so useful MACs leave out the padding.
 // PLAIN:      %0 = aipu.to_device %x
 // PLAIN-NEXT: %1 = aipu.move(%0) {copies = array<i64: 0, 2, 0, 0, 16, 2, 2, 1, 64, 1>, fill = 3 : i64} : (tensor<1x4x4x2xi8>) -> tensor<1x4x4x64xi8>
 // PLAIN-NEXT: %2 = aipu.const {value = dense<"0x01030502FC06{{(00)+}}"> : tensor<64x3xi8>} : tensor<64x3xi8>
 // PLAIN-NEXT: %3 = aipu.const
-// PLAIN-NEXT: %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x3xi8>, tensor<3x4xi32>) -> tensor<1x4x4x3xi8>
+// PLAIN-NEXT: %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, channels = 2 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x3xi8>, tensor<3x4xi32>) -> tensor<1x4x4x3xi8>
 
 // mvm_utilization_limit 0.5: weightsets of 256 rows, and no swICR (with a warning); ICR stays.
 // LIMIT:      %1 = aipu.move(%0) {copies = array<i64: 0, 2, 0, 0, 16, 2, 2, 1, 64, 1>, fill = 3 : i64}
-// LIMIT:      %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, k_chunk = 256 : i64, icr = 4 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x12xi8>, tensor<3x4xi32>)
+// LIMIT:      %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, channels = 2 : i64, k_chunk = 256 : i64, icr = 4 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x12xi8>, tensor<3x4xi32>)
 // WARN: swICR disabled for axq.conv2d at loc(unknown): mvm_utilization_limit 0.5 < 1 leaves no room for dense packing
 
 // ICR factors: forced, capped by icrx_max_factor, off when the layer has more K chunks than

@@ -133,7 +133,8 @@ builtin.module {
 // Homes chosen by promotion: the input in L2 (staged into L1 from there), the weights in L2,
 // the conv result in L1 (written in place: no staging buffer, no DMA out). 3 x 3 x 64 = 576
 // weight rows are two K chunks of one group: weightsets 0 (rows 0..511) and 1 (512..575);
-// the first MVM task writes int32 partial sums, the second accumulates and requantizes.
+// the first MVM task writes int32 partial sums, the second accumulates and requantizes. A
+// layer of one tile stages its input into L1 once, before the N chunks.
 builtin.module {
   mem.pool @ddr global.ddr capacity 1048576
   mem.pool @l2 global.l2 capacity 1048576
@@ -162,25 +163,25 @@ builtin.module {
 // CHECK-NEXT:   %9 = mem.reinterpret %1 : !mem.buffer<1x2x2x64xi8, global.l1> -> !mem.buffer<1x4x64xi8, global.l1>
 // CHECK-NEXT:   aipu.segment 0 ins(%0 : !mem.buffer<1x2x2x64xi8, global.l2>) outs(%9 : !mem.buffer<1x4x64xi8, global.l1>) attributes {input_perms = array<i64: 0, 2, 3, 1>, output_perms = array<i64: 0, 1, 2>} {
 // CHECK-NEXT:     aipu.core 0 {
-// CHECK-NEXT:       %10 = mem.view %3[0, 0] : !mem.buffer<64x4xi32, global.ddr> -> !mem.view<64x4xi32, global.ddr>
-// CHECK-NEXT:       %11 = mem.view %5[0, 0] : !mem.buffer<64x4xi32, global.l1> -> !mem.view<64x4xi32, global.l1>
-// CHECK-NEXT:       %12 = aipu.dma core ins(%10 : !mem.view<64x4xi32, global.ddr>) outs(%11 : !mem.view<64x4xi32, global.l1>)
-// CHECK-NEXT:       %13 = mem.view %6[0, 0] : !mem.buffer<512x64xi8, global.l1> -> !mem.view<512x64xi8, global.l1>
-// CHECK-NEXT:       %14 = mem.view %2[0, 0] : !mem.buffer<576x64xi8, global.l2> -> !mem.view<512x64xi8, global.l2>
-// CHECK-NEXT:       %15 = aipu.dma core ins(%14 : !mem.view<512x64xi8, global.l2>) outs(%13 : !mem.view<512x64xi8, global.l1>)
-// CHECK-NEXT:       %16 = aipu.imc_load ins(%13 : !mem.view<512x64xi8, global.l1>) weightset 0
-// CHECK-NEXT:       %17 = mem.view %7[0, 0] : !mem.buffer<64x64xi8, global.l1> -> !mem.view<64x64xi8, global.l1>
-// CHECK-NEXT:       %18 = mem.view %2[512, 0] : !mem.buffer<576x64xi8, global.l2> -> !mem.view<64x64xi8, global.l2>
-// CHECK-NEXT:       %19 = aipu.dma core ins(%18 : !mem.view<64x64xi8, global.l2>) outs(%17 : !mem.view<64x64xi8, global.l1>)
-// CHECK-NEXT:       %20 = aipu.imc_load ins(%17 : !mem.view<64x64xi8, global.l1>) weightset 1
-// CHECK-NEXT:       %21 = mem.view %4[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l1> -> !mem.view<1x2x2x64xi8, global.l1>
-// CHECK-NEXT:       %22 = mem.view %0[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l2> -> !mem.view<1x2x2x64xi8, global.l2>
-// CHECK-NEXT:       %23 = aipu.dma core ins(%22 : !mem.view<1x2x2x64xi8, global.l2>) outs(%21 : !mem.view<1x2x2x64xi8, global.l1>)
-// CHECK-NEXT:       %24 = mem.view %1[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l1> -> !mem.view<1x2x2x64xi8, global.l1>
-// CHECK-NEXT:       %25 = mem.view %8[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi32, global.l1> -> !mem.view<1x2x2x64xi32, global.l1>
-// CHECK-NEXT:       %26 = mem.view %5[0, 0] : !mem.buffer<64x4xi32, global.l1> -> !mem.view<64x4xi32, global.l1>
-// CHECK-NEXT:       %27 = aipu.mvm ins(%21 : !mem.view<1x2x2x64xi8, global.l1>) outs(%25 : !mem.view<1x2x2x64xi32, global.l1>) {weightset = 0 : i64, k = 512 : i64, n = 64 : i64, in_c = 64 : i64, kernel = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>}
-// CHECK-NEXT:       %28 = aipu.mvm ins(%21 : !mem.view<1x2x2x64xi8, global.l1>) outs(%24 : !mem.view<1x2x2x64xi8, global.l1>) acc(%25 : !mem.view<1x2x2x64xi32, global.l1>) requant(%26 : !mem.view<64x4xi32, global.l1>) {weightset = 1 : i64, k = 64 : i64, n = 64 : i64, in_c = 64 : i64, k_start = 512 : i64, kernel = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>}
+// CHECK-NEXT:     %10 = mem.view %0[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l2> -> !mem.view<1x2x2x64xi8, global.l2>
+// CHECK-NEXT:     %11 = aipu.dma core ins(%10 : !mem.view<1x2x2x64xi8, global.l2>) outs(%4 : !mem.buffer<1x2x2x64xi8, global.l1>)
+// CHECK-NEXT:     %12 = mem.view %3[0, 0] : !mem.buffer<64x4xi32, global.ddr> -> !mem.view<64x4xi32, global.ddr>
+// CHECK-NEXT:     %13 = mem.view %5[0, 0] : !mem.buffer<64x4xi32, global.l1> -> !mem.view<64x4xi32, global.l1>
+// CHECK-NEXT:     %14 = aipu.dma core ins(%12 : !mem.view<64x4xi32, global.ddr>) outs(%13 : !mem.view<64x4xi32, global.l1>)
+// CHECK-NEXT:     %15 = mem.view %6[0, 0] : !mem.buffer<512x64xi8, global.l1> -> !mem.view<512x64xi8, global.l1>
+// CHECK-NEXT:     %16 = mem.view %2[0, 0] : !mem.buffer<576x64xi8, global.l2> -> !mem.view<512x64xi8, global.l2>
+// CHECK-NEXT:     %17 = aipu.dma core ins(%16 : !mem.view<512x64xi8, global.l2>) outs(%15 : !mem.view<512x64xi8, global.l1>)
+// CHECK-NEXT:     %18 = aipu.imc_load ins(%15 : !mem.view<512x64xi8, global.l1>) weightset 0
+// CHECK-NEXT:     %19 = mem.view %7[0, 0] : !mem.buffer<64x64xi8, global.l1> -> !mem.view<64x64xi8, global.l1>
+// CHECK-NEXT:     %20 = mem.view %2[512, 0] : !mem.buffer<576x64xi8, global.l2> -> !mem.view<64x64xi8, global.l2>
+// CHECK-NEXT:     %21 = aipu.dma core ins(%20 : !mem.view<64x64xi8, global.l2>) outs(%19 : !mem.view<64x64xi8, global.l1>)
+// CHECK-NEXT:     %22 = aipu.imc_load ins(%19 : !mem.view<64x64xi8, global.l1>) weightset 1
+// CHECK-NEXT:     %23 = mem.view %4[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l1> -> !mem.view<1x2x2x64xi8, global.l1>
+// CHECK-NEXT:     %24 = mem.view %1[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi8, global.l1> -> !mem.view<1x2x2x64xi8, global.l1>
+// CHECK-NEXT:     %25 = mem.view %8[0, 0, 0, 0] : !mem.buffer<1x2x2x64xi32, global.l1> -> !mem.view<1x2x2x64xi32, global.l1>
+// CHECK-NEXT:     %26 = mem.view %5[0, 0] : !mem.buffer<64x4xi32, global.l1> -> !mem.view<64x4xi32, global.l1>
+// CHECK-NEXT:     %27 = aipu.mvm ins(%23 : !mem.view<1x2x2x64xi8, global.l1>) outs(%25 : !mem.view<1x2x2x64xi32, global.l1>) {weightset = 0 : i64, k = 512 : i64, n = 64 : i64, in_c = 64 : i64, kernel = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>}
+// CHECK-NEXT:     %28 = aipu.mvm ins(%23 : !mem.view<1x2x2x64xi8, global.l1>) outs(%24 : !mem.view<1x2x2x64xi8, global.l1>) acc(%25 : !mem.view<1x2x2x64xi32, global.l1>) requant(%26 : !mem.view<64x4xi32, global.l1>) {weightset = 1 : i64, k = 64 : i64, n = 64 : i64, in_c = 64 : i64, k_start = 512 : i64, kernel = array<i64: 3, 3>, pads = array<i64: 1, 1, 1, 1>}
 // CHECK-NEXT:     }
 // CHECK-NEXT:   }
 // CHECK-NEXT:   func.func @main(%in: tensor<1x64x2x2xi8>) -> tensor<1x2x2x64xi8> {

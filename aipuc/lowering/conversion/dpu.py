@@ -250,6 +250,8 @@ class SoftmaxToDpu(_DpuPattern):
             self.conv.layouts[op.result] = perm
         p = self.program(op, rewriter)
         x = p.op(aipu.DpuIntToFloatOp(p.centred(p.load(op.input), in_type)))
+        if op.valid_length is not None and op.neutral_value is not None:
+            x = self._masked(p, x, op, in_type)
         shifted = p.op(aipu.DpuFloatAddOp(x, p.op(aipu.DpuFloatNegOp(p.op(aipu.DpuRowMaxOp(x))))))
         table = self.conv.constant(
             numerics.softmax_exp_table(in_type.scale).astype(np.float32), rewriter
@@ -263,6 +265,16 @@ class SoftmaxToDpu(_DpuPattern):
             )
         )
         p.finish(p.op(aipu.DpuFloatToIntOp(p.op(aipu.DpuFloatMulOp(e, t)), out_type.zero_point)))
+
+    @staticmethod
+    def _masked(p: Program, x: SSAValue, op: axq.SoftmaxOp, in_type: QuantizedType) -> SSAValue:
+        """Padded lanes (from `valid_length` on) read the neutral value in input steps."""
+        assert op.valid_length is not None and op.neutral_value is not None
+        length = shape_of(op.input)[op.axis.value.data]
+        valid = op.valid_length.value.data
+        lanes = p.channel_vector(np.where(np.arange(length) < valid, 0, -1))
+        neutral = numerics.to_float18(np.float64(op.neutral_value.value.data) / in_type.scale)
+        return p.op(aipu.DpuSelectOp(lanes, x, p.op(aipu.DpuFloatConstantOp(float(neutral)))))
 
 
 def dpu_patterns(conv: Conversion) -> Sequence[RewritePattern]:

@@ -55,9 +55,13 @@ def weight_rows(conv: Conversion) -> int:
     return max(PWORD, int(AIPU.mvm_k * limit) // PWORD * PWORD)
 
 
-def _uses_swicr(conv: Conversion, channels: int, taps: int, where: str) -> bool:
-    """swICR packs a layer's few input channels densely into the K vector."""
-    if channels % PWORD == 0 or not conv.options.enable_swicr:
+def _uses_swicr(
+    conv: Conversion, channels: int, taps: int, where: str, first_layer: bool = True
+) -> bool:
+    """swICR packs a first layer's few input channels densely into the K vector (a layer
+    whose input comes from the host: the hardware model's swICR is for model inputs such as
+    RGB images; inner layers read whole PWORDs, see apply-pword-padding)."""
+    if channels % PWORD == 0 or not conv.options.enable_swicr or not first_layer:
         return False
     if taps * channels > weight_rows(conv):
         return False
@@ -111,7 +115,8 @@ def conv_layer(
     """An MVM layer on device tensor `x` [N, H, W, C] with dense OIHW int8 `weights`."""
     out_channels, channels, kh, kw = weights.shape
     where = describe(at)
-    swicr = _uses_swicr(conv, channels, kh * kw, where)
+    first_layer = not isinstance(at.input.owner, aipu.FromDeviceOp)
+    swicr = _uses_swicr(conv, channels, kh * kw, where, first_layer)
     in_c = channels if swicr else _pword_ceil(channels)
     if in_c != channels:  # whole PWORDs per tap: pad the channels with the zero point
         n, h, w, _ = x.type.get_shape()  # type: ignore[attr-defined]
@@ -138,6 +143,7 @@ def conv_layer(
         conv.constant(int_table(table), rewriter),
         TensorType(i8, result_shape),
         in_c=in_c,
+        channels=None if channels == in_c else channels,
         k_chunk=rows,
         icr=icr,
         swicr=swicr,
@@ -300,6 +306,7 @@ class MatMulToMvm(RewritePattern):
             conv.constant(int_table(table), rewriter),
             TensorType(i8, [images, 1, rows, columns]),
             in_c=in_c,
+            channels=None if depth == in_c else depth,
             k_chunk=weight_rows(conv),
             swicr=swicr,
             in_zp=a_type.zero_point,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from aipuc.runtime.sim.memory import Memories, dense_strides
 from aipuc.runtime.sim.simulator import Simulator
@@ -36,10 +35,7 @@ class Device:
             self.memories.write(
                 io.address, io.shape, dense_strides(io.shape, stored.itemsize), stored, io.dtype
             )
-        # A record's GEMM is at most K 512 x N 64: one BLAS thread beats several, by far when
-        # the cores are shared (49x512x64: 0.04 ms on one thread, 19 ms on two, measured).
-        with threadpool_limits(limits=1, user_api="blas"):
-            self.simulator.run(segment.stream)
+        self.simulator.run(segment.stream)
         outputs = []
         for io in segment.outputs:
             dtype = np.dtype(io.dtype)

@@ -131,6 +131,9 @@ FORMATS: dict[Opcode, list[tuple[str, str, int]]] = {
         ("k_len", "<u2", 1),
         ("weightset", "u1", 1),
         ("icr", "u1", 1),
+        # lanes of each tap that hold input channels, the rest of in_c being zero-point
+        # padding (0: all); the simulator ignores it, the cycle model counts useful MACs
+        ("channels", "<u2", 1),
     ],
     Opcode.DWPU: [
         ("in_addr", "<u8", 1),

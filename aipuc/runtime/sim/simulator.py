@@ -93,23 +93,25 @@ class Simulator:
         key = (int(r["core"]), int(r["weightset"]))
         if key not in self.weightsets:
             raise SimulationError(f"MVM uses weightset {key[1]}, never loaded")
-        weights = self.weightsets[key].astype(np.int64) - int(r["w_zp"])
+        weights = self.weightsets[key].astype(np.int32) - int(r["w_zp"])
         k_start, k_len = int(r["k_start"]), int(r["k_len"])
         if weights.shape != (k_len, n * icr):
             raise SimulationError(
                 f"weightset holds {weights.shape[0]}x{weights.shape[1]}, the MVM expects "
                 f"{k_len}x{n * icr} (ICR {icr})"
             )
-        cols = self._im2col(r, in_c, k_start, k_len)
+        cols, largest_input = self._im2col(r, in_c, k_start, k_len)
+        largest_product = largest_input * int(np.abs(weights).max(initial=0))
+        weights = weights.astype(np.float32)  # |w - w_zp| <= 255: exact
         out_h, out_w = (int(v) for v in r["out_hw"])
         sums = np.empty((out_h, out_w, n), np.int64)
         for replica in range(icr):  # x-position ow uses the weight copy in columns ow % icr
             columns = weights[:, replica * n : (replica + 1) * n]
             vectors = cols[:, replica::icr]
-            flat = np.ascontiguousarray(vectors).reshape(-1, k_len)  # one GEMM, not one per row
-            sums[:, replica::icr] = kernels.exact_int_matmul(flat, columns).reshape(
-                vectors.shape[0], vectors.shape[1], n
-            )
+            flat = vectors.reshape(-1, k_len)  # one GEMM, not one per row (copies if strided)
+            sums[:, replica::icr] = kernels.exact_bounded_matmul(
+                flat, columns, largest_product
+            ).reshape(vectors.shape[0], vectors.shape[1], n)
         acc_strides = [*(int(v) for v in r["acc_strides"]), 4]
         if flags & MvmFlag.ACCUMULATE:
             sums += self.memories.read(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, "<i4")
@@ -122,7 +124,7 @@ class Simulator:
             int(r["rq_addr"]), [n, MVM_TABLE_COLUMNS], [4 * MVM_TABLE_COLUMNS, 4], "<i4"
         ).astype(np.int64)
         codes = numerics.requantize(
-            sums + table[:, 0], table[:, 1], table[:, 2], table[:, 3], axis=2
+            np.add(sums, table[:, 0], out=sums), table[:, 1], table[:, 2], table[:, 3], axis=2
         )
         row, pixel = (int(v) for v in r["out_strides"])
         self.memories.write(int(r["out_addr"]), [out_h, out_w, n], [row, pixel, 1], codes)
@@ -138,11 +140,8 @@ class Simulator:
     def _windows(self, r: np.void, x: np.ndarray, pad_value: int, extra=(0, 0)) -> np.ndarray:
         """[out_h, out_w, C, kh, kw] windows of x padded with `pad_value` (copy-free view)."""
         top, left, bottom, right = (int(v) for v in r["pads"])
-        padded = np.pad(
-            x,
-            ((top, bottom + extra[0]), (left, right + extra[1]), (0, 0)),
-            constant_values=pad_value,
-        )
+        widths = ((top, bottom + extra[0]), (left, right + extra[1]), (0, 0))
+        padded = np.pad(x, widths, constant_values=pad_value) if any(map(any, widths)) else x
         (kh, kw), (sh, sw) = (int(v) for v in r["kernel"]), (int(v) for v in r["stride"])
         dh, dw = (int(v) for v in r["dilation"])
         out_h, out_w = (int(v) for v in r["out_hw"])
@@ -155,19 +154,26 @@ class Simulator:
         view = sliding_window_view(padded, span, axis=(0, 1))[::sh, ::sw, :, ::dh, ::dw]
         return view[:out_h, :out_w]
 
-    def _im2col(self, r: np.void, in_c: int, k_start: int, k_len: int) -> np.ndarray:
+    def _im2col(self, r: np.void, in_c: int, k_start: int, k_len: int) -> tuple[np.ndarray, int]:
         """Rows k_start..k_start+k_len of every output pixel's input vector (taps major,
-        `in_c` centred lanes per tap), as [out_h, out_w, k_len] int16."""
-        x = (self._tile(r, in_c) - int(r["in_zp"])).astype(np.int16)
+        `in_c` centred lanes per tap), as [out_h, out_w, k_len] float32 (exact: |x - zp| <=
+        255), and the largest magnitude in the tile."""
+        in_h, in_w = (int(v) for v in r["in_hw"])
+        row, pixel = (int(v) for v in r["in_strides"])
+        tile = self.memories.view(int(r["in_addr"]), [in_h, in_w, in_c], [row, pixel, 1])
+        x = tile.astype(np.float32)
+        x -= int(r["in_zp"])
+        largest = int(np.abs(x).max(initial=0))
         windows = self._windows(r, x, 0)  # [oh, ow, C, kh, kw]
         kh, kw = windows.shape[-2:]
         if k_start + k_len > kh * kw * in_c:
             raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
         first_tap, last_tap = k_start // in_c, (k_start + k_len - 1) // in_c
         taps = [windows[..., t // kw, t % kw] for t in range(first_tap, last_tap + 1)]
-        cols = np.concatenate(taps, axis=-1)  # [oh, ow, taps * C]
+        # [oh, ow, taps * C]; one tap (a 1x1 conv) stays a view, copied once by the GEMM
+        cols = taps[0] if len(taps) == 1 else np.concatenate(taps, axis=-1)
         start = k_start - first_tap * in_c
-        return cols[..., start : start + k_len]
+        return cols[..., start : start + k_len], largest
 
     # ----------------------------------------------------------------------- DWPU
 
