@@ -194,13 +194,25 @@ def format_report(report: dict[str, Any]) -> str:
         )
         for run in stage.get("passes", []):
             lines.append(f"    {run['pass']:<33} {run['seconds']:>8.3f} s")
+    placement = report.get("placement")
+    if placement:
+        from aipuc.placement import placement_summary, placement_warning
+
+        lines.append(placement_summary(placement))
+        warning = placement_warning(placement)
+        if warning:
+            lines.append(warning)
     quant = report.get("quantization")
-    if quant and "output_sqnr_db" in quant:
+    if quant and quant.get("output_sqnr_db"):
         sqnr = ", ".join(f"{k} {v:.1f} dB" for k, v in quant["output_sqnr_db"].items())
         lines.append(
-            f"int8 vs float32 output SQNR ({quant['scheme']}, "
-            f"{quant['calibration_samples']} calibration samples): {sqnr}"
+            f"int8 vs float32 output SQNR ({quant['scheme']}, whole model, "
+            f"{quant['output_sqnr_held_out_samples']} held-out of "
+            f"{quant['calibration_samples'] + quant['output_sqnr_held_out_samples']} samples): "
+            f"{sqnr}"
         )
+    elif quant and "output_sqnr_method" in quant:
+        lines.append(f"output SQNR {quant['output_sqnr_method']}")
     for name in report.get("fields_without_effect", []):
         lines.append(f"warning: {name} has no effect yet (no built stage reads it)")
     lowering = report.get("lowering")

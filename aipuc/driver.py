@@ -30,7 +30,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from aipuc import outputs
-from aipuc.compiled import CompiledModel, dequantize_outputs, io_manifest, quantize_inputs
+from aipuc.compiled import CompiledModel, io_manifest
 from aipuc.config import CompilerConfig, CompilerMode
 from aipuc.errors import AipucError, CompilationError, ConfigError, ModelError
 from aipuc.graph import Graph
@@ -261,9 +261,22 @@ def load_onnx(
 
 def import_float_graph(onnx_model: onnx.ModelProto, config: CompilerConfig):
     """The axq float graph of `onnx_model`, node names as locations when configured."""
-    from aipuc.frontend.onnx_import import import_onnx
+    return import_with_placement(onnx_model, config)[0]
 
-    return import_onnx(onnx_model, propagate_span_information=config.propagate_span_information)
+
+def import_with_placement(onnx_model: onnx.ModelProto, config: CompilerConfig):
+    """`import_float_graph` and where each node of `onnx_model` runs.
+
+    Without the graph cleaner nothing is placed on the host that has an axq form: the
+    accelerated core is the model as given, and `validate-operators` reports what the
+    AIPU cannot run."""
+    from aipuc.frontend.onnx_import import import_with_placement as import_placed
+
+    return import_placed(
+        onnx_model,
+        propagate_span_information=config.propagate_span_information,
+        follow_support=config.run_graph_cleaner,
+    )
 
 
 def _quantize(
@@ -300,9 +313,8 @@ def _quantize(
                 ),
             )
             preamble, core, postamble = cleaned.preamble, cleaned.core, cleaned.postamble
-            for node_name, reason in cleaned.host_reasons.items():
-                compilation.log(f"host: {node_name}: {reason}")
         else:
+            cleaned = None
             preamble, core, postamble = None, onnx_model, None
         if core is None:
             raise ModelError(
@@ -319,15 +331,17 @@ def _quantize(
         }
 
     with compilation.stage("import") as record:
-        float_graph = import_float_graph(core, config)
+        float_graph, core_placements = import_with_placement(core, config)
         record.detail["ops"] = _op_count(float_graph.module)
+        _report_placement(compilation, cleaned, core_placements, float_graph)
 
     _run_pass_stages(compilation, Phase.FLOAT, float_graph.module)
-    module, stats, samples = _calibrate(
+    module, stats, samples, held_out = _calibrate(
         compilation, float_graph, onnx_model, preamble, calibration, progress
     )
     _run_pass_stages(compilation, Phase.QUANTIZED, module)
-    _evaluate(compilation, float_graph, Graph(module), stats, samples)
+    whole_model = (onnx_model, preamble, postamble)
+    _evaluate(compilation, float_graph, Graph(module), stats, samples, whole_model, held_out)
     return module
 
 
@@ -349,15 +363,17 @@ def _run_pass_stages(compilation: Compilation, phase: Phase, module: ModuleOp) -
 
 def _calibrate(compilation: Compilation, float_graph, onnx_model, preamble, calibration, progress):
     """Calibrate the rewritten float graph; the calibrated copy that quantization starts from."""
+    from aipuc.evaluation import split_held_out
     from aipuc.ir_files import save_calibrated_model
     from aipuc.quantization.calibration import annotate, calibrate, load_calibration
     from aipuc.runtime.host import HostRunner
 
     with compilation.stage("calibrate") as record:
-        samples = load_calibration(calibration, _full_inputs(onnx_model))
+        samples, held_out = split_held_out(load_calibration(calibration, _full_inputs(onnx_model)))
         if preamble is not None:
             runner = HostRunner(preamble)
-            samples = [_select(runner.run(sample), float_graph.inputs) for sample in samples]
+            samples = [{**sample, **runner.run(sample)} for sample in samples]
+        samples = [_select(sample, float_graph.inputs) for sample in samples]
         compilation.log(f"calibrating with {len(samples)} sample(s)")
         record.detail["calibration_samples"] = len(samples)
         stats = calibrate(float_graph, samples, each(progress, "calibrate"))
@@ -367,7 +383,7 @@ def _calibrate(compilation: Compilation, float_graph, onnx_model, preamble, cali
             )
         module = float_graph.module.clone()
         annotate(module, stats)
-    return module, stats, samples
+    return module, stats, samples, held_out
 
 
 def _quantize_options(compilation: Compilation) -> dict[str, Any]:
@@ -378,8 +394,12 @@ def _quantize_options(compilation: Compilation) -> dict[str, Any]:
     raise CompilationError("the pipeline has no axq-quantize pass")
 
 
-def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples) -> None:
-    """Write quantized_model/ and measure the int8 graph against float."""
+def _evaluate(
+    compilation: Compilation, float_graph, quant_graph, stats, samples, whole_model, held_out
+) -> None:
+    """Write quantized_model/ and measure the whole model, int8 core and host parts
+    (`whole_model` = model, preamble, postamble), against float on `held_out` samples."""
+    from aipuc.evaluation import sqnr_description, whole_model_sqnr
     from aipuc.ir_files import save_quantized_model
     from aipuc.quantization.artifacts import export_quantized_graph, quantization_debug_report
 
@@ -396,8 +416,9 @@ def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples
                 "quantized_graph.json",
             )
         started = time.perf_counter()
-        accuracy = _output_sqnr(
-            float_graph, quant_graph, track(compilation.progress, "SQNR", samples[:2])
+        model, preamble, postamble = whole_model
+        accuracy = whole_model_sqnr(
+            model, preamble, quant_graph, postamble, track(compilation.progress, "SQNR", held_out)
         )
         record.detail["output_sqnr_db"] = accuracy
         record.detail["sqnr_seconds"] = round(time.perf_counter() - started, 4)
@@ -406,6 +427,8 @@ def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples
             "scheme": options["quantization_scheme"],
             "calibration_samples": len(samples),
             "output_sqnr_db": accuracy,
+            "output_sqnr_held_out_samples": len(held_out),
+            "output_sqnr_method": sqnr_description(len(held_out)),
             "remove_io_quantization": options["remove_io_quantization"],
         }
         if config.quantization_debug:
@@ -422,6 +445,38 @@ def _evaluate(compilation: Compilation, float_graph, quant_graph, stats, samples
         staged.write_json(
             io_manifest(quant_graph.module), outputs.QUANTIZED_MODEL, outputs.MANIFEST_FILE
         )
+
+
+def _report_placement(compilation: Compilation, cleaned, core_placements, float_graph) -> None:
+    """compilation_report.json's `placement`, over the host parts and the core."""
+    from aipuc.frontend.support import tensor_shapes
+    from aipuc.placement import (
+        accelerated_segment_count,
+        host_part_placements,
+        placement_report,
+        placement_summary,
+        placement_warning,
+    )
+
+    nodes = list(core_placements)
+    if cleaned is not None:
+        shapes = tensor_shapes(cleaned.full.graph)
+        reasons = cleaned.host_reasons
+        nodes = [
+            *host_part_placements(cleaned.preamble, "preamble", reasons, shapes),
+            *nodes,
+            *host_part_placements(cleaned.postamble, "postamble", reasons, shapes),
+        ]
+    placement = placement_report(nodes, accelerated_segment_count(float_graph.main))
+    compilation.report["placement"] = placement
+    compilation.log(placement_summary(placement))
+    for node in placement["host_nodes"]:
+        compilation.log(
+            f"host node: {node['name']} ({node['op_type']}, {node['part']}): {node['reason']}"
+        )
+    warning = placement_warning(placement)
+    if warning:
+        compilation.log(warning)
 
 
 def _lower_only(compilation: Compilation, model) -> None:
@@ -668,21 +723,3 @@ def _full_inputs(model: onnx.ModelProto) -> TensorSpecs:
 
 def _select(values: Mapping[str, np.ndarray], wanted: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return {name: values[name] for name in wanted}
-
-
-def _output_sqnr(float_graph, quant_graph, samples) -> dict[str, float]:
-    """SQNR in dB of each quantized core output against float, over a few samples."""
-    signal: dict[str, float] = {}
-    noise: dict[str, float] = {}
-    for sample in samples:
-        expected = float_graph.run(sample)
-        actual = dequantize_outputs(
-            quant_graph.module, quant_graph.run(quantize_inputs(quant_graph.module, sample))
-        )
-        for name, value in expected.items():
-            got = actual[name]
-            signal[name] = signal.get(name, 0.0) + float(np.sum(np.square(value, dtype=np.float64)))
-            noise[name] = noise.get(name, 0.0) + float(np.sum(np.square(value - got)))
-    return {
-        name: round(10 * np.log10(signal[name] / max(noise[name], 1e-30)), 2) for name in signal
-    }

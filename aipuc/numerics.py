@@ -53,7 +53,7 @@ LUTs
     ``unary_function(name, params)`` builds one from an ``axq.lut``'s parameters, which may
     add an affine map around the function (``AFFINE_PARAMETERS``).
 
-Softmax (DPU, float18): see ``softmax_int8``.
+Softmax and LayerNorm (DPU, float18): see ``softmax_int8`` and ``layer_norm_int8``.
 """
 
 from __future__ import annotations
@@ -266,6 +266,18 @@ def f18_reciprocal(x) -> np.ndarray:
     return _f18_round_op(np.divide, np.float32(1), to_float18(x))
 
 
+def f18_rsqrt(x) -> np.ndarray:
+    """float18 ``1 / sqrt(x)``: float64 of the float18 operand, rounded to float32, then to
+    float18 (negative operands give NaN, +0 gives +inf).
+
+    Scaling by 2**-2k is exact, so this equals a 1024-entry float18 table indexed by the
+    operand's exponent parity and its 9 mantissa bits, with the exponent halved: the DPU's
+    rsqrt unit, and what a simulator computes with this same function.
+    """
+    with np.errstate(all="ignore"):
+        return to_float18(1 / np.sqrt(to_float18(x).astype(np.float64)))
+
+
 def f18_sum(x, axis: int = -1) -> np.ndarray:
     """float18 sum over ``axis`` in the DPU order: lane-wise over 64-lane groups, then a tree."""
     lanes = AIPU.dpu_lanes
@@ -337,6 +349,31 @@ def _clip(min_value: float, max_value: float) -> UnaryFn:
     return lambda x: np.clip(x, min_value, max_value)
 
 
+def _selu(
+    alpha: float = 1.67326319217681884765625, gamma: float = 1.05070102214813232421875
+) -> UnaryFn:
+    return lambda x: gamma * np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _celu(alpha: float = 1.0) -> UnaryFn:
+    return lambda x: np.maximum(x, 0) + np.minimum(0, alpha * np.expm1(np.minimum(x, 0) / alpha))
+
+
+def _thresholdedrelu(alpha: float = 1.0) -> UnaryFn:
+    return lambda x: np.where(x > alpha, x, 0.0)
+
+
+def _pow(exponent: float) -> UnaryFn:
+    """x ** exponent; a non-integer exponent clamps negative inputs to 0 (no NaN in a table)."""
+    if float(exponent).is_integer():
+        return lambda x: np.power(x, exponent)
+    return lambda x: np.power(np.maximum(x, 0.0), exponent)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0)
+
+
 def _fixed(fn: UnaryFn) -> Callable[[], UnaryFn]:
     """A factory without parameters, so every registry entry is called the same way."""
     return lambda: fn
@@ -354,7 +391,19 @@ UNARY_FUNCTIONS: dict[str, Callable[..., UnaryFn]] = {
     "silu": _fixed(lambda x: x * _sigmoid(x)),
     "gelu": _fixed(lambda x: 0.5 * x * (1 + erf(x / math.sqrt(2)))),
     "elu": _elu,
-    "softplus": _fixed(lambda x: np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0.0)),
+    "gelu_tanh": _fixed(
+        lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    ),
+    "softplus": _fixed(_softplus),
+    "softsign": _fixed(lambda x: x / (1 + np.abs(x))),
+    "mish": _fixed(lambda x: x * np.tanh(_softplus(x))),
+    "selu": _selu,
+    "celu": _celu,
+    "thresholdedrelu": _thresholdedrelu,
+    "log": _fixed(lambda x: np.log(np.maximum(x, 0.0))),  # negative inputs clamp to 0: -inf
+    "sin": _fixed(np.sin),
+    "cos": _fixed(np.cos),
+    "pow": _pow,
     "exp": _fixed(np.exp),
     "erf": _fixed(erf),
     "sqrt": _fixed(lambda x: np.sqrt(np.maximum(x, 0.0))),  # negative inputs clamp to 0
@@ -481,3 +530,63 @@ def softmax_float_reference(x, axis: int = -1) -> np.ndarray:
     x = np.asarray(x, np.float64)
     shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return shifted / np.sum(shifted, axis=axis, keepdims=True)
+
+
+# --------------------------------------------------------------------------- layer norm
+
+
+def layer_norm_int8(
+    q,
+    in_scale: float,
+    in_zp: int,
+    scale,
+    bias,
+    epsilon: float,
+    out_scale: float,
+    out_zp: int,
+    axis: int = -1,
+) -> np.ndarray:
+    """LayerNorm of int8 codes over the axes from ``axis`` on, as the DPU computes it in float18.
+
+    ``scale`` and ``bias`` (gamma, beta) have the normalised shape ``q.shape[axis:]``. The DPU
+    works in input steps (real value / in_scale), where the normalised value is the same as
+    in real units once epsilon is expressed in steps squared. With n the number of normalised
+    elements per row (rows are the leading axes), every value a float18:
+
+    1. x = float18(q - in_zp) (exact: |q - in_zp| <= 255).
+    2. mean = f18_mul(f18_sum(x), float18(1 / n)).
+    3. d = f18_add(x, -mean).
+    4. var = f18_mul(f18_sum(f18_mul(d, d)), float18(1 / n)).
+    5. r = f18_rsqrt(f18_add(var, float18(epsilon / in_scale**2))), once per row.
+    6. y = f18_mul(d, r).
+    7. z = f18_add(f18_mul(y, g), b) with the per-element constants
+       g = float18(scale / out_scale) and b = float18(bias / out_scale) (quotients in float64).
+    8. out = clamp(rint(z) + out_zp, -128, 127), rint half to even.
+
+    f18_sum reduces a row in the DPU order (64-lane groups, then a halving tree).
+    """
+    codes = np.asarray(q, np.int64)
+    axis = axis % codes.ndim
+    rows = codes.reshape(*codes.shape[:axis], -1)
+    count = rows.shape[-1]
+    inverse_count = to_float18(1 / np.float64(count))
+    x = to_float18(rows - in_zp)
+    mean = f18_mul(f18_sum(x, axis=-1)[..., None], inverse_count)
+    d = f18_add(x, -mean)
+    var = f18_mul(f18_sum(f18_mul(d, d), axis=-1)[..., None], inverse_count)
+    r = f18_rsqrt(f18_add(var, to_float18(np.float64(epsilon) / np.float64(in_scale) ** 2)))
+    y = f18_mul(d, r)
+    g = to_float18(np.asarray(scale, np.float64).reshape(-1) / out_scale)
+    b = to_float18(np.asarray(bias, np.float64).reshape(-1) / out_scale)
+    z = f18_add(f18_mul(y, g), b)
+    out = np.clip(np.rint(z).astype(np.int64) + out_zp, _INT8_MIN, _INT8_MAX).astype(np.int8)
+    return out.reshape(codes.shape)
+
+
+def layer_norm_float_reference(x, scale, bias, epsilon: float, axis: int = -1) -> np.ndarray:
+    """Plain float64 LayerNorm over the axes from ``axis`` on (ONNX LayerNormalization)."""
+    x = np.asarray(x, np.float64)
+    axes = tuple(range(axis % x.ndim, x.ndim))
+    centred = x - x.mean(axis=axes, keepdims=True)
+    variance = np.square(centred).mean(axis=axes, keepdims=True)
+    return centred / np.sqrt(variance + epsilon) * scale + bias

@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from hypothesis import settings
 from onnx import TensorProto, helper, numpy_helper
 
 from aipuc.frontend.loader import load_model
+
+# No wall-clock assertions in tests: Hypothesis' per-example deadline (200 ms by default) is
+# one, and fails on a loaded machine. Speed belongs to the benchmarks.
+settings.register_profile("aipuc", deadline=None)
+settings.load_profile("aipuc")
 
 
 def rewrite_showcase() -> onnx.ModelProto:

@@ -512,7 +512,7 @@ def test_unknown_operators(tmp_path, tiny, calibration):
         ({"group": 2}, ("node 'conv'", "group 2", "divide the 3 input")),
         ({"group": 0}, ("node 'conv'", "group 0")),
         ({"kernel_shape": [5, 5]}, ("node 'conv'", "kernel_shape [5, 5]", "[4, 3, 3, 3]")),
-        ({"auto_pad": "SIDEWAYS"}, ("host preamble", "'conv' (Conv)", "AutoPad")),
+        ({"auto_pad": "SIDEWAYS"}, ("node 'conv' (Conv)", "auto_pad 'SIDEWAYS'")),
     ],
 )
 def test_conv_attributes(tmp_path, attributes, fragments):

@@ -154,7 +154,19 @@ def build_float_ops(graph: GraphBuilder, x: SSAValue, y: SSAValue) -> list[SSAVa
         add(axq.SubOp(x, gap, tensor(X))),
         add(axq.MulOp(x, y, tensor(X))),
         add(axq.PReluOp(x, gap, tensor(X))),
+        add(axq.MaxOp(x, gap, tensor(X))),
+        add(axq.MinOp(x, y, tensor(X))),
         add(axq.MatMulOp(x, y, tensor(X))),
+        add(
+            axq.LayerNormOp(
+                x,
+                graph.constant(np.ones(8, np.float32)),
+                graph.constant(np.zeros(8, np.float32)),
+                tensor(X),
+                3,
+                1e-5,
+            )
+        ),
         add(axq.LutOp(x, tensor(X), axq.UnaryFunction.HARDSIGMOID, {"alpha": 0.2, "beta": 0.5})),
         add(axq.ClipOp(x, tensor(X), 0.0, float("inf"))),
         add(axq.SoftmaxOp(x, tensor(X), -1)),
@@ -220,7 +232,19 @@ def build_quantized_ops(
         add(axq.SubOp(xq, quantized, tensor(X, qy))),
         add(axq.MulOp(xq, quantized, tensor(X, qy))),
         add(axq.PReluOp(xq, quantized, tensor(X, qy))),
+        add(axq.MaxOp(xq, quantized, tensor(X, QX))),
+        add(axq.MinOp(xq, xq, tensor(X, QX))),
         add(axq.MatMulOp(xq, quantized, tensor(X, qy))),
+        add(
+            axq.LayerNormOp(
+                xq,
+                graph.constant(np.linspace(0.5, 1.5, 256, dtype=np.float32).reshape(4, 8, 8)),
+                graph.constant(np.zeros((4, 8, 8), np.float32)),
+                tensor(X, qy),
+                1,
+                1e-6,
+            )
+        ),
         add(axq.LutOp(xq, tensor(X, q(1 / 256, -128)), axq.UnaryFunction.SIGMOID, table=table)),
         add(axq.ClipOp(xc, tensor(X, QC), 0.0, 6.0)),
         add(axq.SoftmaxOp(xq, tensor(X, q(1 / 256, -128)), 1)),

@@ -83,8 +83,34 @@ def test_run_quantized_is_exact_and_close_to_float(compiled, tiny_model, samples
     for name, value in reference.items():
         noise = np.mean((first[name] - value) ** 2)
         assert 10 * np.log10(np.mean(value**2) / noise) > 15, name
-    sqnr = compiled.report["quantization"]["output_sqnr_db"]
-    assert all(v > 15 for v in sqnr.values())
+    quantization = compiled.report["quantization"]
+    assert quantization["output_sqnr_db"] == {}  # 3 samples: none to hold apart
+    assert quantization["output_sqnr_method"].startswith("not measured")
+
+
+def test_sqnr_of_the_whole_model_on_held_out_samples(tmp_path, tiny_model):
+    samples = [sample_inputs(tiny_model, seed=seed) for seed in range(9)]
+    compiled = aipuc.compile(tiny_model, CompilerConfig(output_dir=str(tmp_path)), samples)
+    quantization = compiled.report["quantization"]
+    assert quantization["calibration_samples"] == 8
+    assert quantization["output_sqnr_held_out_samples"] == 1
+    assert "held apart from calibration" in quantization["output_sqnr_method"]
+    reference = aipuc.import_model(tiny_model).run(samples[8])["logits"]
+    got = compiled.run_quantized(samples[8])["logits"]
+    expected = 10 * np.log10(
+        np.sum(reference.astype(np.float64) ** 2) / np.sum((got - reference) ** 2)
+    )
+    assert quantization["output_sqnr_db"]["logits"] == pytest.approx(expected, abs=0.02)
+    assert expected > 15
+
+
+def test_placement_of_a_fully_accelerated_model(compiled):
+    placement = compiled.report["placement"]
+    assert placement["macs_on_host"] == 0 and placement["nodes_on_host"] == 0
+    assert placement["segments"] == 1 and placement["host_nodes"] == []
+    # stem 32*32*16*27, depthwise 32*32*16*9, branch_a 16*16*16*16, branch_b 16*16*16*144, fc 32*10
+    assert placement["macs_on_accelerator"] == 442368 + 147456 + 65536 + 589824 + 320
+    assert placement["nodes_on_accelerator"] == 18
 
 
 def test_stream_equals_integer_reference(compiled, samples):

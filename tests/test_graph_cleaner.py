@@ -11,10 +11,15 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from aipuc.errors import ConfigError
-from aipuc.frontend.graph_cleaner import CleanedModel, clean_graph
+from aipuc.frontend.graph_cleaner import (
+    TRAILING_REASON,
+    CleanedModel,
+    SplitModelRunner,
+    clean_graph,
+)
 from aipuc.frontend.loader import load_model
 from aipuc.frontend.support import nhwc_inputs, validate_operators
-from aipuc.runtime.host import HostRunner, SplitModelRunner
+from aipuc.runtime.host import HostRunner
 
 RNG = np.random.default_rng(7)
 
@@ -40,11 +45,15 @@ class Builder:
         self.nodes.append(helper.make_node(op_type, list(inputs), names, name=name, **attrs))
         return names[0] if outputs == 1 else names
 
-    def model(self, inputs, outputs) -> onnx.ModelProto:
+    def model(self, inputs, outputs, dtypes=None) -> onnx.ModelProto:
+        dtypes = dtypes or {}
         graph = helper.make_graph(
             self.nodes,
             "test",
-            [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs.items()],
+            [
+                helper.make_tensor_value_info(n, dtypes.get(n, TensorProto.FLOAT), s)
+                for n, s in inputs.items()
+            ],
             [helper.make_tensor_value_info(n, t, None) for n, t in outputs.items()],
             self.initializers,
         )
@@ -54,9 +63,10 @@ class Builder:
 
 
 def detector() -> onnx.ModelProto:
-    """NHWC image -> normalisation preamble -> conv core -> YOLO-style decode and NMS."""
+    """uint8 NHWC image -> normalisation -> conv core -> YOLO-style decode, Softmax and NMS."""
     b = Builder()
-    x = b.op("Div", "image", b.const(255.0), name="scale_pixels")
+    x = b.op("Cast", "image", to=TensorProto.FLOAT, name="to_float")
+    x = b.op("Div", x, b.const(255.0), name="scale_pixels")
     x = b.op("Transpose", x, perm=[0, 3, 1, 2], name="to_nchw")
     x = b.op("Sub", x, b.const(RNG.uniform(0.3, 0.6, (1, 3, 1, 1))), name="mean")
     x = b.op("Div", x, b.const(RNG.uniform(0.2, 0.3, (1, 3, 1, 1))), name="normalized")
@@ -84,7 +94,9 @@ def detector() -> onnx.ModelProto:
         name="selected",
     )
     return b.model(
-        {"image": [1, 16, 16, 3]}, {"detections": TensorProto.FLOAT, "selected": TensorProto.INT64}
+        {"image": [1, 16, 16, 3]},
+        {"detections": TensorProto.FLOAT, "selected": TensorProto.INT64},
+        {"image": TensorProto.UINT8},
     )
 
 
@@ -125,7 +137,7 @@ def assert_composition_exact(original: onnx.ModelProto, cleaned: CleanedModel, i
 
 
 def image():
-    return {"image": RNG.uniform(0, 255, (1, 16, 16, 3)).astype(np.float32)}
+    return {"image": RNG.integers(0, 256, (1, 16, 16, 3)).astype(np.uint8)}
 
 
 # ------------------------------------------------------------------------------ the split
@@ -134,40 +146,76 @@ def image():
 def test_detector_splits_into_preamble_core_postamble():
     original = detector()
     cleaned = clean(load_model(original))
-    assert ops(cleaned.preamble) == ["Div", "Transpose", "Sub", "Div"]
-    assert ops(cleaned.core) == ["Conv", "Relu", "Conv", "Add", "Conv"]
-    assert "Conv" not in ops(cleaned.postamble)
-    assert {"Reshape", "Softmax", "Split", "NonMaxSuppression"} <= set(ops(cleaned.postamble))
-    assert cleaned.preamble_outputs == cleaned.core_inputs == ("normalized",)
+    assert ops(cleaned.preamble) == ["Cast"]  # uint8 input: not float, no MAC before it
+    # normalisation (elementwise ops and a DMA) is accelerated, up to the last MAC operator
+    assert ops(cleaned.core) == [
+        *("Div", "Transpose", "Sub", "Div"),
+        *("Conv", "Relu", "Conv", "Add", "Conv"),
+    ]
+    # the decode tail, the Softmax and NMS: nothing after them is a MAC operator
+    assert Counter(ops(cleaned.postamble)) == Counter(
+        ["Reshape", "Transpose", "Sigmoid", "Reshape", "Split", "Mul", "Add", "Mul"]
+        + ["Softmax", "Concat", "Concat", "Transpose", "NonMaxSuppression"]
+    )
+    assert cleaned.preamble_outputs == cleaned.core_inputs == ("to_float",)
     assert cleaned.core_outputs == cleaned.postamble_inputs == ("head",)
     assert cleaned.outputs == ("detections", "selected")
-    assert "perm=[0, 3, 1, 2]" in cleaned.host_reasons["to_nchw"]
-    assert cleaned.host_reasons["mean"].startswith("input preprocessing before host node")
-    assert "not layout-free" in cleaned.host_reasons["split_anchors"]
+    assert cleaned.host_reasons["to_float"] == "Cast is not supported by the accelerator"
+    assert cleaned.host_reasons["split_anchors"] == TRAILING_REASON
+    assert cleaned.host_reasons["softmax19"] == TRAILING_REASON
+    assert "NonMaxSuppression is not supported" in cleaned.host_reasons["selected"]
     # each part keeps only the initializers it reads
     for part in (cleaned.preamble, cleaned.core, cleaned.postamble):
         onnx.checker.check_model(part)
         read = {name for node in part.graph.node for name in node.input}
         assert {t.name for t in part.graph.initializer} <= read
-    assert len(cleaned.core.graph.initializer) == 4  # three conv weights and one bias
     assert_composition_exact(original, cleaned, image())
 
 
 def test_without_splitting_the_whole_model_is_the_core():
     original = detector()
     cleaned = clean(load_model(original), split_pre_post_processing=False)
-    assert cleaned.preamble is None and cleaned.postamble is None
-    assert len(ops(cleaned.core)) == len(original.graph.node)
+    assert cleaned.preamble is None
+    # value-dependent shapes cannot enter the core: NMS always goes to the postamble
+    assert ops(cleaned.postamble) == ["NonMaxSuppression"]
+    assert len(ops(cleaned.core)) == len(original.graph.node) - 1
     assert cleaned.core_inputs == ("image",)
     assert_composition_exact(original, cleaned, image())
 
 
+def lrn_network() -> onnx.ModelProto:
+    """conv -> LRN -> conv -> 3-D MaxPool -> conv -> Softmax: host nodes between segments."""
+    b = Builder()
+    x = b.op("Relu", b.op("Conv", "input", b.weight(8, 3, 3, 3), pads=[1] * 4, name="conv1"))
+    x = b.op("LRN", x, size=3, name="norm1")
+    x = b.op("Relu", b.op("Conv", x, b.weight(8, 8, 3, 3), pads=[1] * 4, name="conv2"))
+    x = b.op("Unsqueeze", x, b.const([1], np.int64), name="to_5d")
+    x = b.op("MaxPool", x, kernel_shape=[2, 2, 2], strides=[2, 2, 2], name="pool3d")
+    x = b.op("Squeeze", x, b.const([1], np.int64), name="to_4d")
+    x = b.op("Conv", x, b.weight(4, 4, 1, 1), name="conv3")
+    b.op("Softmax", b.op("Flatten", x), name="probabilities")
+    return b.model({"input": [1, 3, 8, 8]}, {"probabilities": TensorProto.FLOAT})
+
+
+def test_host_nodes_between_macs_stay_in_the_core():
+    original = lrn_network()
+    cleaned = clean(load_model(original))
+    assert cleaned.preamble is None
+    assert "LRN" in ops(cleaned.core) and "MaxPool" in ops(cleaned.core)
+    # a trailing chain that concatenates nothing stays on the accelerator
+    assert ops(cleaned.postamble) == [] and ops(cleaned.core)[-2:] == ["Flatten", "Softmax"]
+    assert "LRN is not supported" in cleaned.host_reasons["norm1"]
+    assert "2-D pooling" in cleaned.host_reasons["pool3d"]
+    assert "conv3" not in cleaned.host_reasons and "to_5d" not in cleaned.host_reasons
+    assert_composition_exact(original, cleaned, {"input": RNG.standard_normal((1, 3, 8, 8))})
+
+
 def layout_model(transform: str) -> onnx.ModelProto:
-    """NHWC input -> host normalisation -> NHWC->NCHW `transform` -> Conv."""
+    """NHWC input -> host normalisation (Floor: not accelerated) -> NHWC->NCHW -> Conv."""
     b = Builder()
     channels = 3 if transform == "Transpose" else 1
     x = b.op("Mul", "image", b.const(RNG.uniform(0.5, 1, (1, 1, 1, channels))), name="norm")
-    x = b.op("Div", x, b.const(3.0), name="scale")
+    x = b.op("Floor", b.op("Div", x, b.const(3.0), name="scale"), name="levels")
     if transform == "Transpose":
         x = b.op("Transpose", x, perm=[0, 3, 1, 2], name="layout")
     else:
@@ -182,16 +230,13 @@ def test_remove_layout_transform_from_preamble(transform):
     loaded = load_model(original)
     kept = clean(loaded)
     assert kept.nhwc_core_inputs == ()
-    if transform == "Transpose":  # unsupported: the preamble ends with it
-        assert ops(kept.preamble) == ["Mul", "Div", "Transpose"]
-    else:  # a layout-free reshape: already in the core
-        assert ops(kept.core) == ["Reshape", "Conv"]
     moved = clean(loaded, remove_layout_transform_from_preamble=True)
-    assert ops(moved.preamble) == ["Mul", "Div"]
-    assert ops(moved.core) == [transform, "Conv"]
-    assert moved.core_inputs == moved.nhwc_core_inputs == ("scale",)
-    assert nhwc_inputs(moved.core) == ["scale"] and nhwc_inputs(kept.core) == []
-    assert validate_operators(moved.core) == []  # the input layout transform is exempt
+    for cleaned in (kept, moved):  # the layout transform runs on the accelerator anyway
+        assert ops(cleaned.preamble) == ["Mul", "Div", "Floor"]
+        assert ops(cleaned.core) == [transform, "Conv"]
+    assert moved.core_inputs == moved.nhwc_core_inputs == ("levels",)
+    assert nhwc_inputs(moved.core) == ["levels"] and nhwc_inputs(kept.core) == []
+    assert validate_operators(moved.core) == []
     channels = 3 if transform == "Transpose" else 1
     inputs = {"image": RNG.standard_normal((1, 16, 16, channels)).astype(np.float32)}
     assert_composition_exact(original, moved, inputs)
@@ -226,9 +271,9 @@ def test_weight_condition_moves_a_big_gemm_to_the_postamble(condition, threshold
     assert cleaned.host_reasons["small_fc"] == "follows host node 'big_fc'"
     inputs = {"input": RNG.standard_normal((1, 3, 8, 8)).astype(np.float32)}
     assert_composition_exact(original, cleaned, inputs)
-    # at the threshold nothing moves: only the classifier Softmax is on the host
+    # at the threshold nothing moves: the classifier Softmax stays on the accelerator too
     relaxed = clean(loaded, condition=condition, node_type="Gemm", threshold=threshold + 1)
-    assert ops(relaxed.postamble) == ["Softmax"]
+    assert relaxed.postamble is None
     # the condition applies without the support split too
     unsplit = clean(
         loaded,

@@ -12,7 +12,7 @@ import onnx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from xdsl.parser import Parser
 
 import aipuc
@@ -214,6 +214,23 @@ def test_integer_rewrites_keep_every_code(pass_name, op_type, model_name, showca
             np.testing.assert_array_equal(got[name], want[name])
 
 
+def test_dense_to_conv2d_before_calibration_keeps_tiny_cnn_bit_identical():
+    """docs/benchmarks.md: run in the float stage (before calibration), the rewrite leaves
+    tiny_cnn's integer outputs unchanged (the conv sees the dense's inputs and ranges)."""
+    model = load_model(build_model("tiny_cnn"))
+    inputs = [sample_inputs(model, seed) for seed in range(5)]
+    outputs, denses = [], []
+    for rewrite in (False, True):
+        config = CompilerConfig(rewrite_dense_to_conv2d=rewrite)
+        module = _quantized(model, inputs[:3], config)
+        denses.append(_count(module, axq.DenseOp))
+        outputs.append(_integer_outputs(module, inputs[3:]))
+    assert denses[0] > denses[1] == 0  # the rewrite ran
+    for got, want in zip(outputs[1], outputs[0], strict=True):
+        for name in want:
+            np.testing.assert_array_equal(got[name], want[name])
+
+
 def _typed(shape, qtype: str) -> str:
     return f"tensor<{'x'.join(map(str, shape))}x!axq.q<i8, {qtype}>>"
 
@@ -295,32 +312,40 @@ def test_a_clip_is_removed_exactly_when_it_clamps_no_code(scale, zero_point, low
 
 
 def _unsupported_model() -> onnx.ModelProto:
-    """A head-split transpose and a padded average pool that excludes the padding."""
+    """A MatMul whose batch dimensions broadcast and a transposed convolution with groups."""
+    rng = np.random.default_rng(3)
+    weight = numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")
     nodes = [
-        helper.make_node("Transpose", ["x"], ["t"], name="head_split", perm=[0, 2, 1, 3]),
-        helper.make_node(
-            "AveragePool", ["t"], ["y"], name="pool", kernel_shape=[3, 3], pads=[1, 1, 1, 1]
-        ),
+        helper.make_node("MatMul", ["a", "b"], ["product"], name="broadcast_matmul"),
+        helper.make_node("ConvTranspose", ["x", "w"], ["up"], name="grouped_up", group=2),
     ]
+    value = helper.make_tensor_value_info
     graph = helper.make_graph(
         nodes,
         "unsupported",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 6, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 6, 4, 6])],
+        [
+            value("a", TensorProto.FLOAT, [2, 4, 8]),
+            value("b", TensorProto.FLOAT, [1, 8, 4]),
+            value("x", TensorProto.FLOAT, [1, 4, 5, 5]),
+        ],
+        [value("product", TensorProto.FLOAT, None), value("up", TensorProto.FLOAT, None)],
+        [weight],
     )
     return load_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
 
 
 def test_validation_names_every_violation(tmp_path):
+    """Without the graph cleaner the core is the model as given: validation names what the
+    AIPU cannot run (with it, these nodes would run on the host)."""
     model = _unsupported_model()
     samples = [sample_inputs(model, seed) for seed in range(2)]
     with pytest.raises(ModelError) as raised:
         _compile(tmp_path, model, samples, "checked")
     message = str(raised.value)
     assert message.startswith("2 hardware constraint violation(s) in the accelerated core")
-    assert "node 'head_split' (axq.transpose): perm=[0, 2, 1, 3]" in message
-    assert "node 'pool' (axq.avg_pool): padded average pooling needs count_include_pad=1" in message
+    assert "node 'broadcast_matmul' (axq.matmul): batched matmul of [2, 4, 8]" in message
+    assert "node 'grouped_up' (axq.conv_transpose2d): group=2" in message
     report = json.loads((tmp_path / "checked/compilation_report.json").read_text())
     assert report["error"]["code"] == "E_VALIDATE"
     unchecked = _compile(tmp_path, model, samples, "unchecked", validate_operators=False)
-    assert "axq.avg_pool" in _ir(unchecked)
+    assert "axq.matmul" in _ir(unchecked) and "axq.conv_transpose2d" in _ir(unchecked)

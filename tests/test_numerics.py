@@ -1,6 +1,7 @@
 """Tests of the shared numerics against independent exact (Fraction) and pure-Python references."""
 
 import math
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -292,7 +293,11 @@ def test_erf_accuracy_against_math_erf():
 
 
 def test_unary_function_definitions():
-    fns = {name: factory() for name, factory in nx.UNARY_FUNCTIONS.items() if name != "clip"}
+    fns = {
+        name: factory()
+        for name, factory in nx.UNARY_FUNCTIONS.items()
+        if name not in ("clip", "pow")
+    }
     x = np.array([-2.0, 0.0, 3.0])
     np.testing.assert_allclose(fns["hardswish"](x), [-1 / 3, 0, 3])
     np.testing.assert_allclose(fns["hardsigmoid"](x), [0.1, 0.5, 1.0])
@@ -304,6 +309,16 @@ def test_unary_function_definitions():
     np.testing.assert_allclose(fns["elu"](x), [math.expm1(-2), 0, 3])
     np.testing.assert_allclose(nx.UNARY_FUNCTIONS["leakyrelu"](alpha=0.5)(x), [-1, 0, 3])
     np.testing.assert_allclose(nx.UNARY_FUNCTIONS["clip"](min_value=0, max_value=6)(x), [0, 0, 3])
+    np.testing.assert_allclose(fns["softsign"](x), [-2 / 3, 0, 0.75])
+    np.testing.assert_allclose(fns["thresholdedrelu"](x), [0, 0, 3])
+    np.testing.assert_allclose(fns["selu"](x)[1:], [0, 3 * 1.0507009873554805])
+    np.testing.assert_allclose(fns["celu"](x), [math.expm1(-2), 0, 3])
+    np.testing.assert_allclose(fns["mish"](x), x * np.tanh(np.log1p(np.exp(x))))
+    np.testing.assert_allclose(fns["gelu_tanh"](x), fns["gelu"](x), atol=2e-3)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(fns["log"](np.array([-1.0, 0.0, math.e])), [-np.inf, -np.inf, 1])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["pow"](exponent=3.0)(x), [-8, 0, 27])
+    np.testing.assert_allclose(nx.UNARY_FUNCTIONS["pow"](exponent=0.5)(x), [0, 0, math.sqrt(3)])
 
 
 @pytest.mark.parametrize("name", MONOTONE)
@@ -387,3 +402,41 @@ def test_softmax_rejects_neutral_value_inside_the_table():
         nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, neutral_value=-30.0, valid_length=10)
     with pytest.raises(ValueError):
         nx.softmax_int8(q, 0.1, 0, OUT_SCALE, OUT_ZP, valid_length=0)
+
+
+# --------------------------------------------------------------------------- float definitions
+
+
+def test_unary_function_applies_the_affine_parameters_around_the_function():
+    """`post_scale * f(pre_scale * x + pre_shift) + post_shift`, each parameter in its place."""
+    params = {"pre_scale": 2.0, "pre_shift": 0.5, "post_scale": 3.0, "post_shift": -1.0}
+    x = np.array([-3.0, -0.25, 0.0, 1.5])
+    got = nx.unary_function("sigmoid", params)(x)
+    expected = [3.0 / (1.0 + math.exp(-(2.0 * v + 0.5))) - 1.0 for v in x]
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    leaky = nx.unary_function("leakyrelu", {"alpha": 0.25, "post_shift": 2.0})
+    np.testing.assert_array_equal(leaky(np.array([-4.0, 4.0])), [1.0, 6.0])
+    plain = nx.unary_function("tanh", {"pre_scale": 1.0, "post_shift": 0.0})
+    np.testing.assert_array_equal(plain(x), np.tanh(x))
+
+
+def test_softmax_float_reference_is_stable_per_row_in_float64():
+    """Each row is shifted by its own maximum (no overflow, no row underflowing to 0/0) and
+    computed in float64 whatever the input type."""
+    x = np.array([[1000.0, 999.0, -1000.0], [-1000.0, -1001.0, -3000.0]], np.float32)
+    got = nx.softmax_float_reference(x)
+    assert got.dtype == np.float64
+    e = math.exp(-1.0)
+    np.testing.assert_allclose(got, [[1 / (1 + e), e / (1 + e), 0.0]] * 2, rtol=1e-15)
+    third = nx.softmax_float_reference(np.float32([[0.1, 0.2, 0.3]]))
+    exact = [math.exp(v - 0.30000001192092896) for v in np.float32([0.1, 0.2, 0.3]).tolist()]
+    np.testing.assert_allclose(third[0], [v / sum(exact) for v in exact], rtol=1e-15)
+
+
+def test_build_lut_saturates_overflow_silently():
+    """exp overflows to inf for the top codes: the table saturates at 127, with no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = nx.build_lut(np.exp, 10.0, 0, 1.0, 0)
+    assert table[128 + 72] == 127 and table[-1] == 127  # exp(720) and exp(1270) are inf
+    assert table[0] == 0  # exp(-1280) underflows to 0

@@ -198,17 +198,26 @@ def test_zoo_models_oracle_equals_integer_reference(name, seed):
     assert_oracle_equals_product(quant, sample_inputs(model, seed=seed))
 
 
-def test_run_quantized_equals_the_oracle(tmp_path):
-    """End to end through the driver: CompiledModel.run_quantized is the oracle's result."""
-    model = build_model("tiny_cnn")
-    calibration = [sample_inputs(model, seed=s) for s in range(2)]
-    compiled = aipuc.compile(
-        model, CompilerConfig(output_dir=str(tmp_path), compiler_mode="quantize_only"), calibration
-    )
-    sample = sample_inputs(model, seed=5)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_oracle_equals_run_quantized_equals_the_stream(tmp_path, name):
+    """End to end: the whole pipeline compiles the model to an instruction stream. On the
+    quantized core, the oracle, the integer reference and the stream on the simulator (from
+    disk) give the same bytes; with the host's float pre/postamble around the core,
+    `run_quantized` and `run` give the same bytes."""
+    model = MODELS[name]()
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(tmp_path)), _samples(model, 2, 0))
+    (sample,) = _samples(model, 1, 1)
+    loaded = aipuc.load(tmp_path)
     core = compiled.core
-    outputs, _ = oracle_graph.run(core.main, [sample[name] for name in core.inputs])
-    got = compiled.run_quantized(sample)
-    assert list(got) == core.outputs
-    for value, expected in zip(got.values(), outputs, strict=True):
-        assert value.tobytes() == expected.tobytes()
+    oracle, _ = oracle_graph.run(core.main, [sample[name] for name in core.inputs])
+    reference = core.run(sample)
+    streamed = loaded.stream_runner.run(sample)
+    assert list(reference) == list(streamed) == core.outputs
+    for expected, got, stream in zip(oracle, reference.values(), streamed.values(), strict=True):
+        assert got.dtype == expected.dtype and stream.dtype == expected.dtype
+        assert got.tobytes() == expected.tobytes(), "the integer reference differs from the oracle"
+        assert stream.tobytes() == expected.tobytes(), "the stream differs from the oracle"
+    quantized, run = compiled.run_quantized(sample), loaded.run(sample)
+    assert list(quantized) == list(run) == [o.name for o in model.graph.output]
+    for output, value in quantized.items():
+        assert value.tobytes() == run[output].tobytes(), output

@@ -8,6 +8,7 @@ catches the plan)."""
 
 from __future__ import annotations
 
+import ctypes
 import re
 import shutil
 import struct
@@ -104,6 +105,37 @@ def test_micro_ops_round_trip_and_are_32_bytes():
     for word, fields in zip(decoded, words, strict=True):
         for name, value in fields.items():
             assert int(word[name]) == int(value), name
+
+
+_CTYPES = {
+    "u1": ctypes.c_uint8, "<i1": ctypes.c_int8, "<u2": ctypes.c_uint16, "<i2": ctypes.c_int16,
+    "<u4": ctypes.c_uint32, "<i4": ctypes.c_int32, "<u8": ctypes.c_uint64, "<i8": ctypes.c_int64,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("opcode", list(Opcode))
+def test_record_layout_is_the_c_struct_layout(opcode: Opcode):
+    """Header then payload, in order, naturally aligned, padded to 128 bytes: the layout a C
+    compiler gives the same struct (ctypes computes it independently)."""
+    fields = [*((name, type_, 1) for name, type_ in isa._HEADER), *isa.FORMATS[opcode]]
+
+    class Record(ctypes.LittleEndianStructure):
+        _fields_ = [(n, _CTYPES[t] * c if c > 1 else _CTYPES[t]) for n, t, c in fields]
+
+    layout = isa._record_dtype(isa.FORMATS[opcode], isa.RECORD_BYTES)
+    assert layout == isa.DTYPES[opcode]
+    assert layout.names == tuple(name for name, _, _ in fields)
+    assert layout.itemsize == isa.RECORD_BYTES >= ctypes.sizeof(Record)
+    for name, type_, count in fields:
+        dtype, offset = layout.fields[name][:2]
+        assert offset == getattr(Record, name).offset, name
+        assert dtype == np.dtype(type_ if count == 1 else (type_, (count,))), name
+
+
+def test_a_payload_past_the_record_is_refused():
+    with pytest.raises(AssertionError, match="record of 129 bytes exceeds 128"):
+        isa._record_dtype([("a", "<u8", 15), ("b", "u1", 1)], isa.RECORD_BYTES)
+    assert isa._record_dtype([("a", "<u8", 15)], isa.RECORD_BYTES).itemsize == 128
 
 
 def test_encoding_is_little_endian():
@@ -354,10 +386,11 @@ def test_dwpu_depthwise_conv_per_channel():
     rows = [[5, 1 << 30, 31, 1, -2], [-3, 1 << 30, 30, -1, 4]]  # bias, m, shift, out_zp, in_zp
     put(memories, L1, x)
     put(memories, DDR, w)
-    put(memories, DDR + 64, table(rows))
+    rq_addr = DDR + 4096 - table(rows).nbytes  # flush with the end of DDR: read exactly [C, 5]
+    put(memories, rq_addr, table(rows))
     record = dwpu(
         DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io((3, 3), 2, (3, 3)), w_addr=DDR,
-        rq_addr=DDR + 64, kernel=[3, 3], pads=[1, 1, 1, 1],
+        rq_addr=rq_addr, kernel=[3, 3], pads=[1, 1, 1, 1],
     )  # fmt: skip
     run(memories, record)
     expected = np.zeros((3, 3, 2), np.int8)
@@ -437,6 +470,49 @@ def test_dwpu_avg_extra_rows_are_reached_never_counted():
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 9])  # 6/2, 9/1
 
 
+@pytest.mark.parametrize("count_include_pad", [False, True])
+def test_dwpu_avg_per_channel_with_zero_points_pads_and_overhang(count_include_pad):
+    """Every side padded, ceil-mode overhang on both axes, per-channel rows per divisor with
+    distinct in/out zero points; the table ends flush with DDR, so it is read exactly
+    [taps + 1, C, 5]. Expected values from loops over the ISA's definition."""
+    memories = device()
+    (in_h, in_w), channels, (kh, kw), (sh, sw) = (4, 5), 2, (3, 2), (2, 3)
+    top, left, bottom, right, extra = 1, 2, 1, 1, (1, 2)
+    out_h = (in_h + top + bottom + extra[0] - kh) // sh + 1
+    out_w = (in_w + left + right + extra[1] - kw) // sw + 1
+    x = ((np.arange(in_h * in_w * channels) * 37) % 200 - 100).astype(np.int8)
+    x = x.reshape(in_h, in_w, channels)
+    in_zp, out_zp = [3, -5], [-7, 11]
+    rows = [
+        [[0, (1 << 30) + 9973 * d + 101 * c, 31 + d % 3, out_zp[c], in_zp[c]]
+         for c in range(channels)]
+        for d in range(kh * kw + 1)
+    ]  # fmt: skip
+    rq = table(rows)
+    rq_addr = DDR + 4096 - rq.nbytes
+    put(memories, L1, x)
+    put(memories, rq_addr, rq)
+    flags = DwpuFlag.PER_CHANNEL | (DwpuFlag.COUNT_INCLUDE_PAD if count_include_pad else 0)
+    record = dwpu(
+        DwpuMode.AVG, flags, **_io((in_h, in_w), channels, (out_h, out_w)), rq_addr=rq_addr,
+        kernel=[kh, kw], stride=[sh, sw], pads=[top, left, bottom, right], extra=list(extra),
+    )  # fmt: skip
+    run(memories, record)
+    expected = np.zeros((out_h, out_w, channels), np.int8)
+    for oh, ow, c in np.ndindex(out_h, out_w, channels):
+        acc, divisor = 0, 0
+        for ky, kx in np.ndindex(kh, kw):
+            iy, ix = oh * sh + ky - top, ow * sw + kx - left
+            inside = 0 <= iy < in_h and 0 <= ix < in_w
+            in_pads = -top <= iy < in_h + bottom and -left <= ix < in_w + right
+            acc += int(x[iy, ix, c]) - in_zp[c] if inside else 0
+            divisor += inside or (count_include_pad and in_pads)
+        _, m, shift, zp, _ = rows[divisor][c]  # pooling has no bias: column 0 is unused
+        expected[oh, ow, c] = requantize(acc, m, shift, zp)
+    got = get(memories, L1 + 1024, (out_h, out_w, channels))
+    np.testing.assert_array_equal(got, expected)
+
+
 def test_dwpu_global_pooling():
     memories = device()
     x = np.array([[[1, -8], [2, 8]], [[3, 0], [-4, 7]]], np.int8)  # channel sums 2 and 7
@@ -447,6 +523,35 @@ def test_dwpu_global_pooling():
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [7, 8])
     run(memories, dwpu(DwpuMode.GLOBAL_MAX, **_io((2, 2), 2, (1, 1))))
     np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 8])
+
+
+def test_dwpu_max_pool_overhang_and_global_max_per_channel():
+    memories = device()
+    x = np.array([[[1, -8], [2, 8]], [[3, 9], [-4, 7]]], np.int8)  # [h, w, c]
+    put(memories, L1, x)
+    run(memories, dwpu(DwpuMode.GLOBAL_MAX, **_io((2, 2), 2, (1, 1))))
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [3, 9])  # per channel
+    # ceil_mode: 2x2 windows, stride 2, on 3x3: the overhang row and column are -128.
+    y = np.array([[5, -3, 7], [1, 2, -9], [-100, 4, -50]], np.int8).reshape(3, 3, 1)
+    put(memories, L1, y)
+    record = dwpu(
+        DwpuMode.MAX, **_io((3, 3), 1, (2, 2)), kernel=[2, 2], stride=[2, 2], extra=[1, 1]
+    )
+    run(memories, record)
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2, 2)), [[5, 7], [4, -50]])
+
+
+def test_dwpu_global_average_per_channel_reads_its_table_exactly():
+    memories = device()
+    x = np.array([[[1, -8], [2, 8]], [[3, 9], [-4, 7]]], np.int8)  # channel sums 2 and 16
+    put(memories, L1, x)
+    rows = table([[0, 1 << 30, 32, 5, -1], [0, 1 << 30, 31, -3, 2]])
+    rq_addr = DDR + 4096 - rows.nbytes
+    put(memories, rq_addr, rows)
+    flags = DwpuFlag.PER_CHANNEL
+    run(memories, dwpu(DwpuMode.GLOBAL_AVG, flags, **_io((2, 2), 2, (1, 1)), rq_addr=rq_addr))
+    # (2 + 4) / 4 = 1.5 -> 2, + 5; (16 - 8) / 2 = 4, - 3
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (2,)), [7, 1])
 
 
 # ------------------------------------------------------------------------------ DPU
@@ -479,6 +584,40 @@ def dpu_run(words, memories: Memories | None = None, shape=(1, 1, 1, 4)) -> np.n
     )
     run(memories, record)
     return get(memories, L1 + 128, (4,))
+
+
+def test_dpu_int32_operands_load_and_store_whole_words_and_every_store_runs():
+    """4-byte operands are read and written as int32 (values beyond int8), and a program
+    goes on after a STORE (here: two stores)."""
+    memories = device()
+    wide = np.array([100000, -70000, 300, -129], "<i4")
+    put(memories, L1, wide)
+    words = [
+        {"op": MicroOpcode.LOAD, "dst": 0, "slot": 0},
+        {"op": MicroOpcode.ADDI, "dst": 1, "a": 0, "imm0": 5},
+        {"op": MicroOpcode.STORE, "a": 1, "slot": 1},
+        {"op": MicroOpcode.CLAMP, "dst": 2, "a": 0, "imm0": -128, "imm1": 127},
+        {"op": MicroOpcode.STORE, "a": 2, "slot": 2},
+        {"op": MicroOpcode.ITOF, "dst": 3, "a": 0},
+        {"op": MicroOpcode.FTOI, "dst": 4, "a": 3, "imm2": 0},  # saturates to int8
+        {"op": MicroOpcode.STORE, "a": 4, "slot": 3},
+    ]
+    memories.load_bytes(DDR, isa.encode_micro_ops(words))
+    fields = {
+        "program": DDR,
+        "micro_ops": len(words),
+        "operand_addr": [L1, L1 + 64, L1 + 128, L1 + 192],
+        "operand_strides": [0, 0, 0, 4] + [0, 0, 0, 4] + [0, 0, 0, 1] + [0, 0, 0, 1],
+        "shape": [1, 1, 1, 4],
+        "operand_bytes": [4, 4, 1, 1],
+    }
+    run(memories, isa.encode(Opcode.DPU, fields))
+    np.testing.assert_array_equal(get(memories, L1 + 64, (4,), "<i4"), wide + 5)
+    np.testing.assert_array_equal(get(memories, L1 + 128, (4,)), [127, -128, 127, -128])
+    np.testing.assert_array_equal(get(memories, L1 + 192, (4,)), [127, -128, 127, -128])
+    fields["operand_bytes"] = [2, 4, 1, 1]
+    with pytest.raises(SimulationError, match=r"\(DPU\): DPU operand 0 has elements of 2 bytes$"):
+        run(memories, isa.encode(Opcode.DPU, fields))
 
 
 def program(*ops: dict, zero_point: int | None = None) -> list[dict]:
@@ -519,11 +658,18 @@ def test_dpu_integer_micro_ops(op, expected):
     np.testing.assert_array_equal(dpu_run(program(word)), expected)
 
 
+def test_dpu_select_takes_b_where_a_is_zero():
+    shifted = {"op": MicroOpcode.ADDI, "dst": 2, "a": 0, "imm0": 3}  # A + 3 = 0, 8, 23, -17
+    select = {"op": MicroOpcode.SELECT, "dst": 3, "a": 2, "b": 1, "c": 0}
+    np.testing.assert_array_equal(dpu_run(program(shifted, select)), [7, -2, 3, -20])
+
+
 def test_dpu_requant_table_per_channel():
     memories = device()
     rows = [[1 << 30, 30, 0], [1 << 30, 31, 1], [1 << 30, 32, -1], [1 << 30, 29, 0]]
-    put(memories, DDR + 512, table(rows))  # x1, x0.5 + 1, x0.25 - 1, x2
-    word = {"op": MicroOpcode.REQUANT_TABLE, "dst": 2, "a": 0, "addr": DDR + 512}
+    address = DDR + 4096 - table(rows).nbytes  # flush with the end of DDR: read exactly [C, 3]
+    put(memories, address, table(rows))  # x1, x0.5 + 1, x0.25 - 1, x2
+    word = {"op": MicroOpcode.REQUANT_TABLE, "dst": 2, "a": 0, "addr": address}
     np.testing.assert_array_equal(dpu_run(program(word), memories), [-3, 4, 4, -40])
 
 
@@ -583,6 +729,40 @@ def test_dpu_row_reductions_and_exp_table():
         {"op": MicroOpcode.EXPLUT, "dst": 4, "a": 3, "addr": DDR + 512},  # 1.5, 0, 0, 10
     )
     np.testing.assert_array_equal(dpu_run(program(*exp, zero_point=0), memories), [2, 0, 0, 10])
+
+
+def test_dpu_row_reductions_are_per_row_and_the_exp_table_starts_at_zero():
+    memories = device()
+    put(memories, L1, np.array([[-3, 5, 0, 2], [7, -1, 4, 0]], np.int8))
+    put(memories, DDR + 512, np.arange(256, dtype="<f4") * np.float32(0.5) + np.float32(1))
+    op = MicroOpcode
+    words = [
+        {"op": op.LOAD, "dst": 0, "slot": 0},
+        {"op": op.ITOF, "dst": 1, "a": 0},
+        {"op": op.RMAX, "dst": 2, "a": 1},
+        {"op": op.FTOI, "dst": 3, "a": 2},
+        {"op": op.STORE, "a": 3, "slot": 1},
+        {"op": op.RSUM, "dst": 4, "a": 1},
+        {"op": op.FTOI, "dst": 5, "a": 4},
+        {"op": op.STORE, "a": 5, "slot": 2},
+        {"op": op.EXPLUT, "dst": 6, "a": 1, "addr": DDR + 512},  # entry d = d / 2 + 1
+        {"op": op.FTOI, "dst": 7, "a": 6},
+        {"op": op.STORE, "a": 7, "slot": 3},
+    ]
+    memories.load_bytes(DDR, isa.encode_micro_ops(words))
+    fields = {
+        "program": DDR,
+        "micro_ops": len(words),
+        "operand_addr": [L1, L1 + 64, L1 + 128, L1 + 192],
+        "operand_strides": [0, 0, 4, 1] * 4,
+        "shape": [1, 1, 2, 4],
+        "operand_bytes": [1, 1, 1, 1],
+    }
+    run(memories, isa.encode(Opcode.DPU, fields))
+    np.testing.assert_array_equal(get(memories, L1 + 64, (2, 4)), [[5] * 4, [7] * 4])
+    np.testing.assert_array_equal(get(memories, L1 + 128, (2, 4)), [[4] * 4, [10] * 4])
+    # outside [0, 256) -> 0; 5 -> 3.5 -> 4, 0 -> 1, 2 -> 2; 7 -> 4.5 -> 4 (ties to even), 4 -> 3
+    np.testing.assert_array_equal(get(memories, L1 + 192, (2, 4)), [[0, 4, 1, 2], [4, 0, 3, 1]])
 
 
 def test_dpu_broadcast_operand_and_strided_store():

@@ -1207,6 +1207,33 @@ class DpuFloatReciprocalOp(_UnaryMicroOp):
 
 
 @irdl_op_definition
+class DpuFloatRsqrtOp(_UnaryMicroOp):
+    """float18 `1 / sqrt(x)` (`numerics.f18_rsqrt`; LayerNorm's inverse deviation)."""
+
+    name = "aipu.dpu.frsqrt"
+    MICRO: ClassVar[MicroOpcode] = MicroOpcode.FRSQRT
+
+
+@irdl_op_definition
+class DpuFloatVectorOp(_MicroOp):
+    """float18 constants along the innermost axis, the same in every row: a float32 table
+    with one entry per index of that axis (LayerNorm's gamma and beta)."""
+
+    name = "aipu.dpu.fvec"
+    MICRO: ClassVar[MicroOpcode] = MicroOpcode.FVEC
+    table = operand_def(TableType)
+    assembly_format = "$table attr-dict `:` type($table)"
+
+    def __init__(self, table: SSAValue | Operation):
+        super().__init__(operands=[table], result_types=[VRegType()])
+
+    def verify_(self) -> None:
+        shape = tuple(self.table.type.get_shape())  # pyright: ignore[reportAttributeAccessIssue]
+        if len(shape) != 1:
+            raise VerifyException(f"a float vector table is 1-D, got shape {list(shape)}")
+
+
+@irdl_op_definition
 class DpuFloatConstantOp(_MicroOp):
     """A float18 constant in every lane."""
 
@@ -1287,6 +1314,8 @@ DPU_MICRO_OPS = (
     DpuFloatMulOp,
     DpuFloatNegOp,
     DpuFloatReciprocalOp,
+    DpuFloatRsqrtOp,
+    DpuFloatVectorOp,
     DpuFloatConstantOp,
     DpuRowMaxOp,
     DpuRowSumOp,

@@ -9,9 +9,10 @@ every int8 (or int32 bias) tensor, per tensor or per axis, like MLIR's `!quant.u
     %y = axq.conv2d %x, %w, %b {strides = array<i64: 2, 2>, ...}
         : (tensor<1x3x224x224x!axq.q<i8, 0.0187:-14>>, ...) -> tensor<...>
 
-Host-side ONNX operators that the accelerator never runs stay `axq.host` ops that carry
-the ONNX op type and attributes; the interpreters run them with onnx's reference
-implementation.
+ONNX operators that the accelerator cannot run stay `axq.host` ops, wherever they sit, that
+carry the ONNX op type and attributes; @main is then accelerated segments with host ops
+between them (`aipuc.placement.segments`). The interpreters run a host op on the host engine
+(onnxruntime, else onnx's reference implementation).
 """
 
 from __future__ import annotations
@@ -158,6 +159,16 @@ class UnaryFunction(StrEnum):
     ABS = auto()
     NEG = auto()
     CLIP = auto()
+    GELU_TANH = auto()
+    SOFTSIGN = auto()
+    MISH = auto()
+    SELU = auto()
+    CELU = auto()
+    THRESHOLDEDRELU = auto()
+    LOG = auto()
+    SIN = auto()
+    COS = auto()
+    POW = auto()
 
 
 @irdl_attr_definition
@@ -269,6 +280,17 @@ class Weighted(_OpFact):
     bias are constants that quantization turns into int8 and int32 codes."""
 
 
+class FloatParameters(_OpFact):
+    """Operands after the first are f32 parameters that stay float after quantization (the
+    DPU holds them as float18): only the first operand is an activation."""
+
+
+class JoinsInResultType(_OpFact):
+    """Quantized, every operand has the result's type (the quantizer requantizes the others),
+    after which the op only moves or selects codes: an operand read only here may be
+    produced in the result's type directly."""
+
+
 class QuantizationConversion(_OpFact):
     """An op that quantization inserts to convert between float and quantized types."""
 
@@ -296,6 +318,14 @@ def requantizes_per_channel(op: Operation) -> bool:
 
 def is_weighted(op: Operation) -> bool:
     return _fact(op, Weighted)
+
+
+def has_float_parameters(op: Operation) -> bool:
+    return _fact(op, FloatParameters)
+
+
+def joins_in_result_type(op: Operation) -> bool:
+    return _fact(op, JoinsInResultType)
 
 
 def is_quantization_conversion(op: Operation) -> bool:
@@ -893,6 +923,28 @@ class PReluOp(_BinaryOp):
     traits = traits_def(RequantizesPerChannel())
 
 
+class _SelectOp(_BinaryOp):
+    """Elementwise maximum or minimum; quantized, both operands and the result share one
+    type (the quantizer requantizes operands to the output's type, which commutes with the
+    clamp), so the op selects codes."""
+
+    def verify_(self) -> None:
+        super().verify_()
+        self._check_keeps_type(self.lhs, [self.rhs, self.result])
+
+
+@irdl_op_definition
+class MaxOp(_SelectOp):
+    name = "axq.max"
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
+
+
+@irdl_op_definition
+class MinOp(_SelectOp):
+    name = "axq.min"
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
+
+
 def _matmul_shape(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
     """The shape of np.matmul(a, b), found without computing it."""
     _require(len(a) >= 1 and len(b) >= 1, f"axq.matmul needs operands of rank >= 1, got {a}, {b}")
@@ -1090,6 +1142,66 @@ class SoftmaxOp(_ShapePreservingOp):
                 f"axq.softmax valid_length {valid} must lie in 1..{length} (the axis size)",
             )
         self._check_per_tensor((self.input, self.result), "the DPU softmax has one scale")
+
+
+@irdl_op_definition
+class LayerNormOp(_ComputeOp):
+    """Normalisation over the axes from `axis` on, then `* scale + bias` (ONNX
+    LayerNormalization); quantized, it runs on the DPU in float18 (`numerics.layer_norm_int8`).
+
+    `scale` and `bias` have the normalised shape `input.shape[axis:]` and stay f32 constants
+    after quantization (the DPU holds them as float18)."""
+
+    name = "axq.layer_norm"
+    input = operand_def(TensorType)
+    scale = operand_def(TensorType)
+    bias = operand_def(TensorType)
+    result = result_def(TensorType)
+    axis = prop_def(IntegerAttr)
+    epsilon = prop_def(FloatAttr)
+    traits = traits_def(Pure(), FloatParameters())
+    assembly_format = "$input `,` $scale `,` $bias attr-dict `:` functional-type(operands, results)"
+
+    def __init__(
+        self,
+        input: SSAValue,
+        scale: SSAValue,
+        bias: SSAValue,
+        result_type: Attribute,
+        axis: int,
+        epsilon: float,
+    ):
+        super().__init__(
+            operands=[input, scale, bias],
+            result_types=[result_type],
+            properties={"axis": int_attr(axis), "epsilon": float_attr(epsilon)},
+        )
+
+    def _code_tensors(self) -> Sequence[SSAValue]:
+        return (self.input, self.result)
+
+    def _same_kind_tensors(self) -> Sequence[SSAValue]:
+        return (self.input, self.result)
+
+    def verify_(self) -> None:
+        super().verify_()
+        shape, axis = shape_of(self.input), self.axis.value.data
+        _require(
+            0 <= axis < len(shape),
+            f"axq.layer_norm axis {axis} out of range 0..{len(shape) - 1} (normalise it)",
+        )
+        _require(
+            shape_of(self.result) == shape,
+            f"axq.layer_norm keeps the shape: {shape} != {shape_of(self.result)}",
+        )
+        for what, value in (("scale", self.scale), ("bias", self.bias)):
+            _require(
+                shape_of(value) == shape[axis:] and element_type(value) == f32,
+                f"axq.layer_norm {what} must be an f32 tensor of the normalised shape "
+                f"{shape[axis:]}, got {value.type}",
+            )
+        _require(self.epsilon.value.data > 0, "axq.layer_norm epsilon must be positive")
+        self._check_per_tensor((self.input, self.result), "the DPU works on one scale")
 
 
 @irdl_op_definition
@@ -1557,7 +1669,7 @@ class ConcatOp(_ComputeOp):
     inputs = var_operand_def(TensorType)
     result = result_def(TensorType)
     axis = prop_def(IntegerAttr)
-    traits = traits_def(Pure(), CommutesWithClamp())
+    traits = traits_def(Pure(), CommutesWithClamp(), JoinsInResultType())
     assembly_format = "$inputs attr-dict `:` functional-type($inputs, $result)"
 
     def __init__(self, inputs: Sequence[SSAValue], result_type: Attribute, axis: int):
@@ -1645,7 +1757,7 @@ class HostOp(_AxqOp):
     """An ONNX operator run on the host (shape arithmetic, normalisation, decode tails).
 
     `attributes` holds the ONNX node's attributes converted to builtin attributes; the
-    interpreters run it with onnx's reference implementation of `op_type` at `opset`.
+    interpreters run `op_type` at `opset` on the host engine (`runtime.interpreter.host_runner`).
     """
 
     name = "axq.host"
@@ -1690,9 +1802,12 @@ Axq = Dialect(
         SubOp,
         MulOp,
         PReluOp,
+        MaxOp,
+        MinOp,
         LutOp,
         ClipOp,
         SoftmaxOp,
+        LayerNormOp,
         QuantizeOp,
         DequantizeOp,
         RequantizeOp,

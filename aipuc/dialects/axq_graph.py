@@ -122,7 +122,7 @@ def activation_operands(op: Operation) -> tuple[SSAValue, ...]:
     """Operands of an accelerated op that are activations (not weights or biases)."""
     if not is_accelerated(op):
         return ()
-    if axq.is_weighted(op):
+    if axq.is_weighted(op) or axq.has_float_parameters(op):
         return (op.operands[0],)
     return tuple(op.operands)
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 from xdsl.dialects.builtin import (
+    BFloat16Type,
     BytesAttr,
     DenseIntOrFPElementsAttr,
     Float16Type,
@@ -18,6 +20,7 @@ from xdsl.dialects.builtin import (
     IntegerType,
     Signedness,
     TensorType,
+    bf16,
     f16,
     f32,
     f64,
@@ -38,7 +41,12 @@ _UINT_WIDTHS = {
     np.dtype(np.uint32): 32,
     np.dtype(np.uint64): 64,
 }
-_FLOATS = {np.dtype(np.float16): f16, np.dtype(np.float32): f32, np.dtype(np.float64): f64}
+_FLOATS = {
+    np.dtype(np.float16): f16,
+    np.dtype(ml_dtypes.bfloat16): bf16,  # onnx's NumPy type for BFLOAT16 tensors
+    np.dtype(np.float32): f32,
+    np.dtype(np.float64): f64,
+}
 
 
 def element_type_of(dtype: np.dtype) -> Attribute:
@@ -73,6 +81,8 @@ def dtype_of(element_type: Attribute) -> np.dtype:
         return np.dtype(np.float64)
     if isinstance(element_type, Float16Type):
         return np.dtype(np.float16)
+    if isinstance(element_type, BFloat16Type):
+        return np.dtype(ml_dtypes.bfloat16)
     raise TypeError(f"no NumPy dtype for element type {element_type}")
 
 

@@ -1,60 +1,62 @@
-"""The graph cleaner: simplify a loaded model, then cut it into host preamble, core, postamble.
+"""The graph cleaner: optimise a loaded model, then cut it into host preamble, core, postamble.
 
-Cleaning optimisations (all exact: nothing is recomputed differently):
+The optimisations (`graph_optimizer.optimize`) are exact: Identity/Dropout removal, constant
+folding, dead code removal.
 
-1. Identity and inference-mode Dropout disappear (their consumers read the source tensor).
-2. `fold_constants`: Constant nodes, Shape/Size of static tensors and every deterministic
-   node whose inputs are all constant become initializers. The folded nodes run once, in one
-   host session, with the same kernels the uncut model would use.
-3. Dead nodes and unused initializers are removed; shapes are inferred again.
+Placement (design.md, "accelerator first, host by design"): every node the accelerator cannot
+run (`support.check_node` gives a reason) runs on the host, and `_partition` decides where,
+in topological order:
 
-The split (see `_partition`) runs in topological order over the nodes the core cannot run
-(`support.check_node`), each of which must go to the host:
+- *preamble* if none of its not-yet-preamble ancestors is a MAC operator
+  (`placement.MAC_OP_TYPES`: convolutions, Gemm, MatMul, recurrent layers): it is input
+  preprocessing, so it moves to the preamble together with all its ancestors, supported or
+  not;
+- *postamble* if none of its descendants is a MAC operator: a trailing node (decode tails,
+  NMS, a classifier Softmax) moves to the postamble together with all its descendants;
+- otherwise it stays in the *core*, where the importer makes it an `axq.host` op: the core
+  is then several accelerated segments with host ops between them (LRN between two
+  convolutions), run in order by every interpreter, and the rest of the network stays on
+  the accelerator.
 
-- *preamble* if none of its not-yet-preamble ancestors is a MAC operator (Conv,
-  ConvTranspose, Gemm, MatMul): it is input preprocessing (normalisation, layout transposes),
-  so it moves to the preamble together with all its ancestors, supported or not;
-- *postamble* otherwise, together with all its descendants (decode tails, NMS, a classifier
-  Softmax, and everything after an unsupported node in the middle of the network).
+Output decoding joins the postamble too, supported or not: a connected group of nodes after
+the last MAC operators of their paths (no MAC descendant, a MAC ancestor) that concatenates
+tensors (YOLO's boxes in pixels with scores in [0, 1]) stays in float32 on the host, where
+int8 would have to share one scale between them. A trailing chain that joins nothing (a
+final Softmax, LayerNorm, Sigmoid or pooling) stays on the accelerator.
 
-Nodes of `node_type` whose largest constant input exceeds the weight-size `condition` are
-sent to the postamble first. The preamble is closed under ancestors and the postamble under
-descendants, so the core (the rest) is convex: no path leaves it and comes back, and the
-three parts run one after the other. Independent branches stay in the core: the three
-detection heads of a YOLO model keep their convolutions and only the decode tail moves.
+Nodes of `node_type` whose largest constant input exceeds the weight-size `condition`, and
+nodes whose outputs have value-dependent (dynamic) shapes, are sent to the postamble first.
+The preamble is closed under ancestors and the postamble under descendants, so the three
+parts run one after the other. Independent branches stay in the core: the three detection
+heads of a YOLO model keep their convolutions and only the decode tail moves.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import prod
 from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
+from onnx import GraphProto, NodeProto, helper
 
 from aipuc.config import GraphCleanerCondition, GraphCleanerNode
-from aipuc.errors import AipucError, ConfigError, ModelError, first_line
-from aipuc.frontend.loader import infer_shapes
+from aipuc.errors import AipucError, ConfigError, ModelError
+from aipuc.frontend.graph_optimizer import optimize
 from aipuc.frontend.support import (
-    DEFAULT_DOMAINS,
     NHWC_INPUTS_KEY,
     GraphIndex,
     is_static,
     node_dependencies,
     node_inputs,
-    shape_op_value,
-    tensor_shapes,
     value_infos,
 )
-from aipuc.runtime.host import HostRunner
-
-MAC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
-"""Operators that do the network's real work; the preamble never takes one."""
+from aipuc.placement import MAC_OP_TYPES
+from aipuc.runtime.host import Arrays, HostRunner
 
 _NON_DETERMINISTIC = frozenset(
     {
@@ -78,11 +80,12 @@ class CleanedModel:
 
     The `*_inputs`/`*_outputs` name the tensors crossing each cut (they equal the part
     models' inputs/outputs). With `remove_layout_transform_from_preamble`,
-    `nhwc_core_inputs` are the core inputs whose NHWC->NCHW transform sits inside the core
-    (moved there from the end of the preamble): the host delivers them NHWC, the accelerator's
-    native layout, and legalization drops the transform; the core model records them as a JSON
-    list under the metadata key `NHWC_INPUTS_KEY`. `host_reasons` says, per host node, why it
-    is not in the core.
+    `nhwc_core_inputs` are the core inputs that enter through an NHWC->NCHW transform inside
+    the core (a transpose always runs on the accelerator, so no layout transform ends the
+    preamble): the host delivers them NHWC, the accelerator's native layout, and legalization
+    drops the transform; the core model records them as a JSON list under the metadata key
+    `NHWC_INPUTS_KEY`. `host_reasons` says, per host node (preamble, postamble, or a host op
+    between accelerated segments of the core), why it runs on the host.
     """
 
     full: onnx.ModelProto
@@ -143,17 +146,22 @@ def clean_graph(
         else {}
     )
     unsupported = {i for i, reason in reasons.items() if reason}
-    forced = {}
+    forced = {
+        i: "; ".join(index.check(node))
+        for i, node in enumerate(nodes)
+        if not all(is_static(index.shapes.get(name)) for name in node.output if name)
+    }
     if condition is not None:
         for i, node in enumerate(nodes):
             reason = _weight_condition(node, index, condition, node_type, threshold)
             if reason:
                 forced[i] = reason
-    preamble, postamble, host_reasons = _partition(nodes, unsupported, forced, reasons)
+    preamble, postamble, host_reasons = _partition(
+        nodes, unsupported, forced, reasons, split_pre_post_processing
+    )
     core = [i for i in range(len(nodes)) if i not in preamble and i not in postamble]
     nhwc: list[str] = []
     if remove_layout_transform_from_preamble:
-        core = _move_layout_transforms(index, preamble, core, host_reasons)
         nhwc = _nhwc_core_inputs(index, core)
     part_nodes = [[nodes[i] for i in sorted(part)] for part in (preamble, core, postamble)]
     crossing = _crossing_tensors(full.graph, part_nodes)
@@ -277,183 +285,6 @@ def _weight_condition(
     )
 
 
-# ------------------------------------------------------------------------------ optimisation
-
-
-def optimize(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The cleaning optimisations of the module docstring, on a copy of `model`."""
-    model = copy.deepcopy(model)
-    _remove_identities(model.graph)
-    model = fold_constants(model)
-    _remove_dead_code(model.graph)
-    return infer_shapes(model)
-
-
-def _is_identity(
-    node: NodeProto, constants: set[str], consumed: set[str], graph: GraphProto
-) -> bool:
-    if node.domain not in DEFAULT_DOMAINS:
-        return False
-    if node.op_type == "Identity":
-        return True
-    if node.op_type != "Dropout":
-        return False
-    if len(node.output) > 1 and node.output[1] and node.output[1] in consumed:
-        return False  # the mask is used
-    if len(node.input) > 2 and node.input[2]:
-        training = node.input[2]
-        if training not in constants:
-            return False
-        tensor = next(t for t in graph.initializer if t.name == training)
-        return not bool(numpy_helper.to_array(tensor))
-    return True
-
-
-def _rename_inputs(nodes: Iterable[NodeProto], old: str, new: str) -> None:
-    for node in nodes:
-        for position, name in enumerate(node.input):
-            if name == old:
-                node.input[position] = new
-
-
-def _remove_identities(graph: GraphProto) -> None:
-    """Removes Identity/inference Dropout nodes, keeping every graph output name."""
-    outputs = {value.name for value in graph.output}
-    sources = {value.name for value in graph.input} | {t.name for t in graph.initializer}
-    constants = {tensor.name for tensor in graph.initializer}
-    subgraph_reads = {
-        name for node in graph.node for name in node_inputs(node) if name not in node.input
-    }
-    consumed = {name for node in graph.node for name in node_inputs(node)}
-    removed = set()
-    for position, node in enumerate(graph.node):
-        if not _is_identity(node, constants, consumed, graph):
-            continue
-        source, target = node.input[0], node.output[0]
-        if {source, target} & subgraph_reads:
-            continue
-        if target not in outputs:
-            _rename_inputs(graph.node, target, source)
-        elif source not in outputs and source not in sources:
-            for other in graph.node:
-                other.output[:] = [target if name == source else name for name in other.output]
-            _rename_inputs(graph.node, source, target)
-        else:
-            continue  # an input passed straight to an output
-        removed.add(position)
-    kept = [copy.deepcopy(node) for i, node in enumerate(graph.node) if i not in removed]
-    del graph.node[:]
-    graph.node.extend(kept)
-
-
-def fold_constants(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Replaces computations on constants by initializers holding their values, in place.
-
-    Both callers own `model` (`optimize` works on its copy, the loader on its own), so no
-    second copy of the weights is made. Graph outputs stay computed, so every part of a
-    split keeps its outputs. Returns `model`.
-    """
-    graph = model.graph
-    shapes = tensor_shapes(graph)
-    constants = {tensor.name for tensor in graph.initializer}
-    outputs = {value.name for value in graph.output}
-    new_initializers: list[TensorProto] = []
-    folded: list[int] = []
-    for position, node in enumerate(graph.node):
-        if (
-            node.domain not in DEFAULT_DOMAINS
-            or node.op_type in _NON_DETERMINISTIC
-            or any(name in outputs for name in node.output)
-            or len(node_inputs(node)) != len([name for name in node.input if name])
-        ):
-            continue
-        if node.op_type in ("Shape", "Size") and is_static(shapes.get(node.input[0])):
-            value = shape_op_value(node, shapes[node.input[0]])  # type: ignore[arg-type]
-            new_initializers.append(numpy_helper.from_array(value, node.output[0]))
-            constants.add(node.output[0])
-            folded.append(position)
-            continue
-        if all(name in constants for name in node.input if name) and _small_enough(node, shapes):
-            folded.append(position)
-            constants.update(name for name in node.output if name)
-    if not folded:
-        return model
-    folded_set = set(folded)
-    kept = [node for i, node in enumerate(graph.node) if i not in folded_set]
-    needed = {name for node in kept for name in node_inputs(node)}
-    to_run = [graph.node[i] for i in folded if graph.node[i].op_type not in ("Shape", "Size")]
-    results = _run_constant_nodes(model, to_run, new_initializers, needed)
-    new_initializers = [t for t in new_initializers if t.name in needed]
-    new_initializers += [numpy_helper.from_array(value, name) for name, value in results.items()]
-    kept = [copy.deepcopy(node) for node in kept]
-    del graph.node[:]
-    graph.node.extend(kept)
-    graph.initializer.extend(new_initializers)
-    now_constant = {tensor.name for tensor in new_initializers}
-    stale = [copy.deepcopy(v) for v in graph.value_info if v.name not in now_constant]
-    del graph.value_info[:]
-    graph.value_info.extend(stale)
-    return model
-
-
-def _small_enough(node: NodeProto, shapes: dict) -> bool:
-    inputs = sum(prod(shapes[name]) for name in node.input if name and is_static(shapes.get(name)))
-    out = sum(prod(shapes[name]) for name in node.output if name and is_static(shapes.get(name)))
-    return out <= inputs + _FOLD_GROWTH_LIMIT
-
-
-def _run_constant_nodes(
-    model: onnx.ModelProto,
-    nodes: Sequence[NodeProto],
-    extra_initializers: Sequence[TensorProto],
-    needed: set[str],
-) -> dict[str, np.ndarray]:
-    """Runs constant nodes in one host session; returns their outputs that `needed` names."""
-    wanted = [name for node in nodes for name in node.output if name and name in needed]
-    if not wanted:
-        return {}
-    reads = {name for node in nodes for name in node.input if name}
-    initializers = [t for t in (*model.graph.initializer, *extra_initializers) if t.name in reads]
-    infos = value_infos(model.graph)
-    graph = helper.make_graph(
-        list(nodes),
-        "fold_constants",
-        [],
-        [infos.get(name) or helper.make_empty_tensor_value_info(name) for name in wanted],
-        initializers,
-    )
-    folding = helper.make_model(
-        graph, opset_imports=model.opset_import, ir_version=model.ir_version
-    )
-    folding.functions.extend(model.functions)
-    try:
-        return HostRunner(folding).run({})
-    except Exception as error:  # the host engine's own error types
-        raise ModelError(
-            f"constant folding failed on nodes "
-            f"{[node.name for node in nodes][:5]}: "
-            f"{first_line(error)}"
-        ) from None
-
-
-def _remove_dead_code(graph: GraphProto) -> None:
-    """Drops nodes no graph output depends on, then initializers nothing reads."""
-    needed = {value.name for value in graph.output}
-    live = []
-    for node in reversed(graph.node):
-        if any(name in needed for name in node.output):
-            live.append(copy.deepcopy(node))
-            needed.update(node_inputs(node))
-    live.reverse()
-    if len(live) != len(graph.node):
-        del graph.node[:]
-        graph.node.extend(live)
-    used = [copy.deepcopy(t) for t in graph.initializer if t.name in needed]
-    if len(used) != len(graph.initializer):
-        del graph.initializer[:]
-        graph.initializer.extend(used)
-
-
 # ------------------------------------------------------------------------------ the split
 
 
@@ -462,8 +293,10 @@ def _partition(
     unsupported: set[int],
     forced: dict[int, str],
     reasons: dict[int, str],
+    split_tail: bool,
 ) -> tuple[set[int], set[int], dict[str, str]]:
-    """Preamble and postamble node indices (see the module docstring) and why each is there."""
+    """Preamble and postamble node indices (see the module docstring) and why each node of
+    the three parts that runs on the host is there."""
     predecessors, successors = node_dependencies(nodes)
 
     def closure(start: int, edges: list[set[int]], stop: set[int]) -> set[int]:
@@ -486,6 +319,9 @@ def _partition(
             postamble.add(j)
             why.setdefault(nodes[j].name, f"follows host node '{nodes[i].name}'")
 
+    def has_mac(indices: set[int]) -> bool:
+        return any(nodes[j].op_type in MAC_OP_TYPES for j in indices)
+
     for i in sorted(forced):
         if i not in postamble:
             to_postamble(i, forced[i])
@@ -493,35 +329,55 @@ def _partition(
         if i in preamble or i in postamble:
             continue
         ancestors = closure(i, predecessors, preamble)
-        if any(nodes[j].op_type in MAC_OPS for j in ancestors):
+        if not has_mac(ancestors):
+            preamble.add(i)
+            why[nodes[i].name] = reasons[i]
+            for j in ancestors:
+                preamble.add(j)
+                why[nodes[j].name] = f"input preprocessing before host node '{nodes[i].name}'"
+        elif not has_mac(closure(i, successors, postamble)):
             to_postamble(i, reasons[i])
-            continue
-        preamble.add(i)
-        why[nodes[i].name] = reasons[i]
-        for j in ancestors:
-            preamble.add(j)
-            why[nodes[j].name] = f"input preprocessing before host node '{nodes[i].name}'"
+        else:
+            why[nodes[i].name] = reasons[i]  # a host op between accelerated segments
+    tail = _output_decoding(nodes, predecessors, successors) if split_tail else set()
+    for i in sorted(tail - postamble):
+        postamble.add(i)
+        why.setdefault(nodes[i].name, TRAILING_REASON)
     return preamble, postamble, why
 
 
-def _move_layout_transforms(
-    index: GraphIndex, preamble: set[int], core: list[int], host_reasons: dict[str, str]
-) -> list[int]:
-    """Moves NHWC->NCHW transforms at the end of the preamble into the core; the new core."""
-    nodes = index.nodes
-    for i in sorted(preamble, reverse=True):
-        core_names = {nodes[j].name for j in core}
-        consumers = index.consumers.get(nodes[i].output[0], [])
-        if (
-            _is_nhwc_to_nchw(nodes[i], index)
-            and consumers
-            and nodes[i].output[0] not in index.graph_outputs
-            and all(consumer.name in core_names for consumer in consumers)
-        ):
-            preamble.remove(i)
-            core = sorted([*core, i])
-            host_reasons.pop(nodes[i].name, None)
-    return core
+TRAILING_REASON = (
+    "output decoding after the last MAC operator (it concatenates tensors of different "
+    "ranges): on the host in float32"
+)
+
+
+def _output_decoding(
+    nodes: Sequence[NodeProto], predecessors: list[set[int]], successors: list[set[int]]
+) -> set[int]:
+    """Nodes after a MAC operator with no MAC operator after them (nodes are sorted), in
+    connected groups that concatenate tensors."""
+    is_mac = [node.op_type in MAC_OP_TYPES for node in nodes]
+    after_mac = [False] * len(nodes)
+    for i in range(len(nodes)):
+        after_mac[i] = any(is_mac[p] or after_mac[p] for p in predecessors[i])
+    before_mac = [False] * len(nodes)
+    for i in reversed(range(len(nodes))):
+        before_mac[i] = any(is_mac[s] or before_mac[s] for s in successors[i])
+    tail = {i for i in range(len(nodes)) if after_mac[i] and not before_mac[i] and not is_mac[i]}
+    decoding: set[int] = set()
+    for start in sorted(tail):
+        if start in decoding or nodes[start].op_type != "Concat":
+            continue
+        group, frontier = {start}, [start]
+        while frontier:
+            i = frontier.pop()
+            for j in (*predecessors[i], *successors[i]):
+                if j in tail and j not in group:
+                    group.add(j)
+                    frontier.append(j)
+        decoding |= group
+    return decoding
 
 
 def _nhwc_core_inputs(index: GraphIndex, core: list[int]) -> list[str]:
@@ -609,3 +465,33 @@ def _extract(
     part.metadata_props.extend(model.metadata_props)
     onnx.checker.check_model(part)
     return part
+
+
+class SplitModelRunner:
+    """Runs a cleaned model stage by stage: host preamble, core, host postamble.
+
+    `run_core` computes the core's outputs from its inputs (the accelerator simulator, say);
+    by default the float core model runs on the host too.
+    """
+
+    def __init__(
+        self,
+        cleaned: CleanedModel,
+        run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None,
+    ):
+        self.outputs = list(cleaned.outputs)
+        self.core_inputs = list(cleaned.core_inputs)
+        self._stages: list[Callable[[Arrays], Mapping[str, np.ndarray]]] = []
+        if cleaned.preamble is not None:
+            self._stages.append(HostRunner(cleaned.preamble).run)
+        if cleaned.core is not None:
+            core = run_core or HostRunner(cleaned.core).run
+            self._stages.append(lambda env: core({name: env[name] for name in self.core_inputs}))
+        if cleaned.postamble is not None:
+            self._stages.append(HostRunner(cleaned.postamble).run)
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
+        values = dict(inputs)
+        for stage in self._stages:
+            values.update(stage(values))
+        return {name: np.asarray(values[name]) for name in self.outputs}

@@ -38,6 +38,7 @@ from google.protobuf.message import DecodeError, Message
 from onnx import AttributeProto, GraphProto, TensorProto, helper
 
 from aipuc.errors import ModelError, first_line
+from aipuc.frontend.graph_optimizer import fold_constants, infer_shapes
 from aipuc.frontend.support import (
     DEFAULT_DOMAINS,
     is_static,
@@ -105,8 +106,6 @@ def load_model(
     if unresolved:
         # Shape arithmetic that data propagation cannot follow (e.g. Shape -> Div -> Reshape)
         # becomes constant once the input shapes are static.
-        from aipuc.frontend.graph_cleaner import fold_constants
-
         model = infer_shapes(fold_constants(model))
         unresolved = _unresolved_shapes(model)
     if unresolved:
@@ -569,41 +568,6 @@ def _check_static_dims(name: str, tensor_type: onnx.TypeProto.Tensor, dims: list
             _show(dims),
             name,
         )
-
-
-def infer_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Strict shape inference from the graph inputs alone (stale annotations are dropped).
-
-    A graph output whose shape inference cannot tell keeps its declared shape. An output that
-    is a graph input or an initializer gets that tensor's type first: onnx infers nothing at
-    all for a graph whose pass-through output has lost its shape.
-    """
-    graph = model.graph
-    del graph.value_info[:]
-    sources = {value.name: value.type for value in graph.input}
-    for tensor in graph.initializer:
-        sources.setdefault(
-            tensor.name, helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
-        )
-    declared = {}
-    for value in graph.output:
-        if value.name in sources:
-            value.type.CopyFrom(sources[value.name])
-        elif value.type.WhichOneof("value") == "tensor_type":
-            if value.type.tensor_type.HasField("shape"):
-                declared[value.name] = copy.deepcopy(value.type.tensor_type.shape)
-            value.type.tensor_type.ClearField("shape")
-    try:
-        model = onnx.shape_inference.infer_shapes(
-            model, check_type=True, strict_mode=True, data_prop=True
-        )
-    except Exception as error:  # InferenceError, ValidationError, RuntimeError
-        raise ModelError(f"ONNX shape inference failed: {first_line(error)}") from None
-    for value in model.graph.output:
-        tensor_type = value.type.tensor_type
-        if value.name in declared and not tensor_type.HasField("shape"):
-            tensor_type.shape.CopyFrom(declared[value.name])
-    return model
 
 
 def _unresolved_shapes(

@@ -29,6 +29,8 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
     UnknownLoc,
+    f32,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
@@ -55,8 +58,16 @@ from aipuc.dialects import axq
 from aipuc.dialects.tensors import dense_from_numpy, element_type_of, tensor_type
 from aipuc.errors import ModelError, UnsupportedOperatorError, first_line
 from aipuc.frontend.onnx_attributes import to_builtin
-from aipuc.frontend.support import is_static, shape_of_value, shape_op_value
+from aipuc.frontend.patterns import LayerNormMatch
+from aipuc.frontend.support import (
+    GraphIndex,
+    check_node,
+    is_static,
+    shape_of_value,
+    shape_op_value,
+)
 from aipuc.graph import Graph
+from aipuc.placement import NodePlacement, node_macs
 from aipuc.runtime.interpreter import describe, reference_evaluator, run_reference
 
 _NONDETERMINISTIC = frozenset(
@@ -125,6 +136,11 @@ class _Importer:
     absorbed: set[int] = field(default_factory=set)
     nodes: list[_Node] = field(default_factory=list)
     location: LocationAttr = field(default_factory=UnknownLoc)
+    index: GraphIndex | None = None
+    folded: set[int] = field(default_factory=set)
+    layer_norms: dict[int, LayerNormMatch] = field(default_factory=dict)
+    placements: list[NodePlacement] = field(default_factory=list)
+    follow_support: bool = True
 
     # ------------------------------------------------------------------ tensors
 
@@ -198,15 +214,9 @@ class _Importer:
 
     # ------------------------------------------------------------------ nodes
 
-    def import_node(self, index: int, node: _Node) -> None:
-        if index in self.absorbed:
-            return
+    def fold_node(self, index: int, node: _Node) -> bool:
+        """Folds a node whose value is known at compile time; whether it did."""
         self._check_arity(node)
-        self.location = (
-            NameLoc(StringAttr(node.name), NoneAttr())
-            if self.propagate_span_information
-            else UnknownLoc()
-        )
         present = [name for name in node.inputs if name]
         if node.op_type in _SHAPE_ONLY:
             self._fold_shape(node)
@@ -215,10 +225,55 @@ class _Importer:
             and node.op_type not in _NONDETERMINISTIC
         ):
             self._fold(node)
-        elif node.op_type in CONVERTERS and self.is_float(node.outputs[0]):
-            CONVERTERS[node.op_type](self, node)
         else:
+            return False
+        self.folded.add(index)
+        return True
+
+    def import_node(self, index: int, node: _Node) -> None:
+        """Converts a node to axq ops, or keeps it as `axq.host` with the reason why."""
+        if index in self.folded:
+            return
+        self.location = (
+            NameLoc(StringAttr(node.name), NoneAttr())
+            if self.propagate_span_information
+            else UnknownLoc()
+        )
+        if index in self.absorbed:
+            self._place(node, None)
+            return
+        if index in self.layer_norms:
+            convert_layer_norm_pattern(self, self.layer_norms[index])
+            self._place(node, None)
+            return
+        reason = "; ".join(self.host_reasons(node))
+        if not reason:
+            try:
+                CONVERTERS[node.op_type](self, node)
+            except UnsupportedOperatorError as error:
+                reason = str(error).removeprefix(f"{node.describe()}: ")
+        if reason:
             convert_to_host(self, node)
+        self._place(node, reason or None)
+
+    def host_reasons(self, node: _Node) -> list[str]:
+        """Why the accelerator cannot run `node` (the support rules, with folded constants)."""
+        assert self.index is not None
+        if self.follow_support:
+            reasons = check_node(node.proto, self.index.shapes, self.constants, graph=self.index)
+            if reasons:
+                return reasons
+        if node.op_type not in CONVERTERS:
+            return [f"{node.op_type} has no axq form yet"]
+        if not self.is_float(node.outputs[0]):
+            return ["a non-float32 result; the accelerator computes on float32 models"]
+        return []
+
+    def _place(self, node: _Node, reason: str | None) -> None:
+        assert self.index is not None
+        self.placements.append(
+            NodePlacement(node.name, node.op_type, node_macs(node.proto, self.index.shapes), reason)
+        )
 
     def domain(self, node: _Node) -> str:
         return "" if node.proto.domain == "ai.onnx" else node.proto.domain
@@ -416,7 +471,7 @@ def _explicit_pads(
     if auto_pad == "VALID":
         return [0] * 2 * rank
     if auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
-        raise node.unsupported(f"auto_pad '{auto_pad}' is not an ONNX padding mode")
+        raise ModelError(f"{node.describe()}: auto_pad '{auto_pad}' is not an ONNX padding mode")
     begins, ends = [], []
     for size, k, s, d in zip(spatial, kernel, strides, dilations, strict=True):
         out = -(-size // s)
@@ -485,7 +540,11 @@ def _batchnorm_scale_shift(ctx: _Importer, bn: _Node) -> tuple[np.ndarray, np.nd
 
 
 def convert_conv(ctx: _Importer, node: _Node) -> None:
-    """Conv -> axq.conv2d, with a following BatchNormalization folded in when possible."""
+    """Conv -> axq.conv2d, with a following BatchNormalization folded in when possible.
+
+    A grouped conv with a non-square stride (sh, sw) is a conv with the square stride
+    g = gcd(sh, sw) and an axq.slice that keeps every (sh/g)-th row and (sw/g)-th column.
+    """
     weight_shape = ctx.shape(node.inputs[1])
     _require_2d(node, len(weight_shape), "convolution")
     _require_finite(ctx, node, node.inputs[1:3])
@@ -508,17 +567,37 @@ def convert_conv(ctx: _Importer, node: _Node) -> None:
         weight = ctx.new_constant((raw_weight * scale[:, None, None, None]).astype(np.float32))
         bias = ctx.new_constant((raw_bias * scale + shift).astype(np.float32))
         output = bn.outputs[0]
+    group = node.attr("group", 1)
+    result_type = ctx.tensor_type(output)
+    subsample = [1, 1]
+    if group > 1 and strides[0] != strides[1]:
+        # The DWPU strides squarely: stride gcd, then keep every (s / gcd)-th row/column.
+        common = math.gcd(*strides)
+        subsample = [stride // common for stride in strides]
+        strides = [common, common]
+        in_shape, out_shape = ctx.shape(node.inputs[0]), ctx.shape(output)
+        full = [
+            axq.conv_output_size(size, k, common, pads[i], pads[i + 2], dilations[i])
+            for i, (size, k) in enumerate(zip(in_shape[2:], weight_shape[2:], strict=True))
+        ]
+        result_type = tensor_type((*out_shape[:2], *full), axq.element_type(result_type))
     op = axq.Conv2dOp(
         ctx.value(node.inputs[0]),
         weight,
         bias,
-        ctx.tensor_type(output),
+        result_type,
         strides=strides,
         pads=pads,
         dilations=dilations,
-        group=node.attr("group", 1),
+        group=group,
     )
-    ctx.bind(output, ctx.emit(op).results[0])
+    y = ctx.emit(op).results[0]
+    if subsample != [1, 1]:
+        sizes = axq.shape_of(y)[2:]
+        y = ctx.emit(
+            axq.SliceOp(y, ctx.tensor_type(output), [0, 0], list(sizes), [2, 3], subsample)
+        ).results[0]
+    ctx.bind(output, y)
 
 
 def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
@@ -569,13 +648,8 @@ def convert_conv_transpose(ctx: _Importer, node: _Node) -> None:
 
 def convert_batchnorm(ctx: _Importer, node: _Node) -> None:
     """BatchNormalization that did not fold into a Conv: x * scale + shift per channel."""
-    if node.attr("training_mode", 0):
-        raise node.unsupported(
-            "training_mode=1 is not supported; export the model in inference (eval) mode"
-        )
-    if not all(ctx.is_constant(name) for name in node.inputs[1:5]):
-        convert_to_host(ctx, node)
-        return
+    if node.attr("training_mode", 0) or not all(ctx.is_constant(n) for n in node.inputs[1:5]):
+        raise node.unsupported("training mode or computed statistics run on the host")
     scale, shift = _batchnorm_scale_shift(ctx, node)
     rank = len(ctx.shape(node.inputs[0]))
     channel_shape = (1, scale.size) + (1,) * (rank - 2)
@@ -678,15 +752,17 @@ def _binary(op_class: type[axq._BinaryOp]) -> Callable[[_Importer, _Node], None]
 
 
 def convert_div(ctx: _Importer, node: _Node) -> None:
-    """Div by a constant is a multiplication by its reciprocal; other Div runs on the host."""
+    """Div by a constant is a multiplication by its reciprocal; by a computed tensor, a
+    multiplication by the reciprocal table (axq.lut reciprocal) of the divisor."""
     divisor = node.inputs[1]
-    if not ctx.is_constant(divisor):
-        convert_to_host(ctx, node)
-        return
-    reciprocal = (1.0 / ctx.constants[divisor].astype(np.float64)).astype(np.float32)
-    op = axq.MulOp(
-        ctx.value(node.inputs[0]), ctx.new_constant(reciprocal), ctx.tensor_type(node.outputs[0])
-    )
+    if ctx.is_constant(divisor):
+        reciprocal = ctx.new_constant(
+            (1.0 / ctx.constants[divisor].astype(np.float64)).astype(np.float32)
+        )
+    else:
+        lut = axq.LutOp(ctx.value(divisor), ctx.tensor_type(divisor), _U.RECIPROCAL)
+        reciprocal = ctx.emit(lut).results[0]
+    op = axq.MulOp(ctx.value(node.inputs[0]), reciprocal, ctx.tensor_type(node.outputs[0]))
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
@@ -705,11 +781,9 @@ def _lut(function: axq.UnaryFunction, **defaults: float) -> Callable[[_Importer,
 
 
 def convert_gelu(ctx: _Importer, node: _Node) -> None:
-    """Exact (erf) Gelu is a LUT; the tanh approximation runs on the host."""
-    if node.attr("approximate", b"none") != b"none":
-        convert_to_host(ctx, node)
-        return
-    _lut(axq.UnaryFunction.GELU)(ctx, node)
+    """Gelu is a LUT: exact (erf) or its tanh approximation."""
+    tanh = node.attr("approximate", b"none") == b"tanh"
+    _lut(axq.UnaryFunction.GELU_TANH if tanh else axq.UnaryFunction.GELU)(ctx, node)
 
 
 def _clip(ctx: _Importer, node: _Node, low: float, high: float) -> None:
@@ -998,18 +1072,123 @@ def convert_transpose(ctx: _Importer, node: _Node) -> None:
     ctx.bind(node.outputs[0], ctx.emit(op).results[0])
 
 
+def _chain(ctx: _Importer, op_class: type[axq._BinaryOp], values: Sequence[SSAValue]) -> SSAValue:
+    """values[0] op values[1] op ... as binary ops, left to right, broadcasting as it goes."""
+    result = values[0]
+    for value in values[1:]:
+        shape = np.broadcast_shapes(axq.shape_of(result), axq.shape_of(value))
+        result_type = tensor_type(shape, axq.element_type(value))
+        result = ctx.emit(op_class(result, value, result_type)).results[0]
+    return result
+
+
+def _nary(op_class: type[axq._BinaryOp]) -> Callable[[_Importer, _Node], None]:
+    def convert(ctx: _Importer, node: _Node) -> None:
+        values = [ctx.value(name) for name in node.inputs if name]
+        ctx.bind(node.outputs[0], _chain(ctx, op_class, values))
+
+    convert.__doc__ = f"n-ary: a chain of {op_class.name} (one input: the identity)."
+    return convert
+
+
+def convert_mean(ctx: _Importer, node: _Node) -> None:
+    """Mean of n inputs: a chain of axq.add, then axq.mul by 1/n."""
+    values = [ctx.value(name) for name in node.inputs if name]
+    total = _chain(ctx, axq.AddOp, values)
+    if len(values) > 1:
+        inverse = ctx.new_constant(np.float32(1 / len(values)))
+        total = ctx.emit(axq.MulOp(total, inverse, ctx.tensor_type(node.outputs[0]))).results[0]
+    ctx.bind(node.outputs[0], total)
+
+
+def convert_pow(ctx: _Importer, node: _Node) -> None:
+    """Pow by a constant scalar: x * x for 2, x for 1, else the table of x ** p."""
+    exponent = ctx.constant(node, node.inputs[1], "the exponent")
+    if exponent.size != 1:
+        raise node.unsupported(f"exponent of shape {exponent.shape}; only a scalar")
+    p = float(exponent.reshape(()))
+    x = ctx.value(node.inputs[0])
+    result_type = ctx.tensor_type(node.outputs[0])
+    if axq.shape_of(result_type) != axq.shape_of(x):
+        raise node.unsupported("the exponent broadcasts the base to a larger shape")
+    if p == 1.0:
+        ctx.bind(node.outputs[0], x)
+    elif p == 2.0:
+        ctx.bind(node.outputs[0], ctx.emit(axq.MulOp(x, x, result_type)).results[0])
+    else:
+        op = axq.LutOp(x, result_type, _U.POW, {"exponent": p})
+        ctx.bind(node.outputs[0], ctx.emit(op).results[0])
+
+
+def _affine_constant(ctx: _Importer, name: str | None, shape, default: float) -> SSAValue:
+    """gamma or beta broadcast to the normalised shape (`default` when absent)."""
+    if not name:
+        return ctx.new_constant(np.full(shape, default, np.float32))
+    values = ctx.constants[name].astype(np.float32)
+    return ctx.new_constant(np.ascontiguousarray(np.broadcast_to(values, shape)))
+
+
+def _emit_layer_norm(
+    ctx: _Importer, x: str, scale: str | None, bias: str | None, axis: int, epsilon: float, out: str
+) -> None:
+    shape = ctx.shape(x)
+    normalized = tuple(shape[axis:])
+    op = axq.LayerNormOp(
+        ctx.value(x),
+        _affine_constant(ctx, scale, normalized, 1.0),
+        _affine_constant(ctx, bias, normalized, 0.0),
+        ctx.tensor_type(out),
+        axis,
+        epsilon,
+    )
+    ctx.bind(out, ctx.emit(op).results[0])
+
+
+def convert_layer_norm(ctx: _Importer, node: _Node) -> None:
+    """LayerNormalization (Mean/InvStdDev outputs unused) -> axq.layer_norm."""
+    _require_finite(ctx, node, node.inputs[1:3])
+    axis = _normalise_axis(node, node.attr("axis", -1), len(ctx.shape(node.inputs[0])))
+    ctx.constant(node, node.inputs[1], "the scale")
+    if node.input(2):
+        ctx.constant(node, node.input(2), "the bias")
+    epsilon = float(node.attr("epsilon", 1e-5))
+    _emit_layer_norm(
+        ctx, node.inputs[0], node.inputs[1], node.input(2), axis, epsilon, node.outputs[0]
+    )
+
+
+def convert_layer_norm_pattern(ctx: _Importer, match: LayerNormMatch) -> None:
+    """A LayerNorm spelled in primitive ops (`patterns.find_layer_norms`) -> axq.layer_norm."""
+    _emit_layer_norm(
+        ctx, match.input, match.scale, match.bias, match.axis, match.epsilon, match.output
+    )
+
+
+def _global_reduce(kind: axq.PoolKind) -> Callable[[_Importer, _Node], None]:
+    def convert(ctx: _Importer, node: _Node) -> None:
+        in_shape = ctx.shape(node.inputs[0])
+        pooled = tensor_type((*in_shape[:2], *[1] * (len(in_shape) - 2)), f32)
+        y = ctx.emit(axq.GlobalPoolOp(ctx.value(node.inputs[0]), pooled, kind)).results[0]
+        if axq.shape_of(pooled) != ctx.shape(node.outputs[0]):  # keepdims=0
+            y = ctx.emit(axq.ReshapeOp(y, ctx.tensor_type(node.outputs[0]))).results[0]
+        ctx.bind(node.outputs[0], y)
+
+    convert.__doc__ = f"A reduction over all spatial axes: axq.global_pool {kind.value}."
+    return convert
+
+
 def convert_identity(ctx: _Importer, node: _Node) -> None:
     """Identity is dropped: its output names the input's value."""
     ctx.bind(node.outputs[0], ctx.value(node.inputs[0]))
 
 
 def convert_dropout(ctx: _Importer, node: _Node) -> None:
-    """Inference Dropout is the identity; a mask output or training mode is not supported."""
-    if len(node.outputs) > 1 and node.outputs[1]:
-        raise node.unsupported("the mask output of Dropout is not supported")
+    """Inference Dropout is the identity; its mask output is a constant, all true."""
     training = node.input(2)
     if training and bool(ctx.constant(node, training, "training_mode").reshape(())):
-        raise node.unsupported("training_mode=true is not supported; export in inference mode")
+        raise node.unsupported("training_mode=true draws random masks; it runs on the host")
+    if len(node.outputs) > 1 and node.outputs[1]:
+        ctx.constants[node.outputs[1]] = np.ones(ctx.shape(node.inputs[0]), np.bool_)
     convert_identity(ctx, node)
 
 
@@ -1042,6 +1221,22 @@ CONVERTERS: dict[str, Callable[[_Importer, _Node], None]] = {
     "Abs": _lut(_U.ABS),
     "Neg": _lut(_U.NEG),
     "Gelu": convert_gelu,
+    "Selu": _lut(_U.SELU, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875),
+    "Celu": _lut(_U.CELU, alpha=1.0),
+    "Softsign": _lut(_U.SOFTSIGN),
+    "Mish": _lut(_U.MISH),
+    "ThresholdedRelu": _lut(_U.THRESHOLDEDRELU, alpha=1.0),
+    "Log": _lut(_U.LOG),
+    "Sin": _lut(_U.SIN),
+    "Cos": _lut(_U.COS),
+    "Pow": convert_pow,
+    "Sum": _nary(axq.AddOp),
+    "Max": _nary(axq.MaxOp),
+    "Min": _nary(axq.MinOp),
+    "Mean": convert_mean,
+    "LayerNormalization": convert_layer_norm,
+    "ReduceMean": _global_reduce(axq.PoolKind.AVG),
+    "ReduceMax": _global_reduce(axq.PoolKind.MAX),
     "Softmax": convert_softmax,
     "MaxPool": convert_max_pool,
     "AveragePool": convert_avg_pool,
@@ -1098,11 +1293,36 @@ def _verify(module: ModuleOp, main: func.FuncOp) -> None:
     module.verify(verify_nested_ops=False)
 
 
-def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = True) -> Graph:
-    """Imports a shape-inferred, static-shape ONNX model (opset >= 17) as an axq `Graph`."""
+def import_onnx(
+    model: onnx.ModelProto,
+    *,
+    propagate_span_information: bool = True,
+    follow_support: bool = True,
+) -> Graph:
+    """Imports a shape-inferred, static-shape ONNX model (opset >= 17) as an axq `Graph`
+    (see `import_with_placement` for `follow_support`)."""
+    return import_with_placement(
+        model,
+        propagate_span_information=propagate_span_information,
+        follow_support=follow_support,
+    )[0]
+
+
+def import_with_placement(
+    model: onnx.ModelProto,
+    *,
+    propagate_span_information: bool = True,
+    follow_support: bool = True,
+) -> tuple[Graph, list[NodePlacement]]:
+    """`import_onnx`, and where each node that runs (not folded) went, with its MACs.
+
+    `follow_support=False` converts every float node that has an axq form, whether or not
+    the accelerator can run it: the float kernels can then be checked against ONNX on
+    cases the support rules leave to the host (lowering would reject such a graph).
+    """
     graph = model.graph
     opsets = {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
-    ctx = _Importer(opsets, propagate_span_information)
+    ctx = _Importer(opsets, propagate_span_information, follow_support=follow_support)
     ctx.types = _static_types(graph)
     for initializer in graph.initializer:
         ctx.constants[initializer.name] = numpy_helper.to_array(initializer)
@@ -1113,6 +1333,11 @@ def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = Tr
         for name in set(node.input):
             ctx.consumers.setdefault(name, []).append(index)
     ctx.graph_outputs = {output.name for output in graph.output}
+    for index, node in enumerate(ctx.nodes):
+        ctx.fold_node(index, node)
+    ctx.index = dataclasses.replace(GraphIndex.of(model), constants=ctx.constants)
+    ctx.index.shapes.update({name: value.shape for name, value in ctx.constants.items()})
+    _claim_layer_norms(ctx)
 
     input_names = [i.name for i in graph.input if i.name not in ctx.constants]
     ctx.block = Block(arg_types=[ctx.tensor_type(name) for name in input_names])
@@ -1134,4 +1359,16 @@ def import_onnx(model: onnx.ModelProto, *, propagate_span_information: bool = Tr
     )
     module = ModuleOp([main])
     _verify(module, main)
-    return Graph(module)
+    return Graph(module), ctx.placements
+
+
+def _claim_layer_norms(ctx: _Importer) -> None:
+    """The first node of each decomposed LayerNorm emits it; the others are absorbed."""
+    assert ctx.index is not None
+    position = {node.proto.name: index for index, node in enumerate(ctx.nodes)}
+    if len(position) != len(ctx.nodes):
+        return  # unnamed nodes (the loader names them): no pattern can be told apart
+    for match in ctx.index.layer_norms:
+        indices = [position[node.name] for node in match.nodes]
+        ctx.layer_norms[indices[0]] = match
+        ctx.absorbed.update(indices[1:])

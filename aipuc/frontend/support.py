@@ -1,26 +1,32 @@
-"""Which ONNX nodes the accelerated core runs: design.md's operator support table as data.
+"""Which ONNX nodes the accelerator runs: the operator support table as data.
 
-`SUPPORT_TABLE` lists every operator the core accepts with its constraint in words; the rule
-functions in `_RULES` check those constraints on a node. `check_node` returns the reasons a
-node cannot be accelerated (empty: supported); the graph cleaner sends such nodes to the host,
-and `validate_operators` reports them for the `validate_operators` config field.
+`SUPPORT_TABLE` lists every operator the accelerator runs with its constraint in words
+(docs/coverage.md measures the placement on real architectures); the rule functions in
+`_RULES` check those constraints on a node. `check_node` returns the reasons a node cannot
+be accelerated (empty: supported). Such a node runs on the host: the graph cleaner puts it
+in the preamble or the postamble when it is input preprocessing or a trailing node, and
+otherwise leaves it where it is, where the importer makes it an `axq.host` op between
+accelerated segments.
 
 Every check needs static shapes (the loader provides them) and treats a tensor as constant
-when it is an initializer. Interpretations beyond the table's words, kept explicit:
+when it is an initializer. The rules follow the AIPU model of design.md:
 
 - Weighted ops (Conv, ConvTranspose, Gemm, dense MatMul) need constant weights: the IMC
   holds weights, not activations. Convolutions and pools are 2-D (4-D NCHW tensors).
-- "Per channel" ([1,C,1,1]) means, for a 4-D NCHW tensor, an operand that broadcasts along
-  axis 1 only; for rank-2/3 token tensors ([N, C], [B, N, C]) whose channels are the last
-  axis, one that broadcasts along the last axis only (the bias of a dense layer on tokens).
-- Clip is ReLU6 (0, 6) or HardTanh (any constant lo < hi); both bounds must be constants.
-- Resize "integer factors" means integer upscaling of H and W, read from the static shapes.
-- Reshape/Flatten/Squeeze are *layout-free* (see `is_layout_free_reshape`).
-- MatMul runs as a dense layer (constant 2-D right operand) or inside an attention block
-  (both operands computed, one of them the output of a Softmax, or the product feeding a
-  Softmax through scale/mask ops); Softmax runs over the last axis of attention scores,
-  between a MatMul and the MatMul with V. Deciding "attention" needs the graph
-  (`GraphIndex`); without it these two report that they cannot be checked.
+- Data movement is a strided DMA that copies blocks of up to 5 axes with arbitrary byte
+  strides (zero strides broadcast). So any static Reshape, Flatten, Squeeze, Unsqueeze,
+  Transpose, Slice, Split, Concat and Pad is legal, and elementwise ops broadcast any
+  operand (the layout rule: a 4-D tensor produced or consumed by spatial ops is stored
+  NHWC, other tensors row-major in logical order; a reshape or transpose that is not a pure
+  reinterpretation of the buffer, see `is_layout_free_reshape`, is a DMA permutation).
+- Unary functions are 256-entry tables (LUT), whatever their parameters.
+- MatMul runs as a dense layer (constant 2-D right operand) or, with both operands
+  computed, as MVMs whose weightsets are loaded at run time (equal batch dimensions).
+  Softmax runs on the DPU in float18 over any axis (the lowering makes that axis innermost).
+- Resize (nearest: DMA gathers; linear: two gathers and a DPU weighted sum per axis) scales
+  H and W by any factor.
+- A LayerNorm spelled in primitive ops (`patterns.find_layer_norms`) runs as one DPU op, so
+  its ReduceMean, Sub, Pow, Sqrt and Div nodes are supported there (with a `GraphIndex`).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import heapq
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from math import prod
 
 import numpy as np
@@ -36,7 +43,7 @@ import onnx
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from aipuc.errors import ModelError
-from aipuc.hardware import AIPU
+from aipuc.frontend.patterns import LayerNormMatch, find_layer_norms
 
 Shape = tuple[int | None, ...]
 """A tensor shape; None marks a dynamic dimension."""
@@ -46,46 +53,85 @@ DEFAULT_DOMAINS = ("", "ai.onnx")
 NHWC_INPUTS_KEY = "aipuc.nhwc_inputs"
 """Metadata key of a cleaned core: JSON list of the inputs the host delivers as NHWC."""
 
-_FLOAT_TYPES = frozenset(
-    {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
-)
+_LUT = "a 256-entry table (LUT)"
+_DMA = "data movement (strided DMA)"
 
 SUPPORT_TABLE: dict[str, str] = {
-    # Always supported.
+    # Unary functions: tables.
+    **{
+        op_type: _LUT
+        for op_type in (
+            "Relu",
+            "Sigmoid",
+            "Tanh",
+            "HardSwish",
+            "HardSigmoid",
+            "LeakyRelu",
+            "Elu",
+            "Selu",
+            "Celu",
+            "Softplus",
+            "Softsign",
+            "Mish",
+            "ThresholdedRelu",
+            "Exp",
+            "Log",
+            "Erf",
+            "Sqrt",
+            "Reciprocal",
+            "Abs",
+            "Neg",
+            "Sin",
+            "Cos",
+            "Gelu",
+        )
+    },
+    "Clip": "constant bounds (a clamp of the codes)",
+    "PRelu": "constant slope",
+    # Data movement.
+    **{
+        op_type: _DMA
+        for op_type in ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Concat")
+    },
+    "Identity": "vanishes",
+    "Dropout": "inference mode (vanishes; a mask output is all true)",
+    "Constant": "data only; folded into an initializer",
+    "Slice": f"{_DMA}; constant starts, ends, axes and steps",
+    "Split": f"{_DMA}; constant split sizes",
+    "Pad": f"{_DMA}; constant, reflect or edge mode, constant non-negative pads",
+    "Resize": "nearest or linear, 4-D, H and W only",
+    "Upsample": "as Resize (deprecated; an asymmetric, floor-rounding Resize)",
+    # Elementwise, any broadcasting.
+    "Add": "any broadcasting",
+    "Sub": "any broadcasting",
+    "Mul": "any broadcasting",
+    "Div": "any broadcasting (by a constant: a multiplication; else reciprocal table + mul)",
+    "Pow": "constant scalar exponent (2: a multiplication; else a table)",
+    "Sum": "n-ary: a chain of additions",
+    "Mean": "n-ary: a chain of additions and a scaling",
+    "Max": "n-ary: a chain of elementwise maxima",
+    "Min": "n-ary: a chain of elementwise minima",
+    # Weighted.
+    "Conv": (
+        "2-D, constant weights; grouped: square kernel and dilation, kernel area < 128 "
+        "(a non-square stride is a stride-1 convolution and a row/column subsample)"
+    ),
+    "ConvTranspose": "2-D, constant weights, group 1, symmetric pads",
+    "Gemm": "constant B",
+    "MatMul": "dense layer (constant 2-D right operand) or equal batch dimensions",
     "BatchNormalization": "inference mode with constant statistics (folded)",
+    # Pooling and reductions.
+    "MaxPool": "2-D, storage_order 0, no Indices output",
+    "AveragePool": "2-D, no dilation",
     "GlobalAveragePool": "",
     "GlobalMaxPool": "",
-    "HardSwish": "",
-    "LeakyRelu": "",
-    "Relu": "",
-    "Sigmoid": "",
-    "Tanh": "",
-    "Slice": "",
-    "Constant": "data only; the graph cleaner folds it into an initializer",
-    # Constrained.
-    "Conv": "NOTSET padding; grouped: square kernel/stride/dilation and kernel area < 128",
-    "ConvTranspose": "group 1, symmetric pads",
-    "Add": "same shapes, a per-channel [1,C,1,1] operand or a scalar",
-    "Mul": "same shapes, a per-channel [1,C,1,1] operand or a scalar",
-    "Sub": "a per-channel [1,C,1,1] operand or a scalar",
-    "AveragePool": "count_include_pad=1 when padded",
-    "MaxPool": "storage_order 0",
-    "Clip": "ReLU6 or HardTanh",
-    "Concat": "4-D, on C, H or W",
-    "Gemm": "transA 0",
-    "HardSigmoid": "alpha 1/6, beta 0.5",
-    "PRelu": "scalar or per-channel slope",
-    "Pad": f"constant 0, channel pads a multiple of {AIPU.pword_bytes}",
-    "Resize": "nearest or linear, integer factors",
-    "Split": "axis > 0",
-    "Reshape": "layout-free",
-    "Flatten": "layout-free",
-    "Squeeze": "layout-free",
-    "Transpose": "identity or the last two axes",
-    "MatMul": "dense layer or attention block",
-    "Softmax": "attention block",
+    "ReduceMean": "over all spatial axes (a global average pool) or inside a LayerNorm",
+    "ReduceMax": "over all spatial axes (a global max pool)",
+    # Normalisation (DPU, float18).
+    "LayerNormalization": "constant scale and bias, no Mean/InvStdDev output",
+    "Softmax": "",
 }
-"""Operator -> its constraint on the accelerated core ("" = always supported)."""
+"""Operator -> its constraint on the accelerator ("" = always supported)."""
 
 # ------------------------------------------------------------------------------ graph facts
 
@@ -271,6 +317,18 @@ class GraphIndex:
             graph_outputs=[value.name for value in graph.output],
         )
 
+    @cached_property
+    def layer_norms(self) -> list[LayerNormMatch]:
+        """The decomposed LayerNorms of the graph (`patterns.find_layer_norms`)."""
+        return find_layer_norms(
+            self.nodes, self.consumers, self.constants, self.shapes, self.graph_outputs
+        )
+
+    @cached_property
+    def in_layer_norm(self) -> set[str]:
+        """Names of the nodes that belong to a decomposed LayerNorm."""
+        return {node.name for match in self.layer_norms for node in match.nodes}
+
     def check(self, node: NodeProto) -> list[str]:
         return check_node(node, self.shapes, self.constants, graph=self)
 
@@ -314,43 +372,6 @@ class _NodeView:
 Rule = Callable[[_NodeView], list[str]]
 
 
-def _align(shape: Sequence[int], rank: int) -> tuple[int, ...]:
-    """`shape` left-padded with 1s to `rank` (NumPy broadcasting)."""
-    return (1,) * (rank - len(shape)) + tuple(shape)
-
-
-def _is_scalar(shape: Sequence[int]) -> bool:
-    return prod(shape) == 1
-
-
-def _is_per_channel(operand: Sequence[int], full: Sequence[int]) -> bool:
-    """Whether `operand` broadcasts over `full` along its channel axis only.
-
-    The channel axis is 1 for 4-D NCHW tensors and the last axis for rank-2/3 token tensors.
-    """
-    if len(operand) > len(full) or len(full) not in (2, 3, 4):
-        return False
-    channel_axis = 1 if len(full) == 4 else len(full) - 1
-    expected = tuple(full[axis] if axis == channel_axis else 1 for axis in range(len(full)))
-    return _align(operand, len(full)) == expected
-
-
-def _elementwise(view: _NodeView, *, same_shape: bool) -> list[str]:
-    a, b = view.shape(0), view.shape(1)
-    if same_shape and a == b:
-        return []
-    for operand, other in ((a, b), (b, a)):
-        if _is_scalar(operand) and len(operand) <= len(other):
-            return []
-        if _is_per_channel(operand, other):
-            return []
-    allowed = "equal shapes, " if same_shape else ""
-    return [
-        f"operand shapes {list(a)} and {list(b)}: the accelerator needs {allowed}"
-        "a per-channel [1,C,1,1] operand or a scalar"
-    ]
-
-
 def _needs_rank(view: _NodeView, rank: int, what: str) -> list[str]:
     actual = len(view.shape(0))
     return [] if actual == rank else [f"only {what} on {rank}-D tensors, got {actual}-D"]
@@ -362,14 +383,23 @@ def _needs_const(view: _NodeView, index: int, what: str) -> list[str]:
     return [f"{what} '{view.name(index)}' must be a constant initializer"]
 
 
-def _explicit_padding(view: _NodeView) -> list[str]:
-    auto_pad = view.attr("auto_pad", "NOTSET")
-    if auto_pad == "NOTSET":
-        return []
+def _needs_consts(view: _NodeView, first: int, what: str) -> list[str]:
+    """Every input from `first` on must be constant (shape parameters, pads, ...)."""
     return [
-        f"auto_pad={auto_pad}: only explicit pads (NOTSET) are supported; re-export with "
-        "explicit padding"
+        reason
+        for index in range(first, len(view.node.input))
+        for reason in _needs_const(view, index, what)
     ]
+
+
+def _unused_outputs(view: _NodeView, first: int, what: str) -> list[str]:
+    """Optional outputs from `first` on must be absent or unused (needs the graph)."""
+    names = [name for name in view.node.output[first:] if name]
+    if view.graph is None:
+        return [f"the {what} output is present" for _ in names[:1]]
+    graph = view.graph
+    used = [name for name in names if name in graph.graph_outputs or graph.consumers.get(name)]
+    return [f"the {what} output '{name}' is used" for name in used]
 
 
 def _batch_norm(view: _NodeView) -> list[str]:
@@ -379,20 +409,19 @@ def _batch_norm(view: _NodeView) -> list[str]:
         for reason in _needs_const(view, index, what)
     ]
     if view.attr("training_mode", 0):
-        reasons.append("training_mode=1; export the model in eval mode")
+        reasons.append("training_mode=1 (batch statistics); export the model in eval mode")
     return reasons
 
 
 def _conv(view: _NodeView) -> list[str]:
-    reasons = _explicit_padding(view) + _needs_rank(view, 4, "2-D convolution")
+    reasons = _needs_rank(view, 4, "2-D convolution")
     reasons += _needs_const(view, 1, "weight") + _needs_const(view, 2, "bias")
     group = view.attr("group", 1)
     if group == 1 or reasons:
         return reasons
     kernel = view.shape(1)[2:]
-    strides = tuple(view.attr("strides", [1, 1]))
     dilations = tuple(view.attr("dilations", [1, 1]))
-    for what, pair in (("kernel", kernel), ("stride", strides), ("dilation", dilations)):
+    for what, pair in (("kernel", kernel), ("dilation", dilations)):
         if pair[0] != pair[1]:
             reasons.append(
                 f"grouped convolution (group={group}) needs a square {what}, "
@@ -405,39 +434,49 @@ def _conv(view: _NodeView) -> list[str]:
     return reasons
 
 
+def _conv_transpose_asymmetric(view: _NodeView) -> bool:
+    """Whether a ConvTranspose's explicit or implied (output_shape, auto_pad) pads differ
+    between begin and end on some axis (implied pads split an odd total unevenly)."""
+    in_spatial, kernel = view.shape(0)[2:], view.shape(1)[2:]
+    strides = list(view.attr("strides", [1] * len(kernel)))
+    dilations = list(view.attr("dilations", [1] * len(kernel)))
+    output_padding = list(view.attr("output_padding", [0] * len(kernel)))
+    output_shape = view.attr("output_shape")
+    if output_shape is None and view.attr("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        output_shape = [size * s for size, s in zip(in_spatial, strides, strict=True)]
+    if output_shape is None:
+        pads = [0] * 2 * len(kernel)
+        if view.attr("auto_pad", "NOTSET") == "NOTSET":
+            pads = list(view.attr("pads", pads))
+        return pads[: len(kernel)] != pads[len(kernel) :]
+    return any(
+        max(s * (n - 1) + p + (k - 1) * d + 1 - target, 0) % 2
+        for n, k, s, d, p, target in zip(
+            in_spatial,
+            kernel,
+            strides,
+            dilations,
+            output_padding,
+            output_shape[-len(kernel) :],
+            strict=True,
+        )
+    )
+
+
 def _conv_transpose(view: _NodeView) -> list[str]:
-    reasons = _explicit_padding(view) + _needs_rank(view, 4, "2-D transposed convolution")
+    reasons = _needs_rank(view, 4, "2-D transposed convolution")
     reasons += _needs_const(view, 1, "weight") + _needs_const(view, 2, "bias")
     if view.attr("group", 1) != 1:
         reasons.append(f"group={view.attr('group')}: transposed convolution needs group 1")
-    if "output_shape" in view.attrs:
-        reasons.append(
-            "output_shape implies computed, possibly asymmetric pads; give "
-            "explicit symmetric pads instead"
-        )
-    pads = list(view.attr("pads", [0, 0, 0, 0]))
-    half = len(pads) // 2
-    if pads[:half] != pads[half:]:
-        reasons.append(f"pads {pads} are asymmetric; the accelerator needs begin == end")
+    if not reasons and _conv_transpose_asymmetric(view):
+        reasons.append("asymmetric pads; the accelerator needs begin == end")
     return reasons
-
-
-def _add_mul(view: _NodeView) -> list[str]:
-    return _elementwise(view, same_shape=True)
-
-
-def _sub(view: _NodeView) -> list[str]:
-    return _elementwise(view, same_shape=False)
 
 
 def _average_pool(view: _NodeView) -> list[str]:
     reasons = _needs_rank(view, 4, "2-D pooling")
-    padded = any(view.attr("pads", [])) or view.attr("auto_pad", "NOTSET") in (
-        "SAME_UPPER",
-        "SAME_LOWER",
-    )
-    if padded and not view.attr("count_include_pad", 0):
-        reasons.append("padded average pooling needs count_include_pad=1")
+    if any(d != 1 for d in view.attr("dilations", [])):
+        reasons.append(f"dilations {list(view.attr('dilations'))}: dilated average pooling")
     return reasons
 
 
@@ -446,106 +485,118 @@ def _max_pool(view: _NodeView) -> list[str]:
     if view.attr("storage_order", 0) != 0:
         reasons.append("storage_order=1 (column-major indices); only storage_order 0")
     if len(view.node.output) > 1 and view.node.output[1]:
-        reasons.append("the Indices output is not supported")
+        reasons.append("the Indices output (argmax positions) is not computed on the accelerator")
     return reasons
 
 
 def _clip(view: _NodeView) -> list[str]:
-    low, high = view.const(1), view.const(2)
-    if low is None or high is None or low.size != 1 or high.size != 1:
-        return ["Clip needs constant scalar lower and upper bounds (ReLU6 or HardTanh)"]
-    low_value, high_value = float(low.reshape(())), float(high.reshape(()))
-    if not (np.isfinite(low_value) and np.isfinite(high_value) and low_value < high_value):
-        return [f"Clip bounds [{low_value}, {high_value}] are neither ReLU6 nor HardTanh"]
-    return []
-
-
-def _concat(view: _NodeView) -> list[str]:
-    rank = len(view.out_shape())
-    if rank != 4:
-        return [f"only 4-D concatenation is supported, got {rank}-D"]
-    axis = view.attr("axis") % rank
-    return [] if axis in (1, 2, 3) else ["concatenation on the batch axis; only C, H or W"]
+    return _needs_consts(view, 1, "the clip bound")
 
 
 def _gemm(view: _NodeView) -> list[str]:
-    reasons = _needs_const(view, 1, "weight B")
-    if view.attr("transA", 0):
-        reasons.append("transA=1; the accelerator needs transA 0")
-    return reasons
-
-
-def _hard_sigmoid(view: _NodeView) -> list[str]:
-    alpha, beta = view.attr("alpha", 0.2), view.attr("beta", 0.5)
-    if np.isclose(alpha, 1 / 6, rtol=1e-6) and np.isclose(beta, 0.5, rtol=1e-6):
-        return []
-    return [
-        f"alpha={alpha:g}, beta={beta:g}; only alpha 1/6 and beta 0.5 (hard-sigmoid of HardSwish)"
-    ]
+    return _needs_const(view, 1, "weight B")
 
 
 def _prelu(view: _NodeView) -> list[str]:
-    reasons = _needs_const(view, 1, "slope")
-    slope, data = view.shape(1), view.shape(0)
-    if not (_is_scalar(slope) or _is_per_channel(slope, data)):
-        reasons.append(
-            f"slope shape {list(slope)} is neither a scalar nor per channel of {list(data)}"
-        )
-    return reasons
+    return _needs_const(view, 1, "slope")
+
+
+def _pow(view: _NodeView) -> list[str]:
+    if view.graph is not None and view.node.name in view.graph.in_layer_norm:
+        return []
+    exponent = view.const(1)
+    if exponent is None or exponent.size != 1:
+        return ["the exponent must be a constant scalar (a table of x ** p)"]
+    return []
 
 
 def _pad(view: _NodeView) -> list[str]:
-    reasons = []
+    reasons = _needs_consts(view, 1, "pads, constant_value and axes")
     mode = view.attr("mode", "constant")
-    if mode != "constant":
-        reasons.append(f"mode={mode}; only constant padding")
-    value = view.const(2)
-    if view.name(2) and (value is None or np.any(value != 0)):
-        reasons.append("the pad value must be the constant 0")
-    pads, axes = view.const(1), view.const(3)
-    if pads is None or (view.name(3) and axes is None):
-        return [*reasons, "pads and axes must be constants"]
-    rank = len(view.shape(0))
-    axes = list(range(rank)) if axes is None else [int(axis) % rank for axis in axes]
-    if len(pads) != 2 * len(axes):
-        return [*reasons, f"{len(pads)} pads for {len(axes)} axes"]
-    begin = dict(zip(axes, pads[: len(axes)].tolist(), strict=True))
-    end = dict(zip(axes, pads[len(axes) :].tolist(), strict=True))
-    pword = AIPU.pword_bytes
-    if rank == 4:
-        if begin.get(0, 0) or end.get(0, 0):
-            reasons.append("padding on the batch axis")
-        channel = (begin.get(1, 0), end.get(1, 0))
-        if channel[0] % pword or channel[1] % pword:
-            reasons.append(f"channel pads {list(channel)} must be multiples of {pword}")
+    if mode not in ("constant", "reflect", "edge"):
+        reasons.append(f"mode={mode}; only constant, reflect or edge padding")
+    pads = view.const(1)
+    if pads is not None and np.any(pads < 0):
+        reasons.append(f"negative pads {pads.tolist()} (cropping)")
     return reasons
+
+
+_RESIZE_TRANSFORMS = frozenset({"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"})
 
 
 def _resize(view: _NodeView) -> list[str]:
-    reasons = _needs_rank(view, 4, "2-D resizing")
+    reasons = _needs_rank(view, 4, "2-D resizing") + _needs_consts(view, 1, "roi, scales, sizes")
     mode = view.attr("mode", "nearest")
     if mode not in ("nearest", "linear"):
         reasons.append(f"mode={mode}; only nearest or linear")
+    transform = view.attr("coordinate_transformation_mode", "half_pixel")
+    if transform not in _RESIZE_TRANSFORMS:
+        reasons.append(f"coordinate_transformation_mode={transform}")
+    if view.attr("antialias", 0):
+        reasons.append("antialias=1")
+    if view.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        reasons.append(f"keep_aspect_ratio_policy={view.attr('keep_aspect_ratio_policy')}")
     if reasons:
         return reasons
     (n, c, h, w), (out_n, out_c, out_h, out_w) = view.shape(0), view.out_shape()
-    if (n, c) != (out_n, out_c) or out_h % h or out_w % w:
-        reasons.append(
-            f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} is not an "
-            "integer upscaling of H and W"
-        )
+    if (n, c) != (out_n, out_c):
+        reasons.append(f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} changes N or C")
     return reasons
 
 
+def _reduce(kind: str) -> Rule:
+    def rule(view: _NodeView) -> list[str]:
+        if (
+            kind == "average"
+            and view.graph is not None
+            and view.node.name in view.graph.in_layer_norm
+        ):
+            return []
+        rank = len(view.shape(0))
+        axes = view.attr("axes")
+        if axes is None and view.name(1):
+            constant = view.const(1)
+            if constant is None:
+                return ["the axes input must be a constant"]
+            axes = constant.ravel().tolist()
+        spatial = list(range(2, rank))
+        if rank < 3 or sorted(int(a) % rank for a in axes or []) != spatial:
+            return [
+                f"reduction over axes {list(axes) if axes is not None else 'all'} of a "
+                f"{rank}-D tensor; only over all spatial axes {spatial} (a global {kind} pool)"
+            ]
+        return []
+
+    return rule
+
+
+def _dropout(view: _NodeView) -> list[str]:
+    training = view.name(2)
+    if not training:
+        return []
+    value = view.const(2)
+    if value is None or bool(value.reshape(())):
+        return ["training_mode is not the constant false (random masks are host work)"]
+    return []
+
+
+def _layer_norm(view: _NodeView) -> list[str]:
+    reasons = _needs_const(view, 1, "scale") + _needs_const(view, 2, "bias")
+    return reasons + _unused_outputs(view, 1, "Mean/InvStdDev")
+
+
+def _slice(view: _NodeView) -> list[str]:
+    return _needs_consts(view, 1, "starts, ends, axes and steps")
+
+
 def _split(view: _NodeView) -> list[str]:
-    axis = view.attr("axis", 0) % len(view.shape(0))
-    return [] if axis > 0 else ["split on the batch axis; the accelerator needs axis > 0"]
+    return _needs_consts(view, 1, "the split sizes")
 
 
 def is_layout_free_reshape(in_shape: Sequence[int], out_shape: Sequence[int]) -> bool:
     """Whether a reshape only reinterprets the accelerator's buffer, moving no data.
 
-    The core stores a 4-D NCHW tensor as NHWC with channels innermost. A reshape is
+    The accelerator stores a 4-D NCHW tensor as NHWC with channels innermost. A reshape is
     *layout-free* when it
 
     - only inserts or removes axes of size 1 (they hold no data), or
@@ -553,63 +604,12 @@ def is_layout_free_reshape(in_shape: Sequence[int], out_shape: Sequence[int]) ->
       after them: in NHWC those are whole C-vectors in row-major order, so merging or
       splitting them (e.g. [N,C,H,W] -> [N,C,H*W]) keeps every element at its offset.
 
-    Anything that moves data across the channel axis (e.g. [N,C,H,W] -> [N,C*H*W] with
-    H*W > 1, or splitting C) needs a transpose in NHWC and runs on the host.
+    Anything else (e.g. [N,C,H,W] -> [N,C*H*W] with H*W > 1, or splitting C for a channel
+    shuffle) is a permutation of the buffer, which the strided DMA performs.
     """
     if [dim for dim in in_shape if dim != 1] == [dim for dim in out_shape if dim != 1]:
         return True
     return len(in_shape) >= 2 and len(out_shape) >= 2 and in_shape[:2] == out_shape[:2]
-
-
-def _reshape(view: _NodeView) -> list[str]:
-    in_shape, out_shape = view.shape(0), view.out_shape()
-    if is_layout_free_reshape(in_shape, out_shape):
-        return []
-    return [
-        f"reshaping {list(in_shape)} to {list(out_shape)} is not layout-free (it moves "
-        "data across the channel axis)"
-    ]
-
-
-def _transpose(view: _NodeView) -> list[str]:
-    rank = len(view.shape(0))
-    perm = list(view.attr("perm", list(range(rank))[::-1]))
-    identity = list(range(rank))
-    last_two = identity[:-2] + identity[-2:][::-1]
-    if perm in (identity, last_two):
-        return []
-    return [f"perm={perm}; only the identity or swapping the last two axes"]
-
-
-_SCORE_OPS = frozenset({"Mul", "Div", "Add", "Sub", "Where"})
-"""Ops between an attention MatMul and its Softmax: scaling and masking."""
-_SCORE_DEPTH = 3
-
-
-def _reaches_softmax(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) -> bool:
-    for consumer in graph.consumers.get(tensor, []):
-        if consumer.op_type == "Softmax":
-            return True
-        if (
-            depth
-            and consumer.op_type in _SCORE_OPS
-            and _reaches_softmax(graph, consumer.output[0], depth - 1)
-        ):
-            return True
-    return False
-
-
-def _from_matmul(graph: GraphIndex, tensor: str, depth: int = _SCORE_DEPTH) -> bool:
-    producer = graph.producers.get(tensor)
-    if producer is None:
-        return False
-    if producer.op_type == "MatMul":
-        return True
-    return (
-        bool(depth)
-        and producer.op_type in _SCORE_OPS
-        and any(_from_matmul(graph, name, depth - 1) for name in producer.input if name)
-    )
 
 
 def _matmul(view: _NodeView) -> list[str]:
@@ -622,64 +622,36 @@ def _matmul(view: _NodeView) -> list[str]:
         )
     if view.const(0) is not None:
         return ["constant left operand; only the right operand can be a weight"]
-    if view.graph is None:
+    if len(a) < 2 or len(b) < 2:
+        return [f"MatMul of {list(a)} and {list(b)}: a 1-D operand (the MVM multiplies matrices)"]
+    if a[:-2] != b[:-2]:
         return [
-            "MatMul of two computed tensors runs only in attention blocks, which needs "
-            "the graph to decide"
+            f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims (one weightset "
+            "per image)"
         ]
-    reasons = []
-    if len(a) < 2 or len(b) < 2 or a[:-2] != b[:-2]:
-        reasons.append(f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims")
-    graph = view.graph
-    in_attention = _reaches_softmax(graph, view.node.output[0]) or any(
-        graph.producers.get(name) is not None and graph.producers[name].op_type == "Softmax"
-        for name in view.node.input
-    )
-    if not in_attention:
-        reasons.append("MatMul of two computed tensors outside an attention block")
-    return reasons
-
-
-def _softmax(view: _NodeView) -> list[str]:
-    rank = len(view.shape(0))
-    reasons = []
-    if view.attr("axis", -1) % rank != rank - 1:
-        reasons.append(f"axis={view.attr('axis')}; attention softmax runs over the last axis")
-    if view.graph is None:
-        return [*reasons, "Softmax runs only in attention blocks, which needs the graph to decide"]
-    graph = view.graph
-    feeds_matmul = any(
-        consumer.op_type == "MatMul" and consumer.input[0] == view.node.output[0]
-        for consumer in graph.consumers.get(view.node.output[0], [])
-    )
-    if not (feeds_matmul and _from_matmul(graph, view.name(0))):
-        reasons.append("Softmax outside an attention block (MatMul -> Softmax -> MatMul)")
-    return reasons
+    return []
 
 
 _RULES: dict[str, Rule] = {
     "BatchNormalization": _batch_norm,
     "Conv": _conv,
     "ConvTranspose": _conv_transpose,
-    "Add": _add_mul,
-    "Mul": _add_mul,
-    "Sub": _sub,
     "AveragePool": _average_pool,
     "MaxPool": _max_pool,
     "Clip": _clip,
-    "Concat": _concat,
     "Gemm": _gemm,
-    "HardSigmoid": _hard_sigmoid,
     "PRelu": _prelu,
+    "Pow": _pow,
     "Pad": _pad,
     "Resize": _resize,
+    "Upsample": _resize,
+    "ReduceMean": _reduce("average"),
+    "ReduceMax": _reduce("max"),
+    "Dropout": _dropout,
+    "LayerNormalization": _layer_norm,
+    "Slice": _slice,
     "Split": _split,
-    "Reshape": _reshape,
-    "Flatten": _reshape,
-    "Squeeze": _reshape,
-    "Transpose": _transpose,
     "MatMul": _matmul,
-    "Softmax": _softmax,
 }
 
 
@@ -708,13 +680,16 @@ def check_node(
         not_float = [
             name
             for name in dict.fromkeys((*computed, node.output[0]))
-            if graph.dtypes.get(name, TensorProto.FLOAT) not in _FLOAT_TYPES
+            if graph.dtypes.get(name, TensorProto.FLOAT) != TensorProto.FLOAT
         ]
         if not_float:
             kinds = ", ".join(
                 f"'{name}' ({TensorProto.DataType.Name(graph.dtypes[name])})" for name in not_float
             )
-            return [f"non-float tensors {kinds}; the accelerator computes on float data"]
+            return [
+                f"non-float32 tensors {kinds}; the accelerator computes on float32 models "
+                "(quantized to int8)"
+            ]
     rule = _RULES.get(node.op_type)
     return rule(_NodeView(node, shapes, initializers, graph)) if rule else []
 

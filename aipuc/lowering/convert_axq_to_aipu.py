@@ -61,6 +61,8 @@ _SAME_LAYOUT = (
     axq.SubOp,
     axq.MulOp,
     axq.PReluOp,
+    axq.MaxOp,
+    axq.MinOp,
     axq.LutOp,
     axq.ClipOp,
     axq.RequantizeOp,

@@ -17,7 +17,7 @@ from xdsl.ir import Operation
 
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import dtype_of
-from aipuc.numerics import softmax_float_reference, unary_function
+from aipuc.numerics import layer_norm_float_reference, softmax_float_reference, unary_function
 from aipuc.runtime import kernels
 from aipuc.runtime.interpreter import Kernel
 
@@ -88,6 +88,20 @@ def _sub(op: axq.SubOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def _mul(op: axq.MulOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return _as_result(op, np.multiply(*inputs))
+
+
+def _max(op: axq.MaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _as_result(op, np.maximum(*inputs))
+
+
+def _min(op: axq.MinOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    return _as_result(op, np.minimum(*inputs))
+
+
+def _layer_norm(op: axq.LayerNormOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, scale, bias = inputs
+    y = layer_norm_float_reference(x, scale, bias, op.epsilon.value.data, op.axis.value.data)
+    return _as_result(op, y)
 
 
 def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -185,9 +199,12 @@ FLOAT_KERNELS: dict[type[Operation], Kernel] = {
     axq.SubOp: _sub,
     axq.MulOp: _mul,
     axq.PReluOp: _prelu,
+    axq.MaxOp: _max,
+    axq.MinOp: _min,
     axq.LutOp: _lut,
     axq.ClipOp: _clip,
     axq.SoftmaxOp: _softmax,
+    axq.LayerNormOp: _layer_norm,
     axq.ReshapeOp: _reshape,
     axq.TransposeOp: _transpose,
     axq.PadOp: _pad,

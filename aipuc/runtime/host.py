@@ -1,4 +1,5 @@
-"""Running the host parts of a model (the graph cleaner's preamble and postamble) on the CPU.
+"""Running the host parts of a model on the CPU: the graph cleaner's preamble and postamble,
+and the `axq.host` ops between accelerated segments.
 
 `HostRunner` uses onnxruntime when it is installed and onnx's reference implementation
 otherwise. onnxruntime runs with graph optimisations off and one thread: every node then runs
@@ -8,18 +9,14 @@ preamble -> core -> postamble computes bit for bit what the uncut model computes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 from onnx import helper
 
 from aipuc.errors import AipucError, first_line
-
-if TYPE_CHECKING:
-    from aipuc.frontend.graph_cleaner import CleanedModel
 
 Arrays = dict[str, np.ndarray]
 
@@ -33,9 +30,13 @@ def _onnxruntime() -> ModuleType | None:
 
 
 class HostRunner:
-    """Runs one ONNX model on the host; the session is built once and reused."""
+    """Runs one ONNX model on the host; the session is built once and reused.
 
-    def __init__(self, model: onnx.ModelProto):
+    `reference_only` uses onnx's reference implementation even when onnxruntime is installed
+    (for the few operators onnxruntime does not implement at the model's opset).
+    """
+
+    def __init__(self, model: onnx.ModelProto, *, reference_only: bool = False):
         constants = {tensor.name for tensor in model.graph.initializer}
         self.input_types = {
             value.name: helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
@@ -43,7 +44,8 @@ class HostRunner:
             if value.name not in constants
         }
         self.output_names = [value.name for value in model.graph.output]
-        onnxruntime = _onnxruntime()
+        self.model = model
+        onnxruntime = None if reference_only else _onnxruntime()
         if onnxruntime is None:
             from onnx.reference import ReferenceEvaluator
 
@@ -94,33 +96,3 @@ class HostRunner:
         return {
             name: np.asarray(value) for name, value in zip(self.output_names, results, strict=True)
         }
-
-
-class SplitModelRunner:
-    """Runs a cleaned model stage by stage: host preamble, core, host postamble.
-
-    `run_core` computes the core's outputs from its inputs (the accelerator simulator, say);
-    by default the float core model runs on the host too.
-    """
-
-    def __init__(
-        self,
-        cleaned: CleanedModel,
-        run_core: Callable[[Arrays], Mapping[str, np.ndarray]] | None = None,
-    ):
-        self.outputs = list(cleaned.outputs)
-        self.core_inputs = list(cleaned.core_inputs)
-        self._stages: list[Callable[[Arrays], Mapping[str, np.ndarray]]] = []
-        if cleaned.preamble is not None:
-            self._stages.append(HostRunner(cleaned.preamble).run)
-        if cleaned.core is not None:
-            core = run_core or HostRunner(cleaned.core).run
-            self._stages.append(lambda env: core({name: env[name] for name in self.core_inputs}))
-        if cleaned.postamble is not None:
-            self._stages.append(HostRunner(cleaned.postamble).run)
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> Arrays:
-        values = dict(inputs)
-        for stage in self._stages:
-            values.update(stage(values))
-        return {name: np.asarray(values[name]) for name in self.outputs}

@@ -312,6 +312,24 @@ def _softmax(op: axq.SoftmaxOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray
     ]
 
 
+def _layer_norm(op: axq.LayerNormOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    x, scale, bias = inputs
+    in_type, out_type = qtype(op.input), qtype(op.result)
+    return [
+        numerics.layer_norm_int8(
+            x,
+            in_type.scale,
+            in_type.zero_point,
+            scale,
+            bias,
+            op.epsilon.value.data,
+            out_type.scale,
+            out_type.zero_point,
+            axis=op.axis.value.data,
+        )
+    ]
+
+
 # --------------------------------------------------------------------------- pooling
 
 
@@ -468,6 +486,8 @@ _CODE_MOVEMENT = (
     axq.SplitOp,
     axq.ConcatOp,
     axq.MaxPoolOp,
+    axq.MaxOp,
+    axq.MinOp,
 )
 
 INTEGER_KERNELS: dict[type[Operation], Kernel] = {
@@ -482,6 +502,7 @@ INTEGER_KERNELS: dict[type[Operation], Kernel] = {
     axq.LutOp: _lut,
     axq.ClipOp: _clip,
     axq.SoftmaxOp: _softmax,
+    axq.LayerNormOp: _layer_norm,
     axq.AvgPoolOp: _avg_pool,
     axq.GlobalPoolOp: _global_pool,
     axq.ResizeOp: _resize,

@@ -1,8 +1,8 @@
 """The generic walker shared by the float and the integer interpreters.
 
 `run_function` runs the single block of a graph function op by op. It evaluates what
-is the same at every numeric level itself (constants, host ops through onnx's reference
-implementation, the return) and hands every other op to a kernel table, so the float
+is the same at every numeric level itself (constants, host ops on the host engine, the
+return) and hands every other op to a kernel table, so the float
 interpreter and the integer reference differ only in their tables.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import helper
@@ -21,7 +22,9 @@ from xdsl.ir import Operation, SSAValue
 
 from aipuc.dialects.axq import ConstantOp, HostOp, shape_of
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
+from aipuc.errors import AipucError
 from aipuc.frontend.onnx_attributes import to_onnx
+from aipuc.runtime.host import HostRunner
 
 Kernel = Callable[[Operation, Sequence[np.ndarray]], Sequence[np.ndarray]]
 """Computes the results of one op from the arrays of its operands."""
@@ -70,32 +73,64 @@ def run_reference(evaluator: ReferenceEvaluator, inputs: Sequence[np.ndarray]) -
     return [np.asarray(result) for result in evaluator.run(None, feeds)]
 
 
-_HOST_EVALUATORS: weakref.WeakKeyDictionary[HostOp, ReferenceEvaluator] = (
-    weakref.WeakKeyDictionary()
-)
+_HOST_RUNNERS: weakref.WeakKeyDictionary[HostOp, HostRunner] = weakref.WeakKeyDictionary()
 
 
-def host_evaluator(op: HostOp) -> ReferenceEvaluator:
-    """The cached onnx.reference evaluator of a host op, rebuilt from its properties."""
-    evaluator = _HOST_EVALUATORS.get(op)
-    if evaluator is None:
-        node = helper.make_node(
-            op.op_type.data,
-            [f"i{index}" for index in range(len(op.inputs))],
-            [f"o{index}" for index in range(len(op.outputs))],
-            domain=op.domain.data,
-        )
+def host_runner(op: HostOp) -> HostRunner:
+    """The cached host session of a host op: its one ONNX node, rebuilt from its properties.
+
+    onnxruntime runs it when it can (the engine of the host preamble and postamble, so a
+    host op computes what the uncut model computes), onnx.reference otherwise.
+    """
+    runner = _HOST_RUNNERS.get(op)
+    if runner is None:
+        inputs = [f"i{index}" for index in range(len(op.inputs))]
+        outputs = [f"o{index}" for index in range(len(op.outputs))]
+        node = helper.make_node(op.op_type.data, inputs, outputs, domain=op.domain.data)
         attributes = op.properties["attributes"]
         assert isinstance(attributes, DictionaryAttr)
         node.attribute.extend(to_onnx(name, value) for name, value in attributes.data.items())
         opsets = {op.domain.data: op.opset.value.data}
         if op.domain.data:
             opsets[""] = onnx.defs.onnx_opset_version()
-        evaluator = reference_evaluator(
-            node, [(dtype_of(_element(v)), shape_of(v)) for v in op.inputs], opsets
+        graph = helper.make_graph(
+            [node],
+            op.op_type.data,
+            [_value_info(name, value) for name, value in zip(inputs, op.inputs, strict=True)],
+            [_value_info(name, value) for name, value in zip(outputs, op.outputs, strict=True)],
         )
-        _HOST_EVALUATORS[op] = evaluator
-    return evaluator
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()]
+        )
+        bfloat16 = any(
+            dtype_of(_element(value)) == ml_dtypes.bfloat16 for value in (*op.inputs, *op.outputs)
+        )
+        try:  # onnxruntime's Python binding takes no bfloat16 arrays
+            runner = HostRunner(model, reference_only=bfloat16)
+        except AipucError:
+            runner = HostRunner(model, reference_only=True)
+        _HOST_RUNNERS[op] = runner
+    return runner
+
+
+def run_host_op(op: HostOp, operands: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A host op's results; an operator onnxruntime loads but cannot run on these inputs
+    (e.g. ReduceMax of an empty bool set) falls back to onnx.reference for good."""
+    runner = host_runner(op)
+    feeds = dict(zip(runner.input_names, operands, strict=True))
+    try:
+        results = runner.run(feeds)
+    except AipucError:
+        if runner.engine == "onnx.reference":
+            raise
+        runner = _HOST_RUNNERS[op] = HostRunner(runner.model, reference_only=True)
+        results = runner.run(feeds)
+    return [results[name] for name in runner.output_names]
+
+
+def _value_info(name: str, value: SSAValue) -> onnx.ValueInfoProto:
+    dtype = helper.np_dtype_to_tensor_dtype(dtype_of(_element(value)))
+    return helper.make_tensor_value_info(name, dtype, list(shape_of(value)))
 
 
 def _element(value: SSAValue):
@@ -160,7 +195,7 @@ def _evaluate(
         return [numpy_from_dense(op.value)]
     try:
         if isinstance(op, HostOp):
-            return run_reference(host_evaluator(op), operands)
+            return run_host_op(op, operands)
         kernel = kernels.get(type(op))
         if kernel is None:
             raise NotImplementedError(f"no interpreter kernel for {describe(op)}")

@@ -30,8 +30,9 @@ Which tensors share quantization parameters
     depthwise conv, its first tensor comes from an op that requantizes per channel
     (conv, conv-transpose, add, sub, mul, prelu, average pools) and every op in it keeps
     the channel axis. Consumers that need per-tensor inputs get an ``axq.requantize`` to
-    the group's histogram range. Concat requantizes every input whose type differs from
-    the output's own calibrated type, then only moves codes.
+    the group's histogram range. Concat, max and min requantize every input whose type
+    differs from the output's own calibrated type, then only move or select codes; an
+    input used only there is produced in the output's type directly.
 
 Integer semantics of the quantized ops (implemented in aipuc.runtime.integer_reference)
     Notation: x_c = q - zp (the centred code), M(r) = numerics.quantize_multiplier(r), and
@@ -54,6 +55,9 @@ Integer semantics of the quantized ops (implemented in aipuc.runtime.integer_ref
         (rows sum to 2**10); out = requant(acc, 2**-(10 k)) for k scaled axes, same type.
     pad: codes, the pad value quantized with the tensor's type. clip: clamp codes to
         [quantize(min), quantize(max)]. reshape / transpose / slice / split / concat: codes.
+    max / min: elementwise max / min of codes; every operand has the output's type
+        (requantized to it, like concat's inputs: clamping commutes with max and min).
+    layer_norm: numerics.layer_norm_int8 (float18 on the DPU; scale and bias stay f32).
     lut: table[q + 128] with the 256-entry table numerics.build_lut stored on the op.
     softmax: numerics.softmax_int8 (float18 on the DPU).
     quantize / dequantize: numerics.quantize / numerics.dequantize.
@@ -149,7 +153,8 @@ def _joins_concat(value: SSAValue) -> bool:
     user = value.get_user_of_unique_use()
     producer = value.owner
     return (
-        isinstance(user, axq.ConcatOp)
+        isinstance(user, Operation)
+        and axq.joins_in_result_type(user)
         and is_f32_tensor(value)
         and not isinstance(producer, axq.ConstantOp)
         and not (isinstance(producer, Operation) and shares_input_quantization(producer))
@@ -217,7 +222,7 @@ def plan_quantization(
         if shares_input_quantization(op) and is_f32_tensor(op.operands[0]):
             for result in op.results:
                 groups.union(op.operands[0], result)
-        if isinstance(op, axq.ConcatOp):
+        if axq.joins_in_result_type(op):
             for value in op.operands:
                 if _joins_concat(value):
                     groups.union(value, op.result)
@@ -633,7 +638,7 @@ class QuantizeSharedScaleOp(_QuantizePattern):
 
 @dataclass
 class QuantizeConcat(_QuantizePattern):
-    """concat: inputs requantized to the output's own type where theirs differs.
+    """concat, max, min: inputs requantized to the output's own type where theirs differs.
 
         %y = axq.concat %a, %b {axis = 1 : i64} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>)
             -> tensor<1x8x8x8xf32>
@@ -644,11 +649,32 @@ class QuantizeConcat(_QuantizePattern):
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if not _needs_quantizing(op, axq.ConcatOp):
+        if not axq.joins_in_result_type(op) or not _needs_quantizing(op, Operation):
             return
         wanted = self.rewriting.planned(op.results[0])
         inputs = [self.rewriting.activation(v, rewriter, wanted=wanted) for v in op.operands]
         self.rewriting.replace(op, inputs, rewriter)
+
+
+@dataclass
+class QuantizeLayerNorm(_QuantizePattern):
+    """layer_norm: per-tensor int8 input and output; scale and bias stay f32 (float18 on the
+    DPU, see numerics.layer_norm_int8).
+
+        %y = axq.layer_norm %x, %g, %b {axis = 2 : i64, epsilon = 1.0e-05 : f64}
+            : (tensor<1x4x8xf32>, tensor<8xf32>, tensor<8xf32>) -> tensor<1x4x8xf32>
+    becomes
+        %y = axq.layer_norm %xq, %g, %b {axis = 2 : i64, epsilon = 1.0e-05 : f64}
+            : (tensor<1x4x8x!axq.q<i8, 0.02:3>>, tensor<8xf32>, tensor<8xf32>)
+            -> tensor<1x4x8x!axq.q<i8, 0.03:-1>>
+    """
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not _needs_quantizing(op, axq.LayerNormOp):
+            return
+        assert isinstance(op, axq.LayerNormOp)
+        x = self.rewriting.activation(op.input, rewriter)
+        self.rewriting.replace(op, [x, op.scale, op.bias], rewriter)
 
 
 @dataclass
@@ -804,6 +830,7 @@ class QuantizePass(AipucPass):
             QuantizeRescalingOp(rewriting),
             QuantizeSharedScaleOp(rewriting),
             QuantizeConcat(rewriting),
+            QuantizeLayerNorm(rewriting),
             QuantizeHostBoundary(rewriting),
         ]
         PatternRewriteWalker(

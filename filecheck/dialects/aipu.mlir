@@ -191,7 +191,10 @@ aipu.core 0 {
     %t = aipu.dpu.fadd %s, %half
     %u = aipu.dpu.fmul %t, %half
     %v = aipu.dpu.fneg %u
-    %w = aipu.dpu.frecip %v
+    %w0 = aipu.dpu.frecip %v
+    %rq = aipu.dpu.frsqrt %w0
+    %fv = aipu.dpu.fvec %exp : !mem.buffer<256xi32, global.l1>
+    %w = aipu.dpu.fmul %rq, %fv
     %rm = aipu.dpu.rmax %w
     %rs = aipu.dpu.rsum %rm
     %ex = aipu.dpu.explut %rs, %exp : !mem.buffer<256xi32, global.l1>
@@ -230,7 +233,10 @@ aipu.core 0 {
 // CHECK-NEXT:       %t = aipu.dpu.fadd %s, %half
 // CHECK-NEXT:       %u = aipu.dpu.fmul %t, %half
 // CHECK-NEXT:       %v = aipu.dpu.fneg %u
-// CHECK-NEXT:       %w = aipu.dpu.frecip %v
+// CHECK-NEXT:       %w0 = aipu.dpu.frecip %v
+// CHECK-NEXT:       %rq = aipu.dpu.frsqrt %w0
+// CHECK-NEXT:       %fv = aipu.dpu.fvec %exp : !mem.buffer<256xi32, global.l1>
+// CHECK-NEXT:       %w = aipu.dpu.fmul %rq, %fv
 // CHECK-NEXT:       %rm = aipu.dpu.rmax %w
 // CHECK-NEXT:       %rs = aipu.dpu.rsum %rm
 // CHECK-NEXT:       %ex = aipu.dpu.explut %rs, %exp : !mem.buffer<256xi32, global.l1>

@@ -114,11 +114,20 @@ def calibrated_type(draw, values: np.ndarray, per_channel_axis: int | None = 1) 
     (per tensor, or half the time per channel along `per_channel_axis`), the range widened
     or narrowed by a drawn factor so results saturate at the edges or use part of the range."""
     values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)  # calibration ignores inf (exp's table saturates there)
+    if not finite.any():
+        return draw(qtypes())
     spread = draw(st.sampled_from([1.0, 1.0, 0.9, 0.5, 1.5, 2.0**-6]))
-    if per_channel_axis is not None and values.ndim > per_channel_axis and draw(st.booleans()):
-        moved = np.moveaxis(values, per_channel_axis, 0).reshape(values.shape[per_channel_axis], -1)
-        pairs = [choose_qparams_asymmetric(spread * row.min(), spread * row.max()) for row in moved]
-        return QType(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), per_channel_axis)
-    return QType.per_tensor(
-        *choose_qparams_asymmetric(spread * values.min(), spread * values.max())
-    )
+    per_channel = per_channel_axis is not None and values.ndim > per_channel_axis
+    if per_channel and draw(st.booleans()):
+        rows = values.shape[per_channel_axis]
+        moved = np.moveaxis(values, per_channel_axis, 0).reshape(rows, -1)
+        if all(np.isfinite(row).any() for row in moved):
+            pairs = [choose_qparams_asymmetric(*spread * _finite_range(row)) for row in moved]
+            return QType(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), per_channel_axis)
+    return QType.per_tensor(*choose_qparams_asymmetric(*spread * _finite_range(values)))
+
+
+def _finite_range(values: np.ndarray) -> np.ndarray:
+    finite = values[np.isfinite(values)]
+    return np.array([finite.min(), finite.max()])

@@ -17,7 +17,7 @@ from xdsl.ir import Operation, SSAValue
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.numerics import UNARY_FUNCTIONS
-from aipuc.runtime.interpreter import host_evaluator, run_reference
+from aipuc.runtime.interpreter import run_host_op
 from oracle import ops, quant, softmax
 
 OracleOp = Callable[[Operation, Sequence[np.ndarray]], list[np.ndarray]]
@@ -269,9 +269,9 @@ def evaluate(op: Operation, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The oracle's results of one quantized op.
 
     Host ops are float ONNX ops run on the host, outside the integer contract: like the
-    product, they are evaluated by onnx's reference implementation."""
+    product, they run on the host engine (onnxruntime, else onnx's reference)."""
     if isinstance(op, axq.HostOp):
-        return run_reference(host_evaluator(op), inputs)
+        return run_host_op(op, inputs)
     return ORACLE_OPS[type(op)](op, inputs)
 
 

@@ -1,4 +1,4 @@
-"""Element-wise ops, tables, requantization and softmax onto the DPU.
+"""Element-wise ops, tables, requantization, softmax and LayerNorm onto the DPU.
 
 Each becomes an `aipu.eltwise` layer whose micro-op program repeats the integer
 reference's formula step by step, with the same fixed-point parameters
@@ -277,6 +277,58 @@ class SoftmaxToDpu(_DpuPattern):
         return p.op(aipu.DpuSelectOp(lanes, x, p.op(aipu.DpuFloatConstantOp(float(neutral)))))
 
 
+class SelectToDpu(_DpuPattern):
+    """max/min: the operands have the result's type (the quantizer made them so), so the
+    result is the lane-wise maximum or minimum of the codes."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not isinstance(op, (axq.MaxOp, axq.MinOp)):
+            return
+        p = self.program(op, rewriter)
+        select = aipu.DpuMaxOp if isinstance(op, axq.MaxOp) else aipu.DpuMinOp
+        p.finish(p.op(select(p.load(op.lhs), p.load(op.rhs))))
+
+
+class LayerNormToDpu(_DpuPattern):
+    """`numerics.layer_norm_int8` step by step, over the innermost axis in float18; gamma
+    and beta divided by the output scale are float vectors along that axis."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: axq.LayerNormOp, rewriter: PatternRewriter) -> None:
+        in_type, out_type = qtype(op.input), qtype(op.result)
+        shape = shape_of(op.input)
+        rank, axis = len(shape), op.axis.value.data
+        if axis != rank - 1:
+            raise CompilationError(
+                f"{describe(op)}: the DPU normalises over one axis (rows of the innermost "
+                f"axis), not axes {list(range(axis, rank))}"
+            )
+        perm = self.conv.perm(op.result)
+        if perm[-1] != axis:
+            self.conv.layouts[op.result] = tuple(a for a in range(rank) if a != axis) + (axis,)
+        p = self.program(op, rewriter)
+
+        def constant(value) -> SSAValue:
+            return p.op(aipu.DpuFloatConstantOp(float(numerics.to_float18(value))))
+
+        def vector(values: SSAValue) -> SSAValue:
+            quotient = numpy_from_dense(values.owner.value).astype(np.float64) / out_type.scale  # type: ignore[union-attr]
+            table = self.conv.constant(quotient.reshape(-1).astype(np.float32), rewriter)
+            return p.op(aipu.DpuFloatVectorOp(table))
+
+        inverse_count = constant(1 / np.float64(shape[axis]))
+        x = p.op(aipu.DpuIntToFloatOp(p.centred(p.load(op.input), in_type)))
+        mean = p.op(aipu.DpuFloatMulOp(p.op(aipu.DpuRowSumOp(x)), inverse_count))
+        d = p.op(aipu.DpuFloatAddOp(x, p.op(aipu.DpuFloatNegOp(mean))))
+        squares = p.op(aipu.DpuRowSumOp(p.op(aipu.DpuFloatMulOp(d, d))))
+        variance = p.op(aipu.DpuFloatMulOp(squares, inverse_count))
+        epsilon = constant(np.float64(op.epsilon.value.data) / np.float64(in_type.scale) ** 2)
+        r = p.op(aipu.DpuFloatRsqrtOp(p.op(aipu.DpuFloatAddOp(variance, epsilon))))
+        y = p.op(aipu.DpuFloatMulOp(d, r))
+        z = p.op(aipu.DpuFloatAddOp(p.op(aipu.DpuFloatMulOp(y, vector(op.scale))), vector(op.bias)))
+        p.finish(p.op(aipu.DpuFloatToIntOp(z, out_type.zero_point)))
+
+
 def dpu_patterns(conv: Conversion) -> Sequence[RewritePattern]:
     return [
         AddSubToDpu(conv),
@@ -286,4 +338,6 @@ def dpu_patterns(conv: Conversion) -> Sequence[RewritePattern]:
         ClipToDpu(conv),
         RequantizeToDpu(conv),
         SoftmaxToDpu(conv),
+        SelectToDpu(conv),
+        LayerNormToDpu(conv),
     ]

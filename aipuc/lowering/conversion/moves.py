@@ -1,4 +1,5 @@
-"""Data movement onto the DMA: reshape, transpose, slice, split, concat, pad, nearest resize.
+"""Data movement onto the DMA: reshape, transpose, slice, split, concat, pad (constant,
+reflect, edge), nearest resize.
 
 Each becomes an `aipu.move` whose copies are strided blocks between the dense device
 layouts of input and result (`aipuc.lowering.layout`), or an `aipu.reinterpret` when the
@@ -117,7 +118,7 @@ class MovesToDma(RewritePattern):
 
     def _pad(self, op: axq.PadOp, rewriter) -> list[SSAValue]:
         if op.mode.data != axq.PadMode.CONSTANT:
-            raise CompilationError(f"{describe(op)}: only constant padding runs on the DMA")
+            return [self._gathered_pad(op, rewriter)]
         type_ = qtype(op.input)
         if type_.is_per_axis:
             raise CompilationError(f"{describe(op)}: per-channel padding values are not supported")
@@ -126,6 +127,19 @@ class MovesToDma(RewritePattern):
         copies = layout.embed_copies(in_shape, in_perm, out_shape, out_perm, begins)
         fill = int(code_of(op.value.value.data, type_, 0))
         return [self._moved(op, rewriter, op.input, op.result, copies, fill)]
+
+    def _gathered_pad(self, op: axq.PadOp, rewriter) -> SSAValue:
+        """reflect / edge padding: per axis, each output index reads the input index that
+        np.pad's mode maps it to (codes are copied, so the quantized type is unchanged)."""
+        in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)
+        pads, rank = op.pads.get_values(), len(in_shape)
+        mode = "reflect" if op.mode.data == axq.PadMode.REFLECT else "edge"
+        maps = [
+            np.pad(np.arange(size), (pads[axis], pads[rank + axis]), mode=mode)
+            for axis, size in enumerate(in_shape)
+        ]
+        copies = layout.gather_copies(in_shape, in_perm, out_shape, out_perm, maps)
+        return self._moved(op, rewriter, op.input, op.result, copies)
 
     def _resize(self, op: axq.ResizeOp, rewriter) -> list[SSAValue]:
         in_shape, in_perm, out_shape, out_perm, _ = self._io(op, op.input, op.result)

@@ -210,6 +210,8 @@ class MicroOpcode(IntEnum):
     RSUM = 23  # dst <- f18_sum over the innermost axis, broadcast back
     EXPLUT = 24  # dst <- float18 table at addr [a] where 0 <= a < 256, else 0
     FTOI = 25  # dst <- clip(rint(a) + imm2, -128, 127)
+    FRSQRT = 26  # dst <- numerics.f18_rsqrt(a)
+    FVEC = 27  # dst <- float18 of the float32 vector at addr, one entry per innermost index
 
 
 MICRO_OP = np.dtype(

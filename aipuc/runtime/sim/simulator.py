@@ -334,4 +334,9 @@ class Simulator:
             return np.where(inside, table[index], np.float32(0))
         if code == MicroOpcode.FTOI:
             return np.clip(np.rint(a).astype(np.int64) + imm2, -128, 127)
+        if code == MicroOpcode.FRSQRT:
+            return numerics.f18_rsqrt(a)
+        if code == MicroOpcode.FVEC:
+            vector = self.memories.read(int(m["addr"]), [shape[-1]], [4], "<f4")
+            return np.broadcast_to(numerics.to_float18(vector), shape)
         raise SimulationError(f"unknown DPU micro-op {code}")
