@@ -37,7 +37,6 @@ class HardwareModel:
     mvm_n: int = 64  # chosen
     imc_weightsets: int = 4  # chosen
     imc_weightset_load_cycles: int = 256  # chosen: one 32 KiB weightset from L1
-    mvm_vectors_per_cycle: int = 1  # chosen: input vectors (x-positions without ICR) per cycle
     # DPU: 64 lanes of float18 (1 sign, 8 exponent, 9 mantissa bits).
     dpu_lanes: int = 64  # chosen
     dpu_registers: int = 16  # chosen
@@ -65,6 +64,7 @@ class HardwareModel:
     ddr_address: int = 0x1_0000_0000  # chosen
     l1_core_stride: int = 0x0100_0000  # chosen: 16 MiB between the cores' physical L1 windows
     page_bytes: int = 64 * 1024  # chosen: page size of paged L2 and DDR (page_memory)
+    page_table_entries: int = 16384  # chosen: virtual pages per paged memory (1 GiB)
 
     @property
     def macs_per_cycle(self) -> int:

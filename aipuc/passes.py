@@ -38,6 +38,7 @@ _PASS_LOCATIONS: dict[str, str] = {
     "convert-axq-to-aipu": "aipuc.lowering.convert_axq_to_aipu:ConvertAxqToAipuPass",
     "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
     "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
+    "mem-promote": "aipuc.lowering.mem_promote:MemPromotePass",
     "aipu-dfs": "aipuc.lowering.aipu_dfs:AipuDfsPass",
     "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
     "mem-plan": "aipuc.lowering.mem_plan:MemPlanPass",

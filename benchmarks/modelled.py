@@ -24,6 +24,7 @@ from common import machine_info, markdown_table
 import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.models import ZOO, build_model, sample_inputs
+from aipuc.runtime.sim.cycles import MVM_LOSSES
 
 VENDOR_FPS = {  # published, 4 cores, host-measured (design.md)
     "resnet50": ("ResNet-50", 1900),
@@ -65,6 +66,16 @@ def row(name: str, performance: dict) -> dict[str, str]:
     return dict(zip(COLUMNS, cells, strict=True))
 
 
+LOSS_COLUMNS = ["model", "useful MACs", *MVM_LOSSES]
+
+
+def loss_row(name: str, performance: dict) -> dict[str, str]:
+    mvm = performance["mvm"]
+    shares = [mvm["utilization"], *(mvm["losses"][loss] for loss in MVM_LOSSES)]
+    cells = [name, *("n/a" if share is None else f"{share:.1%}" for share in shares)]
+    return dict(zip(LOSS_COLUMNS, cells, strict=True))
+
+
 def _value(text: str) -> object:
     try:
         return json.loads(text)
@@ -80,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="keep the output folders here")
     args = parser.parse_args(argv)
     fields = {k: _value(v) for k, v in (item.split("=", 1) for item in args.set)}
-    rows = []
+    rows, losses = [], []
     with tempfile.TemporaryDirectory() as scratch:
         work = args.work_dir or Path(scratch)
         for name in args.models.split(","):
@@ -92,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - started
             print(f"{name}: compiled in {seconds:.1f} s", file=sys.stderr, flush=True)
             rows.append(row(name, compiled.report["performance"]))
+            losses.append(loss_row(name, compiled.report["performance"]))
     print(machine_info())
     print(f"config: defaults{''.join(f', {k}={v}' for k, v in fields.items())}\n")
     print(markdown_table(rows, COLUMNS))
+    print("\nWhere the MVM's record cycles go (shares of its capacity, cycles x 512 x 64):\n")
+    print(markdown_table(losses, LOSS_COLUMNS))
     return 0
 
 

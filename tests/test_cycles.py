@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from lowering_harness import assert_stream_equals_reference, lower, quantize, samples_of
 from onnx import numpy_helper, shape_inference
 
 import aipuc
@@ -91,9 +92,38 @@ def test_hand_worked_mvm_cycles_and_useful_macs():
 
 
 def test_mvm_cycles_follow_the_hardware_model():
-    slow = dataclasses.replace(AIPU, mvm_vectors_per_cycle=2, unit_task_cycles=0)
-    # 40 vectors at two per cycle
-    assert _costs(_mvm(), hw=slow) == [20]
+    # 40 vectors and the task's issue cycles, whatever they are
+    assert _costs(_mvm(), hw=dataclasses.replace(AIPU, unit_task_cycles=0)) == [40]
+    assert _costs(_mvm(), hw=dataclasses.replace(AIPU, unit_task_cycles=5)) == [45]
+
+
+def test_hand_worked_mvm_losses_split_the_capacity():
+    model = cycles.CycleModel(REGIONS, {})
+    # 4 x 7 pixels, ICR 2 (4 vectors per row), rows 0..99 of 64-lane taps with 10 channels
+    # each (data rows: 10 + 10 = 20 of 100), 24 columns per copy
+    costs = model.costs(
+        _stream(_mvm(out_hw=[4, 7], k_len=100, n=24, icr=2, channels=10)),
+    )
+    vectors = 4 * 4
+    assert costs.cycles.tolist() == [16 + vectors]
+    assert costs.macs.tolist() == [28 * 20 * 24]
+    assert costs.losses.tolist() == [
+        [
+            16 * 512 * 64,  # task cycles
+            vectors * (512 - 100) * 64,  # rows past the K chunk
+            vectors * 100 * (64 - 2 * 24),  # columns past n x icr
+            (vectors * 2 - 28) * 100 * 24,  # 4 ICR slots past x = 6 (one per row)
+            28 * (100 - 20) * 24,  # zero-point lanes
+        ]
+    ]
+    assert costs.macs.sum() + costs.losses.sum() == (16 + vectors) * 512 * 64
+
+
+def test_mvm_record_beyond_the_array_is_an_error():
+    with pytest.raises(SimulationError, match="80 columns .* beyond the 512 x 64 array"):
+        _costs(_mvm(n=40, icr=2))
+    with pytest.raises(SimulationError, match="600 rows"):
+        _costs(_mvm(k_len=600))
 
 
 def test_hand_worked_imc_load_cycles():
@@ -204,12 +234,28 @@ def test_profile_sums_bytes_per_level_and_roofline():
         "l2": {"read": 2048, "written": 0},
         "l1": {"read": 1000, "written": 4048},
     }
-    assert report["transfers"] == {"ddr->l1": 2000, "l1->ddr": 1000, "l2->l1": 2048}
+    # per pair: bytes, cycles (setup + runs), and the bytes at the pair's bandwidth
+    assert report["transfers"] == {
+        "ddr->l1": {"records": 2, "bytes": 2000, "cycles": 2 * (64 + 32), "peak_cycles": 62},
+        "l1->ddr": {"records": 2, "bytes": 1000, "cycles": 2 * (64 + 16), "peak_cycles": 31},
+        "l2->l1": {"records": 2, "bytes": 2048, "cycles": 2 * (64 + 16), "peak_cycles": 32},
+    }
     dma = 2 * ((64 + 32) + (64 + 16) + (64 + 16))
+    peak_dma = 2 * (1000 / 32 + 1024 / 64 + 500 / 32)
     assert report["units"]["dma"] == {
         "records": 6,
         "cycles": dma,
         "busy": pytest.approx(dma / report["cycles"], abs=1e-4),
+        "utilization": round(peak_dma / dma, 4),
+    }
+    # the MVM unit's utilization counts its weight loads; the MVM entry's leaves them out
+    assert report["units"]["mvm"]["utilization"] == round(40 / (256 + 56), 4)
+    assert report["mvm"]["losses"] == {
+        "task_overhead": round(16 / 56, 4),
+        "unused_rows": 0.0,
+        "unused_columns": 0.0,
+        "icr_remainder": 0.0,
+        "padding_lanes": 0.0,
     }
     assert report["units"]["mvm"]["cycles"] == 2 * (256 + 56)
     assert report["cycles"] == dma + 2 * (256 + 56)
@@ -314,8 +360,8 @@ def test_icr_and_swicr_raise_mvm_utilization(quantized):
 
 def test_more_height_tiles_never_reduce_dma_setup_cycles(quantized):
     records = []
-    for tiles in (1, 2, 4, 8):
-        report = _performance(quantized, force_h_tiling=tiles)
+    for tiles in (1, 2, 4, 8):  # tensors in DDR: promoted to L1, they would need no DMA
+        report = _performance(quantized, force_h_tiling=tiles, enable_buffer_promotion=False)
         records.append(report["units"]["dma"]["records"])
     assert records == sorted(records)
     assert records[-1] > records[0]
@@ -400,3 +446,70 @@ def test_dense_rows_share_one_weight_load(tmp_path):
     assert performance["units"]["mvm"]["records"] == 2  # one IMC load, one MVM of 8 pixels
     streamed, reference = compiled.run(sample), compiled.run_quantized(sample)
     np.testing.assert_array_equal(streamed["output"], reference["output"])
+
+
+# ---------------------------------------------------------------------------------- ICR, swICR
+
+
+def _narrow_model() -> onnx.ModelProto:
+    """A 3-channel stem (swICR), a 64 -> 16 3x3 conv (two K chunks of 576 rows, ICR room 4)
+    and a 1x1 16 -> 16 (swICR and ICR): every unit-mapping field has a layer to change."""
+    b = GraphBuilder("narrow", 7)
+    x = b.input("input", (1, 3, 16, 16), IMAGE_IMAGENET)
+    x = b.conv_bn_act(x, 64, 3, act="relu", name="wide")
+    x = b.conv_bn_act(x, 16, 3, act="relu", name="narrow")
+    b.output(b.conv_bn_act(x, 16, 1, act=None, name="out"), "output")
+    return b.model("narrow layers for ICR and swICR")
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory) -> tuple[Path, list, list]:
+    """The narrow model quantized once: (folder, samples, run_quantized outputs)."""
+    folder = tmp_path_factory.mktemp("narrow")
+    model = _narrow_model()
+    samples = samples_of(model)
+    compiled = quantize(model, samples, folder)
+    return folder, samples, [compiled.run_quantized(s) for s in samples]
+
+
+MAPPING_FIELDS = {
+    # field=value: the loss that grows when the field takes ICR or swICR away
+    "enable_icr=False": ({"enable_icr": False}, "unused_columns"),
+    "icrx_force=2": ({"icrx_force": 2}, "unused_columns"),
+    "icrx_parallel_block_threshold=1": ({"icrx_parallel_block_threshold": 1}, "unused_columns"),
+    "icrx_max_factor=2": ({"icrx_max_factor": 2}, "unused_columns"),
+    "enable_swicr=False": ({"enable_swicr": False}, "padding_lanes"),
+    # the limit also turns swICR off (a warning): the stem's 3 channels pad to 64 lanes
+    "mvm_utilization_limit=0.5": ({"mvm_utilization_limit": 0.5}, "padding_lanes"),
+}
+
+
+def _streams(folder: Path) -> bytes:
+    return b"".join(
+        path.read_bytes() for path in sorted((folder / "compiled_model").glob("*.stream"))
+    )
+
+
+@pytest.mark.parametrize("case", MAPPING_FIELDS)
+def test_each_mapping_field_changes_the_stream_and_mvm_utilization(narrow, tmp_path, case):
+    """Against the defaults, each field gives another stream (still equal to the integer
+    reference bit for bit) and a lower modelled MVM utilization, through the loss it names."""
+    fields, loss = MAPPING_FIELDS[case]
+    quantized, samples, references = narrow
+    default = lower(quantized, tmp_path / "default")
+    changed = lower(quantized, tmp_path / "changed", **fields)
+    assert _streams(tmp_path / "changed") != _streams(tmp_path / "default")
+    before, after = default.report["performance"], changed.report["performance"]
+    assert after["cycles"] != before["cycles"]
+    assert after["mvm"]["utilization"] < before["mvm"]["utilization"]
+    assert after["mvm"]["losses"][loss] > before["mvm"]["losses"][loss]
+    assert_stream_equals_reference(tmp_path / "changed", references, samples)
+    if "mvm_utilization_limit" in fields:  # half the rows of a weightset at most
+        program = DeviceProgram.load(tmp_path / "changed" / "compiled_model")
+        rows = [
+            int(record["k_len"])
+            for segment in program.segments
+            for opcode, record in segment.stream.records()
+            if opcode == Opcode.MVM
+        ]
+        assert max(rows) == AIPU.mvm_k // 2

@@ -413,10 +413,18 @@ def _pad(values: Sequence[int], fill: int, length: int = MAX_DIMS) -> list[int]:
 
 
 def _regions(module: ModuleOp) -> list[Region]:
+    """The memory map: each pool's address window (a paged pool's virtual window, its page
+    table and the physical bytes behind it)."""
     regions = []
     for name, pool in pools_of(module).items():
         assert pool.address is not None
-        regions.append(Region(name, pool.address.value.data, pool.capacity.value.data))
+        address, capacity = pool.address.value.data, pool.capacity.value.data
+        if pool.page_size is None:
+            regions.append(Region(name, address, capacity))
+            continue
+        page = pool.page_size.value.data
+        table = () if pool.pages is None else pool.pages.get_values()
+        regions.append(Region(name, address, len(table) * page, page, tuple(table), capacity))
     return regions
 
 

@@ -157,6 +157,11 @@ def partition(main: func.FuncOp) -> list[list[Operation]]:
     return [segments[k] for k in sorted(segments)]
 
 
+def buffer_bytes(memory: mem.MemoryType) -> int:
+    """Bytes a buffer of this type takes: its dense size in whole PWORDs."""
+    return -(-memory.nbytes // AIPU.pword_bytes) * AIPU.pword_bytes
+
+
 @dataclass
 class SegmentBuilder:
     """Buffers and the core program of one segment."""
@@ -179,8 +184,7 @@ class SegmentBuilder:
         if name not in self.pools:
             raise CompilationError(f"no {space} pool: run mem-pools before mem-bufferize")
         buffer_type = mem.BufferType(list(shape), element, space)
-        size = -(-buffer_type.nbytes // AIPU.pword_bytes) * AIPU.pword_bytes
-        op = mem.BufferOp(name, buffer_type, size=size, init=init)
+        op = mem.BufferOp(name, buffer_type, size=buffer_bytes(buffer_type), init=init)
         self.buffer_ops.append(op)
         return op.buffer
 

@@ -21,6 +21,7 @@ from aipuc.dialects import aipu, mem
 from aipuc.ir_files import module_text
 from aipuc.lowering.emit_stream import emit_program
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
+from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime.sim import cycles
 from aipuc.runtime.sim.program import DeviceProgram
 
@@ -60,11 +61,17 @@ def host_program_text(module: ModuleOp) -> str:
     return module_text(holder)
 
 
-def memory_plan(module: ModuleOp) -> dict[str, Any]:
+def memory_plan(module: ModuleOp, page_tables: bool = True) -> dict[str, Any]:
+    """Per pool its capacity, planned peak, lower bound (and a paged pool's page table);
+    every buffer's pool, (virtual) offset, size and lifetime."""
     pools = {
         name: {k: v.value.data for k, v in entry.data.items()}  # type: ignore[union-attr]
         for name, entry in module.attributes[PLAN_ATTR].data.items()
     }  # type: ignore[union-attr]
+    if page_tables:
+        for name, pool in pools_of(module).items():
+            if pool.pages is not None:
+                pools[name]["page_table"] = list(pool.pages.get_values())
     buffers = [
         {
             "pool": item.buffer.pool.root_reference.data,
@@ -90,7 +97,7 @@ def summary(module: ModuleOp, program: DeviceProgram) -> dict[str, Any]:
         "segments": len(program.segments),
         "records": program.records,
         "tasks": tasks,
-        "memory": memory_plan(module)["pools"],
+        "memory": memory_plan(module, page_tables=False)["pools"],
     }
 
 

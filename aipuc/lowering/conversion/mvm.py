@@ -77,11 +77,18 @@ def _uses_swicr(
 def _icr_factor(
     conv: Conversion, out_channels: int, out_width: int, k_chunks: int, where: str
 ) -> int:
-    """How many copies of the weights share the MVM columns (In-Core Replication)."""
+    """How many copies of the weights share the MVM columns (In-Core Replication).
+
+    Only layers with room for a second copy (at most 32 output channels) and a second
+    x-position take ICR; `icrx_force` sets the factor of those layers, so a forced factor
+    leaves a wide layer or a dense layer's single column alone instead of failing.
+    """
     options = conv.options
     if not options.enable_icr:
         return 1
     room = AIPU.mvm_n // out_channels if out_channels <= AIPU.mvm_n else 1
+    if room < 2 or out_width < 2:  # no spare columns or no second x-position: no ICR
+        return 1
     if options.icrx_force != -1:
         if options.icrx_force > room or options.icrx_force > out_width:
             raise CompilationError(
@@ -90,7 +97,7 @@ def _icr_factor(
                 f"or its output width {out_width}; use a factor <= {min(room, out_width)}"
             )
         return options.icrx_force
-    if room < 2 or k_chunks > options.icrx_parallel_block_threshold:
+    if k_chunks > options.icrx_parallel_block_threshold:
         return 1
     return max(1, min(options.icrx_max_factor, room, out_width))
 

@@ -4,7 +4,7 @@ It reads what the simulator executes (the records of each stream, the memory map
 DPU programs among the constants) and nothing of the IR; every number comes from
 `aipuc.hardware.HardwareModel`. Costs per record, `hw` the hardware model:
 
-    MVM       task + ceil(out_h * ceil(out_w / icr) / mvm_vectors_per_cycle)
+    MVM       task + out_h * ceil(out_w / icr)
               one input vector (one x-position per ICR copy) per cycle; a record is one K
               chunk (<= mvm_k rows), so a layer of k chunks costs k records
     IMC_LOAD  ceil(k * n * imc_weightset_load_cycles / imc_weightset_bytes)
@@ -24,7 +24,15 @@ The schedule is sequential (one record after the other, one core), so the total 
 `Profile.report` turns it into latency and FPS at a frequency. Useful MACs count the lanes
 of each tap that hold input channels (the MVM record's `channels`), not the zero-point
 padding up to whole PWORDs, times the record's output channels; grouped convolutions count
-as the dense block-diagonal product they run as.
+as the dense block-diagonal product they run as. Each MVM record's capacity (its cycles x
+mvm_k x mvm_n) splits exactly into its useful MACs and five losses (`MVM_LOSSES`): task
+cycles, rows of the array the K chunk leaves unused, columns the N chunk (times ICR) leaves
+unused, ICR slots past the row's last x-position, and lanes of zero-point padding.
+
+Per unit, `work` is what the unit did in cycles at its peak (MVM: useful MACs over
+mvm_k x mvm_n; DWPU: channel-taps over dwpu_channels x dwpu_taps; DPU: lane micro-ops over
+dpu_lanes; DMA: bytes over the pair's bandwidth), so work over busy cycles is the unit's
+utilization while it runs (for the MVM, over its record and weight-load cycles).
 """
 
 from __future__ import annotations
@@ -52,6 +60,14 @@ UNITS = {
     Opcode.DPU: Unit.DPU,
 }
 REDUCTIONS = (MicroOpcode.RMAX, MicroOpcode.RSUM)
+MVM_LOSSES = (
+    "task_overhead",
+    "unused_rows",
+    "unused_columns",
+    "icr_remainder",
+    "padding_lanes",
+)
+"""Where an MVM record's capacity goes besides useful MACs (see the module docstring)."""
 _GLOBAL_MODES = (DwpuMode.GLOBAL_AVG, DwpuMode.GLOBAL_MAX)
 
 
@@ -77,6 +93,8 @@ class Costs:
     opcode: np.ndarray  # uint8
     cycles: np.ndarray  # int64
     macs: np.ndarray  # useful MACs (MVM records)
+    losses: np.ndarray  # [records, len(MVM_LOSSES)] MAC slots lost (MVM records)
+    work: np.ndarray  # float: cycles the record's work takes at its unit's peak
     bytes: np.ndarray  # bytes moved (DMA) or written (FILL)
     src: np.ndarray  # level index into LEVELS of a DMA's source, -1 elsewhere
     dst: np.ndarray  # level index of a DMA's or FILL's destination, -1 elsewhere
@@ -107,6 +125,8 @@ class CycleModel:
         raw = np.frombuffer(data, np.dtype((np.void, isa.RECORD_BYTES)))
         cycles = np.zeros(count, np.int64)
         macs = np.zeros(count, np.int64)
+        losses = np.zeros((count, len(MVM_LOSSES)), np.int64)
+        work = np.zeros(count, np.float64)
         moved = np.zeros(count, np.int64)
         src = np.full(count, -1, np.int64)
         dst = np.full(count, -1, np.int64)
@@ -120,27 +140,38 @@ class CycleModel:
                 continue
             r = raw[index].view(isa.DTYPES[op])
             if op == Opcode.MVM:
-                cycles[index], macs[index] = self._mvm(r)
+                cycles[index], macs[index], losses[index] = self._mvm(r)
+                work[index] = macs[index] / self.hw.macs_per_cycle
             elif op == Opcode.IMC_LOAD:
-                cycles[index] = self._imc_load(r)
+                cycles[index] = self._imc_load(r)  # work 0: loading computes nothing
             elif op == Opcode.DWPU:
-                cycles[index] = self._dwpu(r)
+                cycles[index], work[index] = self._dwpu(r)
             elif op == Opcode.DPU:
-                cycles[index] = self._dpu(r)
+                cycles[index], work[index] = self._dpu(r)
             else:
                 cycles[index], moved[index], src[index], dst[index], peak[index] = self._dma(
                     r, op == Opcode.FILL
                 )
-        return Costs(opcode, cycles, macs, moved, src, dst, peak)
+                work[index] = peak[index]
+        return Costs(opcode, cycles, macs, losses, work, moved, src, dst, peak)
 
     # ------------------------------------------------------------------ units
 
-    def _mvm(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _mvm(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hw = self.hw
         out_h, out_w = (r["out_hw"][:, i].astype(np.int64) for i in range(2))
         icr = np.maximum(r["icr"].astype(np.int64), 1)
+        k, n = r["k_len"].astype(np.int64), r["n"].astype(np.int64)
+        too_big = (k > hw.mvm_k) | (n * icr > hw.mvm_n)
+        if too_big.any():
+            i = int(np.flatnonzero(too_big)[0])
+            raise SimulationError(
+                f"an MVM record uses {k[i]} rows x {n[i] * icr[i]} columns (n x icr), beyond "
+                f"the {hw.mvm_k} x {hw.mvm_n} array"
+            )
+        pixels = out_h * out_w
         vectors = out_h * _ceil(out_w, icr)
-        cycles = hw.unit_task_cycles + _ceil(vectors, hw.mvm_vectors_per_cycle)
+        cycles = hw.unit_task_cycles + vectors
         in_c = np.maximum(r["in_c"].astype(np.int64), 1)
         channels = r["channels"].astype(np.int64)
         channels = np.where(channels == 0, in_c, np.minimum(channels, in_c))
@@ -149,8 +180,19 @@ class CycleModel:
             return end // in_c * channels + np.minimum(end % in_c, channels)
 
         start = r["k_start"].astype(np.int64)
-        rows = data_rows(start + r["k_len"].astype(np.int64)) - data_rows(start)
-        return cycles, out_h * out_w * rows * r["n"].astype(np.int64)
+        rows = data_rows(start + k) - data_rows(start)
+        macs = pixels * rows * n
+        losses = np.stack(
+            [
+                np.full(len(r), hw.unit_task_cycles * hw.macs_per_cycle, np.int64),
+                vectors * (hw.mvm_k - k) * hw.mvm_n,
+                vectors * k * (hw.mvm_n - n * icr),
+                (vectors * icr - pixels) * k * n,
+                pixels * (k - rows) * n,
+            ],
+            axis=1,
+        )
+        return cycles, macs, losses
 
     def _imc_load(self, r: np.ndarray) -> np.ndarray:
         hw = self.hw
@@ -163,8 +205,12 @@ class CycleModel:
         groups = _ceil(r["channels"].astype(np.int64), hw.dwpu_channels)
         window = r["kernel"][:, 0].astype(np.int64) * r["kernel"][:, 1]
         whole = r["in_hw"][:, 0].astype(np.int64) * r["in_hw"][:, 1]
-        taps = np.where(np.isin(r["mode"], [int(m) for m in _GLOBAL_MODES]), whole, window)
-        return hw.unit_task_cycles + pixels * groups * _ceil(np.maximum(taps, 1), hw.dwpu_taps)
+        taps = np.maximum(
+            np.where(np.isin(r["mode"], [int(m) for m in _GLOBAL_MODES]), whole, window), 1
+        )
+        cycles = hw.unit_task_cycles + pixels * groups * _ceil(taps, hw.dwpu_taps)
+        channel_taps = pixels * r["channels"].astype(np.int64) * taps
+        return cycles, channel_taps / (hw.dwpu_channels * hw.dwpu_taps)
 
     def _dpu(self, r: np.ndarray) -> np.ndarray:
         hw = self.hw
@@ -176,11 +222,13 @@ class CycleModel:
         for i, (address, count) in enumerate(zip(r["program"], r["micro_ops"], strict=True)):
             elementwise[i], reductions[i] = self._program_ops(int(address), int(count))
         tree = math.ceil(math.log2(hw.dpu_lanes))
-        return (
+        cycles = (
             hw.unit_task_cycles
             + elementwise * rows * per_row
             + reductions * rows * (per_row + tree)
         )
+        lane_ops = (elementwise + reductions) * rows * shape[:, -1]
+        return cycles, lane_ops / hw.dpu_lanes
 
     def _program_ops(self, address: int, count: int) -> tuple[int, int]:
         """(element-wise micro-ops, reductions) of the DPU program at `address`."""
@@ -253,11 +301,13 @@ class Profile:
 
     records: dict[Unit, int] = field(default_factory=lambda: dict.fromkeys(Unit, 0))
     cycles: dict[Unit, int] = field(default_factory=lambda: dict.fromkeys(Unit, 0))
+    work: dict[Unit, float] = field(default_factory=lambda: dict.fromkeys(Unit, 0.0))
     imc_load_cycles: int = 0
     macs: int = 0
+    losses: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MVM_LOSSES, 0))
     read: dict[MemorySpace, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
     written: dict[MemorySpace, int] = field(default_factory=lambda: dict.fromkeys(LEVELS, 0))
-    transfers: dict[tuple[MemorySpace, MemorySpace], int] = field(default_factory=dict)
+    transfers: dict[str, dict[str, float]] = field(default_factory=dict)
     memory_cycles: float = 0.0
     hw: HardwareModel = AIPU
 
@@ -270,16 +320,30 @@ class Profile:
             mask = costs.opcode == opcode
             self.records[unit] += int(mask.sum())
             self.cycles[unit] += int(costs.cycles[mask].sum())
+            self.work[unit] += float(costs.work[mask].sum())
         self.imc_load_cycles += int(costs.cycles[costs.opcode == Opcode.IMC_LOAD].sum())
         self.macs += int(costs.macs.sum())
+        for name, lost in zip(MVM_LOSSES, costs.losses.sum(axis=0).tolist(), strict=True):
+            self.losses[name] += int(lost)
         self.memory_cycles += float(costs.peak_cycles.sum())
         for i, level in enumerate(LEVELS):
             self.read[level] += int(costs.bytes[costs.src == i].sum())
             self.written[level] += int(costs.bytes[costs.dst == i].sum())
-            for j, other in enumerate(LEVELS):
-                moved = int(costs.bytes[(costs.src == i) & (costs.dst == j)].sum())
-                if moved:
-                    self.transfers[(level, other)] = self.transfers.get((level, other), 0) + moved
+        moves = np.isin(costs.opcode, [int(Opcode.DMA), int(Opcode.FILL)])
+        for src in (-1, *range(len(LEVELS))):
+            for dst in range(len(LEVELS)):
+                mask = moves & (costs.src == src) & (costs.dst == dst)
+                if not mask.any():
+                    continue
+                key = f"{'fill' if src < 0 else LEVEL_NAMES[LEVELS[src]]}->"
+                entry = self.transfers.setdefault(
+                    key + LEVEL_NAMES[LEVELS[dst]],
+                    {"records": 0, "bytes": 0, "cycles": 0, "peak_cycles": 0.0},
+                )
+                entry["records"] += int(mask.sum())
+                entry["bytes"] += int(costs.bytes[mask].sum())
+                entry["cycles"] += int(costs.cycles[mask].sum())
+                entry["peak_cycles"] += float(costs.peak_cycles[mask].sum())
 
     def report(self, frequency: int) -> dict[str, Any]:
         """Totals, latency and FPS at `frequency` Hz, utilization, bytes and the roofline."""
@@ -289,8 +353,9 @@ class Profile:
         peak = self.hw.macs_per_cycle
         compute = self.macs / peak
         bound = max(compute, self.memory_cycles)
+        capacity = (busy - self.imc_load_cycles) * peak
         return {
-            "schedule": "sequential, one core; device cycles only (host ops not modelled)",
+            "schedule": SCHEDULE,
             "frequency_hz": frequency,
             "cycles": total,
             "latency_ms": seconds * 1e3,
@@ -300,6 +365,7 @@ class Profile:
                     "records": self.records[unit],
                     "cycles": self.cycles[unit],
                     "busy": _ratio(self.cycles[unit], total),
+                    "utilization": _ratio(self.work[unit], self.cycles[unit]),
                 }
                 for unit in Unit
             },
@@ -308,16 +374,17 @@ class Profile:
                 "mvm_cycles": busy - self.imc_load_cycles,
                 "imc_load_cycles": self.imc_load_cycles,
                 # useful MACs over MVM-record cycles x MACs per cycle; then with weight loads
-                "utilization": _ratio(self.macs, (busy - self.imc_load_cycles) * peak),
+                "utilization": _ratio(self.macs, capacity),
                 "utilization_with_loads": _ratio(self.macs, busy * peak),
+                "losses": {name: _ratio(lost, capacity) for name, lost in self.losses.items()},
             },
             "bytes": {
                 LEVEL_NAMES[level]: {"read": self.read[level], "written": self.written[level]}
                 for level in LEVELS
             },
             "transfers": {
-                f"{LEVEL_NAMES[a]}->{LEVEL_NAMES[b]}": moved
-                for (a, b), moved in sorted(self.transfers.items())
+                pair: {**entry, "peak_cycles": round(entry["peak_cycles"])}
+                for pair, entry in sorted(self.transfers.items())
             },
             "roofline": {
                 "compute_cycles": round(compute),
@@ -327,6 +394,13 @@ class Profile:
                 "ratio": _ratio(total, bound, digits=3),
             },
         }
+
+
+SCHEDULE = (
+    "sequential: one core, one record after another, no overlap of units, DMA or weight "
+    "loads (double buffering, pipelining and multicore come later); device cycles only, "
+    "host ops not modelled"
+)
 
 
 def _ratio(a: float, b: float, digits: int = 4) -> float | None:

@@ -98,4 +98,5 @@ class DeviceProgram:
             )
             for s in index["segments"]
         ]
-        return cls([Region(**r) for r in index["regions"]], constants, segments)
+        regions = [Region(**{**r, "pages": tuple(r.get("pages", ()))}) for r in index["regions"]]
+        return cls(regions, constants, segments)
