@@ -417,11 +417,13 @@ def _evaluate(
                 outputs.QUANTIZED_MODEL,
                 "quantized_graph.json",
             )
+        started = time.perf_counter()
         model, preamble, postamble = whole_model
         accuracy = whole_model_sqnr(
             model, preamble, quant_graph, postamble, track(compilation.progress, "SQNR", held_out)
         )
         record.detail["output_sqnr_db"] = accuracy
+        record.detail["sqnr_seconds"] = round(time.perf_counter() - started, 4)
         options = _quantize_options(compilation)
         compilation.report["quantization"] = {
             "scheme": options["quantization_scheme"],

@@ -64,6 +64,7 @@ class HardwareModel:
     ddr_address: int = 0x1_0000_0000  # chosen
     l1_core_stride: int = 0x0100_0000  # chosen: 16 MiB between the cores' physical L1 windows
     page_bytes: int = 64 * 1024  # chosen: page size of paged L2 and DDR (page_memory)
+    page_table_entries: int = 16384  # chosen: virtual pages per paged memory (1 GiB)
 
     @property
     def macs_per_cycle(self) -> int:

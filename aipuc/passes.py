@@ -40,6 +40,7 @@ _PASS_LOCATIONS: dict[str, str] = {
     "aipu-dpu-constants": "aipuc.lowering.aipu_dpu_constants:AipuDpuConstantsPass",
     "mem-pools": "aipuc.lowering.mem_pools:MemPoolsPass",
     "aipu-tile": "aipuc.lowering.aipu_tile:AipuTilePass",
+    "mem-promote": "aipuc.lowering.mem_promote:MemPromotePass",
     "aipu-dfs": "aipuc.lowering.aipu_dfs:AipuDfsPass",
     "mem-bufferize": "aipuc.lowering.mem_bufferize:MemBufferizePass",
     "aipu-dpu-regalloc": "aipuc.lowering.dpu_regalloc:DpuRegallocPass",

@@ -36,6 +36,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from aipuc.config import CompilerConfig
 from aipuc.errors import CompilationError
+from aipuc.hardware import MemorySpace
 from aipuc.passes import PASSES
 
 
@@ -49,17 +50,22 @@ class Phase(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
-    """One pass of a stage; `enabled_by` is the boolean config field that switches it on."""
+    """One pass of a stage. `enabled_by` is the boolean config field that switches it on (or,
+    with `when=False`, off); `fixed` are options of this step that no config field mirrors."""
 
     pass_name: str
     enabled_by: str | None = None
+    when: bool = True
+    fixed: tuple[tuple[str, object], ...] = ()
 
     @property
     def pass_class(self) -> type[ModulePass]:
         return PASSES[self.pass_name]()
 
     def fields_read(self) -> tuple[str, ...]:
-        options = tuple(field.name for field in dataclasses.fields(self.pass_class))
+        fixed = dict(self.fixed)
+        fields = dataclasses.fields(self.pass_class)
+        options = tuple(field.name for field in fields if field.name not in fixed)
         return (self.enabled_by, *options) if self.enabled_by else options
 
 
@@ -69,6 +75,8 @@ class Stage:
     phase: Phase
     steps: tuple[Step, ...]
 
+
+_L2, _L1 = MemorySpace.L2.value, MemorySpace.L1.value
 
 STAGES: tuple[Stage, ...] = (
     Stage(
@@ -100,7 +108,10 @@ STAGES: tuple[Stage, ...] = (
             Step("aipu-dpu-constants"),
             Step("mem-pools"),
             Step("aipu-tile"),
+            Step("mem-promote", "split_buffer_promotion", False, (("promote_to", (_L2, _L1)),)),
+            Step("mem-promote", "split_buffer_promotion", True, (("promote_to", (_L2,)),)),
             Step("aipu-dfs"),
+            Step("mem-promote", "split_buffer_promotion", True, (("promote_to", (_L1,)),)),
             Step("mem-bufferize"),
             Step("aipu-dpu-regalloc"),
             Step("aipu-programs"),
@@ -108,7 +119,11 @@ STAGES: tuple[Stage, ...] = (
         ),
     ),
 )
-"""Every pass stage in order. Lowering stages are appended here with `Phase.LOWERING`."""
+"""Every pass stage in order. Lowering stages are appended here with `Phase.LOWERING`.
+
+Buffer promotion is one `mem-promote` (L2, then L1) before depth-first tiling, or with
+`split_buffer_promotion` two, L2 before it and L1 after it, so that depth-first groups
+choose first what stays in L1."""
 
 
 def stages(phase: Phase) -> tuple[Stage, ...]:
@@ -124,10 +139,14 @@ def build_passes(stage: Stage, config: CompilerConfig) -> tuple[ModulePass, ...]
     """The passes `config` switches on in `stage`, each with its options from `config`."""
     passes = []
     for step in stage.steps:
-        if step.enabled_by is not None and not getattr(config, step.enabled_by):
+        if step.enabled_by is not None and bool(getattr(config, step.enabled_by)) != step.when:
             continue
         pass_class = step.pass_class
-        options = {f.name: _option(getattr(config, f.name)) for f in dataclasses.fields(pass_class)}
+        fixed = dict(step.fixed)
+        options = {
+            f.name: fixed[f.name] if f.name in fixed else _option(getattr(config, f.name))
+            for f in dataclasses.fields(pass_class)
+        }
         passes.append(pass_class(**options))
     return tuple(passes)
 

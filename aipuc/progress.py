@@ -12,6 +12,7 @@ in `track` and its single long steps in `step`:
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, TypeVar
@@ -51,14 +52,20 @@ def each(progress: ProgressCallback | None, task: str) -> Callable[[int, int], N
 
 
 class ProgressBars:
-    """The command line's `ProgressCallback`: a tqdm bar per running task on a terminal;
-    elsewhere (logs, pipes) a line per quarter of a task that counts units (calibration
-    samples), and nothing for single steps."""
+    """The command line's `ProgressCallback`: a tqdm bar per running task on a terminal,
+    whose elapsed time keeps ticking while a long step runs (nothing on screen stands still
+    for more than `TICK_SECONDS`); elsewhere (logs, pipes, where an error must stay one
+    line) a line per quarter of a task that counts units (calibration samples) only."""
+
+    TICK_SECONDS = 1.0
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.interactive = self.stream.isatty()
         self._bars: dict[str, object] = {}
+        self._lock = threading.Lock()  # the ticker redraws from its own thread
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __call__(self, task: str, done: int, total: int) -> None:
         if self.interactive:
@@ -69,19 +76,34 @@ class ProgressBars:
     def _draw(self, task: str, done: int, total: int) -> None:
         from tqdm import tqdm
 
-        bar = self._bars.get(task)
-        if bar is None:
-            bar = self._bars[task] = tqdm(
-                total=total, desc=f"  {task}", file=self.stream, leave=True, dynamic_ncols=True
-            )
-        assert isinstance(bar, tqdm)
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
-            del self._bars[task]
+        with self._lock:
+            bar = self._bars.get(task)
+            if bar is None:
+                bar = self._bars[task] = tqdm(
+                    total=total, desc=f"  {task}", file=self.stream, leave=True, dynamic_ncols=True
+                )
+            assert isinstance(bar, tqdm)
+            bar.update(done - bar.n)
+            if done >= total:
+                bar.close()
+                del self._bars[task]
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="aipuc-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        """Redraw the open bars every TICK_SECONDS, so their elapsed time moves on."""
+        while not self._stop.wait(self.TICK_SECONDS):
+            with self._lock:
+                for bar in self._bars.values():
+                    bar.refresh()  # type: ignore[attr-defined]
 
     def close(self) -> None:
-        """End the bars of tasks that did not finish (a failed compilation)."""
-        for bar in self._bars.values():
-            bar.close()  # type: ignore[attr-defined]
-        self._bars.clear()
+        """Stop the ticker; end the bars of tasks that did not finish (a failed compilation)."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()  # type: ignore[attr-defined]
+            self._bars.clear()

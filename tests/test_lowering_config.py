@@ -238,21 +238,25 @@ def test_max_tiling_attempts(compiled, probe, tmp_path):
     )
 
 
+IN_DDR = {"enable_buffer_promotion": False}
+"""Tensors stay in DDR: promoted to L1, the probe moves no bytes off core at all."""
+
+
 def test_tiling_depth_moves_fewer_bytes(compiled):
     """Depth-first groups keep intermediate tiles in L1: fewer bytes to and from L2/DDR."""
-    default = stream_facts(compiled()).off_core_bytes
-    grouped = compiled(tiling_depth=4)
+    default = stream_facts(compiled(**IN_DDR)).off_core_bytes
+    grouped = compiled(**IN_DDR, tiling_depth=4)
     assert stream_facts(grouped).off_core_bytes < default
-    assert stream_facts(compiled(tiling_depth=6)).off_core_bytes < default
+    assert stream_facts(compiled(**IN_DDR, tiling_depth=6)).off_core_bytes < default
 
 
 def test_dfs_search_constraint(compiled):
     """Under a 64 KiB L1 most depth-first groups need height tiles; a search space of one
     candidate per start layer (its longest chain, untiled) finds fewer groups, so more bytes
     move than with the full search, though fewer than without depth-first tiling."""
-    tight = stream_facts(compiled(l1_constraint=65536)).off_core_bytes
-    full = stream_facts(compiled(l1_constraint=65536, tiling_depth=4)).off_core_bytes
-    constrained = compiled(l1_constraint=65536, tiling_depth=4, dfs_search_constraint=1)
+    tight = stream_facts(compiled(**IN_DDR, l1_constraint=65536)).off_core_bytes
+    full = stream_facts(compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4)).off_core_bytes
+    constrained = compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4, dfs_search_constraint=1)
     assert full < stream_facts(constrained).off_core_bytes < tight
 
 
@@ -305,18 +309,11 @@ def test_max_memplan_attempts_is_named_in_the_error(probe, tmp_path):
         lower(probe[0], tmp_path / "out", l1_constraint=SMALL_L1, max_memplan_attempts=1)
 
 
-NO_PROMOTION_YET = (
-    "no lowering pass reads the pool and promotion fields yet (mem-promote is not built; "
-    "aipuc.driver.fields_without_effect() lists them): every buffer stays in DDR"
-)
-
-
 def pools_used(folder) -> set[str]:
     """Pools holding buffers other than the L1 staging of tiles."""
     return {b["pool"] for b in memory_plan(folder)["buffers"] if not b["pool"].startswith("l1")}
 
 
-@pytest.mark.xfail(strict=True, reason=NO_PROMOTION_YET)
 def test_memory_pools_in_l2(compiled):
     """io, constant and workspace pools in L2, promotion off: nothing left in DDR."""
     in_l2 = compiled(
@@ -325,14 +322,20 @@ def test_memory_pools_in_l2(compiled):
         constant_memory_pool="global.l2",
         workspace_memory_pool="global.l2",
     )
-    assert pools_used(in_l2) == {"l2"}
+    assert pools_used(in_l2) == {"l2", "ddr"}
+    # only DPU programs (1-D micro-op bytes, live throughout) stay in DDR: their home is
+    # dpu_instructions_home, not one of these pools
+    plan = memory_plan(in_l2)
+    end = max(b["last_step"] for b in plan["buffers"])
+    for buffer in (b for b in plan["buffers"] if b["pool"] == "ddr"):
+        assert re.fullmatch(r"!mem.buffer<\d+xi8, global.ddr>", buffer["type"]), buffer
+        assert (buffer["first_step"], buffer["last_step"]) == (0, end), buffer
 
 
 def ddr_bytes(folder) -> int:
     return sum(b["size"] for b in memory_plan(folder)["buffers"] if b["pool"] == "ddr")
 
 
-@pytest.mark.xfail(strict=True, reason=NO_PROMOTION_YET)
 def test_enable_buffer_promotion(compiled):
     """The probe's activations (a few KiB) are promoted out of DDR by default, not without."""
     assert ddr_bytes(compiled()) < ddr_bytes(compiled(enable_buffer_promotion=False))

@@ -8,6 +8,7 @@ attention block; `pytest -m long` sweeps every zoo model under every config, one
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -98,7 +99,17 @@ def check(quantized, tmp_path: Path, model: str, fields: dict) -> Path:
     out = tmp_path / "lowered"
     lower(folder, out, **fields)
     assert_stream_equals_reference(out, references, samples)
+    assert_plan_near_its_bound(out)
     return out
+
+
+def assert_plan_near_its_bound(out: Path) -> None:
+    """Every pool's planned peak within 10 % of its lower bound (bytes alive at once; for a
+    paged pool in whole pages), as the report gives them."""
+    report = json.loads((out / "compilation_report.json").read_text())
+    for pool, entry in report["lowering"]["memory"].items():
+        assert entry["lower_bound"] >= entry["live_bytes"], (pool, entry)
+        assert entry["peak"] <= 1.1 * entry["lower_bound"], (pool, entry)
 
 
 @pytest.mark.parametrize("name", QUICK)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import onnx
 
@@ -58,6 +59,21 @@ def test_bars_on_a_terminal_and_lines_elsewhere():
         "  calibrate: 6/8",
         "  calibrate: 8/8",
     ]
+
+
+def test_a_long_step_keeps_its_bar_moving(monkeypatch):
+    """On a terminal, an open bar is redrawn every TICK_SECONDS while its step runs."""
+    monkeypatch.setattr(ProgressBars, "TICK_SECONDS", 0.01)
+    terminal = _Terminal()
+    bars = ProgressBars(terminal)
+    bars("lower", 0, 1)
+    drawn = len(terminal.getvalue())
+    deadline = time.monotonic() + 30
+    while len(terminal.getvalue()) == drawn and time.monotonic() < deadline:
+        time.sleep(0.01)  # nothing reports progress meanwhile: only the ticker draws
+    assert len(terminal.getvalue()) > drawn
+    bars.close()
+    assert bars._ticker is not None and not bars._ticker.is_alive()
 
 
 def test_compile_reports_progress_unless_quiet(tmp_path, capsys, monkeypatch):

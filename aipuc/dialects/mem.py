@@ -21,6 +21,7 @@ from its first to its last use in program order; there is no alloc/dealloc.
 from __future__ import annotations
 
 import abc
+import functools
 from collections.abc import Mapping, Sequence
 
 from xdsl.dialects.builtin import (
@@ -66,6 +67,13 @@ from xdsl.utils.exceptions import VerifyException
 from aipuc.hardware import AIPU, MemorySpace
 
 
+@functools.lru_cache(maxsize=4096)
+def _i64_array(values: tuple[int, ...]) -> DenseArrayBase:
+    """An i64 array attribute. Attributes are immutable, so equal ones are shared: building
+    one (normalising, packing, verifying) is a hot spot of bufferization."""
+    return DenseArrayBase.from_list(i64, values)
+
+
 @irdl_attr_definition
 class MemorySpaceAttr(EnumAttribute[MemorySpace], SpacedOpaqueSyntaxAttribute):
     """A memory level of the AIPU: `#mem<space global.l1>`."""
@@ -88,7 +96,7 @@ class MemoryType(ParametrizedAttribute, TypeAttribute):
     ):
         if not isinstance(space, MemorySpaceAttr):
             space = MemorySpaceAttr(space)
-        super().__init__(DenseArrayBase.from_list(i64, shape), element_type, space)
+        super().__init__(_i64_array(tuple(shape)), element_type, space)
 
     def get_shape(self) -> tuple[int, ...]:
         return tuple(self.shape.iter_values())
@@ -188,12 +196,16 @@ class PoolOp(IRDLOperation):
     """Bytes per page when the pool is paged (`page_memory`)."""
     address = opt_prop_def(IntegerAttr[I64])
     """Device address of offset 0 (the memory map); set with the pools' capacities."""
+    pages = opt_prop_def(DenseArrayBase.constr(i64))
+    """A paged pool's page table, set by the memory planner: the physical page behind each
+    virtual page (buffer offsets are virtual), -1 for a page no buffer uses. Virtual pages
+    whose buffers are never alive at once may share a physical page."""
 
     traits = traits_def(SymbolOpInterface())
 
     assembly_format = (
         "$sym_name $space (`core` $core^)? `capacity` $capacity (`page` $page_size^)?"
-        " (`at` $address^)? attr-dict"
+        " (`at` $address^)? (`pages` $pages^)? attr-dict"
     )
 
     def __init__(
@@ -232,6 +244,15 @@ class PoolOp(IRDLOperation):
             raise VerifyException(
                 f"page size must be in 1..capacity ({capacity}), got {self.page_size.value.data}"
             )
+        if self.pages is not None:
+            if self.page_size is None:
+                raise VerifyException("only a paged pool (with `page`) has a page table")
+            frames = capacity // self.page_size.value.data
+            table = self.pages.get_values()
+            if any(not -1 <= frame < frames for frame in table):
+                raise VerifyException(
+                    f"page table entries must be physical pages 0..{frames - 1} or -1"
+                )
 
 
 @irdl_op_definition
@@ -355,13 +376,9 @@ class ViewOp(IRDLOperation):
         super().__init__(
             operands=[source, list(steps)],
             properties={
-                "static_offsets": DenseArrayBase.from_list(i64, offsets),
-                "coefficients": DenseArrayBase.from_list(
-                    i64, [c for coeffs in steps.values() for c in coeffs]
-                ),
-                "strides": DenseArrayBase.from_list(
-                    i64, [1] * len(sizes) if strides is None else strides
-                ),
+                "static_offsets": _i64_array(tuple(offsets)),
+                "coefficients": _i64_array(tuple(c for coeffs in steps.values() for c in coeffs)),
+                "strides": _i64_array(tuple([1] * len(sizes) if strides is None else strides)),
             },
             result_types=[ViewType(sizes, source_type.element_type, source_type.memory_space)],
         )

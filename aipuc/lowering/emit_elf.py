@@ -222,7 +222,15 @@ def build_elf(module: ModuleOp, options: EmitOptions) -> Artifact:
     assert len(data) == image["size"]
     device = {
         "memory_map": [
-            {"name": r.name, "base": r.base, "size": r.size, "backing": r.backing}
+            {
+                "name": r.name,
+                "base": r.base,
+                "size": r.size,
+                "page_size": r.page_size,
+                "pages": list(r.pages),
+                "physical": r.physical,
+                "backing": r.backing,
+            }
             for r in emitted.regions
         ],
         "segments": [

@@ -458,15 +458,22 @@ def _pad(values: Sequence[int], fill: int, length: int = MAX_DIMS) -> list[int]:
 
 
 def _regions(module: ModuleOp) -> list[Region]:
-    """The memory map: every pool, and each L1 again through its physical window."""
+    """The memory map: every pool's address window (a paged pool's virtual window with its
+    page table and the physical bytes behind it), and each L1 again through its physical
+    window."""
     physical = _l1_physical(module)
     regions = []
     for name, pool in pools_of(module).items():
         assert pool.address is not None
-        base, size = pool.address.value.data, pool.capacity.value.data
-        regions.append(Region(name, base, size))
+        address, capacity = pool.address.value.data, pool.capacity.value.data
+        if pool.page_size is None:
+            regions.append(Region(name, address, capacity))
+        else:
+            page = pool.page_size.value.data
+            table = () if pool.pages is None else pool.pages.get_values()
+            regions.append(Region(name, address, len(table) * page, page, tuple(table), capacity))
         if pool.core is not None:
-            regions.append(Region(f"{name}.physical", physical(pool), size, backing=name))
+            regions.append(Region(f"{name}.physical", physical(pool), capacity, backing=name))
     tasklists = module.attributes.get(TASKLIST_ATTR)
     if isinstance(tasklists, DenseArrayBase):
         base, size = (int(v) for v in tasklists.iter_values())  # type: ignore[misc]

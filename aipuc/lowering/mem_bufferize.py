@@ -157,6 +157,11 @@ def partition(main: func.FuncOp) -> list[list[Operation]]:
     return [segments[k] for k in sorted(segments)]
 
 
+def buffer_bytes(memory: mem.MemoryType) -> int:
+    """Bytes a buffer of this type takes: its dense size in whole PWORDs."""
+    return -(-memory.nbytes // AIPU.pword_bytes) * AIPU.pword_bytes
+
+
 @dataclass
 class SegmentBuilder:
     """Buffers and the core program of one segment."""
@@ -166,6 +171,8 @@ class SegmentBuilder:
     buffer_ops: list[Operation] = field(default_factory=list)
     buffers: dict[SSAValue, SSAValue] = field(default_factory=dict)
     weight_buffers: set[SSAValue] = field(default_factory=set)
+    derived: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    """Buffers laid out afresh from a constant tensor (chunk-major weights) -> the tensor."""
     core: aipu.CoreOp = field(default_factory=lambda: aipu.CoreOp(0))
 
     @property
@@ -179,8 +186,7 @@ class SegmentBuilder:
         if name not in self.pools:
             raise CompilationError(f"no {space} pool: run mem-pools before mem-bufferize")
         buffer_type = mem.BufferType(list(shape), element, space)
-        size = -(-buffer_type.nbytes // AIPU.pword_bytes) * AIPU.pword_bytes
-        op = mem.BufferOp(name, buffer_type, size=size, init=init)
+        op = mem.BufferOp(name, buffer_type, size=buffer_bytes(buffer_type), init=init)
         self.buffer_ops.append(op)
         return op.buffer
 
@@ -389,7 +395,9 @@ class ConvExpansion:
             blocked = matrix.reshape(self.depth, chunks, self.n_chunk).transpose(1, 0, 2)
             blocked = blocked.reshape(chunks * self.depth, self.n_chunk)
             init = dense_from_numpy(blocked)
-            return builder.new_buffer(home_space(owner), blocked.shape, i8, init), False, True
+            matrix_buffer = builder.new_buffer(home_space(owner), blocked.shape, i8, init)
+            builder.derived[matrix_buffer] = op.weights
+            return matrix_buffer, False, True
         weights = builder.buffer(op.weights)
         if len(shape) == 3:  # computed weights, one matrix per image: seen as [images * K, N]
             images, depth, columns = shape

@@ -5,24 +5,34 @@ segment (a tile loop is one step). A buffer lives from the first to the last ste
 uses it (through views and reinterpretations); segment inputs from the start of their
 segment and outputs to its end, constants and DPU/DWPU programs for the whole program.
 
-Per pool the planner places buffers greedily, largest first, at the lowest aligned offset
-that overlaps no placed buffer whose lifetime meets its own. Up to `max_memplan_attempts`
-orders are tried (by size, by lifetime start, by lifetime length); the first plan that fits
-every pool wins. The lower bound of a pool is the largest total of bytes alive at one
-step; the report gives both. `verify_plan` re-checks a module's offsets independently.
+Per pool the planner places buffers greedily in some order, each into a gap (the lowest,
+or the tightest) that overlaps no placed buffer whose lifetime meets its own. Up to
+`max_memplan_attempts` orders are tried (by size, by lifetime start, by lifetime length,
+...), the best plan is kept, and the search stops at a plan that reaches the lower bound:
+the largest total of bytes alive at one step. The report gives both per pool.
+
+A paged pool (`page_memory`) plans virtual offsets the same way, then maps virtual pages to
+physical pages: a virtual page is alive while any buffer in it is, and pages alive at once
+get distinct physical pages, so its peak is the most pages alive at once, whatever the
+virtual fragmentation; its lower bound is the live bytes in whole pages. The page table is
+the pool's `pages`; the device translates every access through it.
+
+`verify_plan` re-checks a module's offsets (and page tables) independently.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import DenseArrayBase, DictionaryAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.passes import AipucPass
 
@@ -109,35 +119,116 @@ def _align(offset: int, alignment: int) -> int:
     return -(-offset // alignment) * alignment
 
 
-def place(items: list[Lifetime], key: Callable[[Lifetime], tuple]) -> tuple[dict, int]:
-    """Offsets for `items` placed in `key` order at the lowest fitting offset; and the peak."""
+def place(
+    items: list[Lifetime], key: Callable[[Lifetime], tuple], best_fit: bool = False
+) -> tuple[dict[mem.BufferOp, int], int]:
+    """Offsets for `items` placed in `key` order, and the extent they span.
+
+    Each buffer goes into a gap between the buffers already placed whose lifetimes meet
+    its own: the lowest that fits (first fit) or the tightest (best fit), else on top."""
     placed: list[tuple[Lifetime, int]] = []
     offsets = {}
-    peak = 0
+    extent = 0
     for item in sorted(items, key=key):
-        conflicts = sorted(
-            ((o, o + other.size) for other, o in placed if other.meets(item)), key=lambda c: c[0]
-        )
-        offset = 0
-        for low, high in conflicts:
-            offset = _align(offset, item.alignment)
-            if offset + item.size <= low:
-                break
-            offset = max(offset, high)
-        offset = _align(offset, item.alignment)
+        conflicts = sorted((o, o + other.size) for other, o in placed if other.meets(item))
+        offset = _gap(conflicts, item.size, item.alignment, best_fit)
         placed.append((item, offset))
         offsets[item.buffer] = offset
-        peak = max(peak, offset + item.size)
-    return offsets, peak
+        extent = max(extent, offset + item.size)
+    return offsets, extent
 
 
-ORDERS: list[Callable[[Lifetime], tuple]] = [
-    lambda i: (-i.size, i.start),
-    lambda i: (i.start, -i.size),
-    lambda i: (-(i.end - i.start), -i.size),
-    lambda i: (-i.size * (i.end - i.start + 1), i.start),
-    lambda i: (i.end, -i.size),
+def _gap(conflicts: list[tuple[int, int]], size: int, alignment: int, best_fit: bool) -> int:
+    """The offset of a free gap of `size` bytes between sorted occupied ranges."""
+    best = None
+    low = 0
+    for start, stop in conflicts:
+        offset = _align(low, alignment)
+        if offset + size <= start:
+            if not best_fit:
+                return offset
+            if best is None or start - offset < best[0]:
+                best = (start - offset, offset)
+        low = max(low, stop)
+    return _align(low, alignment) if best is None else best[1]
+
+
+def map_pages(
+    items: list[Lifetime], offsets: dict[mem.BufferOp, int], page: int
+) -> tuple[list[int], int]:
+    """A page table for a paged pool's virtual plan, and the physical pages it uses.
+
+    A virtual page is alive from the first to the last step of the buffers it holds; pages
+    alive at once get distinct physical pages (in order of their first step, continuing
+    the previous virtual page's physical run when it is free, else the lowest free page),
+    so the physical pages used are the most virtual pages alive at one step."""
+    spans: dict[int, list[int]] = {}
+    for item in items:
+        offset = offsets[item.buffer]
+        for virtual in range(offset // page, (offset + item.size - 1) // page + 1):
+            span = spans.setdefault(virtual, [item.start, item.end])
+            span[0], span[1] = min(span[0], item.start), max(span[1], item.end)
+    table = [-1] * (max(spans, default=-1) + 1)
+    free: list[int] = []
+    free_set: set[int] = set()
+    alive: list[tuple[int, int]] = []  # (last step, physical page)
+    used = 0
+    for virtual in sorted(spans, key=lambda v: (spans[v][0], v)):
+        start, end = spans[virtual]
+        while alive and alive[0][0] < start:
+            _, frame = heapq.heappop(alive)
+            heapq.heappush(free, frame)
+            free_set.add(frame)
+        previous = table[virtual - 1] + 1 if virtual > 0 and table[virtual - 1] >= 0 else None
+        if previous is not None and previous in free_set:
+            frame = previous
+        else:
+            while free and free[0] not in free_set:
+                heapq.heappop(free)
+            frame = heapq.heappop(free) if free else used
+        if frame == used:
+            used += 1
+        free_set.discard(frame)
+        table[virtual] = frame
+        heapq.heappush(alive, (end, frame))
+    return table, used
+
+
+ORDERS: list[tuple[Callable[[Lifetime], tuple], bool]] = [
+    (lambda i: (-i.size, i.start), False),
+    (lambda i: (-i.size, i.start), True),
+    (lambda i: (i.start, -i.size), True),
+    (lambda i: (-(i.end - i.start), -i.size), False),
+    (lambda i: (-i.size * (i.end - i.start + 1), i.start), True),
+    (lambda i: (i.end, -i.size), False),
 ]
+"""Placement attempts: (order, best fit), tried in turn up to max_memplan_attempts."""
+
+
+@dataclass
+class PoolPlan:
+    offsets: dict[mem.BufferOp, int]
+    peak: int
+    """Bytes: the extent of the plan, or for a paged pool its physical pages in bytes."""
+    pages: list[int] | None = None
+
+
+def plan_pool(items: list[Lifetime], page: int | None, attempts: int, goal: int) -> PoolPlan:
+    """The best of up to `attempts` placements (the first that reaches `goal` ends it)."""
+    best = None
+    for key, best_fit in ORDERS[:attempts]:
+        offsets, extent = place(items, key, best_fit)
+        if page is None:
+            plan = PoolPlan(offsets, extent)
+        else:
+            table, frames = map_pages(items, offsets, page)
+            plan = PoolPlan(offsets, frames * page, table)
+        if best is None or plan.peak < best.peak:
+            best = plan
+        if best.peak <= goal:
+            break
+    assert best is not None
+    return best
 
 
 @dataclass(frozen=True)
@@ -153,31 +244,36 @@ class MemPlanPass(AipucPass):
             by_pool[item.buffer.pool.root_reference.data].append(item)
         summary = {}
         for name, items in by_pool.items():
-            capacity = pools[name].capacity.value.data
-            bound = lower_bound(items)
-            best = None
-            for key in ORDERS[: self.max_memplan_attempts]:
-                offsets, peak = place(items, key)
-                if best is None or peak < best[1]:
-                    best = (offsets, peak)
-                if peak <= capacity:
-                    break
-            assert best is not None
-            offsets, peak = best
-            if peak > capacity:
+            pool = pools[name]
+            capacity = pool.capacity.value.data
+            page = None if pool.page_size is None else pool.page_size.value.data
+            live = lower_bound(items)
+            bound = live if page is None else -(-live // page) * page
+            plan = plan_pool(items, page, self.max_memplan_attempts, bound)
+            if plan.peak > capacity:
                 raise CompilationError(
-                    f"memory plan of pool '{name}' needs {peak} bytes ({bound} alive at once at "
-                    f"best) but its capacity is {capacity} bytes, after "
+                    f"memory plan of pool '{name}' needs {plan.peak} bytes ({live} alive at "
+                    f"once at best) but its capacity is {capacity} bytes, after "
                     f"{min(self.max_memplan_attempts, len(ORDERS))} attempt(s); raise the pool's "
                     "size or constraint, tile further, or move buffers to a larger pool"
                 )
-            for buffer, offset in offsets.items():
+            if plan.pages is not None:
+                if len(plan.pages) > AIPU.page_table_entries:
+                    raise CompilationError(
+                        f"pool '{name}' needs {len(plan.pages)} virtual pages but a page table "
+                        f"holds {AIPU.page_table_entries}; lower max_memplan_attempts or turn "
+                        "page_memory off"
+                    )
+                pool.pages = DenseArrayBase.from_list(i64, plan.pages)
+            for buffer, offset in plan.offsets.items():
                 buffer.offset = IntegerAttr(offset, i64)
             summary[name] = DictionaryAttr(
                 {
                     "capacity": IntegerAttr(capacity, i64),
-                    "peak": IntegerAttr(peak, i64),
+                    "peak": IntegerAttr(plan.peak, i64),
                     "lower_bound": IntegerAttr(bound, i64),
+                    "live_bytes": IntegerAttr(live, i64),
+                    "page_size": IntegerAttr(page or 0, i64),
                 }
             )
         op.attributes[PLAN_ATTR] = DictionaryAttr({k: v for k, v in summary.items()})
@@ -185,7 +281,10 @@ class MemPlanPass(AipucPass):
 
 
 def verify_plan(module: ModuleOp) -> None:
-    """Every buffer planned inside its pool, and no two live buffers overlapping."""
+    """Every buffer planned inside its pool, and no two live buffers sharing a byte.
+
+    Independent of the planner: it reads the offsets, and for a paged pool translates each
+    buffer's virtual range through the pool's page table into physical ranges."""
     pools = pools_of(module)
     items = lifetimes(module)
     for item in items:
@@ -195,23 +294,59 @@ def verify_plan(module: ModuleOp) -> None:
     for item in items:
         by_pool.setdefault(item.buffer.pool.root_reference.data, []).append(item)
     for name, group in by_pool.items():
-        capacity = pools[name].capacity.value.data
-        spans = sorted(group, key=lambda i: i.buffer.offset.value.data)  # type: ignore[union-attr]
-        for index, item in enumerate(spans):
-            start = item.buffer.offset.value.data  # type: ignore[union-attr]
-            if start + item.size > capacity:
+        pool = pools[name]
+        capacity = pool.capacity.value.data
+        pieces = sorted(
+            (
+                (start, stop, item)
+                for item in group
+                for start, stop in _physical(name, pool, item)
+                if stop > start
+            ),
+            key=lambda piece: piece[:2],
+        )
+        for index, (start, stop, item) in enumerate(pieces):
+            if stop > capacity:
                 raise CompilationError(
-                    f"pool '{name}': buffer at [{start}, {start + item.size}) overflows the "
-                    f"capacity of {capacity} bytes"
+                    f"pool '{name}': {_where(item)} overflows the capacity of {capacity} bytes"
                 )
-            for other in spans[index + 1 :]:
-                other_start = other.buffer.offset.value.data  # type: ignore[union-attr]
-                if other_start >= start + item.size:
+            for other_start, other_stop, other in pieces[index + 1 :]:
+                if other_start >= stop:
                     break
-                if item.meets(other):
+                if other is not item and item.meets(other):
                     raise CompilationError(
-                        f"pool '{name}': buffers at [{start}, {start + item.size}) and "
-                        f"[{other_start}, {other_start + other.size}) overlap while both are "
-                        f"alive (steps {max(item.start, other.start)}.."
-                        f"{min(item.end, other.end)})"
+                        f"pool '{name}': {_where(item)} and {_where(other)} overlap at bytes "
+                        f"[{max(start, other_start)}, {min(stop, other_stop)}) while both are "
+                        f"alive (steps {max(item.start, other.start)}..{min(item.end, other.end)})"
                     )
+
+
+def _where(item: Lifetime) -> str:
+    offset = item.buffer.offset.value.data  # type: ignore[union-attr]
+    return f"the buffer at [{offset}, {offset + item.size})"
+
+
+def _physical(name: str, pool: mem.PoolOp, item: Lifetime) -> list[tuple[int, int]]:
+    """The byte ranges of the pool's memory that a buffer occupies."""
+    offset = item.buffer.offset.value.data  # type: ignore[union-attr]
+    if pool.page_size is None:
+        return [(offset, offset + item.size)]
+    page = pool.page_size.value.data
+    table = () if pool.pages is None else pool.pages.get_values()
+    pieces: list[tuple[int, int]] = []
+    position, stop = offset, offset + item.size
+    while position < stop:
+        virtual = position // page
+        if virtual >= len(table) or table[virtual] < 0:
+            raise CompilationError(
+                f"pool '{name}': {_where(item)} uses virtual page {virtual}, which the page "
+                "table does not map"
+            )
+        end = min(stop, (virtual + 1) * page)
+        physical = table[virtual] * page + position % page
+        if pieces and pieces[-1][1] == physical:
+            pieces[-1] = (pieces[-1][0], physical + end - position)
+        else:
+            pieces.append((physical, physical + end - position))
+        position = end
+    return pieces

@@ -7,8 +7,13 @@ Every memory-size field is read here and nowhere else; later passes read the poo
     mem.pool @l1_core0 global.l1 core 0 capacity 3670016 at 206175207424
 
 Capacities are the used size minus what is reserved (for L2 also the tasklist space of
-every core), capped by the `*_constraint` fields and scaled by `resources_used`. Paged
-pools (`page_memory`) hand out memory in pages of `AIPU.page_bytes`.
+every core), capped by the `*_constraint` fields and scaled by `resources_used`.
+
+With `page_memory`, DDR and L2 are paged: their capacity is whole pages of
+`AIPU.page_bytes`, buffers get virtual offsets, and the memory planner maps each virtual
+page to a physical page through the pool's page table, which the device applies to every
+access. A buffer is contiguous in virtual addresses only, so a paged pool fits when the
+pages alive at once fit, however its virtual plan is fragmented (see `mem-plan`).
 """
 
 from __future__ import annotations
@@ -94,12 +99,14 @@ class MemPoolsPass(AipucPass):
                 f"no {space} memory is left to the compiler ({capacity} bytes); check the size, "
                 "reserved and constraint fields and resources_used"
             )
-        if self.page_memory and space != MemorySpace.L1 and capacity < AIPU.page_bytes:
-            raise CompilationError(
-                f"the {space} pool of {capacity} bytes is smaller than one page "
-                f"({AIPU.page_bytes} bytes) of page_memory; raise its size or constraint "
-                "fields or resources_used, or set page_memory=false"
-            )
+        if self.page_memory and space != MemorySpace.L1:
+            if capacity < AIPU.page_bytes:
+                raise CompilationError(
+                    f"the {space} pool of {capacity} bytes is smaller than one page "
+                    f"({AIPU.page_bytes} bytes) of page_memory; raise its size or constraint "
+                    "fields or resources_used, or set page_memory=false"
+                )
+            capacity -= capacity % AIPU.page_bytes  # whole pages
         return capacity
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:

@@ -30,6 +30,7 @@ from aipuc.ir_files import module_text
 from aipuc.lowering.emit_elf import Artifact, EmitOptions, build_elf
 from aipuc.lowering.host_program import host_steps
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
+from aipuc.lowering.mem_pools import pools_of
 from aipuc.runtime import loader
 from aipuc.runtime.sim import cycles
 
@@ -56,11 +57,17 @@ def lowered_text(module: ModuleOp) -> str:
             del op.attributes["constant"]
 
 
-def memory_plan(module: ModuleOp) -> dict[str, Any]:
+def memory_plan(module: ModuleOp, page_tables: bool = True) -> dict[str, Any]:
+    """Per pool its capacity, planned peak, lower bound (and a paged pool's page table);
+    every buffer's pool, (virtual) offset, size and lifetime."""
     pools = {
         name: {k: v.value.data for k, v in entry.data.items()}  # type: ignore[union-attr]
         for name, entry in module.attributes[PLAN_ATTR].data.items()
     }  # type: ignore[union-attr]
+    if page_tables:
+        for name, pool in pools_of(module).items():
+            if pool.pages is not None:
+                pools[name]["page_table"] = list(pool.pages.get_values())
     buffers = [
         {
             "pool": item.buffer.pool.root_reference.data,
@@ -93,7 +100,7 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
         "segments": len(artifact.emitted.segments),
         "records": artifact.emitted.records,
         "tasks": tasks,
-        "memory": memory_plan(module)["pools"],
+        "memory": memory_plan(module, page_tables=False)["pools"],
         "elf": {"bytes": len(artifact.elf), **artifact.image},
         "dpu_regalloc": {"programs": regalloc, "spills": spills},
     }

@@ -60,8 +60,11 @@ def _max_magnitude(array: np.ndarray) -> int:
     return max(abs(int(array.min())), abs(int(array.max())))
 
 
-def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
-    """Fail unless a float64 dot product of `depth` terms of `a` and `b` is exact.
+def check_exact_integer_depth(
+    a: np.ndarray, b: np.ndarray, depth: int, bias: np.ndarray | None = None
+) -> int:
+    """Fail unless a float64 dot product of `depth` terms of `a` and `b` (plus `bias`) is
+    exact.
 
     The bound uses the operands' actual magnitudes, so int8 (|q| <= 128) allows
     depth < 2**53 / 2**14, i.e. any realistic K. Returns the largest |product| of one
@@ -71,7 +74,7 @@ def check_exact_integer_depth(a: np.ndarray, b: np.ndarray, depth: int) -> int:
         if not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"exact integer GEMM needs integer operands, {name} is {array.dtype}")
     largest_product = _max_magnitude(a) * _max_magnitude(b)
-    bound = depth * largest_product
+    bound = depth * largest_product + (0 if bias is None else _max_magnitude(bias))
     if bound >= FLOAT64_EXACT_LIMIT:
         raise ValueError(
             f"exact integer GEMM of depth {depth} could reach {bound} >= 2**53; "
@@ -110,18 +113,32 @@ def _exact_gemm_dtype(chunk: int) -> np.dtype:
 
 
 @_one_blas_thread
-def _exact_float_matmul(a: np.ndarray, b: np.ndarray, chunk: int) -> np.ndarray:
+def _exact_float_matmul(
+    a: np.ndarray, b: np.ndarray, chunk: int, offset: np.ndarray | None = None
+) -> np.ndarray:
     """`np.matmul` of integer-valued float arrays, exact, as int64: float64 in one product
-    (`chunk` 0), else float32 over reduction chunks of `chunk` terms added in int64."""
-    if chunk == 0:
-        return _to_int64(np.matmul(a, b))
+    (`chunk` 0), else float32 over reduction chunks of `chunk` terms added in int64.
+
+    An integer `offset` (a bias broadcast against the product) is added in the same pass
+    that converts the first product to int64. Each conversion adds in float64 and casts,
+    exact while the sum stays below 2**53, which `check_exact_integer_depth` ensures.
+    """
     depth = a.shape[-1]
-    total = _to_int64(np.matmul(a[..., :chunk], b[..., :chunk, :]))
-    for start in range(chunk, depth, chunk):
-        total += _to_int64(
-            np.matmul(a[..., start : start + chunk], b[..., start : start + chunk, :])
-        )
+    step = chunk or depth
+    total = _exact_sum_as_int64(np.matmul(a[..., :step], b[..., :step, :]), offset)
+    for start in range(step, depth, step):
+        product = np.matmul(a[..., start : start + step], b[..., start : start + step, :])
+        np.add(total, product, out=total, dtype=np.float64, casting="unsafe")
     return total
+
+
+def _exact_sum_as_int64(exact: np.ndarray, offset: np.ndarray | None) -> np.ndarray:
+    """Integer-valued floats plus an integer `offset`, as int64 in one pass (float64
+    arithmetic: exact below 2**53)."""
+    if offset is None:
+        return _to_int64(exact)
+    out = np.empty(np.broadcast_shapes(exact.shape, offset.shape), np.int64)
+    return np.add(exact, offset, out=out, dtype=np.float64, casting="unsafe")
 
 
 def _float32_exact_terms(largest_product: int) -> int:
@@ -249,45 +266,62 @@ def conv2d(
     the integer reference centres its inputs instead, so it pads with 0).
     Returns `accumulate_dtype`, or int64 with `exact_integer`.
     """
-    n, channels, height, width = x.shape
+    n, _, height, width = x.shape
     out_channels, group_channels, kh, kw = w.shape
-    (out_h, out_w), _ = window_geometry((height, width), (kh, kw), strides, pads, dilations)
+    out_hw, _ = window_geometry((height, width), (kh, kw), strides, pads, dilations)
     padded = _pad_hw(x, pads[:2], pads[2:], pad_value)
-    depth = group_channels * kh * kw
+    geometry = (group, strides, dilations, out_hw)
+    if exact_integer:
+        out = _exact_conv(padded, w, bias, *geometry)
+        return out.reshape(n, out_channels, *out_hw)
+    dtype = np.dtype(accumulate_dtype)
     if group_channels == 1 and group > 1:
-        # Depthwise (channel multiplier m): one broadcast multiply-add per kernel tap over
-        # the window view; 2-5x faster than einsum on the 6-D view, and no GEMM to feed.
-        if exact_integer:
-            dtype = _elementwise_exact_dtype(check_exact_integer_depth(padded, w, depth), depth)
-        else:
-            dtype = np.dtype(accumulate_dtype)
-        windows = _windows(
-            padded.astype(dtype, copy=False), (kh, kw), strides, dilations, (out_h, out_w)
-        )
-        taps = w.astype(dtype, copy=False).reshape(channels, out_channels // channels, kh, kw)
-        out = np.zeros((n, channels, taps.shape[1], out_h, out_w), dtype)
-        for i in range(kh):
-            for j in range(kw):
-                out += windows[:, :, None, :, :, i, j] * taps[:, :, i, j, None, None]
-    elif exact_integer:
-        out = _exact_conv_gemm(padded, w, group, strides, dilations, (out_h, out_w))
+        out = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
     else:
-        # im2col: the window view materialised as [group, pixels, depth], then one GEMM.
-        group_out = out_channels // group
-        windows = _windows(padded, (kh, kw), strides, dilations, (out_h, out_w))
+        # im2col as [group, pixels, depth] against the transposed weight: this operand order
+        # fixes the float sums' rounding (onnxruntime's, to a few ulps), which the exact
+        # path below need not keep.
+        windows = _windows(padded, (kh, kw), strides, dilations, out_hw)
         cols = (
-            windows.reshape(n, group, group_channels, out_h, out_w, kh, kw)
+            windows.reshape(n, group, group_channels, *out_hw, kh, kw)
             .transpose(1, 0, 3, 4, 2, 5, 6)
-            .reshape(group, n * out_h * out_w, depth)
+            .reshape(group, n * out_hw[0] * out_hw[1], group_channels * kh * kw)
         )
-        weight = w.reshape(group, group_out, depth).transpose(0, 2, 1)
-        out = _gemm(cols, weight, exact_integer, accumulate_dtype)
-        out = out.reshape(group, n, out_h, out_w, group_out).transpose(1, 0, 4, 2, 3)
-    out = out.reshape(n, out_channels, out_h, out_w)
-    return _add_bias(out, bias, exact_integer, channel_axis=1)
+        weight = w.reshape(group, out_channels // group, -1).transpose(0, 2, 1)
+        out = _gemm(cols, weight, False, accumulate_dtype)
+        out = out.reshape(group, n, *out_hw, out_channels // group).transpose(1, 0, 4, 2, 3)
+    return _add_bias(out.reshape(n, out_channels, *out_hw), bias, False, channel_axis=1)
 
 
-def _exact_conv_gemm(
+def _exact_conv(
+    padded: np.ndarray,
+    w: np.ndarray,
+    bias: np.ndarray | None,
+    group: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: tuple[int, int],
+) -> np.ndarray:
+    """The integer conv plus bias, exact, as int64 [n, out_channels, pixels]: in float32
+    (float64 where one product is too large for it), the bias added while converting."""
+    if bias is not None and not np.issubdtype(bias.dtype, np.integer):
+        raise TypeError(f"exact integer kernels need an integer bias, got {bias.dtype}")
+    depth = w.shape[1] * w.shape[2] * w.shape[3]
+    largest_product = check_exact_integer_depth(padded, w, depth, bias)
+    geometry = (group, strides, dilations, out_hw)
+    if w.shape[1] == 1 and group > 1:
+        dtype = _elementwise_exact_dtype(largest_product, depth)
+        sums = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+        column = None if bias is None else bias.reshape(-1, 1)
+        return _exact_sum_as_int64(sums.reshape(len(padded), len(w), -1), column)
+    chunk = _float32_exact_terms(largest_product)
+    dtype = _exact_gemm_dtype(chunk)
+    weight, cols = _im2col(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+    column = None if bias is None else bias.reshape(*weight.shape[:-1], 1)
+    return _exact_float_matmul(weight, cols, chunk, column)
+
+
+def _depthwise_taps(
     padded: np.ndarray,
     w: np.ndarray,
     group: int,
@@ -295,34 +329,50 @@ def _exact_conv_gemm(
     dilations: Sequence[int],
     out_hw: tuple[int, int],
 ) -> np.ndarray:
-    """The exact integer conv as one im2col GEMM, returned as [n, out_channels, h, w] int64.
-
-    The sum is exact whatever its order, so the columns are gathered channels-last (each
-    kernel tap copies runs of contiguous channels) in the float dtype of the GEMM.
-    """
+    """Depthwise conv (channel multiplier m) in the operands' dtype, [n, C, m, h, w]: one
+    broadcast multiply-add per kernel tap over the window view; 2-5x faster than einsum on
+    the 6-D view, and no GEMM to feed."""
     n, channels = padded.shape[:2]
+    out_channels, _, kh, kw = w.shape
+    windows = _windows(padded, (kh, kw), strides, dilations, out_hw)
+    taps = w.reshape(channels, out_channels // channels, kh, kw)
+    out = np.empty((n, channels, taps.shape[1], *out_hw), padded.dtype)
+    product = np.empty_like(out)  # one scratch buffer, not a temporary per tap
+    for i in range(kh):
+        for j in range(kw):
+            tap = (windows[:, :, None, :, :, i, j], taps[:, :, i, j, None, None])
+            if i == j == 0:
+                np.multiply(*tap, out=out)
+            else:
+                out += np.multiply(*tap, out=product)
+    return out
+
+
+def _im2col(
+    padded: np.ndarray,
+    w: np.ndarray,
+    group: int,
+    strides: Sequence[int],
+    dilations: Sequence[int],
+    out_hw: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The conv as a GEMM: weight [group, out/group, depth] (as stored) and columns
+    [n, group, depth, pixels] (both without their unit batch dimensions when n and group
+    are 1), depth in (channel, kh, kw) order; weight @ columns is NCHW with no transpose,
+    and each copied run is an output row of the input."""
+    n = padded.shape[0]
     out_channels, group_channels, kh, kw = w.shape
-    group_out, depth = out_channels // group, group_channels * kh * kw
-    chunk = _float32_exact_terms(check_exact_integer_depth(padded, w, depth))
-    dtype = _exact_gemm_dtype(chunk)
-    nhwc = np.ascontiguousarray(padded.transpose(0, 2, 3, 1), dtype=dtype)
-    spans = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilations, strict=True)]
-    windows = sliding_window_view(nhwc, spans, axis=(1, 2))  # [n, h', w', C, span_h, span_w]
-    windows = windows[:, :: strides[0], :: strides[1], :, :: dilations[0], :: dilations[1]]
-    windows = windows[:, : out_hw[0], : out_hw[1]]
+    depth = group_channels * kh * kw
+    windows = _windows(padded, (kh, kw), strides, dilations, out_hw)
     cols = (
-        windows.reshape(n, *out_hw, group, group_channels, kh, kw)
-        .transpose(3, 0, 1, 2, 5, 6, 4)
-        .reshape(group, n * out_hw[0] * out_hw[1], depth)
+        windows.reshape(n, group, group_channels, *out_hw, kh, kw)
+        .transpose(0, 1, 2, 5, 6, 3, 4)
+        .reshape(n, group, depth, out_hw[0] * out_hw[1])
     )
-    weight = (
-        w.astype(dtype)
-        .reshape(group, group_out, group_channels, kh, kw)
-        .transpose(0, 3, 4, 2, 1)
-        .reshape(group, depth, group_out)
-    )
-    out = _exact_float_matmul(cols, weight, chunk)
-    return out.reshape(group, n, *out_hw, group_out).transpose(1, 0, 4, 2, 3)
+    weight = w.reshape(group, out_channels // group, depth)
+    if n == group == 1:  # np.matmul broadcasting batch dimensions is about 2x slower
+        return weight[0], cols[0, 0]
+    return weight, cols
 
 
 def conv_transpose2d(
@@ -393,7 +443,15 @@ def max_pool2d(
     out_hw, extra = window_geometry(x.shape[2:], kernel, strides, pads, dilations, ceil_mode)
     end = (pads[2] + extra[0], pads[3] + extra[1])
     padded = _pad_hw(x, pads[:2], end, _lowest(x.dtype))
-    return _windows(padded, kernel, strides, dilations, out_hw).max(axis=(-2, -1))
+    windows = _windows(padded, kernel, strides, dilations, out_hw)
+    # One np.maximum per kernel tap over strided planes: a max over the window view's two
+    # last (tiny, strided) axes is several times slower. The max is the same either way.
+    out = windows[..., 0, 0].copy()
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            if i or j:
+                np.maximum(out, windows[..., i, j], out=out)
+    return out
 
 
 def avg_pool_divisor(

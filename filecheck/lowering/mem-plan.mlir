@@ -38,7 +38,7 @@ builtin.module {
   }
 }
 
-// CHECK:      builtin.module attributes {mem.plan = {ddr = {capacity = 1048576 : i64, peak = 128 : i64, lower_bound = 128 : i64}, l2 = {capacity = 1048576 : i64, peak = 0 : i64, lower_bound = 0 : i64}, l1_core0 = {capacity = 4096 : i64, peak = 384 : i64, lower_bound = 384 : i64}}} {
+// CHECK:      builtin.module attributes {mem.plan = {ddr = {capacity = 1048576 : i64, peak = 128 : i64, lower_bound = 128 : i64, live_bytes = 128 : i64, page_size = 0 : i64}, l2 = {capacity = 1048576 : i64, peak = 0 : i64, lower_bound = 0 : i64, live_bytes = 0 : i64, page_size = 0 : i64}, l1_core0 = {capacity = 4096 : i64, peak = 384 : i64, lower_bound = 384 : i64, live_bytes = 384 : i64, page_size = 0 : i64}}} {
 // CHECK:      %x = mem.buffer @ddr size 64 align 64 offset 0 : !mem.buffer<64xi8, global.ddr>
 // CHECK-NEXT: %k = mem.buffer @ddr size 64 align 64 offset 64 init dense<3> : tensor<64xi8> : !mem.buffer<64xi8, global.ddr>
 // CHECK-NEXT: %y = mem.buffer @ddr size 64 align 64 offset 0 : !mem.buffer<64xi8, global.ddr>

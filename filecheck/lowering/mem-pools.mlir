@@ -26,8 +26,9 @@ builtin.module {
 // CHECK-NOT:  mem.pool
 
 // A constraint caps a pool before resources_used scales it: L1 min(3670016, 1000) / 2.
+// A paged pool keeps whole pages: L2 31260672 / 2 = 15630336 is 238.5 pages, so 238.
 // SHARE:      mem.pool @ddr global.ddr capacity 520093696 page 65536 at 4294967296
-// SHARE-NEXT: mem.pool @l2 global.l2 capacity 15630336 page 65536 at 134217728
+// SHARE-NEXT: mem.pool @l2 global.l2 capacity 15597568 page 65536 at 134217728
 // SHARE-NEXT: mem.pool @l1_core0 global.l1 core 0 capacity 500 at 206175207424
 
 // Two cores: one L1 pool each, and L2 reserves two tasklists (31260672 - 1048576).
