@@ -19,7 +19,7 @@ from aipuc.config import CompilerConfig
 from aipuc.dialects import axq
 from aipuc.graph import Graph
 from aipuc.ir_files import ir_context, load_module
-from aipuc.lowering.emit_elf import emit_program
+from aipuc.lowering.emit_elf import EmitOptions, emit_program
 from aipuc.lowering.runner import StreamRunner
 from aipuc.outputs import QUANTIZED_IR, QUANTIZED_MODEL
 from aipuc.pipeline import Phase, run_stage, stages
@@ -104,10 +104,11 @@ def _channel_softmax_module():
 
 def _stream(module, sample):
     """`module` through the lowering stages and the simulator."""
-    lowered = module.clone()
+    lowered, config = module.clone(), CompilerConfig()
     for stage in stages(Phase.LOWERING):
-        run_stage(stage, CompilerConfig(), ir_context(), lowered)
-    return StreamRunner(lowered, emit_program(lowered)).run(sample)
+        run_stage(stage, config, ir_context(), lowered)
+    options = EmitOptions(stream_tasklist=config.stream_tasklist, elf_in_ddr=config.elf_in_ddr)
+    return StreamRunner(lowered, emit_program(lowered, options)).run(sample)
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from xdsl.dialects.builtin import DenseArrayBase, ModuleOp
+from xdsl.dialects.builtin import DenseArrayBase, ModuleOp, i64
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
@@ -41,6 +41,7 @@ from aipuc.lowering.mem_pools import TASKLIST_ATTR, pools_of
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.elf import ElfFile, Section, SectionFlag, Symbol, SymbolType
 from aipuc.runtime.sim.isa import RECORD_BYTES, DmaEngineCode, Opcode
+from aipuc.runtime.sim.memory import Region
 from aipuc.runtime.sim.program import IMAGE_SYMBOL, DeviceProgram
 
 CODE = SectionFlag.ALLOC | SectionFlag.EXECINSTR
@@ -213,6 +214,7 @@ def build_elf(module: ModuleOp, options: EmitOptions) -> Artifact:
     symbols.append(Symbol(IMAGE_SYMBOL, 0, 0))  # placeholder of the same encoded size
     elf.entry = symbols[0].value if symbols else 0
     image = _place_image(module, len(elf.to_bytes()), options)
+    _map_image_pages(module, emitted, image)
     symbols[-1] = Symbol(IMAGE_SYMBOL, image["address"], image["size"])
     offsets = elf.offsets()
     for fill in fills:
@@ -334,6 +336,36 @@ def _place_image(module: ModuleOp, size: int, options: EmitOptions) -> dict[str,
         )
     assert pool.address is not None
     return {"pool": name, "address": pool.address.value.data + offset, "size": size}  # type: ignore[dict-item]
+
+
+def _map_image_pages(module: ModuleOp, emitted: Emitted, image: dict[str, int]) -> None:
+    """In a paged pool, the file's virtual pages get physical pages after the planned ones
+    (the page table and the memory map grow to cover it)."""
+    pool = pools_of(module)[str(image["pool"])]
+    if pool.page_size is None:
+        return
+    assert pool.address is not None
+    page, capacity = pool.page_size.value.data, pool.capacity.value.data
+    table = [] if pool.pages is None else list(pool.pages.get_values())
+    start = image["address"] - pool.address.value.data
+    end = -(-(start + image["size"]) // page)
+    table += [-1] * (end - len(table))
+    frame = max(table, default=-1) + 1
+    for virtual in range(start // page, end):
+        if table[virtual] < 0:
+            if (frame + 1) * page > capacity:
+                raise CompilationError(
+                    f"the ELF file ({image['size']} bytes) does not fit in the physical pages "
+                    f"of pool '{image['pool']}' ({capacity} bytes)"
+                )
+            table[virtual], frame = frame, frame + 1
+    pool.properties["pages"] = DenseArrayBase.from_list(i64, table)
+    emitted.regions[:] = [
+        Region(r.name, r.base, len(table) * page, page, tuple(table), capacity)
+        if r.name == image["pool"]
+        else r
+        for r in emitted.regions
+    ]
 
 
 def emit_program(module: ModuleOp, options: EmitOptions = EmitOptions()) -> DeviceProgram:
