@@ -204,9 +204,9 @@ def _leave_in_logical_layout(main: func.FuncOp) -> None:
     for leave in [o for o in main.body.block.ops if isinstance(o, aipu.FromDeviceOp)]:
         perm = tuple(leave.perm.get_values())
         shape = shape_of(leave.result)
-        if perm == layout.identity(len(shape)):
-            continue
         identity = layout.identity(len(shape))
+        if perm == identity:
+            continue
         copies = layout.transpose_copies(shape, perm, identity, identity)
         move = aipu.MoveLayerOp(
             [leave.input],

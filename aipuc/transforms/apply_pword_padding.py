@@ -276,10 +276,8 @@ class SinkSliceThroughChannelwiseOp(RewritePattern):
                 return None, []
             elif shape[CHANNEL_AXIS] == 1:
                 operands.append(value)
-            else:
+            else:  # a channel axis of its own (a rank < 3 constant broadcasts as 1 there)
                 axis = CHANNEL_AXIS - (4 - len(shape_of(value)))
-                if axis < 0:
-                    return None, []
                 qtype = element_type(value)
                 assert isinstance(qtype, QuantizedType)
                 grown = _grown_constant(value, axis, padded, fill=qtype.zero_point)
