@@ -135,7 +135,7 @@ def test_stream_tasklist_off_needs_room(tmp_path, tiny):
 
 def test_streamed_chunks_are_loaded_by_dma_records_in_the_stream(tmp_path, tiny):
     """A small tasklist space: many chunks, each loaded by a system DMA record."""
-    compiled, elf, manifest = _compile(tmp_path, tiny, "chunks", l2_size_reserved_tasklist=4096)
+    compiled, elf, manifest = _compile(tmp_path, tiny, "chunks", l2_size_reserved_tasklist=2048)
     tasklists = _region(manifest, "l2.tasklists")
     records = _records(elf.section(".aipu.tasklist.core0.seg0").data)
     loads = [r for r in records if r.opcode == Opcode.DMA and r.fields["dst"] in tasklists]

@@ -17,8 +17,9 @@ from aipuc.config import CompilerConfig
 from aipuc.errors import CompilationError
 from aipuc.models import build_model, sample_inputs
 from aipuc.pipeline import Phase, build_passes, fields_read_by_passes, stages
+from aipuc.runtime import loader
 from aipuc.runtime.sim import isa
-from aipuc.runtime.sim.program import DeviceProgram
+from aipuc.runtime.sim.elf import ElfFile
 
 MODEL = "tiny_cnn"
 
@@ -41,22 +42,25 @@ def lower(quantized, tmp_path, name: str = "lowered", **fields):
 
 
 def dma_bytes(compiled) -> dict[str, int]:
-    """Bytes DMA records (and fills) read or write in each memory, from the stream files."""
-    program = DeviceProgram.load(compiled.output_dir / "compiled_model")
-    moved = {region.name: 0 for region in program.regions}
+    """Bytes DMA records (and fills) read or write in each memory, decoded from model.elf."""
+    folder = compiled.output_dir / "compiled_model"
+    regions = loader.load(folder).device.program.regions
+    moved = {region.name: 0 for region in regions}
 
     def count(address: int, nbytes: int) -> None:
-        region = next(r for r in program.regions if address in r)
+        region = next(r for r in regions if address in r)
         moved[region.name] += nbytes
 
-    for segment in program.segments:
-        for opcode, record in segment.stream.records():
-            if opcode == isa.Opcode.DMA:
-                nbytes = int(np.prod(record["sizes"]))
-                count(int(record["src"]), nbytes)
-                count(int(record["dst"]), nbytes)
-            elif opcode == isa.Opcode.FILL:
-                count(int(record["dst"]), int(np.prod(record["sizes"])))
+    for section in ElfFile.from_bytes((folder / loader.ELF).read_bytes()).sections:
+        if not section.name.startswith(".aipu.tasklist."):
+            continue
+        for record in isa.decode(section.data):
+            fields = record.fields
+            if record.opcode == isa.Opcode.DMA:
+                count(int(fields["src"]), int(np.prod(fields["sizes"])))
+                count(int(fields["dst"]), int(np.prod(fields["sizes"])))
+            elif record.opcode == isa.Opcode.FILL:
+                count(int(fields["dst"]), int(np.prod(fields["sizes"])))
     return moved
 
 
@@ -117,6 +121,8 @@ def test_split_promotion_is_two_passes_with_depth_first_tiling_between():
         "mem-promote",
         "aipu-dfs",
         "mem-bufferize",
+        "aipu-dpu-regalloc",
+        "aipu-programs",
         "mem-plan",
     ]
     (single,) = [p for p in lowering(CompilerConfig()) if p.name == "mem-promote"]
@@ -129,6 +135,8 @@ def test_split_promotion_is_two_passes_with_depth_first_tiling_between():
         "aipu-dfs",
         "mem-promote",
         "mem-bufferize",
+        "aipu-dpu-regalloc",
+        "aipu-programs",
         "mem-plan",
     ]
     assert [p.promote_to for p in split if p.name == "mem-promote"] == [

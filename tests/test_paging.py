@@ -24,10 +24,10 @@ from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU
 from aipuc.lowering.mem_plan import Lifetime, lower_bound, map_pages, place, verify_plan
 from aipuc.lowering.mem_pools import pools_of
-from aipuc.lowering.runner import StreamRunner
 from aipuc.models.builder import IMAGE_IMAGENET, GraphBuilder
+from aipuc.runtime import loader
+from aipuc.runtime.sim.device import Device
 from aipuc.runtime.sim.memory import Memories, Region, SimulationError
-from aipuc.runtime.sim.program import DeviceProgram
 
 PAGE = 16
 
@@ -154,15 +154,16 @@ def lower(quantized, tmp_path, **fields):
     return aipuc.compile(folder, config.replace(**fields) if fields else config)
 
 
-def rerun(compiled, regions) -> dict[str, np.ndarray]:
-    """The compiled stream run on a device whose memory map is `regions`."""
-    from aipuc.lowering.runner import load_stream_runner
+def program_of(compiled):
+    """The device program as the runtime decodes it from compiled_model/ on disk."""
+    return loader.load(compiled.output_dir / "compiled_model").device.program
 
-    compiled_dir = compiled.output_dir / "compiled_model"
-    program = DeviceProgram.load(compiled_dir)
-    program.regions = regions
-    host = load_stream_runner(compiled_dir).graph.module
-    return StreamRunner(host, program).run
+
+def rerun(compiled, regions):
+    """The compiled model run from disk on a device whose memory map is `regions`."""
+    model = loader.load(compiled.output_dir / "compiled_model")
+    model.device = Device(dataclasses.replace(model.device.program, regions=regions))
+    return model.run
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,15 @@ def test_paged_ddr_stream_equals_the_integer_reference(in_ddr):
     plan = json.loads((compiled.output_dir / "lowered" / "memory_plan.json").read_text())
     ddr = plan["pools"]["ddr"]
     assert ddr["page_size"] == AIPU.page_bytes and len(ddr["page_table"]) >= 4
-    assert ddr["peak"] == len({f for f in ddr["page_table"] if f >= 0}) * AIPU.page_bytes
+    # the planned buffers take exactly `peak` bytes of physical pages; model.elf (elf_in_ddr)
+    # takes the pages after them
+    image = compiled.report["lowering"]["elf"]
+    assert image["pool"] == "ddr"
+    base = next(r.base for r in program_of(compiled).regions if r.name == "ddr")
+    first_image_page = (image["address"] - base) // AIPU.page_bytes
+    planned = {f for f in ddr["page_table"][:first_image_page] if f >= 0}
+    assert ddr["peak"] == len(planned) * AIPU.page_bytes
+    assert min(f for f in ddr["page_table"][first_image_page:] if f >= 0) == len(planned)
     streamed, reference = compiled.run(x), compiled.run_quantized(x)
     for name, value in reference.items():
         np.testing.assert_array_equal(streamed[name], value)
@@ -194,7 +203,7 @@ def scrambled(region: Region, permutation) -> Region:
 
 def test_any_consistent_relocation_of_pages_gives_the_same_bits(in_ddr):
     compiled, x = in_ddr
-    program = DeviceProgram.load(compiled.output_dir / "compiled_model")
+    program = program_of(compiled)
     ddr = next(r for r in program.regions if r.name == "ddr")
     frames = max(ddr.pages) + 1
     reverse = np.arange(frames)[::-1]  # no two consecutive virtual pages stay consecutive
@@ -219,7 +228,7 @@ def test_a_wrong_page_table_gives_wrong_numbers(in_ddr):
         (a, b) for a in ddr for b in ddr if a["first_step"] < b["first_step"] < a["last_step"]
     )
     page = AIPU.page_bytes
-    program = DeviceProgram.load(compiled.output_dir / "compiled_model")
+    program = program_of(compiled)
     region = next(r for r in program.regions if r.name == "ddr")
     pages = list(region.pages)
     target = pages[a["offset"] // page]
@@ -235,7 +244,7 @@ def test_a_wrong_page_table_gives_wrong_numbers(in_ddr):
 def test_unpaged_and_paged_plans_give_the_same_bits(quantized, tmp_path, in_ddr):
     compiled, x = in_ddr
     flat = lower(quantized, tmp_path, enable_buffer_promotion=False, page_memory=False)
-    program = DeviceProgram.load(flat.output_dir / "compiled_model")
+    program = program_of(flat)
     assert all(r.page_size == 0 for r in program.regions)
     for name, value in flat.run(x).items():
         np.testing.assert_array_equal(value, compiled.run(x)[name])

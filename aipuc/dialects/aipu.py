@@ -31,6 +31,7 @@ from xdsl.dialects.builtin import (
     IntegerAttr,
     IntegerType,
     TensorType,
+    UnitAttr,
     f32,
     i8,
     i32,
@@ -1514,6 +1515,8 @@ class ConstOp(IRDLOperation):
     name = "aipu.const"
     value = prop_def(DenseIntOrFPElementsAttr)
     home = opt_prop_def(MemorySpaceAttr)
+    pinned = opt_prop_def(UnitAttr)
+    """The home is fixed by a config field (`dpu_constants_home`): mem-promote keeps it."""
     result = result_def(TensorType)
     traits = traits_def(Pure(), ConstantLike())
     irdl_options = (ParsePropInAttrDict(),)

@@ -5,7 +5,9 @@ live where `dpu_constants_home` says (DDR or L2); each DPU layer stages them int
 
     %t = aipu.const {value = dense<...> : tensor<256xi8>} : tensor<256xi8>
 becomes (dpu_constants_home = global.l2)
-    %t = aipu.const {value = dense<...> : tensor<256xi8>, home = #mem<space global.l2>} : ...
+    %t = aipu.const {value = dense<...>, home = #mem<space global.l2>, pinned} : tensor<256xi8>
+
+mem-promote leaves pinned constants in their home.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, UnitAttr
 
 from aipuc.dialects import aipu
 from aipuc.dialects.mem import MemorySpaceAttr
@@ -41,3 +43,4 @@ class AipuDpuConstantsPass(AipucPass):
         for const in op.walk():
             if isinstance(const, aipu.ConstOp) and _read_by_dpu_only(const):
                 const.home = home
+                const.pinned = UnitAttr()

@@ -17,7 +17,8 @@ its pool has room at every program step of its lifetime (a step is one layer; co
 live throughout). L1 room counts the L1 staging every layer needs, measured by expanding
 the layer for real on a scratch builder as `aipu-tile` does; a tensor in L1 needs no staging
 in the layers that read or write it, so promoting it also shrinks theirs. After L1, room
-that the L1 promotions freed in L2 is filled again.
+that the L1 promotions freed in L2 is filled again. Constants whose home a config field
+fixes (`pinned` by aipu-dpu-constants) are never promoted.
 
 Traffic is what the expansions move: a convolution reads its input once per output-channel
 chunk and height tile (halos included), writes its output once, loads weights once per
@@ -62,12 +63,18 @@ class Tensor:
     kind: TensorKind
     size: int
     """Bytes its buffers take (a constant read by several segments has one copy in each)."""
+    copies: int
+    """How many buffers hold it (one per segment that reads a constant)."""
     first: int
     last: int
     layers: set[int] = field(default_factory=set)
     """Steps of the layers that read or write it: their staging depends on its home."""
     traffic: int = 0
     """DMA bytes to and from its home when it is not in L1, over the whole program."""
+
+    @property
+    def pinned(self) -> bool:
+        return getattr(self.owner, "pinned", None) is not None
 
     @property
     def home(self) -> MemorySpace:
@@ -139,7 +146,8 @@ class LayerProgram:
         for source, segments in const_segments.items():
             tensor = self.tensors[source]
             tensor.first, tensor.last = 0, steps - 1
-            tensor.size *= len(segments)
+            tensor.copies = len(segments)
+            tensor.size *= tensor.copies
         for op in main.body.block.ops:
             if isinstance(op, aipu.FromDeviceOp):
                 source = root(op.input)
@@ -150,7 +158,7 @@ class LayerProgram:
 
     def _add(self, value: SSAValue, kind: TensorKind, step: int) -> None:
         if value not in self.tensors:
-            self.tensors[value] = Tensor(value.owner, kind, _size(value), step, step)
+            self.tensors[value] = Tensor(value.owner, kind, _size(value), 1, step, step)
 
     def _use(self, value: SSAValue, step: int) -> None:
         tensor = self.tensors[value]
@@ -161,7 +169,9 @@ class LayerProgram:
 
     def expand(self, step: int, tasks: bool = True) -> tuple[int, dict[SSAValue, int]]:
         """The layer's L1 staging bytes and (with `tasks`) the DMA bytes per tensor, with the
-        current homes; staging alone needs only the expansion's buffers, not its tasks."""
+        current homes; staging alone needs only the expansion's buffers, not its tasks.
+        A constant the expansion lays out afresh (chunk-major weights, their output
+        channels padded to whole chunks) takes the size of that buffer from then on."""
         layer = self.layers[step]
         if layer is None:
             return 0, {}
@@ -175,6 +185,10 @@ class LayerProgram:
         for value, buffer in pairs:
             if isinstance(buffer.owner, mem.BufferOp):
                 homes[buffer.owner] = root(value)
+        for buffer, value in builder.derived.items():
+            tensor = self.tensors[root(value)]
+            stored = buffer.owner.size.value.data  # type: ignore[union-attr]
+            tensor.size = max(tensor.size, stored * tensor.copies)
         staging = sum(
             op.size.value.data
             for op in builder.buffer_ops
@@ -242,7 +256,7 @@ class Promoter:
         found = [
             (index, t)
             for index, t in enumerate(self.program.tensors.values())
-            if t.home in below and t.traffic > 0
+            if t.home in below and t.traffic > 0 and not t.pinned
         ]
         found.sort(key=lambda it: (-it[1].traffic / it[1].size, -it[1].traffic, it[0]))
         return [t for _, t in found]
