@@ -17,5 +17,5 @@ func.func @main(%x : tensor<1x4x64xi8>, %w : tensor<64x64xi8>) -> tensor<1x4x64x
 // CHECK: %t = aipu.const {value = dense<3> : tensor<256xi8>, home = #mem<space global.ddr>, pinned} : tensor<256xi8>
 // CHECK: %k = aipu.const {value = dense<1> : tensor<64x64xi8>} : tensor<64x64xi8>
 
-// L2: %t = aipu.const {value = dense<3> : tensor<256xi8>, home = #mem<space global.l2>} : tensor<256xi8>
+// L2: %t = aipu.const {value = dense<3> : tensor<256xi8>, home = #mem<space global.l2>, pinned} : tensor<256xi8>
 // L2: %k = aipu.const {value = dense<1> : tensor<64x64xi8>} : tensor<64x64xi8>
