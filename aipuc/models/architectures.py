@@ -6,7 +6,8 @@ node: BatchNormalization nodes after convolutions, `Constant` nodes for reshape 
 `Flatten` before the classifier, an n-ary `Sum` for ResNet residuals (older exporters),
 `x * clip(x + 3, 0, 6) / 6` for hard-swish, the decomposed LayerNorm (`ReduceMean`, `Sub`,
 `Pow`, `Sqrt`, `Div`) and GELU (`Div`, `Erf`, `Add`, `Mul`, `Mul`), channel shuffle as
-`Reshape`-`Transpose`-`Reshape`, a bidirectional `LSTM` in a text recognizer.
+`Reshape`-`Transpose`-`Reshape`, a bidirectional `LSTM` in a text recognizer, `LRN` and
+ceil-mode pooling in GoogLeNet (as the Caffe-converted model zoo graph has them).
 
 Every builder takes a width and an input size, so tests compile small versions and
 `benchmarks/coverage.py` full-size ones. Batch-norm statistics are set from the model's own
