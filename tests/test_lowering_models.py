@@ -20,6 +20,7 @@ from lowering_harness import (
     samples_of,
     zoo_model,
 )
+from test_placement import SMALL as SMALL_ARCHITECTURES
 
 import aipuc
 from aipuc.errors import CompilationError
@@ -173,6 +174,39 @@ SWEEP = [(model, name) for model in ZOO for name in configs(model)]
 @pytest.mark.parametrize("model, name", SWEEP, ids=[f"{m}-{n}" for m, n in SWEEP])
 def test_zoo_sweep(quantized, tmp_path, model, name):
     check(quantized, tmp_path, model, configs(model)[name])
+
+
+ARCHITECTURE_SWEEP = [(a, name) for a in sorted(SMALL_ARCHITECTURES) for name in configs(a)]
+
+
+@pytest.fixture(scope="module")
+def architecture_quantized(tmp_path_factory):
+    """name -> (quantize_only folder, held-out samples, their reference outputs) for the
+    small versions of the exporter-style architectures (aipuc/models/architectures.py)."""
+    from aipuc.models.architectures import ARCHITECTURES, input_feeds
+
+    cache: dict[str, tuple[Path, list, list]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            model = ARCHITECTURES[name](**SMALL_ARCHITECTURES[name])
+            samples = [input_feeds(model, seed) for seed in range(3)]
+            folder = tmp_path_factory.mktemp(name) / "quantized"
+            compiled = quantize(model, samples[:2], folder)
+            cache[name] = (folder, samples[2:], [compiled.run_quantized(samples[2])])
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.long
+@pytest.mark.parametrize(
+    "architecture, name", ARCHITECTURE_SWEEP, ids=[f"{a}-{n}" for a, n in ARCHITECTURE_SWEEP]
+)
+def test_architecture_sweep(architecture_quantized, tmp_path, architecture, name):
+    """The architectures the tests never saw (host segments between accelerated ones
+    included) under every lowering config of the zoo sweep, bit for bit from disk."""
+    check(architecture_quantized, tmp_path, architecture, configs(architecture)[name])
 
 
 def padded_output_model():
