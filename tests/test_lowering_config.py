@@ -250,6 +250,30 @@ def test_tiling_depth_moves_fewer_bytes(compiled):
     assert stream_facts(compiled(**IN_DDR, tiling_depth=6)).off_core_bytes < default
 
 
+def mvm_losses(folder) -> dict[str, float]:
+    report = json.loads((folder / "compilation_report.json").read_text())
+    return report["performance"]["mvm"]["losses"]
+
+
+def test_depth_first_mvms_carry_the_input_channels(compiled):
+    """Conv b reads 8 channels per 64-lane tap: its MVM records say so inside a depth-first
+    group as they do layer by layer, so the cycle model counts the same zero-point padding
+    lanes (the group runs untiled here, so the records are the same MVMs)."""
+    plain, grouped = compiled(**IN_DDR), compiled(**IN_DDR, tiling_depth=4)
+    assert stream_facts(grouped).off_core_bytes < stream_facts(plain).off_core_bytes
+
+    def lanes(folder) -> list[tuple[int, ...]]:
+        fields = ("in_c", "channels", "k_start", "k_len")
+        return [tuple(int(r[f]) for f in fields) for r in stream_facts(folder).mvm]
+
+    assert (
+        lanes(grouped)
+        == lanes(plain)
+        == [(3, 3, 0, 27), (64, 8, 0, 512), (64, 8, 512, 64), (64, 24, 0, 64)]
+    )
+    assert mvm_losses(grouped)["padding_lanes"] == mvm_losses(plain)["padding_lanes"] > 0
+
+
 def test_dfs_search_constraint(compiled):
     """Under a 64 KiB L1 most depth-first groups need height tiles; a search space of one
     candidate per start layer (its longest chain, untiled) finds fewer groups, so more bytes
