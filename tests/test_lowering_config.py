@@ -190,6 +190,10 @@ def test_mvm_utilization_limit(compiled, caplog):
 # ------------------------------------------------------------------------------ tiling
 
 
+IN_DDR = {"enable_buffer_promotion": False}
+"""Tensors stay in DDR: promoted to L1, the probe moves no bytes off core at all."""
+
+
 def test_force_h_tiling(compiled):
     """Four height tiles: every MVM runs a quarter of its output rows per record."""
     assert mvm_rows(compiled()) == [16, 16, 16, 8]
@@ -198,14 +202,15 @@ def test_force_h_tiling(compiled):
     assert "aipu.tile_loop" in (forced / "lowered" / "model.mlir").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aipu-dfs re-tiles the layers of a depth-first group from 1 height tile up and "
-    "keeps the first that fits, overriding the tiles aipu-tile chose under force_h_tiling "
-    "(aipu-dfs does not read force_h_tiling; the probe's groups run untiled)",
-)
 def test_force_h_tiling_holds_in_depth_first_groups(compiled):
-    assert mvm_rows(compiled(force_h_tiling=4, tiling_depth=4)) == [4] * 12 + [2] * 4
+    """aipu-tile records force_h_tiling on the module and aipu-dfs tiles its groups by it: a
+    group splits its last layer's rows into 4 tiles, each member computing its rows of each
+    tile. Here the members' successors read no halo rows, so the MVM records are those of
+    layer-by-layer forced tiling, and fewer bytes move (intermediates stay in L1)."""
+    alone = compiled(**IN_DDR, force_h_tiling=4)
+    grouped = compiled(**IN_DDR, force_h_tiling=4, tiling_depth=4)
+    assert mvm_rows(grouped) == mvm_rows(alone) == [4] * 12 + [2] * 4
+    assert stream_facts(grouped).off_core_bytes < stream_facts(alone).off_core_bytes
 
 
 def test_force_oc_tiling(compiled):
@@ -215,6 +220,14 @@ def test_force_oc_tiling(compiled):
     two = compiled(enable_icr=False, force_oc_tiling=2)
     assert mvm_field(two, "n") == [4, 4, 12, 12, 12, 12, 8, 8]
     assert mvm_field(compiled(force_oc_tiling=2), "n") == [8, 24, 24, 16]
+
+
+def test_force_oc_tiling_holds_in_depth_first_groups(compiled):
+    """Members of a depth-first group keep their output-channel tiles: the same N chunks."""
+    alone = compiled(**IN_DDR, enable_icr=False, force_oc_tiling=2)
+    grouped = compiled(**IN_DDR, enable_icr=False, force_oc_tiling=2, tiling_depth=4)
+    assert mvm_field(grouped, "n") == mvm_field(alone, "n") == [4, 4, 12, 12, 12, 12, 8, 8]
+    assert stream_facts(grouped).off_core_bytes < stream_facts(alone).off_core_bytes
 
 
 def test_ignore_weight_buffers(compiled):
@@ -236,10 +249,6 @@ def test_max_tiling_attempts(compiled, probe, tmp_path):
         r"1x1: \d+ bytes; raise max_tiling_attempts or l1_constraint",
         str(caught.value),
     )
-
-
-IN_DDR = {"enable_buffer_promotion": False}
-"""Tensors stay in DDR: promoted to L1, the probe moves no bytes off core at all."""
 
 
 def test_tiling_depth_moves_fewer_bytes(compiled):

@@ -30,6 +30,7 @@ from xdsl.dialects.builtin import (
     IndexType,
     IntegerAttr,
     IntegerType,
+    NoneAttr,
     TensorType,
     UnitAttr,
     f32,
@@ -68,7 +69,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.parser import Parser
+from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.traits import (
     ConstantLike,
@@ -1488,6 +1489,41 @@ class DpuOp(IRDLOperation):
 # `mem-bufferize` expands each into buffers, tile loops and tasks.
 
 
+@irdl_attr_definition
+class TilingAttr(ParametrizedAttribute):
+    """The rules by which `aipu-tile` tiles, recorded on the module (`aipu.tiling`) for
+    `aipu-dfs`, which tiles depth-first groups by the same rules: the forced height tiles
+    (`none`: searched).
+
+        builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4>} { ... }
+    """
+
+    name = "aipu.tiling"
+
+    force_h_tiling: IntegerAttr[I64] | NoneAttr
+
+    def __init__(self, force_h_tiling: int | None):
+        super().__init__(NoneAttr() if force_h_tiling is None else _i64(force_h_tiling))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            parser.parse_keyword("force_h_tiling")
+            parser.parse_punctuation("=")
+            forced = None if parser.parse_optional_keyword("none") else parser.parse_integer()
+        return (NoneAttr() if forced is None else _i64(forced),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        forced = self.force_h_tiling
+        shown = "none" if isinstance(forced, NoneAttr) else _int(forced)
+        printer.print_string(f"<force_h_tiling = {shown}>")
+
+    def forced_height(self, extent: int) -> int | None:
+        """The height tiles of `extent` rows when forced (never more than the rows)."""
+        forced = self.force_h_tiling
+        return None if isinstance(forced, NoneAttr) else min(_int(forced), extent)
+
+
 class _LayerOp(IRDLOperation):
     """A layer: its result's memory home and tiling, once chosen, are properties."""
 
@@ -1980,5 +2016,5 @@ Aipu = Dialect(
         SegmentOp,
         LaunchOp,
     ],
-    [UnitKindAttr, DwpuModeAttr, DmaEngineAttr, TokenType, VRegType],
+    [UnitKindAttr, DwpuModeAttr, DmaEngineAttr, TokenType, VRegType, TilingAttr],
 )
