@@ -283,14 +283,35 @@ def test_depth_first_mvms_carry_the_input_channels(compiled):
     assert mvm_losses(grouped)["padding_lanes"] == mvm_losses(plain)["padding_lanes"] > 0
 
 
+TIGHT_DFS = {**IN_DDR, "l1_constraint": 65536, "ignore_weight_buffers": False}
+"""A 64 KiB L1 where depth-first groups need height tiles once their weights count (a
+group's weights stay in L1 while it runs, so the plan needs them)."""
+
+
 def test_dfs_search_constraint(compiled):
     """Under a 64 KiB L1 most depth-first groups need height tiles; a search space of one
     candidate per start layer (its longest chain, untiled) finds fewer groups, so more bytes
     move than with the full search, though fewer than without depth-first tiling."""
-    tight = stream_facts(compiled(**IN_DDR, l1_constraint=65536)).off_core_bytes
-    full = stream_facts(compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4)).off_core_bytes
-    constrained = compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4, dfs_search_constraint=1)
+    tight = stream_facts(compiled(**TIGHT_DFS)).off_core_bytes
+    full = stream_facts(compiled(**TIGHT_DFS, tiling_depth=4)).off_core_bytes
+    constrained = compiled(**TIGHT_DFS, tiling_depth=4, dfs_search_constraint=1)
     assert full < stream_facts(constrained).off_core_bytes < tight
+
+
+def test_ignore_weight_buffers_in_depth_first_groups(compiled, probe, tmp_path):
+    """aipu-dfs counts weights as aipu-tile does. Counted, conv b's group needs 2 height
+    tiles under a 64 KiB L1 (8-row MVMs); ignored, it runs untiled, and the weights the group
+    keeps in L1 beside its tiles no longer fit: the plan of L1 fails with its clear error."""
+    counted = compiled(**TIGHT_DFS, tiling_depth=4)
+    assert mvm_rows(counted) == [16, 8, 8, 8, 8, 8]
+    ignored = {**TIGHT_DFS, "ignore_weight_buffers": True}
+    with pytest.raises(CompilationError) as caught:
+        lower(probe[0], tmp_path / "out", **ignored, tiling_depth=4)
+    assert re.match(
+        r"memory plan of pool 'l1_core0' needs (\d+) bytes .* its capacity is 65536 bytes",
+        str(caught.value),
+    )
+    assert not (tmp_path / "out" / "compiled_model").exists()
 
 
 # ------------------------------------------------------------------------------ memory

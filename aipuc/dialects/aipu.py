@@ -1493,17 +1493,21 @@ class DpuOp(IRDLOperation):
 class TilingAttr(ParametrizedAttribute):
     """The rules by which `aipu-tile` tiles, recorded on the module (`aipu.tiling`) for
     `aipu-dfs`, which tiles depth-first groups by the same rules: the forced height tiles
-    (`none`: searched).
+    (`none`: searched) and whether weight buffers (IMC weights, DWPU kernels) count
+    against L1.
 
-        builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4>} { ... }
+        builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4,
+                                                              ignore_weight_buffers = true>}
     """
 
     name = "aipu.tiling"
 
     force_h_tiling: IntegerAttr[I64] | NoneAttr
+    ignore_weight_buffers: BoolAttr
 
-    def __init__(self, force_h_tiling: int | None):
-        super().__init__(NoneAttr() if force_h_tiling is None else _i64(force_h_tiling))
+    def __init__(self, force_h_tiling: int | None, ignore_weight_buffers: bool):
+        forced = NoneAttr() if force_h_tiling is None else _i64(force_h_tiling)
+        super().__init__(forced, BoolAttr.from_bool(ignore_weight_buffers))
 
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
@@ -1511,17 +1515,26 @@ class TilingAttr(ParametrizedAttribute):
             parser.parse_keyword("force_h_tiling")
             parser.parse_punctuation("=")
             forced = None if parser.parse_optional_keyword("none") else parser.parse_integer()
-        return (NoneAttr() if forced is None else _i64(forced),)
+            parser.parse_punctuation(",")
+            parser.parse_keyword("ignore_weight_buffers")
+            parser.parse_punctuation("=")
+            ignore = parser.parse_boolean()
+        return (NoneAttr() if forced is None else _i64(forced), BoolAttr.from_bool(ignore))
 
     def print_parameters(self, printer: Printer) -> None:
         forced = self.force_h_tiling
         shown = "none" if isinstance(forced, NoneAttr) else _int(forced)
-        printer.print_string(f"<force_h_tiling = {shown}>")
+        ignore = str(_flag(self.ignore_weight_buffers)).lower()
+        printer.print_string(f"<force_h_tiling = {shown}, ignore_weight_buffers = {ignore}>")
 
     def forced_height(self, extent: int) -> int | None:
         """The height tiles of `extent` rows when forced (never more than the rows)."""
         forced = self.force_h_tiling
         return None if isinstance(forced, NoneAttr) else min(_int(forced), extent)
+
+    def l1_bytes(self, activations: int, weights: int) -> int:
+        """The L1 bytes a choice of tiles must fit: weight buffers count unless ignored."""
+        return activations + (0 if _flag(self.ignore_weight_buffers) else weights)
 
 
 class _LayerOp(IRDLOperation):

@@ -21,7 +21,8 @@ are tried per start layer (the vendor's `search_space[:dfs_search_constraint]`).
 Group tiles follow the rules aipu-tile recorded on the module (`aipu.tiling`): with
 `force_h_tiling` the one candidate tile count per chain is that many tiles of the last
 layer's rows (fewer if it has fewer rows), so every member runs in those tiles, each
-computing its rows for the tile (halos included).
+computing its rows for the tile (halos included); the members' weights and kernels (staged
+whole in L1) count against L1 unless `ignore_weight_buffers`, as in aipu-tile.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class AipuDfsPass(AipucPass):
                 builder.buffers.clear()
                 builder.weight_buffers.clear()
                 GroupExpansion(builder, members)
-                if sum(builder.l1_bytes()) <= limit:
+                if tiling.l1_bytes(*builder.l1_bytes()) <= limit:
                     return members, tiles
         finally:
             for layer, (tiles, dfs_group) in zip(chain, saved, strict=True):

@@ -9,7 +9,8 @@ all its output channels); with `ignore_weight_buffers` weightsets and kernels do
 memory planner still places them). The choice is recorded on the layer, and the rules on
 the module, for `aipu-dfs` to tile depth-first groups by them (it reads no tiling field):
 
-    builtin.module attributes {aipu.tiling = #aipu.tiling<4 : i64>} {
+    builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4,
+                                                          ignore_weight_buffers = true>} {
       %y = aipu.conv %x, %w, %t {..., tiles = array<i64: 4, 1>}
 """
 
@@ -52,14 +53,16 @@ def tiling_of(module: ModuleOp) -> aipu.TilingAttr:
     return tiling
 
 
-def working_set(builder: SegmentBuilder, layer, tiles: tuple[int, int]) -> tuple[int, int]:
-    """L1 bytes (activations, weights) the layer's expansion stages with `tiles`."""
+def working_set(
+    builder: SegmentBuilder, layer, tiles: tuple[int, int], tiling: aipu.TilingAttr
+) -> int:
+    """L1 bytes the layer's expansion stages with `tiles`, counted by `tiling`'s rules."""
     layer.tiles = aipu._array(tiles)
     builder.buffer_ops.clear()
     builder.buffers.clear()
     builder.weight_buffers.clear()
     EXPANSIONS[type(layer)](builder, layer)
-    return builder.l1_bytes()
+    return tiling.l1_bytes(*builder.l1_bytes())
 
 
 def _height_extent(layer) -> int:
@@ -83,7 +86,7 @@ class AipuTilePass(AipucPass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         limit = l1_capacity(op)
-        tiling = aipu.TilingAttr(self.force_h_tiling)
+        tiling = aipu.TilingAttr(self.force_h_tiling, self.ignore_weight_buffers)
         op.attributes[TILING] = tiling
         builder = SegmentBuilder(0, pools_of(op))
         for layer in list(op.walk()):
@@ -114,8 +117,7 @@ class AipuTilePass(AipucPass):
     def _tile(self, builder: SegmentBuilder, layer, limit: int, tiling: aipu.TilingAttr) -> None:
         tried = []
         for tiles in self._candidates(layer, tiling):
-            activations, weights = working_set(builder, layer, tiles)
-            needed = activations + (0 if self.ignore_weight_buffers else weights)
+            needed = working_set(builder, layer, tiles, tiling)
             tried.append(f"{tiles[0]}x{tiles[1]}: {needed} bytes")
             if needed <= limit:
                 return
