@@ -4,12 +4,12 @@
     .venv/bin/python tools/named_mutations.py add_shift  # or some of them, by name
 
 For each mutation the tracked files are copied to a temporary folder, the one-line fault is
-applied there (the original line must occur exactly once), and the default CI suite runs on
-the copy (`pytest` from the copy, `PYTHONPATH` pointing at it: the copy's `aipuc` is the one
-imported, checked first). The numerics selection (`[tool.mutmut]`'s test files) runs first,
-whole, so every catching test there is listed; only if none fails does the rest of the
-default suite run. A mutation nobody catches exits non-zero. The results are recorded in
-docs/numerics-testing.md.
+applied there (the original line must occur exactly once), and the default CI suite runs on the
+copy (`pytest` from the copy, `PYTHONPATH` pointing at it: the copy's `aipuc` is the one
+imported, checked first). The numerics selection (the `tests` and `also` files of the
+numerics groups of tools/mutation.toml) runs first, whole, so every catching test there is
+listed; only if none fails does the rest of the default suite run. A mutation nobody catches
+exits non-zero. The results are recorded in docs/numerics-testing.md.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NUMERICS_GROUPS = ("numerics", "observers", "integer_reference", "exact_gemm")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,18 @@ def failures(folder: Path, tests: list[str], what: str) -> tuple[list[str], str]
     return failed, summary
 
 
+def numerics_selection() -> list[str]:
+    """The test files of the mutation groups these mutations fall in, each once."""
+    config = tomllib.loads((ROOT / "tools" / "mutation.toml").read_text())
+    files = [
+        test
+        for group in config["group"]
+        if group["name"] in NUMERICS_GROUPS
+        for test in group["tests"] + group.get("also", [])
+    ]
+    return list(dict.fromkeys(files))
+
+
 def check(name: str, mutation: Mutation) -> bool:
     with tempfile.TemporaryDirectory(prefix=f"aipuc-{name}-") as tmp:
         folder = Path(tmp)
@@ -132,8 +145,7 @@ def check(name: str, mutation: Mutation) -> bool:
         ).stdout.strip()
         if not imported.startswith(str(folder)):
             sys.exit(f"the copy's aipuc is not the one imported ({imported})")
-        config = tomllib.loads((folder / "pyproject.toml").read_text())
-        selection = config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+        selection = numerics_selection()
         failed, summary = failures(folder, selection, "the numerics selection")
         if not failed:  # the rest of the default suite
             rest = [f"--ignore={t}" for t in selection]
