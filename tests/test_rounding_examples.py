@@ -162,3 +162,21 @@ def test_add_rescales_both_inputs_with_a_20_bit_left_shift():
     args = arguments(tensor((1,), types[0]), tensor((1,), types[1]))
     op = axq.AddOp(*args, tensor((1,), types[2]))
     assert INTEGER_KERNELS[axq.AddOp](op, [a, b])[0].tolist() == [85]
+
+
+def test_dpu_results_saturate_beyond_int64():
+    """Step 8 of LayerNorm (and 6 of softmax) is clamp(rint(z) + out_zp): with an output
+    scale of 2**-70 the normalised +-1.22 become ~ +-2**70, beyond int64, and still saturate
+    to 127 / -128 (a conversion to int64 before the clamp wraps +2**70 to -128)."""
+    codes = np.int8([[-100, 0, 100]])
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    got = nx.layer_norm_int8(codes, 1.0, 0, ones, zeros, 1e-5, 2.0**-70, 0)
+    assert got.tolist() == [[-128, 0, 127]]
+    assert nx.softmax_int8(np.int8([0, 0]), 1.0, 0, 2.0**-70, 0).tolist() == [127, 127]
+    assert nx.f18_to_int8(np.float32([np.inf, -np.inf, 2.5, -2.5, 3.5]), 1).tolist() == [
+        127,
+        -128,
+        3,
+        -1,
+        5,
+    ]
