@@ -3,6 +3,7 @@
     .venv/bin/pip install -e '.[dev,mutation]'
     nice -n 10 .venv/bin/python tools/mutation.py             # every group of tools/mutation.toml
     nice -n 10 .venv/bin/python tools/mutation.py numerics    # or some of them
+    .venv/bin/python tools/mutation.py --mode survivors       # rerun the survivors (new tests)
     .venv/bin/python tools/mutation.py --mode report          # the verdicts so far, running nothing
 
 Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds the
@@ -104,12 +105,17 @@ def confirmations(group: dict) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_mutmut(group: dict, folder: Path, jobs: int) -> None:
+def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
+    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`."""
     names = group.get("mutants", [])
     if (folder / "mutants").exists():
-        names = [name for name, state in verdicts(group).items() if state == "not checked"]
+        wanted = ("not checked", *again)
+        names = [name for name, state in verdicts(group).items() if state in wanted]
         if not names:
             return
+        confirmed = confirmations(group)
+        if any(confirmed.pop(name, None) for name in names):
+            (folder / "confirmed.json").write_text(json.dumps(confirmed, indent=1, sort_keys=True))
     env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="mutation")
     command = [str(MUTMUT), "run", "--max-children", str(jobs), *names]
     log = folder / "mutmut.log"
@@ -174,7 +180,7 @@ def report(group: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help="group names (default: all)")
-    parser.add_argument("--mode", choices=["run", "report"], default="run")
+    parser.add_argument("--mode", choices=["run", "survivors", "report"], default="run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--wide", action="store_true", help="rerun the survivors with the `also` files too"
@@ -185,11 +191,14 @@ def main() -> int:
     if unknown := set(args.groups) - {g["name"] for g in groups()}:
         parser.error(f"unknown group(s) {sorted(unknown)}: see {CONFIG.relative_to(ROOT)}")
     for group in chosen:
-        if args.mode == "run":
+        if args.mode != "report":
             if args.fresh:
                 shutil.rmtree(WORK / group["name"], ignore_errors=True)
             folder = prepare(group)
-            run_mutmut(group, folder, args.jobs)
+            again = (
+                ("survived", "killed at confirm", "no tests") if args.mode == "survivors" else ()
+            )
+            run_mutmut(group, folder, args.jobs, again)
             confirm(group, folder, args.jobs, args.wide)
         report(group)
     return 0
