@@ -4,17 +4,19 @@
     nice -n 10 .venv/bin/python tools/mutation.py             # every group of tools/mutation.toml
     nice -n 10 .venv/bin/python tools/mutation.py numerics    # or some of them
     .venv/bin/python tools/mutation.py --mode survivors       # rerun the survivors (new tests)
+    .venv/bin/python tools/mutation.py --mode confirm         # survivors under the CI budget
     .venv/bin/python tools/mutation.py --mode report          # the verdicts so far, running nothing
 
 Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds the
-group's `[tool.mutmut]` (its files, its test selection). `run` (the default) makes the mutants,
-runs the ones without a verdict (mutmut keeps verdicts, so an interrupted run resumes), then
-confirms every survivor: the tests of the group that execute its function, all of them, under
-the CI Hypothesis budget (the mutmut pass uses the `mutation` profile, a quarter of it). A
-survivor that one of them kills is counted as killed "at confirm". `--wide` then reruns the
-remaining survivors with the group's `also` files (slower default-CI tests: whole models,
-compile and run), whole. `--fresh` starts a group over (after
-changing its selection or the code).
+group's `[tool.mutmut]` (its files, its test selection), with the oracle's Hypothesis tests
+at the `mutation` budget (a quarter of CI's). `run` (the default) makes the mutants and runs
+the ones without a verdict (mutmut keeps verdicts: an interrupted run resumes, and a
+function whose source changed is tested again). `survivors` reruns the survivors and the
+mutants no test executed (after adding tests). `confirm` reruns each survivor with the
+group's Hypothesis tests that execute its function, under the CI budget: one that fails
+counts it as killed "at confirm"; with `--wide`, the remaining survivors then run the
+group's `also` files (slower default-CI tests: whole models, compile and run). `--fresh`
+starts a group over (after changing its selection).
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> 
 def run_tests(folder: Path, name: str, tests: list[str]) -> dict:
     """`pytest -x tests` on the mutant `name` under the CI budget: killed if one fails."""
     if not tests:
-        return {"killed": False, "by": "no test executes it"}
+        return {"killed": False, "by": "no budgeted test executes it"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="ci", MUTANT_UNDER_TEST=name)
     done = subprocess.run(
@@ -137,16 +139,21 @@ def run_tests(folder: Path, name: str, tests: list[str]) -> dict:
 
 
 def confirm(group: dict, folder: Path, jobs: int, wide: bool) -> None:
-    """Rerun each survivor with the tests of the group that execute its function, under the
-    CI budget; `wide`: then the remaining ones with the group's `also` files too."""
+    """Rerun each survivor with the tests of the group that execute its function and whose
+    budget the profile sets (the oracle's Hypothesis tests: the others ran whole already),
+    under the CI budget; `wide`: then the remaining ones with the group's `also` files."""
     from mutmut.utils.format_utils import mangled_name_from_mutant_name
 
     done = confirmations(group)
     stats = json.loads((folder / "mutants" / "mutmut-stats.json").read_text())
     covering = stats["tests_by_mangled_function_name"]
+    budgeted = {
+        file for file in group["tests"] if "oracle_settings(" in (folder / file).read_text()
+    }
 
     def tests(name: str) -> list[str]:
-        return sorted(covering.get(mangled_name_from_mutant_name(name), []))
+        found = covering.get(mangled_name_from_mutant_name(name), [])
+        return sorted(test for test in found if test.split("::")[0] in budgeted)
 
     survivors = [n for n, s in verdicts(group).items() if s == SURVIVED and n not in done]
     jobs_list = [(n, tests(n)) for n in survivors]
@@ -180,7 +187,7 @@ def report(group: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help="group names (default: all)")
-    parser.add_argument("--mode", choices=["run", "survivors", "report"], default="run")
+    parser.add_argument("--mode", choices=["run", "survivors", "confirm", "report"], default="run")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--wide", action="store_true", help="rerun the survivors with the `also` files too"
@@ -198,8 +205,10 @@ def main() -> int:
             again = (
                 ("survived", "killed at confirm", "no tests") if args.mode == "survivors" else ()
             )
-            run_mutmut(group, folder, args.jobs, again)
-            confirm(group, folder, args.jobs, args.wide)
+            if args.mode == "confirm":
+                confirm(group, folder, args.jobs, args.wide)
+            else:
+                run_mutmut(group, folder, args.jobs, again)
         report(group)
     return 0
 
