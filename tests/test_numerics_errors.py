@@ -12,7 +12,11 @@ from aipuc import numerics as nx
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import tensor_type
 from aipuc.errors import QuantizationError
-from aipuc.quantization.observers import MinMaxObserver, PerChannelMinMaxObserver
+from aipuc.quantization.observers import (
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 from aipuc.runtime.integer_reference import INTEGER_KERNELS
 
 ERRORS = {
@@ -63,6 +67,10 @@ ERRORS = {
     "per-channel observer": (
         lambda: PerChannelMinMaxObserver().range(),
         "^per-channel observer saw no data$",
+    ),
+    "histogram observer": (
+        lambda: HistogramObserver().min_max_range(),
+        "^observer saw no finite values; calibrate on real data$",
     ),
     "min-max observer": (
         lambda: MinMaxObserver().range(),
