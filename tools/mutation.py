@@ -7,16 +7,16 @@
     .venv/bin/python tools/mutation.py --mode confirm         # survivors under the CI budget
     .venv/bin/python tools/mutation.py --mode report          # the verdicts so far, running nothing
 
-Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds the
-group's `[tool.mutmut]` (its files, its test selection), with the oracle's Hypothesis tests
-at the `mutation` budget (a quarter of CI's). `run` (the default) makes the mutants and runs
-the ones without a verdict (mutmut keeps verdicts: an interrupted run resumes, and a
-function whose source changed is tested again). `survivors` reruns the survivors and the
-mutants no test executed (after adding tests). `confirm` reruns each survivor with the
-group's Hypothesis tests that execute its function, under the CI budget: one that fails
-counts it as killed "at confirm"; with `--wide`, the remaining survivors then run the
-group's `also` files (slower default-CI tests: whole models, compile and run). `--fresh`
-starts a group over (after changing its selection).
+Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds
+the group's `[tool.mutmut]` (its files, its test selection), with the oracle's Hypothesis
+tests at the `mutation` budget (a quarter of CI's). `run` (the default) makes the mutants
+and runs the ones without a verdict (mutmut keeps verdicts: an interrupted run resumes, and
+a function whose source changed is tested again). `survivors` reruns the survivors, the
+mutants no test executed (after adding tests) and the timeouts. `confirm` reruns each
+survivor with the group's Hypothesis tests that execute its function, under the CI budget:
+one that fails counts it as killed "at confirm"; with `--wide`, the remaining survivors then
+run the group's `also` files (slower default-CI tests: whole models, compile and run).
+`--fresh` starts a group over (after changing its selection).
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def mutmut_section(group: dict) -> str:
         'source_paths = ["aipuc/"]',
         f"only_mutate = {json.dumps(group['files'])}",
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+        # workers fork from a server that has run no test: a test that imported torch (the
+        # live PyTorch comparisons) leaves threads that deadlock a forked worker
+        'process_isolation = "forkserver"',
         f"pytest_add_cli_args_test_selection = {json.dumps(group['tests'])}",
     ]
     return "\n".join(lines) + "\n"
@@ -202,9 +205,7 @@ def main() -> int:
             if args.fresh:
                 shutil.rmtree(WORK / group["name"], ignore_errors=True)
             folder = prepare(group)
-            again = (
-                ("survived", "killed at confirm", "no tests") if args.mode == "survivors" else ()
-            )
+            again = ("survived", "no tests", "timeout") if args.mode == "survivors" else ()
             if args.mode == "confirm":
                 confirm(group, folder, args.jobs, args.wide)
             else:
