@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/named_mutations.py            # every mutation below
     .venv/bin/python tools/named_mutations.py add_shift  # or some of them, by name
+    .venv/bin/python tools/named_mutations.py --quick    # stop at each one's first catching test
 
 For each mutation the tracked files are copied to a temporary folder, the one-line fault is
 applied there (the original line must occur exactly once), and the default CI suite runs on the
@@ -108,10 +109,14 @@ def scratch_copy(mutation: Mutation, folder: Path) -> None:
     target.write_text(text.replace(mutation.original, mutation.mutated))
 
 
-def failures(folder: Path, tests: list[str], what: str) -> tuple[list[str], str]:
-    """The failing test ids of `pytest tests` run on the copy, and a summary."""
+def failures(
+    folder: Path, tests: list[str], what: str, quick: bool = False
+) -> tuple[list[str], str]:
+    """The failing test ids of `pytest tests` run on the copy (`quick`: up to the first),
+    and a summary."""
     env = {**os.environ, "PYTHONPATH": str(folder)}
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf", *tests]
+    first = ["-x"] if quick else []
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf", *first, *tests]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, re.MULTILINE)
     passed = re.findall(r"(\d+) passed", done.stdout)
@@ -131,7 +136,7 @@ def numerics_selection() -> list[str]:
     return list(dict.fromkeys(files))
 
 
-def check(name: str, mutation: Mutation) -> bool:
+def check(name: str, mutation: Mutation, quick: bool) -> bool:
     with tempfile.TemporaryDirectory(prefix=f"aipuc-{name}-") as tmp:
         folder = Path(tmp)
         scratch_copy(mutation, folder)
@@ -146,10 +151,12 @@ def check(name: str, mutation: Mutation) -> bool:
         if not imported.startswith(str(folder)):
             sys.exit(f"the copy's aipuc is not the one imported ({imported})")
         selection = numerics_selection()
-        failed, summary = failures(folder, selection, "the numerics selection")
+        failed, summary = failures(folder, selection, "the numerics selection", quick)
         if not failed:  # the rest of the default suite
             rest = [f"--ignore={t}" for t in selection]
-            failed, summary = failures(folder, ["tests", *rest], "the rest of the default suite")
+            failed, summary = failures(
+                folder, ["tests", *rest], "the rest of the default suite", quick
+            )
     print(f"{name}: {mutation.what}")
     print(f"    {summary}")
     for test in failed:
@@ -158,12 +165,14 @@ def check(name: str, mutation: Mutation) -> bool:
 
 
 def main(names: list[str]) -> int:
+    quick = "--quick" in names
+    names = [name for name in names if name != "--quick"]
     unknown = set(names) - set(MUTATIONS)
     if unknown:
         sys.exit(
             f"unknown mutation(s) {', '.join(sorted(unknown))}; choose from {', '.join(MUTATIONS)}"
         )
-    missed = [name for name in names or MUTATIONS if not check(name, MUTATIONS[name])]
+    missed = [name for name in names or MUTATIONS if not check(name, MUTATIONS[name], quick)]
     if missed:
         print(f"NOT CAUGHT: {', '.join(missed)}")
     return 1 if missed else 0
