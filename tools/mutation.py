@@ -6,6 +6,7 @@
     .venv/bin/python tools/mutation.py --mode survivors       # rerun the survivors (new tests)
     .venv/bin/python tools/mutation.py --mode confirm         # survivors under the CI budget
     .venv/bin/python tools/mutation.py --mode report          # the verdicts so far, running nothing
+    .venv/bin/python tools/mutation.py --mode table           # the same as a markdown table
 
 Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds
 the group's `[tool.mutmut]` (its files, its test selection), with the oracle's Hypothesis
@@ -187,10 +188,28 @@ def report(group: dict) -> None:
             print(f"  {state}: {name}")
 
 
+def table(chosen: list[dict]) -> None:
+    """The per-group results as the markdown table of docs/numerics-testing.md."""
+    print("| group | mutants | run | killed | timeout | survived | no test | score |")
+    print("|---|---|---|---|---|---|---|---|")
+    for group in chosen:
+        counts = Counter(verdicts(group).values())
+        run = sum(n for state, n in counts.items() if state != "not checked")
+        killed = counts[KILLED] + counts["killed at confirm"]
+        detected = killed + counts["timeout"]
+        print(
+            f"| {group['name']} | {sum(counts.values())} | {run} | {killed} | "
+            f"{counts['timeout']} | {counts[SURVIVED]} | {counts['no tests']} | "
+            f"{100 * detected / max(1, run):.1f} % |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help="group names (default: all)")
-    parser.add_argument("--mode", choices=["run", "survivors", "confirm", "report"], default="run")
+    parser.add_argument(
+        "--mode", choices=["run", "survivors", "confirm", "report", "table"], default="run"
+    )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
         "--wide", action="store_true", help="rerun the survivors with the `also` files too"
@@ -200,6 +219,9 @@ def main() -> int:
     chosen = [g for g in groups() if not args.groups or g["name"] in args.groups]
     if unknown := set(args.groups) - {g["name"] for g in groups()}:
         parser.error(f"unknown group(s) {sorted(unknown)}: see {CONFIG.relative_to(ROOT)}")
+    if args.mode == "table":
+        table(chosen)
+        return 0
     for group in chosen:
         if args.mode != "report":
             if args.fresh:
