@@ -248,3 +248,13 @@ def test_per_channel_min_max_of_an_empty_batch_sees_no_channel():
     assert [v.tolist() for v in observer.range()] == [[0.0, 0.0], [0.0, 0.0]]
     observer.observe(np.array([[[-1.0], [3.0]]], np.float32))
     assert [v.tolist() for v in observer.range()] == [[-1.0, 3.0], [-1.0, 3.0]]
+
+
+def test_histogram_range_of_a_span_beyond_float32_is_finite():
+    """max - min above float32's largest value: the search runs in float64 and the range stays
+    a finite sub-range of the data's (in float32 it overflows to NaN)."""
+    observer = HistogramObserver()
+    observer.observe(np.array([-3e38, 0.0, 1.0, 3e38], np.float32))
+    low, high = observer.range()
+    assert np.isfinite([low, high]).all()
+    assert np.float32(-3e38) <= low < 0 < high <= np.float32(3e38)
