@@ -387,6 +387,24 @@ def test_exact_bound_is_depth_times_largest_product_plus_bias():
     assert kernels.check_exact_integer_depth(empty, np.full((2, 1), 2**52), 2) == 0
 
 
+def test_exact_conv_bound_counts_channels_kernel_taps_and_bias():
+    """The exact conv's depth is C * kh * kw of the weight (each axis once) and its bias
+    counts: at one product of 2**50, 1x2 taps of 2 channels (depth 4) reach 2**52 and
+    compute; 8 channels of 1x1 (depth 8) reach 2**53 and are refused, as is depth 4 plus a
+    bias of 2**52."""
+    big = 2**25
+    x = np.full((1, 2, 1, 2), big, np.int64)
+    w = np.full((1, 2, 1, 2), big, np.int64)
+    assert kernels.conv2d(x, w, exact_integer=True).tolist() == [[[[2**52]]]]
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        kernels.conv2d(x, w, exact_integer=True, bias=np.array([2**52]))
+    x8 = np.full((1, 8, 1, 1), big, np.int64)
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        kernels.conv2d(x8, np.full((1, 8, 1, 1), big, np.int64), exact_integer=True)
+    with pytest.raises(TypeError, match="^exact integer kernels need an integer bias, got f"):
+        kernels.conv2d(x, w, exact_integer=True, bias=np.zeros(1, np.float32))
+
+
 def test_exact_gemm_names_the_operand_that_is_not_integer():
     ints = np.ones((2, 2), np.int8)
     with pytest.raises(TypeError, match="integer operands, lhs is float32$"):
