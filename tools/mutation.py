@@ -100,7 +100,7 @@ def verdicts(group: dict) -> dict[str, str]:
     for name, code in codes.items():
         if selected(group, name):
             state = status_by_exit_code[code]
-            if state == SURVIVED and confirmed.get(name, {}).get("killed"):
+            if state in (SURVIVED, "no tests") and confirmed.get(name, {}).get("killed"):
                 state = "killed at confirm"
             status[name] = state
     return status
@@ -161,11 +161,12 @@ def confirm(group: dict, folder: Path, jobs: int, wide: bool) -> None:
 
     survivors = [n for n, s in verdicts(group).items() if s == SURVIVED and n not in done]
     jobs_list = [(n, tests(n)) for n in survivors]
-    if wide:
-        also = group.get("also", [])
+    also = group.get("also", [])
+    if wide and also:
+        states = verdicts(group)
         jobs_list += [
-            (n, also) for n, v in done.items() if not v["killed"] and not v.get("wide") and also
-        ]
+            (n, also) for n, v in done.items() if not v["killed"] and not v.get("wide")
+        ] + [(n, also) for n, s in states.items() if s == "no tests" and n not in done]
     with ThreadPoolExecutor(jobs) as pool:
         for (name, files), verdict in zip(
             jobs_list, pool.map(lambda job: run_tests(folder, *job), jobs_list), strict=True
