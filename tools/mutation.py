@@ -53,6 +53,7 @@ def mutmut_section(group: dict) -> str:
     lines = [
         "[tool.mutmut]",
         'source_paths = ["aipuc/"]',
+        'also_copy = ["docs/", "README.md"]',  # read by tests (docs/isa.md is generated)
         f"only_mutate = {json.dumps(group['files'])}",
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
         # workers fork from a server that has run no test: a test that imported torch (the
