@@ -316,8 +316,11 @@ def test_softmax(axis, data):
     in_type = data.draw(qtypes(scale=st.floats(0.001, 0.5)))
     out_scale = data.draw(st.sampled_from([1 / 256, 1 / 255, 0.01]))
     out_type = QType.per_tensor(out_scale, data.draw(zero_points))
+    # lanes from valid_length on are PWORD padding holding the neutral value
+    valid = data.draw(st.one_of(st.none(), st.integers(1, length)))
+    neutral = None if valid is None else -1e9
     check(
-        lambda args, result: axq.SoftmaxOp(args[0], result, axis),
+        lambda args, result: axq.SoftmaxOp(args[0], result, axis, valid, neutral),
         [(x, in_type, INT8)],
         out_type,
         data.draw,

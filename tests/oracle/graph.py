@@ -143,6 +143,12 @@ def _softmax(op, inputs):
     in_type, out_type = qtype_of(op.input), qtype_of(op.result)
     moved = np.moveaxis(inputs[0], op.axis.value.data, -1)
     out = np.empty(moved.shape, np.int8)
+    padding = {}
+    if op.valid_length is not None and op.neutral_value is not None:
+        padding = {
+            "valid_length": op.valid_length.value.data,
+            "neutral_value": op.neutral_value.value.data,
+        }
     for index in np.ndindex(moved.shape[:-1]):
         out[index] = softmax.softmax_row(
             [int(q) for q in moved[index]],
@@ -150,6 +156,7 @@ def _softmax(op, inputs):
             in_type.zero_points[0],
             out_type.only_scale,
             out_type.zero_points[0],
+            **padding,
         )
     return np.moveaxis(out, -1, op.axis.value.data)
 
