@@ -193,8 +193,7 @@ def rounding_right_shift(x, shift, out: np.ndarray | None = None) -> np.ndarray:
     shift = np.asarray(shift, np.int64)
     if np.any((shift < 0) | (shift > _MAX_SHIFT)):
         raise ValueError(f"shift must lie in [0, {_MAX_SHIFT}], got {shift}")
-    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-    return np.right_shift(np.add(x, half, out=out), shift, out=out)
+    return np.right_shift(np.add(x, _rounding_half(shift), out=out), shift, out=out)
 
 
 def requantize(
@@ -221,14 +220,34 @@ def requantize(
     if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
         raise ValueError("requantize multipliers must lie in [0, 2**31)")
     out_zp = along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
-    # one int64 buffer for every step: product, rounding shift, zero point, clamp
+    # one int64 buffer for the product and the shift, clamped straight into the result
     shape = np.broadcast_shapes(acc.shape, multiplier.shape, shift.shape, out_zp.shape)
     scaled = np.empty(shape, np.int64)
     np.multiply(acc, multiplier, out=scaled, casting="unsafe")  # int32-range values
-    rounding_right_shift(scaled, shift, out=scaled)
-    scaled += out_zp
-    np.clip(scaled, qmin, qmax, out=scaled)
-    return scaled.astype(_int_dtype(qmin, qmax))
+    if _zero_point_folds(shift, out_zp):
+        # floor((p + half + zp * 2**shift) / 2**shift) = floor((p + half) / 2**shift) + zp
+        scaled += _rounding_half(shift) + (out_zp << shift)
+        scaled >>= shift
+    else:
+        rounding_right_shift(scaled, shift, out=scaled)
+        scaled += out_zp
+    out = np.empty(shape, _int_dtype(qmin, qmax))
+    return np.clip(scaled, qmin, qmax, out=out, casting="unsafe")  # in range: cast exact
+
+
+def _zero_point_folds(shift: np.ndarray, out_zp: np.ndarray) -> bool:
+    """Whether `out_zp * 2**shift` can join the rounding term before the shift without
+    overflow: |acc * multiplier| < 2**62, so the added terms must stay within 2**62."""
+    if not shift.size or not out_zp.size or np.any((shift < 0) | (shift > _MAX_SHIFT)):
+        return False  # rounding_right_shift reports the bad shift
+    largest_shift = int(shift.max())
+    largest_zp = max(abs(int(out_zp.min())), abs(int(out_zp.max())))
+    return (1 << largest_shift >> 1) + (largest_zp << largest_shift) <= 1 << 62
+
+
+def _rounding_half(shift: np.ndarray) -> np.ndarray:
+    """2**(shift - 1), 0 where shift is 0 (shift in [0, 62])."""
+    return np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
 
 
 # --------------------------------------------------------------------------- float18

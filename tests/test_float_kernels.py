@@ -246,8 +246,20 @@ def test_conv2d_exact_integer_is_bit_exact(geometry, zero_point, seed):
     expected = _int64_conv_reference(
         x, w, g["strides"], g["pads"], g["dilations"], g["group"], zero_point
     ) + bias.reshape(1, -1, 1, 1)
-    assert y.dtype == np.int64
+    assert y.dtype == np.int32  # int8 operands and a 2**20 bias bound every sum below 2**31
     np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv2d_exact_integer_beyond_int32_stays_int64(group):
+    """A bias near 2**31 lets the sums pass int32: the result must widen, not wrap."""
+    x = np.full((1, 2, 4, 4), 127, np.int16)
+    w = np.full((2, 2 // group, 3, 3), 127, np.int8)
+    bias = np.array([2**31 - 1000, -(2**31) + 1000], np.int64)
+    y = kernels.conv2d(x, w, pads=(1, 1, 1, 1), group=group, bias=bias, exact_integer=True)
+    expected = _int64_conv_reference(x, w, (1, 1), (1, 1, 1, 1), (1, 1), group, 0)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, expected + bias.reshape(1, -1, 1, 1))
 
 
 def test_conv2d_exact_integer_at_int8_extremes_and_deep_k():
