@@ -218,6 +218,7 @@ SMALL = {
     "unet": {"base": 4, "depth": 2, "size": 32},
     "transformer_encoder": {"dim": 32, "heads": 2, "layers": 1, "tokens": 8},
     "crnn": {"width": 32, "hidden": 16, "classes": 5, "channels": (8, 8, 16, 16)},
+    "googlenet": {"size": 64, "width": 0.125, "classes": 10},
 }
 """Small versions of `architectures.ARCHITECTURES` (docs/coverage.md measures full size)."""
 
@@ -229,6 +230,7 @@ EVERY_OP_TYPE = {
     "unet": {"ConvTranspose", "Resize", "Concat", "Sigmoid"},
     "transformer_encoder": {"ReduceMean", "Pow", "Sqrt", "Erf", "Softmax", "Transpose"},
     "crnn": {"Squeeze", "Transpose", "LSTM", "LogSoftmax"},
+    "googlenet": {"LRN", "MaxPool", "Concat", "AveragePool", "Dropout", "Flatten", "Gemm"},
 }
 """Exporter idioms each architecture must keep, so its coverage cannot silently shrink."""
 
@@ -248,8 +250,9 @@ def architecture(request, tmp_path_factory):
 
 def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
     """Every MAC of these exports runs on the accelerator except the text recognizer's LSTM
-    (recurrent, on the host by design), and the instruction stream equals the integer
-    reference bit for bit, host parts included."""
+    (recurrent, on the host by design), GoogLeNet's two LRNs run on the host between
+    accelerated segments, and the instruction stream equals the integer reference bit for
+    bit, host parts included."""
     name, model, compiled, sample = architecture
     assert EVERY_OP_TYPE[name] <= {node.op_type for node in model.graph.node}
     placement = compiled.report["placement"]
@@ -259,6 +262,11 @@ def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
         assert placement["segments"] == 2  # the convolutions, then the classifier after the LSTM
         # the LSTM: 10 steps x 2 directions x 4 gates x 16 units x (16 inputs + 16 recurrent)
         assert placement["macs_on_host"] == 10 * 2 * 4 * 16 * (16 + 16)
+    elif name == "googlenet":
+        # the stem's two LRNs, each between convolutions: conv-pool | LRN | conv-conv | LRN |
+        # the pool and the nine inception modules
+        assert host == [("LRN", "core"), ("LRN", "core")]
+        assert placement["segments"] == 3 and placement["macs_on_host"] == 0
     else:
         assert host == [] and placement["macs_on_host"] == 0
         assert placement["segments"] == 1
@@ -268,6 +276,8 @@ def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
     np.testing.assert_array_equal(streamed["output"], reference["output"])
     expected = ort.InferenceSession(model.SerializeToString()).run(None, sample)[0]
     assert streamed["output"].shape == expected.shape
+    floats = aipuc.import_model(model).run(sample)["output"]
+    np.testing.assert_allclose(floats, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
 
 
 def lowering_coverage_model() -> onnx.ModelProto:

@@ -6,7 +6,8 @@ node: BatchNormalization nodes after convolutions, `Constant` nodes for reshape 
 `Flatten` before the classifier, an n-ary `Sum` for ResNet residuals (older exporters),
 `x * clip(x + 3, 0, 6) / 6` for hard-swish, the decomposed LayerNorm (`ReduceMean`, `Sub`,
 `Pow`, `Sqrt`, `Div`) and GELU (`Div`, `Erf`, `Add`, `Mul`, `Mul`), channel shuffle as
-`Reshape`-`Transpose`-`Reshape`, a bidirectional `LSTM` in a text recognizer.
+`Reshape`-`Transpose`-`Reshape`, a bidirectional `LSTM` in a text recognizer, `LRN` and
+ceil-mode pooling in GoogLeNet (as the Caffe-converted model zoo graph has them).
 
 Every builder takes a width and an input size, so tests compile small versions and
 `benchmarks/coverage.py` full-size ones. Batch-norm statistics are set from the model's own
@@ -435,6 +436,69 @@ def crnn(width: int = 128, hidden: int = 128, classes: int = 37, channels=(64, 1
     return e.model({"input": [1, 1, 32, width]}, ["output"], kind=IMAGE_UNIT)
 
 
+def googlenet(size: int = 224, width: float = 1.0, classes: int = 1000):
+    """GoogLeNet (Inception v1) as the Caffe model (the ONNX model zoo's bvlc_googlenet)
+    writes it: biased convolutions with ReLU, ceil-mode MaxPools, `LRN` after the stem's
+    first pool and after its 3x3 conv, nine inception modules (1x1 | 1x1-3x3 | 1x1-5x5 |
+    MaxPool 3x3 stride 1 - 1x1 projection, concatenated on channels), an `AveragePool` over
+    the whole last map, Dropout, Flatten and a Gemm. `width` scales every channel count."""
+    e = Exporter("googlenet")
+
+    def ch(c: int) -> int:
+        return max(4, round(c * width))
+
+    def conv_relu(x: str, cin: int, cout: int, kernel: int, stride: int = 1) -> str:
+        return e.node("Relu", [e.conv(x, cin, cout, kernel, stride, bias=True)])
+
+    def pool(x: str, side: int) -> tuple[str, int]:
+        y = e.node("MaxPool", [x], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)
+        return y, -(-(side - 3) // 2) + 1
+
+    def lrn(x: str) -> str:
+        return e.node("LRN", [x], size=5, alpha=1e-4, beta=0.75, bias=1.0)
+
+    x = conv_relu("input", 3, ch(64), 7, 2)
+    x, side = pool(x, (size + 1) // 2)
+    x = conv_relu(lrn(x), ch(64), ch(64), 1)
+    x = lrn(conv_relu(x, ch(64), ch(192), 3))
+    x, side = pool(x, side)
+    cin = ch(192)
+    # (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection) of 3a, 3b, 4a..4e, 5a, 5b
+    table = [
+        (64, 96, 128, 16, 32, 32),
+        (128, 128, 192, 32, 96, 64),
+        "pool",
+        (192, 96, 208, 16, 48, 64),
+        (160, 112, 224, 24, 64, 64),
+        (128, 128, 256, 24, 64, 64),
+        (112, 144, 288, 32, 64, 64),
+        (256, 160, 320, 32, 128, 128),
+        "pool",
+        (256, 160, 320, 32, 128, 128),
+        (384, 192, 384, 48, 128, 128),
+    ]
+    for row in table:
+        if row == "pool":
+            x, side = pool(x, side)
+            continue
+        one, r3, three, r5, five, proj = map(ch, row)
+        branches = [
+            conv_relu(x, cin, one, 1),
+            conv_relu(conv_relu(x, cin, r3, 1), r3, three, 3),
+            conv_relu(conv_relu(x, cin, r5, 1), r5, five, 5),
+            conv_relu(
+                e.node("MaxPool", [x], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]),
+                cin,
+                proj,
+                1,
+            ),
+        ]
+        x, cin = e.node("Concat", branches, axis=1), one + three + five + proj
+    x = e.node("AveragePool", [x], kernel_shape=[side, side], strides=[1, 1])
+    x = e.node("Flatten", [e.node("Dropout", [x, e.constant(np.float32(0.4))])])
+    return _classifier(e, x, cin, {"input": [1, 3, size, size]}, classes)
+
+
 ARCHITECTURES: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet50_sum": resnet50,
     "shufflenet_v2": shufflenet_v2,
@@ -443,5 +507,6 @@ ARCHITECTURES: dict[str, Callable[..., onnx.ModelProto]] = {
     "unet": unet,
     "transformer_encoder": transformer_encoder,
     "crnn": crnn,
+    "googlenet": googlenet,
 }
 """Full-size builders (their default arguments); tests call them with small widths."""
