@@ -682,6 +682,9 @@ VALID: dict[str, Callable[[], Operation]] = {
     "max_pool ceil_mode": lambda: pool(
         in_shape=(1, 4, 7, 7), kernel=(3, 3), ceil_mode=True, out_shape=(1, 4, 3, 3)
     ),
+    "max_pool ceil_mode window past a small map": lambda: pool(
+        in_shape=(1, 4, 2, 2), kernel=(3, 3), ceil_mode=True, out_shape=(1, 4, 1, 1)
+    ),
     "linear resize rescales": lambda: unary(
         axq.ResizeOp,
         tensor(X, QC),
@@ -1145,6 +1148,11 @@ INVALID: dict[str, tuple[Callable[[], Operation | Attribute], str]] = {
     "pool window": (
         lambda: pool(in_shape=(1, 4, 1, 8), out_shape=(1, 4, 0, 4)),
         "axq.max_pool window of extent 2 does not fit the padded input extent 1 along axis 2",
+    ),
+    "pool ceil window": (
+        lambda: pool(in_shape=(1, 4, 1, 8), kernel=(3, 2), ceil_mode=True, out_shape=(1, 4, 1, 4)),
+        "axq.max_pool window of extent 3 does not fit the padded input extent 1 (+ 1 in ceil "
+        "mode) along axis 2",
     ),
     "pool result": (
         lambda: pool(axq.AvgPoolOp, out_shape=(1, 4, 3, 4)),

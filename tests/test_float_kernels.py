@@ -412,8 +412,11 @@ def _pool_attributes(g, dilations=True):
 
 
 def _pool_fits(g, dilations) -> bool:
+    """The window fits the padded input (in ceil mode it may reach `stride - 1` further)."""
+    reach = [g["strides"][a] - 1 if g["ceil_mode"] else 0 for a in range(2)]
     return all(
-        g["size"][a] + g["pads"][a] + g["pads"][a + 2] >= dilations[a] * (g["kernel"][a] - 1) + 1
+        g["size"][a] + g["pads"][a] + g["pads"][a + 2] + reach[a]
+        >= dilations[a] * (g["kernel"][a] - 1) + 1
         for a in range(2)
     )
 

@@ -335,3 +335,45 @@ def test_min_opset():
     with pytest.raises(ModelError, match="onnx_opset_version >= 17"):
         load_model(conv_relu(), opset=13)
     assert loader.MIN_OPSET == 17
+
+
+def test_ceil_mode_pool_window_may_reach_past_a_small_map(tmp_path):
+    """GoogLeNet's ceil-mode 3x3/2 pools on a 2x2 map (a 32x32 input) give one window over
+    all of it, as onnxruntime and torch compute; only a window past `stride - 1` is refused.
+    The float run matches onnxruntime and the stream equals `run_quantized` bit for bit."""
+    import onnxruntime
+
+    import aipuc
+    from aipuc.config import CompilerConfig
+
+    rng = np.random.default_rng(3)
+    pool = {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("MaxPool", ["c"], ["m"], name="max", **pool),
+        helper.make_node("AveragePool", ["c"], ["a"], name="avg", **pool),
+        helper.make_node("Add", ["m", "a"], ["s"], name="add"),
+        helper.make_node("Conv", ["s", "w2"], ["y"], name="head"),
+    ]
+    weights = [
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in (("w", (8, 3, 3, 3)), ("w2", (4, 8, 1, 1)))
+    ]
+    model = make_model(nodes, [tensor("x", [1, 3, 2, 2])], [tensor("y", None)], weights)
+    data = [{"x": rng.standard_normal((1, 3, 2, 2)).astype(np.float32)} for _ in range(3)]
+    expected = onnxruntime.InferenceSession(model.SerializeToString()).run(None, data[2])[0]
+    assert expected.shape == (1, 4, 1, 1)
+    floats = aipuc.import_model(model).run(data[2])["y"]
+    np.testing.assert_allclose(floats, expected, rtol=1e-5, atol=1e-5)
+    compiled = aipuc.compile(model, CompilerConfig(output_dir=str(tmp_path)), data[:2])
+    assert compiled.report["placement"]["host_nodes"] == []
+    np.testing.assert_array_equal(compiled.run(data[2])["y"], compiled.run_quantized(data[2])["y"])
+
+    wider = {**pool, "kernel_shape": [4, 4]}  # 2 past the map; ceil mode allows stride - 1
+    too_far = make_model(
+        [helper.make_node("MaxPool", ["x"], ["y"], name="pool", **wider)],
+        [tensor("x", [1, 3, 2, 2])],
+        [tensor("y", None)],
+    )
+    with pytest.raises(ModelError, match=r"node 'pool'.*kernel \[4, 4\].*larger than the input"):
+        load_model(too_far)

@@ -20,6 +20,7 @@ from lowering_harness import (
     samples_of,
     zoo_model,
 )
+from test_placement import SMALL as SMALL_ARCHITECTURES
 
 import aipuc
 from aipuc.errors import CompilationError
@@ -173,3 +174,81 @@ SWEEP = [(model, name) for model in ZOO for name in configs(model)]
 @pytest.mark.parametrize("model, name", SWEEP, ids=[f"{m}-{n}" for m, n in SWEEP])
 def test_zoo_sweep(quantized, tmp_path, model, name):
     check(quantized, tmp_path, model, configs(model)[name])
+
+
+ARCHITECTURE_SWEEP = [(a, name) for a in sorted(SMALL_ARCHITECTURES) for name in configs(a)]
+
+
+@pytest.fixture(scope="module")
+def architecture_quantized(tmp_path_factory):
+    """name -> (quantize_only folder, held-out samples, their reference outputs) for the
+    small versions of the exporter-style architectures (aipuc/models/architectures.py)."""
+    from aipuc.models.architectures import ARCHITECTURES, input_feeds
+
+    cache: dict[str, tuple[Path, list, list]] = {}
+
+    def get(name: str):
+        if name not in cache:
+            model = ARCHITECTURES[name](**SMALL_ARCHITECTURES[name])
+            samples = [input_feeds(model, seed) for seed in range(3)]
+            folder = tmp_path_factory.mktemp(name) / "quantized"
+            compiled = quantize(model, samples[:2], folder)
+            cache[name] = (folder, samples[2:], [compiled.run_quantized(samples[2])])
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.long
+@pytest.mark.parametrize(
+    "architecture, name", ARCHITECTURE_SWEEP, ids=[f"{a}-{n}" for a, n in ARCHITECTURE_SWEEP]
+)
+def test_architecture_sweep(architecture_quantized, tmp_path, architecture, name):
+    """The architectures the tests never saw (host segments between accelerated ones
+    included) under every lowering config of the zoo sweep, bit for bit from disk."""
+    check(architecture_quantized, tmp_path, architecture, configs(architecture)[name])
+
+
+def padded_output_model():
+    """A 40-channel tensor read by two 1x1 convolutions and returned as a graph output:
+    apply-pword-padding pads it to 64 channels at its producer and keeps a slice before the
+    output."""
+    from aipuc.models.builder import IMAGE_IMAGENET, GraphBuilder
+
+    b = GraphBuilder("padded_output", 3)
+    x = b.input("input", (1, 3, 16, 16), IMAGE_IMAGENET)
+    features = b.conv_bn_act(x, 40, 3, act="relu", name="features")
+    b.output(b.conv_bn_act(features, 16, 1, act=None, name="a"), "a")
+    b.output(b.conv_bn_act(features, 16, 1, act=None, name="b"), "b")
+    b.output(features, features.name)
+    return b.model("a padded tensor that is also a graph output")
+
+
+def test_the_host_pads_and_crops_the_io_unless_the_device_does(tmp_path):
+    """remove_io_padding_and_layout_transform: true hands the 64-channel device tensor to
+    the host, which crops the 40 channels, and (without swICR) takes the input padded to 64
+    channels with its zero point from the host; the manifest says both. False slices, pads
+    and transposes on the device. Both equal the integer reference bit for bit."""
+    model = padded_output_model()
+    samples = samples_of(model, 2)
+    folder = tmp_path / "quantized"
+    compiled = quantize(model, samples, folder)
+    assert "axq.slice" in (folder / "quantized_model" / "model.mlir").read_text()
+    references = [compiled.run_quantized(s) for s in samples]
+    segments = {}
+    for host in (True, False):
+        out = tmp_path / f"host_{host}"
+        lower(folder, out, remove_io_padding_and_layout_transform=host, enable_swicr=False)
+        assert_stream_equals_reference(out, references, samples)
+        manifest = json.loads((out / "compiled_model" / "manifest.json").read_text())
+        (segments[host],) = manifest["device"]["segments"]
+    zero_point = next(s for s in manifest["steps"] if s["op"] == "quantize")["zero_point"]
+    (padded,) = segments[True]["inputs"]
+    assert padded["logical"] == [1, 3, 16, 16] and padded["shape"] == [1, 16, 16, 64]
+    assert [padded["fill"]] == zero_point and padded["fill"] != 0
+    (logical,) = segments[False]["inputs"]
+    assert logical["logical"] == logical["shape"] == [1, 3, 16, 16]
+    cropped = next(o for o in segments[True]["outputs"] if o["logical"] == [1, 40, 16, 16])
+    assert cropped["shape"] == [1, 16, 16, 64] and cropped["perm"] == [0, 2, 3, 1]
+    sliced = next(o for o in segments[False]["outputs"] if o["logical"] == [1, 40, 16, 16])
+    assert sliced["shape"] == [1, 40, 16, 16] and sliced["perm"] == [0, 1, 2, 3]

@@ -1526,53 +1526,92 @@ class ConstOp(IRDLOperation):
         super().__init__(properties={"value": value}, result_types=[value.type])
 
 
+def _verify_io_layout(
+    logical: tuple[int, ...], perm: Sequence[int], stored: tuple[int, ...], padded: bool
+) -> None:
+    """The stored shape is the logical one permuted by `perm` (or, `padded`, covers it)."""
+    if sorted(perm) != list(range(len(logical))):
+        raise VerifyException(f"perm {list(perm)} is not a permutation of {len(logical)} axes")
+    wanted = tuple(logical[p] for p in perm)
+    if not padded and stored != wanted:
+        raise VerifyException("device shape must be the logical shape permuted by perm")
+    if padded and (
+        len(stored) != len(wanted) or any(s < w for s, w in zip(stored, wanted, strict=True))
+    ):
+        raise VerifyException(
+            "a padded device tensor must cover the logical shape permuted by perm"
+        )
+
+
 @irdl_op_definition
 class ToDeviceOp(IRDLOperation):
-    """A host tensor enters the accelerator: logical axes reordered by `perm`, int8 codes."""
+    """A host tensor enters the accelerator: logical axes reordered by `perm`, int8 codes.
+
+    With `padded`, the device tensor is larger (channels padded to whole PWORDs for an MVM
+    layer without swICR): the host writes the codes into its leading block and the zero
+    point of the input's type everywhere else (`remove_io_padding_and_layout_transform`)."""
 
     name = "aipu.to_device"
     input = operand_def(TensorType)
     home = opt_prop_def(MemorySpaceAttr)
     perm = prop_def(DenseArrayBase.constr(i64))
+    padded = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
-    def __init__(self, input: SSAValue, perm: Sequence[int], result_type: Attribute):
-        super().__init__(
-            operands=[input], properties={"perm": _array(perm)}, result_types=[result_type]
-        )
+    def __init__(
+        self, input: SSAValue, perm: Sequence[int], result_type: Attribute, padded: bool = False
+    ):
+        properties: dict[str, Attribute] = {"perm": _array(perm)}
+        if padded:
+            properties["padded"] = UnitAttr()
+        super().__init__(operands=[input], properties=properties, result_types=[result_type])
 
     def verify_(self) -> None:
-        logical, perm = _device_shape(self.input), _ints(self.perm)
-        if sorted(perm) != list(range(len(logical))):
-            raise VerifyException(f"perm {list(perm)} is not a permutation of {len(logical)} axes")
-        if _device_shape(self.result) != tuple(logical[p] for p in perm):
-            raise VerifyException("device shape must be the logical shape permuted by perm")
+        _verify_io_layout(
+            _device_shape(self.input),
+            _ints(self.perm),
+            _device_shape(self.result),
+            self.padded is not None,
+        )
 
 
 @irdl_op_definition
 class FromDeviceOp(IRDLOperation):
-    """A device tensor returns to the host: `perm` says which logical axis each one is."""
+    """A device tensor returns to the host: `perm` says which logical axis each one is.
+
+    With `cropped`, the device tensor is larger than the result (channels padded to whole
+    PWORDs) and the host keeps its leading block of the result's shape
+    (`remove_io_padding_and_layout_transform`)."""
 
     name = "aipu.from_device"
     input = operand_def(TensorType)
     perm = prop_def(DenseArrayBase.constr(i64))
+    cropped = opt_prop_def(UnitAttr)
     result = result_def(TensorType)
     irdl_options = (ParsePropInAttrDict(),)
     assembly_format = "$input attr-dict `:` type($input) `->` type($result)"
 
-    def __init__(self, input: SSAValue, perm: Sequence[int], result_type: Attribute):
-        super().__init__(
-            operands=[input], properties={"perm": _array(perm)}, result_types=[result_type]
-        )
+    def __init__(
+        self,
+        input: SSAValue,
+        perm: Sequence[int],
+        result_type: Attribute,
+        cropped: bool = False,
+    ):
+        properties: dict[str, Attribute] = {"perm": _array(perm)}
+        if cropped:
+            properties["cropped"] = UnitAttr()
+        super().__init__(operands=[input], properties=properties, result_types=[result_type])
 
     def verify_(self) -> None:
-        logical, perm = _device_shape(self.result), _ints(self.perm)
-        if sorted(perm) != list(range(len(logical))):
-            raise VerifyException(f"perm {list(perm)} is not a permutation of {len(logical)} axes")
-        if _device_shape(self.input) != tuple(logical[p] for p in perm):
-            raise VerifyException("device shape must be the logical shape permuted by perm")
+        _verify_io_layout(
+            _device_shape(self.result),
+            _ints(self.perm),
+            _device_shape(self.input),
+            self.cropped is not None,
+        )
 
 
 @irdl_op_definition

@@ -469,15 +469,17 @@ def _window_output(
     dilations: Sequence[int],
     ceil_mode: bool = False,
 ) -> tuple[int, int]:
-    """Output height and width of a 2-D window over an NCHW input; the window must fit."""
+    """Output height and width of a 2-D window over an NCHW input; the window must fit
+    (ceil mode lets it reach `stride - 1` past the end padding)."""
     sizes = []
     for i in range(2):
         extent = dilations[i] * (kernel[i] - 1) + 1
         padded = in_shape[2 + i] + pads[i] + pads[i + 2]
+        reach = strides[i] - 1 if ceil_mode else 0
         _require(
-            extent <= padded,
+            extent <= padded + reach,
             f"{op_name} window of extent {extent} does not fit the padded input extent "
-            f"{padded} along axis {2 + i}",
+            f"{padded}{f' (+ {reach} in ceil mode)' if reach else ''} along axis {2 + i}",
         )
         sizes.append(
             conv_output_size(

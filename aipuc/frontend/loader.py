@@ -624,7 +624,9 @@ def _optional_input(node: onnx.NodeProto, index: int) -> str:
 def _window_problem(
     node: onnx.NodeProto, shapes: Mapping[str, tuple | None], kernel: Sequence[int]
 ) -> str:
-    """The (dilated) window must fit the padded input, and the output must not be empty."""
+    """The (dilated) window must fit the padded input, and the output must not be empty.
+    A ceil-mode pool's window may reach `stride - 1` past the end padding (GoogLeNet's
+    ceil-mode 3x3/2 MaxPool on a 2x2 map gives one window over all of it)."""
     data, output = shapes.get(node.input[0]), shapes.get(node.output[0])
     if not is_static(data) or node.op_type == "ConvTranspose":
         return _empty_output_problem(node, output)
@@ -637,14 +639,18 @@ def _window_problem(
     if auto_pad == b"NOTSET":
         pads = list(_attribute(node, "pads", pads))
     dilations = list(_attribute(node, "dilations", [1] * rank))
+    strides = list(_attribute(node, "strides", [1] * rank))
+    ceil = _attribute(node, "ceil_mode", 0)
     if any(
-        (k - 1) * d + 1 > size + pads[axis] + pads[axis + rank]
-        for axis, (size, k, d) in enumerate(zip(spatial, kernel, dilations, strict=False))
+        (k - 1) * d + 1 > size + pads[axis] + pads[axis + rank] + (s - 1 if ceil else 0)
+        for axis, (size, k, d, s) in enumerate(
+            zip(spatial, kernel, dilations, strides, strict=False)
+        )
     ):
         return (
             f"the kernel {list(kernel)} (dilations {dilations}) is larger than the input "
-            f"{_show(spatial)} padded by {pads}; fix the kernel, pads or dilations, or the "
-            "input shape"
+            f"{_show(spatial)} padded by {pads}{' (+ strides - 1 in ceil mode)' if ceil else ''}"
+            "; fix the kernel, pads or dilations, or the input shape"
         )
     return _empty_output_problem(node, output)
 

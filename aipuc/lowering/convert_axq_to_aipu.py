@@ -29,7 +29,7 @@ from aipuc.dialects import aipu, axq
 from aipuc.dialects.axq import is_quantized, shape_of
 from aipuc.errors import CompilationError
 from aipuc.lowering import layout
-from aipuc.lowering.conversion.common import Conversion, UnitOptions, describe
+from aipuc.lowering.conversion.common import HOST_SIDE, Conversion, UnitOptions, describe
 from aipuc.lowering.conversion.dpu import dpu_patterns
 from aipuc.lowering.conversion.dwpu import (
     AvgPoolToDwpu,
@@ -72,8 +72,6 @@ _SAME_LAYOUT = (
     axq.SliceOp,
     axq.PadOp,
 )
-HOST_SIDE = (axq.HostOp, axq.QuantizeOp, axq.DequantizeOp, axq.ConstantOp, func.ReturnOp)
-"""Ops that run on the host (or are constants): the conversion leaves them."""
 
 
 def assign_layouts(
@@ -131,8 +129,9 @@ class ConvertAxqToAipuPass(AipucPass):
     mvm_utilization_limit: float = 1.0
     remove_io_padding_and_layout_transform: bool = True
     """True: the host transposes the segments' inputs and outputs into and out of their
-    device layouts (the layout is in the compiled program); false: the device does, with
-    DMA moves, and takes and gives tensors in ONNX's logical layout."""
+    device layouts (the layout is in the compiled program) and crops outputs whose channels
+    the device padded; false: the device does both, with DMA moves, and takes and gives
+    tensors in ONNX's logical layout and shape."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         main = next(o for o in op.ops if isinstance(o, func.FuncOp))
@@ -145,7 +144,7 @@ class ConvertAxqToAipuPass(AipucPass):
             self.mvm_utilization_limit,
         )
         host_transposes = self.remove_io_padding_and_layout_transform
-        conv = Conversion(assign_layouts(main, host_transposes), options)
+        conv = Conversion(assign_layouts(main, host_transposes), options, host_transposes)
         patterns = [
             ConvToMvm(conv),
             MatMulToMvm(conv),

@@ -249,7 +249,14 @@ def build_elf(module: ModuleOp, options: EmitOptions) -> Artifact:
 
 
 def _io_entry(io) -> dict[str, Any]:
-    return {"symbol": io.symbol, "shape": list(io.shape), "perm": list(io.perm), "dtype": io.dtype}
+    return {
+        "symbol": io.symbol,
+        "shape": list(io.shape),
+        "perm": list(io.perm),
+        "dtype": io.dtype,
+        "logical": list(io.logical),
+        "fill": io.fill,
+    }
 
 
 def _resident(emitted: Emitted, tasklists: _Tasklists, sections, symbols) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp
+from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
 from aipuc.dialects import aipu, mem
+from aipuc.dialects.axq import QuantizedType
 from aipuc.dialects.tensors import dtype_of
 from aipuc.errors import CompilationError
 from aipuc.hardware import AIPU
@@ -522,6 +523,7 @@ def emit_records(module: ModuleOp) -> Emitted:
     """The records of every segment, the constants and the DPU programs of a planned module."""
     emitted = Emitted(_regions(module))
     addresses = Addresses(module)
+    launches = {aipu._int(op.index): op for op in module.walk() if isinstance(op, aipu.LaunchOp)}
     for op in module.ops:
         if isinstance(op, mem.BufferOp) and op.init is not None:
             array = np.asarray(_init_array(op))
@@ -535,20 +537,23 @@ def emit_records(module: ModuleOp) -> Emitted:
         for address, word in emitter.dwpu_programs.items():
             emitted.dwpu_programs[addresses.loader(address)] = word
         index = aipu._int(segment.index)
+        launch = launches.get(index)
+        host_inputs = [None] * len(segment.inputs) if launch is None else launch.inputs
+        host_outputs = [None] * len(segment.outputs) if launch is None else launch.outputs
         emitted.segments.append(
             EmittedSegment(
                 index,
                 emitter.records,
                 [
-                    _io(addresses, v, p, f"segment{index}.in{i}")
-                    for i, (v, p) in enumerate(
-                        zip(segment.inputs, segment.perms("inputs"), strict=True)
+                    _io(addresses, v, p, host, f"segment{index}.in{i}")
+                    for i, (v, p, host) in enumerate(
+                        zip(segment.inputs, segment.perms("inputs"), host_inputs, strict=True)
                     )
                 ],
                 [
-                    _io(addresses, v, p, f"segment{index}.out{i}")
-                    for i, (v, p) in enumerate(
-                        zip(segment.outputs, segment.perms("outputs"), strict=True)
+                    _io(addresses, v, p, host, f"segment{index}.out{i}")
+                    for i, (v, p, host) in enumerate(
+                        zip(segment.outputs, segment.perms("outputs"), host_outputs, strict=True)
                     )
                 ],
             )
@@ -564,13 +569,30 @@ def _init_array(buffer: mem.BufferOp) -> np.ndarray:
     return array.astype(array.dtype.newbyteorder("<"))
 
 
-def _io(addresses: Addresses, value: SSAValue, perm, symbol: str) -> IoBuffer:
+def _io(
+    addresses: Addresses, value: SSAValue, perm, host: SSAValue | None, symbol: str
+) -> IoBuffer:
+    """An IO buffer; its logical shape is that of the host tensor `host` (the launch's
+    operand or result: smaller than the stored one when the host crops), or the stored
+    shape transposed when no launch names the segment."""
     memory = value.type
     assert isinstance(memory, mem.BufferType)
+    stored = tuple(memory.get_shape())
+    fill = 0
+    if host is None:
+        logical = tuple(stored[list(perm).index(axis)] for axis in range(len(stored)))
+    else:
+        assert isinstance(host.type, TensorType)
+        logical = tuple(host.type.get_shape())
+        element = host.type.get_element_type()
+        if isinstance(element, QuantizedType) and not element.is_per_axis:
+            fill = element.zero_point
     return IoBuffer(
         symbol,
         addresses.buffer_address(value),
-        tuple(memory.get_shape()),
+        stored,
         tuple(perm),
         dtype_of(memory.element_type).name,
+        logical,
+        fill,
     )

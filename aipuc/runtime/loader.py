@@ -33,7 +33,7 @@ from aipuc.runtime.sim.program import DeviceProgram
 MANIFEST = "manifest.json"
 ELF = "model.elf"
 FORMAT = "aipuc.compiled_model"
-VERSION = 1
+VERSION = 2
 
 
 def digest(path: Path) -> dict[str, Any]:

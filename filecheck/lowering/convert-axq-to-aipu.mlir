@@ -1,10 +1,12 @@
 // RUN: xdsl-opt %s -p convert-axq-to-aipu --split-input-file | filecheck %s
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{enable_icr=false enable_swicr=false}' --split-input-file | filecheck %s --check-prefix=PLAIN
+// RUN: xdsl-opt %s -p 'convert-axq-to-aipu{enable_icr=false enable_swicr=false remove_io_padding_and_layout_transform=false}' --split-input-file | filecheck %s --check-prefix=PLAINDEVICE
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{mvm_utilization_limit=0.5}' --split-input-file 2>/dev/null | filecheck %s --check-prefix=LIMIT
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{mvm_utilization_limit=0.5}' --split-input-file 2>&1 >/dev/null | filecheck %s --check-prefix=WARN
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{icrx_force=2}' --split-input-file | filecheck %s --check-prefix=FORCE
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{icrx_max_factor=3}' --split-input-file | filecheck %s --check-prefix=MAX
 // RUN: xdsl-opt %s -p 'convert-axq-to-aipu{icrx_parallel_block_threshold=0}' --split-input-file | filecheck %s --check-prefix=THRESHOLD
+// RUN: xdsl-opt %s -p 'convert-axq-to-aipu{remove_io_padding_and_layout_transform=false}' --split-input-file | filecheck %s --check-prefix=DEVICEIO
 // RUN: not xdsl-opt %s -p 'convert-axq-to-aipu{icrx_force=5}' --split-input-file 2>&1 | filecheck %s --check-prefix=WIDE
 
 // Unit mapping, each expectation worked by hand. Scales are powers of two so the fixed-point
@@ -32,18 +34,23 @@ builtin.module {
 // CHECK-NEXT: %y = aipu.from_device %3 {perm = array<i64: 0, 2, 3, 1>} : tensor<1x4x4x3xi8> -> tensor<1x3x4x4x!axq.q<i8, 0.25:-1>>
 // CHECK-NEXT: func.return %y
 
-// Without swICR each tap is a whole PWORD: a DMA move pads the 16 pixels' 2 channels to 64
-// lanes with the input zero point 3; the matrix is [64, 3] (rows 2..63 zero); no ICR. The
-// layer records `channels = 2` (lanes holding data), so useful MACs leave out the padding.
-// PLAIN:      %0 = aipu.to_device %x
-// PLAIN-NEXT: %1 = aipu.move(%0) {copies = array<i64: 0, 2, 0, 0, 16, 2, 2, 1, 64, 1>, fill = 3 : i64} : (tensor<1x4x4x2xi8>) -> tensor<1x4x4x64xi8>
-// PLAIN-NEXT: %2 = aipu.const {value = dense<"0x01030502FC06{{(00)+}}"> : tensor<64x3xi8>} : tensor<64x3xi8>
-// PLAIN-NEXT: %3 = aipu.const
-// PLAIN-NEXT: %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, channels = 2 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x3xi8>, tensor<3x4xi32>) -> tensor<1x4x4x3xi8>
+// Without swICR each tap is a whole PWORD: the 16 pixels' 2 channels are padded to 64 lanes
+// with the input zero point 3. The host does it (remove_io_padding_and_layout_transform: the
+// input enters `padded`); with the field off a DMA move does it on the device. The matrix is
+// [64, 3] (rows 2..63 zero); no ICR. The layer records `channels = 2` (lanes holding data),
+// so useful MACs leave out the padding.
+// PLAIN:      %0 = aipu.to_device %x {perm = array<i64: 0, 2, 3, 1>, padded} : tensor<1x2x4x4x!axq.q<i8, 0.5:3>> -> tensor<1x4x4x64xi8>
+// PLAIN-NEXT: %1 = aipu.const {value = dense<"0x01030502FC06{{(00)+}}"> : tensor<64x3xi8>} : tensor<64x3xi8>
+// PLAIN-NEXT: %2 = aipu.const
+// PLAIN-NEXT: %3 = aipu.conv %0, %1, %2 {in_c = 64 : i64, channels = 2 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x3xi8>, tensor<3x4xi32>) -> tensor<1x4x4x3xi8>
+// PLAINDEVICE:      %0 = aipu.to_device %x {perm = array<i64: 0, 1, 2, 3>} : tensor<1x2x4x4x!axq.q<i8, 0.5:3>> -> tensor<1x2x4x4xi8>
+// PLAINDEVICE:      %[[NHWC:.*]] = aipu.move(%0) {{.*}} -> tensor<1x4x4x2xi8>
+// PLAINDEVICE-NEXT: %[[PADDED:.*]] = aipu.move(%[[NHWC]]) {copies = array<i64: 0, 2, 0, 0, 16, 2, 2, 1, 64, 1>, fill = 3 : i64} : (tensor<1x4x4x2xi8>) -> tensor<1x4x4x64xi8>
+// PLAINDEVICE:      aipu.conv %[[PADDED]]
 
 // mvm_utilization_limit 0.5: weightsets of 256 rows, and no swICR (with a warning); ICR stays.
-// LIMIT:      %1 = aipu.move(%0) {copies = array<i64: 0, 2, 0, 0, 16, 2, 2, 1, 64, 1>, fill = 3 : i64}
-// LIMIT:      %4 = aipu.conv %1, %2, %3 {in_c = 64 : i64, channels = 2 : i64, k_chunk = 256 : i64, icr = 4 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x12xi8>, tensor<3x4xi32>)
+// LIMIT:      %0 = aipu.to_device %x {perm = array<i64: 0, 2, 3, 1>, padded}
+// LIMIT:      %3 = aipu.conv %0, %1, %2 {in_c = 64 : i64, channels = 2 : i64, k_chunk = 256 : i64, icr = 4 : i64, in_zp = 3 : i64} : (tensor<1x4x4x64xi8>, tensor<64x12xi8>, tensor<3x4xi32>)
 // WARN: swICR disabled for axq.conv2d at loc(unknown): mvm_utilization_limit 0.5 < 1 leaves no room for dense packing
 
 // ICR factors: forced, capped by icrx_max_factor, off when the layer has more K chunks than
@@ -178,3 +185,26 @@ builtin.module {
 // CHECK-NEXT: %6 = aipu.move(%1) {copies = array<i64: 0, 2, 2, 0, 2, 2, 3, -2, 2, 1>} : (tensor<1x2x3xi8>) -> tensor<1x2x2xi8>
 // CHECK-NEXT: %sl = aipu.from_device %6
 // CHECK-NEXT: %7 = aipu.move(%1) {copies = array<i64: 0, 2, 0, 0, 2, 3, 3, 1, 6, 1, 0, 2, 0, 3, 2, 3, 3, 1, 6, 1>} : (tensor<1x2x3xi8>) -> tensor<1x4x3xi8>
+
+// -----
+
+// A padded tensor that only the host reads (apply-pword-padding's slice before a graph
+// output): the host crops it, the device hands over all 64 channels without a copy. With
+// remove_io_padding_and_layout_transform=false the device slices (and transposes) by DMA.
+builtin.module {
+  func.func @main(%x: tensor<1x2x2x2x!axq.q<i8, 0.5:0>> {axq.name = "input"}) -> (tensor<1x40x2x2x!axq.q<i8, 0.25:0>> {axq.name = "output"}) {
+    %w = axq.constant {value = dense<1> : tensor<64x2x1x1xi8>} : tensor<64x2x1x1x!axq.q<i8, 0.25:0>>
+    %b = axq.constant {value = dense<0> : tensor<64xi32>} : tensor<64x!axq.q<i32, 0.125:0>>
+    %y = axq.conv2d %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<1x2x2x2x!axq.q<i8, 0.5:0>>, tensor<64x2x1x1x!axq.q<i8, 0.25:0>>, tensor<64x!axq.q<i32, 0.125:0>>) -> tensor<1x64x2x2x!axq.q<i8, 0.25:0>>
+    %s = axq.slice %y {starts = array<i64: 0>, ends = array<i64: 40>, axes = array<i64: 1>, steps = array<i64: 1>} : tensor<1x64x2x2x!axq.q<i8, 0.25:0>> -> tensor<1x40x2x2x!axq.q<i8, 0.25:0>>
+    func.return %s : tensor<1x40x2x2x!axq.q<i8, 0.25:0>>
+  }
+}
+
+// CHECK:      %[[CONV:.*]] = aipu.conv {{.*}} -> tensor<1x2x2x64xi8>
+// CHECK-NEXT: %s = aipu.from_device %[[CONV]] {perm = array<i64: 0, 2, 3, 1>, cropped} : tensor<1x2x2x64xi8> -> tensor<1x40x2x2x!axq.q<i8, 0.25:0>>
+// CHECK-NEXT: func.return %s
+// DEVICEIO:      %[[CONV:.*]] = aipu.conv {{.*}} -> tensor<1x2x2x64xi8>
+// DEVICEIO-NEXT: %[[SLICE:.*]] = aipu.move(%[[CONV]]) {{.*}} -> tensor<1x2x2x40xi8>
+// DEVICEIO-NEXT: %[[NCHW:.*]] = aipu.move(%[[SLICE]]) {{.*}} -> tensor<1x40x2x2xi8>
+// DEVICEIO-NEXT: %s = aipu.from_device %[[NCHW]] {perm = array<i64: 0, 1, 2, 3>}

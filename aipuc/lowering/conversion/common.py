@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+from xdsl.dialects import func
 from xdsl.dialects.builtin import IntegerType, TensorType, f32, i8, i32
 from xdsl.ir import Attribute, Block, BlockArgument, Operation, Region, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
@@ -60,6 +61,10 @@ def describe(op: Operation) -> str:
     return f"{op.name} at {op.location}"
 
 
+HOST_SIDE = (axq.HostOp, axq.QuantizeOp, axq.DequantizeOp, axq.ConstantOp, func.ReturnOp)
+"""Ops that run on the host (or are constants): the conversion leaves them."""
+
+
 @dataclass(frozen=True)
 class UnitOptions:
     """The unit-mapping fields of the CompilerConfig, as the pass received them."""
@@ -78,6 +83,8 @@ class Conversion:
 
     layouts: dict[SSAValue, tuple[int, ...]]
     options: UnitOptions
+    host_io: bool = True
+    """`remove_io_padding_and_layout_transform`: the host lays out and crops the IO."""
     entered: dict[SSAValue, SSAValue] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ layouts and types

@@ -18,11 +18,11 @@ import numpy as np
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
-from aipuc.dialects import axq
+from aipuc.dialects import aipu, axq
 from aipuc.dialects.axq import shape_of
 from aipuc.errors import CompilationError
 from aipuc.lowering import layout
-from aipuc.lowering.conversion.common import Conversion, describe, qtype
+from aipuc.lowering.conversion.common import HOST_SIDE, Conversion, describe, qtype
 from aipuc.runtime import kernels
 from aipuc.runtime.integer_reference import code_of
 
@@ -46,6 +46,8 @@ class MovesToDma(RewritePattern):
         if handler is None:
             return
         if isinstance(op, axq.ResizeOp) and op.mode.data != axq.ResizeMode.NEAREST:
+            return
+        if isinstance(op, axq.SliceOp) and self._crop_on_the_host(op, rewriter):
             return
         results = handler(op, rewriter)
         self.conv.finish(op, results, rewriter)
@@ -88,6 +90,36 @@ class MovesToDma(RewritePattern):
             [r.step for r in ranges],
         )
         return self._moved(op, rewriter, value, result, copies)
+
+    def _crop_on_the_host(self, op: axq.SliceOp, rewriter: PatternRewriter) -> bool:
+        """A leading block of a device tensor that only the host reads (the slice that
+        apply-pword-padding leaves before a graph output) is the host's to take, when the
+        host handles the IO (`remove_io_padding_and_layout_transform`): the device hands
+        over the padded tensor and does not copy.
+
+            %y = axq.slice %x {starts = [0], ends = [40], axes = [1]} : ...x64x... -> ...x40x...
+            func.return %y
+        becomes
+            %y = aipu.from_device %xd {cropped, perm = [0, 2, 3, 1]} : ...x64xi8 -> ...x40x...
+        """
+        source = op.input.owner
+        if not (
+            self.conv.host_io
+            and isinstance(source, aipu.FromDeviceOp)
+            and op.result.uses
+            and all(isinstance(use.operation, HOST_SIDE) for use in op.result.uses)
+        ):
+            return False
+        shape = shape_of(op.input)
+        ranges = [range(size)[s] for size, s in zip(shape, op.index(), strict=True)]
+        if any(len(r) and (r.start != 0 or r.step != 1) for r in ranges):
+            return False
+        perm = self.conv.perm(op.input)
+        leave = aipu.FromDeviceOp(source.input, perm, op.result.type, cropped=True)
+        leave.location = op.location
+        rewriter.replace(op, leave)
+        self.conv.layouts[leave.result] = perm
+        return True
 
     def _slice(self, op: axq.SliceOp, rewriter) -> list[SSAValue]:
         return [self._slice_of(op, rewriter, op.input, op.result, op.index())]

@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 from xdsl.dialects.builtin import TensorType, i8
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.rewriter import Rewriter
 
 from aipuc.dialects import aipu, axq
 from aipuc.dialects.axq import shape_of
@@ -53,6 +54,50 @@ def weight_rows(conv: Conversion) -> int:
     """Rows of one IMC weightset the utilization limit leaves active (whole PWORDs)."""
     limit = conv.options.mvm_utilization_limit
     return max(PWORD, int(AIPU.mvm_k * limit) // PWORD * PWORD)
+
+
+def _padded_by_the_host(
+    conv: Conversion, at: Operation, x: SSAValue, padded: TensorType
+) -> SSAValue | None:
+    """A host tensor that only this layer reads enters already padded when the host handles
+    the IO (`remove_io_padding_and_layout_transform`): no copy on the device.
+
+        %x = aipu.to_device %in {perm = [0, 2, 3, 1]} : ...x3x... -> tensor<1x8x8x3xi8>
+    becomes
+        %x = aipu.to_device %in {padded, perm = [0, 2, 3, 1]} : ... -> tensor<1x8x8x64xi8>
+    """
+    enter = x.owner
+    if not (
+        conv.host_io
+        and isinstance(enter, aipu.ToDeviceOp)
+        and {use.operation for use in enter.input.uses} == {enter, at}
+        and not x.uses
+    ):
+        return None
+    wider = aipu.ToDeviceOp(enter.input, aipu._ints(enter.perm), padded, padded=True)
+    Rewriter.replace_op(enter, wider)
+    conv.entered[enter.input] = wider.result
+    return wider.result
+
+
+def _padded_by_dma(
+    conv: Conversion,
+    at: Operation,
+    x: SSAValue,
+    padded: TensorType,
+    in_zp: int,
+    rewriter: PatternRewriter,
+) -> SSAValue:
+    """A DMA move pads the channels of `x` with the zero point."""
+    n, h, w, channels = x.type.get_shape()  # type: ignore[attr-defined]
+    copies = layout.embed_copies(
+        (n, h, w, channels),
+        layout.identity(4),
+        tuple(padded.get_shape()),
+        layout.identity(4),
+        (0, 0, 0, 0),
+    )
+    return conv.move([x], padded, [(0, c) for c in copies], rewriter, at, fill=in_zp)
 
 
 def _uses_swicr(
@@ -128,14 +173,9 @@ def conv_layer(
     if in_c != channels:  # whole PWORDs per tap: pad the channels with the zero point
         n, h, w, _ = x.type.get_shape()  # type: ignore[attr-defined]
         padded = TensorType(i8, [n, h, w, in_c])
-        copies = layout.embed_copies(
-            (n, h, w, channels),
-            layout.identity(4),
-            (n, h, w, in_c),
-            layout.identity(4),
-            (0, 0, 0, 0),
+        x = _padded_by_the_host(conv, at, x, padded) or _padded_by_dma(
+            conv, at, x, padded, in_zp, rewriter
         )
-        x = conv.move([x], padded, [(0, c) for c in copies], rewriter, at, fill=in_zp)
     rows = weight_rows(conv)
     k_chunks = -(-(kh * kw * in_c) // rows)
     icr = _icr_factor(conv, out_channels, result_shape[2], k_chunks, where)

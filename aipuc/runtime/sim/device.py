@@ -27,11 +27,14 @@ class Device:
     def launch(self, index: int, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         segment = self.segments[index]
         for io, array in zip(segment.inputs, inputs, strict=True):
-            stored = np.ascontiguousarray(np.transpose(np.asarray(array), io.perm), io.dtype)
-            if stored.shape != io.shape:
+            array = np.asarray(array)
+            if array.shape != io.logical:
                 raise ValueError(
-                    f"segment {index} input of shape {stored.shape}, expected {io.shape}"
+                    f"segment {index} input of shape {array.shape}, expected {io.logical}"
                 )
+            stored = np.full(io.shape, io.fill, io.dtype)  # padded lanes: the zero point
+            transposed = np.transpose(array, io.perm)
+            stored[tuple(slice(0, n) for n in transposed.shape)] = transposed
             self.memories.write(
                 io.address, io.shape, dense_strides(io.shape, stored.itemsize), stored, io.dtype
             )
@@ -42,5 +45,6 @@ class Device:
             stored = self.memories.read(
                 io.address, io.shape, dense_strides(io.shape, dtype.itemsize), dtype
             )
-            outputs.append(np.transpose(stored, np.argsort(io.perm)).copy())
+            logical = np.transpose(stored, np.argsort(io.perm))
+            outputs.append(logical[tuple(slice(0, n) for n in io.logical)].copy())
         return outputs

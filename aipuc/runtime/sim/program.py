@@ -28,6 +28,11 @@ class IoBuffer:
     shape: tuple[int, ...]  # stored (physical) shape
     perm: tuple[int, ...]  # logical axis of each stored axis
     dtype: str  # NumPy dtype name of the elements
+    logical: tuple[int, ...]
+    """The host's shape: the stored tensor transposed by `perm`, or (an output whose channels
+    the device padded) the leading block of that shape the host keeps."""
+    fill: int = 0
+    """An input larger than `logical`: the code the host writes in the padded lanes."""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class DeviceProgram:
                 tuple(entry["shape"]),
                 tuple(entry["perm"]),
                 entry["dtype"],
+                tuple(entry["logical"]),
+                entry["fill"],
             )
 
         segments = [
