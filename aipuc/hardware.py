@@ -46,6 +46,7 @@ class HardwareModel:
     # DWPU: 64 channels x 9 taps per cycle.
     dwpu_channels: int = 64  # chosen
     dwpu_taps: int = 9  # chosen
+    grouped_kernel_area_limit: int = 128  # doc: a grouped convolution's kh * kw stays below
     # Bandwidths in bytes per cycle.
     ddr_bytes_per_cycle: int = 64  # chosen, shared by all cores
     core_dma_l2_l1_bytes_per_cycle: int = 64  # chosen, per channel

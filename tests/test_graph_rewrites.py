@@ -343,7 +343,7 @@ def test_validation_names_every_violation(tmp_path):
         _compile(tmp_path, model, samples, "checked")
     message = str(raised.value)
     assert message.startswith("2 hardware constraint violation(s) in the accelerated core")
-    assert "node 'broadcast_matmul' (axq.matmul): batched matmul of [2, 4, 8]" in message
+    assert "node 'broadcast_matmul' (axq.matmul): batched MatMul of [2, 4, 8]" in message
     assert "node 'grouped_up' (axq.conv_transpose2d): group=2" in message
     report = json.loads((tmp_path / "checked/compilation_report.json").read_text())
     assert report["error"]["code"] == "E_VALIDATE"

@@ -254,6 +254,7 @@ def test_architectures_run_on_the_accelerator_bit_exactly(architecture):
     accelerated segments, and the instruction stream equals the integer reference bit for
     bit, host parts included."""
     name, model, compiled, sample = architecture
+    onnx.checker.check_model(model, full_check=True)  # valid as torch would export it
     assert EVERY_OP_TYPE[name] <= {node.op_type for node in model.graph.node}
     placement = compiled.report["placement"]
     host = [(n["op_type"], n["part"]) for n in placement["host_nodes"]]

@@ -42,6 +42,7 @@ import numpy as np
 import onnx
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
+from aipuc import constraints
 from aipuc.errors import ModelError
 from aipuc.frontend.patterns import LayerNormMatch, find_layer_norms
 
@@ -416,22 +417,12 @@ def _batch_norm(view: _NodeView) -> list[str]:
 def _conv(view: _NodeView) -> list[str]:
     reasons = _needs_rank(view, 4, "2-D convolution")
     reasons += _needs_const(view, 1, "weight") + _needs_const(view, 2, "bias")
-    group = view.attr("group", 1)
-    if group == 1 or reasons:
+    if reasons:
         return reasons
-    kernel = view.shape(1)[2:]
-    dilations = tuple(view.attr("dilations", [1, 1]))
-    for what, pair in (("kernel", kernel), ("dilation", dilations)):
-        if pair[0] != pair[1]:
-            reasons.append(
-                f"grouped convolution (group={group}) needs a square {what}, "
-                f"got {pair[0]}x{pair[1]}"
-            )
-    if prod(kernel) >= 128:
-        reasons.append(
-            f"grouped convolution kernel area {kernel[0]}x{kernel[1]}={prod(kernel)} must be < 128"
-        )
-    return reasons
+    # a non-square stride is rewritten (stride 1 and a row subsample): not constrained here
+    return constraints.grouped_conv(
+        view.attr("group", 1), view.shape(1)[2:], tuple(view.attr("dilations", [1, 1]))
+    )
 
 
 def _conv_transpose_asymmetric(view: _NodeView) -> bool:
@@ -466,11 +457,9 @@ def _conv_transpose_asymmetric(view: _NodeView) -> bool:
 def _conv_transpose(view: _NodeView) -> list[str]:
     reasons = _needs_rank(view, 4, "2-D transposed convolution")
     reasons += _needs_const(view, 1, "weight") + _needs_const(view, 2, "bias")
-    if view.attr("group", 1) != 1:
-        reasons.append(f"group={view.attr('group')}: transposed convolution needs group 1")
-    if not reasons and _conv_transpose_asymmetric(view):
-        reasons.append("asymmetric pads; the accelerator needs begin == end")
-    return reasons
+    if reasons:
+        return reasons
+    return constraints.conv_transpose(view.attr("group", 1), _conv_transpose_asymmetric(view))
 
 
 def _average_pool(view: _NodeView) -> list[str]:
@@ -538,10 +527,7 @@ def _resize(view: _NodeView) -> list[str]:
         reasons.append(f"keep_aspect_ratio_policy={view.attr('keep_aspect_ratio_policy')}")
     if reasons:
         return reasons
-    (n, c, h, w), (out_n, out_c, out_h, out_w) = view.shape(0), view.out_shape()
-    if (n, c) != (out_n, out_c):
-        reasons.append(f"resizing {[n, c, h, w]} to {[out_n, out_c, out_h, out_w]} changes N or C")
-    return reasons
+    return constraints.resize(view.shape(0), view.out_shape())
 
 
 def _reduce(kind: str) -> Rule:
@@ -613,23 +599,9 @@ def is_layout_free_reshape(in_shape: Sequence[int], out_shape: Sequence[int]) ->
 
 
 def _matmul(view: _NodeView) -> list[str]:
-    a, b = view.shape(0), view.shape(1)
-    if view.const(1) is not None:
-        return (
-            []
-            if len(b) == 2
-            else [f"constant right operand of shape {list(b)}; a dense layer needs a 2-D weight"]
-        )
-    if view.const(0) is not None:
-        return ["constant left operand; only the right operand can be a weight"]
-    if len(a) < 2 or len(b) < 2:
-        return [f"MatMul of {list(a)} and {list(b)}: a 1-D operand (the MVM multiplies matrices)"]
-    if a[:-2] != b[:-2]:
-        return [
-            f"batched MatMul of {list(a)} and {list(b)} needs equal batch dims (one weightset "
-            "per image)"
-        ]
-    return []
+    return constraints.matmul(
+        view.shape(0), view.shape(1), view.const(0) is not None, view.const(1) is not None
+    )
 
 
 _RULES: dict[str, Rule] = {

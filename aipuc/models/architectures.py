@@ -147,7 +147,17 @@ class Exporter:
             graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="pytorch"
         )
         helper.set_model_props(model, {INPUT_KIND_KEY + name: kind for name in inputs})
+        _typed_outputs(model)
         return normalize_batch_norms(model)
+
+
+def _typed_outputs(model: onnx.ModelProto) -> None:
+    """Graph outputs with their shapes, as torch.onnx.export declares them (onnx.checker
+    requires a shape on every graph output)."""
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    known = {v.name: v.type for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    for output in model.graph.output:
+        output.type.CopyFrom(known[output.name])
 
 
 def input_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, NameLoc
 from xdsl.ir import Operation
 from xdsl.utils.exceptions import PassFailedException
 
+from aipuc import constraints
 from aipuc.dialects import axq
 from aipuc.dialects.axq import shape_of
 from aipuc.errors import ModelError
 from aipuc.passes import AipucPass
-
-GROUPED_KERNEL_AREA_LIMIT = 128
 
 
 class OperatorValidationError(ModelError, PassFailedException):
@@ -48,58 +46,30 @@ class Violation:
 
 
 def _conv(op: axq.Conv2dOp) -> list[str]:
-    group = op.group.value.data
-    if group == 1:
-        return []
-    kernel = shape_of(op.weight)[2:]
-    reasons = [
-        f"grouped convolution (group={group}) needs a square {what}, got {pair[0]}x{pair[1]}"
-        for what, pair in (
-            ("kernel", kernel),
-            ("stride", op.strides.get_values()),
-            ("dilation", op.dilations.get_values()),
-        )
-        if pair[0] != pair[1]
-    ]
-    if prod(kernel) >= GROUPED_KERNEL_AREA_LIMIT:
-        reasons.append(
-            f"grouped convolution kernel area {kernel[0]}x{kernel[1]}={prod(kernel)} must be "
-            f"< {GROUPED_KERNEL_AREA_LIMIT}"
-        )
-    return reasons
+    return constraints.grouped_conv(
+        op.group.value.data,
+        shape_of(op.weight)[2:],
+        op.dilations.get_values(),
+        op.strides.get_values(),
+    )
 
 
 def _conv_transpose(op: axq.ConvTranspose2dOp) -> list[str]:
-    reasons = []
-    if op.group.value.data != 1:
-        reasons.append(f"group={op.group.value.data}: transposed convolution needs group 1")
     top, left, bottom, right = op.pads.get_values()
-    if (top, left) != (bottom, right):
-        reasons.append(
-            f"pads {[top, left, bottom, right]} are asymmetric; the accelerator needs begin == end"
-        )
-    return reasons
+    return constraints.conv_transpose(op.group.value.data, (top, left) != (bottom, right))
 
 
 def _resize(op: axq.ResizeOp) -> list[str]:
-    (n, c, h, w), out = shape_of(op.input), shape_of(op.result)
-    if (n, c) != out[:2]:
-        return [f"resizing {[n, c, h, w]} to {list(out)} changes N or C; only H and W scale"]
-    return []
+    return constraints.resize(shape_of(op.input), shape_of(op.result))
 
 
 def _matmul(op: axq.MatMulOp) -> list[str]:
-    if isinstance(op.lhs.owner, axq.ConstantOp):
-        return ["constant left operand; only the right operand can be a weight"]
-    if isinstance(op.rhs.owner, axq.ConstantOp):
-        rank = len(shape_of(op.rhs))
-        return [] if rank == 2 else [f"constant right operand of rank {rank}; a weight is 2-D"]
-    a, b = shape_of(op.lhs), shape_of(op.rhs)
-    if len(a) < 2 or len(b) < 2:
-        return [f"matmul of {list(a)} and {list(b)}: a 1-D operand (the MVM multiplies matrices)"]
-    if a[:-2] != b[:-2]:
-        return [f"batched matmul of {list(a)} and {list(b)} needs equal batch dims"]
-    return []
+    return constraints.matmul(
+        shape_of(op.lhs),
+        shape_of(op.rhs),
+        isinstance(op.lhs.owner, axq.ConstantOp),
+        isinstance(op.rhs.owner, axq.ConstantOp),
+    )
 
 
 RULES: dict[type[Operation], Callable[..., list[str]]] = {

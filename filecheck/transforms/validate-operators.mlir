@@ -48,4 +48,4 @@ builtin.module {
   }
 }
 
-// CHECK: 2 hardware constraint violation(s) in the accelerated core: node 'broadcast_matmul' (axq.matmul): batched matmul of [2, 4, 8] and [1, 8, 4] needs equal batch dims; node 'weight_on_the_left' (axq.matmul): constant left operand; only the right operand can be a weight. Enable run_graph_cleaner to run these operators on the host, or set validate_operators=false
+// CHECK: 2 hardware constraint violation(s) in the accelerated core: node 'broadcast_matmul' (axq.matmul): batched MatMul of [2, 4, 8] and [1, 8, 4] needs equal batch dims (one weightset per image); node 'weight_on_the_left' (axq.matmul): constant left operand; only the right operand can be a weight. Enable run_graph_cleaner to run these operators on the host, or set validate_operators=false
