@@ -352,10 +352,14 @@ def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
     )
 
 
-@pytest.mark.parametrize("magnitude, depth", [(255, 4608), (2**12 + 1, 5)])
-def test_exact_bounded_matmul_of_float32_operands(magnitude, depth):
+@pytest.mark.parametrize(
+    "magnitude, depth, dtype",
+    [(255, 4608, np.int32), (2**12 + 1, 5, np.int32), (2**12 + 1, 200, np.int64)],
+)
+def test_exact_bounded_matmul_of_float32_operands(magnitude, depth, dtype):
     """The simulator's GEMM: float32 operands holding integers and the caller's bound give
-    the int64 product at every chunking (float32 chunks; float64 for a too-large term)."""
+    the exact product at every chunking (float32 chunks; float64 for a too-large term), in
+    int32 when the bound keeps it there (255**2 * 4608 < 2**31 < 4097**2 * 200)."""
     rng = np.random.default_rng(depth)
     a = rng.integers(-magnitude, magnitude + 1, (4, depth))
     a[0] = magnitude
@@ -364,8 +368,14 @@ def test_exact_bounded_matmul_of_float32_operands(magnitude, depth):
     product = kernels.exact_bounded_matmul(
         a.astype(np.float32), b.astype(np.float32), magnitude * magnitude
     )
-    assert product.dtype == np.int64
+    assert product.dtype == dtype
     np.testing.assert_array_equal(product, a @ b)
+    offset = np.array([2**31 - 1, 0, -(2**31)], np.int64)  # the bias: int64 whatever the bound
+    with_offset = kernels.exact_bounded_matmul(
+        a.astype(np.float32), b.astype(np.float32), magnitude * magnitude, offset
+    )
+    assert with_offset.dtype == np.int64
+    np.testing.assert_array_equal(with_offset, a @ b + offset)
     with pytest.raises(ValueError, match="2\\*\\*53"):
         kernels.exact_bounded_matmul(a[:, :1], b[:1], 2**53)
 

@@ -57,7 +57,7 @@ def _one_blas_thread(function: Callable[..., Any]) -> Callable[..., Any]:
     return limited
 
 
-def _max_magnitude(array: np.ndarray) -> int:
+def max_magnitude(array: np.ndarray) -> int:
     if array.size == 0:
         return 0
     return max(abs(int(array.min())), abs(int(array.max())))
@@ -76,8 +76,8 @@ def check_exact_integer_depth(
     for name, array in (("lhs", a), ("rhs", b)):
         if not np.issubdtype(array.dtype, np.integer):
             raise TypeError(f"exact integer GEMM needs integer operands, {name} is {array.dtype}")
-    largest_product = _max_magnitude(a) * _max_magnitude(b)
-    bound = depth * largest_product + (0 if bias is None else _max_magnitude(bias))
+    largest_product = max_magnitude(a) * max_magnitude(b)
+    bound = depth * largest_product + (0 if bias is None else max_magnitude(bias))
     if bound >= FLOAT64_EXACT_LIMIT:
         raise ValueError(
             f"exact integer GEMM of depth {depth} could reach {bound} >= 2**53; "
@@ -98,16 +98,21 @@ def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
     return _exact_float_matmul(a_int.astype(dtype), b_int.astype(dtype), chunk)
 
 
-def exact_bounded_matmul(a: np.ndarray, b: np.ndarray, largest_product: int) -> np.ndarray:
+def exact_bounded_matmul(
+    a: np.ndarray, b: np.ndarray, largest_product: int, offset: np.ndarray | None = None
+) -> np.ndarray:
     """`np.matmul` of integer-valued arrays (float32 or any dtype holding them exactly) whose
-    term products are at most `largest_product` in magnitude, exact, as int64. For callers
-    that know the bound from the narrower data they built `a` from: nothing is scanned."""
-    bound = a.shape[-1] * largest_product
+    term products are at most `largest_product` in magnitude, plus an integer `offset`
+    (broadcast against the product), exact: int32 when that bound keeps every sum below
+    2**31, else int64. For callers that know the bound from the narrower data they built
+    `a` from: nothing is scanned."""
+    bound = a.shape[-1] * largest_product + (0 if offset is None else max_magnitude(offset))
     if bound >= FLOAT64_EXACT_LIMIT:
         raise ValueError(f"exact integer GEMM could reach {bound} >= 2**53; it would round")
     chunk = _float32_exact_terms(largest_product)
     dtype = _exact_gemm_dtype(chunk)
-    return _exact_float_matmul(a.astype(dtype, copy=False), b.astype(dtype, copy=False), chunk)
+    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    return _exact_float_matmul(a, b, chunk, offset, bound)
 
 
 def _exact_gemm_dtype(chunk: int) -> np.dtype:
@@ -133,14 +138,14 @@ def _exact_float_matmul(
     """
     depth = a.shape[-1]
     step = chunk or depth
-    total = _exact_sum_as_int(np.matmul(a[..., :step], b[..., :step, :]), offset, bound)
+    total = exact_sum_as_int(np.matmul(a[..., :step], b[..., :step, :]), offset, bound)
     for start in range(step, depth, step):
         product = np.matmul(a[..., start : start + step], b[..., start : start + step, :])
         np.add(total, product, out=total, dtype=np.float64, casting="unsafe")
     return total
 
 
-def _exact_sum_as_int(
+def exact_sum_as_int(
     exact: np.ndarray, offset: np.ndarray | None, bound: int | None = None
 ) -> np.ndarray:
     """Integer-valued floats plus an integer `offset`, as int64 in one pass (float64
@@ -162,7 +167,7 @@ def _float32_exact_terms(largest_product: int) -> int:
     return (FLOAT32_EXACT_LIMIT - 1) // max(1, largest_product)
 
 
-def _elementwise_exact_dtype(largest_product: int, terms: int) -> np.dtype:
+def elementwise_exact_dtype(largest_product: int, terms: int) -> np.dtype:
     """float32 when `terms` products of at most `largest_product` sum exactly, else float64."""
     return np.dtype(np.float32 if _float32_exact_terms(largest_product) >= terms else np.float64)
 
@@ -327,14 +332,14 @@ def _exact_conv(
         raise TypeError(f"exact integer kernels need an integer bias, got {bias.dtype}")
     depth = w.shape[1] * w.shape[2] * w.shape[3]
     largest_product = check_exact_integer_depth(padded, w, depth, bias)
-    bound = depth * largest_product + (0 if bias is None else _max_magnitude(bias))
+    bound = depth * largest_product + (0 if bias is None else max_magnitude(bias))
     geometry = (group, strides, dilations, out_hw)
     if w.shape[1] == 1 and group > 1:
-        dtype = _elementwise_exact_dtype(largest_product, depth)
+        dtype = elementwise_exact_dtype(largest_product, depth)
         sums = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
         sums = sums.reshape(len(padded), len(w), *out_hw)
         column = None if bias is None else bias.reshape(-1, 1, 1)
-        return _exact_sum_as_int(sums, column, bound).reshape(len(padded), len(w), -1)
+        return exact_sum_as_int(sums, column, bound).reshape(len(padded), len(w), -1)
     chunk = _float32_exact_terms(largest_product)
     dtype = _exact_gemm_dtype(chunk)
     weight, cols = _im2col(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
