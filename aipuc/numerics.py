@@ -333,6 +333,15 @@ def f18_reciprocal(x) -> np.ndarray:
     return _f18_round_op(np.divide, np.float32(1), to_float18(x))
 
 
+def f18_to_int8(x, zero_point) -> np.ndarray:
+    """``clamp(rint(x) + zero_point, -128, 127)`` of float18 values (the DPU's FTOI), rint half
+    to even. In float64 (exact for any float18 value plus an int32 zero point) and clamped
+    before the integer conversion, so a value beyond int64 (or inf) saturates instead of
+    wrapping."""
+    codes = np.rint(np.asarray(x, np.float64)) + zero_point
+    return np.clip(codes, _INT8_MIN, _INT8_MAX).astype(np.int8)
+
+
 def f18_rsqrt(x) -> np.ndarray:
     """float18 ``1 / sqrt(x)``: float64 of the float18 operand, rounded to float32, then to
     float18 (negative operands give NaN, +0 gives +inf).
@@ -588,7 +597,7 @@ def softmax_int8(
     s = f18_sum(e, axis=-1)[..., None]
     t = f18_mul(f18_reciprocal(s), to_float18(1 / np.float64(out_scale)))
     y = f18_mul(e, t)
-    out = np.clip(np.rint(y).astype(np.int64) + out_zp, _INT8_MIN, _INT8_MAX).astype(np.int8)
+    out = f18_to_int8(y, out_zp)
     return np.moveaxis(out, -1, axis)
 
 
@@ -646,7 +655,7 @@ def layer_norm_int8(
     g = to_float18(np.asarray(scale, np.float64).reshape(-1) / out_scale)
     b = to_float18(np.asarray(bias, np.float64).reshape(-1) / out_scale)
     z = f18_add(f18_mul(y, g), b)
-    out = np.clip(np.rint(z).astype(np.int64) + out_zp, _INT8_MIN, _INT8_MAX).astype(np.int8)
+    out = f18_to_int8(z, out_zp)
     return out.reshape(codes.shape)
 
 

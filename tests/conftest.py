@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 from onnx import TensorProto, helper, numpy_helper
 
 from aipuc.frontend.loader import load_model
 
 # No wall-clock assertions in tests: Hypothesis' per-example deadline (200 ms by default) is
 # one, and fails on a loaded machine. Speed belongs to the benchmarks.
+# Under tools/mutation.py (AIPUC_HYPOTHESIS_PROFILE=mutation) a failing example is not shrunk
+# nor stored: pass or fail is all a mutant needs.
 settings.register_profile("aipuc", deadline=None)
-settings.load_profile("aipuc")
+settings.register_profile(
+    "mutation", deadline=None, database=None, phases=[Phase.explicit, Phase.generate]
+)
+mutation_run = os.environ.get("AIPUC_HYPOTHESIS_PROFILE") == "mutation"
+settings.load_profile("mutation" if mutation_run else "aipuc")
 
 
 def rewrite_showcase() -> onnx.ModelProto:

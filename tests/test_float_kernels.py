@@ -392,6 +392,77 @@ def test_exact_integer_refuses_inexact_inputs():
         )
 
 
+def test_exact_bound_is_depth_times_largest_product_plus_bias():
+    """The exactness bound at its edge: depth * max|a| * max|b| + max|bias| below 2**53
+    passes, 2**53 itself is refused (it is representable, but the next sum may round)."""
+    big = np.array([[2**26]], np.int64)  # one product: 2**52
+    assert kernels.check_exact_integer_depth(big, big, 1) == 2**52
+    assert kernels.check_exact_integer_depth(big, big, 1, np.array([2**52 - 1])) == 2**52
+    with pytest.raises(ValueError, match="could reach 9007199254740992 >= 2\\*\\*53"):
+        kernels.check_exact_integer_depth(big, big, 1, np.array([2**52]))
+    with pytest.raises(ValueError, match="float64 accumulation would round"):
+        kernels.check_exact_integer_depth(big, big, 2)
+    one = np.ones((1, 1), np.int64)
+    assert kernels.check_exact_integer_depth(np.array([[2**53 - 1]]), one, 1) == 2**53 - 1
+    # an empty operand has no products: its magnitude is 0, not 1
+    empty = np.zeros((0, 2), np.int64)
+    assert kernels.check_exact_integer_depth(empty, np.full((2, 1), 2**52), 2) == 0
+
+
+def test_exact_conv_bound_counts_channels_kernel_taps_and_bias():
+    """The exact conv's depth is C * kh * kw of the weight (each axis once) and its bias
+    counts: at one product of 2**50, 1x2 taps of 2 channels (depth 4) reach 2**52 and
+    compute; 8 channels of 1x1 (depth 8) reach 2**53 and are refused, as is depth 4 plus a
+    bias of 2**52."""
+    big = 2**25
+    x = np.full((1, 2, 1, 2), big, np.int64)
+    w = np.full((1, 2, 1, 2), big, np.int64)
+    assert kernels.conv2d(x, w, exact_integer=True).tolist() == [[[[2**52]]]]
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        kernels.conv2d(x, w, exact_integer=True, bias=np.array([2**52]))
+    x8 = np.full((1, 8, 1, 1), big, np.int64)
+    with pytest.raises(ValueError, match="2\\*\\*53"):
+        kernels.conv2d(x8, np.full((1, 8, 1, 1), big, np.int64), exact_integer=True)
+    with pytest.raises(TypeError, match="^exact integer kernels need an integer bias, got f"):
+        kernels.conv2d(x, w, exact_integer=True, bias=np.zeros(1, np.float32))
+
+
+def test_exact_gemm_names_the_operand_that_is_not_integer():
+    ints = np.ones((2, 2), np.int8)
+    with pytest.raises(TypeError, match="integer operands, lhs is float32$"):
+        kernels.check_exact_integer_depth(np.ones((2, 2), np.float32), ints, 2)
+    with pytest.raises(TypeError, match="integer operands, rhs is float64$"):
+        kernels.check_exact_integer_depth(ints, np.ones((2, 2)), 2)
+
+
+def test_exact_matmul_depth_is_the_last_axis_of_a_batched_lhs():
+    """A [1, 8, 4] lhs has depth 4: 4 * 2**50 = 2**52 is exact (the 8 rows do not count)."""
+    a = np.full((1, 8, 4), 2**25, np.int64)
+    b = np.full((4, 1), 2**25, np.int64)
+    np.testing.assert_array_equal(kernels.exact_int_matmul(a, b), np.full((1, 8, 1), 2**52))
+    bounded = kernels.exact_bounded_matmul(a.astype(np.float64), b.astype(np.float64), 2**50)
+    np.testing.assert_array_equal(bounded, np.full((1, 8, 1), 2**52))
+
+
+def test_exact_matmul_splits_float32_sums_before_2_to_the_24():
+    """2**24 + 1 unit products: float32 cannot hold the sum (it is odd and above 2**24), so
+    the reduction is split into chunks of at most 2**24 - 1 terms added in int64."""
+    depth = 2**24 + 1
+    a = np.ones((1, depth), np.float32)
+    product = kernels.exact_bounded_matmul(a, a.T, 1)
+    assert product.dtype == np.int64 and product.tolist() == [[depth]]
+
+
+def test_exact_depthwise_conv_sums_in_float64_past_float32_integers():
+    """Depthwise taps of (2**11 + 1)**2 = 4198401: nine of them sum to 37785609 > 2**24, odd,
+    which float32 would round; the exact conv picks float64 for them."""
+    x = np.full((1, 2, 3, 3), 2**11 + 1, np.int32)
+    w = np.full((2, 1, 3, 3), 2**11 + 1, np.int32)
+    w[1] = -w[1]
+    y = kernels.conv2d(x, w, group=2, exact_integer=True, bias=np.array([0, 1]))
+    assert y.dtype == np.int64 and y.reshape(-1).tolist() == [37785609, -37785608]
+
+
 # --------------------------------------------------------------------------- pooling
 
 

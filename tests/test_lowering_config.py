@@ -190,6 +190,10 @@ def test_mvm_utilization_limit(compiled, caplog):
 # ------------------------------------------------------------------------------ tiling
 
 
+IN_DDR = {"enable_buffer_promotion": False}
+"""Tensors stay in DDR: promoted to L1, the probe moves no bytes off core at all."""
+
+
 def test_force_h_tiling(compiled):
     """Four height tiles: every MVM runs a quarter of its output rows per record."""
     assert mvm_rows(compiled()) == [16, 16, 16, 8]
@@ -198,14 +202,15 @@ def test_force_h_tiling(compiled):
     assert "aipu.tile_loop" in (forced / "lowered" / "model.mlir").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aipu-dfs re-tiles the layers of a depth-first group from 1 height tile up and "
-    "keeps the first that fits, overriding the tiles aipu-tile chose under force_h_tiling "
-    "(aipu-dfs does not read force_h_tiling; the probe's groups run untiled)",
-)
 def test_force_h_tiling_holds_in_depth_first_groups(compiled):
-    assert mvm_rows(compiled(force_h_tiling=4, tiling_depth=4)) == [4] * 12 + [2] * 4
+    """aipu-tile records force_h_tiling on the module and aipu-dfs tiles its groups by it: a
+    group splits its last layer's rows into 4 tiles, each member computing its rows of each
+    tile. Here the members' successors read no halo rows, so the MVM records are those of
+    layer-by-layer forced tiling, and fewer bytes move (intermediates stay in L1)."""
+    alone = compiled(**IN_DDR, force_h_tiling=4)
+    grouped = compiled(**IN_DDR, force_h_tiling=4, tiling_depth=4)
+    assert mvm_rows(grouped) == mvm_rows(alone) == [4] * 12 + [2] * 4
+    assert stream_facts(grouped).off_core_bytes < stream_facts(alone).off_core_bytes
 
 
 def test_force_oc_tiling(compiled):
@@ -215,6 +220,14 @@ def test_force_oc_tiling(compiled):
     two = compiled(enable_icr=False, force_oc_tiling=2)
     assert mvm_field(two, "n") == [4, 4, 12, 12, 12, 12, 8, 8]
     assert mvm_field(compiled(force_oc_tiling=2), "n") == [8, 24, 24, 16]
+
+
+def test_force_oc_tiling_holds_in_depth_first_groups(compiled):
+    """Members of a depth-first group keep their output-channel tiles: the same N chunks."""
+    alone = compiled(**IN_DDR, enable_icr=False, force_oc_tiling=2)
+    grouped = compiled(**IN_DDR, enable_icr=False, force_oc_tiling=2, tiling_depth=4)
+    assert mvm_field(grouped, "n") == mvm_field(alone, "n") == [4, 4, 12, 12, 12, 12, 8, 8]
+    assert stream_facts(grouped).off_core_bytes < stream_facts(alone).off_core_bytes
 
 
 def test_ignore_weight_buffers(compiled):
@@ -238,10 +251,6 @@ def test_max_tiling_attempts(compiled, probe, tmp_path):
     )
 
 
-IN_DDR = {"enable_buffer_promotion": False}
-"""Tensors stay in DDR: promoted to L1, the probe moves no bytes off core at all."""
-
-
 def test_tiling_depth_moves_fewer_bytes(compiled):
     """Depth-first groups keep intermediate tiles in L1: fewer bytes to and from L2/DDR."""
     default = stream_facts(compiled(**IN_DDR)).off_core_bytes
@@ -250,14 +259,59 @@ def test_tiling_depth_moves_fewer_bytes(compiled):
     assert stream_facts(compiled(**IN_DDR, tiling_depth=6)).off_core_bytes < default
 
 
+def mvm_losses(folder) -> dict[str, float]:
+    report = json.loads((folder / "compilation_report.json").read_text())
+    return report["performance"]["mvm"]["losses"]
+
+
+def test_depth_first_mvms_carry_the_input_channels(compiled):
+    """Conv b reads 8 channels per 64-lane tap: its MVM records say so inside a depth-first
+    group as they do layer by layer, so the cycle model counts the same zero-point padding
+    lanes (the group runs untiled here, so the records are the same MVMs)."""
+    plain, grouped = compiled(**IN_DDR), compiled(**IN_DDR, tiling_depth=4)
+    assert stream_facts(grouped).off_core_bytes < stream_facts(plain).off_core_bytes
+
+    def lanes(folder) -> list[tuple[int, ...]]:
+        fields = ("in_c", "channels", "k_start", "k_len")
+        return [tuple(int(r[f]) for f in fields) for r in stream_facts(folder).mvm]
+
+    assert (
+        lanes(grouped)
+        == lanes(plain)
+        == [(3, 3, 0, 27), (64, 8, 0, 512), (64, 8, 512, 64), (64, 24, 0, 64)]
+    )
+    assert mvm_losses(grouped)["padding_lanes"] == mvm_losses(plain)["padding_lanes"] > 0
+
+
+TIGHT_DFS = {**IN_DDR, "l1_constraint": 65536, "ignore_weight_buffers": False}
+"""A 64 KiB L1 where depth-first groups need height tiles once their weights count (a
+group's weights stay in L1 while it runs, so the plan needs them)."""
+
+
 def test_dfs_search_constraint(compiled):
     """Under a 64 KiB L1 most depth-first groups need height tiles; a search space of one
     candidate per start layer (its longest chain, untiled) finds fewer groups, so more bytes
     move than with the full search, though fewer than without depth-first tiling."""
-    tight = stream_facts(compiled(**IN_DDR, l1_constraint=65536)).off_core_bytes
-    full = stream_facts(compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4)).off_core_bytes
-    constrained = compiled(**IN_DDR, l1_constraint=65536, tiling_depth=4, dfs_search_constraint=1)
+    tight = stream_facts(compiled(**TIGHT_DFS)).off_core_bytes
+    full = stream_facts(compiled(**TIGHT_DFS, tiling_depth=4)).off_core_bytes
+    constrained = compiled(**TIGHT_DFS, tiling_depth=4, dfs_search_constraint=1)
     assert full < stream_facts(constrained).off_core_bytes < tight
+
+
+def test_ignore_weight_buffers_in_depth_first_groups(compiled, probe, tmp_path):
+    """aipu-dfs counts weights as aipu-tile does. Counted, conv b's group needs 2 height
+    tiles under a 64 KiB L1 (8-row MVMs); ignored, it runs untiled, and the weights the group
+    keeps in L1 beside its tiles no longer fit: the plan of L1 fails with its clear error."""
+    counted = compiled(**TIGHT_DFS, tiling_depth=4)
+    assert mvm_rows(counted) == [16, 8, 8, 8, 8, 8]
+    ignored = {**TIGHT_DFS, "ignore_weight_buffers": True}
+    with pytest.raises(CompilationError) as caught:
+        lower(probe[0], tmp_path / "out", **ignored, tiling_depth=4)
+    assert re.match(
+        r"memory plan of pool 'l1_core0' needs (\d+) bytes .* its capacity is 65536 bytes",
+        str(caught.value),
+    )
+    assert not (tmp_path / "out" / "compiled_model").exists()
 
 
 # ------------------------------------------------------------------------------ memory

@@ -459,3 +459,62 @@ def test_build_lut_saturates_overflow_silently():
         table = nx.build_lut(np.exp, 10.0, 0, 1.0, 0)
     assert table[128 + 72] == 127 and table[-1] == 127  # exp(720) and exp(1270) are inf
     assert table[0] == 0  # exp(-1280) underflows to 0
+
+
+# --------------------------------------------------------------------------- details
+# Each of these pins a part of the contract that a one-line fault (a mutmut survivor) changed
+# without any other test noticing (docs/numerics-testing.md, "Mutation testing").
+
+
+def test_per_channel_zero_points_broadcast_along_their_axis():
+    """Zero points per channel of axis 0 of a [2, 3] array (not its last axis)."""
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    q = nx.quantize(x, [1.0, 0.5], [1, -1], axis=0)
+    assert q.tolist() == [[2, 3, 4], [1, 3, 5]]
+    assert nx.dequantize(q, [1.0, 0.5], [1, -1], axis=0).tolist() == x.tolist()
+    acc = np.array([[2, 4, 6], [2, 4, 6]])
+    got = nx.requantize(acc, [2**30, 2**30], [32, 31], [3, -3], axis=0)  # x 1/4 and x 1/2
+    assert got.tolist() == [[4, 4, 5], [-2, -1, 0]]  # 0.5 -> 1, 1.5 -> 2 (half up)
+
+
+def test_result_dtypes():
+    """dequantize gives float32, weight scales float32, Q31 multipliers and shifts int32."""
+    assert nx.dequantize(np.int8([3]), 0.1, 0).dtype == np.float32
+    w = np.ones((2, 3), np.float32)
+    assert nx.choose_qparams_symmetric_per_channel(w, axis=0).dtype == np.float32
+    multiplier, shift = nx.quantize_multiplier([0.3, 1e-5])
+    assert multiplier.dtype == np.int32 and shift.dtype == np.int32
+
+
+def test_quantization_ranges_pick_a_dtype_holding_both_ends():
+    """[0, 255] needs int16 (int8 would wrap 200 to -56); a one-code range is legal."""
+    q = nx.quantize([200.0, -5.0], 1.0, 0, qmin=0, qmax=255)
+    assert q.dtype == np.int16 and q.tolist() == [200, 0]
+    assert nx.quantize([3.0, -3.0], 1.0, 0, qmin=0, qmax=0).tolist() == [0, 0]
+
+
+def test_unary_function_defaults_are_onnx():
+    """Selu's alpha and gamma and ThresholdedRelu's alpha default to ONNX's values."""
+    selu = nx.UNARY_FUNCTIONS["selu"]()
+    # gamma * alpha * (e**-1 - 1) with ONNX's float32 constants 1.05070102..., 1.67326319...
+    assert selu(np.float64(-1.0)) == pytest.approx(-1.1113307412864784, rel=1e-15)
+    assert selu(np.float64(2.0)) == pytest.approx(2 * 1.05070102214813232421875, rel=1e-15)
+    thresholded = nx.UNARY_FUNCTIONS["thresholdedrelu"]()
+    assert thresholded(np.array([0.5, 1.0, 1.5])).tolist() == [0.0, 0.0, 1.5]
+
+
+def test_float18_of_nan_is_a_quiet_nan_without_the_dropped_bits():
+    """A NaN keeps its sign and upper payload, is made quiet, and has its 14 dropped bits
+    cleared; a signalling NaN whose payload is all in the dropped bits stays a NaN (rounding
+    its bits like a number's would give inf)."""
+    nans = np.uint32([0x7F800001, 0xFFC00001, 0x7FBFFFFF]).view(np.float32)
+    got = nx.to_float18(nans).view(np.uint32)
+    assert got.tolist() == [0x7FC00000, 0xFFC00000, 0x7FFFC000]
+
+
+def test_softmax_padding_exactly_256_steps_below_the_max_reads_no_table_entry():
+    """All codes at -128 (the max is -128) and the neutral value at -384: the padded lane's
+    distance is exactly 256, one past the table, so its exponential is 0 (not entry 256)."""
+    q = np.full((1, 2), -128, np.int8)
+    out = nx.softmax_int8(q, 1.0, 0, 1 / 256, -128, neutral_value=-384.0, valid_length=1)
+    assert out.tolist() == [[127, -128]]  # e = [1, 0]: 1 * 256 - 128 saturates to 127

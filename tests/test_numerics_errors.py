@@ -12,7 +12,11 @@ from aipuc import numerics as nx
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import tensor_type
 from aipuc.errors import QuantizationError
-from aipuc.quantization.observers import MinMaxObserver, PerChannelMinMaxObserver
+from aipuc.quantization.observers import (
+    HistogramObserver,
+    MinMaxObserver,
+    PerChannelMinMaxObserver,
+)
 from aipuc.runtime.integer_reference import INTEGER_KERNELS
 
 ERRORS = {
@@ -34,10 +38,19 @@ ERRORS = {
         lambda: nx.requantize(np.array([1.5]), 2**30, 31, 0),
         "integer accumulator, got float64",
     ),
-    "int32 accumulator": (lambda: nx.requantize(np.array([2**31]), 2**30, 31, 0), "int32 range"),
+    "int32 accumulator": (
+        lambda: nx.requantize(np.array([2**31]), 2**30, 31, 0),
+        "^requantize accumulators must lie in the int32 range$",
+    ),
     "multiplier range": (
         lambda: nx.requantize(np.array([1]), 2**31, 31, 0),
-        r"multipliers must lie in \[0, 2\*\*31\)",
+        r"^requantize multipliers must lie in \[0, 2\*\*31\)$",
+    ),
+    "neutral value": (
+        lambda: nx.softmax_int8(
+            np.zeros((1, 8), np.int8), 0.5, 5, 1 / 256, -128, neutral_value=-194.0, valid_length=4
+        ),
+        r"at least 256 input steps below the smallest input value -66\.5 so padded lanes fall",
     ),
     "NaN table": (
         lambda: nx.build_lut(np.log, 0.1, 0, 0.1, 0),
@@ -54,6 +67,10 @@ ERRORS = {
     "per-channel observer": (
         lambda: PerChannelMinMaxObserver().range(),
         "^per-channel observer saw no data$",
+    ),
+    "histogram observer": (
+        lambda: HistogramObserver().min_max_range(),
+        "^observer saw no finite values; calibrate on real data$",
     ),
     "min-max observer": (
         lambda: MinMaxObserver().range(),

@@ -221,3 +221,40 @@ def test_per_channel_min_max_skips_non_finite_values():
     low, high = observer.range()
     np.testing.assert_array_equal(low, [1.0, 8.0, 0.0])  # channel 2 saw nothing finite
     np.testing.assert_array_equal(high, [7.0, 14.0, 0.0])
+
+
+def test_per_channel_min_max_defaults_to_axis_1_and_rounds_to_float32():
+    """The default channel axis is NCHW's 1; float64 data is observed as float32 (0.1 ->
+    0.10000000149011612), as torch's observers see it."""
+    observer = PerChannelMinMaxObserver()
+    observer.observe(np.array([[[0.1, 2.0], [-0.3, 1.0], [5.0, 4.0]]]))
+    low, high = observer.range()
+    assert low.tolist() == [float(np.float32(0.1)), float(np.float32(-0.3)), 4.0]
+    assert high.tolist() == [2.0, 1.0, 5.0]
+
+
+def test_per_channel_min_max_skips_an_infinity_of_one_sign():
+    """Only +inf in a batch (every minimum finite): the maxima still skip it."""
+    observer = PerChannelMinMaxObserver(axis=1)
+    observer.observe(np.array([[[1.0, np.inf], [2.0, 3.0]]], np.float32))
+    assert [v.tolist() for v in observer.range()] == [[1.0, 2.0], [1.0, 3.0]]
+
+
+def test_per_channel_min_max_of_an_empty_batch_sees_no_channel():
+    """A batch with no element per channel leaves every channel unseen ([0, 0]), and the
+    next batch's values are the range."""
+    observer = PerChannelMinMaxObserver(axis=1)
+    observer.observe(np.zeros((1, 2, 0), np.float32))
+    assert [v.tolist() for v in observer.range()] == [[0.0, 0.0], [0.0, 0.0]]
+    observer.observe(np.array([[[-1.0], [3.0]]], np.float32))
+    assert [v.tolist() for v in observer.range()] == [[-1.0, 3.0], [-1.0, 3.0]]
+
+
+def test_histogram_range_of_a_span_beyond_float32_is_finite():
+    """max - min above float32's largest value: the search runs in float64 and the range stays
+    a finite sub-range of the data's (in float32 it overflows to NaN)."""
+    observer = HistogramObserver()
+    observer.observe(np.array([-3e38, 0.0, 1.0, 3e38], np.float32))
+    low, high = observer.range()
+    assert np.isfinite([low, high]).all()
+    assert np.float32(-3e38) <= low < 0 < high <= np.float32(3e38)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from oracle import ieee, quant, softmax
+from hypothesis.extra import numpy as hnp
+from oracle import ieee, layernorm, quant, softmax
 from oracle.cases import oracle_settings, scales, zero_points
 
 from aipuc import numerics as nx
@@ -367,6 +368,76 @@ def test_softmax_rows_are_independent():
     expected = [softmax.softmax_row(row, 0.5, 0, 1 / 256, -128) for row in codes]
     assert got.tolist() == expected
     assert expected[0] == expected[1]  # the same differences in both rows
+
+
+# --------------------------------------------------------------------------- LayerNorm
+
+
+@oracle_settings(ci=300, long=3000)
+@given(float32_bit_patterns)
+def test_f18_rsqrt(x):
+    """Every float32 pattern: normal, subnormal, negative, zero, inf, NaN."""
+    assert same_float(float(nx.f18_rsqrt(np.float32(x))), layernorm.f18_rsqrt(x))
+
+
+def test_f18_rsqrt_examples():
+    """Exact roots, the signs of zero, infinity, a negative operand, and a value whose float18
+    operand differs from it: 1 + 2**-10 rounds to 1 first (ties to even), so its rsqrt is 1."""
+    x = np.float32([4.0, 2.0**-20, 0.0, -0.0, np.inf, 1 + 2**-10, -1.0])
+    got = nx.f18_rsqrt(x)
+    assert got[:6].tolist() == [0.5, 2.0**10, np.inf, -np.inf, 0.0, 1.0]
+    assert np.isnan(got[6])
+
+
+@st.composite
+def layer_norm_cases(draw):
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 5)), draw(st.integers(1, 70)))
+    axis = draw(st.sampled_from([1, 2, -1]))
+    codes = draw(hnp.arrays(np.int8, shape))
+    if draw(st.booleans()):  # a constant row: d = 0, the deviation is epsilon's alone
+        codes[0] = codes.flat[0]
+    normalised = shape[axis:]
+    weights = hnp.arrays(np.float32, normalised, elements=st.floats(-4, 4, width=32))
+    epsilon = draw(st.one_of(st.sampled_from([1e-5, 1e-12]), st.floats(1e-12, 1.0)))
+    in_scale = draw(scales(-12, 2))
+    out_scale = draw(st.one_of(scales(-8, 1), scales(-80, -60)))  # the latter saturates
+    return (
+        codes,
+        in_scale,
+        draw(zero_points),
+        draw(weights),
+        draw(weights),
+        epsilon,
+        (
+            out_scale,
+            draw(zero_points),
+            axis,
+        ),
+    )
+
+
+@oracle_settings(ci=60, long=600)
+@given(layer_norm_cases())
+def test_layer_norm_int8(case):
+    codes, in_scale, in_zp, gamma, beta, epsilon, (out_scale, out_zp, axis) = case
+    got = nx.layer_norm_int8(
+        codes, in_scale, in_zp, gamma, beta, epsilon, out_scale, out_zp, axis=axis
+    )
+    rows = codes.reshape(*codes.shape[: axis % codes.ndim], -1).reshape(-1, gamma.size)
+    expected = [
+        layernorm.layer_norm_row(
+            [int(q) for q in row],
+            in_scale,
+            in_zp,
+            gamma.reshape(-1).tolist(),
+            beta.reshape(-1).tolist(),
+            epsilon,
+            out_scale,
+            out_zp,
+        )
+        for row in rows
+    ]
+    assert got.reshape(-1, gamma.size).tolist() == expected
 
 
 def test_f18_sum_keeps_the_sign_of_an_all_negative_zero_sum():

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from oracle import graph, ops
 from oracle.cases import (
     INT8,
@@ -315,12 +316,37 @@ def test_softmax(axis, data):
     in_type = data.draw(qtypes(scale=st.floats(0.001, 0.5)))
     out_scale = data.draw(st.sampled_from([1 / 256, 1 / 255, 0.01]))
     out_type = QType.per_tensor(out_scale, data.draw(zero_points))
+    # lanes from valid_length on are PWORD padding holding the neutral value
+    valid = data.draw(st.one_of(st.none(), st.integers(1, length)))
+    neutral = None if valid is None else -1e9
     check(
-        lambda args, result: axq.SoftmaxOp(args[0], result, axis),
+        lambda args, result: axq.SoftmaxOp(args[0], result, axis, valid, neutral),
         [(x, in_type, INT8)],
         out_type,
         data.draw,
     )
+
+
+@oracle_settings(ci=25, long=200)
+@given(st.sampled_from([1, 2]), st.data())
+def test_layer_norm(axis, data):
+    """gamma and beta are float tensors of the normalised shape (the axes from `axis` on)."""
+    shape = (2, data.draw(st.integers(1, 4)), data.draw(st.integers(1, 70)))
+    x = data.draw(codes(shape))
+    in_type = data.draw(qtypes())
+    normalised = shape[axis:]
+    weights = hnp.arrays(np.float32, normalised, elements=st.floats(-3, 3, width=32))
+    gamma, beta = data.draw(weights), data.draw(weights)
+    epsilon = data.draw(st.sampled_from([1e-5, 1e-3, 0.5]))
+    affine = [tensor_type(normalised, f32)] * 2
+    probe = axq.LayerNormOp(
+        *arguments(tensor_type(shape, f32), *affine), tensor_type(shape, f32), axis, epsilon
+    )
+    expected = FLOAT_KERNELS[axq.LayerNormOp](probe, [dequantized(x, in_type), gamma, beta])[0]
+    out_type = calibrated_type(data.draw, expected, None)
+    args = arguments(tensor(shape, in_type), *affine)
+    op = axq.LayerNormOp(*args, tensor(shape, out_type), axis, epsilon)
+    assert_same(op, [x, gamma, beta])
 
 
 # --------------------------------------------------------------------------- pooling

@@ -162,3 +162,34 @@ def test_add_rescales_both_inputs_with_a_20_bit_left_shift():
     args = arguments(tensor((1,), types[0]), tensor((1,), types[1]))
     op = axq.AddOp(*args, tensor((1,), types[2]))
     assert INTEGER_KERNELS[axq.AddOp](op, [a, b])[0].tolist() == [85]
+
+
+def test_add_common_scale_is_twice_the_larger_input_scale():
+    # s_a = s_b = 1, s_out = 2, b_c = 0: a_c = 1 and 3 are 0.5 and 1.5 output steps, ties that
+    # round half up to 1 and 2. The common scale 2 max(s_a, s_b) = 2 makes every multiplier a
+    # power of two (a' = 2**20 / 2 = 2**19; requant 2 / (2**20 * 2) = 2**-20): exact. A common
+    # scale of 3 max(s_a, s_b) rounds a' = 2**20 / 3 down and lands just below each tie: 0, 1.
+    a, b = np.array([1, 3], np.int8), np.array([0, 0], np.int8)
+    types = QType.per_tensor(1.0, 0), QType.per_tensor(1.0, 0), QType.per_tensor(2.0, 0)
+    assert ops.add_sub(a, types[0], b, types[1], types[2], 1).tolist() == [1, 2]
+    args = arguments(tensor((2,), types[0]), tensor((2,), types[1]))
+    op = axq.AddOp(*args, tensor((2,), types[2]))
+    assert INTEGER_KERNELS[axq.AddOp](op, [a, b])[0].tolist() == [1, 2]
+
+
+def test_dpu_results_saturate_beyond_int64():
+    """Step 8 of LayerNorm (and 6 of softmax) is clamp(rint(z) + out_zp): with an output
+    scale of 2**-70 the normalised +-1.22 become ~ +-2**70, beyond int64, and still saturate
+    to 127 / -128 (a conversion to int64 before the clamp wraps +2**70 to -128)."""
+    codes = np.int8([[-100, 0, 100]])
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    got = nx.layer_norm_int8(codes, 1.0, 0, ones, zeros, 1e-5, 2.0**-70, 0)
+    assert got.tolist() == [[-128, 0, 127]]
+    assert nx.softmax_int8(np.int8([0, 0]), 1.0, 0, 2.0**-70, 0).tolist() == [127, 127]
+    assert nx.f18_to_int8(np.float32([np.inf, -np.inf, 2.5, -2.5, 3.5]), 1).tolist() == [
+        127,
+        -128,
+        3,
+        -1,
+        5,
+    ]

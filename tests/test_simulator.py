@@ -609,6 +609,41 @@ def dpu_run(words, memories: Memories | None = None, shape=(1, 1, 1, 4)) -> np.n
     return get(memories, L1 + 128, (4,))
 
 
+def test_dpu_ftoi_saturates_floats_beyond_int64_and_infinities():
+    """FTOI is clip(rint(a) + imm2, -128, 127) for every float18: (2**31 - 1)**4 ~ 2**124 and
+    1 / 0 = inf give 127, their negations -128 (a conversion to int64 first would wrap them
+    to -2**63, i.e. -128 for all four)."""
+    memories = device()
+    put(memories, L1, np.array([0, 1, 2**31 - 1, -(2**31) + 1], "<i4"))
+    words = [
+        {"op": MicroOpcode.LOAD, "dst": 0, "slot": 0},
+        {"op": MicroOpcode.ITOF, "dst": 1, "a": 0},
+        {"op": MicroOpcode.FMUL, "dst": 2, "a": 1, "b": 1},
+        {"op": MicroOpcode.FMUL, "dst": 3, "a": 2, "b": 2},
+        {"op": MicroOpcode.FTOI, "dst": 4, "a": 3},
+        {"op": MicroOpcode.STORE, "a": 4, "slot": 1},
+        {"op": MicroOpcode.FRECIP, "dst": 5, "a": 1},
+        {"op": MicroOpcode.FTOI, "dst": 6, "a": 5, "imm2": 3},
+        {"op": MicroOpcode.STORE, "a": 6, "slot": 2},
+        {"op": MicroOpcode.FNEG, "dst": 7, "a": 3},
+        {"op": MicroOpcode.FTOI, "dst": 8, "a": 7},
+        {"op": MicroOpcode.STORE, "a": 8, "slot": 3},
+    ]
+    memories.load_bytes(DDR, isa.encode_micro_ops(words))
+    fields = {
+        "program": DDR,
+        "micro_ops": len(words),
+        "operand_addr": [L1, L1 + 64, L1 + 128, L1 + 192],
+        "operand_strides": [0, 0, 0, 4] + [0, 0, 0, 1] * 3,
+        "shape": [1, 1, 1, 4],
+        "operand_bytes": [4, 1, 1, 1],
+    }
+    run(memories, isa.encode(Opcode.DPU, fields))
+    np.testing.assert_array_equal(get(memories, L1 + 64, (4,)), [0, 1, 127, 127])
+    np.testing.assert_array_equal(get(memories, L1 + 128, (4,)), [127, 4, 3, 3])
+    np.testing.assert_array_equal(get(memories, L1 + 192, (4,)), [0, -1, -128, -128])
+
+
 def test_dpu_int32_operands_load_and_store_whole_words_and_every_store_runs():
     """4-byte operands are read and written as int32 (values beyond int8), and a program
     goes on after a STORE (here: two stores)."""

@@ -2,14 +2,15 @@
 
     .venv/bin/python tools/named_mutations.py            # every mutation below
     .venv/bin/python tools/named_mutations.py add_shift  # or some of them, by name
+    .venv/bin/python tools/named_mutations.py --quick    # stop at each one's first catching test
 
 For each mutation the tracked files are copied to a temporary folder, the one-line fault is
-applied there (the original line must occur exactly once), and the default CI suite runs on
-the copy (`pytest` from the copy, `PYTHONPATH` pointing at it: the copy's `aipuc` is the one
-imported, checked first). The numerics selection (`[tool.mutmut]`'s test files) runs first,
-whole, so every catching test there is listed; only if none fails does the rest of the
-default suite run. A mutation nobody catches exits non-zero. The results are recorded in
-docs/numerics-testing.md.
+applied there (the original line must occur exactly once), and the default CI suite runs on the
+copy (`pytest` from the copy, `PYTHONPATH` pointing at it: the copy's `aipuc` is the one
+imported, checked first). The numerics selection (the `tests` and `also` files of the
+numerics groups of tools/mutation.toml) runs first, whole, so every catching test there is
+listed; only if none fails does the rest of the default suite run. A mutation nobody catches
+exits non-zero. The results are recorded in docs/numerics-testing.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+NUMERICS_GROUPS = ("numerics", "observers", "integer_reference", "exact_gemm")
 
 
 @dataclass(frozen=True)
@@ -107,10 +109,14 @@ def scratch_copy(mutation: Mutation, folder: Path) -> None:
     target.write_text(text.replace(mutation.original, mutation.mutated))
 
 
-def failures(folder: Path, tests: list[str], what: str) -> tuple[list[str], str]:
-    """The failing test ids of `pytest tests` run on the copy, and a summary."""
+def failures(
+    folder: Path, tests: list[str], what: str, quick: bool = False
+) -> tuple[list[str], str]:
+    """The failing test ids of `pytest tests` run on the copy (`quick`: up to the first),
+    and a summary."""
     env = {**os.environ, "PYTHONPATH": str(folder)}
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf", *tests]
+    first = ["-x"] if quick else []
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rf", *first, *tests]
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", done.stdout, re.MULTILINE)
     passed = re.findall(r"(\d+) passed", done.stdout)
@@ -118,7 +124,19 @@ def failures(folder: Path, tests: list[str], what: str) -> tuple[list[str], str]
     return failed, summary
 
 
-def check(name: str, mutation: Mutation) -> bool:
+def numerics_selection() -> list[str]:
+    """The test files of the mutation groups these mutations fall in, each once."""
+    config = tomllib.loads((ROOT / "tools" / "mutation.toml").read_text())
+    files = [
+        test
+        for group in config["group"]
+        if group["name"] in NUMERICS_GROUPS
+        for test in group["tests"] + group.get("also", [])
+    ]
+    return list(dict.fromkeys(files))
+
+
+def check(name: str, mutation: Mutation, quick: bool) -> bool:
     with tempfile.TemporaryDirectory(prefix=f"aipuc-{name}-") as tmp:
         folder = Path(tmp)
         scratch_copy(mutation, folder)
@@ -132,12 +150,13 @@ def check(name: str, mutation: Mutation) -> bool:
         ).stdout.strip()
         if not imported.startswith(str(folder)):
             sys.exit(f"the copy's aipuc is not the one imported ({imported})")
-        config = tomllib.loads((folder / "pyproject.toml").read_text())
-        selection = config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
-        failed, summary = failures(folder, selection, "the numerics selection")
+        selection = numerics_selection()
+        failed, summary = failures(folder, selection, "the numerics selection", quick)
         if not failed:  # the rest of the default suite
             rest = [f"--ignore={t}" for t in selection]
-            failed, summary = failures(folder, ["tests", *rest], "the rest of the default suite")
+            failed, summary = failures(
+                folder, ["tests", *rest], "the rest of the default suite", quick
+            )
     print(f"{name}: {mutation.what}")
     print(f"    {summary}")
     for test in failed:
@@ -146,12 +165,14 @@ def check(name: str, mutation: Mutation) -> bool:
 
 
 def main(names: list[str]) -> int:
+    quick = "--quick" in names
+    names = [name for name in names if name != "--quick"]
     unknown = set(names) - set(MUTATIONS)
     if unknown:
         sys.exit(
             f"unknown mutation(s) {', '.join(sorted(unknown))}; choose from {', '.join(MUTATIONS)}"
         )
-    missed = [name for name in names or MUTATIONS if not check(name, MUTATIONS[name])]
+    missed = [name for name in names or MUTATIONS if not check(name, MUTATIONS[name], quick)]
     if missed:
         print(f"NOT CAUGHT: {', '.join(missed)}")
     return 1 if missed else 0

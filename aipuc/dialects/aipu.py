@@ -30,6 +30,7 @@ from xdsl.dialects.builtin import (
     IndexType,
     IntegerAttr,
     IntegerType,
+    NoneAttr,
     TensorType,
     UnitAttr,
     f32,
@@ -68,7 +69,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.parser import Parser
+from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.traits import (
     ConstantLike,
@@ -1488,6 +1489,54 @@ class DpuOp(IRDLOperation):
 # `mem-bufferize` expands each into buffers, tile loops and tasks.
 
 
+@irdl_attr_definition
+class TilingAttr(ParametrizedAttribute):
+    """The rules by which `aipu-tile` tiles, recorded on the module (`aipu.tiling`) for
+    `aipu-dfs`, which tiles depth-first groups by the same rules: the forced height tiles
+    (`none`: searched) and whether weight buffers (IMC weights, DWPU kernels) count
+    against L1.
+
+        builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4,
+                                                              ignore_weight_buffers = true>}
+    """
+
+    name = "aipu.tiling"
+
+    force_h_tiling: IntegerAttr[I64] | NoneAttr
+    ignore_weight_buffers: BoolAttr
+
+    def __init__(self, force_h_tiling: int | None, ignore_weight_buffers: bool):
+        forced = NoneAttr() if force_h_tiling is None else _i64(force_h_tiling)
+        super().__init__(forced, BoolAttr.from_bool(ignore_weight_buffers))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            parser.parse_keyword("force_h_tiling")
+            parser.parse_punctuation("=")
+            forced = None if parser.parse_optional_keyword("none") else parser.parse_integer()
+            parser.parse_punctuation(",")
+            parser.parse_keyword("ignore_weight_buffers")
+            parser.parse_punctuation("=")
+            ignore = parser.parse_boolean()
+        return (NoneAttr() if forced is None else _i64(forced), BoolAttr.from_bool(ignore))
+
+    def print_parameters(self, printer: Printer) -> None:
+        forced = self.force_h_tiling
+        shown = "none" if isinstance(forced, NoneAttr) else _int(forced)
+        ignore = str(_flag(self.ignore_weight_buffers)).lower()
+        printer.print_string(f"<force_h_tiling = {shown}, ignore_weight_buffers = {ignore}>")
+
+    def forced_height(self, extent: int) -> int | None:
+        """The height tiles of `extent` rows when forced (never more than the rows)."""
+        forced = self.force_h_tiling
+        return None if isinstance(forced, NoneAttr) else min(_int(forced), extent)
+
+    def l1_bytes(self, activations: int, weights: int) -> int:
+        """The L1 bytes a choice of tiles must fit: weight buffers count unless ignored."""
+        return activations + (0 if _flag(self.ignore_weight_buffers) else weights)
+
+
 class _LayerOp(IRDLOperation):
     """A layer: its result's memory home and tiling, once chosen, are properties."""
 
@@ -2019,5 +2068,5 @@ Aipu = Dialect(
         SegmentOp,
         LaunchOp,
     ],
-    [UnitKindAttr, DwpuModeAttr, DmaEngineAttr, TokenType, VRegType],
+    [UnitKindAttr, DwpuModeAttr, DmaEngineAttr, TokenType, VRegType, TilingAttr],
 )

@@ -6,7 +6,7 @@ tensors of one image (convolutions with constant weights, windowed pooling, elem
 programs), runs as one group: per tile of the last layer's output, every layer computes
 exactly the rows the next one needs (halos recomputed), so the intermediate tensors live
 only in L1 and never travel to L2 or DDR. The group's members get the same `dfs_group` and
-the group's tile count:
+the group's height tile count (they keep their output-channel tiles):
 
     %a = aipu.conv %x, ... {dfs_group = 0, tiles = array<i64: 4, 1>}
     %b = aipu.eltwise(%a) ... {dfs_group = 0, tiles = array<i64: 4, 1>}
@@ -17,6 +17,12 @@ longest chain first and, per chain, height tiles 1, 2, 4, ...; it takes the firs
 candidate whose L1 working set (measured by expanding the group on a scratch builder, as
 aipu-tile does for single layers) fits. `dfs_search_constraint` caps how many candidates
 are tried per start layer (the vendor's `search_space[:dfs_search_constraint]`).
+
+Group tiles follow the rules aipu-tile recorded on the module (`aipu.tiling`): with
+`force_h_tiling` the one candidate tile count per chain is that many tiles of the last
+layer's rows (fewer if it has fewer rows), so every member runs in those tiles, each
+computing its rows for the tile (halos included); the members' weights and kernels (staged
+whole in L1) count against L1 unless `ignore_weight_buffers`, as in aipu-tile.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 
 from aipuc.dialects import aipu
+from aipuc.lowering.aipu_tile import tiling_of
 from aipuc.lowering.mem_bufferize import GroupExpansion, SegmentBuilder, chain_input
 from aipuc.lowering.mem_pools import l1_capacity, pools_of
 from aipuc.passes import AipucPass
@@ -77,6 +84,7 @@ class AipuDfsPass(AipucPass):
         if self.tiling_depth < 2:
             return
         limit = l1_capacity(op)
+        tiling = tiling_of(op)
         builder = SegmentBuilder(0, pools_of(op))
         grouped: set[Operation] = set()
         group = 0
@@ -86,21 +94,22 @@ class AipuDfsPass(AipucPass):
             chain = [layer]
             while len(chain) < self.tiling_depth and (after := _next_in_chain(chain[-1])):
                 chain.append(after)
-            found = self._search(builder, chain, limit)
+            found = self._search(builder, chain, limit, tiling)
             if found is None:
                 continue
             members, tiles = found
             for member in members:
                 member.dfs_group = IntegerAttr(group, i64)
-                member.tiles = aipu._array((tiles, 1))
+                member.tiles = aipu._array((tiles, member.tile_counts()[1]))
                 grouped.add(member)
             group += 1
 
-    def _candidates(self, chain: list[Operation]) -> list[tuple[int, int]]:
+    def _candidates(self, chain: list[Operation], tiling: aipu.TilingAttr) -> list[tuple[int, int]]:
         height = chain[-1].result.type.get_shape()[1]  # type: ignore[attr-defined]
-        tile_counts = []
+        forced = tiling.forced_height(height)
+        tile_counts = [] if forced is None else [forced]
         count = 1
-        while count <= min(height, MAX_GROUP_TILES):
+        while forced is None and count <= min(height, MAX_GROUP_TILES):
             tile_counts.append(count)
             count *= 2
         space = [(length, tiles) for length in range(len(chain), 1, -1) for tiles in tile_counts]
@@ -108,18 +117,21 @@ class AipuDfsPass(AipucPass):
             space = space[: max(1, self.dfs_search_constraint)]
         return space
 
-    def _search(self, builder: SegmentBuilder, chain: list[Operation], limit: int):
+    def _search(
+        self, builder: SegmentBuilder, chain: list[Operation], limit: int, tiling: aipu.TilingAttr
+    ):
         saved = [(layer.tiles, layer.dfs_group) for layer in chain]
+        channels = [layer.tile_counts()[1] for layer in chain]
         try:
-            for length, tiles in self._candidates(chain):
+            for length, tiles in self._candidates(chain, tiling):
                 members = chain[:length]
-                for member in members:
-                    member.tiles = aipu._array((tiles, 1))
+                for member, channel_tiles in zip(members, channels, strict=False):
+                    member.tiles = aipu._array((tiles, channel_tiles))
                 builder.buffer_ops.clear()
                 builder.buffers.clear()
                 builder.weight_buffers.clear()
                 GroupExpansion(builder, members)
-                if sum(builder.l1_bytes()) <= limit:
+                if tiling.l1_bytes(*builder.l1_bytes()) <= limit:
                     return members, tiles
         finally:
             for layer, (tiles, dfs_group) in zip(chain, saved, strict=True):

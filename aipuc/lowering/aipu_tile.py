@@ -6,9 +6,12 @@ scratch builder, so tiling and bufferization can never disagree. Height tiles do
 1 for up to `max_tiling_attempts` attempts; `force_h_tiling` and `force_oc_tiling` fix the
 factors instead (a layer with ICR keeps one channel tile: its copies share the columns of
 all its output channels); with `ignore_weight_buffers` weightsets and kernels do not count (the
-memory planner still places them). The choice is recorded on the layer:
+memory planner still places them). The choice is recorded on the layer, and the rules on
+the module, for `aipu-dfs` to tile depth-first groups by them (it reads no tiling field):
 
-    %y = aipu.conv %x, %w, %t {..., tiles = array<i64: 8, 1>}
+    builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4,
+                                                          ignore_weight_buffers = true>} {
+      %y = aipu.conv %x, %w, %t {..., tiles = array<i64: 4, 1>}
 """
 
 from __future__ import annotations
@@ -38,14 +41,28 @@ EXPANSIONS = {
 }
 
 
-def working_set(builder: SegmentBuilder, layer, tiles: tuple[int, int]) -> tuple[int, int]:
-    """L1 bytes (activations, weights) the layer's expansion stages with `tiles`."""
+TILING = "aipu.tiling"
+"""The module attribute holding aipu-tile's rules (`aipu.TilingAttr`)."""
+
+
+def tiling_of(module: ModuleOp) -> aipu.TilingAttr:
+    """The tiling rules aipu-tile recorded on the module."""
+    tiling = module.attributes.get(TILING)
+    if not isinstance(tiling, aipu.TilingAttr):
+        raise CompilationError(f"the module has no {TILING} attribute: run aipu-tile first")
+    return tiling
+
+
+def working_set(
+    builder: SegmentBuilder, layer, tiles: tuple[int, int], tiling: aipu.TilingAttr
+) -> int:
+    """L1 bytes the layer's expansion stages with `tiles`, counted by `tiling`'s rules."""
     layer.tiles = aipu._array(tiles)
     builder.buffer_ops.clear()
     builder.buffers.clear()
     builder.weight_buffers.clear()
     EXPANSIONS[type(layer)](builder, layer)
-    return builder.l1_bytes()
+    return tiling.l1_bytes(*builder.l1_bytes())
 
 
 def _height_extent(layer) -> int:
@@ -69,12 +86,14 @@ class AipuTilePass(AipucPass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         limit = l1_capacity(op)
+        tiling = aipu.TilingAttr(self.force_h_tiling, self.ignore_weight_buffers)
+        op.attributes[TILING] = tiling
         builder = SegmentBuilder(0, pools_of(op))
         for layer in list(op.walk()):
             if type(layer) in EXPANSIONS:
-                self._tile(builder, layer, limit)
+                self._tile(builder, layer, limit, tiling)
 
-    def _candidates(self, layer) -> list[tuple[int, int]]:
+    def _candidates(self, layer, tiling: aipu.TilingAttr) -> list[tuple[int, int]]:
         extent = _height_extent(layer)
         channels = self.force_oc_tiling or 1
         if not isinstance(layer, aipu.ConvLayerOp):
@@ -86,8 +105,8 @@ class AipuTilePass(AipucPass):
                 "output channels"
             )
             channels = 1
-        if self.force_h_tiling is not None:
-            return [(min(self.force_h_tiling, extent), channels)]
+        if (forced := tiling.forced_height(extent)) is not None:
+            return [(forced, channels)]
         heights = []
         for attempt in range(self.max_tiling_attempts):
             tiles = min(2**attempt, extent)
@@ -95,11 +114,10 @@ class AipuTilePass(AipucPass):
                 heights.append(tiles)
         return [(h, channels) for h in heights]
 
-    def _tile(self, builder: SegmentBuilder, layer, limit: int) -> None:
+    def _tile(self, builder: SegmentBuilder, layer, limit: int, tiling: aipu.TilingAttr) -> None:
         tried = []
-        for tiles in self._candidates(layer):
-            activations, weights = working_set(builder, layer, tiles)
-            needed = activations + (0 if self.ignore_weight_buffers else weights)
+        for tiles in self._candidates(layer, tiling):
+            needed = working_set(builder, layer, tiles, tiling)
             tried.append(f"{tiles[0]}x{tiles[1]}: {needed} bytes")
             if needed <= limit:
                 return

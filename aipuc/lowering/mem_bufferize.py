@@ -311,6 +311,93 @@ def _as_one_image(builder: SegmentBuilder, buffer: SSAValue) -> SSAValue:
     return alias.result
 
 
+class MvmExpansion:
+    """The MVM work of a convolution or dense layer, wherever its tiles live.
+
+    K (taps x `in_c` rows) splits into chunks of `k_chunk` rows, up to one per IMC weightset
+    in a group; N into chunks of at most 64 columns (of all output channels with ICR, whose
+    copies share the columns; smaller with channel tiles). For a tile of one N chunk, each
+    group loads its weightsets and runs one MVM per K chunk, int32 partial sums in `acc`
+    until the last chunk requantizes into the output tile:
+
+        aipu.imc_load ins(%w_rows_0_512) weightset 0
+        aipu.imc_load ins(%w_rows_512_576) weightset 1
+        aipu.mvm ins(%x_tile) outs(%acc) {k = 512, k_start = 0, n = 24, channels = 8, ...}
+        aipu.mvm ins(%x_tile, %acc) outs(%y_tile) requant(%t) {k = 64, k_start = 512, ...}
+
+    The caller says where the tiles are: a layer stages them in L1 (`ConvExpansion`), a
+    depth-first group computes them in its L1 tiles (`GroupExpansion`).
+    """
+
+    def __init__(self, op: aipu.ConvLayerOp):
+        self.op = op
+        self.kernel = aipu._ints(op.kernel)
+        self.stride, self.dilation = aipu._ints(op.stride), aipu._ints(op.dilation)
+        self.pads = aipu._ints(op.pads)
+        self.icr, self.in_c = aipu._int(op.icr), aipu._int(op.in_c)
+        self.depth = self.kernel[0] * self.kernel[1] * self.in_c
+        rows = aipu._int(op.k_chunk)
+        chunks = [(k0, min(rows, self.depth - k0)) for k0 in range(0, self.depth, rows)]
+        sets = AIPU.imc_weightsets
+        self.groups = [chunks[i : i + sets] for i in range(0, len(chunks), sets)]
+        self.out_channels = _shape(op.result)[-1]
+        channel_tiles = op.tile_counts()[1]
+        self.n_chunk = (
+            self.out_channels
+            if self.icr > 1
+            else min(AIPU.mvm_n, -(-self.out_channels // channel_tiles))
+        )
+
+    def acc(self, builder: SegmentBuilder, rows: int, width: int) -> SSAValue | None:
+        """The L1 partial sums of `rows` x `width` pixels of an N chunk (one K chunk: none)."""
+        if len(self.groups) == 1 and len(self.groups[0]) == 1:
+            return None
+        return builder.l1([1, rows, width, self.n_chunk], i32)
+
+    def each_n_chunk(self, e: Emitter, body: Callable[[Emitter, Index, int], None]) -> None:
+        """`body(e, j, n)` for the N chunks `j` of `n` columns: the full ones in a loop."""
+        full, rest = divmod(self.out_channels, self.n_chunk)
+        if full:
+            e.repeat(full, lambda e2, j: body(e2, Index.of(j, 1), self.n_chunk))
+        if rest:
+            body(e, Index(full), rest)
+
+    def load(self, e: Emitter, g: int, weightset: Callable[[int, int, int], SSAValue]) -> None:
+        """IMC loads of group `g`; `weightset(c, k0, rows)` is the L1 view of its K chunk."""
+        for c, (k0, rows) in enumerate(self.groups[g]):
+            e.add(aipu.ImcLoadOp(weightset(c, k0, rows), c))
+
+    def mvms(self, e: Emitter, g: int, run: tiling.Run, x, y, acc, requant, n: int) -> None:
+        """The MVMs of group `g` on the input tile `x`: the last K chunk writes `y`."""
+        group, op = self.groups[g], self.op
+        pads = (run.pad_top, self.pads[1], run.pad_bottom, self.pads[3])
+        for c, (k0, rows) in enumerate(group):
+            first_chunk = g == 0 and c == 0
+            last_chunk = g == len(self.groups) - 1 and c == len(group) - 1
+            e.add(
+                aipu.MvmOp(
+                    x,
+                    y if last_chunk else acc,
+                    acc=None if first_chunk else acc,
+                    requant=requant if last_chunk else None,
+                    weightset=c,
+                    k=rows,
+                    n=n,
+                    in_c=self.in_c,
+                    channels=aipu._int(op.channels) if op.channels else None,
+                    k_start=k0,
+                    icr=self.icr,
+                    swicr=aipu._flag(op.swicr),
+                    in_zp=aipu._int(op.in_zp),
+                    w_zp=aipu._int(op.w_zp),
+                    kernel=self.kernel,
+                    stride=self.stride,
+                    dilation=self.dilation,
+                    pads=pads,
+                )
+            )
+
+
 class ConvExpansion:
     """An MVM layer: per N chunk the table and weightsets, then the height tiles.
 
@@ -324,38 +411,24 @@ class ConvExpansion:
 
     def __init__(self, builder: SegmentBuilder, op: aipu.ConvLayerOp):
         self.b, self.op = builder, op
+        self.mvm = mvm = MvmExpansion(op)
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
         if _pixel_rows(op):
             self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
         self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
         _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
-        self.kernel = aipu._ints(op.kernel)
-        self.stride, self.dilation = aipu._ints(op.stride), aipu._ints(op.dilation)
-        self.pads = aipu._ints(op.pads)
-        self.icr, self.in_c = aipu._int(op.icr), aipu._int(op.in_c)
-        depth = self.depth = self.kernel[0] * self.kernel[1] * self.in_c
-        rows = aipu._int(op.k_chunk)
-        chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
-        sets = AIPU.imc_weightsets
-        self.groups = [chunks[i : i + sets] for i in range(0, len(chunks), sets)]
-        channel_tiles = op.tile_counts()[1]
-        self.n_chunk = (
-            self.out_channels
-            if self.icr > 1
-            else min(AIPU.mvm_n, -(-self.out_channels // channel_tiles))
-        )
         window = tiling.Window(
             self.in_h,
             self.out_h,
-            self.kernel[0],
-            self.stride[0],
-            self.dilation[0],
-            self.pads[0],
-            self.pads[2],
+            mvm.kernel[0],
+            mvm.stride[0],
+            mvm.dilation[0],
+            mvm.pads[0],
+            mvm.pads[2],
         )
         self.runs = tiling.runs(window, op.tile_counts()[0])
         # one tile in all: the input stays in L1 across N chunks, the output gathers there
-        self.single = len(self.runs) == 1 and self.runs[0].count == 1 and channel_tiles == 1
+        self.single = len(self.runs) == 1 and self.runs[0].count == 1 and op.tile_counts()[1] == 1
         in_rows, out_rows = tiling.max_rows(window, op.tile_counts()[0])
         self.weights, self.per_image, self.blocked = self._weight_matrix(builder, op)
         self.table = builder.buffer(op.table)
@@ -364,22 +437,20 @@ class ConvExpansion:
             if _space(self.x) == MemorySpace.L1
             else builder.l1([1, in_rows, self.in_w, self.lanes])
         )
-        y_channels = self.out_channels if self.single else self.n_chunk
+        y_channels = self.out_channels if self.single else mvm.n_chunk
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
             else builder.l1([1, out_rows, self.out_w, y_channels])
         )
-        self.t_l1 = builder.l1([self.n_chunk, 4], i32)
-        columns = self.n_chunk * self.icr
+        self.t_l1 = builder.l1([mvm.n_chunk, 4], i32)
+        columns = mvm.n_chunk * mvm.icr
         self.w_l1 = [
-            builder.l1([max(g[c][1] for g in self.groups if c < len(g)), columns], weights=True)
-            for c in range(len(self.groups[0]))
+            builder.l1([max(g[c][1] for g in mvm.groups if c < len(g)), columns], weights=True)
+            for c in range(len(mvm.groups[0]))
         ]
-        self.acc = None
-        if len(chunks) > 1:
-            acc_rows = out_rows if len(self.groups) == 1 else self.out_h
-            self.acc = builder.l1([1, acc_rows, self.out_w, self.n_chunk], i32)
+        acc_rows = out_rows if len(mvm.groups) == 1 else self.out_h
+        self.acc = mvm.acc(builder, acc_rows, self.out_w)
 
     def _weight_matrix(
         self, builder: SegmentBuilder, op: aipu.ConvLayerOp
@@ -387,13 +458,14 @@ class ConvExpansion:
         """(the weights buffer as the DMAs read it, one matrix per image?, chunk-major?)."""
         owner = op.weights.owner
         shape = _shape(op.weights)
-        if isinstance(owner, aipu.ConstOp) and len(shape) == 2 and self.out_channels > self.n_chunk:
+        n_chunk, depth = self.mvm.n_chunk, self.mvm.depth
+        if isinstance(owner, aipu.ConstOp) and len(shape) == 2 and self.out_channels > n_chunk:
             # chunk j's [K, n_chunk] columns as rows j*K.. of one [chunks * K, n_chunk] matrix
-            chunks = -(-self.out_channels // self.n_chunk)
-            matrix = np.zeros((self.depth, chunks * self.n_chunk), np.int8)
+            chunks = -(-self.out_channels // n_chunk)
+            matrix = np.zeros((depth, chunks * n_chunk), np.int8)
             matrix[:, : self.out_channels] = numpy_from_dense(owner.value)
-            blocked = matrix.reshape(self.depth, chunks, self.n_chunk).transpose(1, 0, 2)
-            blocked = blocked.reshape(chunks * self.depth, self.n_chunk)
+            blocked = matrix.reshape(depth, chunks, n_chunk).transpose(1, 0, 2)
+            blocked = blocked.reshape(chunks * depth, n_chunk)
             init = dense_from_numpy(blocked)
             matrix_buffer = builder.new_buffer(home_space(owner), blocked.shape, i8, init)
             builder.derived[matrix_buffer] = op.weights
@@ -409,7 +481,6 @@ class ConvExpansion:
         return weights, False, False
 
     def emit(self) -> None:
-        full, rest = divmod(self.out_channels, self.n_chunk)
         run = self.runs[0]
         x_whole = [1, run.in_rows, self.in_w, self.lanes]
         y_whole = [1, run.out_rows, self.out_w, self.out_channels]
@@ -418,40 +489,38 @@ class ConvExpansion:
             bi = Index.of(b, 1)
             if self.single and self.x_l1 is not None:
                 e.dma(e.view(self.x, [bi, run.in_start, 0, 0], x_whole), self.x_l1)
-            if full:
-                e.repeat(full, lambda e2, j: self._chunk(e2, Index.of(j, 1), self.n_chunk, bi))
-            if rest:
-                self._chunk(e, Index(full), rest, bi)
+            self.mvm.each_n_chunk(e, lambda e2, j, n: self._chunk(e2, j, n, bi))
             if self.single and self.y_l1 is not None:
                 e.dma(self.y_l1, e.view(self.y, [bi, run.out_start, 0, 0], y_whole))
 
         self.b.tasks.repeat(self.batch, batch)
 
     def _chunk(self, e: Emitter, j: Index, n: int, b: Index) -> None:
-        first = j * self.n_chunk
+        first = j * self.mvm.n_chunk
         e.dma(e.view(self.table, [first, 0], [n, 4]), e.view(self.t_l1, [0, 0], [n, 4]))
-        for g, group in enumerate(self.groups):
-            for c, (k0, rows) in enumerate(group):
-                w_l1 = e.view(self.w_l1[c], [0, 0], [rows, n * self.icr])
-                if self.blocked:
-                    at: list[Index | int] = [j * self.depth + k0, 0]
-                elif self.per_image:
-                    at = [b * self.depth + k0, first * self.icr]
-                else:
-                    at = [k0, first * self.icr]
-                e.dma(e.view(self.weights, at, [rows, n * self.icr]), w_l1)
-                e.add(aipu.ImcLoadOp(w_l1, c))
+        for g in range(len(self.mvm.groups)):
+            self.mvm.load(e, g, lambda c, k0, rows: self._weightset(e, c, k0, rows, j, n, b))
             for run in self.runs:
                 e.repeat(
                     run.count,
-                    lambda e2, t, run=run, g=g, group=group: self._tile(
-                        e2, run, Index.of(t, 1), first, n, b, g, group
-                    ),
+                    lambda e2, t, run=run, g=g: self._tile(e2, run, Index.of(t, 1), first, n, b, g),
                 )
 
-    def _tile(
-        self, e: Emitter, run: tiling.Run, t: Index, first: Index, n: int, b: Index, g: int, group
-    ) -> None:
+    def _weightset(self, e: Emitter, c: int, k0: int, rows: int, j: Index, n: int, b: Index):
+        """DMA K chunk `k0` of N chunk `j` into weightset `c`'s L1 buffer; its view."""
+        depth, columns = self.mvm.depth, n * self.mvm.icr
+        w_l1 = e.view(self.w_l1[c], [0, 0], [rows, columns])
+        first = j * self.mvm.n_chunk * self.mvm.icr
+        if self.blocked:
+            at: list[Index | int] = [j * depth + k0, 0]
+        elif self.per_image:
+            at = [b * depth + k0, first]
+        else:
+            at = [k0, first]
+        e.dma(e.view(self.weights, at, [rows, columns]), w_l1)
+        return w_l1
+
+    def _tile(self, e: Emitter, run: tiling.Run, t: Index, first: Index, n: int, b: Index, g: int):
         in_row = t * run.in_step + run.in_start
         out_row = t * run.out_step + run.out_start
         x_home = [b, in_row, 0, 0]
@@ -471,36 +540,12 @@ class ConvExpansion:
         )
         acc = None
         if self.acc is not None:
-            acc_row = 0 if len(self.groups) == 1 else out_row
+            acc_row = 0 if len(self.mvm.groups) == 1 else out_row
             acc = e.view(self.acc, [0, acc_row, 0, 0], y_size)
         table = e.view(self.t_l1, [0, 0], [n, 4])
-        pads = (run.pad_top, self.pads[1], run.pad_bottom, self.pads[3])
-        for c, (k0, rows) in enumerate(group):
-            first_chunk = g == 0 and c == 0
-            last_chunk = g == len(self.groups) - 1 and c == len(group) - 1
-            e.add(
-                aipu.MvmOp(
-                    x,
-                    y if last_chunk else acc,
-                    acc=None if first_chunk else acc,
-                    requant=table if last_chunk else None,
-                    weightset=c,
-                    k=rows,
-                    n=n,
-                    in_c=self.in_c,
-                    channels=aipu._int(self.op.channels) if self.op.channels else None,
-                    k_start=k0,
-                    icr=self.icr,
-                    swicr=aipu._flag(self.op.swicr),
-                    in_zp=aipu._int(self.op.in_zp),
-                    w_zp=aipu._int(self.op.w_zp),
-                    kernel=self.kernel,
-                    stride=self.stride,
-                    dilation=self.dilation,
-                    pads=pads,
-                )
-            )
-        if self.y_l1 is not None and not self.single and g == len(self.groups) - 1:
+        self.mvm.mvms(e, g, run, x, y, acc, table, n)
+        last_group = g == len(self.mvm.groups) - 1
+        if self.y_l1 is not None and not self.single and last_group:
             e.dma(y, e.view(self.y, y_home, y_size))
 
 
@@ -798,7 +843,8 @@ class GroupExpansion:
         )
         self.staged: list[tuple[SSAValue, SSAValue]] = []  # (home, L1 copy), loaded once
         self.local: dict[SSAValue, SSAValue] = {}  # device tensor -> its L1 copy
-        self.acc: dict[Operation, SSAValue] = {}
+        self.mvm: dict[Operation, MvmExpansion] = {}
+        self.acc: dict[Operation, SSAValue | None] = {}
         self.tiled_inputs: dict[SSAValue, SSAValue] = {}
         self.programs: dict[Operation, SSAValue] = {}
         for k, layer in enumerate(layers):
@@ -819,11 +865,8 @@ class GroupExpansion:
         if isinstance(layer, aipu.ConvLayerOp):
             self._copy(layer.weights, weights=True)
             self._copy(layer.table)
-            depth = _shape(layer.weights)[0]
-            if depth > aipu._int(layer.k_chunk):
-                shape = _shape(layer.result)
-                channels = shape[3] if aipu._int(layer.icr) > 1 else min(AIPU.mvm_n, shape[3])
-                self.acc[layer] = self.b.l1([1, out_rows, shape[2], channels], i32)
+            self.mvm[layer] = MvmExpansion(layer)
+            self.acc[layer] = self.mvm[layer].acc(self.b, out_rows, _shape(layer.result)[2])
         elif isinstance(layer, aipu.PoolLayerOp):
             for value in (layer.weights, layer.table):
                 if value is not None:
@@ -890,60 +933,28 @@ class GroupExpansion:
             )
 
     def _conv(self, e, layer: aipu.ConvLayerOp, r: tiling.Run, t, source: Place, dest: Place):
-        in_sizes = [1, r.in_rows, *_shape(chain_input(layer))[2:]]
-        x = source.view(e, in_sizes)
+        """Every N chunk of the tile: its weightsets from the layer's weights in L1."""
+        mvm, acc = self.mvm[layer], self.acc[layer]
+        x = source.view(e, [1, r.in_rows, *_shape(chain_input(layer))[2:]])
         weights, table = self.local[layer.weights], self.local[layer.table]
-        _, _, out_w, out_channels = _shape(layer.result)
-        icr = aipu._int(layer.icr)
-        chunk = out_channels if icr > 1 else min(AIPU.mvm_n, out_channels)
-        depth, rows = _shape(layer.weights)[0], aipu._int(layer.k_chunk)
-        chunks = [(k0, min(rows, depth - k0)) for k0 in range(0, depth, rows)]
-        groups = [
-            chunks[i : i + AIPU.imc_weightsets] for i in range(0, len(chunks), AIPU.imc_weightsets)
-        ]
-        pads = aipu._ints(layer.pads)
-        pads = (r.pad_top, pads[1], r.pad_bottom, pads[3])
+        out_w = _shape(layer.result)[2]
 
-        def one_chunk(e2: Emitter, first: Index, n: int) -> None:
-            y_sizes = [1, r.out_rows, out_w, n]
-            y = dest.view(e2, y_sizes, first)
-            acc = None if layer not in self.acc else e2.view(self.acc[layer], [0, 0, 0, 0], y_sizes)
+        def chunk(e2: Emitter, j: Index, n: int) -> None:
+            first = j * mvm.n_chunk
+            sizes = [1, r.out_rows, out_w, n]
+            y = dest.view(e2, sizes, first)
+            acc_tile = None if acc is None else e2.view(acc, [0, 0, 0, 0], sizes)
             requant = e2.view(table, [first, 0], [n, 4])
-            for g, group in enumerate(groups):
-                for c, (k0, k_rows) in enumerate(group):
-                    e2.add(
-                        aipu.ImcLoadOp(e2.view(weights, [k0, first * icr], [k_rows, n * icr]), c)
-                    )
-                for c, (k0, k_rows) in enumerate(group):
-                    first_chunk = g == 0 and c == 0
-                    last_chunk = g == len(groups) - 1 and c == len(group) - 1
-                    e2.add(
-                        aipu.MvmOp(
-                            x,
-                            y if last_chunk else acc,
-                            acc=None if first_chunk else acc,
-                            requant=requant if last_chunk else None,
-                            weightset=c,
-                            k=k_rows,
-                            n=n,
-                            in_c=aipu._int(layer.in_c),
-                            k_start=k0,
-                            icr=icr,
-                            swicr=aipu._flag(layer.swicr),
-                            in_zp=aipu._int(layer.in_zp),
-                            w_zp=aipu._int(layer.w_zp),
-                            kernel=aipu._ints(layer.kernel),
-                            stride=aipu._ints(layer.stride),
-                            dilation=aipu._ints(layer.dilation),
-                            pads=pads,
-                        )
-                    )
+            columns = n * mvm.icr
+            for g in range(len(mvm.groups)):
+                mvm.load(
+                    e2,
+                    g,
+                    lambda c, k0, rows: e2.view(weights, [k0, first * mvm.icr], [rows, columns]),
+                )
+                mvm.mvms(e2, g, r, x, y, acc_tile, requant, n)
 
-        full, rest = divmod(out_channels, chunk)
-        if full:
-            e.repeat(full, lambda e2, j: one_chunk(e2, Index.of(j, chunk), chunk))
-        if rest:
-            one_chunk(e, Index(full * chunk), rest)
+        mvm.each_n_chunk(e, chunk)
 
     def _pool(self, e, layer: aipu.PoolLayerOp, r: tiling.Run, t, source: Place, dest: Place):
         x = source.view(e, [1, r.in_rows, *_shape(chain_input(layer))[2:]])

@@ -4,11 +4,18 @@
 // RUN: xdsl-opt %s -p 'aipu-dfs{tiling_depth=3 dfs_search_constraint=1}' | filecheck %s --check-prefix=THREE
 // RUN: sed -e 's/capacity 3670016/capacity 3000/' %s | xdsl-opt -p 'aipu-dfs{tiling_depth=3}' | filecheck %s --check-prefix=SMALL
 // RUN: sed -e 's/capacity 3670016/capacity 3000/' %s | xdsl-opt -p 'aipu-dfs{tiling_depth=3 dfs_search_constraint=1}' | filecheck %s --check-prefix=NONE
+// RUN: sed -e 's/force_h_tiling = none/force_h_tiling = 4/' %s | xdsl-opt -p 'aipu-dfs{tiling_depth=3}' | filecheck %s --check-prefix=FORCED
+// RUN: xdsl-opt %s -p 'aipu-tile{force_h_tiling=2},aipu-dfs{tiling_depth=3}' | filecheck %s --check-prefix=TILE
+// RUN: sed -e 's/capacity 3670016/capacity 4800/' %s | xdsl-opt -p 'aipu-dfs{tiling_depth=3 dfs_search_constraint=1}' | filecheck %s --check-prefix=NONE
+// RUN: sed -e 's/capacity 3670016/capacity 4800/; s/ignore_weight_buffers = false/ignore_weight_buffers = true/' %s | xdsl-opt -p 'aipu-dfs{tiling_depth=3 dfs_search_constraint=1}' | filecheck %s --check-prefix=THREE
+// RUN: sed -e 's/ attributes {aipu.tiling = .*} {/ {/' %s | not xdsl-opt -p 'aipu-dfs{tiling_depth=3}' 2>&1 | filecheck %s --check-prefix=NORULES
 
 // A chain conv (MVM) -> sigmoid table (DPU) -> 2x2 max pool (DWPU), each result read only
-// by the next layer: with tiling_depth >= 3 the three run as one depth-first group.
+// by the next layer: with tiling_depth >= 3 the three run as one depth-first group. The
+// module carries aipu-tile's rules (`aipu.tiling`; here: height tiles searched, weights
+// counted).
 
-builtin.module {
+builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = none, ignore_weight_buffers = false>} {
   mem.pool @ddr global.ddr capacity 1040187392 at 4294967296
   mem.pool @l2 global.l2 capacity 31260672 at 134217728
   mem.pool @l1_core0 global.l1 core 0 capacity 3670016 at 206175207424
@@ -61,3 +68,23 @@ builtin.module {
 // NONE:      aipu.eltwise
 // NONE-SAME: dfs_group = 0 : i64, tiles = array<i64: 1, 1>
 // NONE:      aipu.pool max {{.*}}dfs_group = 0 : i64, tiles = array<i64: 1, 1>
+
+// force_h_tiling=4 (as aipu-tile records it): the group's one candidate is 4 tiles of the
+// pool's 4 rows, so each member runs 4 tiles (the conv and table computing 2 rows each).
+// FORCED:      aipu.conv {{.*}}dfs_group = 0 : i64, tiles = array<i64: 4, 1>
+// FORCED:      aipu.eltwise
+// FORCED-SAME: dfs_group = 0 : i64, tiles = array<i64: 4, 1>
+// FORCED:      aipu.pool max {{.*}}dfs_group = 0 : i64, tiles = array<i64: 4, 1>
+
+// Through aipu-tile: it records force_h_tiling=2 on the module, and the group keeps 2 tiles.
+// TILE:       builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 2, ignore_weight_buffers = true>}
+// TILE:       aipu.conv {{.*}}tiles = array<i64: 2, 1>, dfs_group = 0 : i64
+// TILE:       aipu.pool max {{.*}}tiles = array<i64: 2, 1>, dfs_group = 0 : i64
+
+// ignore_weight_buffers decides the groups formed. An L1 of 4800 bytes and one candidate
+// per start layer: the three layers in one tile stage 4864 bytes, 128 of them the conv's
+// weights. Counted, they do not fit, and only the table and the pool form a group (NONE
+// above); ignored (4736 bytes), the three form one group in one tile (THREE above).
+
+// Without aipu-tile's rules, aipu-dfs refuses to guess them.
+// NORULES: the module has no aipu.tiling attribute: run aipu-tile first

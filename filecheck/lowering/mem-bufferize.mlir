@@ -190,3 +190,32 @@ builtin.module {
 // CHECK-NEXT:     func.return %o : tensor<1x2x2x64xi8>
 // CHECK-NEXT:   }
 // CHECK-NEXT: }
+
+// -----
+
+// A depth-first group (as aipu-dfs marks it): a 1x1 conv whose 64-lane pixels hold 8 input
+// channels (`channels`; the rest is zero-point padding), then 2x2 max pooling, in 2 tiles of
+// one pooled row. Weights and table are staged in L1 once; per tile the input rows come in,
+// the MVM writes the conv rows into the group's L1 tile, the pool reads them there and one
+// pooled row goes home. The group's MVM carries `channels` as a layer's own expansion does.
+builtin.module {
+  mem.pool @ddr global.ddr capacity 1048576
+  mem.pool @l2 global.l2 capacity 1048576
+  mem.pool @l1_core0 global.l1 core 0 capacity 65536
+  func.func @main(%in: tensor<1x64x4x4xi8>) -> tensor<1x16x2x2xi8> {
+    %x = aipu.to_device %in {perm = array<i64: 0, 2, 3, 1>} : tensor<1x64x4x4xi8> -> tensor<1x4x4x64xi8>
+    %w = aipu.const {value = dense<1> : tensor<64x16xi8>} : tensor<64x16xi8>
+    %t = aipu.const {value = dense<1073741824> : tensor<16x4xi32>} : tensor<16x4xi32>
+    %y = aipu.conv %x, %w, %t {in_c = 64 : i64, channels = 8 : i64, dfs_group = 0 : i64, tiles = array<i64: 2, 1>} : (tensor<1x4x4x64xi8>, tensor<64x16xi8>, tensor<16x4xi32>) -> tensor<1x4x4x16xi8>
+    %p = aipu.pool max %y : tensor<1x4x4x16xi8> {kernel = array<i64: 2, 2>, stride = array<i64: 2, 2>, dfs_group = 0 : i64, tiles = array<i64: 2, 1>} -> tensor<1x2x2x16xi8>
+    %out = aipu.from_device %p {perm = array<i64: 0, 2, 3, 1>} : tensor<1x2x2x16xi8> -> tensor<1x16x2x2xi8>
+    func.return %out : tensor<1x16x2x2xi8>
+  }
+}
+
+// CHECK:      aipu.tile_loop %[[T:.*]] = 0 to 2 {
+// CHECK-NEXT:   mem.view %{{.*}}[0, 2 * %[[T]], 0, 0] : !mem.buffer<1x4x4x64xi8, global.ddr> -> !mem.view<1x2x4x64xi8, global.ddr>
+// CHECK:        aipu.imc_load ins(%{{.*}} : !mem.view<64x16xi8, global.l1>) weightset 0
+// CHECK-NEXT:   aipu.mvm ins(%{{.*}} : !mem.view<1x2x4x64xi8, global.l1>) outs(%{{.*}} : !mem.view<1x2x4x16xi8, global.l1>) requant(%{{.*}} : !mem.view<16x4xi32, global.l1>) {weightset = 0 : i64, k = 64 : i64, n = 16 : i64, in_c = 64 : i64, channels = 8 : i64}
+// CHECK:        aipu.dwpu max ins(%{{.*}} : !mem.view<1x2x4x16xi8, global.l1>) outs(%{{.*}} : !mem.view<1x1x2x16xi8, global.l1>)
+// CHECK:        aipu.dma core ins(%{{.*}} : !mem.view<1x1x2x16xi8, global.l1>) outs(%{{.*}} : !mem.view<1x1x2x16xi8, global.ddr>)

@@ -1,10 +1,11 @@
 """Hypothesis settings and strategies for driving the oracle and the product side by side.
 
-Profiles: ``AIPUC_HYPOTHESIS_PROFILE=ci`` (the default: few examples, derandomized so CI
-sees the same cases every run) or ``long`` (many random examples; see
-docs/numerics-testing.md). Scales cover the whole range the product accepts, from far below
-float32 eps to far above 1, and are powers of two often enough that rescaling lands exactly
-on rounding ties.
+Profiles: ``AIPUC_HYPOTHESIS_PROFILE=ci`` (the default: few examples, derandomized so CI sees
+the same cases every run), ``long`` (many random examples; see docs/numerics-testing.md) or
+``mutation`` (a quarter of ``ci``'s examples, no shrinking, the first pass of
+tools/mutation.py, which reruns its survivors under ``ci``). Scales cover the whole range the
+product accepts, from far below float32 eps to far above 1, and are powers of two often enough
+that rescaling lands exactly on rounding ties.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from xdsl.dialects.builtin import IntegerType, TensorType
@@ -22,7 +23,7 @@ from aipuc.dialects.axq import QuantizedType
 from aipuc.dialects.tensors import tensor_type
 from oracle.quant import QType, choose_qparams_asymmetric
 
-PROFILES = ("ci", "long")
+PROFILES = ("ci", "long", "mutation")
 PROFILE = os.environ.get("AIPUC_HYPOTHESIS_PROFILE", "ci")
 if PROFILE not in PROFILES:
     raise ValueError(f"AIPUC_HYPOTHESIS_PROFILE must be one of {PROFILES}, got {PROFILE!r}")
@@ -30,10 +31,19 @@ INT8, INT32 = IntegerType(8), IntegerType(32)
 
 
 def oracle_settings(ci: int, long: int) -> settings:
-    """`ci` examples by default, `long` with AIPUC_HYPOTHESIS_PROFILE=long."""
+    """`ci` examples by default, `long` or a quarter of `ci` with AIPUC_HYPOTHESIS_PROFILE."""
     quiet = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
     if PROFILE == "long":
         return settings(max_examples=long, deadline=None, suppress_health_check=quiet)
+    if PROFILE == "mutation":  # pass or fail is all it needs: no shrinking, no example database
+        return settings(
+            max_examples=max(10, ci // 4),
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=quiet,
+        )
     return settings(max_examples=ci, deadline=None, derandomize=True, suppress_health_check=quiet)
 
 

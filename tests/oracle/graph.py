@@ -18,7 +18,7 @@ from aipuc.dialects import axq
 from aipuc.dialects.tensors import numpy_from_dense
 from aipuc.numerics import UNARY_FUNCTIONS
 from aipuc.runtime.interpreter import run_host_op
-from oracle import ops, quant, softmax
+from oracle import layernorm, ops, quant, softmax
 
 OracleOp = Callable[[Operation, Sequence[np.ndarray]], list[np.ndarray]]
 
@@ -118,10 +118,37 @@ def _clip(op, inputs):
     return ops.clip(inputs[0], qtype_of(op.input), op.min.value.data, op.max.value.data)
 
 
+def _layer_norm(op, inputs):
+    """Rows are the leading axes, each normalised over the axes from `axis` on."""
+    x, gamma, beta = inputs
+    in_type, out_type = qtype_of(op.input), qtype_of(op.result)
+    rows = x.reshape(-1, np.asarray(gamma).size)
+    out = [
+        layernorm.layer_norm_row(
+            [int(q) for q in row],
+            in_type.only_scale,
+            in_type.zero_points[0],
+            np.asarray(gamma, np.float64).reshape(-1).tolist(),
+            np.asarray(beta, np.float64).reshape(-1).tolist(),
+            op.epsilon.value.data,
+            out_type.only_scale,
+            out_type.zero_points[0],
+        )
+        for row in rows
+    ]
+    return np.array(out, np.int8).reshape(x.shape)
+
+
 def _softmax(op, inputs):
     in_type, out_type = qtype_of(op.input), qtype_of(op.result)
     moved = np.moveaxis(inputs[0], op.axis.value.data, -1)
     out = np.empty(moved.shape, np.int8)
+    padding = {}
+    if op.valid_length is not None and op.neutral_value is not None:
+        padding = {
+            "valid_length": op.valid_length.value.data,
+            "neutral_value": op.neutral_value.value.data,
+        }
     for index in np.ndindex(moved.shape[:-1]):
         out[index] = softmax.softmax_row(
             [int(q) for q in moved[index]],
@@ -129,6 +156,7 @@ def _softmax(op, inputs):
             in_type.zero_points[0],
             out_type.only_scale,
             out_type.zero_points[0],
+            **padding,
         )
     return np.moveaxis(out, -1, op.axis.value.data)
 
@@ -249,6 +277,7 @@ ORACLE_OPS: dict[type[Operation], OracleOp] = {
     axq.LutOp: lambda op, i: [_lut(op, i)],
     axq.ClipOp: lambda op, i: [_clip(op, i)],
     axq.SoftmaxOp: lambda op, i: [_softmax(op, i)],
+    axq.LayerNormOp: lambda op, i: [_layer_norm(op, i)],
     axq.AvgPoolOp: lambda op, i: [_avg_pool(op, i)],
     axq.MaxPoolOp: lambda op, i: [_max_pool(op, i)],
     axq.GlobalPoolOp: lambda op, i: [_global_pool(op, i)],

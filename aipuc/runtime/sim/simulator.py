@@ -529,7 +529,7 @@ class Simulator:
             index = np.where(inside, a, 0).astype(np.int64)
             return np.where(inside, table[index], np.float32(0))
         if code == MicroOpcode.FTOI:
-            return np.clip(np.rint(a).astype(np.int64) + imm2, -128, 127)
+            return numerics.f18_to_int8(a, imm2).astype(np.int64)
         if code == MicroOpcode.FRSQRT:
             return numerics.f18_rsqrt(a)
         if code == MicroOpcode.FVEC:
