@@ -34,12 +34,17 @@ ALL_POOLS_IN_DDR = {
 
 TIGHT_L1 = {
     "tiny_cnn": {"l1_constraint": 45056, "ignore_weight_buffers": False},
+    "resnet18": {"l1_constraint": 524288, "ignore_weight_buffers": False},
+    "resnet50": {"l1_constraint": 524288, "ignore_weight_buffers": False},
     "attention_block": {"l1_constraint": 131072},
     "yolov5s_head": {"l1_constraint": 589824},
 }
 """An L1 that forces height tiling but still fits every layer's smallest tile and the plan.
 Since channels are padded to whole PWORDs, tiny_cnn's ICR weightsets no longer fit beside
-tiles chosen with weights ignored: below 64 KiB it needs ignore_weight_buffers=false."""
+tiles chosen with weights ignored: below 64 KiB it needs ignore_weight_buffers=false. So do
+ResNet-18 and -50 at 512 KiB: with weights ignored, a 3x3/2 convolution of 64 channels is
+left untiled (input, int32 partial sums and output take 490 KiB) and its 37 KiB of staged
+weights then overflow the plan (a clear error naming the pool, see below)."""
 DEFAULT_TIGHT_L1 = {"l1_constraint": 524288}
 
 
@@ -158,6 +163,19 @@ def test_a_paged_pool_smaller_than_a_page_is_a_clear_error(quantized, tmp_path):
         lower(folder, tmp_path / "small", l2_constraint=2048)
     assert "internal error" not in str(caught.value)
     assert "the global.l2 pool of 2048 bytes is smaller than one page" in str(caught.value)
+
+
+def test_a_plan_over_l1_with_weights_ignored_says_how_to_count_them(quantized, tmp_path):
+    """Tiles chosen with ignore_weight_buffers leave the staged weights out; when they then
+    overflow L1 the error names the pool and the field that counts them, and counting them
+    compiles."""
+    folder, _, _ = quantized("tiny_cnn")
+    with pytest.raises(CompilationError) as caught:
+        lower(folder, tmp_path / "ignored", l1_constraint=45056)
+    message = str(caught.value)
+    assert "memory plan of pool 'l1_core0' needs" in message and "capacity is 45056" in message
+    assert message.endswith("(tiling counts weights in L1 only with ignore_weight_buffers=false)")
+    check(quantized, tmp_path / "counted", "tiny_cnn", TIGHT_L1["tiny_cnn"])
 
 
 def test_tiling_that_cannot_fit_names_the_layer_and_the_sizes(quantized, tmp_path):

@@ -8,6 +8,7 @@ import onnx
 from lowering_harness import assert_stream_equals_reference, lower, quantize
 from onnx import TensorProto, helper, numpy_helper
 
+from aipuc.models.architectures import input_feeds, mobilenet_v3_small
 from aipuc.models.builder import IR_VERSION, OPSET
 
 
@@ -67,3 +68,16 @@ def test_depth_first_group_reading_int32_interpolation_sums(tmp_path):
         graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION
     )
     compile_and_compare(model, (1, 8, 2, 3), tmp_path, tiling_depth=2)
+
+
+def test_depth_first_group_headed_by_a_squeeze_excitation_scale(tmp_path):
+    """MobileNetV3's squeeze-excitation multiplies a [1, C, 1, 1] scale into the feature
+    map; with tiling_depth > 1 that multiplication headed a depth-first group whose tiled
+    input was taken to be the scale, its first operand (mem-bufferize left IR that did not
+    verify: "view out of bounds in dimension 1"). The rows come from the full-height operand."""
+    model = mobilenet_v3_small(size=32, width=0.25, blocks=5)
+    samples = [input_feeds(model, seed) for seed in range(2)]
+    compiled = quantize(model, samples, tmp_path / "quantized")
+    lower(tmp_path / "quantized", tmp_path / "lowered", tiling_depth=4)
+    references = [compiled.run_quantized(sample) for sample in samples]
+    assert_stream_equals_reference(tmp_path / "lowered", references, samples)

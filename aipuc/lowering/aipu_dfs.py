@@ -15,7 +15,8 @@ the group's height tile count (they keep their output-channel tiles):
 The search goes through the layers in order and, at each one, through the candidates
 longest chain first and, per chain, height tiles 1, 2, 4, ...; it takes the first
 candidate whose L1 working set (measured by expanding the group on a scratch builder, as
-aipu-tile does for single layers) fits. `dfs_search_constraint` caps how many candidates
+aipu-tile does for single layers) fits beside the tensors mem-promote already put in L1
+that are alive while the group runs. `dfs_search_constraint` caps how many candidates
 are tried per start layer (the vendor's `search_space[:dfs_search_constraint]`).
 
 Group tiles follow the rules aipu-tile recorded on the module (`aipu.tiling`): with
@@ -34,9 +35,11 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 
 from aipuc.dialects import aipu
+from aipuc.hardware import MemorySpace
 from aipuc.lowering.aipu_tile import tiling_of
 from aipuc.lowering.mem_bufferize import GroupExpansion, SegmentBuilder, chain_input
 from aipuc.lowering.mem_pools import l1_capacity, pools_of
+from aipuc.lowering.mem_promote import LayerProgram, root, tensor_operands
 from aipuc.passes import AipucPass
 
 MAX_GROUP_TILES = 64
@@ -56,6 +59,33 @@ def _groupable(layer: Operation) -> bool:
             for v in layer.inputs
         )
     return False
+
+
+class ResidentL1:
+    """Tensors homed in L1 (by mem-promote) and their lifetimes in layer steps."""
+
+    def __init__(self, program: LayerProgram):
+        self.program = program
+        self.step = {layer: step for step, layer in enumerate(program.layers)}
+        for step in range(program.steps):  # sizes as mem-bufferize stores them
+            program.expand(step, tasks=False)
+
+    def beside(self, chain: list[Operation]) -> int:
+        """L1 bytes of the resident tensors alive at some step of `chain` that it neither
+        reads nor writes (those the group's expansion counts itself); a group shorter than
+        the chain spans fewer steps, so this is an upper bound for it."""
+        steps = [self.step[layer] for layer in chain]
+        first, last = min(steps), max(steps)
+        touched = {root(v) for layer in chain for v in (*tensor_operands(layer), layer.result)}
+        return sum(
+            tensor.size
+            for value, tensor in self.program.tensors.items()
+            if tensor.owner.home is not None  # type: ignore[attr-defined]
+            and tensor.home == MemorySpace.L1
+            and value not in touched
+            and tensor.first <= last
+            and first <= tensor.last
+        )
 
 
 def _one_image(layer) -> bool:
@@ -83,8 +113,9 @@ class AipuDfsPass(AipucPass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.tiling_depth < 2:
             return
-        limit = l1_capacity(op)
+        capacity = l1_capacity(op)
         tiling = tiling_of(op)
+        resident = ResidentL1(LayerProgram(op))
         builder = SegmentBuilder(0, pools_of(op))
         grouped: set[Operation] = set()
         group = 0
@@ -94,7 +125,7 @@ class AipuDfsPass(AipucPass):
             chain = [layer]
             while len(chain) < self.tiling_depth and (after := _next_in_chain(chain[-1])):
                 chain.append(after)
-            found = self._search(builder, chain, limit, tiling)
+            found = self._search(builder, chain, capacity - resident.beside(chain), tiling)
             if found is None:
                 continue
             members, tiles = found
@@ -120,6 +151,8 @@ class AipuDfsPass(AipucPass):
     def _search(
         self, builder: SegmentBuilder, chain: list[Operation], limit: int, tiling: aipu.TilingAttr
     ):
+        """The first candidate group (members, tiles) of `chain` whose expansion's L1
+        buffers fit in `limit` bytes (weights counted as `tiling` says)."""
         saved = [(layer.tiles, layer.dfs_group) for layer in chain]
         channels = [layer.tile_counts()[1] for layer in chain]
         try:

@@ -767,8 +767,11 @@ def dpu_program(
 def chain_input(layer) -> SSAValue:
     """The operand through which a layer of a depth-first group reads its predecessor."""
     if isinstance(layer, aipu.EltwiseOp):
-        producers = [v for v in layer.inputs if isinstance(v.owner, aipu.LAYER_OPS)]
-        return producers[0] if producers else layer.inputs[0]
+        # rows are tiled: never an operand broadcast along them (a squeeze-excitation scale)
+        height = _shape(layer.result)[1]
+        full = [v for v in layer.inputs if _shape(v)[1] == height]
+        producers = [v for v in full if isinstance(v.owner, aipu.LAYER_OPS)]
+        return (producers or full)[0]
     return layer.input
 
 

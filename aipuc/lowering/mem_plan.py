@@ -32,7 +32,7 @@ from xdsl.ir import Operation
 
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
-from aipuc.hardware import AIPU
+from aipuc.hardware import AIPU, MemorySpace
 from aipuc.lowering.mem_pools import pools_of
 from aipuc.passes import AipucPass
 
@@ -256,6 +256,11 @@ class MemPlanPass(AipucPass):
                     f"once at best) but its capacity is {capacity} bytes, after "
                     f"{min(self.max_memplan_attempts, len(ORDERS))} attempt(s); raise the pool's "
                     "size or constraint, tile further, or move buffers to a larger pool"
+                    + (
+                        " (tiling counts weights in L1 only with ignore_weight_buffers=false)"
+                        if pool.space.data == MemorySpace.L1
+                        else ""
+                    )
                 )
             if plan.pages is not None:
                 if len(plan.pages) > AIPU.page_table_entries:

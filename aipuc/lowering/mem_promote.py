@@ -92,7 +92,7 @@ def root(value: SSAValue) -> SSAValue:
     return value
 
 
-def _tensor_operands(op: Operation) -> Iterable[SSAValue]:
+def tensor_operands(op: Operation) -> Iterable[SSAValue]:
     """Device tensors a layer reads, its DPU program's tables included."""
     for inner in op.walk():
         for operand in inner.operands:
@@ -128,7 +128,7 @@ class LayerProgram:
                 elif isinstance(op, aipu.LAYER_OPS):
                     step = len(self.layers)
                     self.layers.append(op)
-                    for operand in _tensor_operands(op):
+                    for operand in tensor_operands(op):
                         source = root(operand)
                         if isinstance(source.owner, aipu.ConstOp):
                             const_segments.setdefault(source, set()).add(index)
