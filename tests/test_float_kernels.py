@@ -446,21 +446,23 @@ def test_exact_matmul_depth_is_the_last_axis_of_a_batched_lhs():
 
 def test_exact_matmul_splits_float32_sums_before_2_to_the_24():
     """2**24 + 1 unit products: float32 cannot hold the sum (it is odd and above 2**24), so
-    the reduction is split into chunks of at most 2**24 - 1 terms added in int64."""
+    the reduction is split into chunks of at most 2**24 - 1 terms added in integers (int32
+    here: the bound, 2**24 + 1, is below 2**31)."""
     depth = 2**24 + 1
     a = np.ones((1, depth), np.float32)
     product = kernels.exact_bounded_matmul(a, a.T, 1)
-    assert product.dtype == np.int64 and product.tolist() == [[depth]]
+    assert product.dtype == np.int32 and product.tolist() == [[depth]]
 
 
 def test_exact_depthwise_conv_sums_in_float64_past_float32_integers():
     """Depthwise taps of (2**11 + 1)**2 = 4198401: nine of them sum to 37785609 > 2**24, odd,
-    which float32 would round; the exact conv picks float64 for them."""
+    which float32 would round; the exact conv picks float64 for them (and int32 for the
+    result: the bound, 9 * 4198401 + 1, is below 2**31)."""
     x = np.full((1, 2, 3, 3), 2**11 + 1, np.int32)
     w = np.full((2, 1, 3, 3), 2**11 + 1, np.int32)
     w[1] = -w[1]
     y = kernels.conv2d(x, w, group=2, exact_integer=True, bias=np.array([0, 1]))
-    assert y.dtype == np.int64 and y.reshape(-1).tolist() == [37785609, -37785608]
+    assert y.dtype == np.int32 and y.reshape(-1).tolist() == [37785609, -37785608]
 
 
 # --------------------------------------------------------------------------- pooling
