@@ -484,6 +484,21 @@ def test_result_dtypes():
     assert nx.choose_qparams_symmetric_per_channel(w, axis=0).dtype == np.float32
     multiplier, shift = nx.quantize_multiplier([0.3, 1e-5])
     assert multiplier.dtype == np.int32 and shift.dtype == np.int32
+    codes = np.zeros((2, 3, 4), np.int8)
+    normed = nx.layer_norm_int8(codes, 0.1, 0, np.ones((3, 4)), np.zeros((3, 4)), 1e-5, 0.1, 0, 1)
+    assert normed.dtype == np.int8 and normed.shape == (2, 3, 4)
+    assert nx.softmax_int8(codes, 0.1, 0, 1 / 256, -128).dtype == np.int8
+
+
+def test_layer_norm_epsilon_is_in_input_steps_squared():
+    """codes [0, 1] at s_in = 1/16, epsilon 1/64: epsilon / s_in**2 = 4 input steps squared, so
+    var + eps = 0.25 + 4 = 4.25, r = float18(1 / sqrt(4.25)) = 0.4853515625, y = +-r / 2, and
+    z = y / (1/64) = +-15.53 -> +-16. (epsilon / s_in * 2 = 0.5 would give r = 1.1543 and
+    +-37.)"""
+    got = nx.layer_norm_int8(
+        np.int8([[0, 1]]), 1 / 16, 0, np.ones(2), np.zeros(2), 1 / 64, 1 / 64, 0
+    )
+    assert got.tolist() == [[-16, 16]]
 
 
 def test_quantization_ranges_pick_a_dtype_holding_both_ends():

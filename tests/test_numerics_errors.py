@@ -72,6 +72,10 @@ ERRORS = {
         lambda: HistogramObserver().min_max_range(),
         "^observer saw no finite values; calibrate on real data$",
     ),
+    "histogram observer range": (
+        lambda: HistogramObserver().range(),
+        "^observer saw no finite values; calibrate on real data$",
+    ),
     "min-max observer": (
         lambda: MinMaxObserver().range(),
         "^observer saw no finite values; calibrate on real data$",

@@ -15,8 +15,8 @@ and runs the ones without a verdict (mutmut keeps verdicts: an interrupted run r
 a function whose source changed is tested again). `survivors` reruns the survivors, the
 mutants no test executed (after adding tests) and the timeouts. `confirm` reruns each
 survivor with the group's Hypothesis tests that execute its function, under the CI budget:
-one that fails counts it as killed "at confirm"; with `--wide`, the remaining survivors then
-run the group's `also` files (slower default-CI tests: whole models, compile and run).
+one that fails counts it as killed "at confirm"; with `--wide`, the remaining survivors and
+the mutants no test of the group executes then run the group's `also` tests.
 `--fresh` starts a group over (after changing its selection).
 """
 
@@ -113,21 +113,24 @@ def confirmations(group: dict) -> dict[str, dict]:
 
 
 def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
-    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`."""
-    names = group.get("mutants", [])
-    if (folder / "mutants").exists():
-        wanted = ("not checked", *again)
-        names = [name for name, state in verdicts(group).items() if state in wanted]
-        if not names:
-            return
-        confirmed = confirmations(group)
-        if any(confirmed.pop(name, None) for name in names):
-            (folder / "confirmed.json").write_text(json.dumps(confirmed, indent=1, sort_keys=True))
-    env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="mutation")
-    command = [str(MUTMUT), "run", "--max-children", str(jobs), *names]
-    log = folder / "mutmut.log"
-    with log.open("a") as out:
-        subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=out, check=False)
+    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`.
+
+    mutmut runs only the mutants it is given by name, and makes new ones (of functions whose
+    source changed) while it runs: a second pass takes those."""
+    for wanted in (("not checked", *again), ("not checked",)):
+        names = group.get("mutants", [])
+        if (folder / "mutants").exists():
+            names = [name for name, state in verdicts(group).items() if state in wanted]
+            if not names:
+                return
+            confirmed = confirmations(group)
+            if any(confirmed.pop(name, None) for name in names):
+                text = json.dumps(confirmed, indent=1, sort_keys=True)
+                (folder / "confirmed.json").write_text(text)
+        env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="mutation")
+        command = [str(MUTMUT), "run", "--max-children", str(jobs), *names]
+        with (folder / "mutmut.log").open("a") as out:
+            subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=out, check=False)
 
 
 def run_tests(folder: Path, name: str, tests: list[str]) -> dict:
