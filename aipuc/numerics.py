@@ -140,7 +140,12 @@ def choose_qparams_symmetric_per_channel(w, axis: int, qmax: int = _INT8_MAX) ->
 
 
 def quantize(
-    x, scale, zero_point, axis: int | None = None, qmin: int = _INT8_MIN, qmax: int = _INT8_MAX
+    x,
+    scale,
+    zero_point,
+    axis: int | None = None,
+    qmin: int = _INT8_MIN,
+    qmax: int = _INT8_MAX,
 ) -> np.ndarray:
     """Round half to even, then clamp; ``axis`` makes scale/zero point per channel."""
     x = np.asarray(x, np.float64)
@@ -193,8 +198,7 @@ def rounding_right_shift(x, shift, out: np.ndarray | None = None) -> np.ndarray:
     shift = np.asarray(shift, np.int64)
     if np.any((shift < 0) | (shift > _MAX_SHIFT)):
         raise ValueError(f"shift must lie in [0, {_MAX_SHIFT}], got {shift}")
-    half = np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
-    return np.right_shift(np.add(x, half, out=out), shift, out=out)
+    return np.right_shift(np.add(x, _rounding_half(shift), out=out), shift, out=out)
 
 
 def requantize(
@@ -216,19 +220,82 @@ def requantize(
     wide = not np.can_cast(acc.dtype, np.int32)  # narrower accumulators need no scan
     if acc.size and wide and (acc.min() < -(1 << 31) or acc.max() >= 1 << 31):
         raise ValueError("requantize accumulators must lie in the int32 range")
-    multiplier = along_axis(np.asarray(multiplier, np.int64), acc.ndim, axis)
-    shift = along_axis(np.asarray(shift, np.int64), acc.ndim, axis)
-    if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
-        raise ValueError("requantize multipliers must lie in [0, 2**31)")
-    out_zp = along_axis(np.asarray(out_zp, np.int64), acc.ndim, axis)
-    # one int64 buffer for every step: product, rounding shift, zero point, clamp
+    multiplier, shift, out_zp, offset = _requantize_parameters(
+        np.asarray(multiplier, np.int64),
+        np.asarray(shift, np.int64),
+        np.asarray(out_zp, np.int64),
+        acc.ndim,
+        axis,
+    )
+    # one int64 buffer for every step: product, rounding shift, zero point, clamp (the
+    # accumulator widened first: NumPy's mixed int32 * int64 loop is twice as slow)
     shape = np.broadcast_shapes(acc.shape, multiplier.shape, shift.shape, out_zp.shape)
     scaled = np.empty(shape, np.int64)
-    np.multiply(acc, multiplier, out=scaled, casting="unsafe")  # int32-range values
-    rounding_right_shift(scaled, shift, out=scaled)
-    scaled += out_zp
+    np.copyto(scaled, acc, casting="unsafe")  # int32-range values
+    np.multiply(scaled, multiplier, out=scaled)
+    if offset is not None:
+        scaled += offset
+        scaled >>= shift
+    else:
+        rounding_right_shift(scaled, shift, out=scaled)
+        scaled += out_zp
     np.clip(scaled, qmin, qmax, out=scaled)
     return scaled.astype(_int_dtype(qmin, qmax))
+
+
+_PARAMETERS: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]] = {}
+_PARAMETERS_LIMIT = 1 << 12
+
+
+def _requantize_parameters(
+    multiplier: np.ndarray,
+    shift: np.ndarray,
+    out_zp: np.ndarray,
+    ndim: int,
+    axis: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """multiplier, shift and zero point shaped against the accumulator, checked, and the
+    term added before the shift when the zero point folds into it (else None): the same
+    few parameters recur on every call of a layer, so they are prepared once (by value)."""
+    key = tuple((a.shape, a.tobytes()) for a in (multiplier, shift, out_zp)) + (
+        ndim,
+        axis,
+    )
+    prepared = _PARAMETERS.get(key)
+    if prepared is None:
+        multiplier = along_axis(multiplier, ndim, axis)
+        shift = along_axis(shift, ndim, axis)
+        out_zp = along_axis(out_zp, ndim, axis)
+        if np.any((multiplier < 0) | (multiplier >= 1 << 31)):
+            raise ValueError("requantize multipliers must lie in [0, 2**31)")
+        offset = None
+        if _zero_point_folds(shift, out_zp):
+            # floor((p + half + zp * 2**shift) / 2**shift) = floor((p + half) / 2**shift) + zp
+            offset = _rounding_half(shift) + (out_zp << shift)
+        copies = [None if a is None else np.array(a) for a in (multiplier, shift, out_zp, offset)]
+        for array in copies:
+            if array is not None:
+                array.flags.writeable = False  # shared by every later call
+        prepared = (copies[0], copies[1], copies[2], copies[3])
+        if len(_PARAMETERS) >= _PARAMETERS_LIMIT:
+            _PARAMETERS.clear()
+        _PARAMETERS[key] = prepared
+    return prepared
+
+
+def _zero_point_folds(shift: np.ndarray, out_zp: np.ndarray) -> bool:
+    """Whether `out_zp * 2**shift` can join the rounding term before the shift without
+    overflow: |acc * multiplier| < 2**62, so the added terms must stay within 2**62."""
+    if not shift.size or not out_zp.size or np.any((shift < 0) | (shift > _MAX_SHIFT)):
+        return False  # rounding_right_shift reports the bad shift
+    largest_shift = int(shift.max())
+    largest_zp = max(abs(int(out_zp.min())), abs(int(out_zp.max())))
+    return (1 << largest_shift >> 1) + (largest_zp << largest_shift) <= 1 << 62
+
+
+def _rounding_half(shift: np.ndarray) -> np.ndarray:
+    """2**(shift - 1), 0 where shift is 0 (shift in [0, 62])."""
+    return np.where(shift > 0, np.left_shift(np.int64(1), np.maximum(shift - 1, 0)), 0)
 
 
 # --------------------------------------------------------------------------- float18

@@ -246,8 +246,20 @@ def test_conv2d_exact_integer_is_bit_exact(geometry, zero_point, seed):
     expected = _int64_conv_reference(
         x, w, g["strides"], g["pads"], g["dilations"], g["group"], zero_point
     ) + bias.reshape(1, -1, 1, 1)
-    assert y.dtype == np.int64
+    assert y.dtype == np.int32  # int8 operands and a 2**20 bias bound every sum below 2**31
     np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_conv2d_exact_integer_beyond_int32_stays_int64(group):
+    """A bias near 2**31 lets the sums pass int32: the result must widen, not wrap."""
+    x = np.full((1, 2, 4, 4), 127, np.int16)
+    w = np.full((2, 2 // group, 3, 3), 127, np.int8)
+    bias = np.array([2**31 - 1000, -(2**31) + 1000], np.int64)
+    y = kernels.conv2d(x, w, pads=(1, 1, 1, 1), group=group, bias=bias, exact_integer=True)
+    expected = _int64_conv_reference(x, w, (1, 1), (1, 1, 1, 1), (1, 1), group, 0)
+    assert y.dtype == np.int64
+    np.testing.assert_array_equal(y, expected + bias.reshape(1, -1, 1, 1))
 
 
 def test_conv2d_exact_integer_at_int8_extremes_and_deep_k():
@@ -340,10 +352,14 @@ def test_exact_int_matmul_is_exact_at_every_chunking(magnitude, depth):
     )
 
 
-@pytest.mark.parametrize("magnitude, depth", [(255, 4608), (2**12 + 1, 5)])
-def test_exact_bounded_matmul_of_float32_operands(magnitude, depth):
+@pytest.mark.parametrize(
+    "magnitude, depth, dtype",
+    [(255, 4608, np.int32), (2**12 + 1, 5, np.int32), (2**12 + 1, 200, np.int64)],
+)
+def test_exact_bounded_matmul_of_float32_operands(magnitude, depth, dtype):
     """The simulator's GEMM: float32 operands holding integers and the caller's bound give
-    the int64 product at every chunking (float32 chunks; float64 for a too-large term)."""
+    the exact product at every chunking (float32 chunks; float64 for a too-large term), in
+    int32 when the bound keeps it there (255**2 * 4608 < 2**31 < 4097**2 * 200)."""
     rng = np.random.default_rng(depth)
     a = rng.integers(-magnitude, magnitude + 1, (4, depth))
     a[0] = magnitude
@@ -352,8 +368,14 @@ def test_exact_bounded_matmul_of_float32_operands(magnitude, depth):
     product = kernels.exact_bounded_matmul(
         a.astype(np.float32), b.astype(np.float32), magnitude * magnitude
     )
-    assert product.dtype == np.int64
+    assert product.dtype == dtype
     np.testing.assert_array_equal(product, a @ b)
+    offset = np.array([2**31 - 1, 0, -(2**31)], np.int64)  # the bias: int64 whatever the bound
+    with_offset = kernels.exact_bounded_matmul(
+        a.astype(np.float32), b.astype(np.float32), magnitude * magnitude, offset
+    )
+    assert with_offset.dtype == np.int64
+    np.testing.assert_array_equal(with_offset, a @ b + offset)
     with pytest.raises(ValueError, match="2\\*\\*53"):
         kernels.exact_bounded_matmul(a[:, :1], b[:1], 2**53)
 
@@ -424,21 +446,23 @@ def test_exact_matmul_depth_is_the_last_axis_of_a_batched_lhs():
 
 def test_exact_matmul_splits_float32_sums_before_2_to_the_24():
     """2**24 + 1 unit products: float32 cannot hold the sum (it is odd and above 2**24), so
-    the reduction is split into chunks of at most 2**24 - 1 terms added in int64."""
+    the reduction is split into chunks of at most 2**24 - 1 terms added in integers (int32
+    here: the bound, 2**24 + 1, is below 2**31)."""
     depth = 2**24 + 1
     a = np.ones((1, depth), np.float32)
     product = kernels.exact_bounded_matmul(a, a.T, 1)
-    assert product.dtype == np.int64 and product.tolist() == [[depth]]
+    assert product.dtype == np.int32 and product.tolist() == [[depth]]
 
 
 def test_exact_depthwise_conv_sums_in_float64_past_float32_integers():
     """Depthwise taps of (2**11 + 1)**2 = 4198401: nine of them sum to 37785609 > 2**24, odd,
-    which float32 would round; the exact conv picks float64 for them."""
+    which float32 would round; the exact conv picks float64 for them (and int32 for the
+    result: the bound, 9 * 4198401 + 1, is below 2**31)."""
     x = np.full((1, 2, 3, 3), 2**11 + 1, np.int32)
     w = np.full((2, 1, 3, 3), 2**11 + 1, np.int32)
     w[1] = -w[1]
     y = kernels.conv2d(x, w, group=2, exact_integer=True, bias=np.array([0, 1]))
-    assert y.dtype == np.int64 and y.reshape(-1).tolist() == [37785609, -37785608]
+    assert y.dtype == np.int32 and y.reshape(-1).tolist() == [37785609, -37785608]
 
 
 # --------------------------------------------------------------------------- pooling

@@ -29,6 +29,7 @@ from aipuc.runtime.integer_reference import (
     fixed_point_multiplier,
     linear_resize_weights,
 )
+from aipuc.runtime.interpreter import constant_array
 
 INT8, INT32 = IntegerType(8), IntegerType(32)
 
@@ -497,3 +498,39 @@ def test_requantize_table_gives_the_bits_of_the_formula():
     op = axq.RequantizeOp(block.args[0], tensor_type(codes.shape, out_type))
     got = INTEGER_KERNELS[axq.RequantizeOp](op, [codes])[0]
     np.testing.assert_array_equal(got, _requantize_codes(codes, in_type, out_type))
+
+
+def test_prepared_parameters_follow_a_rewritten_property():
+    """A conv's multipliers and geometry are prepared once per op; replacing one of its
+    properties (as a rewrite does) must give the new op's results, not the cached ones."""
+    rng = np.random.default_rng(11)
+    x_type, w_scales = per_tensor(0.05, 3), rng.uniform(0.005, 0.02, 4)
+    bias, b_type = bias_for(rng, 4, 0.05 * w_scales)
+    codes = [activations(rng, (1, 3, 8, 8)), weights(rng, (4, 3, 3, 3)), bias]
+    block = Block(
+        arg_types=[
+            tensor_type(c.shape, t)
+            for c, t in zip(codes, [x_type, per_axis(w_scales), b_type], strict=True)
+        ]
+    )
+    out_type = per_tensor(0.3, -2)
+
+    def conv(strides):
+        shape = (1, 4, 6, 6) if strides == (1, 1) else (1, 4, 3, 3)
+        return axq.Conv2dOp(*block.args, tensor_type(shape, out_type), strides=strides)
+
+    op = conv((1, 1))
+    first = INTEGER_KERNELS[axq.Conv2dOp](op, codes)[0]
+    assert first.shape == (1, 4, 6, 6)
+    op.properties["strides"] = conv((2, 2)).properties["strides"]
+    again = INTEGER_KERNELS[axq.Conv2dOp](op, codes)[0]
+    np.testing.assert_array_equal(again, INTEGER_KERNELS[axq.Conv2dOp](conv((2, 2)), codes)[0])
+
+
+def test_constant_arrays_are_read_only_and_follow_a_new_value():
+    op = axq.ConstantOp(dense_from_numpy(np.arange(6, dtype=np.int8).reshape(2, 3)))
+    array = constant_array(op)
+    assert constant_array(op) is array and not array.flags.writeable
+    np.testing.assert_array_equal(array, np.arange(6).reshape(2, 3))
+    op.properties["value"] = dense_from_numpy(np.full((2, 3), -5, np.int8))
+    np.testing.assert_array_equal(constant_array(op), np.full((2, 3), -5))

@@ -160,6 +160,25 @@ def test_requantize_matches_exact_rounding_rule_elementwise():
     assert out.tolist() == expected
 
 
+@pytest.mark.parametrize("smallest_real", [2.0**-12, 1e-9])  # shifts up to 43, up to 61
+@pytest.mark.parametrize("zero_points", [2**7, 2**20])
+def test_requantize_zero_point_and_rounding_term_together(smallest_real, zero_points):
+    """Zero points folded into the rounding term (when the shifts leave room) or added
+    after the shift give the rule's result, for int8 and int32 outputs."""
+    rng = np.random.default_rng(7)
+    acc = np.concatenate([rng.integers(-(2**31), 2**31, 1000), [-(2**31), 2**31 - 1]])
+    real = np.exp(rng.uniform(np.log(smallest_real), np.log(2.0**15), acc.size))
+    multiplier, shift = nx.quantize_multiplier(real)
+    zp = rng.integers(-zero_points, zero_points, acc.size)
+    for qmin, qmax in ((-128, 127), (-(2**31), 2**31 - 1)):
+        out = nx.requantize(acc, multiplier, shift, zp, qmin=qmin, qmax=qmax)
+        expected = [
+            min(qmax, max(qmin, round_half_up_shift(int(a) * int(m), int(s)) + int(z)))
+            for a, m, s, z in zip(acc, multiplier, shift, zp, strict=True)
+        ]
+        assert out.tolist() == expected
+
+
 def test_requantize_ties_round_half_up():
     acc = np.arange(-7, 8)  # acc * 2**30 / 2**31 = acc / 2: every odd acc is a tie
     out = nx.requantize(acc, 2**30, 31, 0)

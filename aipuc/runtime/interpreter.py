@@ -18,7 +18,7 @@ from onnx import helper
 from onnx.reference import ReferenceEvaluator
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DictionaryAttr
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from aipuc.dialects.axq import ConstantOp, HostOp, shape_of
 from aipuc.dialects.tensors import dtype_of, numpy_from_dense
@@ -188,11 +188,27 @@ def run_function(
     raise ValueError(f"{func_op.sym_name.data} has no func.return")
 
 
+_CONSTANTS: weakref.WeakKeyDictionary[ConstantOp, tuple[Attribute, np.ndarray]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def constant_array(op: ConstantOp) -> np.ndarray:
+    """The value of a constant op as a read-only array, decoded once while the op keeps
+    the same value attribute (weights are not copied out of the IR on every run)."""
+    hit = _CONSTANTS.get(op)
+    if hit is None or hit[0] is not op.value:
+        array = numpy_from_dense(op.value)
+        array.flags.writeable = False
+        hit = _CONSTANTS[op] = (op.value, array)
+    return hit[1]
+
+
 def _evaluate(
     op: Operation, operands: list[np.ndarray], kernels: Mapping[type[Operation], Kernel]
 ) -> Sequence[np.ndarray]:
     if isinstance(op, ConstantOp):
-        return [numpy_from_dense(op.value)]
+        return [constant_array(op)]
     try:
         if isinstance(op, HostOp):
             return run_host_op(op, operands)

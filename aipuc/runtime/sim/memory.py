@@ -69,6 +69,10 @@ class Memories:
             if low.base + low.size > high.base:
                 raise SimulationError(f"memory regions {low.name} and {high.name} overlap")
         self.tables = {r.name: np.asarray(r.pages, np.int64) for r in self.regions if r.page_size}
+        self._spans = [(r.base, r.base + r.size, r) for r in self.regions]
+        self._contiguous: dict[tuple[str, int, int], int] = {}
+        """(paged region, first page, last page) -> first frame when the pages are
+        physically consecutive, else -1 (page tables do not change after construction)."""
         for region in self.regions:
             if region.backing is None and region.name not in self.arrays:
                 # np.zeros maps untouched pages lazily: a 1 GiB DDR costs what is written.
@@ -76,9 +80,9 @@ class Memories:
 
     def _locate(self, address: int, low: int, high: int) -> tuple[Region, int]:
         """The region of `address` and its offset there, checking [address+low, address+high]."""
-        for region in self.regions:
-            if address in region:
-                offset = address - region.base
+        for base, end, region in self._spans:
+            if base <= address < end:
+                offset = address - base
                 if offset + low < 0 or offset + high >= region.size:
                     raise SimulationError(
                         f"access [{address + low:#x}, {address + high:#x}] leaves {region.name} "
@@ -90,17 +94,21 @@ class Memories:
     def _block(self, address: int, sizes: list[int], strides: list[int], dtype: np.dtype):
         """(backing array, physical offset, None) for a block that is a view of its memory,
         or (backing array, None, physical byte addresses [*sizes, itemsize]) otherwise."""
-        low = sum(min(0, (n - 1) * s) for n, s in zip(sizes, strides, strict=True))
-        high = sum(max(0, (n - 1) * s) for n, s in zip(sizes, strides, strict=True))
+        low = high = 0
+        for n, s in zip(sizes, strides, strict=True):
+            if s < 0:
+                low += (n - 1) * s
+            else:
+                high += (n - 1) * s
         region, offset = self._locate(address, low, high + dtype.itemsize - 1)
         array = self.arrays[region.memory]
         if not region.page_size:
             return array, offset, None
         page, table = region.page_size, self.tables[region.name]
         first, last = (offset + low) // page, (offset + high + dtype.itemsize - 1) // page
-        frames = table[first : last + 1]
-        if frames[0] >= 0 and (np.diff(frames) == 1).all():
-            return array, int(frames[0]) * page + offset - first * page, None
+        frame = self._first_frame(region.name, first, last)
+        if frame >= 0:
+            return array, frame * page + offset - first * page, None
         virtual = np.full([1] * len(sizes), offset, np.int64)
         for axis, (n, stride) in enumerate(zip(sizes, strides, strict=True)):
             shape = [1] * len(sizes)
@@ -114,6 +122,17 @@ class Memories:
                 f"of {region.name}"
             )
         return array, None, frames * page + virtual % page
+
+    def _first_frame(self, name: str, first: int, last: int) -> int:
+        """The frame of page `first` when pages first..last are mapped to consecutive
+        frames (the access is one view), else -1."""
+        key = (name, first, last)
+        frame = self._contiguous.get(key)
+        if frame is None:
+            frames = self.tables[name][first : last + 1]
+            consecutive = frames[0] >= 0 and bool((np.diff(frames) == 1).all())
+            frame = self._contiguous[key] = int(frames[0]) if consecutive else -1
+        return frame
 
     def view(self, address, sizes, strides, dtype=np.int8) -> np.ndarray:
         """The block's values, without a copy where its bytes are contiguous in physical

@@ -29,8 +29,32 @@ from aipuc.runtime.sim.isa import DwpuFlag, DwpuMode, MicroOpcode, MvmFlag, Opco
 from aipuc.runtime.sim.memory import Memories, SimulationError, dense_strides
 
 _INT32 = (-(2**31), 2**31 - 1)
+_DECODED_LIMIT = 1 << 16
 MVM_TABLE_COLUMNS = 4
 DWPU_TABLE_COLUMNS = 5
+
+
+def _decode_record(data: bytes) -> tuple[Opcode, dict]:
+    opcode, record = isa.decode_record(data)
+    return opcode, isa.plain_fields(record)
+
+
+def _decode_dwpu_word(data: bytes) -> dict:
+    return isa.plain_fields(np.frombuffer(data, isa.DWPU_OP)[0])
+
+
+def _decode_micro_ops(data: bytes) -> list[dict]:
+    return [isa.plain_fields(micro) for micro in isa.decode_micro_ops(data)]
+
+
+def _largest_centred(tile: np.ndarray, zero_point) -> int:
+    """max |tile - zero_point| (per channel along the last axis), from the tile's extremes."""
+    if not tile.size:
+        return 0
+    axes = None if np.ndim(zero_point) == 0 else tuple(range(tile.ndim - 1))
+    low = tile.min(axis=axes).astype(np.int64) - zero_point
+    high = tile.max(axis=axes).astype(np.int64) - zero_point
+    return int(max(np.abs(low).max(), np.abs(high).max()))
 
 
 class Registers:
@@ -65,8 +89,10 @@ class Simulator:
     def __init__(self, memories: Memories):
         self.memories = memories
         self.weightsets: dict[tuple[int, int], np.ndarray] = {}
+        self._decoded: dict[tuple[str, bytes], object] = {}
+        """Records, DWPU words and DPU programs decoded from their bytes, by those bytes."""
         self.executed = 0
-        self._handlers: dict[Opcode, Callable[[np.void], None]] = {
+        self._handlers: dict[Opcode, Callable[[isa.Fields], None]] = {
             Opcode.DMA: self._dma,
             Opcode.FILL: self._fill,
             Opcode.IMC_LOAD: self._imc_load,
@@ -82,7 +108,18 @@ class Simulator:
                 return
             if opcode == Opcode.JUMP:
                 raise SimulationError("a JUMP in a stream run without fetching from memory")
-            self._execute(opcode, record)
+            self._execute(opcode, isa.plain_fields(record))
+
+    def _decode(self, kind: str, data: bytes, decode: Callable[[bytes], object]):
+        """`decode(data)`, once per distinct bytes: a stream's records, DWPU words and DPU
+        programs are fetched from memory every time they run, but decoded once."""
+        key = (kind, data)
+        value = self._decoded.get(key)
+        if value is None:
+            if len(self._decoded) >= _DECODED_LIMIT:
+                self._decoded.clear()
+            value = self._decoded[key] = decode(data)
+        return value
 
     def run_from(self, address: int, limit: int = 1 << 32) -> None:
         """Fetches records from memory at `address` and runs them until an END.
@@ -91,7 +128,9 @@ class Simulator:
         pc = address
         for _ in range(limit):
             try:
-                opcode, record = isa.decode_record(self.memories.dump_bytes(pc, isa.RECORD_BYTES))
+                opcode, record = self._decode(
+                    "record", self.memories.dump_bytes(pc, isa.RECORD_BYTES), _decode_record
+                )
             except ValueError as error:
                 raise SimulationError(
                     f"record at {pc:#x} is not an instruction ({error})"
@@ -105,7 +144,7 @@ class Simulator:
             pc += isa.RECORD_BYTES
         raise SimulationError(f"no END after {limit} records")
 
-    def _execute(self, opcode: Opcode, record: np.void) -> None:
+    def _execute(self, opcode: Opcode, record: isa.Fields) -> None:
         try:
             self._handlers[opcode](record)
         except (SimulationError, ValueError, IndexError) as error:
@@ -116,12 +155,12 @@ class Simulator:
 
     # ----------------------------------------------------------------------- DMA
 
-    def _dma(self, r: np.void) -> None:
+    def _dma(self, r: isa.Fields) -> None:
         sizes = list(r["sizes"])
         block = self.memories.read(int(r["src"]), sizes, list(r["src_strides"]), np.uint8)
         self.memories.write(int(r["dst"]), sizes, list(r["dst_strides"]), block, np.uint8)
 
-    def _fill(self, r: np.void) -> None:
+    def _fill(self, r: isa.Fields) -> None:
         value = np.int8(r["value"]).view(np.uint8)
         self.memories.write(
             int(r["dst"]), list(r["sizes"]), list(r["dst_strides"]), value, np.uint8
@@ -129,7 +168,7 @@ class Simulator:
 
     # ----------------------------------------------------------------------- MVM
 
-    def _imc_load(self, r: np.void) -> None:
+    def _imc_load(self, r: isa.Fields) -> None:
         k, n = int(r["k"]), int(r["n"])
         if not (1 <= k <= AIPU.mvm_k and 1 <= n <= AIPU.mvm_n):
             raise SimulationError(f"IMC weightset of {k}x{n} exceeds {AIPU.mvm_k}x{AIPU.mvm_n}")
@@ -138,7 +177,7 @@ class Simulator:
         weights = self.memories.read(int(r["src"]), [k, n], [int(r["row_stride"]), 1])
         self.weightsets[(int(r["core"]), int(r["weightset"]))] = weights
 
-    def _mvm(self, r: np.void) -> None:
+    def _mvm(self, r: isa.Fields) -> None:
         flags = MvmFlag(int(r["flags"]))
         in_c, n, icr = int(r["in_c"]), int(r["n"]), int(r["icr"])
         if not flags & MvmFlag.SWICR and in_c % AIPU.pword_bytes:
@@ -159,67 +198,100 @@ class Simulator:
         largest_product = largest_input * int(np.abs(weights).max(initial=0))
         weights = weights.astype(np.float32)  # |w - w_zp| <= 255: exact
         out_h, out_w = (int(v) for v in r["out_hw"])
-        sums = np.empty((out_h, out_w, n), np.int64)
-        for replica in range(icr):  # x-position ow uses the weight copy in columns ow % icr
-            columns = weights[:, replica * n : (replica + 1) * n]
-            vectors = cols[:, replica::icr]
-            flat = vectors.reshape(-1, k_len)  # one GEMM, not one per row (copies if strided)
-            sums[:, replica::icr] = kernels.exact_bounded_matmul(
-                flat, columns, largest_product
-            ).reshape(vectors.shape[0], vectors.shape[1], n)
+        table = None
+        if flags & MvmFlag.REQUANTIZE:
+            table = self.memories.read(
+                int(r["rq_addr"]), [n, MVM_TABLE_COLUMNS], [4 * MVM_TABLE_COLUMNS, 4], "<i4"
+            ).astype(np.int64)
         acc_strides = [*(int(v) for v in r["acc_strides"]), 4]
-        if flags & MvmFlag.ACCUMULATE:
-            sums += self.memories.read(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, "<i4")
-        if not flags & MvmFlag.REQUANTIZE:
+        if icr == 1 and not flags & MvmFlag.ACCUMULATE:
+            # one GEMM with the bias added as it converts (int32 when the bound allows)
+            bias = None if table is None else table[:, 0]
+            sums = kernels.exact_bounded_matmul(
+                cols.reshape(-1, k_len), weights, largest_product, bias
+            ).reshape(out_h, out_w, n)
+        else:
+            sums = np.empty((out_h, out_w, n), np.int64)
+            for replica in range(icr):  # x-position ow uses the weights in columns ow % icr
+                columns = weights[:, replica * n : (replica + 1) * n]
+                vectors = cols[:, replica::icr]
+                flat = vectors.reshape(-1, k_len)  # one GEMM, not one per row
+                sums[:, replica::icr] = kernels.exact_bounded_matmul(
+                    flat, columns, largest_product
+                ).reshape(vectors.shape[0], vectors.shape[1], n)
+            if flags & MvmFlag.ACCUMULATE:
+                sums += self.memories.read(
+                    int(r["acc_addr"]), [out_h, out_w, n], acc_strides, "<i4"
+                )
+            if table is not None:
+                sums += table[:, 0]
+        if table is None:
             if sums.size and (sums.min() < _INT32[0] or sums.max() > _INT32[1]):
                 raise SimulationError("MVM partial sums overflow int32")
             self.memories.write(int(r["acc_addr"]), [out_h, out_w, n], acc_strides, sums, "<i4")
             return
-        table = self.memories.read(
-            int(r["rq_addr"]), [n, MVM_TABLE_COLUMNS], [4 * MVM_TABLE_COLUMNS, 4], "<i4"
-        ).astype(np.int64)
-        codes = numerics.requantize(
-            np.add(sums, table[:, 0], out=sums), table[:, 1], table[:, 2], table[:, 3], axis=2
-        )
+        codes = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
         row, pixel = (int(v) for v in r["out_strides"])
         self.memories.write(int(r["out_addr"]), [out_h, out_w, n], [row, pixel, 1], codes)
 
-    def _tile(self, r: np.void, lanes: int) -> np.ndarray:
+    def _tile(self, r: isa.Fields, lanes: int) -> np.ndarray:
         """The input tile [h, w, lanes] as int64 codes."""
+        return self._tile_view(r, lanes).astype(np.int64)
+
+    def _tile_view(self, r: isa.Fields, lanes: int) -> np.ndarray:
+        """The input tile [h, w, lanes] of int8 codes, a view of memory where it can be."""
         in_h, in_w = (int(v) for v in r["in_hw"])
         row, pixel = (int(v) for v in r["in_strides"])
-        return self.memories.read(int(r["in_addr"]), [in_h, in_w, lanes], [row, pixel, 1]).astype(
-            np.int64
-        )
+        return self.memories.view(int(r["in_addr"]), [in_h, in_w, lanes], [row, pixel, 1])
 
-    def _windows(self, r: np.void, x: np.ndarray, pad_value: int, extra=(0, 0)) -> np.ndarray:
-        """[out_h, out_w, C, kh, kw] windows of x padded with `pad_value` (copy-free view)."""
+    def _centred_padded(self, r: isa.Fields, tile: np.ndarray, zero_point, dtype) -> np.ndarray:
+        """`tile - zero_point` in `dtype` inside a zero border of the record's pads, in one
+        pass (no int64 copy, no np.pad), checked to hold every window of the output."""
         top, left, bottom, right = (int(v) for v in r["pads"])
-        widths = ((top, bottom + extra[0]), (left, right + extra[1]), (0, 0))
-        padded = np.pad(x, widths, constant_values=pad_value) if any(map(any, widths)) else x
+        in_h, in_w, lanes = tile.shape
+        padded = np.zeros((top + in_h + bottom, left + in_w + right, lanes), dtype)
+        interior = padded[top : top + in_h, left : left + in_w]
+        np.subtract(tile, zero_point, out=interior, dtype=dtype)
+        self._check_span(r, padded)
+        return padded
+
+    def _windows(self, r: isa.Fields, x: np.ndarray, pad_value: int, extra=(0, 0)) -> np.ndarray:
+        """[out_h, out_w, C, kh, kw] windows of x padded with `pad_value` (copy-free view)."""
+        return self._window_view(r, self._padded(r, x, pad_value, extra))
+
+    def _window_view(self, r: isa.Fields, padded: np.ndarray) -> np.ndarray:
         (kh, kw), (sh, sw) = (int(v) for v in r["kernel"]), (int(v) for v in r["stride"])
         dh, dw = (int(v) for v in r["dilation"])
         out_h, out_w = (int(v) for v in r["out_hw"])
         span = ((kh - 1) * dh + 1, (kw - 1) * dw + 1)
-        if (
-            padded.shape[0] < (out_h - 1) * sh + span[0]
-            or padded.shape[1] < (out_w - 1) * sw + span[1]
-        ):
-            raise SimulationError(f"a {out_h}x{out_w} output needs more input than the tile holds")
         view = sliding_window_view(padded, span, axis=(0, 1))[::sh, ::sw, :, ::dh, ::dw]
         return view[:out_h, :out_w]
 
-    def _im2col(self, r: np.void, in_c: int, k_start: int, k_len: int) -> tuple[np.ndarray, int]:
+    def _padded(self, r: isa.Fields, x: np.ndarray, pad_value: int, extra=(0, 0)) -> np.ndarray:
+        """x padded with `pad_value`, checked to hold every window of the output."""
+        top, left, bottom, right = (int(v) for v in r["pads"])
+        widths = ((top, bottom + extra[0]), (left, right + extra[1]), (0, 0))
+        padded = np.pad(x, widths, constant_values=pad_value) if any(map(any, widths)) else x
+        self._check_span(r, padded)
+        return padded
+
+    def _check_span(self, r: isa.Fields, padded: np.ndarray) -> None:
+        (kh, kw), (sh, sw) = (int(v) for v in r["kernel"]), (int(v) for v in r["stride"])
+        dh, dw = (int(v) for v in r["dilation"])
+        out_h, out_w = (int(v) for v in r["out_hw"])
+        if (
+            padded.shape[0] < (out_h - 1) * sh + (kh - 1) * dh + 1
+            or padded.shape[1] < (out_w - 1) * sw + (kw - 1) * dw + 1
+        ):
+            raise SimulationError(f"a {out_h}x{out_w} output needs more input than the tile holds")
+
+    def _im2col(self, r: isa.Fields, in_c: int, k_start: int, k_len: int) -> tuple[np.ndarray, int]:
         """Rows k_start..k_start+k_len of every output pixel's input vector (taps major,
         `in_c` centred lanes per tap), as [out_h, out_w, k_len] float32 (exact: |x - zp| <=
         255), and the largest magnitude in the tile."""
-        in_h, in_w = (int(v) for v in r["in_hw"])
-        row, pixel = (int(v) for v in r["in_strides"])
-        tile = self.memories.view(int(r["in_addr"]), [in_h, in_w, in_c], [row, pixel, 1])
-        x = tile.astype(np.float32)
-        x -= int(r["in_zp"])
-        largest = int(np.abs(x).max(initial=0))
-        windows = self._windows(r, x, 0)  # [oh, ow, C, kh, kw]
+        tile = self._tile_view(r, in_c)
+        zero_point = int(r["in_zp"])
+        windows = self._window_view(r, self._centred_padded(r, tile, zero_point, np.float32))
         kh, kw = windows.shape[-2:]
         if k_start + k_len > kh * kw * in_c:
             raise SimulationError(f"K rows {k_start}..{k_start + k_len} exceed the vector")
@@ -228,11 +300,11 @@ class Simulator:
         # [oh, ow, taps * C]; one tap (a 1x1 conv) stays a view, copied once by the GEMM
         cols = taps[0] if len(taps) == 1 else np.concatenate(taps, axis=-1)
         start = k_start - first_tap * in_c
-        return cols[..., start : start + k_len], largest
+        return cols[..., start : start + k_len], _largest_centred(tile, zero_point)
 
     # ----------------------------------------------------------------------- DWPU
 
-    def _dwpu_table(self, p: np.void, rows: int, channels: int) -> np.ndarray:
+    def _dwpu_table(self, p: isa.Fields, rows: int, channels: int) -> np.ndarray:
         width = channels if DwpuFlag(int(p["flags"])) & DwpuFlag.PER_CHANNEL else 1
         table = self.memories.read(
             int(p["rq_addr"]),
@@ -242,11 +314,18 @@ class Simulator:
         )
         return table.astype(np.int64)
 
-    def _dwpu(self, r: np.void) -> None:
+    def _dwpu(self, r: isa.Fields) -> None:
         word = self.memories.dump_bytes(int(r["program"]), isa.DWPU_OP_BYTES)
-        p = np.frombuffer(word, isa.DWPU_OP)[0]
+        p = self._decode("dwpu", word, _decode_dwpu_word)
         mode = DwpuMode(int(p["mode"]))
         channels = int(r["channels"])
+        if mode == DwpuMode.CONV:
+            table = self._dwpu_table(p, 1, channels)[0]
+            sums = self._depthwise(r, p, channels, table)
+            out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
+            row, pixel = (int(v) for v in r["out_strides"])
+            self.memories.write(int(r["out_addr"]), list(out.shape), [row, pixel, 1], out)
+            return
         x = self._tile(r, channels)
         extra = tuple(int(v) for v in r["extra"])
         if mode in (DwpuMode.MAX, DwpuMode.GLOBAL_MAX):
@@ -254,15 +333,6 @@ class Simulator:
                 out = self._windows(r, x, numerics._INT8_MIN, extra).max(axis=(-2, -1))
             else:
                 out = x.max(axis=(0, 1), keepdims=True)
-        elif mode == DwpuMode.CONV:
-            table = self._dwpu_table(p, 1, channels)[0]
-            (kh, kw) = (int(v) for v in r["kernel"])
-            weights = self.memories.read(
-                int(p["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
-            ).astype(np.int64)
-            windows = self._windows(r, x - table[:, 4], 0)
-            sums = np.einsum("hwcij,ijc->hwc", windows, weights) + table[:, 0]
-            out = numerics.requantize(sums, table[:, 1], table[:, 2], table[:, 3], axis=2)
         elif mode == DwpuMode.AVG:
             out = self._avg_pool(r, p, x, channels, extra)
         elif mode == DwpuMode.GLOBAL_AVG:
@@ -274,7 +344,53 @@ class Simulator:
         row, pixel = (int(v) for v in r["out_strides"])
         self.memories.write(int(r["out_addr"]), list(out.shape), [row, pixel, 1], out)
 
-    def _avg_pool(self, r: np.void, p: np.void, x: np.ndarray, channels: int, extra) -> np.ndarray:
+    def _depthwise(
+        self, r: isa.Fields, p: isa.Fields, channels: int, table: np.ndarray
+    ) -> np.ndarray:
+        """The DWPU CONV sums [out_h, out_w, C] plus bias, exact: one multiply-add per tap
+        in float32 (float64 when a float32 sum could round), over each channel's flattened
+        padded plane at unit strides (`kernels`' depthwise taps, channels-last), the bias
+        added while converting to integers; int64 for parameters no int8 tile has."""
+        kh, kw = (int(v) for v in r["kernel"])
+        weights = self.memories.view(
+            int(p["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
+        )
+        tile, zero_point, bias = self._tile_view(r, channels), table[:, 4], table[:, 0]
+        largest = _largest_centred(tile, zero_point)
+        largest_product = largest * kernels.max_magnitude(weights)
+        bound = kh * kw * largest_product + kernels.max_magnitude(bias)
+        if largest >= kernels.FLOAT32_EXACT_LIMIT or bound >= kernels.FLOAT64_EXACT_LIMIT:
+            windows = self._windows(r, tile.astype(np.int64) - zero_point, 0)
+            return np.einsum("hwcij,ijc->hwc", windows, weights.astype(np.int64)) + bias
+        dtype = kernels.elementwise_exact_dtype(largest_product, kh * kw)
+        padded = self._centred_padded(r, tile, zero_point, dtype)
+        taps = weights.astype(dtype)
+        (sh, sw), (dh, dw) = (int(v) for v in r["stride"]), (int(v) for v in r["dilation"])
+        out_h, out_w = (int(v) for v in r["out_hw"])
+        if sh == sw == 1:
+            width = padded.shape[1]
+            planes = padded.reshape(-1, padded.shape[2])
+            length = (out_h - 1) * width + out_w  # output (h, w) at h * width + w
+            out = np.empty((out_h * width, planes.shape[1]), dtype)
+            grid, product = out[:length], np.empty((length, planes.shape[1]), dtype)
+            reads = [(i * dh * width + j * dw, taps[i, j]) for i in range(kh) for j in range(kw)]
+            sources = [(planes[start : start + length], tap) for start, tap in reads]
+            result = out.reshape(out_h, width, -1)[:, :out_w]
+        else:
+            windows = self._window_view(r, padded)
+            sources = [(windows[..., i, j], taps[i, j]) for i in range(kh) for j in range(kw)]
+            result = grid = np.empty((out_h, out_w, padded.shape[2]), dtype)
+            product = np.empty_like(grid)
+        for index, source in enumerate(sources):
+            if index == 0:
+                np.multiply(*source, out=grid)
+            else:
+                grid += np.multiply(*source, out=product)
+        return kernels.exact_sum_as_int(result, bias, bound)
+
+    def _avg_pool(
+        self, r: isa.Fields, p: isa.Fields, x: np.ndarray, channels: int, extra
+    ) -> np.ndarray:
         kh, kw = (int(v) for v in r["kernel"])
         table = self._dwpu_table(p, kh * kw + 1, channels)
         sums = self._windows(r, x - table[0, :, 4], 0, extra).sum(axis=(-2, -1))
@@ -296,10 +412,12 @@ class Simulator:
 
     # ----------------------------------------------------------------------- DPU
 
-    def _dpu(self, r: np.void) -> None:
+    def _dpu(self, r: isa.Fields) -> None:
         shape = [int(v) for v in r["shape"]]
-        program = isa.decode_micro_ops(
-            self.memories.dump_bytes(int(r["program"]), int(r["micro_ops"]) * isa.MICRO_OP_BYTES)
+        program = self._decode(
+            "dpu",
+            self.memories.dump_bytes(int(r["program"]), int(r["micro_ops"]) * isa.MICRO_OP_BYTES),
+            _decode_micro_ops,
         )
         strides = np.asarray(r["operand_strides"]).reshape(isa.DPU_OPERANDS, isa.DPU_RANK)
         registers = Registers()
@@ -332,7 +450,7 @@ class Simulator:
                 value = self._micro_op(code, micro, registers, shape)
             registers[micro["dst"]] = value
 
-    def _spill(self, m: np.void, value: np.ndarray, shape: list[int]) -> None:
+    def _spill(self, m: isa.Fields, value: np.ndarray, shape: list[int]) -> None:
         """The whole tile of a register into L1: int32 lanes, or float32 (imm0 = 1)."""
         value = np.broadcast_to(value, shape)
         if int(m["imm0"]):
@@ -343,13 +461,13 @@ class Simulator:
                 raise SimulationError("a spilled integer register exceeds int32")
         self.memories.write(int(m["addr"]), shape, dense_strides(shape, 4), value, dtype)
 
-    def _reload(self, m: np.void, shape: list[int]) -> np.ndarray:
+    def _reload(self, m: isa.Fields, shape: list[int]) -> np.ndarray:
         dtype = "<f4" if int(m["imm0"]) else "<i4"
         value = self.memories.read(int(m["addr"]), shape, dense_strides(shape, 4), dtype)
         return value.astype(np.float32 if int(m["imm0"]) else np.int64)
 
     def _micro_op(
-        self, code: MicroOpcode, m: np.void, regs: Registers, shape: list[int]
+        self, code: MicroOpcode, m: isa.Fields, regs: Registers, shape: list[int]
     ) -> np.ndarray:
         a = regs.get(m["a"])
         b = regs.get(m["b"])
