@@ -72,13 +72,12 @@ class ResidentL1:
         for step in range(program.steps):  # sizes as mem-bufferize stores them
             program.expand(step, tasks=False)
 
-    def beside(self, chain: list[Operation]) -> int:
-        """L1 bytes of the resident tensors alive at some step of `chain` that it neither
-        reads nor writes (those the group's expansion counts itself); a group shorter than
-        the chain spans fewer steps, so this is an upper bound for it."""
-        steps = [self.step[layer] for layer in chain]
+    def beside(self, members: list[Operation]) -> int:
+        """L1 bytes of the resident tensors alive at some step of a group's `members` that
+        they neither read nor write (those the group's expansion counts itself)."""
+        steps = [self.step[layer] for layer in members]
         first, last = min(steps), max(steps)
-        touched = {root(v) for layer in chain for v in (*tensor_operands(layer), layer.result)}
+        touched = {root(v) for layer in members for v in (*tensor_operands(layer), layer.result)}
         return sum(
             tensor.size
             for value, tensor in self.program.tensors.items()
@@ -127,7 +126,7 @@ class AipuDfsPass(AipucPass):
             chain = [layer]
             while len(chain) < self.tiling_depth and (after := _next_in_chain(chain[-1])):
                 chain.append(after)
-            found = self._search(builder, chain, capacity - resident.beside(chain), tiling)
+            found = self._search(builder, chain, capacity, resident, tiling)
             if found is None:
                 continue
             members, tiles = found
@@ -151,10 +150,16 @@ class AipuDfsPass(AipucPass):
         return space
 
     def _search(
-        self, builder: SegmentBuilder, chain: list[Operation], limit: int, tiling: aipu.TilingAttr
+        self,
+        builder: SegmentBuilder,
+        chain: list[Operation],
+        capacity: int,
+        resident: ResidentL1,
+        tiling: aipu.TilingAttr,
     ):
         """The first candidate group (members, tiles) of `chain` whose expansion's L1
-        buffers, weights included, fit in `limit` bytes."""
+        buffers, weights included, fit in L1 beside the resident tensors the members do
+        not touch."""
         saved = [(layer.tiles, layer.dfs_group) for layer in chain]
         channels = [layer.tile_counts()[1] for layer in chain]
         try:
@@ -166,7 +171,7 @@ class AipuDfsPass(AipucPass):
                 builder.buffers.clear()
                 builder.weight_buffers.clear()
                 GroupExpansion(builder, members)
-                if sum(builder.l1_bytes()) <= limit:
+                if sum(builder.l1_bytes()) <= capacity - resident.beside(members):
                     return members, tiles
         finally:
             for layer, (tiles, dfs_group) in zip(chain, saved, strict=True):
