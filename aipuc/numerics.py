@@ -303,7 +303,8 @@ def _rounding_half(shift: np.ndarray) -> np.ndarray:
 
 def to_float18(x) -> np.ndarray:
     """Round to the nearest float18 (ties to even) on the float32 bit pattern; float32 out."""
-    values = np.asarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range is inf, as float18 rounds it
+        values = np.asarray(x, dtype=np.float32)
     bits = values.view(np.uint32).astype(np.uint64)  # uint64: the rounding carry cannot wrap
     lsb = (bits >> _F18_DROPPED_BITS) & 1
     # A carry out of the mantissa bumps the exponent, and from the largest finite value to inf.
