@@ -37,7 +37,7 @@ TIGHT_L1 = {
     "resnet18": {"l1_constraint": 524288, "ignore_weight_buffers": False},
     "resnet50": {"l1_constraint": 524288, "ignore_weight_buffers": False},
     "attention_block": {"l1_constraint": 131072},
-    "yolov5s_head": {"l1_constraint": 589824},
+    "yolov5s_head": {"l1_constraint": 655360},
 }
 """An L1 that forces height tiling but still fits every layer's smallest tile and the plan.
 Since channels are padded to whole PWORDs, tiny_cnn's ICR weightsets no longer fit beside
@@ -185,32 +185,26 @@ def test_tiling_that_cannot_fit_names_the_layer_and_the_sizes(quantized, tmp_pat
     assert "L1 holds 8192 bytes, tried (height x channel tiles)" in str(caught.value)
 
 
-KNOWN_FAILURES = {
-    ("yolov5s_head", "tight L1"): "mem-promote fills a 576 KiB L1 up to its lower bound "
-    "(589,824 bytes alive at once) and mem-plan's placement then needs 646,144 bytes "
-    "(fragmentation); promotion must leave the planner room, or a failed plan must send "
-    "tensors back to L2. A clear error, never wrong numbers."
-}
-"""Sweep cases that fail with a documented compiler limitation (strict: a fix must remove it)."""
-
-SWEEP = [
-    pytest.param(
-        model,
-        name,
-        id=f"{model}-{name}",
-        marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[(model, name)])]
-        if (model, name) in KNOWN_FAILURES
-        else [],
-    )
-    for model in ZOO
-    for name in configs(model)
-]
+SWEEP = [(model, name) for model in ZOO for name in configs(model)]
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("model, name", SWEEP)
+@pytest.mark.parametrize("model, name", SWEEP, ids=[f"{m}-{n}" for m, n in SWEEP])
 def test_zoo_sweep(quantized, tmp_path, model, name):
     check(quantized, tmp_path, model, configs(model)[name])
+
+
+@pytest.mark.long
+@pytest.mark.xfail(
+    strict=True,
+    raises=CompilationError,
+    reason="mem-promote fills a 576 KiB L1 up to its lower bound (589,824 bytes alive at "
+    "once) and mem-plan's placement then needs 646,144 bytes (fragmentation); promotion must "
+    "leave the planner room, or a failed plan must send tensors back to L2",
+)
+def test_promotion_leaves_the_planner_room(quantized, tmp_path):
+    """The YOLOv5s head under a 576 KiB L1 (at 640 KiB it compiles: the sweep's tight L1)."""
+    check(quantized, tmp_path, "yolov5s_head", {"l1_constraint": 589824})
 
 
 ARCHITECTURE_SWEEP = [(a, name) for a in sorted(SMALL_ARCHITECTURES) for name in configs(a)]
