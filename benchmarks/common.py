@@ -127,3 +127,18 @@ def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def quantized_folder(name: str, work: Path, calibration: int) -> Path:
+    """The quantize_only output folder of zoo model `name` under `work`, made once."""
+    import aipuc
+    from aipuc.config import CompilerConfig
+    from aipuc.models import build_model, sample_inputs
+
+    folder = work / name / "quantized"
+    if not (folder / "quantized_model" / "model.mlir").is_file():
+        model = build_model(name)
+        samples = [sample_inputs(model, seed=seed) for seed in range(calibration)]
+        config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only")
+        aipuc.compile(model, config, samples)
+    return folder

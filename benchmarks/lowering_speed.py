@@ -18,25 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import machine_info, markdown_table
+from common import machine_info, markdown_table, quantized_folder
 
-import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.ir_files import ir_context
 from aipuc.lowering import stage
-from aipuc.models import build_model, sample_inputs
 from aipuc.pipeline import Phase, build_passes, stages
 from aipuc.quantization.artifacts import load_quantized_model
-
-
-def quantized_folder(name: str, work: Path, calibration: int) -> Path:
-    folder = work / name / "quantized"
-    if not (folder / "quantized_model" / "model.mlir").is_file():
-        model = build_model(name)
-        samples = [sample_inputs(model, seed=seed) for seed in range(calibration)]
-        config = CompilerConfig(output_dir=str(folder), compiler_mode="quantize_only")
-        aipuc.compile(model, config, samples)
-    return folder
 
 
 def measure(name: str, folder: Path, config: CompilerConfig, work: Path) -> dict[str, object]:

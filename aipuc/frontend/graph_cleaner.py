@@ -58,19 +58,6 @@ from aipuc.frontend.support import (
 from aipuc.placement import MAC_OP_TYPES
 from aipuc.runtime.host import Arrays, HostRunner
 
-_NON_DETERMINISTIC = frozenset(
-    {
-        "RandomNormal",
-        "RandomUniform",
-        "RandomNormalLike",
-        "RandomUniformLike",
-        "Multinomial",
-        "Bernoulli",
-    }
-)
-_FOLD_GROWTH_LIMIT = 1 << 16
-"""A folded output may exceed its constant inputs by this many elements (keeps models small:
-ConstantOfShape or Expand of a tiny constant into a huge tensor stays a node)."""
 _PROTOBUF_LIMIT = 2**31 - 1
 
 
