@@ -355,4 +355,9 @@ def describe(config: CompilerConfig) -> str:
         lines.append(
             f"xdsl-opt {source} --print-debuginfo -p '{passes}'" if passes else "# no pass"
         )
+    lines.append(
+        "# a failed L1 plan runs the lowering again from mem-promote with a larger "
+        "l1_headroom, up to max_memplan_attempts times (pass_dependency_graph.json lists "
+        "the passes as they ran)"
+    )
     return "\n".join(lines)
