@@ -121,9 +121,23 @@ def generate(folder: Path) -> None:
     (they become "not checked", renumbered) and keeps the others'; unmutated modules are
     copied afresh. `run` needs it first: it runs mutmut only on the mutants without a verdict,
     and without it those of changed functions would not be known yet."""
+    before = function_hashes(folder)
     code = "from mutmut.__main__ import create_mutants; create_mutants(1)"
     with (folder / "mutmut.log").open("a") as out:
         subprocess.run([sys.executable, "-c", code], cwd=folder, stdout=out, stderr=out, check=True)
+    if function_hashes(folder) != before:
+        # mutmut records which tests execute each function once, and afterwards only for new
+        # tests: a new function would count as executed by no test ("no tests"), a changed
+        # one keep its old callers. Without the record, mutmut records it all again.
+        (folder / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+
+
+def function_hashes(folder: Path) -> dict[str, dict[str, str]]:
+    """mutmut's source hash of each mutated function, per file."""
+    return {
+        str(meta): json.loads(meta.read_text()).get("hash_by_function_name", {})
+        for meta in (folder / "mutants").rglob("*.meta")
+    }
 
 
 def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
