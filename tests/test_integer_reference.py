@@ -26,6 +26,7 @@ from aipuc.runtime.integer_reference import (
     _prelu_codes,
     _requantize_codes,
     _sub_codes,
+    centred_operand,
     fixed_point_multiplier,
     linear_resize_weights,
 )
@@ -534,3 +535,12 @@ def test_constant_arrays_are_read_only_and_follow_a_new_value():
     np.testing.assert_array_equal(array, np.arange(6).reshape(2, 3))
     op.properties["value"] = dense_from_numpy(np.full((2, 3), -5, np.int8))
     np.testing.assert_array_equal(constant_array(op), np.full((2, 3), -5))
+
+
+def test_centred_operands_are_int16_only_when_every_value_fits():
+    """GEMM and conv operands: q - zp in int16 for int8 codes, else int64; wider codes keep
+    every value (hand-worked)."""
+    low = centred_operand(np.int8([-128, 127]), per_tensor(0.5, -128))
+    assert (low.dtype, low.tolist()) == (np.int16, [0, 255])
+    wide = centred_operand(np.int32([40_000, -7]), per_tensor(0.5, 3, storage=INT32))
+    assert (wide.dtype, wide.tolist()) == (np.int64, [39_997, -10])
