@@ -182,13 +182,16 @@ def test_conv_transpose2d_per_output_channel_axis_1():
     assert_within_one_step(got, expected, out_type)
 
 
-def test_dense():
+@pytest.mark.parametrize("rows", [(3,), (2, 3)], ids=["2-D", "3-D"])
+def test_dense(rows):
+    """Per-output-channel weights: the channel axis is the result's last (a 3-D input is a
+    transformer's [batch, tokens, features])."""
     rng = np.random.default_rng(4)
     w_scales = rng.uniform(0.005, 0.02, 7)
     bias, b_type = bias_for(rng, 7, 0.1 * w_scales)
     got, expected, out_type = run_both(
         lambda args, result: axq.DenseOp(*args, result),
-        [activations(rng, (3, 40)), weights(rng, (7, 40)), bias],
+        [activations(rng, (*rows, 40)), weights(rng, (7, 40)), bias],
         [per_tensor(0.1, 12), per_axis(w_scales), b_type],
     )
     assert_within_one_step(got, expected, out_type)
