@@ -568,7 +568,8 @@ def test_zoo_floors_cover_every_model():
 _TABLE_INPUT_MODULE = """
 builtin.module {{
   func.func @main(%x: tensor<1x8xf32> {{axq.calibration = {{histogram = array<f64: {low}, {high}>,
-      min_max = array<f64: {low}, {high}>}}, axq.name = "x"}}) -> (tensor<1x8xf32> {{axq.name = "y"}}) {{
+      min_max = array<f64: {low}, {high}>}}, axq.name = "x"}})
+      -> (tensor<1x8xf32> {{axq.name = "y"}}) {{
     %y = axq.lut %x {{function = #axq<unary_function {function}>, params = {{}},
       axq.calibration = [{{histogram = array<f64: {out_low}, {out_high}>,
       min_max = array<f64: {out_low}, {out_high}>}}]}} : tensor<1x8xf32> -> tensor<1x8xf32>
