@@ -360,6 +360,8 @@ def _run_pass_stages(compilation: Compilation, phase: Phase, module: ModuleOp) -
                 {"pass": run.name, "seconds": round(run.seconds, 4)} for run in runs
             ]
             record.detail["ops"] = _op_count(module)
+            if plans := sum(run.name == "mem-plan" for run in runs):
+                record.detail["memplan_attempts"] = plans  # more than one: see run_stage
             compilation.pass_runs += runs
 
 

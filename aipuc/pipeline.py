@@ -74,9 +74,13 @@ class Stage:
     name: str
     phase: Phase
     steps: tuple[Step, ...]
+    attempts_by: str | None = None
+    """The config field that bounds how often the stage runs again from its L1 promotion
+    when an L1 pool overflows mem-plan (`run_stage`)."""
 
 
 _L2, _L1 = MemorySpace.L2.value, MemorySpace.L1.value
+_HEADROOM = ("l1_headroom", 0)  # raised by run_stage after a failed L1 plan, not by the config
 
 STAGES: tuple[Stage, ...] = (
     Stage(
@@ -108,22 +112,33 @@ STAGES: tuple[Stage, ...] = (
             Step("aipu-dpu-constants"),
             Step("mem-pools"),
             Step("aipu-tile"),
-            Step("mem-promote", "split_buffer_promotion", False, (("promote_to", (_L2, _L1)),)),
-            Step("mem-promote", "split_buffer_promotion", True, (("promote_to", (_L2,)),)),
+            Step(
+                "mem-promote",
+                "split_buffer_promotion",
+                False,
+                (("promote_to", (_L2, _L1)), _HEADROOM),
+            ),
+            Step(
+                "mem-promote", "split_buffer_promotion", True, (("promote_to", (_L2,)), _HEADROOM)
+            ),
             Step("aipu-dfs"),
-            Step("mem-promote", "split_buffer_promotion", True, (("promote_to", (_L1,)),)),
+            Step(
+                "mem-promote", "split_buffer_promotion", True, (("promote_to", (_L1,)), _HEADROOM)
+            ),
             Step("mem-bufferize"),
             Step("aipu-dpu-regalloc"),
             Step("aipu-programs"),
             Step("mem-plan"),
         ),
+        attempts_by="max_memplan_attempts",
     ),
 )
 """Every pass stage in order. Lowering stages are appended here with `Phase.LOWERING`.
 
 Buffer promotion is one `mem-promote` (L2, then L1) before depth-first tiling, or with
 `split_buffer_promotion` two, L2 before it and L1 after it, so that depth-first groups
-choose first what stays in L1."""
+choose first what stays in L1. A failed L1 plan runs the lowering again from the L1
+promotion, with more headroom (`run_stage`), up to `max_memplan_attempts` times."""
 
 
 def stages(phase: Phase) -> tuple[Stage, ...]:
@@ -152,12 +167,15 @@ def build_passes(stage: Stage, config: CompilerConfig) -> tuple[ModulePass, ...]
 
 
 def fields_read_by_passes() -> dict[str, str]:
-    """Config field -> the pass that reads it (as an option or as its switch)."""
+    """Config field -> the pass that reads it (as an option or as its switch), or for a
+    stage's `attempts_by`, the stage."""
     readers: dict[str, str] = {}
     for stage in STAGES:
         for step in stage.steps:
             for name in step.fields_read():
                 readers.setdefault(name, step.pass_name)
+        if stage.attempts_by is not None:
+            readers.setdefault(stage.attempts_by, f"{stage.name} stage")
     return readers
 
 
@@ -185,19 +203,107 @@ class PassRun:
 def run_stage(
     stage: Stage, config: CompilerConfig, ctx: Context, module: ModuleOp
 ) -> list[PassRun]:
-    """Apply the passes of `stage` to `module` in place; every pass must leave valid IR."""
-    runs: list[PassRun] = []
-    started = time.time()
+    """Apply the passes of `stage` to `module` in place; every pass must leave valid IR.
 
-    def after_each(previous: ModulePass | None, module: ModuleOp, _next: ModulePass | None):
-        nonlocal started
+    A stage with `attempts_by` whose mem-plan finds an L1 pool overflowing runs again
+    from its L1 promotion (the module as it was then), with the L1 headroom raised by the
+    bytes the plan lacked: promotion then sends its least valuable tensors back out of
+    L1. It stops at a plan that fits, after `attempts_by` attempts, or when no promoted
+    tensor is left to send back; the error then says which."""
+    passes = build_passes(stage, config)
+    runs: list[PassRun] = []
+    start = _l1_promotion(passes) if stage.attempts_by is not None else None
+    if start is None:
+        _run_passes(stage, passes, ctx, module, runs)
+        return runs
+    from aipuc.lowering.mem_plan import PoolOverflow
+
+    attempts = getattr(config, stage.attempts_by)  # type: ignore[arg-type]
+    _run_passes(stage, passes[:start], ctx, module, runs)
+    before = module.clone()
+    headroom = demoted = 0
+    overflow: PoolOverflow | None = None
+    for attempt in range(1, attempts + 1):
+        if overflow is not None:
+            headroom += overflow.peak - overflow.capacity
+            _restore(module, before)
+        promote = dataclasses.replace(passes[start], l1_headroom=headroom)  # type: ignore[type-var]
+        _run_passes(stage, (promote,), ctx, module, runs)
+        if overflow is not None and _demoted(module) == demoted:
+            raise overflow.after(
+                f", after {attempt - 1} attempt(s) ({stage.attempts_by}={attempts}), with no "
+                "tensor promoted to L1 left to send back"
+            )
+        demoted = _demoted(module)
+        try:
+            _run_passes(stage, passes[start + 1 :], ctx, module, runs)
+            return runs
+        except PoolOverflow as error:
+            if error.space != MemorySpace.L1:
+                raise
+            overflow = error
+    assert overflow is not None
+    raise overflow.after(
+        f", after {attempts} attempt(s) ({stage.attempts_by}={attempts}: each failed L1 plan "
+        "sends more promoted tensors back out of L1 and plans again)"
+    )
+
+
+def _l1_promotion(passes: Sequence[ModulePass]) -> int | None:
+    """The index of the pass that promotes to L1, if any."""
+    for index, module_pass in reversed(list(enumerate(passes))):
+        if (
+            module_pass.name == "mem-promote"
+            and module_pass.enable_buffer_promotion  # type: ignore[attr-defined]
+            and MemorySpace.L1.value in module_pass.promote_to  # type: ignore[attr-defined]
+        ):
+            return index
+    return None
+
+
+def _demoted(module: ModuleOp) -> int:
+    """How many tensors the L1 promotion sent back to make its headroom."""
+    from aipuc.lowering.mem_promote import PROMOTION_ATTR
+
+    entry = module.attributes.get(PROMOTION_ATTR)
+    return 0 if entry is None else entry.data["demoted"].value.data  # type: ignore[union-attr]
+
+
+def _restore(module: ModuleOp, saved: ModuleOp) -> None:
+    """Make `module` (in place: the caller holds it) a copy of `saved`."""
+    copy = saved.clone()
+    module.body.detach_block(module.body.block)
+    module.body.add_block(copy.body.detach_block(copy.body.block))
+    module.attributes.clear()
+    module.attributes.update(copy.attributes)
+
+
+def _run_passes(
+    stage: Stage,
+    passes: Sequence[ModulePass],
+    ctx: Context,
+    module: ModuleOp,
+    runs: list[PassRun],
+) -> None:
+    """Apply `passes`, recording each run in `runs` (a failing one too) and verifying the IR
+    each leaves."""
+    started = time.time()
+    running: ModulePass | None = None
+
+    def after_each(previous: ModulePass | None, module: ModuleOp, next_: ModulePass | None):
+        nonlocal started, running
         if previous is not None:
             runs.append(PassRun(previous, stage.name, started, time.time()))
+            running = None
             _verify(module, previous.name)
-        started = time.time()
+        started, running = time.time(), next_
 
-    PassPipeline(build_passes(stage, config), after_each).apply(ctx, module)
-    return runs
+    try:
+        PassPipeline(tuple(passes), after_each).apply(ctx, module)
+    except CompilationError:
+        if running is not None:
+            runs.append(PassRun(running, stage.name, started, time.time()))
+        raise
 
 
 def _verify(module: ModuleOp, pass_name: str) -> None:
@@ -249,4 +355,9 @@ def describe(config: CompilerConfig) -> str:
         lines.append(
             f"xdsl-opt {source} --print-debuginfo -p '{passes}'" if passes else "# no pass"
         )
+    lines.append(
+        "# a failed L1 plan runs the lowering again from mem-promote with a larger "
+        "l1_headroom, up to max_memplan_attempts times (pass_dependency_graph.json lists "
+        "the passes as they ran)"
+    )
     return "\n".join(lines)

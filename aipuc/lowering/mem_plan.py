@@ -6,10 +6,15 @@ uses it (through views and reinterpretations); segment inputs from the start of 
 segment and outputs to its end, constants and DPU/DWPU programs for the whole program.
 
 Per pool the planner places buffers greedily in some order, each into a gap (the lowest,
-or the tightest) that overlaps no placed buffer whose lifetime meets its own. Up to
-`max_memplan_attempts` orders are tried (by size, by lifetime start, by lifetime length,
-...), the best plan is kept, and the search stops at a plan that reaches the lower bound:
-the largest total of bytes alive at one step. The report gives both per pool.
+or the tightest) that overlaps no placed buffer whose lifetime meets its own. The orders of
+`ORDERS` are tried in turn (by size, by lifetime start, by lifetime length, ...), the best
+plan is kept, and the search stops at a plan that reaches the lower bound: the largest
+total of bytes alive at one step. The report gives both per pool.
+
+A pool that no order fits raises `PoolOverflow`. When it is an L1 pool, the lowering stage
+retries from the L1 promotion with more headroom (`aipuc.pipeline.run_stage`, up to
+`max_memplan_attempts` times): promotion fills L1 up to its lower bound, and the
+placement's fragmentation needs more.
 
 A paged pool (`page_memory`) plans virtual offsets the same way, then maps virtual pages to
 physical pages: a virtual page is alive while any buffer in it is, and pages alive at once
@@ -202,7 +207,7 @@ ORDERS: list[tuple[Callable[[Lifetime], tuple], bool]] = [
     (lambda i: (-i.size * (i.end - i.start + 1), i.start), True),
     (lambda i: (i.end, -i.size), False),
 ]
-"""Placement attempts: (order, best fit), tried in turn up to max_memplan_attempts."""
+"""Placement attempts: (order, best fit), tried in turn until one reaches the lower bound."""
 
 
 @dataclass
@@ -213,10 +218,10 @@ class PoolPlan:
     pages: list[int] | None = None
 
 
-def plan_pool(items: list[Lifetime], page: int | None, attempts: int, goal: int) -> PoolPlan:
-    """The best of up to `attempts` placements (the first that reaches `goal` ends it)."""
+def plan_pool(items: list[Lifetime], page: int | None, goal: int) -> PoolPlan:
+    """The best placement of `ORDERS` (the first that reaches `goal` ends the search)."""
     best = None
-    for key, best_fit in ORDERS[:attempts]:
+    for key, best_fit in ORDERS:
         offsets, extent = place(items, key, best_fit)
         if page is None:
             plan = PoolPlan(offsets, extent)
@@ -231,11 +236,39 @@ def plan_pool(items: list[Lifetime], page: int | None, attempts: int, goal: int)
     return best
 
 
+class PoolOverflow(CompilationError):
+    """A pool that no placement fits. `attempts` says how often the lowering stage tried
+    (see `aipuc.pipeline.run_stage`); the message says how to make room."""
+
+    def __init__(
+        self, pool: str, space: MemorySpace, peak: int, live: int, capacity: int, attempts=""
+    ):
+        self.pool, self.space, self.peak, self.live, self.capacity = (
+            pool,
+            space,
+            peak,
+            live,
+            capacity,
+        )
+        super().__init__(
+            f"memory plan of pool '{pool}' needs {peak} bytes ({live} alive at once at best) "
+            f"but its capacity is {capacity} bytes{attempts}; raise the pool's size or "
+            "constraint, tile further, or move buffers to a larger pool"
+            + (
+                " (tiling counts weights in L1 only with ignore_weight_buffers=false)"
+                if space == MemorySpace.L1
+                else ""
+            )
+        )
+
+    def after(self, attempts: str) -> PoolOverflow:
+        """The same overflow, its message saying what the stage's attempts did."""
+        return PoolOverflow(self.pool, self.space, self.peak, self.live, self.capacity, attempts)
+
+
 @dataclass(frozen=True)
 class MemPlanPass(AipucPass):
     name = "mem-plan"
-
-    max_memplan_attempts: int = 5
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         pools = pools_of(op)
@@ -249,25 +282,15 @@ class MemPlanPass(AipucPass):
             page = None if pool.page_size is None else pool.page_size.value.data
             live = lower_bound(items)
             bound = live if page is None else -(-live // page) * page
-            plan = plan_pool(items, page, self.max_memplan_attempts, bound)
+            plan = plan_pool(items, page, bound)
             if plan.peak > capacity:
-                raise CompilationError(
-                    f"memory plan of pool '{name}' needs {plan.peak} bytes ({live} alive at "
-                    f"once at best) but its capacity is {capacity} bytes, after "
-                    f"{min(self.max_memplan_attempts, len(ORDERS))} attempt(s); raise the pool's "
-                    "size or constraint, tile further, or move buffers to a larger pool"
-                    + (
-                        " (tiling counts weights in L1 only with ignore_weight_buffers=false)"
-                        if pool.space.data == MemorySpace.L1
-                        else ""
-                    )
-                )
+                raise PoolOverflow(name, pool.space.data, plan.peak, live, capacity)
             if plan.pages is not None:
                 if len(plan.pages) > AIPU.page_table_entries:
                     raise CompilationError(
                         f"pool '{name}' needs {len(plan.pages)} virtual pages but a page table "
-                        f"holds {AIPU.page_table_entries}; lower max_memplan_attempts or turn "
-                        "page_memory off"
+                        f"holds {AIPU.page_table_entries}; turn page_memory off or tile "
+                        "further"
                     )
                 pool.pages = DenseArrayBase.from_list(i64, plan.pages)
             for buffer, offset in plan.offsets.items():

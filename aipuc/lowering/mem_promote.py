@@ -27,6 +27,16 @@ both (constants in L1 are still copied to their L1 staging, from L1).
 
 `split_buffer_promotion` runs L2 and L1 promotion as two instances of this pass with
 depth-first tiling between them (see `aipuc.lowering.stage`).
+
+Promotion fills L1 up to the bytes alive at once, but mem-plan's placement of those bytes
+can need more (fragmentation). `l1_headroom` is how many bytes of L1 the promotion leaves
+free at every step: after promoting to L1, the tensors it promoted go back, least valuable
+per byte first (to L2 when it has room, else where they came from), until every step
+that one of them lives at has that headroom. The lowering stage raises it after a failed
+L1 plan (`aipuc.pipeline.run_stage`); the module's `mem.promotion` then records it:
+
+    builtin.module attributes {mem.promotion = {l1_headroom = 4096 : i64,
+                               demoted = 2 : i64, demoted_bytes = 5120 : i64}}
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from enum import StrEnum
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import DictionaryAttr, IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.ir import Block, Operation, SSAValue
 
 from aipuc.dialects import aipu, mem
@@ -47,6 +57,9 @@ from aipuc.lowering.aipu_tile import EXPANSIONS
 from aipuc.lowering.mem_bufferize import SegmentBuilder, _main, buffer_bytes, partition
 from aipuc.lowering.mem_pools import pool_name, pools_of
 from aipuc.passes import AipucPass
+
+PROMOTION_ATTR = "mem.promotion"
+"""Module attribute, with an L1 headroom: the headroom and the tensors sent back to make it."""
 
 
 class TensorKind(StrEnum):
@@ -250,6 +263,8 @@ class Promoter:
         for tensor in program.tensors.values():
             if tensor.home in self.usage:
                 self.usage[tensor.home][tensor.first : tensor.last + 1] += tensor.size
+        self.in_l1: list[tuple[Tensor, MemorySpace]] = []
+        """Tensors promoted to L1, best first, with the home each came from."""
 
     def candidates(self, below: Iterable[MemorySpace]) -> list[Tensor]:
         """Tensors homed in `below` that promotion would save traffic for, best first."""
@@ -278,6 +293,43 @@ class Promoter:
             promoted += self._try_l1(tensor)
         return promoted
 
+    def demote_l1(self, headroom: int) -> list[Tensor]:
+        """Send tensors promoted to L1 back, least valuable per byte first, while a step one
+        of them lives at leaves less than `headroom` bytes of L1 free (homes and staging)."""
+        limit = self.capacity[MemorySpace.L1] - headroom
+        demoted = [
+            tensor
+            for tensor, came_from in reversed(self.in_l1)
+            if self._demote(tensor, came_from, limit)
+        ]
+        self.in_l1 = [entry for entry in self.in_l1 if entry[0] not in demoted]
+        return demoted
+
+    def _demote(self, tensor: Tensor, came_from: MemorySpace, limit: int) -> bool:
+        """Move `tensor` to L2 (or, without room there, back where it came from) if a step
+        of its lifetime needs more than `limit` bytes of L1 and the move makes room: the
+        layers touching it stage less of it than it takes, so no step needs more."""
+        span = slice(tensor.first, tensor.last + 1)
+        need = self._l1_need(span, self.staging)
+        crowded = need > limit
+        if not crowded.any():
+            return False
+        l2 = self.usage[MemorySpace.L2]
+        room = l2[span].max() + tensor.size <= self.capacity[MemorySpace.L2]
+        tensor.home = MemorySpace.L2 if room else came_from
+        staging = self.staging.copy()
+        for step in tensor.layers:
+            staging[step] = self.program.expand(step, tasks=False)[0]
+        after = self._l1_need(span, staging) - tensor.size
+        if (after > need).any() or not (after[crowded] < need[crowded]).any():
+            tensor.home = MemorySpace.L1
+            return False
+        self.staging = staging
+        self.usage[MemorySpace.L1][span] -= tensor.size
+        if tensor.home == MemorySpace.L2:
+            l2[span] += tensor.size
+        return True
+
     def _l1_need(self, span: slice, staging: np.ndarray) -> np.ndarray:
         return self.usage[MemorySpace.L1][span] + staging[span]
 
@@ -302,6 +354,7 @@ class Promoter:
         self.usage[MemorySpace.L1][span] += tensor.size
         if old_home == MemorySpace.L2:
             self.usage[MemorySpace.L2][span] -= tensor.size
+        self.in_l1.append((tensor, old_home))
         return True
 
 
@@ -318,6 +371,8 @@ class MemPromotePass(AipucPass):
     enable_buffer_promotion: bool = True
     promote_to: tuple[str, ...] = (MemorySpace.L2.value, MemorySpace.L1.value)
     """Levels to promote to, in order; with L2 before L1, L2 is refilled after L1."""
+    l1_headroom: int = 0
+    """Bytes of L1 that promotion leaves free for mem-plan's fragmentation (see above)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         program = LayerProgram(op)
@@ -340,6 +395,15 @@ class MemPromotePass(AipucPass):
                 promoter.promote_l2()
             else:
                 promoter.promote_l1()
+                if self.l1_headroom > 0:
+                    demoted = promoter.demote_l1(self.l1_headroom)
+                    op.attributes[PROMOTION_ATTR] = DictionaryAttr(
+                        {
+                            "l1_headroom": IntegerAttr(self.l1_headroom, i64),
+                            "demoted": IntegerAttr(len(demoted), i64),
+                            "demoted_bytes": IntegerAttr(sum(t.size for t in demoted), i64),
+                        }
+                    )
         if levels[-1] == MemorySpace.L1 and MemorySpace.L2 in levels[:-1]:
             promoter.promote_l2()
 

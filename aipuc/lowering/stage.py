@@ -31,6 +31,7 @@ from aipuc.lowering.emit_elf import Artifact, EmitOptions, build_elf
 from aipuc.lowering.host_program import host_steps
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.lowering.mem_pools import pools_of
+from aipuc.lowering.mem_promote import PROMOTION_ATTR
 from aipuc.runtime import loader
 from aipuc.runtime.sim import cycles
 
@@ -84,7 +85,8 @@ def memory_plan(module: ModuleOp, page_tables: bool = True) -> dict[str, Any]:
 
 def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
     """The report's `lowering` entry: segments, records, tasks per unit, memory per pool,
-    where the ELF file sits, and how each DPU program was register-allocated."""
+    where the ELF file sits, how each DPU program was register-allocated, and (after a
+    failed L1 plan) the headroom promotion left and the tensors it sent back for it."""
     tasks: dict[str, int] = {}
     regalloc: dict[str, int] = {}
     spills = 0
@@ -96,6 +98,7 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
             name = op.attributes["regalloc"].data  # type: ignore[union-attr]
             regalloc[name] = regalloc.get(name, 0) + 1
             spills += op.attributes["spills"].value.data  # type: ignore[union-attr]
+    promotion = module.attributes.get(PROMOTION_ATTR)
     return {
         "segments": len(artifact.emitted.segments),
         "records": artifact.emitted.records,
@@ -103,7 +106,12 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
         "memory": memory_plan(module, page_tables=False)["pools"],
         "elf": {"bytes": len(artifact.elf), **artifact.image},
         "dpu_regalloc": {"programs": regalloc, "spills": spills},
+        **({} if promotion is None else {"promotion": _integers(promotion)}),
     }
+
+
+def _integers(entry) -> dict[str, int]:
+    return {key: value.value.data for key, value in entry.data.items()}
 
 
 def performance(artifact: Artifact, frequency: int) -> dict[str, Any]:

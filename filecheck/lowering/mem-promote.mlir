@@ -4,6 +4,8 @@
 // RUN: xdsl-opt %s -p 'mem-pools{l1_constraint=10240},aipu-tile,mem-promote' | filecheck %s --check-prefix=TIGHT
 // RUN: xdsl-opt %s -p 'mem-pools,aipu-tile,mem-promote{promote_to="global.l2"}' | filecheck %s --check-prefix=L2
 // RUN: xdsl-opt %s -p 'mem-pools{l1_constraint=10240},aipu-tile,mem-promote{promote_to="global.l2"},mem-promote{promote_to="global.l1"}' | filecheck %s --check-prefix=TIGHT
+// RUN: xdsl-opt %s -p 'mem-pools{l1_constraint=10240},aipu-tile,mem-promote{l1_headroom=1024}' | filecheck %s --check-prefix=ROOMY
+// RUN: xdsl-opt %s -p 'mem-pools{l1_constraint=10240},aipu-tile,mem-promote{l1_headroom=4096}' | filecheck %s --check-prefix=HEADROOM
 
 // One segment of three layers: conv (step 0), clamp (step 1), max pool (step 2).
 // Sizes: x 1024 B, w 2304, t 256, y and z 4096 each, p 1024.
@@ -72,3 +74,20 @@ builtin.module {
 // L2-NEXT: %y = aipu.conv {{.*}}home = #mem<space global.l2>
 // L2-NEXT: %z = aipu.eltwise{{.*}}home = #mem<space global.l2>
 // L2:      %p = aipu.pool {{.*}}home = #mem<space global.l2>
+
+// L1 headroom (after a failed L1 plan): the TIGHT promotion needs, homes plus staging,
+// 7680 bytes at step 0 (x, y, t; w staged), 8448 at step 1 (t, y, z), 5376 at step 2
+// (t, z, p). A headroom of 1024 bytes leaves 9216: every step fits, nothing goes back.
+// ROOMY:     builtin.module attributes {{.*}}mem.promotion = {l1_headroom = 1024 : i64, demoted = 0 : i64, demoted_bytes = 0 : i64}
+// ROOMY:     %t = aipu.const {{.*}}home = #mem<space global.l1>
+// A headroom of 4096 leaves 6144, so steps 0 and 1 are crowded. Least valuable per byte
+// first: t goes back (the conv then stages it: step 0 still needs 7680, step 1 only
+// 8192); p lives at step 2 only, which is not crowded; x, z and y stay, as the layers
+// touching them would stage as many bytes of them as they take (one tile each here).
+// HEADROOM:      builtin.module attributes {{.*}}mem.promotion = {l1_headroom = 4096 : i64, demoted = 1 : i64, demoted_bytes = 256 : i64}
+// HEADROOM:      %x = aipu.to_device %in {{.*}}home = #mem<space global.l1>
+// HEADROOM-NEXT: %w = aipu.const {{.*}}home = #mem<space global.l2>
+// HEADROOM-NEXT: %t = aipu.const {{.*}}home = #mem<space global.l2>
+// HEADROOM-NEXT: %y = aipu.conv {{.*}}home = #mem<space global.l1>
+// HEADROOM-NEXT: %z = aipu.eltwise{{.*}}home = #mem<space global.l1>
+// HEADROOM:      %p = aipu.pool {{.*}}home = #mem<space global.l1>
