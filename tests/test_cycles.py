@@ -161,6 +161,37 @@ def test_hand_worked_dwpu_cycles():
     ) == [16 + 30 * 2, 16 + 30 * 2 * 3, 16 + 32 * 6]
 
 
+def test_hand_worked_dwpu_windows_and_work():
+    """Taps are kernel height x width (or the whole input tile in the global modes), and the
+    work is channel-taps over the unit's 64 channels x 9 taps per cycle."""
+    modes = [DwpuMode.CONV, DwpuMode.GLOBAL_MAX, DwpuMode.MAX]
+    programs = {PROGRAM + 0x40 * n: _dwpu_word(mode) for n, mode in enumerate(modes)}
+    dwpu = {"out_hw": [5, 6], "in_hw": [7, 8], "channels": 100}
+    records = (
+        # a 5x2 window: 10 taps, 2 passes; work 30 pixels x 100 channels x 10 taps / 576
+        (Opcode.DWPU, {**dwpu, "kernel": [5, 2], "program": PROGRAM}),
+        # the global maximum of a 7x3 tile: 21 taps, 3 passes, 2 channel groups
+        (
+            Opcode.DWPU,
+            {"out_hw": [1, 1], "in_hw": [7, 3], "channels": 100, "program": PROGRAM + 0x40},
+        ),
+        # a 1x1 window: one tap, one pass
+        (Opcode.DWPU, {**dwpu, "kernel": [1, 1], "program": PROGRAM + 0x80}),
+    )
+    model = cycles.CycleModel(REGIONS, programs, AIPU)
+    costs = model.costs(_stream(*records))
+    assert costs.cycles.tolist() == [16 + 30 * 2 * 2, 16 + 2 * 3, 16 + 30 * 2]
+    assert costs.work.tolist() == [30_000 / 576, 2_100 / 576, 3_000 / 576]
+
+
+def test_dwpu_record_without_its_program_is_an_error():
+    record = {"out_hw": [1, 1], "in_hw": [1, 1], "channels": 1, "program": PROGRAM}
+    with pytest.raises(
+        SimulationError, match=f"^a DWPU record points at {PROGRAM:#x}, which holds no program$"
+    ):
+        _costs((Opcode.DWPU, record))
+
+
 def _micro_ops(*codes: MicroOpcode) -> bytes:
     return isa.encode_micro_ops([{"op": int(code)} for code in codes])
 
@@ -170,16 +201,19 @@ def test_hand_worked_dpu_cycles():
     softmaxish = _micro_ops(MicroOpcode.LOAD, MicroOpcode.RMAX, MicroOpcode.STORE)
     programs = {PROGRAM: add, PROGRAM + 0x100: softmaxish}
     shape = [1, 2, 3, 100]  # 6 rows of 100 lanes: 2 vectors of 64 lanes each
-    assert _costs(
+    records = (
         (Opcode.DPU, {"program": PROGRAM, "micro_ops": 4, "shape": shape}),
         (Opcode.DPU, {"program": PROGRAM + 0x100, "micro_ops": 3, "shape": shape}),
-        programs=programs,
-    ) == [
+    )
+    costs = cycles.CycleModel(REGIONS, programs, AIPU).costs(_stream(*records))
+    assert costs.cycles.tolist() == [
         16 + 4 * 6 * 2,
         # two element-wise micro-ops on 12 vectors; the reduction per row: 2 vectors and
         # a log2(64) = 6 step lane tree
         16 + 2 * 12 + 6 * (2 + 6),
     ]
+    # work: micro-ops x 600 lane values over 64 lanes per cycle
+    assert costs.work.tolist() == [4 * 600 / 64, 3 * 600 / 64]
 
 
 def test_dpu_record_without_its_program_is_an_error():

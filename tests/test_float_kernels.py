@@ -454,6 +454,32 @@ def test_exact_matmul_splits_float32_sums_before_2_to_the_24():
     assert product.dtype == np.int32 and product.tolist() == [[depth]]
 
 
+def test_exact_conv_splits_float32_sums_before_2_to_the_24():
+    """65 channels x 3x3 taps of 255 * 127 = 32385 (odd): the sum, 585 * 32385 = 18945225,
+    is odd and above 2**24, so one float32 GEMM cannot hold it; chunks of 518 terms can."""
+    x = np.full((1, 65, 3, 3), 255, np.int16)
+    w = np.full((1, 65, 3, 3), 127, np.int8)
+    y = kernels.conv2d(x, w, exact_integer=True)
+    assert y.dtype == np.int32 and y.tolist() == [[[[18945225]]]]
+
+
+def test_exact_gemm_result_is_int32_exactly_while_the_bound_is_below_2_to_the_31():
+    """Without a bias the bound is depth x largest product alone: 2**31 - 1 gives int32,
+    2**31 int64; and 2**53 - 1 is still exact (float64), 2**53 refused."""
+    one = np.ones((1, 1))
+    top = kernels.exact_bounded_matmul(np.array([[2.0**31 - 1]]), one, 2**31 - 1)
+    assert top.dtype == np.int32 and top.tolist() == [[2**31 - 1]]
+    beyond = kernels.exact_bounded_matmul(np.array([[2.0**31]]), one, 2**31)
+    assert beyond.dtype == np.int64 and beyond.tolist() == [[2**31]]
+    assert kernels.exact_bounded_matmul(one, one, 2**53 - 1).tolist() == [[1]]
+    with pytest.raises(ValueError, match="could reach 9007199254740992 >= 2\\*\\*53"):
+        kernels.exact_bounded_matmul(one, one, 2**53)
+    conv = kernels.conv2d(
+        np.full((1, 1, 1, 1), 2**31 - 1), np.ones((1, 1, 1, 1), np.int64), exact_integer=True
+    )
+    assert conv.dtype == np.int32 and conv.tolist() == [[[[2**31 - 1]]]]
+
+
 def test_exact_depthwise_conv_sums_in_float64_past_float32_integers():
     """Depthwise taps of (2**11 + 1)**2 = 4198401: nine of them sum to 37785609 > 2**24, odd,
     which float32 would round; the exact conv picks float64 for them (and int32 for the

@@ -26,6 +26,7 @@ from aipuc.runtime.integer_reference import (
     _prelu_codes,
     _requantize_codes,
     _sub_codes,
+    centred_operand,
     fixed_point_multiplier,
     linear_resize_weights,
 )
@@ -181,13 +182,16 @@ def test_conv_transpose2d_per_output_channel_axis_1():
     assert_within_one_step(got, expected, out_type)
 
 
-def test_dense():
+@pytest.mark.parametrize("rows", [(3,), (2, 3)], ids=["2-D", "3-D"])
+def test_dense(rows):
+    """Per-output-channel weights: the channel axis is the result's last (a 3-D input is a
+    transformer's [batch, tokens, features])."""
     rng = np.random.default_rng(4)
     w_scales = rng.uniform(0.005, 0.02, 7)
     bias, b_type = bias_for(rng, 7, 0.1 * w_scales)
     got, expected, out_type = run_both(
         lambda args, result: axq.DenseOp(*args, result),
-        [activations(rng, (3, 40)), weights(rng, (7, 40)), bias],
+        [activations(rng, (*rows, 40)), weights(rng, (7, 40)), bias],
         [per_tensor(0.1, 12), per_axis(w_scales), b_type],
     )
     assert_within_one_step(got, expected, out_type)
@@ -534,3 +538,12 @@ def test_constant_arrays_are_read_only_and_follow_a_new_value():
     np.testing.assert_array_equal(array, np.arange(6).reshape(2, 3))
     op.properties["value"] = dense_from_numpy(np.full((2, 3), -5, np.int8))
     np.testing.assert_array_equal(constant_array(op), np.full((2, 3), -5))
+
+
+def test_centred_operands_are_int16_only_when_every_value_fits():
+    """GEMM and conv operands: q - zp in int16 for int8 codes, else int64; wider codes keep
+    every value (hand-worked)."""
+    low = centred_operand(np.int8([-128, 127]), per_tensor(0.5, -128))
+    assert (low.dtype, low.tolist()) == (np.int16, [0, 255])
+    wide = centred_operand(np.int32([40_000, -7]), per_tensor(0.5, 3, storage=INT32))
+    assert (wide.dtype, wide.tolist()) == (np.int64, [39_997, -10])

@@ -533,3 +533,32 @@ def test_softmax_padding_exactly_256_steps_below_the_max_reads_no_table_entry():
     q = np.full((1, 2), -128, np.int8)
     out = nx.softmax_int8(q, 1.0, 0, 1 / 256, -128, neutral_value=-384.0, valid_length=1)
     assert out.tolist() == [[127, -128]]  # e = [1, 0]: 1 * 256 - 128 saturates to 127
+
+
+def test_requantize_zero_point_folds_only_without_int64_overflow():
+    """The largest product (2**31 - 1)**2 at shift 62 with zero point 1: rounding term
+    2**61 plus the zero point's 2**62 would pass 2**63, so the zero point is added after
+    the shift: floor((2**62 - 2**32 + 1 + 2**61) / 2**62) + 1 = 2 (hand-worked)."""
+    assert nx.requantize(np.int32([2**31 - 1]), 2**31 - 1, 62, 1).tolist() == [2]
+    assert nx.requantize(np.int32([-(2**31)]), 2**31 - 1, 62, -1).tolist() == [-2]
+
+
+@pytest.mark.parametrize("shift", [-1, 63])
+def test_requantize_rejects_shifts_beyond_0_to_62(shift):
+    """A bad shift is reported whatever the zero point (folded into the rounding or not)."""
+    for zp in (0, 5):
+        with pytest.raises(ValueError, match=rf"^shift must lie in \[0, 62\], got {shift}$"):
+            nx.requantize(np.int32([1000]), 2**30, shift, zp)
+
+
+def test_to_float18_rounds_beyond_float32_to_inf_silently():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = nx.to_float18(np.array([1e39, -1e39]))
+    assert out.tolist() == [np.inf, -np.inf]
+
+
+def test_requantize_of_zero_channels_is_empty():
+    """Per-channel parameters of a tensor with no channel: an empty int8 result."""
+    out = nx.requantize(np.zeros((2, 0), np.int32), np.int64([]), np.int64([]), 0, axis=1)
+    assert (out.shape, out.dtype) == ((2, 0), np.int8)

@@ -258,3 +258,22 @@ def test_histogram_range_of_a_span_beyond_float32_is_finite():
     low, high = observer.range()
     assert np.isfinite([low, high]).all()
     assert np.float32(-3e38) <= low < 0 < high <= np.float32(3e38)
+
+
+def test_observers_see_float64_data_as_float32():
+    """float64 batches are observed as the float32 values torch's observers see: 0.1 becomes
+    0.10000000149011612 in the min-max and the histogram ranges."""
+    data = np.array([0.1, -0.3, 0.1])
+    observer = MinMaxObserver()
+    observer.observe(data)
+    assert observer.range() == (-0.30000001192092896, 0.10000000149011612)
+    histogram = HistogramObserver()
+    histogram.observe(data)
+    assert histogram.min_max_range() == (-0.30000001192092896, 0.10000000149011612)
+
+
+def test_one_finite_value_among_non_finite_ones_is_observed():
+    """A batch whose only finite value is 2.5 (beside inf and NaN) is that value's range."""
+    for observer in (MinMaxObserver(), HistogramObserver()):
+        observer.observe(np.array([np.inf, 2.5, np.nan, -np.inf], np.float32))
+        assert observer.range() == (2.5, 2.5), type(observer).__name__

@@ -11,12 +11,13 @@
 Each group runs in build/mutation/<group>/: a copy of the tree whose pyproject.toml holds
 the group's `[tool.mutmut]` (its files, its test selection), with the oracle's Hypothesis
 tests at the `mutation` budget (a quarter of CI's). `run` (the default) makes the mutants
-and runs the ones without a verdict (mutmut keeps verdicts: an interrupted run resumes, and
-a function whose source changed is tested again). `survivors` reruns the survivors, the
-mutants no test executed (after adding tests) and the timeouts. `confirm` reruns each
-survivor with the group's Hypothesis tests that execute its function, under the CI budget:
-one that fails counts it as killed "at confirm"; with `--wide`, the remaining survivors and
-the mutants no test of the group executes then run the group's `also` tests.
+and runs the ones without a verdict (mutmut keeps verdicts: an interrupted run resumes,
+and the mutants of a function whose source changed are made anew and run again).
+`survivors` reruns the survivors, the mutants no test executed (after adding tests) and the
+timeouts. `confirm` reruns each survivor with the group's Hypothesis tests that execute its
+function, under the CI budget: one that fails counts it as killed "at confirm"; with
+`--wide`, the remaining survivors and the mutants no test of the group executes then run
+the group's `also` tests.
 `--fresh` starts a group over (after changing its selection).
 """
 
@@ -112,25 +113,50 @@ def confirmations(group: dict) -> dict[str, dict]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
-    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`.
+def generate(folder: Path) -> None:
+    """mutmut's mutant generation alone (the first step of `mutmut run`), on today's sources.
 
-    mutmut runs only the mutants it is given by name, and makes new ones (of functions whose
-    source changed) while it runs: a second pass takes those."""
-    for wanted in (("not checked", *again), ("not checked",)):
-        names = group.get("mutants", [])
-        if (folder / "mutants").exists():
-            names = [name for name, state in verdicts(group).items() if state in wanted]
-            if not names:
-                return
-            confirmed = confirmations(group)
-            if any(confirmed.pop(name, None) for name in names):
-                text = json.dumps(confirmed, indent=1, sort_keys=True)
-                (folder / "confirmed.json").write_text(text)
-        env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="mutation")
-        command = [str(MUTMUT), "run", "--max-children", str(jobs), *names]
-        with (folder / "mutmut.log").open("a") as out:
-            subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=out, check=False)
+    A mutated file newer than its mutants is mutated again: mutmut compares each function's
+    source hash with the one it kept, drops the verdicts of the mutants of a changed function
+    (they become "not checked", renumbered) and keeps the others'; unmutated modules are
+    copied afresh. `run` needs it first: it runs mutmut only on the mutants without a verdict,
+    and without it those of changed functions would not be known yet."""
+    before = function_hashes(folder)
+    code = "from mutmut.__main__ import create_mutants; create_mutants(1)"
+    with (folder / "mutmut.log").open("a") as out:
+        subprocess.run([sys.executable, "-c", code], cwd=folder, stdout=out, stderr=out, check=True)
+    if function_hashes(folder) != before:
+        # mutmut records which tests execute each function once, and afterwards only for new
+        # tests: a new function would count as executed by no test ("no tests"), a changed
+        # one keep its old callers. Without the record, mutmut records it all again.
+        (folder / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+
+
+def function_hashes(folder: Path) -> dict[str, dict[str, str]]:
+    """mutmut's source hash of each mutated function, per file."""
+    return {
+        str(meta): json.loads(meta.read_text()).get("hash_by_function_name", {})
+        for meta in (folder / "mutants").rglob("*.meta")
+    }
+
+
+def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
+    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`."""
+    names = group.get("mutants", [])
+    if (folder / "mutants").exists():
+        generate(folder)
+        wanted = ("not checked", *again)
+        names = [name for name, state in verdicts(group).items() if state in wanted]
+        if not names:
+            return
+        confirmed = confirmations(group)
+        if any(confirmed.pop(name, None) for name in names):
+            text = json.dumps(confirmed, indent=1, sort_keys=True)
+            (folder / "confirmed.json").write_text(text)
+    env = dict(os.environ, AIPUC_HYPOTHESIS_PROFILE="mutation")
+    command = [str(MUTMUT), "run", "--max-children", str(jobs), *names]
+    with (folder / "mutmut.log").open("a") as out:
+        subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=out, check=False)
 
 
 def run_tests(folder: Path, name: str, tests: list[str]) -> dict:

@@ -46,6 +46,18 @@ def _batch(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
         return rng.standard_normal(size) * 1e4
     if kind == "constant":
         return np.full(size, rng.uniform(-2, 2))
+    # narrow ranges far from 0 (float32 steps of 1/16 and 1/128): the rebinned sub-bins'
+    # midpoints round onto the new bins' edges
+    if kind == "offset":
+        return 1e6 + rng.uniform(0, 1, size)
+    if kind == "offset_below":
+        return 1e6 - rng.uniform(0, 2, size)
+    if kind == "negative_offset":
+        return -1e5 + rng.uniform(0, 1, size)
+    if kind == "negative_offset_wider":
+        return -1e5 + rng.uniform(-1, 2, size)
+    if kind == "two_values":  # mass only in the first and the last bin
+        return np.repeat([0.0, rng.integers(1, 50)], [size - size // 4, size // 4])
     raise ValueError(f"unknown batch kind {kind}")
 
 
@@ -64,6 +76,9 @@ HISTOGRAM_CASES: dict[str, tuple[int, list[str], int]] = {
     "constant_then_wider": (37, ["constant", "normal"], 512),
     "widening": (38, ["tiny", "normal", "huge"], 1024),
     "narrowing": (39, ["huge", "normal", "tiny"], 1024),
+    "two_values": (41, ["two_values"], 512),
+    "offset_widening_below": (42, ["offset", "offset_below"], 1024),
+    "negative_offset_widening": (45, ["negative_offset", "negative_offset_wider"], 2048),
 }
 
 MIN_MAX_RANGES: list[tuple[float, float]] = [
