@@ -212,3 +212,23 @@ def test_weight_seeds_smoke(tmp_path: Path) -> None:
     assert (
         result["standard error dB"] > 0.0 and 0 <= result["seeds where the change is better"] <= 2
     )
+
+
+def test_lowering_speed_smoke(tmp_path: Path) -> None:
+    """benchmarks/lowering_speed.py lowers a quantize_only folder through aipuc.compile: every
+    lowering pass and the emitted program appear, twice with --repeat 2."""
+    lowering = _benchmark("lowering_speed")
+    argv = ["--models", "tiny_cnn", "--calibration", "1", "--repeat", "2"]
+    text = lowering.main([*argv, "--work-dir", str(tmp_path)])
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [
+        dict(zip(header, (c.strip() for c in line.strip("|").split("|")), strict=True))
+        for line in lines[2:]
+    ]
+    assert [row["model"] for row in rows] == ["tiny_cnn", "tiny_cnn"]
+    for column in ("load s", "lower s", "emit s", "convert-axq-to-aipu s", "mem-plan s"):
+        assert column in header, column
+    for row in rows:
+        assert int(row["records"]) > 0 and float(row["CPU s"]) > 0 and float(row["wall s"]) > 0
+    assert (tmp_path / "tiny_cnn" / "lowered" / "compiled_model").is_dir()
