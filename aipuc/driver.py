@@ -361,7 +361,9 @@ def _run_pass_stages(compilation: Compilation, phase: Phase, module: ModuleOp) -
             ]
             record.detail["ops"] = _op_count(module)
             if plans := sum(run.name == "mem-plan" for run in runs):
-                record.detail["memplan_attempts"] = plans  # more than one: see run_stage
+                record.detail["memplan_attempts"] = plans
+            if plans > 1:
+                compilation.log(_replanned(module, plans))
             compilation.pass_runs += runs
 
 
@@ -547,6 +549,18 @@ def _lower(compilation: Compilation, module: ModuleOp) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _replanned(module: ModuleOp, plans: int) -> str:
+    """The log line of a lowering whose L1 plan failed and ran again (`run_stage`)."""
+    from aipuc.lowering.mem_promote import PROMOTION_ATTR
+
+    entry = {k: v.value.data for k, v in module.attributes[PROMOTION_ATTR].data.items()}  # type: ignore[union-attr]
+    return (
+        f"L1 memory plan fitted at attempt {plans} (max_memplan_attempts): promotion sent "
+        f"{entry['demoted']} tensor(s) ({entry['demoted_bytes']} bytes) back out of L1 to "
+        f"leave {entry['l1_headroom']} bytes of headroom for the placement"
+    )
 
 
 def _op_count(module: ModuleOp) -> int:

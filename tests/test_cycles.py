@@ -219,6 +219,13 @@ def test_hand_worked_dpu_cycles():
 def test_dpu_record_without_its_program_is_an_error():
     with pytest.raises(SimulationError, match="holds no program of 4 micro-ops"):
         _costs((Opcode.DPU, {"program": PROGRAM, "micro_ops": 4, "shape": [1, 1, 1, 64]}))
+    # a program of 3 micro-ops where the record counts 4
+    three = {PROGRAM: _micro_ops(MicroOpcode.LOAD, MicroOpcode.ADD, MicroOpcode.STORE)}
+    with pytest.raises(SimulationError, match="^a DPU record points at .* of 4 micro-ops$"):
+        _costs(
+            (Opcode.DPU, {"program": PROGRAM, "micro_ops": 4, "shape": [1, 1, 1, 64]}),
+            programs=three,
+        )
 
 
 def test_hand_worked_dma_cycles():

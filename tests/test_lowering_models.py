@@ -278,6 +278,13 @@ def assert_plan_was_retried(out: Path, capacity: int) -> None:
     l1 = report["lowering"]["memory"]["l1_core0"]
     assert l1["peak"] <= l1["capacity"] == capacity
     assert "mem.promotion = {l1_headroom = " in _lowered_ir(out)
+    log = (out / "compilation_log.txt").read_text()
+    assert (
+        f"L1 memory plan fitted at attempt {lower_stage['memplan_attempts']} "
+        f"(max_memplan_attempts): promotion sent {promotion['demoted']} tensor(s) "
+        f"({promotion['demoted_bytes']} bytes) back out of L1 to leave "
+        f"{promotion['l1_headroom']} bytes of headroom"
+    ) in log
 
 
 @pytest.mark.long

@@ -4,6 +4,7 @@
     nice -n 10 .venv/bin/python tools/mutation.py             # every group of tools/mutation.toml
     nice -n 10 .venv/bin/python tools/mutation.py numerics    # or some of them
     .venv/bin/python tools/mutation.py --mode survivors       # rerun the survivors (new tests)
+    .venv/bin/python tools/mutation.py numerics --mode survivors --only '*requantize*'
     .venv/bin/python tools/mutation.py --mode confirm         # survivors under the CI budget
     .venv/bin/python tools/mutation.py --mode report          # the verdicts so far, running nothing
     .venv/bin/python tools/mutation.py --mode table           # the same as a markdown table
@@ -140,13 +141,20 @@ def function_hashes(folder: Path) -> dict[str, dict[str, str]]:
     }
 
 
-def run_mutmut(group: dict, folder: Path, jobs: int, again: tuple[str, ...]) -> None:
-    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`."""
+def run_mutmut(
+    group: dict, folder: Path, jobs: int, again: tuple[str, ...], only: list[str]
+) -> None:
+    """mutmut on the mutants without a verdict, and on those whose verdict is in `again`;
+    with `only` (mutant-name globs), on those of them that match."""
     names = group.get("mutants", [])
     if (folder / "mutants").exists():
         generate(folder)
         wanted = ("not checked", *again)
-        names = [name for name, state in verdicts(group).items() if state in wanted]
+        names = [
+            name
+            for name, state in verdicts(group).items()
+            if state in wanted and (not only or any(fnmatch.fnmatch(name, o) for o in only))
+        ]
         if not names:
             return
         confirmed = confirmations(group)
@@ -246,6 +254,9 @@ def main() -> int:
         "--wide", action="store_true", help="rerun the survivors with the `also` files too"
     )
     parser.add_argument("--fresh", action="store_true", help="drop the groups' verdicts first")
+    parser.add_argument(
+        "--only", nargs="+", default=[], help="run/survivors: only the mutants these globs match"
+    )
     args = parser.parse_args()
     chosen = [g for g in groups() if not args.groups or g["name"] in args.groups]
     if unknown := set(args.groups) - {g["name"] for g in groups()}:
@@ -262,7 +273,7 @@ def main() -> int:
             if args.mode == "confirm":
                 confirm(group, folder, args.jobs, args.wide)
             else:
-                run_mutmut(group, folder, args.jobs, again)
+                run_mutmut(group, folder, args.jobs, again, args.only)
         report(group)
     return 0
 

@@ -120,7 +120,6 @@ def _exact_gemm_dtype(chunk: int) -> np.dtype:
     return np.dtype(np.float32 if chunk else np.float64)
 
 
-@_one_blas_thread
 def _exact_float_matmul(
     a: np.ndarray,
     b: np.ndarray,
@@ -143,6 +142,11 @@ def _exact_float_matmul(
         product = np.matmul(a[..., start : start + step], b[..., start : start + step, :])
         np.add(total, product, out=total, dtype=np.float64, casting="unsafe")
     return total
+
+
+# One BLAS thread while they run, applied by assignment rather than as decorators: mutmut
+# leaves decorated functions unmutated, and these are the exact GEMM (docs/numerics-testing.md).
+_exact_float_matmul = _one_blas_thread(_exact_float_matmul)
 
 
 def exact_sum_as_int(
@@ -186,11 +190,13 @@ def _add_bias(
     return out + bias.astype(out.dtype).reshape(shape)
 
 
-@_one_blas_thread
 def _gemm(a: np.ndarray, b: np.ndarray, exact_integer: bool, accumulate_dtype) -> np.ndarray:
     if exact_integer:
         return exact_int_matmul(a, b)
     return np.matmul(a.astype(accumulate_dtype, copy=False), b.astype(accumulate_dtype, copy=False))
+
+
+_gemm = _one_blas_thread(_gemm)
 
 
 def matmul(
