@@ -322,6 +322,17 @@ def test_profile_sums_bytes_per_level_and_roofline():
     assert report["roofline"]["ratio"] == round(report["cycles"] / memory, 3)
 
 
+def test_profile_counts_fills_as_their_own_transfers():
+    """A FILL writes L1 from no memory: its own "fill->l1" entry, and no byte read."""
+    fill = (Opcode.FILL, {"dst": L1, "sizes": [1, 1, 1, 1, 640], "dst_strides": [0, 0, 0, 0, 1]})
+    report = cycles.profile(REGIONS, [], [_stream(fill)]).report(800_000_000)
+    # 640 bytes at the on-chip 64 B/cycle: 64 setup + 10
+    assert report["transfers"] == {
+        "fill->l1": {"records": 1, "bytes": 640, "cycles": 64 + 10, "peak_cycles": 10}
+    }
+    assert report["bytes"]["l1"] == {"read": 0, "written": 640}
+
+
 def test_latency_and_fps_scale_with_frequency():
     profile = cycles.profile(REGIONS, [], [_stream(_mvm())])  # 56 cycles
     fast, slow = profile.report(800_000_000), profile.report(200_000_000)
