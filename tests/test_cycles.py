@@ -310,6 +310,7 @@ def test_profile_sums_bytes_per_level_and_roofline():
         "padding_lanes": 0.0,
     }
     assert report["units"]["mvm"]["cycles"] == 2 * (256 + 56)
+    assert (report["mvm"]["mvm_cycles"], report["mvm"]["imc_load_cycles"]) == (2 * 56, 2 * 256)
     assert report["cycles"] == dma + 2 * (256 + 56)
     assert report["mvm"]["useful_macs"] == 2 * 40 * 512 * 64
     assert report["mvm"]["utilization"] == round(40 / 56, 4)
@@ -340,6 +341,11 @@ def test_latency_and_fps_scale_with_frequency():
     assert fast["latency_ms"] == pytest.approx(56 / 800e6 * 1e3, rel=1e-6)
     assert slow["latency_ms"] == pytest.approx(4 * fast["latency_ms"], rel=1e-6)
     assert fast["fps"] == pytest.approx(4 * slow["fps"], rel=1e-6)
+    # 800e6 / 56 and 200e6 / 56 frames a second, to 2 decimals
+    assert (fast["fps"], slow["fps"]) == (14285714.29, 3571428.57)
+    assert fast["schedule"].startswith("sequential: one core, one record after another")
+    empty = cycles.profile(REGIONS, [], [_stream()]).report(800_000_000)
+    assert (empty["cycles"], empty["fps"]) == (0, None)
 
 
 # ---------------------------------------------------------------------------------- programs
