@@ -344,6 +344,13 @@ def test_latency_and_fps_scale_with_frequency():
     # 800e6 / 56 and 200e6 / 56 frames a second, to 2 decimals
     assert (fast["fps"], slow["fps"]) == (14285714.29, 3571428.57)
     assert fast["schedule"].startswith("sequential: one core, one record after another")
+    # compute (40 MVM cycles at peak) and memory (1280 bytes at 32 B/cycle) tie: compute-bound
+    tie = cycles.profile(
+        REGIONS, [], [_stream(_mvm(), _dma(AIPU.ddr_address, L1, [1280], [1], [1]))]
+    )
+    roofline = tie.report(800_000_000)["roofline"]
+    assert (roofline["compute_cycles"], roofline["memory_cycles"]) == (40, 40)
+    assert roofline["bound"] == "compute"
     empty = cycles.profile(REGIONS, [], [_stream()]).report(800_000_000)
     assert (empty["cycles"], empty["fps"]) == (0, None)
 
