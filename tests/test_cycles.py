@@ -268,6 +268,21 @@ def test_shorter_runs_never_cost_less():
 def test_address_outside_the_memory_map_is_an_error():
     with pytest.raises(SimulationError, match="is in no memory"):
         _costs(_dma(0x10, L1, [64], [1], [1]))
+    # the first byte past a region (L2, the lowest, 1 MiB here) is outside it
+    past_l2 = AIPU.l2_address + (1 << 20)
+    with pytest.raises(SimulationError, match=f"^address {past_l2:#x} is in no memory of the"):
+        _costs(_dma(past_l2, L1, [64], [1], [1]))
+
+
+def test_the_hardware_model_sets_the_costs():
+    """A profile costs records with the hardware model it is given: a system DMA at 16 B/cycle
+    (4096 bytes: 64 setup + 256) and a task overhead of 26 cycles (the MVM: 26 + 40)."""
+    hw = dataclasses.replace(AIPU, sysdma_ddr_l2_bytes_per_cycle=16, unit_task_cycles=26)
+    system = int(DmaEngineCode.SYSTEM)
+    stream = _stream(
+        _dma(AIPU.ddr_address, AIPU.l2_address, [4096], [1], [1], engine=system), _mvm()
+    )
+    assert cycles.profile(REGIONS, [], [stream], hw).total_cycles == (64 + 256) + (26 + 40)
 
 
 def test_profile_sums_bytes_per_level_and_roofline():
