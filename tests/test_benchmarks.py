@@ -198,6 +198,22 @@ def test_run_benchmark_smoke_without_peers(tmp_path: Path, monkeypatch) -> None:
     assert (tmp_path / "work" / "tiny_cnn" / "compilation_report.json").is_file()
 
 
+def test_weight_seeds_smoke(tmp_path: Path) -> None:
+    seeds = _benchmark("weight_seeds")
+    rows = seeds.run_benchmark(
+        "tiny_cnn", [1, 2], held_out=2, change={"quantization_scheme": "per_tensor_min_max"}
+    )
+    assert [row["weight seed"] for row in rows] == [1, 2]
+    for row in rows:
+        assert 15.0 < row["default dB"] < 80.0 and 15.0 < row["changed dB"] < 80.0
+        assert row["difference dB"] == pytest.approx(row["changed dB"] - row["default dB"])
+    assert rows[0]["default dB"] != rows[1]["default dB"]  # two different networks
+    result = seeds.summary(rows)
+    assert (
+        result["standard error dB"] > 0.0 and 0 <= result["seeds where the change is better"] <= 2
+    )
+
+
 def test_lowering_speed_smoke(tmp_path: Path) -> None:
     """benchmarks/lowering_speed.py lowers a quantize_only folder through aipuc.compile: every
     lowering pass and the emitted program appear, twice with --repeat 2."""

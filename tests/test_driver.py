@@ -258,3 +258,38 @@ def test_fields_no_stage_reads_are_reported_not_ignored(tmp_path, tiny_model, sa
     assert compiled.report["fields_without_effect"] == ["use_sysdma"]
     log = (compiled.output_dir / "compilation_log.txt").read_text()
     assert "use_sysdma has no effect yet" in log
+
+
+def test_quantization_debug_compares_padded_channels_with_the_float_ones(tmp_path):
+    """apply-pword-padding widens 60 channels to 64 in the quantized graph; the per-layer
+    report compares the 60 real ones with the float graph's (it crashed on the shapes)."""
+    rng = np.random.default_rng(0)
+    weights = {"w1": (60, 3, 3, 3), "w2": (8, 60, 1, 1)}
+    nodes = [
+        onnx.helper.make_node("Conv", ["x", "w1"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        onnx.helper.make_node("Sigmoid", ["c"], ["g"], name="gate"),
+        onnx.helper.make_node("Conv", ["g", "w2"], ["y"], name="fc"),
+    ]
+    graph = onnx.helper.make_graph(
+        nodes,
+        "padded",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 8, 8, 8])],
+        [
+            onnx.numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+            for name, shape in weights.items()
+        ],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    calibration = [{"x": rng.normal(size=(1, 3, 8, 8)).astype(np.float32)} for _ in range(2)]
+    config = CompilerConfig(
+        output_dir=str(tmp_path / "o"), quantization_debug=True, model_debug_save_dir="dbg"
+    )
+    compiled = aipuc.compile(model, config, calibration)
+    assert "tensor<1x64x8x8x!axq.q" in str(compiled.core.module)  # the padding this is about
+    rows = json.loads((tmp_path / "o" / "dbg" / "sqnr.json").read_text())
+    assert [row["name"] for row in rows] == ["conv", "gate", "fc"]
+    assert all(row["sqnr_db"] > 30 for row in rows)
+    layers = sorted((tmp_path / "o" / "dbg" / "layers").iterdir())
+    with np.load(layers[1]) as gate:
+        assert gate["float"].shape == gate["quantized"].shape == (1, 1, 60, 8, 8)

@@ -127,7 +127,7 @@ def test_stream_tasklist_off_copies_tasklists_into_the_reserved_l2(default, tmp_
 def test_stream_tasklist_off_needs_room(tmp_path, tiny):
     model, samples = tiny
     config = CompilerConfig(
-        output_dir=str(tmp_path / "x"), stream_tasklist=False, l2_size_reserved_tasklist=4096
+        output_dir=str(tmp_path / "x"), stream_tasklist=False, l2_size_reserved_tasklist=2048
     )
     with pytest.raises(AipucError, match="enable stream_tasklist or raise l2_size_reserved"):
         aipuc.compile(model, config, samples)

@@ -563,3 +563,87 @@ def test_zoo_models_quantize_and_run_deterministically(calibrated_zoo, name, sch
 
 def test_zoo_floors_cover_every_model():
     assert set(_SQNR_FLOORS) == set(ZOO)
+
+
+_TABLE_INPUT_MODULE = """
+builtin.module {{
+  func.func @main(%x: tensor<1x8xf32> {{axq.calibration = {{histogram = array<f64: {low}, {high}>,
+      min_max = array<f64: {low}, {high}>}}, axq.name = "x"}})
+      -> (tensor<1x8xf32> {{axq.name = "y"}}) {{
+    %y = axq.lut %x {{function = #axq<unary_function {function}>, params = {{}},
+      axq.calibration = [{{histogram = array<f64: {out_low}, {out_high}>,
+      min_max = array<f64: {out_low}, {out_high}>}}]}} : tensor<1x8xf32> -> tensor<1x8xf32>
+    func.return %y : tensor<1x8xf32>
+  }}
+}}
+"""
+
+
+@pytest.mark.parametrize(
+    "function, low, high",
+    [
+        ("sigmoid", -20.0, 20.0),
+        ("silu", -13.0, 13.3),
+        ("silu", -31.2, 20.5),
+        ("tanh", -9.0, 7.0),
+        ("hardswish", -12.0, 9.0),
+        ("gelu", -16.0, 6.0),
+    ],
+)
+def test_a_tensor_only_a_table_reads_is_quantized_where_the_table_is_not_flat(function, low, high):
+    """Inputs beyond the narrowed range clamp to a code whose table entry is the plateau's:
+    they get the correctly rounded f(x) exactly; on average every input is closer to it
+    than with the calibrated range."""
+    fn = numerics.UNARY_FUNCTIONS[function]()
+    grid = np.linspace(low, high, 20001)
+    out_low, out_high = float(fn(grid).min()), float(fn(grid).max())
+    text = _TABLE_INPUT_MODULE.format(
+        function=function, low=low, high=high, out_low=out_low, out_high=out_high
+    )
+    module = Parser(ir_context(), text).parse_module()
+    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
+    lut = next(op for op in module.walk() if isinstance(op, axq.LutOp))
+    narrow, out = element_type(lut.input), element_type(lut.result)
+    wide_scale, wide_zp = numerics.choose_qparams_asymmetric(low, high)
+    assert narrow.scale < 0.8 * wide_scale  # every case here has a flat tail worth cutting
+
+    def output_codes(scale, zero_point):
+        table = numerics.build_lut(fn, scale, zero_point, out.scale, out.zero_point)
+        return numerics.apply_lut(numerics.quantize(grid, scale, zero_point), table)
+
+    narrowed, calibrated = (
+        output_codes(narrow.scale, narrow.zero_point),
+        output_codes(wide_scale, wide_zp),
+    )
+    assert np.array_equal(
+        narrowed,
+        numerics.apply_lut(
+            numerics.quantize(grid, narrow.scale, narrow.zero_point), numpy_from_dense(lut.table)
+        ),
+    )
+    ideal = numerics.quantize(fn(grid), out.scale, out.zero_point).astype(np.int64)
+
+    def inside(scale, zero_point):
+        return (grid >= (-128 - zero_point) * scale) & (grid <= (127 - zero_point) * scale)
+
+    clamped = inside(wide_scale, wide_zp) & ~inside(narrow.scale, narrow.zero_point)
+    assert clamped.any()
+    assert np.array_equal(narrowed[clamped], ideal[clamped])
+    narrow_error = np.abs(narrowed.astype(np.int64) - ideal).mean()
+    calibrated_error = np.abs(calibrated.astype(np.int64) - ideal).mean()
+    assert narrow_error < calibrated_error
+
+
+def test_a_tensor_a_table_shares_with_another_reader_keeps_its_range():
+    text = _TABLE_INPUT_MODULE.format(
+        function="sigmoid", low=-20.0, high=20.0, out_low=0.0, out_high=1.0
+    ).replace(
+        "func.return %y : tensor<1x8xf32>",
+        "%z = axq.mul %x, %y {axq.calibration = [{histogram = array<f64: -20.0, 20.0>, "
+        "min_max = array<f64: -20.0, 20.0>}]} : (tensor<1x8xf32>, tensor<1x8xf32>) -> "
+        "tensor<1x8xf32>\n    func.return %z : tensor<1x8xf32>",
+    )
+    module = Parser(ir_context(), text).parse_module()
+    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
+    lut = next(op for op in module.walk() if isinstance(op, axq.LutOp))
+    assert element_type(lut.input).scale == pytest.approx(40.0 / 255)

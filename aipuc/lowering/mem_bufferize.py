@@ -16,7 +16,8 @@ becomes (the first and last height tiles have their own padding; the middle ones
     aipu.tile_loop %i = 0 to 5 { ... mem.view %x[0, 8 * %i + 7, 0, 0] ... }
     ... last tile ...
 
-A tensor whose home is L1 is read and written in place (no staging DMA). Tile loops
+A tensor whose home is L1, constants included (the IMC load takes a row stride), is read
+and written in place (no staging DMA). Tile loops
 carry affine views, so the IR grows with layers, not with tiles.
 """
 
@@ -443,12 +444,19 @@ class ConvExpansion:
             if _space(self.y) == MemorySpace.L1
             else builder.l1([1, out_rows, self.out_w, y_channels])
         )
-        self.t_l1 = builder.l1([mvm.n_chunk, 4], i32)
+        # a table or weights already in L1 are read in place (the IMC load takes a row stride)
+        self.t_l1 = (
+            None if _space(self.table) == MemorySpace.L1 else builder.l1([mvm.n_chunk, 4], i32)
+        )
         columns = mvm.n_chunk * mvm.icr
-        self.w_l1 = [
-            builder.l1([max(g[c][1] for g in mvm.groups if c < len(g)), columns], weights=True)
-            for c in range(len(mvm.groups[0]))
-        ]
+        self.w_l1 = (
+            None
+            if _space(self.weights) == MemorySpace.L1
+            else [
+                builder.l1([max(g[c][1] for g in mvm.groups if c < len(g)), columns], weights=True)
+                for c in range(len(mvm.groups[0]))
+            ]
+        )
         acc_rows = out_rows if len(mvm.groups) == 1 else self.out_h
         self.acc = mvm.acc(builder, acc_rows, self.out_w)
 
@@ -497,7 +505,8 @@ class ConvExpansion:
 
     def _chunk(self, e: Emitter, j: Index, n: int, b: Index) -> None:
         first = j * self.mvm.n_chunk
-        e.dma(e.view(self.table, [first, 0], [n, 4]), e.view(self.t_l1, [0, 0], [n, 4]))
+        if self.t_l1 is not None:
+            e.dma(e.view(self.table, [first, 0], [n, 4]), e.view(self.t_l1, [0, 0], [n, 4]))
         for g in range(len(self.mvm.groups)):
             self.mvm.load(e, g, lambda c, k0, rows: self._weightset(e, c, k0, rows, j, n, b))
             for run in self.runs:
@@ -507,9 +516,9 @@ class ConvExpansion:
                 )
 
     def _weightset(self, e: Emitter, c: int, k0: int, rows: int, j: Index, n: int, b: Index):
-        """DMA K chunk `k0` of N chunk `j` into weightset `c`'s L1 buffer; its view."""
+        """The L1 view of K chunk `k0` of N chunk `j`: in place, or DMA'd into weightset
+        `c`'s L1 buffer."""
         depth, columns = self.mvm.depth, n * self.mvm.icr
-        w_l1 = e.view(self.w_l1[c], [0, 0], [rows, columns])
         first = j * self.mvm.n_chunk * self.mvm.icr
         if self.blocked:
             at: list[Index | int] = [j * depth + k0, 0]
@@ -517,6 +526,9 @@ class ConvExpansion:
             at = [b * depth + k0, first]
         else:
             at = [k0, first]
+        if self.w_l1 is None:
+            return e.view(self.weights, at, [rows, columns])
+        w_l1 = e.view(self.w_l1[c], [0, 0], [rows, columns])
         e.dma(e.view(self.weights, at, [rows, columns]), w_l1)
         return w_l1
 
@@ -542,7 +554,10 @@ class ConvExpansion:
         if self.acc is not None:
             acc_row = 0 if len(self.mvm.groups) == 1 else out_row
             acc = e.view(self.acc, [0, acc_row, 0, 0], y_size)
-        table = e.view(self.t_l1, [0, 0], [n, 4])
+        if self.t_l1 is None:
+            table = e.view(self.table, [first, 0], [n, 4])
+        else:
+            table = e.view(self.t_l1, [0, 0], [n, 4])
         self.mvm.mvms(e, g, run, x, y, acc, table, n)
         last_group = g == len(self.mvm.groups) - 1
         if self.y_l1 is not None and not self.single and last_group:
@@ -589,20 +604,25 @@ class PoolExpansion:
             if _space(self.y) == MemorySpace.L1
             else builder.l1([1, out_rows, self.out_w, self.channels])
         )
-        self.staged = {}
+        self.staged = {}  # name -> (home, its L1 copy, or the home itself when in L1)
         for name in ("weights", "table"):
             value = getattr(op, name)
             if value is not None:
                 home = builder.buffer(value)
                 self.staged[name] = (
                     home,
-                    builder.l1(_shape(home), home.type.element_type, weights=name == "weights"),
+                    home
+                    if _space(home) == MemorySpace.L1
+                    else builder.l1(
+                        _shape(home), home.type.element_type, weights=name == "weights"
+                    ),
                 )
 
     def emit(self) -> None:
         tasks = self.b.tasks
         for home, l1 in self.staged.values():
-            tasks.dma(home, l1)
+            if l1 is not home:
+                tasks.dma(home, l1)
 
         def batch(e: Emitter, b: SSAValue | None) -> None:
             for run in self.runs:
@@ -684,7 +704,12 @@ class EltwiseExpansion:
             for operand in micro.operands:
                 if isinstance(operand.type, TensorType) and operand not in self.tables:
                     home = builder.buffer(operand)
-                    self.tables[operand] = (home, builder.l1(_shape(home), home.type.element_type))
+                    self.tables[operand] = (
+                        home,
+                        home
+                        if _space(home) == MemorySpace.L1
+                        else builder.l1(_shape(home), home.type.element_type),
+                    )
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
@@ -702,7 +727,8 @@ class EltwiseExpansion:
     def emit(self) -> None:
         tasks = self.b.tasks
         for home, l1 in self.tables.values():
-            tasks.dma(home, l1)
+            if l1 is not home:
+                tasks.dma(home, l1)
         for x, tiled in zip(self.inputs, self.tiled, strict=True):
             if not tiled and x in self.staged:
                 tasks.dma(x, self.staged[x])

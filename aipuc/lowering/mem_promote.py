@@ -23,7 +23,7 @@ fixes (`pinned` by aipu-dpu-constants) are never promoted.
 Traffic is what the expansions move: a convolution reads its input once per output-channel
 chunk and height tile (halos included), writes its output once, loads weights once per
 chunk. Promoting to L2 moves that traffic from DDR to L2; promoting to L1 removes it from
-both (constants in L1 are still copied to their L1 staging, from L1).
+both (constants in L1, weights and tables, are read in place: no staging copy).
 
 `split_buffer_promotion` runs L2 and L1 promotion as two instances of this pass with
 depth-first tiling between them (see `aipuc.lowering.stage`).

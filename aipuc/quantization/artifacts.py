@@ -232,6 +232,12 @@ def _as_float(value: SSAValue, array: np.ndarray) -> np.ndarray:
     return dequantize_codes(array, element)
 
 
+def _without_padding(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The logical tensor of a legalized one: `apply-pword-padding` appends lanes to the
+    channel axis, which the float graph does not have."""
+    return array[tuple(slice(0, size) for size in shape)]
+
+
 def sqnr_db(reference: np.ndarray, actual: np.ndarray) -> float:
     """Signal-to-quantization-noise ratio of `actual` against `reference`, in dB."""
     reference = np.asarray(reference, np.float64)
@@ -284,7 +290,7 @@ def quantization_debug_report(
             if isinstance(clip, axq.ClipOp):
                 array = np.clip(array, clip.min.value.data, clip.max.value.data)
             entry[2].append(array)
-            entry[3].append(_as_float(quant_value, quant_array))
+            entry[3].append(_without_padding(_as_float(quant_value, quant_array), array.shape))
     rows = []
     for index, (name, (op_name, clamped_by, references, actuals)) in enumerate(collected.items()):
         reference, actual = np.stack(references), np.stack(actuals)

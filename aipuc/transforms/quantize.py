@@ -16,7 +16,9 @@ Quantization parameters (design.md, "Numerics contract")
     output channel, within int32 minus the largest sum of products the layer can accumulate
     (a weight scale is raised where a bias would not fit), so accumulators never overflow.
     Constant activations (e.g. the [1, C, 1, 1] operand of an add) are per tensor from
-    their own min-max.
+    their own min-max. A per-tensor activation that only tables read keeps codes only for
+    where the tables are not flat at their output's resolution (a SiLU's negative tail, a
+    sigmoid's saturation): those inputs clamp to the plateau's code, the rest get finer steps.
 
 Which tensors share quantization parameters
     Data-movement ops and monotone clamps keep their input's codes, so their output has
@@ -233,6 +235,8 @@ def plan_quantization(
     plan = QuantizationPlan()
     for group in members.values():
         _plan_group(group, stats, scheme, feeds_depthwise, names, plan)
+    for group in members.values():
+        _narrow_table_input(group, plan)
     return plan
 
 
@@ -294,6 +298,90 @@ def _plan_group(
     else:
         for value in group:
             plan.types[value] = per_tensor
+
+
+TABLE_RANGE_SAMPLES = 4096
+"""Points per calibrated input range at which a table's plateaus are found: 16 per input step."""
+
+
+def _table_readers(group: list[SSAValue]) -> list[axq.LutOp]:
+    """The tables that read `group`, or none if anything else outside the group reads it."""
+    members = set(group)
+    readers: list[axq.LutOp] = []
+    for value in group:
+        for use in value.uses:
+            user = use.operation
+            if any(result in members for result in user.results):
+                continue
+            if not isinstance(user, axq.LutOp):
+                return []
+            readers.append(user)
+    return readers
+
+
+def _table(lut: axq.LutOp, x: QuantizedType, out: QuantizedType) -> np.ndarray:
+    function = numerics.unary_function(lut.function.data.value, lut.param_values())
+    return numerics.build_lut(function, x.scale, x.zero_point, out.scale, out.zero_point)
+
+
+def _table_range(
+    lut: axq.LutOp, low: float, high: float, out: QuantizedType
+) -> tuple[float, float]:
+    """The part of [low, high] where the table's output codes are not constant.
+
+    Outside it (a sigmoid's or SiLU's flat tails at the output's resolution) every input
+    gives the code of the range's end, so clamping inputs to it changes no output code.
+    """
+    points = np.linspace(low, high, TABLE_RANGE_SAMPLES + 1)
+    function = numerics.unary_function(lut.function.data.value, lut.param_values())
+    with np.errstate(all="ignore"):
+        codes = numerics.quantize(function(points), out.scale, out.zero_point)
+    changes = np.flatnonzero(codes[1:] != codes[:-1])
+    if changes.size == 0:
+        return low, high
+    return float(points[changes[0]]), float(points[changes[-1] + 1])
+
+
+def _covering_type(low: float, high: float) -> QuantizedType:
+    """An int8 type whose codes reach at least `low` and `high` (and 0, exactly).
+
+    `choose_qparams_asymmetric` may leave an end half a step inside; one spare step and a
+    floored zero point keep both ends outside.
+    """
+    low, high = min(low, 0.0), max(high, 0.0)
+    scale = np.float32(max((high - low) / 254, np.finfo(np.float32).eps))
+    zero_point = -128 - int(np.floor(low / scale))
+    return QuantizedType.per_tensor(INT8, float(scale), zero_point)
+
+
+def _narrow_table_input(group: list[SSAValue], plan: QuantizationPlan) -> None:
+    """A tensor only tables read keeps its int8 codes for where the tables are not flat.
+
+        %x = axq.conv2d ...  (calibrated [-12.0, 6.0])
+        %y = axq.lut %x {function = #axq<unary_function silu>}  (output step 0.03)
+    %x's type covers [-5.3, 6.0]: SiLU's outputs below -5.3 all round to the zero code,
+    so those inputs lose nothing by clamping and every other input gets finer steps. A
+    narrowed end is kept only if the table's code there is still the plateau's (both ends,
+    else one of them).
+    """
+    readers = _table_readers(group)
+    wide = plan.types[group[0]]
+    if not readers or group[0] in plan.per_tensor or isinstance(group[0].owner, axq.ConstantOp):
+        return
+    low, high = (-128 - wide.zero_point) * wide.scale, (127 - wide.zero_point) * wide.scale
+    bounds = [_table_range(lut, low, high, plan.types[lut.result]) for lut in readers]
+    inner_low, inner_high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    for new_low, new_high in ((inner_low, inner_high), (inner_low, high), (low, inner_high)):
+        narrowed = _covering_type(new_low, new_high)
+        ends = [end for end, moved in ((0, new_low > low), (-1, new_high < high)) if moved]
+        if narrowed.scale < wide.scale and all(
+            _table(lut, wide, out)[end] == _table(lut, narrowed, out)[end]
+            for lut, out in ((lut, plan.types[lut.result]) for lut in readers)
+            for end in ends
+        ):
+            for value in group:
+                plan.types[value] = narrowed
+            return
 
 
 # --------------------------------------------------------------------------- constants

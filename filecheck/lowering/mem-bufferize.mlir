@@ -193,6 +193,40 @@ builtin.module {
 
 // -----
 
+// Everything in L1 (promotion put the constants there too): nothing is staged. The weights
+// of the two N chunks are stored chunk-major ([2 x 64, 64]); each chunk's IMC load and
+// requantization table are views of the constants' own L1 buffers, with no DMA at all.
+builtin.module {
+  mem.pool @ddr global.ddr capacity 1048576
+  mem.pool @l2 global.l2 capacity 1048576
+  mem.pool @l1_core0 global.l1 core 0 capacity 65536
+  func.func @main(%in: tensor<1x64x1x2xi8>) -> tensor<1x1x2x128xi8> {
+    %x = aipu.to_device %in {perm = array<i64: 0, 2, 3, 1>, home = #mem<space global.l1>} : tensor<1x64x1x2xi8> -> tensor<1x1x2x64xi8>
+    %w = aipu.const {value = dense<2> : tensor<64x128xi8>, home = #mem<space global.l1>} : tensor<64x128xi8>
+    %tab = aipu.const {value = dense<0> : tensor<128x4xi32>, home = #mem<space global.l1>} : tensor<128x4xi32>
+    %y = aipu.conv %x, %w, %tab {in_c = 64 : i64, home = #mem<space global.l1>} : (tensor<1x1x2x64xi8>, tensor<64x128xi8>, tensor<128x4xi32>) -> tensor<1x1x2x128xi8>
+    %out = aipu.from_device %y {perm = array<i64: 0, 1, 2, 3>} : tensor<1x1x2x128xi8> -> tensor<1x1x2x128xi8>
+    func.return %out : tensor<1x1x2x128xi8>
+  }
+}
+
+// CHECK:        %2 = mem.buffer @l1_core0 size 8192 align 64 init dense<2> : tensor<128x64xi8> : !mem.buffer<128x64xi8, global.l1>
+// CHECK-NEXT:   %3 = mem.buffer @l1_core0 size 2048 align 64 init dense<0> : tensor<128x4xi32> : !mem.buffer<128x4xi32, global.l1>
+// CHECK-NEXT:   aipu.segment 0
+// CHECK-NEXT:     aipu.core 0 {
+// CHECK-NEXT:       aipu.tile_loop %4 = 0 to 2 {
+// CHECK-NEXT:         %5 = mem.view %2[64 * %4, 0] : !mem.buffer<128x64xi8, global.l1> -> !mem.view<64x64xi8, global.l1>
+// CHECK-NEXT:         %6 = aipu.imc_load ins(%5 : !mem.view<64x64xi8, global.l1>) weightset 0
+// CHECK-NEXT:         %7 = mem.view %0[0, 0, 0, 0] : !mem.buffer<1x1x2x64xi8, global.l1> -> !mem.view<1x1x2x64xi8, global.l1>
+// CHECK-NEXT:         %8 = mem.view %1[0, 0, 0, 64 * %4] : !mem.buffer<1x1x2x128xi8, global.l1> -> !mem.view<1x1x2x64xi8, global.l1>
+// CHECK-NEXT:         %9 = mem.view %3[64 * %4, 0] : !mem.buffer<128x4xi32, global.l1> -> !mem.view<64x4xi32, global.l1>
+// CHECK-NEXT:         %10 = aipu.mvm ins(%7 : !mem.view<1x1x2x64xi8, global.l1>) outs(%8 : !mem.view<1x1x2x64xi8, global.l1>) requant(%9 : !mem.view<64x4xi32, global.l1>)
+// CHECK-NEXT:       }
+// CHECK-NEXT:     }
+// CHECK-NEXT:   }
+
+// -----
+
 // A depth-first group (as aipu-dfs marks it): a 1x1 conv whose 64-lane pixels hold 8 input
 // channels (`channels`; the rest is zero-point padding), then 2x2 max pooling, in 2 tiles of
 // one pooled row. Weights and table are staged in L1 once; per tile the input rows come in,

@@ -1,5 +1,5 @@
-// RUN: xdsl-opt %s -p 'axq-quantize{quantization_scheme=per_tensor_min_max}' | filecheck %s
-// RUN: xdsl-opt %s -p 'axq-quantize{remove_io_quantization=true}' | filecheck %s --check-prefix=IO
+// RUN: xdsl-opt %s --split-input-file -p 'axq-quantize{quantization_scheme=per_tensor_min_max}' | filecheck %s
+// RUN: xdsl-opt %s --split-input-file -p 'axq-quantize{remove_io_quantization=true}' | filecheck %s --check-prefix=IO
 
 // A calibrated float graph: conv -> relu6 -> max pool, plus an add of a constant.
 builtin.module {
@@ -40,3 +40,24 @@ builtin.module {
 // IO-NOT:  axq.quantize
 // IO-NOT:  axq.dequantize
 // IO:      func.return %pool, %add : tensor<1x2x2x2x!axq.q<i8, 0.0058823530562222:-128>>, tensor<1x2x4x4x!axq.q<i8, 0.007843137718737125:-64>>
+
+// -----
+
+// A tensor only a table reads is quantized for where the table is not flat. The sigmoid's
+// output step is 1/255, so below -ln(509) = -6.23 (sigmoid < 1/510) every input gives code
+// -128 and above 6.23 code 127: %x keeps [-6.24, 6.29] (254 steps of 0.0491 and a
+// zero point floored to -1) instead of [-19.9, 20.1] (steps of 0.157). %y, which the mul
+// reads too, keeps its calibrated range.
+builtin.module {
+  func.func @main(%x: tensor<1x8xf32> {axq.calibration = {histogram = array<f64: -20.0, 20.0>, min_max = array<f64: -20.0, 20.0>}, axq.name = "x"}, %y: tensor<1x8xf32> {axq.calibration = {histogram = array<f64: -20.0, 20.0>, min_max = array<f64: -20.0, 20.0>}, axq.name = "y"}) -> (tensor<1x8xf32> {axq.name = "gate"}, tensor<1x8xf32> {axq.name = "gated"}) {
+    %gate = axq.lut %x {function = #axq<unary_function sigmoid>, params = {}, axq.calibration = [{histogram = array<f64: 0.0, 1.0>, min_max = array<f64: 0.0, 1.0>}]} : tensor<1x8xf32> -> tensor<1x8xf32>
+    %g = axq.lut %y {function = #axq<unary_function sigmoid>, params = {}, axq.calibration = [{histogram = array<f64: 0.0, 1.0>, min_max = array<f64: 0.0, 1.0>}]} : tensor<1x8xf32> -> tensor<1x8xf32>
+    %gated = axq.mul %y, %g {axq.calibration = [{histogram = array<f64: -20.0, 20.0>, min_max = array<f64: -20.0, 20.0>}]} : (tensor<1x8xf32>, tensor<1x8xf32>) -> tensor<1x8xf32>
+    func.return %gate, %gated : tensor<1x8xf32>, tensor<1x8xf32>
+  }
+}
+
+// CHECK:      %x_1 = axq.quantize %x : tensor<1x8xf32> -> tensor<1x8x!axq.q<i8, 0.049135707318782806:-1>>
+// CHECK-NEXT: %y_1 = axq.quantize %y : tensor<1x8xf32> -> tensor<1x8x!axq.q<i8, 0.1568627506494522:-1>>
+// The narrowed table spends no entry on the plateau: its first code is -128, its second -127.
+// CHECK-NEXT: %gate = axq.lut %x_1 {function = #axq<unary_function sigmoid>, params = {}, table = dense<"0x8081

@@ -23,6 +23,7 @@ from aipuc.dialects.axq import shape_of
 from aipuc.errors import CompilationError
 from aipuc.lowering import layout
 from aipuc.lowering.conversion.common import HOST_SIDE, Conversion, describe, qtype
+from aipuc.lowering.conversion.mvm import swap_on_mvm
 from aipuc.runtime import kernels
 from aipuc.runtime.integer_reference import code_of
 
@@ -76,6 +77,12 @@ class MovesToDma(RewritePattern):
     def _transpose(self, op: axq.TransposeOp, rewriter) -> list[SSAValue]:
         in_shape, in_perm, _, out_perm, _ = self._io(op, op.input, op.result)
         copies = layout.transpose_copies(in_shape, in_perm, op.perm.get_values(), out_perm)
+        if len(copies) == 1:
+            source = self.conv.device(op.input, rewriter)
+            result_type = self.conv.device_type(op.result)
+            swapped = swap_on_mvm(self.conv, source, copies[0], result_type, rewriter, op)
+            if swapped is not None:
+                return [swapped]
         return [self._moved(op, rewriter, op.input, op.result, copies)]
 
     def _slice_of(self, op, rewriter, value, result, index: Sequence[slice]) -> SSAValue:

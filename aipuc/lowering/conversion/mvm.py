@@ -42,6 +42,7 @@ from aipuc.lowering.conversion.common import (
     scales,
     zero_points,
 )
+from aipuc.runtime.sim import isa
 
 PWORD = AIPU.pword_bytes
 
@@ -469,3 +470,80 @@ class ConvTransposeToMvm(RewritePattern):
         )
         conv.layouts[op.result] = layout.NHWC
         conv.finish(op, [result], rewriter)
+
+
+def swap_on_mvm(
+    conv: Conversion,
+    source: SSAValue,
+    copy: layout.Copy,
+    result_type: TensorType,
+    rewriter: PatternRewriter,
+    at: Operation,
+) -> SSAValue | None:
+    """A byte-granular swap of the two inner axes, [N, B, A] -> [N, A, B], on the MVM
+    instead of the DMA, or None when `copy` is not one.
+
+    Every byte of such a swap is a DMA run of its own (a burst each, see the cycle model);
+    the MVM gathers a kernel window into its input vector instead: seen as an NHWC image
+    [N, B, A, 1], a B x 1 kernel with swICR packs column a (B taps of one lane) into one
+    K vector, and identity weights give output pixel a's B channels, [N, 1, A, B]. Zero
+    points 0 and a requantization by exactly 1 keep every code (int8 in, int8 out). This
+    packs taps of single lanes as swICR does for a first layer's few channels, so the
+    fields that turn swICR off (`enable_swicr`, `mvm_utilization_limit`) keep it on the DMA.
+
+        %y = aipu.move(%x) {copies = array<i64: 0, 2, 0, 0, 128, 64, 1, 128, 64, 1>}
+            : tensor<1x64x128xi8> -> tensor<1x128x64xi8>
+    becomes
+        %img = aipu.reinterpret %x : tensor<1x64x128xi8> -> tensor<1x64x128x1xi8>
+        %t = aipu.conv %img, %eye, %table {in_c = 1, swicr, kernel = [64, 1]}
+            -> tensor<1x1x128x64xi8>
+        %y = aipu.reinterpret %t : tensor<1x1x128x64xi8> -> tensor<1x128x64xi8>
+    """
+    sizes, src, dst = copy.sizes, copy.src_strides, copy.dst_strides
+    if (copy.src_offset, copy.dst_offset) != (0, 0) or len(sizes) not in (2, 3):
+        return None
+    a, b = sizes[-2:]
+    images = sizes[0] if len(sizes) == 3 else 1
+    if src[-2:] != (1, a) or dst[-2:] != (b, 1):
+        return None
+    if len(sizes) == 3 and (src[0], dst[0]) != (a * b, a * b):
+        return None
+    total = math.prod(result_type.get_shape())
+    if total != images * a * b or math.prod(source.type.get_shape()) != total:  # type: ignore[attr-defined]
+        return None
+    options = conv.options
+    if not options.enable_swicr or options.mvm_utilization_limit < 1.0:
+        return None  # the same fields that turn off a first layer's dense packing
+    if b > min(weight_rows(conv), _KERNEL_LIMIT):
+        return None
+    icr = _icr_factor(conv, b, a, 1, describe(at))
+    if _swap_cycles_on_mvm(images, a, b, icr) >= images * a * b * AIPU.dma_burst_min_cycles:
+        return None  # a small swap: its bursts cost less than the weights and the task
+    image = conv.emit(aipu.ReinterpretOp(source, TensorType(i8, [images, b, a, 1])), rewriter, at)
+    multiplier, shift = fixed_point(np.ones(b))
+    table = np.stack([np.zeros(b, np.int64), multiplier, shift, np.zeros(b, np.int64)], axis=1)
+    layer = aipu.ConvLayerOp(
+        image.results[0],
+        conv.constant(np.tile(np.eye(b, dtype=np.int8), (1, icr)), rewriter),
+        conv.constant(int_table(table), rewriter),
+        TensorType(i8, [images, 1, a, b]),
+        in_c=1,
+        k_chunk=weight_rows(conv),
+        icr=icr,
+        swicr=True,
+        kernel=(b, 1),
+    )
+    swapped = conv.emit(layer, rewriter, at).results[0]
+    return conv.emit(aipu.ReinterpretOp(swapped, result_type), rewriter, at).results[0]
+
+
+def _swap_cycles_on_mvm(images: int, a: int, b: int, icr: int) -> int:
+    """About what the swap costs on the MVM: the weights' and the table's DMA setups, the
+    weightset load, one task per image and an input vector per `icr` output pixels."""
+    load = -(-b * b * icr * AIPU.imc_weightset_load_cycles // AIPU.imc_weightset_bytes)
+    vectors = images * (AIPU.unit_task_cycles + -(-a // icr))
+    return 2 * AIPU.dma_setup_cycles + load + vectors
+
+
+_KERNEL_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["kernel"].base).max)
+"""The largest kernel height an MVM record holds."""
