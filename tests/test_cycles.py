@@ -268,6 +268,21 @@ def test_shorter_runs_never_cost_less():
 def test_address_outside_the_memory_map_is_an_error():
     with pytest.raises(SimulationError, match="is in no memory"):
         _costs(_dma(0x10, L1, [64], [1], [1]))
+    # the first byte past a region (L2, the lowest, 1 MiB here) is outside it
+    past_l2 = AIPU.l2_address + (1 << 20)
+    with pytest.raises(SimulationError, match=f"^address {past_l2:#x} is in no memory of the"):
+        _costs(_dma(past_l2, L1, [64], [1], [1]))
+
+
+def test_the_hardware_model_sets_the_costs():
+    """A profile costs records with the hardware model it is given: a system DMA at 16 B/cycle
+    (4096 bytes: 64 setup + 256) and a task overhead of 26 cycles (the MVM: 26 + 40)."""
+    hw = dataclasses.replace(AIPU, sysdma_ddr_l2_bytes_per_cycle=16, unit_task_cycles=26)
+    system = int(DmaEngineCode.SYSTEM)
+    stream = _stream(
+        _dma(AIPU.ddr_address, AIPU.l2_address, [4096], [1], [1], engine=system), _mvm()
+    )
+    assert cycles.profile(REGIONS, [], [stream], hw).total_cycles == (64 + 256) + (26 + 40)
 
 
 def test_profile_sums_bytes_per_level_and_roofline():
@@ -310,6 +325,7 @@ def test_profile_sums_bytes_per_level_and_roofline():
         "padding_lanes": 0.0,
     }
     assert report["units"]["mvm"]["cycles"] == 2 * (256 + 56)
+    assert (report["mvm"]["mvm_cycles"], report["mvm"]["imc_load_cycles"]) == (2 * 56, 2 * 256)
     assert report["cycles"] == dma + 2 * (256 + 56)
     assert report["mvm"]["useful_macs"] == 2 * 40 * 512 * 64
     assert report["mvm"]["utilization"] == round(40 / 56, 4)
@@ -322,6 +338,17 @@ def test_profile_sums_bytes_per_level_and_roofline():
     assert report["roofline"]["ratio"] == round(report["cycles"] / memory, 3)
 
 
+def test_profile_counts_fills_as_their_own_transfers():
+    """A FILL writes L1 from no memory: its own "fill->l1" entry, and no byte read."""
+    fill = (Opcode.FILL, {"dst": L1, "sizes": [1, 1, 1, 1, 640], "dst_strides": [0, 0, 0, 0, 1]})
+    report = cycles.profile(REGIONS, [], [_stream(fill)]).report(800_000_000)
+    # 640 bytes at the on-chip 64 B/cycle: 64 setup + 10
+    assert report["transfers"] == {
+        "fill->l1": {"records": 1, "bytes": 640, "cycles": 64 + 10, "peak_cycles": 10}
+    }
+    assert report["bytes"]["l1"] == {"read": 0, "written": 640}
+
+
 def test_latency_and_fps_scale_with_frequency():
     profile = cycles.profile(REGIONS, [], [_stream(_mvm())])  # 56 cycles
     fast, slow = profile.report(800_000_000), profile.report(200_000_000)
@@ -329,6 +356,18 @@ def test_latency_and_fps_scale_with_frequency():
     assert fast["latency_ms"] == pytest.approx(56 / 800e6 * 1e3, rel=1e-6)
     assert slow["latency_ms"] == pytest.approx(4 * fast["latency_ms"], rel=1e-6)
     assert fast["fps"] == pytest.approx(4 * slow["fps"], rel=1e-6)
+    # 800e6 / 56 and 200e6 / 56 frames a second, to 2 decimals
+    assert (fast["fps"], slow["fps"]) == (14285714.29, 3571428.57)
+    assert fast["schedule"].startswith("sequential: one core, one record after another")
+    # compute (40 MVM cycles at peak) and memory (1280 bytes at 32 B/cycle) tie: compute-bound
+    tie = cycles.profile(
+        REGIONS, [], [_stream(_mvm(), _dma(AIPU.ddr_address, L1, [1280], [1], [1]))]
+    )
+    roofline = tie.report(800_000_000)["roofline"]
+    assert (roofline["compute_cycles"], roofline["memory_cycles"]) == (40, 40)
+    assert roofline["bound"] == "compute"
+    empty = cycles.profile(REGIONS, [], [_stream()]).report(800_000_000)
+    assert (empty["cycles"], empty["fps"]) == (0, None)
 
 
 # ---------------------------------------------------------------------------------- programs
