@@ -255,6 +255,33 @@ def test_dma_runs_merge_across_contiguous_axes():
     ]
 
 
+def test_hand_worked_dma_edges():
+    l2 = AIPU.l2_address
+    assert _costs(
+        # all five axes dense: one run of 3 x 20 = 60 bytes, one burst (64 B/cycle, 4 minimum);
+        # three runs of 20 (the outermost axis not merged) would be 3 bursts
+        _dma(l2, L1, [3, 1, 1, 1, 20], [20, 20, 20, 20, 1], [20, 20, 20, 20, 1]),
+        # a byte transpose (8 x 4 read column by column): 32 runs of one byte, a burst each
+        _dma(l2, L1, [4, 8], [1, 4], [8, 1]),
+        # one byte: the setup and one burst
+        _dma(l2, L1, [1], [1], [1]),
+        # nothing to move: the setup only
+        _dma(l2, L1, [0], [1], [1]),
+        # rows read and written column-major: the inner axis breaks the run, so the outer one,
+        # though its stride is 1 on both sides, does not merge: 32 one-byte runs
+        _dma(l2, L1, [4, 8], [1, 4], [1, 4]),
+        # ... nor after a size-1 axis between them
+        _dma(l2, L1, [4, 1, 8], [1, 0, 4], [1, 0, 4]),
+        # a size-1 axis with any stride between two dense axes keeps them one run of 32
+        _dma(l2, L1, [4, 1, 8], [8, 99, 1], [8, 99, 1]),
+    ) == [64 + 4, 64 + 32 * 4, 64 + 4, 64, 64 + 32 * 4, 64 + 32 * 4, 64 + 4]
+
+
+def test_a_region_of_no_known_level_is_an_error():
+    with pytest.raises(SimulationError, match="^memory region 'sram' is none of DDR, L2, L1$"):
+        cycles.region_level(Region("sram", 0x1000, 1 << 10))
+
+
 def test_shorter_runs_never_cost_less():
     ddr = AIPU.ddr_address
     totals = []
