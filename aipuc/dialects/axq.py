@@ -1036,6 +1036,12 @@ class LutOp(_ShapePreservingOp):
     def param_values(self) -> dict[str, float]:
         return {k: v.value.data for k, v in self.params.data.items()}  # type: ignore[union-attr]
 
+    def float_function(self):
+        """numerics' float definition of the function, with this op's parameters."""
+        from aipuc.numerics import unary_function
+
+        return unary_function(self.function.data.value, self.param_values())
+
     def verify_(self) -> None:
         super().verify_()
         for key, value in self.params.data.items():

@@ -17,7 +17,7 @@ from xdsl.ir import Operation
 
 from aipuc.dialects import axq
 from aipuc.dialects.tensors import dtype_of
-from aipuc.numerics import layer_norm_float_reference, softmax_float_reference, unary_function
+from aipuc.numerics import layer_norm_float_reference, softmax_float_reference
 from aipuc.runtime import kernels
 from aipuc.runtime.interpreter import Kernel
 
@@ -110,7 +110,7 @@ def _prelu(op: axq.PReluOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 
 def _lut(op: axq.LutOp, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    function = unary_function(op.function.data.value, op.param_values())
+    function = op.float_function()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         return _as_result(op, function(inputs[0].astype(np.float64)))
 

@@ -320,8 +320,10 @@ def _table_readers(group: list[SSAValue]) -> list[axq.LutOp]:
 
 
 def _table(lut: axq.LutOp, x: QuantizedType, out: QuantizedType) -> np.ndarray:
-    function = numerics.unary_function(lut.function.data.value, lut.param_values())
-    return numerics.build_lut(function, x.scale, x.zero_point, out.scale, out.zero_point)
+    """The 256-entry int8 table of `lut` from input type `x` to output type `out`."""
+    return numerics.build_lut(
+        lut.float_function(), x.scale, x.zero_point, out.scale, out.zero_point
+    )
 
 
 def _table_range(
@@ -333,9 +335,8 @@ def _table_range(
     gives the code of the range's end, so clamping inputs to it changes no output code.
     """
     points = np.linspace(low, high, TABLE_RANGE_SAMPLES + 1)
-    function = numerics.unary_function(lut.function.data.value, lut.param_values())
     with np.errstate(all="ignore"):
-        codes = numerics.quantize(function(points), out.scale, out.zero_point)
+        codes = numerics.quantize(lut.float_function()(points), out.scale, out.zero_point)
     changes = np.flatnonzero(codes[1:] != codes[:-1])
     if changes.size == 0:
         return low, high
@@ -369,15 +370,16 @@ def _narrow_table_input(group: list[SSAValue], plan: QuantizationPlan) -> None:
     if not readers or group[0] in plan.per_tensor or isinstance(group[0].owner, axq.ConstantOp):
         return
     low, high = (-128 - wide.zero_point) * wide.scale, (127 - wide.zero_point) * wide.scale
-    bounds = [_table_range(lut, low, high, plan.types[lut.result]) for lut in readers]
+    outputs = [plan.types[lut.result] for lut in readers]
+    bounds = [_table_range(lut, low, high, out) for lut, out in zip(readers, outputs, strict=True)]
     inner_low, inner_high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+    wide_tables = [_table(lut, wide, out) for lut, out in zip(readers, outputs, strict=True)]
     for new_low, new_high in ((inner_low, inner_high), (inner_low, high), (low, inner_high)):
         narrowed = _covering_type(new_low, new_high)
         ends = [end for end, moved in ((0, new_low > low), (-1, new_high < high)) if moved]
         if narrowed.scale < wide.scale and all(
-            _table(lut, wide, out)[end] == _table(lut, narrowed, out)[end]
-            for lut, out in ((lut, plan.types[lut.result]) for lut in readers)
-            for end in ends
+            np.array_equal(_table(lut, narrowed, out)[ends], wide_table[ends])
+            for lut, out, wide_table in zip(readers, outputs, wide_tables, strict=True)
         ):
             for value in group:
                 plan.types[value] = narrowed
@@ -675,11 +677,7 @@ class QuantizeLut(_QuantizePattern):
             return
         assert isinstance(op, axq.LutOp)
         x = self.rewriting.activation(op.input, rewriter)
-        in_type, out_type = element_type(x), self.rewriting.planned(op.result)
-        function = numerics.unary_function(op.function.data.value, op.param_values())
-        table = numerics.build_lut(
-            function, in_type.scale, in_type.zero_point, out_type.scale, out_type.zero_point
-        )
+        table = _table(op, element_type(x), self.rewriting.planned(op.result))
         self.rewriting.replace(op, [x], rewriter, table=dense_from_numpy(table, INT8))
 
 
