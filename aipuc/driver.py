@@ -553,9 +553,10 @@ def _lower(compilation: Compilation, module: ModuleOp) -> None:
 
 def _replanned(module: ModuleOp, plans: int) -> str:
     """The log line of a lowering whose L1 plan failed and ran again (`run_stage`)."""
-    from aipuc.lowering.mem_promote import PROMOTION_ATTR
+    from aipuc.lowering.mem_promote import promotion_record
 
-    entry = {k: v.value.data for k, v in module.attributes[PROMOTION_ATTR].data.items()}  # type: ignore[union-attr]
+    entry = promotion_record(module)
+    assert entry is not None  # a plan ran again only with a headroom, which records it
     return (
         f"L1 memory plan fitted at attempt {plans} (max_memplan_attempts): promotion sent "
         f"{entry['demoted']} tensor(s) ({entry['demoted_bytes']} bytes) back out of L1 to "

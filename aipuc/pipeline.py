@@ -263,10 +263,9 @@ def _l1_promotion(passes: Sequence[ModulePass]) -> int | None:
 
 def _demoted(module: ModuleOp) -> int:
     """How many tensors the L1 promotion sent back to make its headroom."""
-    from aipuc.lowering.mem_promote import PROMOTION_ATTR
+    from aipuc.lowering.mem_promote import promotion_record
 
-    entry = module.attributes.get(PROMOTION_ATTR)
-    return 0 if entry is None else entry.data["demoted"].value.data  # type: ignore[union-attr]
+    return (promotion_record(module) or {}).get("demoted", 0)
 
 
 def _restore(module: ModuleOp, saved: ModuleOp) -> None:

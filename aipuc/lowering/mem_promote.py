@@ -62,6 +62,14 @@ PROMOTION_ATTR = "mem.promotion"
 """Module attribute, with an L1 headroom: the headroom and the tensors sent back to make it."""
 
 
+def promotion_record(module: ModuleOp) -> dict[str, int] | None:
+    """`PROMOTION_ATTR` as integers (`l1_headroom`, `demoted`, `demoted_bytes`), if set."""
+    entry = module.attributes.get(PROMOTION_ATTR)
+    if entry is None:
+        return None
+    return {key: value.value.data for key, value in entry.data.items()}  # type: ignore[union-attr]
+
+
 class TensorKind(StrEnum):
     IO = "io"
     CONSTANT = "constant"

@@ -31,7 +31,7 @@ from aipuc.lowering.emit_elf import Artifact, EmitOptions, build_elf
 from aipuc.lowering.host_program import host_steps
 from aipuc.lowering.mem_plan import PLAN_ATTR, lifetimes
 from aipuc.lowering.mem_pools import pools_of
-from aipuc.lowering.mem_promote import PROMOTION_ATTR
+from aipuc.lowering.mem_promote import promotion_record
 from aipuc.runtime import loader
 from aipuc.runtime.sim import cycles
 
@@ -98,7 +98,7 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
             name = op.attributes["regalloc"].data  # type: ignore[union-attr]
             regalloc[name] = regalloc.get(name, 0) + 1
             spills += op.attributes["spills"].value.data  # type: ignore[union-attr]
-    promotion = module.attributes.get(PROMOTION_ATTR)
+    promotion = promotion_record(module)
     return {
         "segments": len(artifact.emitted.segments),
         "records": artifact.emitted.records,
@@ -106,12 +106,8 @@ def summary(module: ModuleOp, artifact: Artifact) -> dict[str, Any]:
         "memory": memory_plan(module, page_tables=False)["pools"],
         "elf": {"bytes": len(artifact.elf), **artifact.image},
         "dpu_regalloc": {"programs": regalloc, "spills": spills},
-        **({} if promotion is None else {"promotion": _integers(promotion)}),
+        **({} if promotion is None else {"promotion": promotion}),
     }
-
-
-def _integers(entry) -> dict[str, int]:
-    return {key: value.value.data for key, value in entry.data.items()}
 
 
 def performance(artifact: Artifact, frequency: int) -> dict[str, Any]:
