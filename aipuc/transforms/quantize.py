@@ -235,8 +235,7 @@ def plan_quantization(
     plan = QuantizationPlan()
     for group in members.values():
         _plan_group(group, stats, scheme, feeds_depthwise, names, plan)
-    for group in members.values():
-        _narrow_table_input(group, plan)
+    _narrow_table_inputs(members, plan)
     return plan
 
 
@@ -353,6 +352,27 @@ def _covering_type(low: float, high: float) -> QuantizedType:
     scale = np.float32(max((high - low) / 254, np.finfo(np.float32).eps))
     zero_point = -128 - int(np.floor(low / scale))
     return QuantizedType.per_tensor(INT8, float(scale), zero_point)
+
+
+def _narrow_table_inputs(members: dict[SSAValue, list[SSAValue]], plan: QuantizationPlan) -> None:
+    """Narrow every group only tables read, each after the groups its tables write: a
+    table's plateaus are where its codes stop changing at its output's final resolution
+    (`silu -> sigmoid`: the sigmoid narrows the SiLU's output, which moves the SiLU's
+    plateaus)."""
+    group_of = {value: root for root, group in members.items() for value in group}
+    done: set[SSAValue] = set()
+
+    def narrow(root: SSAValue) -> None:
+        if root in done:
+            return
+        done.add(root)
+        for lut in _table_readers(members[root]):
+            if lut.result in group_of:
+                narrow(group_of[lut.result])
+        _narrow_table_input(members[root], plan)
+
+    for root in members:
+        narrow(root)
 
 
 def _narrow_table_input(group: list[SSAValue], plan: QuantizationPlan) -> None:
