@@ -491,6 +491,25 @@ def test_exact_depthwise_conv_sums_in_float64_past_float32_integers():
     assert y.dtype == np.int32 and y.reshape(-1).tolist() == [37785609, -37785608]
 
 
+@pytest.mark.parametrize(
+    "largest, terms",
+    [(1, 2**24 - 1), (2, 2**23 - 1), (3, 5592405), (127 * 128, 1032), (2**14, 1023),
+     (2**24 - 1, 1), (2**24, 0), (2**30, 0)],
+)  # fmt: skip
+def test_exact_gemm_uses_float32_for_every_sum_it_holds_and_only_those(largest, terms):
+    """The speed side of the exactness rule: float32 chunks are as long as float32 holds
+    every partial sum below 2**24 (`terms` x `largest` < 2**24 <= one more term), and the
+    dtypes switch to float64 exactly where float32 would round. Hand-worked counts: int8 x
+    int8 products of at most 127 x 128 run 1032 terms per float32 GEMM; a product of 2**24
+    fits no float32 sum."""
+    assert kernels._float32_exact_terms(largest) == terms
+    assert terms * largest < kernels.FLOAT32_EXACT_LIMIT <= (terms + 1) * largest
+    assert kernels._exact_gemm_dtype(terms) == (np.float32 if terms else np.float64)
+    if terms:
+        assert kernels.elementwise_exact_dtype(largest, terms) == np.float32
+    assert kernels.elementwise_exact_dtype(largest, terms + 1) == np.float64
+
+
 # --------------------------------------------------------------------------- pooling
 
 

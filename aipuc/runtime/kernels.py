@@ -88,7 +88,7 @@ def check_exact_integer_depth(
 
 def _to_int64(exact: np.ndarray) -> np.ndarray:
     """float64 values that are exact integers, as int64 (no rounding needed)."""
-    return exact.astype(np.int64, copy=False)
+    return np.asarray(exact, np.int64)
 
 
 def exact_int_matmul(a_int: np.ndarray, b_int: np.ndarray) -> np.ndarray:
@@ -111,7 +111,7 @@ def exact_bounded_matmul(
         raise ValueError(f"exact integer GEMM could reach {bound} >= 2**53; it would round")
     chunk = _float32_exact_terms(largest_product)
     dtype = _exact_gemm_dtype(chunk)
-    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    a, b = np.asarray(a, dtype), np.asarray(b, dtype)
     return _exact_float_matmul(a, b, chunk, offset, bound)
 
 
@@ -193,7 +193,7 @@ def _add_bias(
 def _gemm(a: np.ndarray, b: np.ndarray, exact_integer: bool, accumulate_dtype) -> np.ndarray:
     if exact_integer:
         return exact_int_matmul(a, b)
-    return np.matmul(a.astype(accumulate_dtype, copy=False), b.astype(accumulate_dtype, copy=False))
+    return np.matmul(np.asarray(a, accumulate_dtype), np.asarray(b, accumulate_dtype))
 
 
 _gemm = _one_blas_thread(_gemm)
@@ -342,13 +342,13 @@ def _exact_conv(
     geometry = (group, strides, dilations, out_hw)
     if w.shape[1] == 1 and group > 1:
         dtype = elementwise_exact_dtype(largest_product, depth)
-        sums = _depthwise_taps(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+        sums = _depthwise_taps(np.asarray(padded, dtype), w.astype(dtype), *geometry)
         sums = sums.reshape(len(padded), len(w), *out_hw)
         column = None if bias is None else bias.reshape(-1, 1, 1)
         return exact_sum_as_int(sums, column, bound).reshape(len(padded), len(w), -1)
     chunk = _float32_exact_terms(largest_product)
     dtype = _exact_gemm_dtype(chunk)
-    weight, cols = _im2col(padded.astype(dtype, copy=False), w.astype(dtype), *geometry)
+    weight, cols = _im2col(np.asarray(padded, dtype), w.astype(dtype), *geometry)
     column = None if bias is None else bias.reshape(*weight.shape[:-1], 1)
     return _exact_float_matmul(weight, cols, chunk, column, bound)
 
