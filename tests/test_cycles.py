@@ -17,7 +17,7 @@ from onnx import numpy_helper, shape_inference
 import aipuc
 from aipuc import pipeline
 from aipuc.config import CompilerConfig
-from aipuc.hardware import AIPU
+from aipuc.hardware import AIPU, MemorySpace
 from aipuc.ir_files import ir_context, load_quantized_model
 from aipuc.lowering import stage
 from aipuc.lowering.emit_elf import Artifact, EmitOptions
@@ -80,16 +80,43 @@ def test_hand_worked_mvm_cycles_and_useful_macs():
             # rows 100..199 of taps of 64 lanes, 10 of them data: tap 1 holds rows 64..127
             # (lanes 36..63 here: none), tap 2 rows 128..191 (10), tap 3 rows 192..199 (8)
             _mvm(k_start=100, k_len=100, channels=10, n=8),
+            # one lane per tap (a single-channel input): all 9 rows are data
+            _mvm(in_c=1, k_len=9, channels=1, n=8),
         )
     )
-    assert costs.cycles.tolist() == [56, 36, 24, 56]
+    assert costs.cycles.tolist() == [56, 36, 24, 56, 56]
     # useful MACs: pixels x data rows x output channels of the record
     assert costs.macs.tolist() == [
         40 * 512 * 64,
         40 * (8 * 16) * 32,
         28 * 512 * 16,  # channels 0: every lane of in_c is data
         40 * 18 * 8,
+        40 * 9 * 8,
     ]
+
+
+def test_only_transfers_have_levels_and_peak_cycles():
+    """`Costs.src`/`dst` are -1 for records that move nothing between levels (a FILL has a
+    destination only) and `peak_cycles` 0: the profile's per-level sums and the roofline
+    read them. 64 bytes DDR -> L1 by the core DMA at 32 bytes per cycle: 2 peak cycles."""
+    model = cycles.CycleModel(REGIONS, {})
+    fill = {"dst": L1, "sizes": [1, 1, 1, 1, 64], "dst_strides": [0, 0, 0, 0, 1]}
+    costs = model.costs(
+        _stream(_mvm(), _dma(AIPU.ddr_address, L1, [64], [1], [1]), (Opcode.FILL, fill))
+    )
+    ddr, l1 = cycles.LEVELS.index(MemorySpace.DDR), cycles.LEVELS.index(MemorySpace.L1)
+    assert costs.src.dtype == costs.dst.dtype == np.int64
+    assert costs.src.tolist() == [-1, ddr, -1]
+    assert costs.dst.tolist() == [-1, l1, l1]
+    assert costs.bytes.tolist() == [0, 64, 64]
+    assert costs.peak_cycles.tolist()[:2] == [0, 2]
+
+
+def test_unknown_opcode_is_an_error():
+    record = np.frombuffer(bytearray(isa.encode(*_mvm())), isa.HEADER)
+    record["opcode"] = 0xEE
+    with pytest.raises(SimulationError, match=r"unknown opcode\(s\) \[238\] in the stream"):
+        cycles.CycleModel(REGIONS, {}).costs(isa.Stream(record.tobytes()))
 
 
 def test_mvm_cycles_follow_the_hardware_model():
