@@ -418,6 +418,83 @@ def test_dwpu_depthwise_conv_per_channel():
     np.testing.assert_array_equal(get(memories, L1 + 1024, (3, 3, 2)), expected)
 
 
+@pytest.mark.parametrize(
+    "in_hw, kernel, stride, dilation, pads, in_zp, weight_range, shift",
+    [
+        # strided and dilated windows (the window view, not the flattened planes)
+        ((5, 5), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), -3, (-4, 5), 33),
+        ((6, 4), (2, 3), (2, 1), (2, 1), (2, 0, 1, 1), 7, (-4, 5), 33),
+        ((6, 5), (3, 2), (1, 3), (1, 2), (0, 1, 2, 0), 2, (-4, 5), 33),
+        # 9 taps of up to (2**16 + 134) x 127 pass 2**24: float64 sums, unit and 2x2 strides
+        ((4, 4), (3, 3), (1, 1), (1, 1), (1, 1, 1, 1), 2**16 + 7, (-127, 128), 51),
+        ((5, 5), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), -(2**16), (-127, 128), 51),
+        # centred codes of 2**24 and more (an int32 input zero point): float64 operands
+        ((5, 5), (3, 3), (2, 2), (1, 1), (1, 1, 1, 1), 2**24 + 5, (-1, 3), 53),
+        ((4, 4), (3, 3), (1, 1), (1, 1), (0, 1, 1, 0), -(2**24), (-1, 3), 53),
+    ],
+)
+def test_dwpu_depthwise_conv_geometry_and_wide_zero_points(
+    in_hw, kernel, stride, dilation, pads, in_zp, weight_range, shift
+):
+    """The DWPU conv against Python integer loops: the window view at non-unit strides,
+    float64 sums, input zero points far outside int8 (the table holds int32): 3 channels,
+    the first with that zero point, a bias in every row."""
+    memories, channels = device(), 3
+    rng = np.random.default_rng(sum(in_hw) + shift)
+    x = rng.integers(-128, 128, (*in_hw, channels), dtype=np.int8)
+    w = rng.integers(*weight_range, (*kernel, channels), dtype=np.int8)
+    top, left, bottom, right = pads
+    out_hw = tuple(
+        (in_hw[a] + pads[a] + pads[a + 2] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+        for a in range(2)
+    )
+    rows = [  # bias, multiplier, shift, output zero point, input zero point
+        [1000, 1 << 30, shift, 3, in_zp],
+        [-77, 3 << 28, shift - 2, -5, 1],
+        [0, (1 << 31) - 1, shift - 4, 0, -128],
+    ]
+    put(memories, L1, x)
+    put(memories, DDR, w)
+    put(memories, DDR + 1024, table(rows))
+    record = dwpu(
+        memories, DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io(in_hw, channels, out_hw),
+        w_addr=DDR, rq_addr=DDR + 1024, kernel=list(kernel), stride=list(stride),
+        dilation=list(dilation), pads=list(pads),
+    )  # fmt: skip
+    run(memories, record)
+    expected = np.zeros((*out_hw, channels), np.int8)
+    for oh, ow, c in np.ndindex(*out_hw, channels):
+        bias, m, s, out_zp, zp = rows[c]
+        acc = bias
+        for ky, kx in np.ndindex(*kernel):
+            iy = oh * stride[0] + ky * dilation[0] - top
+            ix = ow * stride[1] + kx * dilation[1] - left
+            if 0 <= iy < in_hw[0] and 0 <= ix < in_hw[1]:
+                acc += (int(x[iy, ix, c]) - zp) * int(w[ky, kx, c])
+        expected[oh, ow, c] = requantize(acc, m, s, out_zp)
+    assert len(np.unique(expected[..., 0])) > 2  # not saturated: the sums decide the codes
+    np.testing.assert_array_equal(get(memories, L1 + 1024, (*out_hw, channels)), expected)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_dwpu_conv_sums_past_float32_integers_exactly(stride):
+    """Hand-worked: 3x3 taps of (1 - (-2**16)) x 127 = 8323199 (odd); from the third tap
+    on the partial sums are odd and above 2**24, which float32 rounds. The bias brings the
+    exact sum, 9 x 8323199 = 74908791, back to 20, and the table scales by 1: every output
+    is 20 + 3, and one unit lost anywhere shows."""
+    memories = device()
+    put(memories, L1, np.ones((5, 5, 1), np.int8))
+    put(memories, DDR, np.full((3, 3, 1), 127, np.int8))
+    put(memories, DDR + 1024, table([[-74908771, 1 << 30, 30, 3, -(2**16)]]))
+    out_hw = (3, 3) if stride == 1 else (2, 2)
+    record = dwpu(
+        memories, DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io((5, 5), 1, out_hw), w_addr=DDR,
+        rq_addr=DDR + 1024, kernel=[3, 3], stride=[stride, stride],
+    )  # fmt: skip
+    run(memories, record)
+    np.testing.assert_array_equal(get(memories, L1 + 1024, out_hw), np.full(out_hw, 23))
+
+
 def test_dwpu_max_pads_with_minus_128():
     memories = device()
     x = np.full((4, 4, 1), -128, np.int8)

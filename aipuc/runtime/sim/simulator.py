@@ -350,18 +350,19 @@ class Simulator:
         """The DWPU CONV sums [out_h, out_w, C] plus bias, exact: one multiply-add per tap
         in float32 (float64 when a float32 sum could round), over each channel's flattened
         padded plane at unit strides (`kernels`' depthwise taps, channels-last), the bias
-        added while converting to integers; int64 for parameters no int8 tile has."""
+        added while converting to integers.
+
+        float64 is exact for every record whose sums requantize accepts (the int32 range):
+        a partial sum can pass 2**53 only after 2**15 taps of the largest product, 128 x
+        (2**31 + 127) (an int32 zero point), and cancelling them takes as many taps again,
+        more than a 255 x 255 kernel has."""
         kh, kw = (int(v) for v in r["kernel"])
         weights = self.memories.view(
             int(p["w_addr"]), [kh, kw, channels], dense_strides([kh, kw, channels])
         )
         tile, zero_point, bias = self._tile_view(r, channels), table[:, 4], table[:, 0]
-        largest = _largest_centred(tile, zero_point)
-        largest_product = largest * kernels.max_magnitude(weights)
+        largest_product = _largest_centred(tile, zero_point) * kernels.max_magnitude(weights)
         bound = kh * kw * largest_product + kernels.max_magnitude(bias)
-        if largest >= kernels.FLOAT32_EXACT_LIMIT or bound >= kernels.FLOAT64_EXACT_LIMIT:
-            windows = self._windows(r, tile.astype(np.int64) - zero_point, 0)
-            return np.einsum("hwcij,ijc->hwc", windows, weights.astype(np.int64)) + bias
         dtype = kernels.elementwise_exact_dtype(largest_product, kh * kw)
         padded = self._centred_padded(r, tile, zero_point, dtype)
         taps = weights.astype(dtype)
