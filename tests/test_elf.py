@@ -4,6 +4,7 @@ model still runs bit for bit."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -18,9 +19,10 @@ from aipuc.errors import AipucError
 from aipuc.ir_files import load_module
 from aipuc.lowering.emit_stream import emit_records
 from aipuc.models import build_model, sample_inputs
+from aipuc.runtime.sim import elf as elf_format
 from aipuc.runtime.sim import isa
 from aipuc.runtime.sim.device import Device
-from aipuc.runtime.sim.elf import ElfFile
+from aipuc.runtime.sim.elf import ElfError, ElfFile, Section, SectionFlag, Symbol, SymbolType
 from aipuc.runtime.sim.isa import Opcode
 from aipuc.runtime.sim.memory import SimulationError
 from aipuc.runtime.sim.program import IMAGE_SYMBOL, DeviceProgram
@@ -223,3 +225,113 @@ def test_l1_addresses_virtual_for_units_physical_for_dma(default, tmp_path, tiny
     dmas = [r for r in records if r.opcode == Opcode.DMA]
     into_l1 = [r for r in dmas if r.fields["dst"] in l1_physical]
     assert into_l1 and not any(r.fields["dst"] in l1_virtual for r in dmas)
+
+
+# ------------------------------------------------------------------------- the file format
+
+
+def _hand_built() -> ElfFile:
+    code = SectionFlag.ALLOC | SectionFlag.EXECINSTR
+    return ElfFile(
+        sections=[
+            Section(".aipu.a", b"\x01\x02\x03", 0x1000, align=1),
+            Section(".aipu.b", bytes(range(10)), 0x2000, code, 16),
+        ],
+        symbols=[
+            Symbol("in_b", 0x2004, 4, SymbolType.FUNC, ".aipu.b"),
+            Symbol("absolute", 0x30, 0),
+        ],
+        entry=0x2004,
+    )  # fmt: skip
+
+
+def test_hand_built_file_round_trips():
+    elf = _hand_built()
+    assert ElfFile.from_bytes(elf.to_bytes()) == elf
+
+
+def test_hand_built_file_layout_is_the_elf_specification():
+    """Offsets worked by hand (header 64 bytes, section headers 64, symbols 24): data at the
+    next multiple of each section's alignment (.aipu.a at 64, .aipu.b at 80, .symtab at 96),
+    the string tables packed (168, 183), the section header table at the next multiple of 8
+    (232). pyelftools reads the bookkeeping fields: .symtab links .strtab, and its sh_info
+    is one past the last local symbol (only the null one: every other one is global)."""
+    from elftools.elf.elffile import ELFFile
+
+    data = _hand_built().to_bytes()
+    reference = ELFFile(io.BytesIO(data))
+    headers = [section.header for section in reference.iter_sections()]
+    names = [section.name for section in reference.iter_sections()]
+    assert names == ["", ".aipu.a", ".aipu.b", ".symtab", ".strtab", ".shstrtab"]
+    layout = [(h.sh_offset, h.sh_size, h.sh_addralign, h.sh_link, h.sh_info, h.sh_entsize)
+              for h in headers[1:]]  # fmt: skip
+    assert layout == [
+        (64, 3, 1, 0, 0, 0),
+        (80, 10, 16, 0, 0, 0),
+        (96, 3 * 24, 8, 4, 1, 24),
+        (168, 15, 1, 0, 0, 0),
+        (183, 43, 1, 0, 0, 0),
+    ]
+    assert reference.header.e_shoff == 232 and len(data) == 232 + 6 * 64
+    assert reference.get_section(4).data() == b"\0in_b\0absolute\0"
+    symbols = list(reference.get_section(3).iter_symbols())
+    assert [(s.name, s["st_info"]["bind"], s["st_shndx"]) for s in symbols] == [
+        ("", "STB_LOCAL", "SHN_UNDEF"),
+        ("in_b", "STB_GLOBAL", 2),
+        ("absolute", "STB_GLOBAL", "SHN_ABS"),
+    ]
+
+
+def _patched(data: bytes, dtype: np.dtype, offset: int, **fields) -> bytes:
+    """`data` with fields of the `dtype` record at `offset` replaced."""
+    patched = bytearray(data)
+    record = np.frombuffer(patched, dtype, count=1, offset=offset)
+    for name, value in fields.items():
+        record[name] = value
+    return bytes(patched)
+
+
+def _header(data: bytes, **fields) -> bytes:
+    return _patched(data, elf_format.EHDR, 0, **fields)
+
+
+def _section(data: bytes, index: int, **fields) -> bytes:
+    """`data` with fields of section header `index` replaced (232: e_shoff, worked above)."""
+    return _patched(data, elf_format.SHDR, 232 + index * elf_format.SHDR.itemsize, **fields)
+
+
+GOOD = _hand_built().to_bytes()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (GOOD[:63], r"not an ELF file \(bad magic\)"),  # shorter than the file header
+        (b"\x7fELG" + GOOD[4:], r"not an ELF file \(bad magic\)"),
+        (GOOD[:4] + b"\x01" + GOOD[5:], "not a little-endian ELF64 file"),  # ELFCLASS32
+        (GOOD[:5] + b"\x02" + GOOD[6:], "not a little-endian ELF64 file"),  # big-endian
+        (_header(GOOD, e_shentsize=40), "the section header table lies outside the file"),
+        (GOOD[:-1], "the section header table lies outside the file"),
+        (_header(GOOD, e_shnum=7), "the section header table lies outside the file"),
+        (_header(GOOD, e_shstrndx=6), "the section name table 6 is not a section"),
+        (_header(GOOD[:64], e_shnum=0, e_shoff=0), "the section name table 5 is not a section"),
+        (_section(GOOD, 1, sh_size=len(GOOD) - 63), "a section lies outside the file"),
+        (_section(GOOD, 1, sh_offset=len(GOOD) - 2), "a section lies outside the file"),
+    ],
+)
+def test_what_is_not_an_elf64_file_the_runtime_reads_is_refused(data, message):
+    with pytest.raises(ElfError, match=f"^{message}$"):
+        ElfFile.from_bytes(data)
+
+
+def test_a_section_may_end_at_the_last_byte_of_the_file():
+    data = _section(GOOD, 1, sh_size=len(GOOD) - 64)
+    assert ElfFile.from_bytes(data).section(".aipu.a").data == data[64:]
+
+
+def test_looking_up_a_missing_section_or_symbol_names_it():
+    elf = _hand_built()
+    with pytest.raises(KeyError, match="'.aipu.c'"):
+        elf.section(".aipu.c")
+    with pytest.raises(KeyError, match="'out_b'"):
+        elf.symbol("out_b")

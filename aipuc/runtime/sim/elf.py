@@ -218,6 +218,8 @@ class ElfFile:
         if int(ehdr["e_shentsize"]) != SHDR.itemsize or shoff + count * SHDR.itemsize > len(data):
             raise ElfError("the section header table lies outside the file")
         headers = np.frombuffer(data[shoff : shoff + count * SHDR.itemsize], SHDR)
+        if int(ehdr["e_shstrndx"]) >= count:
+            raise ElfError(f"the section name table {int(ehdr['e_shstrndx'])} is not a section")
 
         def body(header) -> bytes:
             start, size = int(header["sh_offset"]), int(header["sh_size"])
