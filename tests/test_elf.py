@@ -227,6 +227,29 @@ def test_l1_addresses_virtual_for_units_physical_for_dma(default, tmp_path, tiny
     assert into_l1 and not any(r.fields["dst"] in l1_virtual for r in dmas)
 
 
+def test_the_program_takes_io_buffers_from_the_manifest_and_addresses_from_symbols(default):
+    """`DeviceProgram.from_elf`: every field of an IO buffer as the manifest gives it (a fill
+    code changed to 5, to see it is read), its address from its ELF symbol."""
+    compiled, elf, manifest = default
+    data = (compiled.output_dir / "compiled_model" / "model.elf").read_bytes()
+    device = json.loads(json.dumps(manifest["device"]))
+    device["segments"][0]["inputs"][0]["fill"] = 5
+    program = DeviceProgram.from_elf(data, device)
+    assert [region.pages for region in program.regions] == [
+        tuple(region["pages"]) for region in device["memory_map"]
+    ]
+    for segment, entry in zip(program.segments, device["segments"], strict=True):
+        assert segment.entry == elf.symbol(entry["entry"]).value
+        buffers = entry["inputs"] + entry["outputs"]
+        for io, e in zip(segment.inputs + segment.outputs, buffers, strict=True):
+            assert (io.symbol, io.address) == (e["symbol"], elf.symbol(e["symbol"]).value)
+            assert (io.shape, io.perm, io.logical) == tuple(
+                tuple(e[key]) for key in ("shape", "perm", "logical")
+            )
+            assert (io.dtype, io.fill) == (e["dtype"], e["fill"])
+    assert program.segments[0].inputs[0].fill == 5
+
+
 # ------------------------------------------------------------------------- the file format
 
 

@@ -29,10 +29,11 @@ from aipuc.lowering.mem_plan import verify_plan
 from aipuc.outputs import COMPILED_MODEL
 from aipuc.runtime import loader
 from aipuc.runtime.sim import isa
+from aipuc.runtime.sim.device import Device
 from aipuc.runtime.sim.elf import ElfFile
 from aipuc.runtime.sim.isa import DwpuFlag, DwpuMode, Field, MicroOpcode, MvmFlag, Opcode
 from aipuc.runtime.sim.memory import Memories, Region, SimulationError
-from aipuc.runtime.sim.program import DeviceProgram
+from aipuc.runtime.sim.program import DeviceProgram, IoBuffer, SegmentImage
 from aipuc.runtime.sim.simulator import Simulator
 
 DDR, L1 = 0x1000, 0x10000
@@ -203,6 +204,55 @@ def test_fill_writes_only_its_block():
     np.testing.assert_array_equal(get(memories, L1, (16,)), expected)
 
 
+def test_a_region_holds_its_base_up_to_its_end():
+    region = Region("l1", 0x1000, 0x100)
+    assert 0x1000 in region and 0x10FF in region
+    assert 0xFFF not in region and 0x1100 not in region
+
+
+def test_a_jump_needs_a_stream_fetched_from_memory():
+    with pytest.raises(SimulationError, match="^a JUMP in a stream run without fetching"):
+        run(device(), isa.encode(Opcode.JUMP, {"target": L1}))
+
+
+def test_fetching_garbage_or_never_ending_is_an_error():
+    memories = device()
+    memories.load_bytes(L1, bytes([0xEE]) * isa.RECORD_BYTES)
+    with pytest.raises(SimulationError, match=f"^record at {L1:#x} is not an instruction \\("):
+        Simulator(memories).run_from(L1)
+    memories.load_bytes(L1, isa.encode(Opcode.JUMP, {"target": L1}))  # jumps to itself
+    with pytest.raises(SimulationError, match="^no END after 3 records$"):
+        Simulator(memories).run_from(L1, limit=3)
+
+
+def test_a_device_segment_pads_and_transposes_its_io():
+    """A segment whose stream copies its input buffer to its output buffer: the host's
+    [2, 3] int16 input is stored transposed ([3, 2], `perm` (1, 0)) in a [4, 2] buffer whose
+    last row holds the fill code, and the output comes back as the leading [2, 3] block."""
+    io = {"shape": (4, 2), "perm": (1, 0), "dtype": "int16", "logical": (2, 3)}
+    copy = isa.encode(
+        Opcode.DMA,
+        {"src": L1 + 1024, "dst": L1 + 2048, "sizes": pad5([16], 1),
+         "src_strides": pad5([1], 0), "dst_strides": pad5([1], 0)},
+    ) + isa.encode(Opcode.END, {})  # fmt: skip
+    program = DeviceProgram(
+        [Region("l1", L1, 4096)],
+        [(L1, copy)],
+        [SegmentImage(0, L1, [IoBuffer("in", L1 + 1024, **io, fill=-7)],
+                      [IoBuffer("out", L1 + 2048, **io)])],
+    )  # fmt: skip
+    device_ = Device(program)
+    x = np.array([[1, -300, 3], [400, 5, -6]], np.int16)
+    (out,) = device_.launch(0, [x])
+    assert out.dtype == np.int16 and out.tolist() == x.tolist()
+    stored = get(device_.memories, L1 + 1024, (4, 2), np.int16)
+    assert stored.tolist() == [[1, 400], [-300, 5], [3, -6], [-7, -7]]
+    with pytest.raises(ValueError, match=r"^segment 0 input of shape \(3, 2\), expected \(2, 3\)$"):
+        device_.launch(0, [x.T])
+    with pytest.raises(ValueError, match="^segment 0 takes 1 inputs, got 2$"):
+        device_.launch(0, [x, x])
+
+
 # ------------------------------------------------------------------------------ MVM
 
 
@@ -360,6 +410,64 @@ def test_mvm_errors():
         run(memories, imc_load(DDR, 64, 3, 2), mvm(**(fields | {"k_len": 32})))
     with pytest.raises(SimulationError, match="not whole PWORDs"):
         run(memories, imc_load(DDR, 64, 3, 2), mvm(**(fields | {"in_c": 3})))
+
+
+def test_mvm_k_rows_past_the_input_vector_are_an_error():
+    """64 lanes of one 1x1 tap: rows 60..67 run past row 63."""
+    memories = _mvm_device()
+    fields = _mvm_1x1_fields(k_start=60, k_len=8, weightset=2)
+    with pytest.raises(SimulationError, match=r"\(MVM\): K rows 60\.\.68 exceed the vector$"):
+        run(memories, imc_load(DDR, 8, 3, 2), mvm(**fields))
+
+
+@pytest.mark.parametrize("end", ["max", "min"])
+def test_mvm_partial_sums_may_reach_either_end_of_int32_and_no_further(end):
+    """Partial sums (no requantization) accumulate onto the int32 sums in memory. Zero
+    points make every product g positive (or every one negative); starting from
+    INT32_MAX - g (INT32_MIN - g) the sums land exactly on that end of int32 and are
+    stored as they are; one more is an error."""
+    limit = int(getattr(np.iinfo(np.int32), end))
+    in_zp, w_zp = (-100, -3) if end == "max" else (100, -3)
+    g = np.array(
+        [[sum((int(X64[p, c]) - in_zp) * (int(W64[c, j]) - w_zp) for c in range(64))
+          for j in range(3)] for p in range(2)]
+    )[None]  # fmt: skip
+    assert (g > 0).all() if end == "max" else (g < 0).all()
+    acc = L1 + 2048
+    fields = _mvm_1x1_fields(
+        k_start=0, k_len=64, weightset=0, acc_addr=acc, acc_strides=[24, 12], in_zp=in_zp,
+        w_zp=w_zp,
+    )  # fmt: skip
+    records = (imc_load(DDR, 64, 3, 0), mvm(MvmFlag.ACCUMULATE, **fields))
+    memories = _mvm_device()
+    put(memories, acc, (limit - g).astype("<i4"))
+    run(memories, *records)
+    np.testing.assert_array_equal(get(memories, acc, (1, 2, 3), "<i4"), np.full(g.shape, limit))
+    beyond = limit - g
+    beyond[0, 1, 2] += 1 if end == "max" else -1
+    memories = _mvm_device()
+    put(memories, acc, beyond.astype("<i4"))
+    with pytest.raises(SimulationError, match=r"MVM partial sums overflow int32$"):
+        run(memories, *records)
+
+
+def test_mvm_k_chunk_ending_one_row_into_a_tap():
+    """swICR taps of 3 lanes: rows 0..9 of a 3x3 kernel are taps 0, 1, 2 and the first row
+    of tap 3; the chunk's last tap is counted from its last row, 9 // 3 = 3."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(-128, 128, size=(3, 3, 3), dtype=np.int8)
+    w = rng.integers(-127, 128, size=(10, 1), dtype=np.int8)
+    memories = device()
+    put(memories, L1, x)
+    put(memories, DDR, w)
+    record = mvm(
+        MvmFlag.SWICR, in_addr=L1, in_hw=[3, 3], in_strides=[9, 3], in_c=3, out_hw=[1, 1],
+        n=1, in_zp=0, kernel=[3, 3], k_start=0, k_len=10, weightset=0, acc_addr=L1 + 512,
+        acc_strides=[4, 4],
+    )  # fmt: skip
+    run(memories, imc_load(DDR, 10, 1, 0), record)
+    vector = x.reshape(-1).astype(int)[:10]  # taps (ky, kx) major, 3 lanes each
+    assert get(memories, L1 + 512, (1,), "<i4")[0] == int(vector @ w[:, 0].astype(int))
 
 
 # ------------------------------------------------------------------------------ DWPU

@@ -26,6 +26,10 @@ class Device:
 
     def launch(self, index: int, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         segment = self.segments[index]
+        if len(inputs) != len(segment.inputs):
+            raise ValueError(
+                f"segment {index} takes {len(segment.inputs)} inputs, got {len(inputs)}"
+            )
         for io, array in zip(segment.inputs, inputs, strict=True):
             array = np.asarray(array)
             if array.shape != io.logical:

@@ -78,7 +78,5 @@ class DeviceProgram:
             )
             for s in device["segments"]
         ]
-        regions = [
-            Region(**{**r, "pages": tuple(r.get("pages", ()))}) for r in device["memory_map"]
-        ]
+        regions = [Region(**{**r, "pages": tuple(r["pages"])}) for r in device["memory_map"]]
         return cls(regions, loads, segments)
