@@ -124,6 +124,10 @@ def histc(x: np.ndarray, bins: int, low: np.float32, high: np.float32) -> np.nda
     inclusive; an empty range is widened to [low - 1, high + 1], or by one float32 step
     where 1 is below that (|low| >= 2**24). Ranges so wide that float32 would overflow
     (span * bins > float32 max) are binned in float64 instead.
+
+    One difference: `torch.histc` given an explicit min == max bins over the data's own
+    range (torch 2.13). The observer asks for an empty range only for a constant batch,
+    whose own range is that same point, so both widen it alike.
     """
     low, high = _histc_range(low, high)
     return _bin_counts(x[(x >= low) & (x <= high)], bins, low, high)
