@@ -253,6 +253,49 @@ def test_a_device_segment_pads_and_transposes_its_io():
         device_.launch(0, [x, x])
 
 
+# ------------------------------------------------------------------------ paged memories
+
+PAGE = 16
+
+
+def paged_memories(table) -> Memories:
+    window = Region("paged", 0x1000, len(table) * PAGE, PAGE, tuple(table), 4 * PAGE)
+    return Memories([window, Region("flat", 0x8000, 256)])
+
+
+def test_a_block_over_scattered_pages_lands_on_the_translated_bytes():
+    table = [2, -1, 0, 3, -1, 1]  # rows at 6, 46, 86 (10 bytes each) skip pages 1 and 4
+    # a [3, 5] int16 block with a row stride of 40 bytes from virtual offset 6 crosses pages
+    values = np.arange(15, dtype=np.int16).reshape(3, 5) * 257 - 1000
+    memories = paged_memories(table)
+    memories.write(0x1000 + 6, [3, 5], [40, 2], values, np.int16)
+    expected = np.zeros(4 * PAGE, np.uint8)
+    for row in range(3):
+        for column in range(5):
+            data = np.array([values[row, column]], "<i2").view(np.uint8)
+            for byte in range(2):
+                virtual = 6 + row * 40 + column * 2 + byte
+                expected[table[virtual // PAGE] * PAGE + virtual % PAGE] = data[byte]
+    np.testing.assert_array_equal(memories.arrays["paged"], expected)
+    np.testing.assert_array_equal(memories.read(0x1000 + 6, [3, 5], [40, 2], np.int16), values)
+
+
+def test_consecutive_physical_pages_and_unmapped_pages():
+    memories = paged_memories([1, 2, -1])
+    memories.load_bytes(0x1000 + 10, bytes(range(20)))  # virtual pages 0, 1: physical 1, 2
+    assert memories.arrays["paged"][PAGE + 10 : 3 * PAGE - 2].tolist() == list(range(20))
+    assert memories.dump_bytes(0x1000 + 10, 20) == bytes(range(20))
+    with pytest.raises(SimulationError, match="unmapped page of paged"):
+        memories.read(0x1000 + 2 * PAGE, [4], [1])
+    with pytest.raises(SimulationError, match="leaves paged"):
+        memories.read(0x1000 + 3 * PAGE - 2, [4], [1])
+
+
+def test_overlapping_regions_are_refused():
+    with pytest.raises(SimulationError, match="overlap"):
+        Memories([Region("a", 0, 100), Region("b", 50, 100)])
+
+
 # ------------------------------------------------------------------------------ MVM
 
 
