@@ -241,12 +241,12 @@ def test_the_program_takes_io_buffers_from_the_manifest_and_addresses_from_symbo
     for segment, entry in zip(program.segments, device["segments"], strict=True):
         assert segment.entry == elf.symbol(entry["entry"]).value
         buffers = entry["inputs"] + entry["outputs"]
-        for io, e in zip(segment.inputs + segment.outputs, buffers, strict=True):
-            assert (io.symbol, io.address) == (e["symbol"], elf.symbol(e["symbol"]).value)
-            assert (io.shape, io.perm, io.logical) == tuple(
+        for buffer, e in zip(segment.inputs + segment.outputs, buffers, strict=True):
+            assert (buffer.symbol, buffer.address) == (e["symbol"], elf.symbol(e["symbol"]).value)
+            assert (buffer.shape, buffer.perm, buffer.logical) == tuple(
                 tuple(e[key]) for key in ("shape", "perm", "logical")
             )
-            assert (io.dtype, io.fill) == (e["dtype"], e["fill"])
+            assert (buffer.dtype, buffer.fill) == (e["dtype"], e["fill"])
     assert program.segments[0].inputs[0].fill == 5
 
 
