@@ -19,7 +19,9 @@ timeouts. `confirm` reruns each survivor with the group's Hypothesis tests that 
 function, under the CI budget: one that fails counts it as killed "at confirm"; with
 `--wide`, the remaining survivors and the mutants no test of the group executes then run
 the group's `also` tests.
-`--fresh` starts a group over (after changing its selection).
+`--fresh` starts a group over. Changing a group's `tests` in tools/mutation.toml does too,
+whether or not `--fresh` is given: mutmut (3.8) drops every verdict of a run whose test
+selection changed. To kill survivors, add tests to the selected files instead.
 """
 
 from __future__ import annotations
