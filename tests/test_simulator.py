@@ -296,6 +296,53 @@ def test_overlapping_regions_are_refused():
         Memories([Region("a", 0, 100), Region("b", 50, 100)])
 
 
+def test_pages_mapped_in_order_are_one_view_and_the_others_are_gathered():
+    """Page table 0, 2, 3, 1 (16-byte pages): virtual pages 1-2 are physical 2-3, in order,
+    so a block over them starts at physical 2 * 16 (not at page 0's frame); pages 0-1 are
+    physical 0 and 2, two apart; pages 2-3 are 3 and 1, and a block ending on page 3's
+    first byte touches both."""
+    memories = paged_memories([0, 2, 3, 1])
+    physical = np.arange(64, dtype=np.uint8)
+    memories.arrays["paged"][:] = physical
+    frames = [0, 2, 3, 1]
+
+    def expected(virtual: list[int]) -> list[int]:
+        return [int(physical[frames[v // PAGE] * PAGE + v % PAGE]) for v in virtual]
+
+    for start, length in ((20, 24), (4, 20), (40, 9), (47, 1)):
+        block = memories.read(0x1000 + start, [length], [1], np.uint8)
+        assert block.tolist() == expected(list(range(start, start + length))), start
+    backwards = memories.read(0x1000 + 47, [20], [-1], np.uint8)  # pages 2 down to 1
+    assert backwards.tolist() == expected(list(range(47, 27, -1)))
+
+
+def test_blocks_with_two_negative_strides_and_empty_or_scalar_blocks():
+    memories = device()
+    put(memories, L1, np.arange(12, dtype=np.int8))
+    # the 3x4 block read from its last element backwards on both axes
+    flipped = memories.read(L1 + 11, [3, 4], [-4, -1])
+    assert flipped.tolist() == np.arange(12).reshape(3, 4)[::-1, ::-1].tolist()
+    with pytest.raises(SimulationError, match=f"^access \\[{L1 - 6:#x}, {L1 + 5:#x}\\] leaves"):
+        memories.read(L1 + 5, [3, 4], [-4, -1])  # both axes reach below the region
+    assert memories.read(L1, [0, 3], [3, 1], np.int16).shape == (0, 3)
+    assert memories.read(L1, [0, 3], [3, 1], np.int16).dtype == np.int16
+    assert memories.read(L1 + 5, [], [], np.int8).tolist() == 5
+    memories.write(L1, [0], [1], np.array([], np.int8))
+    memories.write(L1 + 2, [], [], -7)
+    assert get(memories, L1, (4,)).tolist() == [0, 1, -7, 3]
+
+
+def test_adjacent_regions_and_accesses_at_a_region_end():
+    memories = Memories([Region("a", 0x100, 0x10), Region("b", 0x110, 0x10)])  # touching
+    memories.load_bytes(0x10F, b"\x01")
+    memories.load_bytes(0x110, b"\x02")
+    assert memories.dump_bytes(0x10F, 1) + memories.dump_bytes(0x110, 1) == b"\x01\x02"
+    with pytest.raises(SimulationError, match=r"^access \[0x11e, 0x120\] leaves b"):
+        memories.read(0x11E, [3], [1])
+    with pytest.raises(SimulationError, match=r"^address 0x120 is in no memory$"):
+        memories.read(0x120, [1], [1])
+
+
 # ------------------------------------------------------------------------------ MVM
 
 
@@ -644,6 +691,43 @@ def test_dwpu_conv_sums_past_float32_integers_exactly(stride):
     )  # fmt: skip
     run(memories, record)
     np.testing.assert_array_equal(get(memories, L1 + 1024, out_hw), np.full(out_hw, 23))
+
+
+@pytest.mark.parametrize("code, other, zero_point", [(-128, 127, 127), (127, -128, -128)])
+def test_dwpu_conv_picks_float64_from_the_centred_codes(code, other, zero_point):
+    """31 x 31 taps of weight 127 over codes centred to -255 (or 255) but one, centred to 0:
+    960 products of -+32385, whose odd partial sums pass 2**24, which float32 rounds (440
+    off at the end). The largest centred code comes from the tile's minimum (or maximum)
+    alone, and makes the conv sum in float64. The bias brings the exact sum, -+31089600,
+    to 20, scaled by 1."""
+    memories = device()
+    tile = np.full((31, 31, 1), code, np.int8)
+    tile[0, 0, 0] = other
+    put(memories, L1, tile)
+    put(memories, DDR, np.full((31, 31, 1), 127, np.int8))
+    exact = 960 * (code - zero_point) * 127
+    put(memories, DDR + 1024, table([[20 - exact, 1 << 30, 30, 0, zero_point]]))
+    record = dwpu(
+        memories, DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io((31, 31), 1, (1, 1)),
+        w_addr=DDR, rq_addr=DDR + 1024, kernel=[31, 31],
+    )  # fmt: skip
+    run(memories, record)
+    assert get(memories, L1 + 1024, (1,)).tolist() == [20]
+
+
+@pytest.mark.parametrize("in_hw", [(8, 9), (9, 8)])
+def test_a_window_past_the_tile_is_an_error(in_hw):
+    """3 x 3 outputs of a 3 x 3 kernel, stride 2, dilation 2 need 2 * 2 + 2 * 2 + 1 = 9 rows
+    and 9 columns: one short on either axis stops the record."""
+    memories = device()
+    record = dwpu(
+        memories, DwpuMode.MAX, **_io(in_hw, 1, (3, 3)), kernel=[3, 3], stride=[2, 2],
+        dilation=[2, 2],
+    )  # fmt: skip
+    with pytest.raises(SimulationError, match=r"\(DWPU\): a 3x3 output needs more input than"):
+        run(memories, record)
+    run(memories, dwpu(memories, DwpuMode.MAX, **_io((9, 9), 1, (3, 3)), kernel=[3, 3],
+                       stride=[2, 2], dilation=[2, 2]))  # fmt: skip
 
 
 def test_dwpu_max_pads_with_minus_128():
@@ -1000,6 +1084,44 @@ def test_dpu_float18_reciprocal_rounds_to_nine_mantissa_bits():
         {"op": MicroOpcode.FMUL, "dst": 7, "a": 5, "b": 6},
     )
     assert dpu_run(program(*ops, zero_point=0))[0] == 2
+
+
+def test_dpu_float18_rsqrt_and_a_float_vector_from_memory():
+    # B = 7, -2, 3, 1 squared: 49, 4, 9, 1; rsqrt 1/7 = 1.001001001b * 2**-3 in float18
+    # (0.1428...), 1/2, 1/3 ~ 0.3335, 1; times 100: 14.28, 50, 33.35, 100 -> 14, 50, 33, 100
+    ops = (
+        {"op": MicroOpcode.ITOF, "dst": 2, "a": 1},
+        {"op": MicroOpcode.FMUL, "dst": 3, "a": 2, "b": 2},
+        {"op": MicroOpcode.FRSQRT, "dst": 4, "a": 3},
+        {"op": MicroOpcode.FCONST, "dst": 5, "imm1": _f32_bits(100.0)},
+        {"op": MicroOpcode.FMUL, "dst": 6, "a": 4, "b": 5},
+    )
+    np.testing.assert_array_equal(dpu_run(program(*ops, zero_point=0)), [14, 50, 33, 100])
+    # a per-lane float32 vector (LayerNorm's gamma): A = -3, 5, 20, -20 times 0.5, -1.25,
+    # 2, 3.75 = -1.5, -6.25, 40, -75 -> rint half to even: -2, -6, 40, -75
+    memories = device()
+    put(memories, DDR + 512, np.array([0.5, -1.25, 2, 3.75], "<f4"))
+    ops = (
+        {"op": MicroOpcode.FVEC, "dst": 2, "addr": DDR + 512},
+        {"op": MicroOpcode.ITOF, "dst": 3, "a": 0},
+        {"op": MicroOpcode.FMUL, "dst": 4, "a": 3, "b": 2},
+    )
+    np.testing.assert_array_equal(dpu_run(program(*ops, zero_point=0), memories), [-2, -6, 40, -75])
+
+
+def test_dpu_exp_table_is_zero_from_index_256_on():
+    """B + 253 = 260, 251, 256, 254 indexes a table of entries d / 4: 260 and 256 lie past
+    its 256 entries (0.0), 251 -> 62.75, 254 -> 63.5; plus 1.25: 1, 64, 1, 65 (rint)."""
+    memories = device()
+    put(memories, DDR + 512, np.arange(256, dtype="<f4") * np.float32(0.25))
+    ops = (
+        {"op": MicroOpcode.ADDI, "dst": 2, "a": 1, "imm0": 253},
+        {"op": MicroOpcode.ITOF, "dst": 3, "a": 2},
+        {"op": MicroOpcode.EXPLUT, "dst": 4, "a": 3, "addr": DDR + 512},
+        {"op": MicroOpcode.FCONST, "dst": 5, "imm1": _f32_bits(1.25)},
+        {"op": MicroOpcode.FADD, "dst": 6, "a": 4, "b": 5},
+    )
+    np.testing.assert_array_equal(dpu_run(program(*ops, zero_point=0), memories), [1, 64, 1, 65])
 
 
 def test_dpu_row_reductions_and_exp_table():
