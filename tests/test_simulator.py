@@ -24,6 +24,7 @@ import aipuc
 from aipuc.config import CompilerConfig
 from aipuc.dialects import aipu, mem
 from aipuc.errors import CompilationError
+from aipuc.hardware import AIPU
 from aipuc.lowering.emit_elf import emit_program
 from aipuc.lowering.mem_plan import verify_plan
 from aipuc.outputs import COMPILED_MODEL
@@ -94,6 +95,20 @@ def test_records_round_trip(opcode: Opcode):
     for name, value in fields.items():
         np.testing.assert_array_equal(record[name], value, err_msg=name)
     assert int(fill["value"]) == -7 and int(fill["dst"]) == 0
+
+
+def test_fields_not_given_are_zero():
+    """A record or instruction leaves every field it is not given at zero, flags and core
+    included, and a decoded micro-op's opcode is a MicroOpcode."""
+    (_, record), (_, fill) = isa.Stream(isa.encode(Opcode.MVM, {"n": 3}) + isa.encode(
+        Opcode.FILL, {})).records()  # fmt: skip
+    assert (int(record["flags"]), int(record["core"]), int(record["n"])) == (0, 0, 3)
+    assert record["pads"].tolist() == [0, 0, 0, 0] and int(fill["value"]) == 0
+    instruction = isa.Instruction(Opcode.MVM, {"n": 3})
+    assert instruction.fields["pads"] == (0, 0, 0, 0) and instruction.fields["k_len"] == 0
+    assert instruction.encode() == isa.encode(Opcode.MVM, {"n": 3})
+    (micro,) = isa.decode_micro_ops(isa.encode_micro_ops([{"op": MicroOpcode.FADD, "a": 1}]))
+    assert type(isa.MicroOp.of(micro).op) is MicroOpcode
 
 
 def test_micro_ops_round_trip_and_are_32_bytes():
@@ -285,7 +300,7 @@ def test_consecutive_physical_pages_and_unmapped_pages():
     memories.load_bytes(0x1000 + 10, bytes(range(20)))  # virtual pages 0, 1: physical 1, 2
     assert memories.arrays["paged"][PAGE + 10 : 3 * PAGE - 2].tolist() == list(range(20))
     assert memories.dump_bytes(0x1000 + 10, 20) == bytes(range(20))
-    with pytest.raises(SimulationError, match="unmapped page of paged"):
+    with pytest.raises(SimulationError, match=r"^access \[0x1020, 0x1023\] touches an unmapped"):
         memories.read(0x1000 + 2 * PAGE, [4], [1])
     with pytest.raises(SimulationError, match="leaves paged"):
         memories.read(0x1000 + 3 * PAGE - 2, [4], [1])
@@ -498,8 +513,26 @@ def test_mvm_errors():
         run(memories, imc_load(DDR, 513, 3, 0))
     with pytest.raises(SimulationError, match="weightset holds 64x3, the MVM expects 32x3"):
         run(memories, imc_load(DDR, 64, 3, 2), mvm(**(fields | {"k_len": 32})))
+    with pytest.raises(SimulationError, match=r"^record 2 \(MVM\): .* expects 64x6 \(ICR 2\)$"):
+        run(
+            memories, imc_load(DDR, 64, 3, 1), imc_load(DDR, 64, 3, 2), mvm(**(fields | {"icr": 2}))
+        )
     with pytest.raises(SimulationError, match="not whole PWORDs"):
         run(memories, imc_load(DDR, 64, 3, 2), mvm(**(fields | {"in_c": 3})))
+    last = AIPU.imc_weightsets
+    with pytest.raises(SimulationError, match=f"IMC_LOAD\\): weightset {last} does not exist$"):
+        run(memories, imc_load(DDR, 64, 3, last))
+    run(memories, imc_load(DDR, 1, 3, last - 1))  # one row, the last weightset: fine
+
+
+def test_dpu_registers_are_checked():
+    """r16 is past the 16 registers; r7 is read before anything wrote it."""
+    beyond = [{"op": MicroOpcode.LOAD, "dst": AIPU.dpu_registers, "slot": 0}]
+    with pytest.raises(SimulationError, match=r"DPU register r16 does not exist \(16\)$"):
+        dpu_run(beyond)
+    unset = [{"op": MicroOpcode.STORE, "a": 7, "slot": 1}]
+    with pytest.raises(SimulationError, match="DPU register r7 is read before it is written$"):
+        dpu_run(unset)
 
 
 def test_mvm_k_rows_past_the_input_vector_are_an_error():
@@ -713,6 +746,27 @@ def test_dwpu_conv_picks_float64_from_the_centred_codes(code, other, zero_point)
     )  # fmt: skip
     run(memories, record)
     assert get(memories, L1 + 1024, (1,)).tolist() == [20]
+
+
+@pytest.mark.parametrize("bias, expected", [(0, None), (-(2**31 - 1), 60)])
+def test_dwpu_conv_sums_beyond_int32(bias, expected):
+    """9 taps of 2**21 x 127 (input zero point -2**21) sum to 2397044736 > 2**31 - 1: an
+    error, unless the bias brings the accumulator back into int32: 249561089 = 59.5 x 2**22
+    + 1, scaled by 2**-22 (multiplier 2**30, shift 52): just above 59.5 -> 60."""
+    memories = device()
+    put(memories, L1, np.zeros((3, 3, 1), np.int8))
+    put(memories, DDR, np.full((3, 3, 1), 127, np.int8))
+    put(memories, DDR + 1024, table([[bias, 1 << 30, 52, 0, -(2**21)]]))
+    record = dwpu(
+        memories, DwpuMode.CONV, DwpuFlag.PER_CHANNEL, **_io((3, 3), 1, (1, 1)), w_addr=DDR,
+        rq_addr=DDR + 1024, kernel=[3, 3],
+    )  # fmt: skip
+    if expected is None:
+        with pytest.raises(SimulationError, match="accumulators must lie in the int32 range"):
+            run(memories, record)
+    else:
+        run(memories, record)
+        assert get(memories, L1 + 1024, (1,)).tolist() == [expected]
 
 
 @pytest.mark.parametrize("in_hw", [(8, 9), (9, 8)])
