@@ -182,10 +182,11 @@ def run_tests(folder: Path, name: str, tests: list[str]) -> dict:
     return {"killed": done.returncode != 0, "by": failed[:1] or done.stdout[-300:]}
 
 
-def confirm(group: dict, folder: Path, jobs: int, wide: bool) -> None:
+def confirm(group: dict, folder: Path, jobs: int, wide: bool, only: list[str]) -> None:
     """Rerun each survivor with the tests of the group that execute its function and whose
     budget the profile sets (the oracle's Hypothesis tests: the others ran whole already),
-    under the CI budget; `wide`: then the remaining ones with the group's `also` files."""
+    under the CI budget; `wide`: then the remaining ones with the group's `also` files;
+    with `only` (mutant-name globs), those of them that match."""
     from mutmut.utils.format_utils import mangled_name_from_mutant_name
 
     done = confirmations(group)
@@ -207,6 +208,8 @@ def confirm(group: dict, folder: Path, jobs: int, wide: bool) -> None:
         jobs_list += [
             (n, also) for n, v in done.items() if not v["killed"] and not v.get("wide")
         ] + [(n, also) for n, s in states.items() if s == "no tests" and n not in done]
+    if only:
+        jobs_list = [job for job in jobs_list if any(fnmatch.fnmatch(job[0], o) for o in only)]
     with ThreadPoolExecutor(jobs) as pool:
         for (name, files), verdict in zip(
             jobs_list, pool.map(lambda job: run_tests(folder, *job), jobs_list), strict=True
@@ -256,9 +259,7 @@ def main() -> int:
         "--wide", action="store_true", help="rerun the survivors with the `also` files too"
     )
     parser.add_argument("--fresh", action="store_true", help="drop the groups' verdicts first")
-    parser.add_argument(
-        "--only", nargs="+", default=[], help="run/survivors: only the mutants these globs match"
-    )
+    parser.add_argument("--only", nargs="+", default=[], help="only the mutants these globs match")
     args = parser.parse_args()
     chosen = [g for g in groups() if not args.groups or g["name"] in args.groups]
     if unknown := set(args.groups) - {g["name"] for g in groups()}:
@@ -273,7 +274,7 @@ def main() -> int:
             folder = prepare(group)
             again = ("survived", "no tests", "timeout") if args.mode == "survivors" else ()
             if args.mode == "confirm":
-                confirm(group, folder, args.jobs, args.wide)
+                confirm(group, folder, args.jobs, args.wide, args.only)
             else:
                 run_mutmut(group, folder, args.jobs, again, args.only)
         report(group)
