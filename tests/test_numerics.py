@@ -562,3 +562,15 @@ def test_requantize_of_zero_channels_is_empty():
     """Per-channel parameters of a tensor with no channel: an empty int8 result."""
     out = nx.requantize(np.zeros((2, 0), np.int32), np.int64([]), np.int64([]), 0, axis=1)
     assert (out.shape, out.dtype) == ((2, 0), np.int8)
+
+
+def test_float_layer_norm_reference_computes_in_float64():
+    """A float32 input is normalized in float64 (the reference the quantized LayerNorm is
+    measured against): the same result as its float64 copy, bit for bit. Rows of 1e4 + a
+    small ramp lose the ramp's low bits in a float32 mean and variance."""
+    x = np.float32(1e4) + np.arange(12, dtype=np.float32).reshape(2, 6) * np.float32(0.001)
+    scale, bias = np.ones(6, np.float32), np.zeros(6, np.float32)
+    single = nx.layer_norm_float_reference(x, scale, bias, 1e-5)
+    double = nx.layer_norm_float_reference(x.astype(np.float64), scale, bias, 1e-5)
+    assert single.dtype == np.float64
+    np.testing.assert_array_equal(single, double)
