@@ -484,20 +484,25 @@ def swap_on_mvm(
     instead of the DMA, or None when `copy` is not one.
 
     Every byte of such a swap is a DMA run of its own (a burst each, see the cycle model);
-    the MVM gathers a kernel window into its input vector instead: seen as an NHWC image
-    [N, B, A, 1], a B x 1 kernel with swICR packs column a (B taps of one lane) into one
-    K vector, and identity weights give output pixel a's B channels, [N, 1, A, B]. Zero
-    points 0 and a requantization by exactly 1 keep every code (int8 in, int8 out). This
-    packs taps of single lanes as swICR does for a first layer's few channels, so the
-    fields that turn swICR off (`enable_swicr`, `mvm_utilization_limit`) keep it on the DMA.
+    the MVM gathers a kernel window into its input vector instead. The A columns are split
+    into R rows of A / R (R the largest divisor of A up to the MVM record's dilation, whole
+    ICR groups per row), so that [N, B, A] is the NHWC image [N, B * R, A / R, 1]: B blocks
+    of R rows. A B x 1 kernel with dilation R and swICR packs column a (B taps of one lane,
+    one per block) into one K vector, and identity weights give output pixel a's B
+    channels, [N, R, A / R, B]: the result's bytes. Zero points 0 and a requantization by
+    exactly 1 keep every code (int8 in, int8 out). The R output rows are what aipu-tile
+    splits when the swap does not fit L1 (mem-bufferize stages only the rows of each block
+    a tile reads). This packs taps of single lanes as swICR does for a first layer's few
+    channels, so the fields that turn swICR off (`enable_swicr`, `mvm_utilization_limit`)
+    keep it on the DMA.
 
         %y = aipu.move(%x) {copies = array<i64: 0, 2, 0, 0, 128, 64, 1, 128, 64, 1>}
             : tensor<1x64x128xi8> -> tensor<1x128x64xi8>
     becomes
-        %img = aipu.reinterpret %x : tensor<1x64x128xi8> -> tensor<1x64x128x1xi8>
-        %t = aipu.conv %img, %eye, %table {in_c = 1, swicr, kernel = [64, 1]}
-            -> tensor<1x1x128x64xi8>
-        %y = aipu.reinterpret %t : tensor<1x1x128x64xi8> -> tensor<1x128x64xi8>
+        %img = aipu.reinterpret %x : tensor<1x64x128xi8> -> tensor<1x8192x1x1xi8>
+        %t = aipu.conv %img, %eye, %table {in_c = 1, swicr, kernel = [64, 1],
+                                           dilation = [128, 1]} -> tensor<1x128x1x64xi8>
+        %y = aipu.reinterpret %t : tensor<1x128x1x64xi8> -> tensor<1x128x64xi8>
     """
     sizes, src, dst = copy.sizes, copy.src_strides, copy.dst_strides
     if (copy.src_offset, copy.dst_offset) != (0, 0) or len(sizes) not in (2, 3):
@@ -519,19 +524,22 @@ def swap_on_mvm(
     icr = _icr_factor(conv, b, a, 1, describe(at))
     if _swap_cycles_on_mvm(images, a, b, icr) >= images * a * b * AIPU.dma_burst_min_cycles:
         return None  # a small swap: its bursts cost less than the weights and the task
-    image = conv.emit(aipu.ReinterpretOp(source, TensorType(i8, [images, b, a, 1])), rewriter, at)
+    rows = _swap_rows(a, icr)
+    image_type = TensorType(i8, [images, b * rows, a // rows, 1])
+    image = conv.emit(aipu.ReinterpretOp(source, image_type), rewriter, at)
     multiplier, shift = fixed_point(np.ones(b))
     table = np.stack([np.zeros(b, np.int64), multiplier, shift, np.zeros(b, np.int64)], axis=1)
     layer = aipu.ConvLayerOp(
         image.results[0],
         conv.constant(np.tile(np.eye(b, dtype=np.int8), (1, icr)), rewriter),
         conv.constant(int_table(table), rewriter),
-        TensorType(i8, [images, 1, a, b]),
+        TensorType(i8, [images, rows, a // rows, b]),
         in_c=1,
         k_chunk=weight_rows(conv),
         icr=icr,
         swicr=True,
         kernel=(b, 1),
+        dilation=(rows, 1),
     )
     swapped = conv.emit(layer, rewriter, at).results[0]
     return conv.emit(aipu.ReinterpretOp(swapped, result_type), rewriter, at).results[0]
@@ -545,5 +553,15 @@ def _swap_cycles_on_mvm(images: int, a: int, b: int, icr: int) -> int:
     return 2 * AIPU.dma_setup_cycles + load + vectors
 
 
+def _swap_rows(a: int, icr: int) -> int:
+    """The most rows a swap's A columns split into: a divisor of A, at most the largest
+    dilation an MVM record holds, each row whole groups of `icr` x-positions (so the MVM
+    spends A / icr vectors however they split); 1 when A has no such divisor."""
+    limit = min(a, _DILATION_LIMIT)
+    return max(r for r in range(1, limit + 1) if a % r == 0 and (r == 1 or a // r % icr == 0))
+
+
 _KERNEL_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["kernel"].base).max)
 """The largest kernel height an MVM record holds."""
+_DILATION_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["dilation"].base).max)
+"""The largest dilation an MVM record holds."""
