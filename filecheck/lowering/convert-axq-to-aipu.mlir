@@ -230,3 +230,35 @@ builtin.module {
 // CHECK-NEXT: %[[ROWS:.*]] = aipu.reinterpret %[[SWAP]] : tensor<1x1x48x16xi8> -> tensor<1x48x16xi8>
 // CHECK-NEXT: %t = aipu.from_device %[[ROWS]]
 // PLAIN:      aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 48, 16, 1, 48, 16, 1>} : (tensor<1x16x48xi8>) -> tensor<1x48x16xi8>
+
+// -----
+
+// Attention heads stay token-major: the head splits of %x ([1, T=8, H=2, D=4] -> [1, H, T,
+// D]) and the head merge move nothing; the scores MVM reads each head of %x as a column of
+// 8 pixels (image_axes: input on axis 2), the context MVM loads each head's values as
+// weights [K=8 tokens, heads, N=4] (axis 1) and writes its head of the output in place
+// (axis 2). Without swICR the K lanes are padded with the zero point, still token-major.
+builtin.module {
+  func.func @main(%x: tensor<1x8x2x4x!axq.q<i8, 0.5:3>>, %kt: tensor<1x2x4x8x!axq.q<i8, 0.25:-1>>) -> tensor<1x8x2x4x!axq.q<i8, 0.125:2>> {
+    %q = axq.transpose %x {perm = array<i64: 0, 2, 1, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x2x8x4x!axq.q<i8, 0.5:3>>
+    %s = axq.matmul %q, %kt : (tensor<1x2x8x4x!axq.q<i8, 0.5:3>>, tensor<1x2x4x8x!axq.q<i8, 0.25:-1>>) -> tensor<1x2x8x8x!axq.q<i8, 0.5:0>>
+    %v = axq.transpose %x {perm = array<i64: 0, 2, 1, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x2x8x4x!axq.q<i8, 0.5:3>>
+    %c = axq.matmul %s, %v : (tensor<1x2x8x8x!axq.q<i8, 0.5:0>>, tensor<1x2x8x4x!axq.q<i8, 0.5:3>>) -> tensor<1x2x8x4x!axq.q<i8, 0.125:2>>
+    %m = axq.transpose %c {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x8x4x!axq.q<i8, 0.125:2>> -> tensor<1x8x2x4x!axq.q<i8, 0.125:2>>
+    func.return %m : tensor<1x8x2x4x!axq.q<i8, 0.125:2>>
+  }
+}
+
+// CHECK:      %[[X:.*]] = aipu.to_device %x {perm = array<i64: 0, 1, 2, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x8x2x4xi8>
+// CHECK-NOT:  aipu.move
+// CHECK:      %[[SCORES:.*]] = aipu.conv %[[X]], %{{.*}}, %{{.*}} {image_axes = array<i64: 2, 0, 0>, in_c = 4 : i64, swicr = true, in_zp = 3 : i64, w_zp = -1 : i64} : (tensor<1x8x2x4xi8>, tensor<2x4x8xi8>, tensor<8x4xi32>) -> tensor<2x8x1x8xi8>
+// CHECK:      %[[V:.*]] = aipu.reinterpret %[[X]] : tensor<1x8x2x4xi8> -> tensor<8x2x4xi8>
+// CHECK-NOT:  aipu.move
+// CHECK:      %[[CONTEXT:.*]] = aipu.conv %{{.*}}, %[[V]], %{{.*}} {image_axes = array<i64: 0, 1, 2>, in_c = 8 : i64, swicr = true, w_zp = 3 : i64} : (tensor<2x8x1x8xi8>, tensor<8x2x4xi8>, tensor<4x4xi32>) -> tensor<1x8x2x4xi8>
+// CHECK-NEXT: %m = aipu.from_device %[[CONTEXT]] {perm = array<i64: 0, 1, 2, 3>}
+// PLAIN:      %[[X:.*]] = aipu.to_device %x
+// PLAIN-NEXT: %[[Q:.*]] = aipu.move(%[[X]]) {copies = array<i64: 0, 2, 0, 0, 16, 4, 4, 1, 64, 1>, fill = 3 : i64} : (tensor<1x8x2x4xi8>) -> tensor<1x8x2x64xi8>
+// PLAIN:      aipu.conv %[[Q]], {{.*}} {image_axes = array<i64: 2, 0, 0>, in_c = 64 : i64, channels = 4 : i64, {{.*}} -> tensor<2x8x1x8xi8>
+// PLAIN:      %[[V:.*]] = aipu.reinterpret %[[X]] : tensor<1x8x2x4xi8> -> tensor<8x2x4xi8>
+// PLAIN-NEXT: %[[VK:.*]] = aipu.move(%[[V]]) {copies = array<i64: 0, 1, 0, 0, 64, 1, 1>, fill = 3 : i64} : (tensor<8x2x4xi8>) -> tensor<64x2x4xi8>
+// PLAIN:      aipu.conv %{{.*}}, %[[VK]], {{.*}} {image_axes = array<i64: 0, 1, 2>, {{.*}} -> tensor<1x8x2x4xi8>

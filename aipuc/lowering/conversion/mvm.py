@@ -323,7 +323,7 @@ class MatMulToMvm(RewritePattern):
     def match_and_rewrite(self, op: axq.MatMulOp, rewriter: PatternRewriter) -> None:
         conv = self.conv
         a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-        a_shape, b_shape, out_shape = shape_of(op.lhs), shape_of(op.rhs), shape_of(op.result)
+        a_shape, b_shape = shape_of(op.lhs), shape_of(op.rhs)
         if (
             len(a_shape) < 2
             or a_shape[:-2] != b_shape[:-2]
@@ -337,12 +337,27 @@ class MatMulToMvm(RewritePattern):
         images = math.prod(a_shape[:-2])
         rows, depth = a_shape[-2:]
         columns = b_shape[-1]
-        a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
-        b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
         swicr = _uses_swicr(conv, depth, 1, describe(op))
         in_c = depth if swicr else _pword_ceil(depth)
-        a = self._reshaped(a, [images, 1, rows, depth], in_c, a_type.zero_point, 3, rewriter, op)
-        b = self._reshaped(b, [images, depth, columns], in_c, b_type.zero_point, 1, rewriter, op)
+        x_axis, w_axis, y_axis = (
+            axis if self._token_major(value) else 0
+            for value, axis in ((op.lhs, 2), (op.rhs, 1), (op.result, 2))
+        )
+        # with a token-major input or output, each image is a column of `rows` pixels
+        # (the views of a token-major head are), else a row
+        image = [rows, 1] if x_axis or y_axis else [1, rows]
+        if x_axis:
+            a, a_as = conv.device(op.lhs, rewriter), [1, rows, images, depth]
+        else:
+            a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
+            a_as = [images, *image, depth]
+        if w_axis:
+            b, b_as = conv.device(op.rhs, rewriter), [depth, images, columns]
+        else:
+            b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
+            b_as = [images, depth, columns]
+        a = self._reshaped(a, a_as, in_c, a_type.zero_point, 3, rewriter, op)
+        b = self._reshaped(b, b_as, in_c, b_type.zero_point, 1 - w_axis, rewriter, op)
         out_real = a_type.scale * b_type.scale / scales(out_type, columns)
         multiplier, shift = fixed_point(out_real)
         table = np.stack(
@@ -352,27 +367,36 @@ class MatMulToMvm(RewritePattern):
             a,
             b,
             conv.constant(int_table(table), rewriter),
-            TensorType(i8, [images, 1, rows, columns]),
+            TensorType(i8, [1, rows, images, columns] if y_axis else [images, *image, columns]),
             in_c=in_c,
             channels=None if depth == in_c else depth,
             k_chunk=weight_rows(conv),
             swicr=swicr,
             in_zp=a_type.zero_point,
             w_zp=b_type.zero_point,
+            image_axes=(x_axis, w_axis, y_axis),
         )
         result = conv.emit(layer, rewriter, op).results[0]
-        shaped = conv.emit(aipu.ReinterpretOp(result, TensorType(i8, out_shape)), rewriter, op)
-        conv.layouts[op.result] = layout.identity(len(out_shape))
-        conv.finish(op, [shaped.results[0]], rewriter)
+        if result.type != conv.device_type(op.result):
+            reinterpret = aipu.ReinterpretOp(result, conv.device_type(op.result))
+            result = conv.emit(reinterpret, rewriter, op).results[0]
+        conv.finish(op, [result], rewriter)
+
+    def _token_major(self, value: SSAValue) -> bool:
+        """Attention heads that assign_layouts left token-major, [.., T, H, D]."""
+        rank = len(shape_of(value))
+        return rank >= 3 and self.conv.perm(value) == layout.token_major(rank)
 
     def _reshaped(
         self, value, shape: list[int], lanes: int, zero_point: int, axis: int, rewriter, at
     ) -> SSAValue:
         """`value` seen as `shape`, with `axis` (the K axis) padded to `lanes` by its zero
         point so the padding contributes nothing to the centred products."""
-        flat = self.conv.emit(
-            aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
-        ).results[0]
+        flat = value
+        if list(value.type.get_shape()) != shape:  # type: ignore[attr-defined]
+            flat = self.conv.emit(
+                aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
+            ).results[0]
         if shape[axis] == lanes:
             return flat
         padded = list(shape)
