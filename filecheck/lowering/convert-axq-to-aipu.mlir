@@ -212,10 +212,11 @@ builtin.module {
 // -----
 
 // A transpose that swaps single bytes (every byte its own DMA burst) runs on the MVM when
-// that is cheaper: the input seen as a 16 x 48 image of one channel, a 16 x 1 kernel with
-// swICR gathers each column into one K vector, identity weights (ICR 4) write it as 16
-// channels; requantization by exactly 1 (multiplier 2^30, shift 30), zero points 0. With
-// swICR off it stays a DMA move.
+// that is cheaper: the 48 columns split into 12 rows of 4 (whole ICR groups), so the input
+// is a 192 x 4 image of one channel, 16 blocks of 12 rows; a 16 x 1 kernel with dilation 12
+// and swICR gathers each column into one K vector, identity weights (ICR 4) write it as 16
+// channels of a 12 x 4 output that aipu-tile can split by rows; requantization by exactly
+// 1 (multiplier 2^30, shift 30), zero points 0. With swICR off it stays a DMA move.
 builtin.module {
   func.func @main(%x: tensor<1x16x48x!axq.q<i8, 0.5:3>>) -> tensor<1x48x16x!axq.q<i8, 0.5:3>> {
     %t = axq.transpose %x {perm = array<i64: 0, 2, 1>} : tensor<1x16x48x!axq.q<i8, 0.5:3>> -> tensor<1x48x16x!axq.q<i8, 0.5:3>>
@@ -223,11 +224,11 @@ builtin.module {
   }
 }
 
-// CHECK:      %[[IMAGE:.*]] = aipu.reinterpret %{{.*}} : tensor<1x16x48xi8> -> tensor<1x16x48x1xi8>
+// CHECK:      %[[IMAGE:.*]] = aipu.reinterpret %{{.*}} : tensor<1x16x48xi8> -> tensor<1x192x4x1xi8>
 // CHECK-NEXT: %[[EYE:.*]] = aipu.const {{.*}} : tensor<16x64xi8>
 // CHECK-NEXT: %[[TABLE:.*]] = aipu.const {value = dense<{{\[}}[0, 1073741824, 30, 0], {{.*}}> : tensor<16x4xi32>}
-// CHECK-NEXT: %[[SWAP:.*]] = aipu.conv %[[IMAGE]], %[[EYE]], %[[TABLE]] {in_c = 1 : i64, icr = 4 : i64, swicr = true, kernel = array<i64: 16, 1>} : (tensor<1x16x48x1xi8>, tensor<16x64xi8>, tensor<16x4xi32>) -> tensor<1x1x48x16xi8>
-// CHECK-NEXT: %[[ROWS:.*]] = aipu.reinterpret %[[SWAP]] : tensor<1x1x48x16xi8> -> tensor<1x48x16xi8>
+// CHECK-NEXT: %[[SWAP:.*]] = aipu.conv %[[IMAGE]], %[[EYE]], %[[TABLE]] {in_c = 1 : i64, icr = 4 : i64, swicr = true, kernel = array<i64: 16, 1>, dilation = array<i64: 12, 1>} : (tensor<1x192x4x1xi8>, tensor<16x64xi8>, tensor<16x4xi32>) -> tensor<1x12x4x16xi8>
+// CHECK-NEXT: %[[ROWS:.*]] = aipu.reinterpret %[[SWAP]] : tensor<1x12x4x16xi8> -> tensor<1x48x16xi8>
 // CHECK-NEXT: %t = aipu.from_device %[[ROWS]]
 // PLAIN:      aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 48, 16, 1, 48, 16, 1>} : (tensor<1x16x48xi8>) -> tensor<1x48x16xi8>
 
