@@ -234,6 +234,26 @@ builtin.module {
 
 // -----
 
+// A swap of 257 columns (a prime above 255: one row per column does not fit the MVM record's
+// dilation, and no divisor splits them) is padded by the DMA to 264 columns (33 rows of 8,
+// whole groups of the 8 ICR copies), swapped on the MVM in rows aipu-tile can split, and
+// cropped back to each image's first 257 pixels.
+builtin.module {
+  func.func @main(%x: tensor<1x4x257x!axq.q<i8, 0.5:3>>) -> tensor<1x257x4x!axq.q<i8, 0.5:3>> {
+    %t = axq.transpose %x {perm = array<i64: 0, 2, 1>} : tensor<1x4x257x!axq.q<i8, 0.5:3>> -> tensor<1x257x4x!axq.q<i8, 0.5:3>>
+    func.return %t : tensor<1x257x4x!axq.q<i8, 0.5:3>>
+  }
+}
+
+// CHECK:      %[[PADDED:.*]] = aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 4, 257, 257, 1, 264, 1>} : (tensor<1x4x257xi8>) -> tensor<1x4x264xi8>
+// CHECK-NEXT: %[[IMAGE:.*]] = aipu.reinterpret %[[PADDED]] : tensor<1x4x264xi8> -> tensor<1x132x8x1xi8>
+// CHECK:      %[[SWAP:.*]] = aipu.conv %[[IMAGE]], {{.*}} {in_c = 1 : i64, icr = 8 : i64, swicr = true, kernel = array<i64: 4, 1>, dilation = array<i64: 33, 1>} : (tensor<1x132x8x1xi8>, tensor<4x32xi8>, tensor<4x4xi32>) -> tensor<1x33x8x4xi8>
+// CHECK-NEXT: %[[CROP:.*]] = aipu.move(%[[SWAP]]) {copies = array<i64: 0, 1, 0, 0, 1028, 1, 1>} : (tensor<1x33x8x4xi8>) -> tensor<1x257x4xi8>
+// CHECK-NEXT: %t = aipu.from_device %[[CROP]]
+// PLAIN:      aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 257, 4, 1, 257, 4, 1>} : (tensor<1x4x257xi8>) -> tensor<1x257x4xi8>
+
+// -----
+
 // Attention heads stay token-major: the head splits of %x ([1, T=8, H=2, D=4] -> [1, H, T,
 // D]) and the head merge move nothing; the scores MVM reads each head of %x as a column of
 // 8 pixels (image_axes: input on axis 2), the context MVM loads each head's values as

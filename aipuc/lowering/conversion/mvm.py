@@ -516,9 +516,11 @@ def swap_on_mvm(
     channels, [N, R, A / R, B]: the result's bytes. Zero points 0 and a requantization by
     exactly 1 keep every code (int8 in, int8 out). The R output rows are what aipu-tile
     splits when the swap does not fit L1 (mem-bufferize stages only the rows of each block
-    a tile reads). This packs taps of single lanes as swICR does for a first layer's few
-    channels, so the fields that turn swICR off (`enable_swicr`, `mvm_utilization_limit`)
-    keep it on the DMA.
+    a tile reads); an A above 255 that splits into too few rows (a prime, say) is first
+    padded by the DMA to columns that split well, and the result cropped back
+    (`_swap_columns`). This packs taps of single lanes as swICR does for a first layer's
+    few channels, so the fields that turn swICR off (`enable_swicr`,
+    `mvm_utilization_limit`) keep it on the DMA.
 
         %y = aipu.move(%x) {copies = array<i64: 0, 2, 0, 0, 128, 64, 1, 128, 64, 1>}
             : tensor<1x64x128xi8> -> tensor<1x128x64xi8>
@@ -546,10 +548,19 @@ def swap_on_mvm(
     if b > min(weight_rows(conv), _KERNEL_LIMIT):
         return None
     icr = _icr_factor(conv, b, a, 1, describe(at))
-    if _swap_cycles_on_mvm(images, a, b, icr) >= images * a * b * AIPU.dma_burst_min_cycles:
+    columns = _swap_columns(a, icr)
+    cycles = _swap_cycles_on_mvm(images, columns, b, icr)
+    if columns > a:  # the pad and the crop: a run per row of B, then one per image
+        moved = 2 * images * b * columns // AIPU.core_dma_ddr_l1_bytes_per_cycle
+        cycles += 2 * AIPU.dma_setup_cycles + images * (b + 1) * AIPU.dma_burst_min_cycles + moved
+    if cycles >= images * a * b * AIPU.dma_burst_min_cycles:
         return None  # a small swap: its bursts cost less than the weights and the task
-    rows = _swap_rows(a, icr)
-    image_type = TensorType(i8, [images, b * rows, a // rows, 1])
+    if columns > a:
+        widen = layout.strided(0, 0, (images, b, a), (a * b, a, 1), (columns * b, columns, 1))
+        widened = TensorType(i8, [images, b, columns])
+        source = conv.move([source], widened, [(0, c) for c in widen], rewriter, at)
+    rows = _swap_rows(columns, icr)
+    image_type = TensorType(i8, [images, b * rows, columns // rows, 1])
     image = conv.emit(aipu.ReinterpretOp(source, image_type), rewriter, at)
     multiplier, shift = fixed_point(np.ones(b))
     table = np.stack([np.zeros(b, np.int64), multiplier, shift, np.zeros(b, np.int64)], axis=1)
@@ -557,7 +568,7 @@ def swap_on_mvm(
         image.results[0],
         conv.constant(np.tile(np.eye(b, dtype=np.int8), (1, icr)), rewriter),
         conv.constant(int_table(table), rewriter),
-        TensorType(i8, [images, rows, a // rows, b]),
+        TensorType(i8, [images, rows, columns // rows, b]),
         in_c=1,
         k_chunk=weight_rows(conv),
         icr=icr,
@@ -566,6 +577,9 @@ def swap_on_mvm(
         dilation=(rows, 1),
     )
     swapped = conv.emit(layer, rewriter, at).results[0]
+    if columns > a:  # each image's first A pixels of B channels
+        crop = layout.strided(0, 0, (images, a * b), (columns * b, 1), (a * b, 1))
+        return conv.move([swapped], result_type, [(0, c) for c in crop], rewriter, at)
     return conv.emit(aipu.ReinterpretOp(swapped, result_type), rewriter, at).results[0]
 
 
@@ -583,6 +597,21 @@ def _swap_rows(a: int, icr: int) -> int:
     spends A / icr vectors however they split); 1 when A has no such divisor."""
     limit = min(a, _DILATION_LIMIT)
     return max(r for r in range(1, limit + 1) if a % r == 0 and (r == 1 or a // r % icr == 0))
+
+
+def _swap_columns(a: int, icr: int) -> int:
+    """A, or the fewest more columns (padding the DMA adds and crops) that split into
+    enough rows for aipu-tile to split a swap that does not fit L1: half the most a
+    record's dilation holds, or a row per ICR group of A if that is fewer. Only an A above
+    255 (which cannot be one row per column) that splits into fewer (a prime, say) grows;
+    `target` x icr columns always split into `target` rows."""
+    if a <= _DILATION_LIMIT:
+        return a
+    target = min(_DILATION_LIMIT // 2, a // icr)
+    columns = a
+    while _swap_rows(columns, icr) < target:
+        columns += 1
+    return columns
 
 
 _KERNEL_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["kernel"].base).max)
