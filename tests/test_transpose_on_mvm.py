@@ -108,3 +108,18 @@ def test_a_swap_that_fits_l1_stays_one_tile(tmp_path):
     (mvm,) = _swap_convs(lowered)
     assert "ins(%" in mvm and "1x8192x1x1xi8" in mvm and "1x128x1x64xi8" in mvm
     assert "dilation = array<i64: 128, 1>" in mvm and "aipu.tile_loop" not in lowered
+
+
+def test_a_swap_in_l1_is_tiled_in_place(tmp_path):
+    """Forced height tiles of a swap whose input mem-promote put in L1: each tile reads its
+    dilated window in place (63 blocks of 128 rows and its 32), nothing staged."""
+    model = _swap_model((1, 64, 128))
+    samples = [sample_inputs(model, seed=seed) for seed in range(2)]
+    config = CompilerConfig(output_dir=str(tmp_path), force_h_tiling=4)
+    compiled = aipuc.compile(model, config, samples[:1])
+    references = [compiled.run_quantized(sample) for sample in samples]
+    assert_stream_equals_reference(tmp_path, references, samples)
+    lowered = (tmp_path / "lowered" / "model.mlir").read_text()
+    (mvm,) = _swap_convs(lowered)
+    assert "ins(%" in mvm and "1x8096x1x1xi8, global.l1" in mvm and "1x32x1x64xi8" in mvm
+    assert "dilation = array<i64: 128, 1>" in mvm and "aipu.tile_loop" in lowered
