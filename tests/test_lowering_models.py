@@ -19,6 +19,7 @@ from lowering_harness import (
     lower,
     quantize,
     samples_of,
+    stream_facts,
     zoo_model,
 )
 from test_placement import SMALL as SMALL_ARCHITECTURES
@@ -165,6 +166,9 @@ def test_attention_block_is_bit_exact(quantized, tmp_path):
     returns the model's outputs (it used to return the core's)."""
     out = check(quantized, tmp_path, "attention_block", {})
     assert [o["name"] for o in aipuc.load(out).report["model"]["outputs"]] == ["output"]
+    # The six Linears' bias Adds ride in their MVMs' bias tables (apply-arithmetic-simplification):
+    # the DPU runs the softmax, the GELU and the two residual + LayerNorm chains, nothing else.
+    assert stream_facts(out).records["DPU"] == 4
 
 
 def test_a_paged_pool_smaller_than_a_page_is_a_clear_error(quantized, tmp_path):

@@ -248,6 +248,7 @@ def _parse_body(parser: Parser) -> Region:
 
 _ONE_ONE = _array((1, 1))
 _NO_PADS = _array((0, 0, 0, 0))
+_IMAGES_MAJOR = _array((0, 0, 0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1672,6 +1673,11 @@ class ConvLayerOp(_LayerOp):
     matrix per image [batch, K, N] when the weights are computed (attention's matmul, the
     IMC loaded at run time, centred by `w_zp`); `table` the
     [N, 4] int32 bias, multiplier, shift and output zero point of each output channel.
+
+    `image_axes` says where the input, the weights and the result hold the images of a
+    batch: axis 0 (`[images, H, W, C]`, weights `[images, K, N]`), or attention heads stored
+    token-major, read and written in place through strided views: axis 2 of
+    `[1, H, images, C]` (each image one column wide) and axis 1 of weights `[K, images, N]`.
     """
 
     name = "aipu.conv"
@@ -1693,6 +1699,7 @@ class ConvLayerOp(_LayerOp):
     stride = prop_def(DenseArrayBase.constr(i64), default_value=_ONE_ONE)
     dilation = prop_def(DenseArrayBase.constr(i64), default_value=_ONE_ONE)
     pads = prop_def(DenseArrayBase.constr(i64), default_value=_NO_PADS)
+    image_axes = prop_def(DenseArrayBase.constr(i64), default_value=_IMAGES_MAJOR)
 
     assembly_format = (
         "$input `,` $weights `,` $table attr-dict `:` functional-type(operands, results)"
@@ -1716,11 +1723,13 @@ class ConvLayerOp(_LayerOp):
         stride=(1, 1),
         dilation=(1, 1),
         pads=(0, 0, 0, 0),
+        image_axes=(0, 0, 0),
     ):
         super().__init__(
             operands=[input, weights, table],
             result_types=[result_type],
             properties={
+                "image_axes": _array(image_axes),
                 "in_c": _i64(in_c),
                 "channels": None if channels is None else _i64(channels),
                 "k_chunk": _i64(k_chunk),
@@ -1739,8 +1748,37 @@ class ConvLayerOp(_LayerOp):
     def out_channels(self) -> int:
         return _device_shape(self.result)[3]
 
+    def image_shape(self, value: SSAValue) -> tuple[int, ...]:
+        """The input's or the result's shape as [images, H, W, C], the weights' as
+        [images, K, N] (or [K, N]), wherever `image_axes` puts the images."""
+        axis = _ints(self.image_axes)[[self.input, self.weights, self.result].index(value)]
+        shape = _device_shape(value)
+        if axis == 0:
+            return shape
+        if value is self.weights:
+            return (shape[1], shape[0], shape[2])
+        return (shape[2], shape[1], 1, shape[3])
+
+    def _verify_image_axes(self) -> None:
+        axes = _ints(self.image_axes)
+        allowed = ((0, 2), (0, 1), (0, 2))
+        values = (self.input, self.weights, self.result)
+        for axis, choices, value in zip(axes, allowed, values, strict=True):
+            shape = _device_shape(value)
+            if axis not in choices or (axis == 2 and shape[0] != 1):
+                raise VerifyException(
+                    f"image_axes {list(axes)}: images sit on axis 0, on axis 2 of an input or "
+                    f"result [1, H, images, C] or on axis 1 of weights [K, images, N]; got "
+                    f"{list(shape)}"
+                )
+        if axes[1] == 1 and len(_device_shape(self.weights)) != 3:
+            raise VerifyException("weights with images on axis 1 are [K, images, N]")
+
     def verify_(self) -> None:
-        in_shape, out_shape = _device_shape(self.input), _device_shape(self.result)
+        if len(self.image_axes.get_values()) != 3:
+            raise VerifyException("image_axes gives the input's, weights' and result's axis")
+        self._verify_image_axes()
+        in_shape, out_shape = self.image_shape(self.input), self.image_shape(self.result)
         _verify_window(
             in_shape,
             out_shape,
@@ -1752,7 +1790,7 @@ class ConvLayerOp(_LayerOp):
         kh, kw = _ints(self.kernel)
         depth = kh * kw * _int(self.in_c)
         expected = (depth, out_shape[3] * _int(self.icr))
-        weights = _device_shape(self.weights)
+        weights = self.image_shape(self.weights)
         if weights not in (expected, (in_shape[0], *expected)):
             raise VerifyException(
                 f"weights must be {list(expected)} (or one such matrix per image, "

@@ -16,6 +16,7 @@ concat, split, slice and pad share their operands' layout (one union-find group 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xdsl.context import Context
@@ -112,7 +113,42 @@ def assign_layouts(
         if from_host and not host_transposes:
             spatial = False
         layouts[value] = layout.NHWC if spatial else layout.identity(rank)
+    _heads_token_major(main, layouts)
     return layouts
+
+
+def _heads_token_major(main: func.FuncOp, layouts: dict[SSAValue, tuple[int, ...]]) -> None:
+    """Attention heads between a head split or merge (a transpose [.., T, H, D] <-> [.., H,
+    T, D] of a tensor in its logical order) and the matmuls stay token-major: the transpose
+    moves nothing and the matmul's MVMs read or write each head through a strided view."""
+
+    def heads(value: SSAValue, partner: type[Operation]) -> bool:
+        shape, users = shape_of(value), [use.operation for use in value.uses]
+        return (
+            is_quantized(value)
+            and len(shape) >= 3
+            and math.prod(shape[:-3]) == 1
+            and layouts[value] == layout.identity(len(shape))
+            and bool(users)
+            and all(isinstance(user, partner) for user in users)
+        )
+
+    def swaps_heads(op: Operation) -> bool:
+        if not isinstance(op, axq.TransposeOp):
+            return False
+        rank = len(shape_of(op.result))
+        return (
+            rank >= 3
+            and tuple(op.perm.get_values()) == layout.token_major(rank)
+            and layouts.get(op.input) == layout.identity(rank)
+        )
+
+    for op in main.body.block.ops:
+        if swaps_heads(op) and heads(op.result, axq.MatMulOp):
+            layouts[op.result] = layout.token_major(len(shape_of(op.result)))
+        elif isinstance(op, axq.MatMulOp) and heads(op.result, axq.TransposeOp):
+            if all(swaps_heads(use.operation) for use in op.result.uses):
+                layouts[op.result] = layout.token_major(len(shape_of(op.result)))
 
 
 @dataclass(frozen=True)

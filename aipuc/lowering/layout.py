@@ -24,6 +24,12 @@ def identity(rank: int) -> tuple[int, ...]:
     return tuple(range(rank))
 
 
+def token_major(rank: int) -> tuple[int, ...]:
+    """Attention heads [.., H, T, D] stored as [.., T, H, D]: the order of the tensor the
+    head split transposes and the head merge gives back, so neither moves a byte."""
+    return (*range(rank - 3), rank - 2, rank - 3, rank - 1)
+
+
 def physical_shape(shape: Sequence[int], perm: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(shape[axis]) for axis in perm)
 
@@ -53,6 +59,20 @@ class Copy:
 
     def as_tuple(self):
         return self.src_offset, self.dst_offset, self.sizes, self.src_strides, self.dst_strides
+
+    def is_identity(self, total: int) -> bool:
+        """Whether it copies every element of a dense `total`-element tensor to the same
+        place (in whatever axis order, such as a transpose into the source's own layout)."""
+        if (self.src_offset, self.dst_offset) != (0, 0) or self.src_strides != self.dst_strides:
+            return False
+        step = 1
+        for size, stride in sorted(
+            zip(self.sizes, self.src_strides, strict=True), key=lambda a: a[1]
+        ):
+            if size != 1 and stride != step:
+                return False
+            step *= size
+        return step == total
 
 
 def _simplify(src_offset, dst_offset, sizes, src_strides, dst_strides) -> list[Copy]:

@@ -312,6 +312,34 @@ def _as_one_image(builder: SegmentBuilder, buffer: SSAValue) -> SSAValue:
     return alias.result
 
 
+def _blocks(op: aipu.ConvLayerOp) -> int | None:
+    """How many blocks of rows a layer's taps fall in, one tap per block, output row h
+    reading row h of every block (a byte swap's conv, `swap_on_mvm`); None otherwise.
+
+    Its input is `kernel` blocks of `dilation` rows and it writes `dilation` rows, stride 1
+    and no height padding: a tile of output rows reads the same rows of each block only,
+    not the span between them that its dilated window covers.
+    """
+    if any(aipu._ints(op.image_axes)):
+        return None
+    (k, _), (d, _) = aipu._ints(op.kernel), aipu._ints(op.dilation)
+    _, in_h, _, _ = _shape(op.input)
+    _, out_h, _, _ = _shape(op.result)
+    stride, pads = aipu._ints(op.stride)[0], aipu._ints(op.pads)
+    if k > 1 and d > 1 and stride == 1 and pads[0] == pads[2] == 0 and (in_h, out_h) == (k * d, d):
+        return k
+    return None
+
+
+def _as_blocks(builder: SegmentBuilder, buffer: SSAValue, blocks: int) -> SSAValue:
+    """A dense [B, blocks * R, W, C] buffer seen as [B, blocks, R, W, C] (the same bytes)."""
+    batch, height, width, channels = _shape(buffer)
+    shape = [batch, blocks, height // blocks, width, channels]
+    alias = mem.ReinterpretOp(buffer, mem.BufferType(shape, i8, _space(buffer)))
+    builder.buffer_ops.append(alias)
+    return alias.result
+
+
 class MvmExpansion:
     """The MVM work of a convolution or dense layer, wherever its tiles live.
 
@@ -368,8 +396,11 @@ class MvmExpansion:
         for c, (k0, rows) in enumerate(self.groups[g]):
             e.add(aipu.ImcLoadOp(weightset(c, k0, rows), c))
 
-    def mvms(self, e: Emitter, g: int, run: tiling.Run, x, y, acc, requant, n: int) -> None:
-        """The MVMs of group `g` on the input tile `x`: the last K chunk writes `y`."""
+    def mvms(
+        self, e: Emitter, g: int, run: tiling.Run, x, y, acc, requant, n: int, dilation=None
+    ) -> None:
+        """The MVMs of group `g` on the input tile `x`: the last K chunk writes `y`
+        (`dilation`: the taps' in the tile, when not the layer's)."""
         group, op = self.groups[g], self.op
         pads = (run.pad_top, self.pads[1], run.pad_bottom, self.pads[3])
         for c, (k0, rows) in enumerate(group):
@@ -393,7 +424,7 @@ class MvmExpansion:
                     w_zp=aipu._int(op.w_zp),
                     kernel=self.kernel,
                     stride=self.stride,
-                    dilation=self.dilation,
+                    dilation=dilation or self.dilation,
                     pads=pads,
                 )
             )
@@ -403,29 +434,43 @@ class ConvExpansion:
     """An MVM layer: per N chunk the table and weightsets, then the height tiles.
 
     A layer of one tile (height and channels) keeps its input in L1 across the N chunks (one
-    DMA in) and gathers all output channels there (one contiguous DMA out). Constant weights
+    DMA in) and gathers all output channels there (one contiguous DMA out). A layer whose
+    taps fall in blocks of rows (`_blocks`) stages a tile's rows of each block, block after
+    block, so its taps' dilation in L1 is the tile's rows (not the layer's). Constant weights
     of several N chunks are stored chunk-major, so each weightset is one contiguous DMA. A
     1x1 layer on
     a batch of single pixels (a dense layer's rows) runs as one image of that many pixels,
-    so its weights load once rather than once per row.
+    so its weights load once rather than once per row. Images stored token-major
+    (`image_axes`, attention heads) are strided views of their tensor, read and written in
+    place.
     """
 
     def __init__(self, builder: SegmentBuilder, op: aipu.ConvLayerOp):
         self.b, self.op = builder, op
         self.mvm = mvm = MvmExpansion(op)
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
+        self.x_axis, _, self.y_axis = aipu._ints(op.image_axes)
         if _pixel_rows(op):
             self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
-        self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
-        _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
-        window = tiling.Window(
-            self.in_h,
-            self.out_h,
-            mvm.kernel[0],
-            mvm.stride[0],
-            mvm.dilation[0],
-            mvm.pads[0],
-            mvm.pads[2],
+            self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
+            _, self.out_h, self.out_w, self.out_channels = _shape(self.y)
+        else:
+            self.batch, self.in_h, self.in_w, self.lanes = op.image_shape(op.input)
+            _, self.out_h, self.out_w, self.out_channels = op.image_shape(op.result)
+        # staged block by block: a tile reads its own rows of every block, like a 1x1 layer
+        self.blocks = _blocks(op) if _space(self.x) != MemorySpace.L1 else None
+        window = (
+            tiling.Window(self.out_h, self.out_h)
+            if self.blocks
+            else tiling.Window(
+                self.in_h,
+                self.out_h,
+                mvm.kernel[0],
+                mvm.stride[0],
+                mvm.dilation[0],
+                mvm.pads[0],
+                mvm.pads[2],
+            )
         )
         self.runs = tiling.runs(window, op.tile_counts()[0])
         # one tile in all: the input stays in L1 across N chunks, the output gathers there
@@ -436,8 +481,12 @@ class ConvExpansion:
         self.x_l1 = (
             None
             if _space(self.x) == MemorySpace.L1
-            else builder.l1([1, in_rows, self.in_w, self.lanes])
+            else builder.l1([1, (self.blocks or 1) * in_rows, self.in_w, self.lanes])
         )
+        if self.blocks:
+            self.block_rows = in_rows
+            self.x_blocks = _as_blocks(builder, self.x, self.blocks)
+            self.x_l1_blocks = _as_blocks(builder, self.x_l1, self.blocks)
         y_channels = self.out_channels if self.single else mvm.n_chunk
         self.y_l1 = (
             None
@@ -479,14 +528,25 @@ class ConvExpansion:
             builder.derived[matrix_buffer] = op.weights
             return matrix_buffer, False, True
         weights = builder.buffer(op.weights)
-        if len(shape) == 3:  # computed weights, one matrix per image: seen as [images * K, N]
-            images, depth, columns = shape
-            flat = mem.ReinterpretOp(
-                weights, mem.BufferType([images * depth, columns], i8, _space(weights))
+        if len(shape) == 3:  # computed weights, one matrix per image: [images * K, N] or,
+            # images on axis 1, [K, images * N]
+            rows, columns = (
+                (shape[0], shape[1] * shape[2])
+                if aipu._ints(op.image_axes)[1] == 1
+                else (shape[0] * shape[1], shape[2])
             )
+            flat = mem.ReinterpretOp(weights, mem.BufferType([rows, columns], i8, _space(weights)))
             builder.buffer_ops.append(flat)
             return flat.result, True, False
         return weights, False, False
+
+    def _image(self, e: Emitter, buffer: SSAValue, axis: int, at: list, sizes: list[int]):
+        """The view of [b, row, column, channel] `at` of `sizes` in an input or output
+        buffer whose images sit on `axis` (0, or 2 of [1, H, images, C]: one column each)."""
+        if axis == 0:
+            return e.view(buffer, at, sizes)
+        b, row, _, channel = at
+        return e.view(buffer, [0, row, b, channel], [1, sizes[1], 1, sizes[3]])
 
     def emit(self) -> None:
         run = self.runs[0]
@@ -495,11 +555,15 @@ class ConvExpansion:
 
         def batch(e: Emitter, b: SSAValue | None) -> None:
             bi = Index.of(b, 1)
-            if self.single and self.x_l1 is not None:
-                e.dma(e.view(self.x, [bi, run.in_start, 0, 0], x_whole), self.x_l1)
+            if self.single and self.blocks:
+                self._stage_blocks(e, bi, run.in_start, run.in_rows)
+            elif self.single and self.x_l1 is not None:
+                x = self._image(e, self.x, self.x_axis, [bi, run.in_start, 0, 0], x_whole)
+                e.dma(x, self.x_l1)
             self.mvm.each_n_chunk(e, lambda e2, j, n: self._chunk(e2, j, n, bi))
             if self.single and self.y_l1 is not None:
-                e.dma(self.y_l1, e.view(self.y, [bi, run.out_start, 0, 0], y_whole))
+                y = self._image(e, self.y, self.y_axis, [bi, run.out_start, 0, 0], y_whole)
+                e.dma(self.y_l1, y)
 
         self.b.tasks.repeat(self.batch, batch)
 
@@ -522,6 +586,8 @@ class ConvExpansion:
         first = j * self.mvm.n_chunk * self.mvm.icr
         if self.blocked:
             at: list[Index | int] = [j * depth + k0, 0]
+        elif self.per_image and aipu._ints(self.op.image_axes)[1] == 1:  # [K, images, N]
+            at = [Index(k0), b * _shape(self.op.weights)[2] + first]
         elif self.per_image:
             at = [b * depth + k0, first]
         else:
@@ -537,16 +603,20 @@ class ConvExpansion:
         out_row = t * run.out_step + run.out_start
         x_home = [b, in_row, 0, 0]
         x_size = [1, run.in_rows, self.in_w, self.lanes]
+        dilation = None
         if self.x_l1 is None:
-            x = e.view(self.x, x_home, x_size)
+            x = self._image(e, self.x, self.x_axis, x_home, x_size)
+        elif self.blocks:
+            x = self._stage_blocks(e, b, in_row, run.in_rows, dma=not self.single)
+            dilation = (self.block_rows, self.mvm.dilation[1])
         else:
             x = e.view(self.x_l1, [0, 0, 0, 0], x_size)
             if not self.single:
-                e.dma(e.view(self.x, x_home, x_size), x)
+                e.dma(self._image(e, self.x, self.x_axis, x_home, x_size), x)
         y_size = [1, run.out_rows, self.out_w, n]
         y_home = [b, out_row, 0, first]
         y = (
-            e.view(self.y, y_home, y_size)
+            self._image(e, self.y, self.y_axis, y_home, y_size)
             if self.y_l1 is None
             else e.view(self.y_l1, [0, 0, 0, first if self.single else 0], y_size)
         )
@@ -558,10 +628,24 @@ class ConvExpansion:
             table = e.view(self.table, [first, 0], [n, 4])
         else:
             table = e.view(self.t_l1, [0, 0], [n, 4])
-        self.mvm.mvms(e, g, run, x, y, acc, table, n)
+        self.mvm.mvms(e, g, run, x, y, acc, table, n, dilation)
         last_group = g == len(self.mvm.groups) - 1
         if self.y_l1 is not None and not self.single and last_group:
-            e.dma(y, e.view(self.y, y_home, y_size))
+            e.dma(y, self._image(e, self.y, self.y_axis, y_home, y_size))
+
+    def _stage_blocks(
+        self, e: Emitter, b: Index, row: Index | int, rows: int, dma: bool = True
+    ) -> SSAValue:
+        """Rows [row, row + rows) of every block of image `b` into L1, block after block
+        (`block_rows` apart); the L1 view the MVM reads them through."""
+        block = [1, self.blocks, rows, self.in_w, self.lanes]
+        if dma:
+            e.dma(
+                e.view(self.x_blocks, [b, 0, row, 0, 0], block),
+                e.view(self.x_l1_blocks, [0, 0, 0, 0, 0], block),
+            )
+        height = (self.blocks - 1) * self.block_rows + rows
+        return e.view(self.x_l1, [0, 0, 0, 0], [1, height, self.in_w, self.lanes])
 
 
 # ---------------------------------------------------------------------------------- DWPU

@@ -7,7 +7,8 @@ what gets calibrated and quantized):
   `x + a - b` -> `x + (a - b)`; division by a constant is already a multiplication);
 - identities vanish: `x + 0`, `x - 0`, `x * 1`;
 - a per-channel scale or shift after a conv2d or dense layer (an unfolded BatchNorm, a
-  layer scale) folds into its weights and bias;
+  layer scale, the bias Add of a Linear exported as MatMul + Add) folds into its weights and
+  bias, so the MVM's requantization table applies it;
 - a clip of a clip is one clip.
 
 On either graph, exactly: a reshape of a reshape is one reshape (none if it restores the
@@ -22,6 +23,7 @@ range (activation fusion); the clip is then fused into the producer's output ran
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import numpy as np
 from xdsl.context import Context
@@ -157,6 +159,28 @@ def _per_channel(constant: np.ndarray, shape: tuple[int, ...], axis: int) -> np.
     return np.broadcast_to(aligned.reshape(-1), (shape[axis],)).astype(np.float64)
 
 
+def _layer_behind(y: SSAValue) -> tuple[Operation, axq.ReshapeOp | None, int] | None:
+    """(layer, reshape, channel axis of `y`) when `y` is a conv2d or dense output, directly or
+    through a reshape whose last axis is the layer's channels: a Linear on [B, T, C] is
+    exported as MatMul + Add and rewrite-dense-to-conv2d leaves it a 1x1 conv between reshapes,
+    so its bias Add reads the reshape. The reshape keeps each element's channel when the
+    channels are the layer's fastest axis (dense; a conv with a 1x1 output)."""
+    layer, reshape = y.owner, None
+    if isinstance(layer, axq.ReshapeOp):
+        reshape, layer = layer, layer.input.owner
+        if only_user(reshape.input) is not reshape:
+            return None
+    if not isinstance(layer, (axq.Conv2dOp, axq.DenseOp)):
+        return None
+    shape = shape_of(layer.result)
+    axis = axq.CHANNEL_AXIS if isinstance(layer, axq.Conv2dOp) else len(shape) - 1
+    if reshape is None:
+        return layer, None, axis
+    if prod(shape[axis + 1 :]) != 1 or shape_of(y)[-1] != shape[axis]:
+        return None
+    return layer, reshape, len(shape_of(y)) - 1
+
+
 class FoldChannelAffineIntoWeights(RewritePattern):
     """A per-channel scale or shift of a conv2d or dense output folds into its weights/bias.
 
@@ -166,7 +190,16 @@ class FoldChannelAffineIntoWeights(RewritePattern):
         %w2 = axq.constant {value = w * s[o]} : tensor<8x4x3x3xf32>
         %b2 = axq.constant {value = b * s[o]} : tensor<8xf32>
         %z = axq.conv2d %x, %w2, %b2 {...} : (...) -> tensor<1x8x4x4xf32>
-    (`y + t` and `y - t` change the bias only.)
+    (`y + t` and `y - t` change the bias only.) Also through a reshape that keeps the channels
+    last, such as the bias Add of an exported Linear (MatMul + Add):
+
+        %y = axq.conv2d %x, %w, %b {...} : (...) -> tensor<64x8x1x1xf32>
+        %r = axq.reshape %y : tensor<64x8x1x1xf32> -> tensor<1x64x8xf32>
+        %z = axq.add %r, %t : (tensor<1x64x8xf32>, tensor<8xf32>) -> tensor<1x64x8xf32>
+    becomes
+        %b2 = axq.constant {value = b + t} : tensor<8xf32>
+        %y2 = axq.conv2d %x, %w, %b2 {...} : (...) -> tensor<64x8x1x1xf32>
+        %z = axq.reshape %y2 : tensor<64x8x1x1xf32> -> tensor<1x64x8xf32>
     """
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
@@ -177,13 +210,12 @@ class FoldChannelAffineIntoWeights(RewritePattern):
         if found is None or not _float_result(op):
             return
         y, constant = found
-        layer = y.owner
-        if not isinstance(layer, (axq.Conv2dOp, axq.DenseOp)) or only_user(y) is not op:
+        behind = _layer_behind(y)
+        if behind is None or only_user(y) is not op:
             return
+        layer, reshape, axis = behind
         weight, bias = constant_array(layer.weight), constant_array(layer.bias)
-        shape = shape_of(y)
-        axis = axq.CHANNEL_AXIS if isinstance(layer, axq.Conv2dOp) else len(shape) - 1
-        values = _per_channel(constant, shape, axis)
+        values = _per_channel(constant, shape_of(y), axis)
         if weight is None or bias is None or values is None or not keeps_shape(op, y):
             return
         if scaling:
@@ -195,7 +227,13 @@ class FoldChannelAffineIntoWeights(RewritePattern):
         new_bias = float_constant(bias, layer.bias.owner.location)
         new_layer = layer.clone()
         new_layer.operands = [layer.input, new_weight.result, new_bias.result]
-        rewriter.replace(op, [new_weight, new_bias, new_layer])
+        new_ops = [new_weight, new_bias, new_layer]
+        if reshape is not None:
+            new_ops.append(located(axq.ReshapeOp(new_layer.results[0], y.type), reshape.location))
+            rewriter.replace(op, new_ops)
+            rewriter.erase(reshape)
+        else:
+            rewriter.replace(op, new_ops)
         rewriter.erase(layer)
 
 

@@ -263,6 +263,25 @@ mem.pool @l1 global.l1 core 0 capacity 4096
 
 // -----
 
+// Attention heads token-major: images on axis 2 of [1, H, images, C] need a leading 1.
+// CHECK: image_axes [2, 1, 0]: images sit on axis 0, on axis 2 of an input or result [1, H, images, C] or on axis 1 of weights [K, images, N]; got [2, 64, 4, 32]
+%x = "test.op"() : () -> tensor<2x64x4x32xi8>
+%w = "test.op"() : () -> tensor<32x4x64xi8>
+%t = "test.op"() : () -> tensor<64x4xi32>
+%c = aipu.conv %x, %w, %t {in_c = 32 : i64, image_axes = array<i64: 2, 1, 0>} : (tensor<2x64x4x32xi8>, tensor<32x4x64xi8>, tensor<64x4xi32>) -> tensor<4x64x1x64xi8>
+
+// -----
+
+// The per-image geometry: a head of 64 tokens read token-major is a column of 64 pixels,
+// so an output image of one row of 64 pixels does not match it.
+// CHECK: output height 1 does not match input height 64 (expected 64)
+%x = "test.op"() : () -> tensor<1x64x4x32xi8>
+%w = "test.op"() : () -> tensor<32x4x64xi8>
+%t = "test.op"() : () -> tensor<64x4xi32>
+%c = aipu.conv %x, %w, %t {in_c = 32 : i64, image_axes = array<i64: 2, 1, 0>} : (tensor<1x64x4x32xi8>, tensor<32x4x64xi8>, tensor<64x4xi32>) -> tensor<4x1x64x64xi8>
+
+// -----
+
 // CHECK: global pooling of [1, 4, 8, 64] gives [N, 1, 1, C]
 %x = "test.op"() : () -> tensor<1x4x8x64xi8>
 %p = aipu.pool global_avg %x : tensor<1x4x8x64xi8> -> tensor<1x1x8x64xi8>

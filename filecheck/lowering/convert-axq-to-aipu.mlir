@@ -212,10 +212,11 @@ builtin.module {
 // -----
 
 // A transpose that swaps single bytes (every byte its own DMA burst) runs on the MVM when
-// that is cheaper: the input seen as a 16 x 48 image of one channel, a 16 x 1 kernel with
-// swICR gathers each column into one K vector, identity weights (ICR 4) write it as 16
-// channels; requantization by exactly 1 (multiplier 2^30, shift 30), zero points 0. With
-// swICR off it stays a DMA move.
+// that is cheaper: the 48 columns split into 12 rows of 4 (whole ICR groups), so the input
+// is a 192 x 4 image of one channel, 16 blocks of 12 rows; a 16 x 1 kernel with dilation 12
+// and swICR gathers each column into one K vector, identity weights (ICR 4) write it as 16
+// channels of a 12 x 4 output that aipu-tile can split by rows; requantization by exactly
+// 1 (multiplier 2^30, shift 30), zero points 0. With swICR off it stays a DMA move.
 builtin.module {
   func.func @main(%x: tensor<1x16x48x!axq.q<i8, 0.5:3>>) -> tensor<1x48x16x!axq.q<i8, 0.5:3>> {
     %t = axq.transpose %x {perm = array<i64: 0, 2, 1>} : tensor<1x16x48x!axq.q<i8, 0.5:3>> -> tensor<1x48x16x!axq.q<i8, 0.5:3>>
@@ -223,10 +224,62 @@ builtin.module {
   }
 }
 
-// CHECK:      %[[IMAGE:.*]] = aipu.reinterpret %{{.*}} : tensor<1x16x48xi8> -> tensor<1x16x48x1xi8>
+// CHECK:      %[[IMAGE:.*]] = aipu.reinterpret %{{.*}} : tensor<1x16x48xi8> -> tensor<1x192x4x1xi8>
 // CHECK-NEXT: %[[EYE:.*]] = aipu.const {{.*}} : tensor<16x64xi8>
 // CHECK-NEXT: %[[TABLE:.*]] = aipu.const {value = dense<{{\[}}[0, 1073741824, 30, 0], {{.*}}> : tensor<16x4xi32>}
-// CHECK-NEXT: %[[SWAP:.*]] = aipu.conv %[[IMAGE]], %[[EYE]], %[[TABLE]] {in_c = 1 : i64, icr = 4 : i64, swicr = true, kernel = array<i64: 16, 1>} : (tensor<1x16x48x1xi8>, tensor<16x64xi8>, tensor<16x4xi32>) -> tensor<1x1x48x16xi8>
-// CHECK-NEXT: %[[ROWS:.*]] = aipu.reinterpret %[[SWAP]] : tensor<1x1x48x16xi8> -> tensor<1x48x16xi8>
+// CHECK-NEXT: %[[SWAP:.*]] = aipu.conv %[[IMAGE]], %[[EYE]], %[[TABLE]] {in_c = 1 : i64, icr = 4 : i64, swicr = true, kernel = array<i64: 16, 1>, dilation = array<i64: 12, 1>} : (tensor<1x192x4x1xi8>, tensor<16x64xi8>, tensor<16x4xi32>) -> tensor<1x12x4x16xi8>
+// CHECK-NEXT: %[[ROWS:.*]] = aipu.reinterpret %[[SWAP]] : tensor<1x12x4x16xi8> -> tensor<1x48x16xi8>
 // CHECK-NEXT: %t = aipu.from_device %[[ROWS]]
 // PLAIN:      aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 48, 16, 1, 48, 16, 1>} : (tensor<1x16x48xi8>) -> tensor<1x48x16xi8>
+
+// -----
+
+// A swap of 257 columns (a prime above 255: one row per column does not fit the MVM record's
+// dilation, and no divisor splits them) is padded by the DMA to 264 columns (33 rows of 8,
+// whole groups of the 8 ICR copies), swapped on the MVM in rows aipu-tile can split, and
+// cropped back to each image's first 257 pixels.
+builtin.module {
+  func.func @main(%x: tensor<1x4x257x!axq.q<i8, 0.5:3>>) -> tensor<1x257x4x!axq.q<i8, 0.5:3>> {
+    %t = axq.transpose %x {perm = array<i64: 0, 2, 1>} : tensor<1x4x257x!axq.q<i8, 0.5:3>> -> tensor<1x257x4x!axq.q<i8, 0.5:3>>
+    func.return %t : tensor<1x257x4x!axq.q<i8, 0.5:3>>
+  }
+}
+
+// CHECK:      %[[PADDED:.*]] = aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 4, 257, 257, 1, 264, 1>} : (tensor<1x4x257xi8>) -> tensor<1x4x264xi8>
+// CHECK-NEXT: %[[IMAGE:.*]] = aipu.reinterpret %[[PADDED]] : tensor<1x4x264xi8> -> tensor<1x132x8x1xi8>
+// CHECK:      %[[SWAP:.*]] = aipu.conv %[[IMAGE]], {{.*}} {in_c = 1 : i64, icr = 8 : i64, swicr = true, kernel = array<i64: 4, 1>, dilation = array<i64: 33, 1>} : (tensor<1x132x8x1xi8>, tensor<4x32xi8>, tensor<4x4xi32>) -> tensor<1x33x8x4xi8>
+// CHECK-NEXT: %[[CROP:.*]] = aipu.move(%[[SWAP]]) {copies = array<i64: 0, 1, 0, 0, 1028, 1, 1>} : (tensor<1x33x8x4xi8>) -> tensor<1x257x4xi8>
+// CHECK-NEXT: %t = aipu.from_device %[[CROP]]
+// PLAIN:      aipu.move(%{{.*}}) {copies = array<i64: 0, 2, 0, 0, 257, 4, 1, 257, 4, 1>} : (tensor<1x4x257xi8>) -> tensor<1x257x4xi8>
+
+// -----
+
+// Attention heads stay token-major: the head splits of %x ([1, T=8, H=2, D=4] -> [1, H, T,
+// D]) and the head merge move nothing; the scores MVM reads each head of %x as a column of
+// 8 pixels (image_axes: input on axis 2), the context MVM loads each head's values as
+// weights [K=8 tokens, heads, N=4] (axis 1) and writes its head of the output in place
+// (axis 2). Without swICR the K lanes are padded with the zero point, still token-major.
+builtin.module {
+  func.func @main(%x: tensor<1x8x2x4x!axq.q<i8, 0.5:3>>, %kt: tensor<1x2x4x8x!axq.q<i8, 0.25:-1>>) -> tensor<1x8x2x4x!axq.q<i8, 0.125:2>> {
+    %q = axq.transpose %x {perm = array<i64: 0, 2, 1, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x2x8x4x!axq.q<i8, 0.5:3>>
+    %s = axq.matmul %q, %kt : (tensor<1x2x8x4x!axq.q<i8, 0.5:3>>, tensor<1x2x4x8x!axq.q<i8, 0.25:-1>>) -> tensor<1x2x8x8x!axq.q<i8, 0.5:0>>
+    %v = axq.transpose %x {perm = array<i64: 0, 2, 1, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x2x8x4x!axq.q<i8, 0.5:3>>
+    %c = axq.matmul %s, %v : (tensor<1x2x8x8x!axq.q<i8, 0.5:0>>, tensor<1x2x8x4x!axq.q<i8, 0.5:3>>) -> tensor<1x2x8x4x!axq.q<i8, 0.125:2>>
+    %m = axq.transpose %c {perm = array<i64: 0, 2, 1, 3>} : tensor<1x2x8x4x!axq.q<i8, 0.125:2>> -> tensor<1x8x2x4x!axq.q<i8, 0.125:2>>
+    func.return %m : tensor<1x8x2x4x!axq.q<i8, 0.125:2>>
+  }
+}
+
+// CHECK:      %[[X:.*]] = aipu.to_device %x {perm = array<i64: 0, 1, 2, 3>} : tensor<1x8x2x4x!axq.q<i8, 0.5:3>> -> tensor<1x8x2x4xi8>
+// CHECK-NOT:  aipu.move
+// CHECK:      %[[SCORES:.*]] = aipu.conv %[[X]], %{{.*}}, %{{.*}} {image_axes = array<i64: 2, 0, 0>, in_c = 4 : i64, swicr = true, in_zp = 3 : i64, w_zp = -1 : i64} : (tensor<1x8x2x4xi8>, tensor<2x4x8xi8>, tensor<8x4xi32>) -> tensor<2x8x1x8xi8>
+// CHECK:      %[[V:.*]] = aipu.reinterpret %[[X]] : tensor<1x8x2x4xi8> -> tensor<8x2x4xi8>
+// CHECK-NOT:  aipu.move
+// CHECK:      %[[CONTEXT:.*]] = aipu.conv %{{.*}}, %[[V]], %{{.*}} {image_axes = array<i64: 0, 1, 2>, in_c = 8 : i64, swicr = true, w_zp = 3 : i64} : (tensor<2x8x1x8xi8>, tensor<8x2x4xi8>, tensor<4x4xi32>) -> tensor<1x8x2x4xi8>
+// CHECK-NEXT: %m = aipu.from_device %[[CONTEXT]] {perm = array<i64: 0, 1, 2, 3>}
+// PLAIN:      %[[X:.*]] = aipu.to_device %x
+// PLAIN-NEXT: %[[Q:.*]] = aipu.move(%[[X]]) {copies = array<i64: 0, 2, 0, 0, 16, 4, 4, 1, 64, 1>, fill = 3 : i64} : (tensor<1x8x2x4xi8>) -> tensor<1x8x2x64xi8>
+// PLAIN:      aipu.conv %[[Q]], {{.*}} {image_axes = array<i64: 2, 0, 0>, in_c = 64 : i64, channels = 4 : i64, {{.*}} -> tensor<2x8x1x8xi8>
+// PLAIN:      %[[V:.*]] = aipu.reinterpret %[[X]] : tensor<1x8x2x4xi8> -> tensor<8x2x4xi8>
+// PLAIN-NEXT: %[[VK:.*]] = aipu.move(%[[V]]) {copies = array<i64: 0, 1, 0, 0, 64, 1, 1>, fill = 3 : i64} : (tensor<8x2x4xi8>) -> tensor<64x2x4xi8>
+// PLAIN:      aipu.conv %{{.*}}, %[[VK]], {{.*}} {image_axes = array<i64: 0, 1, 2>, {{.*}} -> tensor<1x8x2x4xi8>

@@ -253,3 +253,40 @@ builtin.module {
 // CHECK-NEXT:   aipu.mvm ins(%{{.*}} : !mem.view<1x2x4x64xi8, global.l1>) outs(%{{.*}} : !mem.view<1x2x4x16xi8, global.l1>) requant(%{{.*}} : !mem.view<16x4xi32, global.l1>) {weightset = 0 : i64, k = 64 : i64, n = 16 : i64, in_c = 64 : i64, channels = 8 : i64}
 // CHECK:        aipu.dwpu max ins(%{{.*}} : !mem.view<1x2x4x16xi8, global.l1>) outs(%{{.*}} : !mem.view<1x1x2x16xi8, global.l1>)
 // CHECK:        aipu.dma core ins(%{{.*}} : !mem.view<1x1x2x16xi8, global.l1>) outs(%{{.*}} : !mem.view<1x1x2x16xi8, global.ddr>)
+
+// -----
+
+// A byte swap's conv (swap_on_mvm): 4 blocks of 5 rows, a 4 x 1 kernel with dilation 5, in
+// 2 height tiles (3 + 2 output rows). Each tile stages only its rows of every block, block
+// after block 3 rows apart in L1 (not the 18 rows its dilated window spans), so its MVM
+// reads the taps with dilation 3; the last tile's 2 rows per block leave an 11-row view.
+builtin.module {
+  mem.pool @ddr global.ddr capacity 1048576
+  mem.pool @l2 global.l2 capacity 1048576
+  mem.pool @l1_core0 global.l1 core 0 capacity 65536
+  func.func @main(%in: tensor<1x4x10xi8>) -> tensor<1x10x4xi8> {
+    %x = aipu.to_device %in {perm = array<i64: 0, 1, 2>} : tensor<1x4x10xi8> -> tensor<1x4x10xi8>
+    %img = aipu.reinterpret %x : tensor<1x4x10xi8> -> tensor<1x20x2x1xi8>
+    %w = aipu.const {value = dense<[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]> : tensor<4x4xi8>} : tensor<4x4xi8>
+    %t = aipu.const {value = dense<[[0, 1073741824, 30, 0], [0, 1073741824, 30, 0], [0, 1073741824, 30, 0], [0, 1073741824, 30, 0]]> : tensor<4x4xi32>} : tensor<4x4xi32>
+    %y = aipu.conv %img, %w, %t {in_c = 1 : i64, swicr = true, kernel = array<i64: 4, 1>, dilation = array<i64: 5, 1>, tiles = array<i64: 2, 1>} : (tensor<1x20x2x1xi8>, tensor<4x4xi8>, tensor<4x4xi32>) -> tensor<1x5x2x4xi8>
+    %r = aipu.reinterpret %y : tensor<1x5x2x4xi8> -> tensor<1x10x4xi8>
+    %out = aipu.from_device %r {perm = array<i64: 0, 1, 2>} : tensor<1x10x4xi8> -> tensor<1x10x4xi8>
+    func.return %out : tensor<1x10x4xi8>
+  }
+}
+
+// CHECK:        %5 = mem.buffer @l1_core0 size 64 align 64 : !mem.buffer<1x12x2x1xi8, global.l1>
+// CHECK-NEXT:   %6 = mem.reinterpret %1 : !mem.buffer<1x20x2x1xi8, global.ddr> -> !mem.buffer<1x4x5x2x1xi8, global.ddr>
+// CHECK-NEXT:   %7 = mem.reinterpret %5 : !mem.buffer<1x12x2x1xi8, global.l1> -> !mem.buffer<1x4x3x2x1xi8, global.l1>
+// CHECK:        %19 = mem.view %6[0, 0, 0, 0, 0] : !mem.buffer<1x4x5x2x1xi8, global.ddr> -> !mem.view<1x4x3x2x1xi8, global.ddr>
+// CHECK-NEXT:   %20 = mem.view %7[0, 0, 0, 0, 0] : !mem.buffer<1x4x3x2x1xi8, global.l1> -> !mem.view<1x4x3x2x1xi8, global.l1>
+// CHECK-NEXT:   %21 = aipu.dma core ins(%19 : !mem.view<1x4x3x2x1xi8, global.ddr>) outs(%20 : !mem.view<1x4x3x2x1xi8, global.l1>)
+// CHECK-NEXT:   %22 = mem.view %5[0, 0, 0, 0] : !mem.buffer<1x12x2x1xi8, global.l1> -> !mem.view<1x12x2x1xi8, global.l1>
+// CHECK:        aipu.mvm ins(%22 : !mem.view<1x12x2x1xi8, global.l1>) outs(%{{.*}} : !mem.view<1x3x2x4xi8, global.l1>) {{.*}} kernel = array<i64: 4, 1>, dilation = array<i64: 3, 1>}
+// CHECK:        %28 = mem.view %6[0, 0, 3, 0, 0] : !mem.buffer<1x4x5x2x1xi8, global.ddr> -> !mem.view<1x4x2x2x1xi8, global.ddr>
+// CHECK-NEXT:   %29 = mem.view %7[0, 0, 0, 0, 0] : !mem.buffer<1x4x3x2x1xi8, global.l1> -> !mem.view<1x4x2x2x1xi8, global.l1>
+// CHECK-NEXT:   %30 = aipu.dma core ins(%28 : !mem.view<1x4x2x2x1xi8, global.ddr>) outs(%29 : !mem.view<1x4x2x2x1xi8, global.l1>)
+// CHECK-NEXT:   %31 = mem.view %5[0, 0, 0, 0] : !mem.buffer<1x12x2x1xi8, global.l1> -> !mem.view<1x11x2x1xi8, global.l1>
+// CHECK:        aipu.mvm ins(%31 : !mem.view<1x11x2x1xi8, global.l1>) outs(%{{.*}} : !mem.view<1x2x2x4xi8, global.l1>) {{.*}} kernel = array<i64: 4, 1>, dilation = array<i64: 3, 1>}
+// CHECK:        %35 = mem.view %2[0, 3, 0, 0] : !mem.buffer<1x5x2x4xi8, global.ddr> -> !mem.view<1x2x2x4xi8, global.ddr>

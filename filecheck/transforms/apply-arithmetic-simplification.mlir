@@ -59,3 +59,37 @@ builtin.module {
 // CHECK:      %[[D:.*]] = axq.dequantize %p
 // CHECK-NEXT: %[[R:.*]] = axq.reshape %[[D]] : tensor<1x8x1x1xf32> -> tensor<2x4xf32> loc("r2")
 // CHECK-NEXT: func.return %p, %[[R]]
+
+// -----
+
+// A Linear on [1, T, C] exported as MatMul + Add, after rewrite-dense-to-conv2d: the bias Add
+// (and a per-channel scale) read the reshape back to [1, T, C] and fold into the 1x1 conv.
+// A reshape whose last axis is not the channels keeps its Add.
+builtin.module {
+  func.func @main(%x: tensor<4x2x1x1xf32> {axq.name = "x"}) -> (tensor<1x4x2xf32> {axq.name = "linear"}, tensor<1x8xf32> {axq.name = "flat"}) {
+    %w = axq.constant {value = dense<[[[[1.0]], [[2.0]]], [[[3.0]], [[4.0]]]]> : tensor<2x2x1x1xf32>} : tensor<2x2x1x1xf32> loc("fc.weight")
+    %b = axq.constant {value = dense<0.0> : tensor<2xf32>} : tensor<2xf32> loc("fc.bias")
+    %t = axq.constant {value = dense<[0.5, -0.25]> : tensor<2xf32>} : tensor<2xf32> loc("fc.b")
+    %s = axq.constant {value = dense<[[[2.0, 3.0]]]> : tensor<1x1x2xf32>} : tensor<1x1x2xf32> loc("scale")
+    %y = axq.conv2d %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<4x2x1x1xf32>, tensor<2x2x1x1xf32>, tensor<2xf32>) -> tensor<4x2x1x1xf32> loc("fc.matmul")
+    %r = axq.reshape %y : tensor<4x2x1x1xf32> -> tensor<1x4x2xf32> loc("fc.matmul")
+    %a = axq.add %r, %t : (tensor<1x4x2xf32>, tensor<2xf32>) -> tensor<1x4x2xf32> loc("fc.add")
+    %linear = axq.mul %a, %s : (tensor<1x4x2xf32>, tensor<1x1x2xf32>) -> tensor<1x4x2xf32> loc("scale.mul")
+    %y2 = axq.conv2d %x, %w, %b {strides = array<i64: 1, 1>, pads = array<i64: 0, 0, 0, 0>, dilations = array<i64: 1, 1>, group = 1 : i64} : (tensor<4x2x1x1xf32>, tensor<2x2x1x1xf32>, tensor<2xf32>) -> tensor<4x2x1x1xf32> loc("fc2.matmul")
+    %r2 = axq.reshape %y2 : tensor<4x2x1x1xf32> -> tensor<1x8xf32> loc("fc2.matmul")
+    %u = axq.constant {value = dense<[1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0]> : tensor<8xf32>} : tensor<8xf32> loc("u")
+    %flat = axq.add %r2, %u : (tensor<1x8xf32>, tensor<8xf32>) -> tensor<1x8xf32> loc("flat.add")
+    func.return %linear, %flat : tensor<1x4x2xf32>, tensor<1x8xf32>
+  }
+}
+
+// (y + t) * s: weights times s per output channel, bias (0 + t) * s.
+// CHECK:      %[[W:.*]] = axq.constant {value = dense<{{\[\[\[\[}}2.000000e+00]], {{\[\[}}4.000000e+00]]], {{\[\[\[}}9.000000e+00]], {{\[\[}}1.200000e+01]]]]> : tensor<2x2x1x1xf32>} : tensor<2x2x1x1xf32> loc("fc.weight")
+// CHECK-NEXT: %[[B:.*]] = axq.constant {value = dense<[1.000000e+00, -7.500000e-01]> : tensor<2xf32>} : tensor<2xf32> loc("fc.bias")
+// CHECK-NEXT: %[[Y:.*]] = axq.conv2d %x, %[[W]], %[[B]] {{.*}} -> tensor<4x2x1x1xf32> loc("fc.matmul")
+// CHECK-NEXT: %[[LINEAR:.*]] = axq.reshape %[[Y]] : tensor<4x2x1x1xf32> -> tensor<1x4x2xf32> loc("fc.matmul")
+// CHECK-NOT:  loc("fc.add")
+// CHECK:      %[[Y2:.*]] = axq.conv2d %x, %{{.*}}, %{{.*}} {{.*}} loc("fc2.matmul")
+// CHECK-NEXT: %[[R2:.*]] = axq.reshape %[[Y2]] : tensor<4x2x1x1xf32> -> tensor<1x8xf32> loc("fc2.matmul")
+// CHECK:      %[[FLAT:.*]] = axq.add %[[R2]], %{{.*}} {{.*}} loc("flat.add")
+// CHECK-NEXT: func.return %[[LINEAR]], %[[FLAT]]

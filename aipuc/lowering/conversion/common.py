@@ -153,10 +153,7 @@ class Conversion:
             index, copy = copies[0]
             source = sources[index]
             same_size = int(np.prod(source.type.get_shape())) == total  # type: ignore[attr-defined]
-            if same_size and copy.as_tuple() in (
-                (0, 0, (total,), (1,), (1,)),
-                (0, 0, (1,), (1,), (1,)),
-            ):
+            if same_size and copy.is_identity(total):
                 if source.type == result_type:
                     return source
                 return self.emit(aipu.ReinterpretOp(source, result_type), rewriter, at).results[0]

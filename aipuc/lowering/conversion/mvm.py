@@ -323,7 +323,7 @@ class MatMulToMvm(RewritePattern):
     def match_and_rewrite(self, op: axq.MatMulOp, rewriter: PatternRewriter) -> None:
         conv = self.conv
         a_type, b_type, out_type = qtype(op.lhs), qtype(op.rhs), qtype(op.result)
-        a_shape, b_shape, out_shape = shape_of(op.lhs), shape_of(op.rhs), shape_of(op.result)
+        a_shape, b_shape = shape_of(op.lhs), shape_of(op.rhs)
         if (
             len(a_shape) < 2
             or a_shape[:-2] != b_shape[:-2]
@@ -337,12 +337,27 @@ class MatMulToMvm(RewritePattern):
         images = math.prod(a_shape[:-2])
         rows, depth = a_shape[-2:]
         columns = b_shape[-1]
-        a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
-        b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
         swicr = _uses_swicr(conv, depth, 1, describe(op))
         in_c = depth if swicr else _pword_ceil(depth)
-        a = self._reshaped(a, [images, 1, rows, depth], in_c, a_type.zero_point, 3, rewriter, op)
-        b = self._reshaped(b, [images, depth, columns], in_c, b_type.zero_point, 1, rewriter, op)
+        x_axis, w_axis, y_axis = (
+            axis if self._token_major(value) else 0
+            for value, axis in ((op.lhs, 2), (op.rhs, 1), (op.result, 2))
+        )
+        # with a token-major input or output, each image is a column of `rows` pixels
+        # (the views of a token-major head are), else a row
+        image = [rows, 1] if x_axis or y_axis else [1, rows]
+        if x_axis:
+            a, a_as = conv.device(op.lhs, rewriter), [1, rows, images, depth]
+        else:
+            a = conv.relayout(op.lhs, layout.identity(len(a_shape)), rewriter, op)
+            a_as = [images, *image, depth]
+        if w_axis:
+            b, b_as = conv.device(op.rhs, rewriter), [depth, images, columns]
+        else:
+            b = conv.relayout(op.rhs, layout.identity(len(b_shape)), rewriter, op)
+            b_as = [images, depth, columns]
+        a = self._reshaped(a, a_as, in_c, a_type.zero_point, 3, rewriter, op)
+        b = self._reshaped(b, b_as, in_c, b_type.zero_point, 1 - w_axis, rewriter, op)
         out_real = a_type.scale * b_type.scale / scales(out_type, columns)
         multiplier, shift = fixed_point(out_real)
         table = np.stack(
@@ -352,27 +367,36 @@ class MatMulToMvm(RewritePattern):
             a,
             b,
             conv.constant(int_table(table), rewriter),
-            TensorType(i8, [images, 1, rows, columns]),
+            TensorType(i8, [1, rows, images, columns] if y_axis else [images, *image, columns]),
             in_c=in_c,
             channels=None if depth == in_c else depth,
             k_chunk=weight_rows(conv),
             swicr=swicr,
             in_zp=a_type.zero_point,
             w_zp=b_type.zero_point,
+            image_axes=(x_axis, w_axis, y_axis),
         )
         result = conv.emit(layer, rewriter, op).results[0]
-        shaped = conv.emit(aipu.ReinterpretOp(result, TensorType(i8, out_shape)), rewriter, op)
-        conv.layouts[op.result] = layout.identity(len(out_shape))
-        conv.finish(op, [shaped.results[0]], rewriter)
+        if result.type != conv.device_type(op.result):
+            reinterpret = aipu.ReinterpretOp(result, conv.device_type(op.result))
+            result = conv.emit(reinterpret, rewriter, op).results[0]
+        conv.finish(op, [result], rewriter)
+
+    def _token_major(self, value: SSAValue) -> bool:
+        """Attention heads that assign_layouts left token-major, [.., T, H, D]."""
+        rank = len(shape_of(value))
+        return rank >= 3 and self.conv.perm(value) == layout.token_major(rank)
 
     def _reshaped(
         self, value, shape: list[int], lanes: int, zero_point: int, axis: int, rewriter, at
     ) -> SSAValue:
         """`value` seen as `shape`, with `axis` (the K axis) padded to `lanes` by its zero
         point so the padding contributes nothing to the centred products."""
-        flat = self.conv.emit(
-            aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
-        ).results[0]
+        flat = value
+        if list(value.type.get_shape()) != shape:  # type: ignore[attr-defined]
+            flat = self.conv.emit(
+                aipu.ReinterpretOp(value, TensorType(i8, shape)), rewriter, at
+            ).results[0]
         if shape[axis] == lanes:
             return flat
         padded = list(shape)
@@ -484,20 +508,27 @@ def swap_on_mvm(
     instead of the DMA, or None when `copy` is not one.
 
     Every byte of such a swap is a DMA run of its own (a burst each, see the cycle model);
-    the MVM gathers a kernel window into its input vector instead: seen as an NHWC image
-    [N, B, A, 1], a B x 1 kernel with swICR packs column a (B taps of one lane) into one
-    K vector, and identity weights give output pixel a's B channels, [N, 1, A, B]. Zero
-    points 0 and a requantization by exactly 1 keep every code (int8 in, int8 out). This
-    packs taps of single lanes as swICR does for a first layer's few channels, so the
-    fields that turn swICR off (`enable_swicr`, `mvm_utilization_limit`) keep it on the DMA.
+    the MVM gathers a kernel window into its input vector instead. The A columns are split
+    into R rows of A / R (R the largest divisor of A up to the MVM record's dilation, whole
+    ICR groups per row), so that [N, B, A] is the NHWC image [N, B * R, A / R, 1]: B blocks
+    of R rows. A B x 1 kernel with dilation R and swICR packs column a (B taps of one lane,
+    one per block) into one K vector, and identity weights give output pixel a's B
+    channels, [N, R, A / R, B]: the result's bytes. Zero points 0 and a requantization by
+    exactly 1 keep every code (int8 in, int8 out). The R output rows are what aipu-tile
+    splits when the swap does not fit L1 (mem-bufferize stages only the rows of each block
+    a tile reads); an A above 255 that splits into too few rows (a prime, say) is first
+    padded by the DMA to columns that split well, and the result cropped back
+    (`_swap_columns`). This packs taps of single lanes as swICR does for a first layer's
+    few channels, so the fields that turn swICR off (`enable_swicr`,
+    `mvm_utilization_limit`) keep it on the DMA.
 
         %y = aipu.move(%x) {copies = array<i64: 0, 2, 0, 0, 128, 64, 1, 128, 64, 1>}
             : tensor<1x64x128xi8> -> tensor<1x128x64xi8>
     becomes
-        %img = aipu.reinterpret %x : tensor<1x64x128xi8> -> tensor<1x64x128x1xi8>
-        %t = aipu.conv %img, %eye, %table {in_c = 1, swicr, kernel = [64, 1]}
-            -> tensor<1x1x128x64xi8>
-        %y = aipu.reinterpret %t : tensor<1x1x128x64xi8> -> tensor<1x128x64xi8>
+        %img = aipu.reinterpret %x : tensor<1x64x128xi8> -> tensor<1x8192x1x1xi8>
+        %t = aipu.conv %img, %eye, %table {in_c = 1, swicr, kernel = [64, 1],
+                                           dilation = [128, 1]} -> tensor<1x128x1x64xi8>
+        %y = aipu.reinterpret %t : tensor<1x128x1x64xi8> -> tensor<1x128x64xi8>
     """
     sizes, src, dst = copy.sizes, copy.src_strides, copy.dst_strides
     if (copy.src_offset, copy.dst_offset) != (0, 0) or len(sizes) not in (2, 3):
@@ -517,23 +548,38 @@ def swap_on_mvm(
     if b > min(weight_rows(conv), _KERNEL_LIMIT):
         return None
     icr = _icr_factor(conv, b, a, 1, describe(at))
-    if _swap_cycles_on_mvm(images, a, b, icr) >= images * a * b * AIPU.dma_burst_min_cycles:
+    columns = _swap_columns(a, icr)
+    cycles = _swap_cycles_on_mvm(images, columns, b, icr)
+    if columns > a:  # the pad and the crop: a run per row of B, then one per image
+        moved = 2 * images * b * columns // AIPU.core_dma_ddr_l1_bytes_per_cycle
+        cycles += 2 * AIPU.dma_setup_cycles + images * (b + 1) * AIPU.dma_burst_min_cycles + moved
+    if cycles >= images * a * b * AIPU.dma_burst_min_cycles:
         return None  # a small swap: its bursts cost less than the weights and the task
-    image = conv.emit(aipu.ReinterpretOp(source, TensorType(i8, [images, b, a, 1])), rewriter, at)
+    if columns > a:
+        widen = layout.strided(0, 0, (images, b, a), (a * b, a, 1), (columns * b, columns, 1))
+        widened = TensorType(i8, [images, b, columns])
+        source = conv.move([source], widened, [(0, c) for c in widen], rewriter, at)
+    rows = _swap_rows(columns, icr)
+    image_type = TensorType(i8, [images, b * rows, columns // rows, 1])
+    image = conv.emit(aipu.ReinterpretOp(source, image_type), rewriter, at)
     multiplier, shift = fixed_point(np.ones(b))
     table = np.stack([np.zeros(b, np.int64), multiplier, shift, np.zeros(b, np.int64)], axis=1)
     layer = aipu.ConvLayerOp(
         image.results[0],
         conv.constant(np.tile(np.eye(b, dtype=np.int8), (1, icr)), rewriter),
         conv.constant(int_table(table), rewriter),
-        TensorType(i8, [images, 1, a, b]),
+        TensorType(i8, [images, rows, columns // rows, b]),
         in_c=1,
         k_chunk=weight_rows(conv),
         icr=icr,
         swicr=True,
         kernel=(b, 1),
+        dilation=(rows, 1),
     )
     swapped = conv.emit(layer, rewriter, at).results[0]
+    if columns > a:  # each image's first A pixels of B channels
+        crop = layout.strided(0, 0, (images, a * b), (columns * b, 1), (a * b, 1))
+        return conv.move([swapped], result_type, [(0, c) for c in crop], rewriter, at)
     return conv.emit(aipu.ReinterpretOp(swapped, result_type), rewriter, at).results[0]
 
 
@@ -545,5 +591,30 @@ def _swap_cycles_on_mvm(images: int, a: int, b: int, icr: int) -> int:
     return 2 * AIPU.dma_setup_cycles + load + vectors
 
 
+def _swap_rows(a: int, icr: int) -> int:
+    """The most rows a swap's A columns split into: a divisor of A, at most the largest
+    dilation an MVM record holds, each row whole groups of `icr` x-positions (so the MVM
+    spends A / icr vectors however they split); 1 when A has no such divisor."""
+    limit = min(a, _DILATION_LIMIT)
+    return max(r for r in range(1, limit + 1) if a % r == 0 and (r == 1 or a // r % icr == 0))
+
+
+def _swap_columns(a: int, icr: int) -> int:
+    """A, or the fewest more columns (padding the DMA adds and crops) that split into
+    enough rows for aipu-tile to split a swap that does not fit L1: half the most a
+    record's dilation holds, or a row per ICR group of A if that is fewer. Only an A above
+    255 (which cannot be one row per column) that splits into fewer (a prime, say) grows;
+    `target` x icr columns always split into `target` rows."""
+    if a <= _DILATION_LIMIT:
+        return a
+    target = min(_DILATION_LIMIT // 2, a // icr)
+    columns = a
+    while _swap_rows(columns, icr) < target:
+        columns += 1
+    return columns
+
+
 _KERNEL_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["kernel"].base).max)
 """The largest kernel height an MVM record holds."""
+_DILATION_LIMIT = int(np.iinfo(isa.DTYPES[isa.Opcode.MVM]["dilation"].base).max)
+"""The largest dilation an MVM record holds."""
