@@ -200,22 +200,26 @@ def confirm(group: dict, folder: Path, jobs: int, wide: bool, only: list[str]) -
         found = covering.get(mangled_name_from_mutant_name(name), [])
         return sorted(test for test in found if test.split("::")[0] in budgeted)
 
-    survivors = [n for n, s in verdicts(group).items() if s == SURVIVED and n not in done]
-    jobs_list = [(n, tests(n)) for n in survivors]
+    def chosen(names: list[str]) -> list[str]:
+        return [n for n in names if not only or any(fnmatch.fnmatch(n, o) for o in only)]
+
+    def rerun(jobs_list: list[tuple[str, list[str]]]) -> None:
+        with ThreadPoolExecutor(jobs) as pool:
+            for (name, files), verdict in zip(
+                jobs_list, pool.map(lambda job: run_tests(folder, *job), jobs_list), strict=True
+            ):
+                done[name] = dict(verdict, wide=files == group.get("also"))
+                text = json.dumps(done, indent=1, sort_keys=True)
+                (folder / "confirmed.json").write_text(text)
+
+    states = verdicts(group)
+    survivors = chosen([n for n, s in states.items() if s == SURVIVED and n not in done])
+    rerun([(n, tests(n)) for n in survivors])
     also = group.get("also", [])
-    if wide and also:
-        states = verdicts(group)
-        jobs_list += [
-            (n, also) for n, v in done.items() if not v["killed"] and not v.get("wide")
-        ] + [(n, also) for n, s in states.items() if s == "no tests" and n not in done]
-    if only:
-        jobs_list = [job for job in jobs_list if any(fnmatch.fnmatch(job[0], o) for o in only)]
-    with ThreadPoolExecutor(jobs) as pool:
-        for (name, files), verdict in zip(
-            jobs_list, pool.map(lambda job: run_tests(folder, *job), jobs_list), strict=True
-        ):
-            done[name] = dict(verdict, wide=files == group.get("also"))
-            (folder / "confirmed.json").write_text(json.dumps(done, indent=1, sort_keys=True))
+    if wide and also:  # after the first pass: its survivors are among the remaining ones
+        remaining = [n for n, v in done.items() if not v["killed"] and not v.get("wide")]
+        untested = [n for n, s in states.items() if s == "no tests" and n not in done]
+        rerun([(n, also) for n in chosen(remaining + untested)])
 
 
 def report(group: dict) -> None:
