@@ -1163,6 +1163,43 @@ def test_dpu_float18_rsqrt_and_a_float_vector_from_memory():
     np.testing.assert_array_equal(dpu_run(program(*ops, zero_point=0), memories), [-2, -6, 40, -75])
 
 
+def test_dpu_spills_and_reloads_float_and_int32_registers():
+    """A float register spilled as float32 and reloaded: A x 0.5 = -1.5, 2.5, 10, -10 ->
+    -2, 2, 10, -10 (ties to even). Integer registers spill as int32, both ends included
+    (B + 2**31 - 8 reaches 2**31 - 1, B - 2**31 + 2 reaches -2**31), and come back equal;
+    one past an end is an error."""
+    memories = device()
+    ops = (
+        {"op": MicroOpcode.ITOF, "dst": 2, "a": 0},
+        {"op": MicroOpcode.FCONST, "dst": 3, "imm1": _f32_bits(0.5)},
+        {"op": MicroOpcode.FMUL, "dst": 4, "a": 2, "b": 3},
+        {"op": MicroOpcode.SPILL, "a": 4, "imm0": 1, "addr": L1 + 256},
+        {"op": MicroOpcode.RELOAD, "dst": 5, "imm0": 1, "addr": L1 + 256},
+    )
+    assert dpu_run(program(*ops, zero_point=0), memories).tolist() == [-2, 2, 10, -10]
+    assert get(memories, L1 + 256, (4,), "<f4").tolist() == [-1.5, 2.5, 10, -10]
+    for offset in (2**31 - 8, -(2**31) + 2):
+        memories = device()
+        ops = (
+            {"op": MicroOpcode.ADDI, "dst": 2, "a": 1, "imm0": offset},
+            {"op": MicroOpcode.SPILL, "a": 2, "addr": L1 + 256},
+            {"op": MicroOpcode.RELOAD, "dst": 3, "addr": L1 + 256},
+            {"op": MicroOpcode.SUB, "dst": 4, "a": 3, "b": 2},
+        )
+        assert dpu_run(program(*ops), memories).tolist() == [0, 0, 0, 0]
+        spilled = get(memories, L1 + 256, (4,), "<i4").tolist()
+        assert spilled == [b + offset for b in B]
+        assert (max(spilled), min(spilled))[offset < 0] == (2**31 - 1, -(2**31))[offset < 0]
+    for offset in (2**31 - 7, -(2**31) + 1):
+        ops = (
+            {"op": MicroOpcode.ADDI, "dst": 2, "a": 1, "imm0": offset},
+            {"op": MicroOpcode.SPILL, "a": 2, "addr": L1 + 256},
+            {"op": MicroOpcode.RELOAD, "dst": 3, "addr": L1 + 256},
+        )
+        with pytest.raises(SimulationError, match="a spilled integer register exceeds int32$"):
+            dpu_run(program(*ops))
+
+
 def test_dpu_exp_table_is_zero_from_index_256_on():
     """B + 253 = 260, 251, 256, 254 indexes a table of entries d / 4: 260 and 256 lie past
     its 256 entries (0.0), 251 -> 62.75, 254 -> 63.5; plus 1.25: 1, 64, 1, 65 (rint)."""
