@@ -301,6 +301,8 @@ def test_consecutive_physical_pages_and_unmapped_pages():
     assert memories.arrays["paged"][PAGE + 10 : 3 * PAGE - 2].tolist() == list(range(20))
     assert memories.dump_bytes(0x1000 + 10, 20) == bytes(range(20))
     with pytest.raises(SimulationError, match=r"^access \[0x1020, 0x1023\] touches an unmapped"):
+        memories.read(0x1000 + 2 * PAGE + 3, [4], [-1])  # the same bytes, backwards
+    with pytest.raises(SimulationError, match=r"^access \[0x1020, 0x1023\] touches an unmapped"):
         memories.read(0x1000 + 2 * PAGE, [4], [1])
     with pytest.raises(SimulationError, match="leaves paged"):
         memories.read(0x1000 + 3 * PAGE - 2, [4], [1])
@@ -343,6 +345,9 @@ def test_blocks_with_two_negative_strides_and_empty_or_scalar_blocks():
     assert memories.read(L1, [0, 3], [3, 1], np.int16).dtype == np.int16
     assert memories.read(L1 + 5, [], [], np.int8).tolist() == 5
     memories.write(L1, [0], [1], np.array([], np.int8))
+    # an empty block touches no memory: not even an address outside every region is an error
+    assert memories.read(0xDEAD_0000, [0], [1]).size == 0
+    memories.write(0xDEAD_0000, [2, 0], [1, 1], np.zeros((2, 0), np.int8))
     memories.write(L1 + 2, [], [], -7)
     assert get(memories, L1, (4,)).tolist() == [0, 1, -7, 3]
 
