@@ -1189,7 +1189,9 @@ def test_dpu_spills_and_reloads_float_and_int32_registers():
             {"op": MicroOpcode.ADDI, "dst": 2, "a": 1, "imm0": offset},
             {"op": MicroOpcode.SPILL, "a": 2, "addr": L1 + 256},
             {"op": MicroOpcode.RELOAD, "dst": 3, "addr": L1 + 256},
-            {"op": MicroOpcode.SUB, "dst": 4, "a": 3, "b": 2},
+            {"op": MicroOpcode.SHLI, "dst": 4, "a": 3, "imm0": 1},  # integer lanes again
+            {"op": MicroOpcode.SHLI, "dst": 5, "a": 2, "imm0": 1},
+            {"op": MicroOpcode.SUB, "dst": 6, "a": 4, "b": 5},
         )
         assert dpu_run(program(*ops), memories).tolist() == [0, 0, 0, 0]
         spilled = get(memories, L1 + 256, (4,), "<i4").tolist()
