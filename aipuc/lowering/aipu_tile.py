@@ -3,7 +3,8 @@
 A layer's working set is the L1 staging its expansion allocates (input and output tiles,
 partial sums, weightsets, tables); it is measured by expanding the layer for real on a
 scratch builder, so tiling and bufferization can never disagree. Height tiles double from
-1 for up to `max_tiling_attempts` attempts; `force_h_tiling` and `force_oc_tiling` fix the
+1 for up to `max_tiling_attempts` attempts (an element-wise layer's, past its first
+non-1 axis, cut it into single rows and go on doubling over the next axes); `force_h_tiling` and `force_oc_tiling` fix the
 factors instead (a layer with ICR keeps one channel tile: its copies share the columns of
 all its output channels); with `ignore_weight_buffers` weightsets and kernels do not count (the
 memory planner still places them). The choice is recorded on the layer, and the rules on
@@ -17,6 +18,7 @@ the module, for `aipu-dfs` to tile depth-first groups by them (it reads no tilin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -65,14 +67,17 @@ def working_set(
     return tiling.l1_bytes(*builder.l1_bytes())
 
 
-def _height_extent(layer) -> int:
-    """How many height tiles a layer can have at most (1: it cannot be height-tiled)."""
+def _height_extents(layer) -> list[int]:
+    """The axes a layer's height tiles split, outermost first ([1]: it cannot be tiled).
+
+    An element-wise layer splits its leading non-1 axes flattened (`tiles.split_axes`).
+    """
     if isinstance(layer, aipu.PoolLayerOp) and layer.is_global:
-        return 1
+        return [1]
     shape = shape_of(layer.result)
     if isinstance(layer, aipu.EltwiseOp):
-        return next((n for n in shape[:-1] if n > 1), 1)
-    return shape[1]
+        return [n for n in shape[:-1] if n > 1] or [1]
+    return [shape[1]]
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ class AipuTilePass(AipucPass):
                 self._tile(builder, layer, limit, tiling)
 
     def _candidates(self, layer, tiling: aipu.TilingAttr) -> list[tuple[int, int]]:
-        extent = _height_extent(layer)
+        extents = _height_extents(layer)
+        extent, total = extents[0], prod(extents)
         channels = self.force_oc_tiling or 1
         if not isinstance(layer, aipu.ConvLayerOp):
             channels = 1
@@ -108,8 +114,9 @@ class AipuTilePass(AipucPass):
         if (forced := tiling.forced_height(extent)) is not None:
             return [(forced, channels)]
         heights = []
+        whole = (extent - 1).bit_length()  # the first attempt that tiles the first axis whole
         for attempt in range(self.max_tiling_attempts):
-            tiles = min(2**attempt, extent)
+            tiles = 2**attempt if attempt < whole else min(extent << (attempt - whole), total)
             if tiles not in heights:
                 heights.append(tiles)
         return [(h, channels) for h in heights]

@@ -766,23 +766,32 @@ class PoolExpansion:
 
 
 class EltwiseExpansion:
-    """A DPU layer: tiles along its outermost axis; broadcast inputs and tables staged once."""
+    """A DPU layer: tiles along its outer axes; broadcast inputs and tables staged once.
+
+    Its tiles split its leading non-1 axes flattened (`tiles.split_axes`): the outer ones
+    into single rows, each in a tile loop, the innermost tiled one into runs of rows.
+    """
 
     def __init__(self, builder: SegmentBuilder, op: aipu.EltwiseOp):
         self.b, self.op = builder, op
         self.y = builder.buffer(op.result)
         self.shape = _shape(self.y)
-        self.axis = next((a for a, n in enumerate(self.shape[:-1]) if n > 1), None)
+        axes = [a for a, n in enumerate(self.shape[:-1]) if n > 1]
+        counts = tiling.split_axes([self.shape[a] for a in axes], op.tile_counts()[0])
+        self.outer = [(a, n) for a, n in zip(axes, counts[:-1], strict=False)]
+        self.axis = axes[len(counts) - 1] if counts else None
         extent = 1 if self.axis is None else self.shape[self.axis]
         window = tiling.Window(extent, extent)
-        self.runs = tiling.runs(window, op.tile_counts()[0])
-        self.rows = tiling.max_rows(window, op.tile_counts()[0])[1]
+        self.runs = tiling.runs(window, counts[-1] if counts else 1)
+        self.rows = {a: 1 for a, _ in self.outer}
+        if self.axis is not None:
+            self.rows[self.axis] = tiling.max_rows(window, counts[-1])[1]
         self.inputs = [builder.buffer(v) for v in op.inputs]
-        self.tiled = [self.axis is not None and _shape(x)[self.axis] > 1 for x in self.inputs]
+        self.tiled = [any(_shape(x)[a] > 1 for a in self.rows) for x in self.inputs]
         self.staged: dict[SSAValue, SSAValue] = {}
-        for x, tiled in zip(self.inputs, self.tiled, strict=True):
+        for x in self.inputs:
             if _space(x) != MemorySpace.L1 and x not in self.staged:
-                self.staged[x] = builder.l1(self._tile_shape(_shape(x), tiled), x.type.element_type)  # type: ignore[attr-defined]
+                self.staged[x] = builder.l1(self._tile_shape(_shape(x)), x.type.element_type)  # type: ignore[attr-defined]
         self.tables = {}
         for micro in op.body.walk():
             for operand in micro.operands:
@@ -797,16 +806,14 @@ class EltwiseExpansion:
         self.y_l1 = (
             None
             if _space(self.y) == MemorySpace.L1
-            else builder.l1(self._tile_shape(self.shape, True), self.y.type.element_type)
+            else builder.l1(self._tile_shape(self.shape), self.y.type.element_type)
         )
         micro_ops = len(op.inputs) + len(op.body.block.ops)  # loads, the program, its store
         self.program = builder.new_buffer(MemorySpace.DDR, [micro_ops * MICRO_OP_BYTES])
 
-    def _tile_shape(self, shape, tiled: bool) -> list[int]:
-        shape = list(shape)
-        if tiled and self.axis is not None:
-            shape[self.axis] = self.rows
-        return shape
+    def _tile_shape(self, shape) -> list[int]:
+        """A tile of `shape`: its tiled axes cut to the tile's rows (broadcast ones stay 1)."""
+        return [self.rows[a] if a in self.rows and n > 1 else n for a, n in enumerate(shape)]
 
     def emit(self) -> None:
         tasks = self.b.tasks
@@ -816,22 +823,39 @@ class EltwiseExpansion:
         for x, tiled in zip(self.inputs, self.tiled, strict=True):
             if not tiled and x in self.staged:
                 tasks.dma(x, self.staged[x])
-        for run in self.runs:
-            tasks.repeat(run.count, lambda e, t, run=run: self._tile(e, run, Index.of(t, 1)))
+        self._nest(tasks, 0, {})
 
-    def _window(self, shape, rows: int, start: Index | int) -> tuple[list, list[int]]:
+    def _nest(self, e: Emitter, depth: int, starts: dict[int, Index]) -> None:
+        """The tile loop of outer axis `depth` around the next ones, then the runs."""
+        if depth < len(self.outer):
+            axis, count = self.outer[depth]
+            e.repeat(
+                count,
+                lambda e2, t: self._nest(e2, depth + 1, {**starts, axis: Index.of(t, 1)}),
+            )
+            return
+        for run in self.runs:
+            e.repeat(
+                run.count,
+                lambda e2, t, run=run: self._tile(
+                    e2, run, {**starts, self.axis: Index.of(t, run.out_step, run.out_start)}
+                ),
+            )
+
+    def _window(self, shape, rows: dict, starts: dict) -> tuple[list, list[int]]:
         offsets: list[Index | int] = [0] * len(shape)
         sizes = list(shape)
-        if self.axis is not None and shape[self.axis] > 1:
-            offsets[self.axis] = start
-            sizes[self.axis] = rows
+        for axis, start in starts.items():
+            if axis is not None and shape[axis] > 1:
+                offsets[axis] = start
+                sizes[axis] = rows[axis]
         return offsets, sizes
 
-    def _tile(self, e: Emitter, run: tiling.Run, t: Index) -> None:
-        start = t * run.out_step + run.out_start
+    def _tile(self, e: Emitter, run: tiling.Run, starts: dict) -> None:
+        rows = {**self.rows, self.axis: run.out_rows}
         loads = []
         for x, tiled in zip(self.inputs, self.tiled, strict=True):
-            offsets, sizes = self._window(_shape(x), run.out_rows, start)
+            offsets, sizes = self._window(_shape(x), rows, starts)
             if x not in self.staged:
                 loads.append(e.view(x, offsets, sizes))
                 continue
@@ -839,7 +863,7 @@ class EltwiseExpansion:
             if tiled:
                 e.dma(e.view(x, offsets, sizes), local)
             loads.append(local)
-        offsets, sizes = self._window(self.shape, run.out_rows, start)
+        offsets, sizes = self._window(self.shape, rows, starts)
         y = (
             e.view(self.y, offsets, sizes)
             if self.y_l1 is None

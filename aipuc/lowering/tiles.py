@@ -10,6 +10,7 @@ middle tiles and a last tile (bottom padding, remainder rows).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -113,6 +114,21 @@ def runs(window: Window, tiles: int) -> list[Run]:
                 continue
         found.append(Run(index, 1, start, size, out_rows, in_start, 0, in_rows, top, bottom, extra))
     return found
+
+
+def split_axes(extents: Sequence[int], tiles: int) -> list[int]:
+    """Tiles per axis of `tiles` tiles over axes of `extents` flattened (outermost first).
+
+    An axis is cut in single rows before the next one is tiled, so tile counts within
+    the first axis tile it alone, as they always did.
+    """
+    counts: list[int] = []
+    for extent in extents:
+        if tiles <= extent:
+            return [*counts, tiles]
+        counts.append(extent)
+        tiles = -(-tiles // extent)
+    return counts
 
 
 def max_rows(window: Window, tiles: int) -> tuple[int, int]:
