@@ -3,12 +3,13 @@
 A layer's working set is the L1 staging its expansion allocates (input and output tiles,
 partial sums, weightsets, tables); it is measured by expanding the layer for real on a
 scratch builder, so tiling and bufferization can never disagree. Height tiles double from
-1 for up to `max_tiling_attempts` attempts (an element-wise layer's, past its first
-non-1 axis, cut it into single rows and go on doubling over the next axes); `force_h_tiling` and `force_oc_tiling` fix the
-factors instead (a layer with ICR keeps one channel tile: its copies share the columns of
-all its output channels); with `ignore_weight_buffers` weightsets and kernels do not count (the
-memory planner still places them). The choice is recorded on the layer, and the rules on
-the module, for `aipu-dfs` to tile depth-first groups by them (it reads no tiling field):
+1 for up to `max_tiling_attempts` attempts (an element-wise layer's, once its first non-1
+axis is cut into single rows, go on doubling over its next axes); `force_h_tiling` and
+`force_oc_tiling` fix the factors instead (a layer with ICR keeps one channel tile: its
+copies share the columns of all its output channels); with `ignore_weight_buffers`
+weightsets and kernels do not count (the memory planner still places them). The choice is
+recorded on the layer, and the rules on the module, for `aipu-dfs` to tile depth-first
+groups by them (it reads no tiling field):
 
     builtin.module attributes {aipu.tiling = #aipu.tiling<force_h_tiling = 4,
                                                           ignore_weight_buffers = true>} {
