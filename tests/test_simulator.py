@@ -839,6 +839,20 @@ def test_dwpu_avg_divides_by_the_counted_taps(count_include_pad, extra, expected
     np.testing.assert_array_equal(get(memories, L1 + 1024, (3, 3)), expected)
 
 
+def test_dwpu_avg_reads_the_input_zero_point_of_row_0():
+    """The table's input zero point is row 0's (docs/isa.md): 3 there, 100 in the divisor
+    rows. 2x2 windows of 1 4 7 / 10 13 16 / 19 22 25 minus 3: sums 16, 28, 52, 64 over 4."""
+    memories = device()
+    put(memories, L1, (np.arange(9, dtype=np.int8).reshape(3, 3, 1) * 3) + 1)
+    rows = _avg_table()
+    rows[:, :, 4] = 100
+    rows[0, :, 4] = 3
+    put(memories, DDR, rows)
+    run(memories, dwpu(memories, DwpuMode.AVG, **_io((3, 3), 1, (2, 2)), rq_addr=DDR,
+                       kernel=[2, 2]))  # fmt: skip
+    assert get(memories, L1 + 1024, (2, 2)).tolist() == [[4, 7], [13, 16]]
+
+
 def test_dwpu_avg_extra_rows_are_reached_never_counted():
     """ceil_mode: a window past the bottom pads divides by the taps inside only."""
     memories = device()

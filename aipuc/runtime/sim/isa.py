@@ -211,7 +211,14 @@ DWPU_OP_FIELDS = [
     Field("mode", "u1", 1, "`DwpuMode`"),
     Field("flags", "u1", 1, "`DwpuFlag`"),
     Field("w_addr", "<u8", 1, "depthwise kernels [kh, kw, channels] (CONV)"),
-    Field("rq_addr", "<u8", 1, "requantization table (see the simulator)"),
+    Field(
+        "rq_addr",
+        "<u8",
+        1,
+        "int32 table [rows, C (`PER_CHANNEL`) or 1, 5]: bias, multiplier, shift, output "
+        "zp, input zp; one row (CONV, GLOBAL_AVG) or kh * kw + 1 (AVG: row d for a window "
+        "of d counted taps; the input zp of row 0)",
+    ),
 ]
 DWPU_OP = _record_dtype(DWPU_OP_FIELDS, DWPU_OP_BYTES, header=False)
 """A DWPU program: what a depthwise layer computes, shared by the records of its tiles
