@@ -112,3 +112,19 @@ def test_what_cannot_fit_still_fails_in_one_line(tmp_path):
 )
 def test_split_axes(extents, tiles, counts):
     assert split_axes(extents, tiles) == counts
+
+
+@pytest.mark.parametrize(
+    "op, inputs, l1_constraint",
+    [
+        ("Sigmoid", {"x": [1, 3, 20, 20, 85]}, None),  # a detector head's 5-D tensor
+        ("Add", {"x": [2, 3, 4, 5, 64], "b": [1, 1, 4, 5, 64]}, None),  # broadcast outer axes
+        ("Add", {"x": [2, 3, 4, 5, 64], "b": [2, 1, 4, 5, 64]}, None),  # only 2 and 3 merge
+        ("Mul", {"x": [1, 3, 20, 20, 85], "b": [1, 3, 20, 20, 85]}, 16384),  # tiled too
+    ],
+)
+def test_five_axis_tiles_merge_outer_axes(tmp_path, op, inputs, l1_constraint):
+    """A DPU record holds 4 axes: a 5-D element-wise tile runs with outer axes merged where
+    every operand steps through them as one (these failed to compile before)."""
+    lowered = _compile(tmp_path, op, inputs, l1_constraint)
+    assert "aipu.dpu" in lowered

@@ -313,6 +313,7 @@ class StreamEmitter:
         operand_strides = [0] * (DPU_OPERANDS * DPU_RANK)
         operand_bytes = [0] * DPU_OPERANDS
         shape: list[int] | None = None
+        blocks: list[tuple[int, list[int], list[int], int]] = []
         for micro in op.body.block.ops:
             if isinstance(micro, (aipu.DpuLoadOp, aipu.DpuStoreOp)):
                 value = micro.source if isinstance(micro, aipu.DpuLoadOp) else micro.dest
@@ -322,20 +323,19 @@ class StreamEmitter:
                     raise CompilationError(
                         f"a DPU program reads or writes more than {DPU_OPERANDS} tiles"
                     )
-                slot = slots[value] = len(slots)
+                slots[value] = len(slots)
                 address, sizes, strides, itemsize = self.addresses.block(value, env)
-                if len(sizes) > DPU_RANK:
-                    raise CompilationError(f"DPU tiles have at most {DPU_RANK} axes")
-                lead = DPU_RANK - len(sizes)
-                sizes, strides = [1] * lead + sizes, [0] * lead + strides
                 if isinstance(micro, aipu.DpuStoreOp):
-                    shape = sizes
-                operand_addr[slot] = address
-                operand_bytes[slot] = itemsize
-                operand_strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] = [
-                    0 if n == 1 else s for n, s in zip(sizes, strides, strict=True)
-                ]
+                    shape = list(sizes)
+                blocks.append((address, list(sizes), list(strides), itemsize))
         assert shape is not None
+        shape, blocks = _within_dpu_rank(shape, blocks)
+        for slot, (address, sizes, strides, itemsize) in enumerate(blocks):
+            operand_addr[slot] = address
+            operand_bytes[slot] = itemsize
+            operand_strides[slot * DPU_RANK : (slot + 1) * DPU_RANK] = [
+                0 if n == 1 else s for n, s in zip(sizes, strides, strict=True)
+            ]
         words = self._micro_ops(op, slots, env)
         shape = _full_lanes(shape, operand_strides, operand_bytes, len(slots), words)
         if op.program is None:
@@ -404,6 +404,48 @@ def _register(micro: Operation) -> int:
 
 _PER_LANE_AXIS = (MicroOpcode.REQUANT_TABLE, MicroOpcode.RMAX, MicroOpcode.RSUM)
 """Micro-ops whose meaning depends on the innermost axis (per channel, reductions)."""
+
+
+def _within_dpu_rank(
+    shape: list[int], blocks: list[tuple[int, list[int], list[int], int]]
+) -> tuple[list[int], list[tuple[int, list[int], list[int], int]]]:
+    """The tiles on DPU_RANK axes: leading 1s added, or (a 5-D element-wise tile, such as a
+    detector head's [1, 3, 80, 80, 85]) outer axes merged where every operand steps through
+    them as one (a broadcast axis stays 0 on both), never the innermost axis, which
+    row-wise micro-ops and per-channel tables read."""
+    rank = max(len(shape), *(len(sizes) for _, sizes, _, _ in blocks))
+    padded = [
+        (address, [1] * (rank - len(sizes)) + sizes, [0] * (rank - len(sizes)) + strides, item)
+        for address, sizes, strides, item in blocks
+    ]
+    shape = [1] * (rank - len(shape)) + shape
+    axis = 0
+    while len(shape) > DPU_RANK and axis < len(shape) - 2:
+        inner = shape[axis + 1]
+        if all(
+            strides[axis] == strides[axis + 1] * inner
+            if sizes[axis] > 1 and sizes[axis + 1] > 1
+            else sizes[axis] == 1 and sizes[axis + 1] == 1 or shape[axis] == 1
+            for _, sizes, strides, _ in padded
+        ):
+            shape[axis : axis + 2] = [shape[axis] * inner]
+            padded = [
+                (address, [*sizes[:axis], sizes[axis] * sizes[axis + 1], *sizes[axis + 2 :]],
+                 [*strides[:axis], strides[axis + 1], *strides[axis + 2 :]], item)
+                for address, sizes, strides, item in padded
+            ]  # fmt: skip
+        else:
+            axis += 1
+    if len(shape) > DPU_RANK:
+        raise CompilationError(
+            f"DPU tiles have at most {DPU_RANK} axes, and this tile's {len(shape)} do not "
+            "merge (an operand steps through them differently)"
+        )
+    lead = DPU_RANK - len(shape)
+    return [1] * lead + shape, [
+        (address, [1] * lead + sizes, [0] * lead + strides, item)
+        for address, sizes, strides, item in padded
+    ]
 
 
 def _full_lanes(
