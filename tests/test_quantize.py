@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.parser import Parser
 
 from aipuc import numerics
@@ -579,6 +580,17 @@ builtin.module {{
 """
 
 
+def _quantized_table_module(tail: str | None = None, **values) -> ModuleOp:
+    """_TABLE_INPUT_MODULE with `values`, its return replaced by `tail` (more ops reading
+    %x or %y, then the return), quantized with per_tensor_min_max."""
+    text = _TABLE_INPUT_MODULE.format(**values)
+    if tail is not None:
+        text = text.replace("func.return %y : tensor<1x8xf32>", tail)
+    module = Parser(ir_context(), text).parse_module()
+    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
+    return module
+
+
 @pytest.mark.parametrize(
     "function, low, high",
     [
@@ -597,11 +609,9 @@ def test_a_tensor_only_a_table_reads_is_quantized_where_the_table_is_not_flat(fu
     fn = numerics.UNARY_FUNCTIONS[function]()
     grid = np.linspace(low, high, 20001)
     out_low, out_high = float(fn(grid).min()), float(fn(grid).max())
-    text = _TABLE_INPUT_MODULE.format(
+    module = _quantized_table_module(
         function=function, low=low, high=high, out_low=out_low, out_high=out_high
     )
-    module = Parser(ir_context(), text).parse_module()
-    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
     lut = next(op for op in module.walk() if isinstance(op, axq.LutOp))
     narrow, out = element_type(lut.input), element_type(lut.result)
     wide_scale, wide_zp = numerics.choose_qparams_asymmetric(low, high)
@@ -635,16 +645,12 @@ def test_a_tensor_only_a_table_reads_is_quantized_where_the_table_is_not_flat(fu
 
 
 def test_a_tensor_a_table_shares_with_another_reader_keeps_its_range():
-    text = _TABLE_INPUT_MODULE.format(
-        function="sigmoid", low=-20.0, high=20.0, out_low=0.0, out_high=1.0
-    ).replace(
-        "func.return %y : tensor<1x8xf32>",
+    module = _quantized_table_module(
         "%z = axq.mul %x, %y {axq.calibration = [{histogram = array<f64: -20.0, 20.0>, "
         "min_max = array<f64: -20.0, 20.0>}]} : (tensor<1x8xf32>, tensor<1x8xf32>) -> "
         "tensor<1x8xf32>\n    func.return %z : tensor<1x8xf32>",
-    )
-    module = Parser(ir_context(), text).parse_module()
-    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
+        function="sigmoid", low=-20.0, high=20.0, out_low=0.0, out_high=1.0,
+    )  # fmt: skip
     lut = next(op for op in module.walk() if isinstance(op, axq.LutOp))
     assert element_type(lut.input).scale == pytest.approx(40.0 / 255)
 
@@ -654,16 +660,12 @@ def test_a_table_input_is_narrowed_for_its_tables_final_output_type():
     finer steps shorten the SiLU's plateau; the SiLU's input is narrowed for that, so its
     clamped inputs still get the correctly rounded SiLU (narrowed for the calibrated output
     step, 9,534 of them were one code off)."""
-    text = _TABLE_INPUT_MODULE.format(
-        function="silu", low=-30.0, high=20.0, out_low=-0.2785, out_high=20.0
-    ).replace(
-        "func.return %y : tensor<1x8xf32>",
+    module = _quantized_table_module(
         "%z = axq.lut %y {function = #axq<unary_function sigmoid>, params = {}, "
         "axq.calibration = [{histogram = array<f64: 0.0, 1.0>, min_max = array<f64: 0.0, 1.0>}]}"
         " : tensor<1x8xf32> -> tensor<1x8xf32>\n    func.return %z : tensor<1x8xf32>",
-    )
-    module = Parser(ir_context(), text).parse_module()
-    QuantizePass(quantization_scheme="per_tensor_min_max").apply(ir_context(), module)
+        function="silu", low=-30.0, high=20.0, out_low=-0.2785, out_high=20.0,
+    )  # fmt: skip
     silu = next(op for op in module.walk() if isinstance(op, axq.LutOp))
     x, y = element_type(silu.input), element_type(silu.result)
     assert y.scale < 0.5 * (20.0 + 0.2785) / 255  # the sigmoid narrowed the SiLU's output
