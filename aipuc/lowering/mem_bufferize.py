@@ -449,7 +449,7 @@ class ConvExpansion:
         self.b, self.op = builder, op
         self.mvm = mvm = MvmExpansion(op)
         self.x, self.y = builder.buffer(op.input), builder.buffer(op.result)
-        self.x_axis, _, self.y_axis = aipu._ints(op.image_axes)
+        self.x_axis, self.w_axis, self.y_axis = aipu._ints(op.image_axes)
         if _pixel_rows(op):
             self.x, self.y = _as_one_image(builder, self.x), _as_one_image(builder, self.y)
             self.batch, self.in_h, self.in_w, self.lanes = _shape(self.x)
@@ -532,7 +532,7 @@ class ConvExpansion:
             # images on axis 1, [K, images * N]
             rows, columns = (
                 (shape[0], shape[1] * shape[2])
-                if aipu._ints(op.image_axes)[1] == 1
+                if self.w_axis == 1
                 else (shape[0] * shape[1], shape[2])
             )
             flat = mem.ReinterpretOp(weights, mem.BufferType([rows, columns], i8, _space(weights)))
@@ -586,7 +586,7 @@ class ConvExpansion:
         first = j * self.mvm.n_chunk * self.mvm.icr
         if self.blocked:
             at: list[Index | int] = [j * depth + k0, 0]
-        elif self.per_image and aipu._ints(self.op.image_axes)[1] == 1:  # [K, images, N]
+        elif self.per_image and self.w_axis == 1:  # [K, images, N]
             at = [Index(k0), b * _shape(self.op.weights)[2] + first]
         elif self.per_image:
             at = [b * depth + k0, first]
